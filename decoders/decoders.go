@@ -1,0 +1,15 @@
+// Package decoders turns a Kinesis record's bytes into a generic value tree for
+// schema validation. Implementations: decoders/jsondec, decoders/avrodec.
+package decoders
+
+// Decoder decodes one record's payload.
+//
+// The returned value is a tree of: nil, bool, string, []byte, json.Number (JSON
+// numbers, never float64, so that int64 ids survive), int32, int64, float32,
+// float64 (Avro), time.Time (Avro logical timestamps), []any and map[string]any.
+// An error means the bytes are not valid in the format: the record becomes a
+// decode_error dead letter. Decode must consume the whole payload, never panic,
+// and be safe for concurrent use.
+type Decoder interface {
+	Decode(data []byte) (any, error)
+}

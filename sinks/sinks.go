@@ -26,12 +26,26 @@ type Origin struct {
 }
 
 // Field is one named, typed value of a row. Value holds one of: nil, bool,
-// int64, float64, string, []byte, time.Time (datetime, UTC), civil dates as
-// time.Time at midnight UTC, []any, map[string]any, or []Field for structs.
+// int64, float64, string, []byte, time.Time (datetime, UTC, µs precision), Date,
+// Decimal, []float64 (embedding), []any (list), map[string]any (map), or []Field
+// (struct). Sinks encode them by these Go types.
 type Field struct {
 	Name  string
 	Value any
 }
+
+// Date is a calendar date without a time zone.
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// String formats the date as ISO-8601 (2006-01-02).
+func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day) }
+
+// Decimal is an exact decimal number in its canonical text form ("-12.50").
+type Decimal string
 
 // Row is one validated record of a dataset.
 type Row struct {

@@ -1,0 +1,162 @@
+// Command kinesis-ingest lands Kinesis records as typed rows and dead letters.
+//
+//	kinesis-ingest run --config F        consume until SIGINT/SIGTERM
+//	kinesis-ingest validate --config F   check the config and connectivity
+//	kinesis-ingest demo                  run on local emulators with a demo stream
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+)
+
+const usage = `kinesis-ingest lands AWS Kinesis records as typed rows; records that cannot
+become rows go to a dead-letter sink with the reason.
+
+Usage:
+  kinesis-ingest run --config FILE       consume until SIGINT or SIGTERM, then drain,
+                                         checkpoint, release leases and exit 0
+  kinesis-ingest validate --config FILE  check the config whole, then that every stream
+                                         and the lease table are reachable
+  kinesis-ingest demo [--out DIR]        start local emulators, create a demo stream
+                                         with some bad records, ingest it, print a summary
+
+Run "kinesis-ingest COMMAND --help" for a command's flags.
+AWS region, credentials and endpoints come from the SDK's standard configuration
+(AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS, ...).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes: 0 ok, 1 failure at run time, 2 bad usage or invalid config.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func flags(name, help string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) (ok bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, 0
+		}
+		return false, 2
+	}
+	return true, 0
+}
+
+func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
+	if path == "" {
+		fmt.Fprintln(stderr, "--config is required")
+		return nil, false
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "invalid config %s:\n%v\n", path, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h)
+}
+
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
+	fs := flags("run", "kinesis-ingest run --config FILE: consume every source of FILE until SIGINT or SIGTERM.", stderr)
+	path := fs.String("config", "", "path of the YAML configuration (required)")
+	if ok, code := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "warning", w)
+	}
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped with errors", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flags("validate", "kinesis-ingest validate --config FILE: check FILE whole (every problem at once, with its\nYAML path), then connect: each stream with its role, and the lease table.", stderr)
+	path := fs.String("config", "", "path of the YAML configuration (required)")
+	offline := fs.Bool("offline", false, "check the file only, do not connect")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up connecting after this long")
+	if ok, code := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 2
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	if !*offline {
+		vctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		if err := app.Validate(vctx, cfg); err != nil {
+			fmt.Fprintf(stderr, "connectivity check failed:\n%v\n", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "config %s is valid (%d sources, %d datasets, %d sinks)\n", *path, len(cfg.Sources), len(cfg.Datasets), len(cfg.Sinks))
+	return 0
+}

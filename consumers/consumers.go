@@ -1,0 +1,28 @@
+// Package consumers reads records from a stream and hands them, shard by shard,
+// to a Handler. The implementation is consumers/kcl (Kinesis through the KCL,
+// leases in DynamoDB through consumers/leases).
+package consumers
+
+import (
+	"context"
+
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// Record is one stream record, after KPL de-aggregation.
+type Record struct {
+	Origin sinks.Origin
+	Data   []byte
+}
+
+// Handler takes the records of one shard, in sequence order, one batch at a
+// time per shard; batches of different shards may arrive concurrently.
+//
+// Deliver returns nil only once every record of the batch has a durable row or a
+// durable dead letter: the consumer checkpoints past the batch right after. It
+// retries transient failures (a sink outage) itself, with backoff, until ctx is
+// done, and then returns ctx's error with nothing promised: the consumer does not
+// checkpoint and the batch is read again by whoever holds the shard next.
+type Handler interface {
+	Deliver(ctx context.Context, source string, records []Record) error
+}

@@ -1,0 +1,330 @@
+// Package kcl consumes a Kinesis stream with vmware-go-kcl-v2 v1.0.0 in polling
+// mode, leases and checkpoints in DynamoDB through consumers/leases, and hands
+// each GetRecords batch to a consumers.Handler.
+//
+// # The library's traps, and what this package does about them
+//
+//   - Checkpoints and leases: the library's DynamoDB checkpointer writes whole
+//     items unconditionally, so a worker that lost a shard overwrote the new
+//     owner's checkpoint, and checkpoints wiped steal claims. Replaced through
+//     WithCheckpointer by consumers/leases: every write is a conditional
+//     UpdateItem on this worker still owning the lease.
+//   - What is checkpointed: ProcessRecords hands the whole batch to the Handler
+//     and returns only once it is durable, then checkpoints the batch's last
+//     sequence number. So the checkpoint is always the highest sequence number
+//     below which everything is durable, and a KPL aggregate (its sub-records
+//     share one sequence number, and always arrive in one batch) is checkpointed
+//     only when all its sub-records are. Blocking there is also the backpressure:
+//     the library polls again as soon as ProcessRecords returns.
+//   - Shard end: on TERMINATE every earlier batch is already durable (ProcessRecords
+//     is synchronous), so SHARD_END is written at once. Nothing is checkpointed
+//     after the lease is released: the conditional write would fail.
+//   - ZOMBIE is never sent: a lost lease ends the shard's consumer with no
+//     callback. A lost lease shows up as ErrLeaseLost on the next checkpoint; the
+//     processor then stops delivering.
+//   - Stealing: the library never sets ShardStatus.ClaimRequest; consumers/leases
+//     fills it in FetchCheckpoint, and the owner gives a claimed shard up at its
+//     next renewal. It also refuses a free lease beyond this worker's fair share.
+//   - One lease per shard-sync tick: shard_sync_interval defaults to seconds, not
+//     the library's minute.
+//   - A child shard read while its parent still has data: consumers/leases refuses
+//     the child's lease until the parent's row says SHARD_END, so the library's
+//     parent wait (which ignores Shutdown) returns at once.
+//   - Shutdown can hang: Worker.Shutdown waits, without a timeout, for every shard
+//     consumer, and one may be blocked in a delivery to a sink that is down.
+//     Run cancels deliveries after DrainTimeout (no checkpoint is written for
+//     them) and stops waiting for the library after a further grace period.
+//   - Logging and metrics: slog through the library's Logger interface, its stray
+//     logrus output redirected into slog; metrics through MonitoringService on our
+//     registry, never its global-registry exporter.
+//
+// Not handled here: a malformed KPL aggregate makes the library's de-aggregator
+// drop the whole batch it came in (or panic on a bad partition-key index). The
+// library accepts only a *kinesis.Client, so the fix needs a deserialize
+// middleware on that client; producers of this project's streams do not
+// aggregate, and the issue is tracked with the scaling work.
+package kcl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kclcfg "github.com/vmware/vmware-go-kcl-v2/clientlibrary/config"
+	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
+
+	"github.com/kinesis-ingest/kinesis-ingest/consumers"
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
+	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// Position is where a shard without a checkpoint starts.
+type Position struct {
+	Type      string // LATEST, TRIM_HORIZON or AT_TIMESTAMP
+	Timestamp time.Time
+}
+
+// Config configures one consumer of one stream.
+type Config struct {
+	Source      string // the source's name: a metric label and the origin of rows
+	StreamARN   string
+	StreamName  string
+	Region      string
+	Position    Position
+	Application string // lease table
+	WorkerID    string
+
+	ShardSyncInterval time.Duration
+	LeaseDuration     time.Duration
+	LeaseRefresh      time.Duration
+	IdleBetweenReads  time.Duration
+	MaxRecords        int
+	LeaseStealing     bool
+	MaxLeases         int           // 0: no limit
+	DrainTimeout      time.Duration // how long in-flight deliveries may finish after Run's ctx ends
+
+	Kinesis *kinesis.Client
+	Dynamo  *dynamodb.Client
+	Handler consumers.Handler
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	req := func(ok bool, what string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("kcl consumer: %s", what))
+		}
+	}
+	req(c.Source != "", "source name is empty")
+	req(c.StreamName != "", "stream name is empty")
+	req(c.Region != "", "region is empty")
+	req(c.Application != "", "application (lease table) is empty")
+	req(c.WorkerID != "", "worker id is empty")
+	req(c.Kinesis != nil && c.Dynamo != nil, "needs Kinesis and DynamoDB clients")
+	req(c.Handler != nil, "needs a handler")
+	req(c.Metrics != nil, "needs metrics")
+	switch c.Position.Type {
+	case "LATEST", "TRIM_HORIZON":
+	case "AT_TIMESTAMP":
+		req(!c.Position.Timestamp.IsZero(), "AT_TIMESTAMP needs a timestamp")
+	default:
+		errs = append(errs, fmt.Errorf("kcl consumer: position %q: want LATEST, TRIM_HORIZON or AT_TIMESTAMP", c.Position.Type))
+	}
+	req(c.MaxRecords >= 1 && c.MaxRecords <= 10000, "max_records must be in 1..10000")
+	req(c.LeaseDuration > 0 && c.LeaseRefresh > 0 && c.LeaseRefresh < c.LeaseDuration/2,
+		"lease_refresh must be positive and under half of lease_duration")
+	req(c.ShardSyncInterval > 0 && c.IdleBetweenReads > 0, "intervals must be positive")
+	return errors.Join(errs...)
+}
+
+// Consumer runs one KCL worker.
+type Consumer struct {
+	cfg   Config
+	log   *slog.Logger
+	table *leases.Table
+}
+
+// New validates cfg.
+func New(cfg Config) (*Consumer, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("source", cfg.Source, "worker_id", cfg.WorkerID)
+	c := &Consumer{cfg: cfg, log: log}
+	table, err := leases.New(leases.Config{
+		Client:        cfg.Dynamo,
+		Table:         cfg.Application,
+		WorkerID:      cfg.WorkerID,
+		LeaseDuration: cfg.LeaseDuration,
+		Logger:        log.With("component", "leases"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease table %q: %w", cfg.Application, err)
+	}
+	c.table = table
+	return c, nil
+}
+
+// Leases gives access to the lease table (for status and tests).
+func (c *Consumer) Leases() *leases.Table { return c.table }
+
+// Run consumes until ctx is done, then shuts down gracefully: each shard finishes
+// (or, after DrainTimeout, abandons without checkpointing) its batch in flight,
+// checkpoints, and releases its lease.
+func (c *Consumer) Run(ctx context.Context) error {
+	redirectLogrus(c.cfg.Logger)
+	ms := func(d time.Duration) int { return int(d / time.Millisecond) }
+	kc := kclcfg.NewKinesisClientLibConfigWithCredentials(c.cfg.Application, c.cfg.StreamName, c.cfg.Region, c.cfg.WorkerID, nil, nil).
+		WithTableName(c.cfg.Application).
+		WithFailoverTimeMillis(ms(c.cfg.LeaseDuration)).
+		WithLeaseRefreshWaitTime(ms(c.cfg.LeaseRefresh)).
+		WithShardSyncIntervalMillis(ms(c.cfg.ShardSyncInterval)).
+		WithIdleTimeBetweenReadsInMillis(ms(c.cfg.IdleBetweenReads)).
+		WithMaxRecords(c.cfg.MaxRecords).
+		WithLeaseStealing(c.cfg.LeaseStealing).
+		WithLogger(slogAdapter{c.log.With("component", "kcl")}).
+		WithMonitoringService(c.cfg.Metrics.NewKCL(c.cfg.Source))
+	kc.LeaseStealingIntervalMillis = ms(c.cfg.ShardSyncInterval)
+	kc.LeaseSyncingTimeIntervalMillis = ms(c.cfg.ShardSyncInterval)
+	kc.LeaseStealingClaimTimeoutMillis = ms(2 * c.cfg.LeaseDuration)
+	kc.MaxLeasesForWorker = c.cfg.MaxLeases
+	if kc.MaxLeasesForWorker <= 0 {
+		kc.MaxLeasesForWorker = 1 << 30
+	}
+	switch c.cfg.Position.Type {
+	case "LATEST":
+		kc.WithInitialPositionInStream(kclcfg.LATEST)
+	case "TRIM_HORIZON":
+		kc.WithInitialPositionInStream(kclcfg.TRIM_HORIZON)
+	case "AT_TIMESTAMP":
+		ts := c.cfg.Position.Timestamp
+		kc.WithTimestampAtInitialPositionInStream(&ts)
+	}
+
+	// Deliveries outlive ctx by DrainTimeout so that a graceful stop finishes
+	// the batches in flight and checkpoints them.
+	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliveries()
+	factory := &processorFactory{c: c, ctx: deliverCtx}
+	w := worker.NewWorker(factory, kc).WithKinesis(c.cfg.Kinesis).WithCheckpointer(c.table)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
+	}
+	c.log.Info("consumer started", "stream", c.cfg.StreamName, "lease_table", c.cfg.Application,
+		"initial_position", c.cfg.Position.Type)
+	<-ctx.Done()
+
+	c.log.Info("consumer stopping: draining batches in flight", "drain_timeout", c.cfg.DrainTimeout)
+	drain := time.AfterFunc(c.cfg.DrainTimeout, func() {
+		c.log.Warn("drain timeout: abandoning deliveries in flight without checkpointing them")
+		cancelDeliveries()
+	})
+	defer drain.Stop()
+	done := make(chan struct{})
+	go func() {
+		w.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+		c.log.Info("consumer stopped")
+		return nil
+	case <-time.After(c.cfg.DrainTimeout + 2*c.cfg.LeaseDuration):
+		// A shard consumer stuck inside the library (a hung GetRecords call):
+		// its lease expires by itself and another worker takes over.
+		return fmt.Errorf("consumer of stream %q did not stop within %s; its leases will expire", c.cfg.StreamName, c.cfg.DrainTimeout+2*c.cfg.LeaseDuration)
+	}
+}
+
+type processorFactory struct {
+	c   *Consumer
+	ctx context.Context
+}
+
+func (f *processorFactory) CreateProcessor() kcl.IRecordProcessor {
+	return &processor{c: f.c, ctx: f.ctx}
+}
+
+// processor handles one shard lease. The KCL calls it from that shard's
+// goroutine only.
+type processor struct {
+	c       *Consumer
+	ctx     context.Context
+	shardID string
+	log     *slog.Logger
+	stopped bool // lease lost or delivery abandoned: deliver nothing more
+}
+
+func (p *processor) Initialize(in *kcl.InitializationInput) {
+	p.shardID = in.ShardId
+	p.log = p.c.log.With("shard_id", in.ShardId)
+	var from string
+	if in.ExtendedSequenceNumber != nil {
+		from = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
+	}
+	p.log.Info("shard lease taken", "checkpoint", from)
+}
+
+func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	if p.stopped || len(in.Records) == 0 {
+		return
+	}
+	recs := make([]consumers.Record, len(in.Records))
+	for i, r := range in.Records {
+		seq := aws.ToString(r.SequenceNumber)
+		sub := 0
+		// KPL sub-records share their aggregate's sequence number.
+		if i > 0 && seq == recs[i-1].Origin.SequenceNumber {
+			sub = recs[i-1].Origin.SubSequence + 1
+		}
+		recs[i] = consumers.Record{
+			Origin: sinks.Origin{
+				Source:         p.c.cfg.Source,
+				StreamARN:      p.c.cfg.StreamARN,
+				ShardID:        p.shardID,
+				SequenceNumber: seq,
+				SubSequence:    sub,
+				PartitionKey:   aws.ToString(r.PartitionKey),
+				ArrivalTime:    aws.ToTime(r.ApproximateArrivalTimestamp).UTC(),
+			},
+			Data: r.Data,
+		}
+	}
+	if err := p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs); err != nil {
+		// Only cancellation ends a delivery unfinished; the batch is not
+		// checkpointed and will be read again.
+		p.log.Warn("batch abandoned without checkpoint", "records", len(recs), "err", err)
+		p.stopped = true
+		return
+	}
+	last := recs[len(recs)-1].Origin.SequenceNumber
+	p.checkpoint(in.Checkpointer, &last)
+}
+
+func (p *processor) checkpoint(cp kcl.IRecordProcessorCheckpointer, seq *string) {
+	m := p.c.cfg.Metrics.Checkpoints
+	err := cp.Checkpoint(seq)
+	switch {
+	case err == nil:
+		m.WithLabelValues(p.c.cfg.Source, "ok").Inc()
+	case errors.Is(err, leases.ErrLeaseLost):
+		m.WithLabelValues(p.c.cfg.Source, "lease_lost").Inc()
+		p.log.Warn("lease lost; another worker owns this shard now, stopping", "err", err)
+		p.stopped = true
+	default:
+		// Not fatal: the next batch's checkpoint covers this one, and a crash
+		// before then only re-reads durable records.
+		m.WithLabelValues(p.c.cfg.Source, "error").Inc()
+		p.log.Warn("checkpoint failed; the next one will cover it", "err", err)
+	}
+}
+
+func (p *processor) Shutdown(in *kcl.ShutdownInput) {
+	switch in.ShutdownReason {
+	case kcl.TERMINATE:
+		if p.stopped {
+			return
+		}
+		// Every batch before this call is durable and checkpointed.
+		p.checkpoint(in.Checkpointer, nil)
+		p.log.Info("shard ended; SHARD_END checkpointed")
+	default:
+		p.log.Info("shard released", "reason", strings.ToLower(aws.ToString(kcl.ShutdownReasonMessage(in.ShutdownReason))))
+	}
+}

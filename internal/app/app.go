@@ -1,0 +1,248 @@
+// Package app wires a loaded configuration into a running worker: AWS clients,
+// sinks, the pipeline, one KCL consumer per source and the metrics endpoint.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
+)
+
+// DeadLetterPrefix starts the names of dead-letter files.
+const DeadLetterPrefix = "dead-letters"
+
+// App is one worker process.
+type App struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	metrics   *metrics.Metrics
+	pipeline  *pipeline.Pipeline
+	consumers []*kcl.Consumer
+	closers   []func() error
+	listener  net.Listener
+}
+
+// New builds every part; nothing runs until Run.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
+	a = &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.metrics, _ = metrics.NewWithRuntime()
+	workerID := cfg.Consumer.WorkerID
+
+	rowSinks := map[string]sinks.RowSink{}
+	for _, s := range cfg.Sinks {
+		switch {
+		case s.File != nil:
+			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: s.Name, MaxBytes: s.File.MaxBytes}, log.With("sink", s.Name))
+			if err != nil {
+				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
+			}
+			rowSinks[s.Name] = rs
+			a.closers = append(a.closers, rs.Close)
+		default:
+			return nil, fmt.Errorf("sink %q: kind %q is not supported by this build", s.Name, s.Kind())
+		}
+	}
+	var dl sinks.DeadLetterSink
+	switch {
+	case cfg.DeadLetter.File != nil:
+		d, err := file.NewDeadLetterSink(file.Config{Dir: cfg.DeadLetter.File.Path, WorkerID: workerID, Prefix: DeadLetterPrefix, MaxBytes: cfg.DeadLetter.File.MaxBytes}, log.With("sink", "dead_letter"))
+		if err != nil {
+			return nil, fmt.Errorf("dead_letter: %w", err)
+		}
+		dl = d
+		a.closers = append(a.closers, d.Close)
+	default:
+		return nil, errors.New("dead_letter: only the file dead-letter sink is supported by this build")
+	}
+
+	var sources []pipeline.Source
+	for _, src := range cfg.Sources {
+		dec, err := decoderFor(src)
+		if err != nil {
+			return nil, err
+		}
+		ps := pipeline.Source{
+			Name:               src.Name,
+			StreamARN:          src.Kinesis.StreamARN.String(),
+			Decoder:            dec,
+			DeadLetterUnrouted: cfg.DeadLetter.Unrouted,
+		}
+		for _, ds := range cfg.Datasets {
+			if ds.Source != src.Name {
+				continue
+			}
+			ps.Routes = append(ps.Routes, pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Sink]})
+		}
+		sources = append(sources, ps)
+	}
+	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: dl, Metrics: a.metrics, Logger: log.With("component", "pipeline")})
+	if err != nil {
+		return nil, err
+	}
+
+	leaseCfg, err := awsConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", sessionName(workerID))
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	dynamo := dynamodb.NewFromConfig(leaseCfg)
+	for _, src := range cfg.Sources {
+		k := src.Kinesis
+		kcfg, err := awsConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, sessionName(workerID))
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", src.Name, err)
+		}
+		c, err := kcl.New(kcl.Config{
+			Source:            src.Name,
+			StreamARN:         k.StreamARN.String(),
+			StreamName:        k.StreamARN.Name,
+			Region:            k.StreamARN.Region,
+			Position:          kcl.Position{Type: k.InitPosition.ShardIteratorType(), Timestamp: k.InitPosition.Timestamp},
+			Application:       LeaseTable(cfg, src.Name),
+			WorkerID:          workerID,
+			ShardSyncInterval: cfg.Consumer.ShardSyncInterval,
+			LeaseDuration:     cfg.Consumer.LeaseDuration,
+			LeaseRefresh:      cfg.Consumer.LeaseRefresh,
+			IdleBetweenReads:  cfg.Consumer.IdleBetweenReads,
+			MaxRecords:        cfg.Consumer.MaxRecords,
+			LeaseStealing:     cfg.Consumer.LeaseStealing,
+			MaxLeases:         cfg.Consumer.MaxLeases,
+			Kinesis:           kinesis.NewFromConfig(kcfg),
+			Dynamo:            dynamo,
+			Handler:           a.pipeline,
+			Metrics:           a.metrics,
+			Logger:            log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", src.Name, err)
+		}
+		a.consumers = append(a.consumers, c)
+	}
+
+	if cfg.Metrics.Listen != "" {
+		a.listener, err = net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("metrics.listen %q: %w (pick a free port, or \"\" to disable)", cfg.Metrics.Listen, err)
+		}
+	}
+	return a, nil
+}
+
+// LeaseTable is the DynamoDB lease table of a source: consumer.application, with
+// the source's name appended when there are several sources, because shard ids
+// repeat across streams.
+func LeaseTable(cfg *config.Config, source string) string {
+	if len(cfg.Sources) == 1 {
+		return cfg.Consumer.Application
+	}
+	return cfg.Consumer.Application + "-" + source
+}
+
+func decoderFor(src config.Source) (decoders.Decoder, error) {
+	switch src.Kinesis.Format.Kind {
+	case config.FormatJSON:
+		return jsondec.New(), nil
+	default:
+		return nil, fmt.Errorf("source %q: format %q is not supported by this build", src.Name, src.Kinesis.Format.Kind)
+	}
+}
+
+// Metrics returns the worker's collectors.
+func (a *App) Metrics() *metrics.Metrics { return a.metrics }
+
+// MetricsAddr is the address /metrics is served on, "" when disabled.
+func (a *App) MetricsAddr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// Run runs until ctx is done, then stops gracefully: consumers drain their
+// batches in flight, checkpoint and release their leases; then the pipeline
+// and the sinks close.
+func (a *App) Run(ctx context.Context) error {
+	defer a.close()
+	var srv *http.Server
+	if a.listener != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", a.metrics.Handler())
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		a.log.Info("serving metrics", "addr", a.listener.Addr().String())
+	}
+
+	// The pipeline outlives ctx: consumers drain through it after ctx ends.
+	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipeline()
+	perr := make(chan error, 1)
+	go func() { perr <- a.pipeline.Run(pctx) }()
+	select {
+	case <-a.pipeline.Running():
+	case err := <-perr:
+		return err
+	}
+
+	// One consumer failing (its lease table unreachable at start) stops the
+	// worker: a worker silently reading only some of its sources is worse.
+	cctx, stopConsumers := context.WithCancel(ctx)
+	defer stopConsumers()
+	var wg sync.WaitGroup
+	errs := make([]error, len(a.consumers))
+	for i, c := range a.consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = c.Run(cctx); errs[i] != nil {
+				stopConsumers()
+			}
+		}()
+	}
+	wg.Wait()
+	stopPipeline()
+	errs = append(errs, <-perr)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+func (a *App) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.log.Warn("close sink", "err", err)
+		}
+	}
+	a.closers = nil
+	if a.listener != nil {
+		_ = a.listener.Close()
+	}
+}

@@ -1,0 +1,423 @@
+// Package pipeline carries records from a consumer to the sinks as Watermill
+// messages: decode → validate against the dataset → route → durable write.
+//
+// One Watermill message carries one GetRecords batch of one shard (records keep
+// their own shard, sequence number, partition key and arrival time). A message
+// per record was measured against it (BenchmarkDeliver): the framework's cost per
+// message is paid once per batch, and a sink makes a whole batch durable with one
+// fsync or one transaction instead of one per record. The message is acked only
+// once every record of it has a durable row or a durable dead letter; the
+// consumer then checkpoints past the batch.
+//
+// Two kinds of failure, one place each: bad data (undecodable, not fitting the
+// dataset, refused by a sink for itself) becomes a dead letter at once; a sink
+// outage is retried here, with capped exponential backoff and jitter, until it
+// ends or the delivery is cancelled, and nothing is acked meanwhile.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/kinesis-ingest/kinesis-ingest/consumers"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders"
+	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// Converter validates a decoded record against a dataset and returns its typed
+// fields, or an error naming the field and the problem.
+type Converter interface {
+	Convert(rec any) ([]sinks.Field, error)
+}
+
+// Filter decides whether a dataset takes a decoded record (Fennel's `where`).
+type Filter interface {
+	Match(rec any) (bool, error)
+}
+
+// Route sends the records a source's dataset takes to a row sink.
+type Route struct {
+	Dataset  string
+	Schema   Converter
+	Where    Filter // nil: every record
+	SinkName string
+	Sink     sinks.RowSink
+}
+
+// Source is one Kinesis source and the datasets it feeds.
+type Source struct {
+	Name      string
+	StreamARN string
+	Decoder   decoders.Decoder
+	Routes    []Route
+	// DeadLetterUnrouted makes a record that no dataset takes a no_route dead
+	// letter; otherwise it is only counted.
+	DeadLetterUnrouted bool
+}
+
+// Backoff bounds the retry of transient failures.
+type Backoff struct {
+	Initial time.Duration // default 100ms
+	Max     time.Duration // default 10s
+}
+
+// Config wires a pipeline.
+type Config struct {
+	Sources     []Source
+	DeadLetters sinks.DeadLetterSink
+	Metrics     *metrics.Metrics
+	Logger      *slog.Logger
+	Backoff     Backoff
+}
+
+// Pipeline implements consumers.Handler.
+type Pipeline struct {
+	cfg     Config
+	log     *slog.Logger
+	sub     *subscriber
+	router  *message.Router
+	sources map[string]*Source
+}
+
+var _ consumers.Handler = (*Pipeline)(nil)
+
+type batchKey struct{}
+
+type batch struct {
+	source  *Source
+	records []consumers.Record
+}
+
+// New validates cfg and builds the Watermill router, one handler per source.
+func New(cfg Config) (*Pipeline, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Backoff.Initial <= 0 {
+		cfg.Backoff.Initial = 100 * time.Millisecond
+	}
+	if cfg.Backoff.Max <= 0 {
+		cfg.Backoff.Max = 10 * time.Second
+	}
+	var errs []error
+	if cfg.DeadLetters == nil {
+		errs = append(errs, errors.New("pipeline: no dead-letter sink: every record must end as a row or a dead letter"))
+	}
+	if cfg.Metrics == nil {
+		errs = append(errs, errors.New("pipeline: no metrics"))
+	}
+	if len(cfg.Sources) == 0 {
+		errs = append(errs, errors.New("pipeline: no sources"))
+	}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, sub: newSubscriber(), sources: map[string]*Source{}}
+	for i := range cfg.Sources {
+		s := &cfg.Sources[i]
+		if s.Name == "" || s.Decoder == nil {
+			errs = append(errs, fmt.Errorf("pipeline: source %d (%q) needs a name and a decoder", i, s.Name))
+			continue
+		}
+		if _, dup := p.sources[s.Name]; dup {
+			errs = append(errs, fmt.Errorf("pipeline: source %q defined twice", s.Name))
+		}
+		for j, r := range s.Routes {
+			if r.Schema == nil || r.Sink == nil || r.Dataset == "" {
+				errs = append(errs, fmt.Errorf("pipeline: source %q route %d (%q) needs a dataset, a schema and a sink", s.Name, j, r.Dataset))
+			}
+		}
+		p.sources[s.Name] = s
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second},
+		watermill.NewSlogLoggerWithLevelMapping(cfg.Logger.With("component", "watermill"), map[slog.Level]slog.Level{
+			// Watermill logs every handler start and stop at Info.
+			slog.LevelInfo: slog.LevelDebug,
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("create watermill router: %w", err)
+	}
+	// A panic in a stage becomes a Nack, and Deliver re-sends the batch: a bug
+	// stalls the shard loudly instead of skipping records.
+	router.AddMiddleware(middleware.Recoverer)
+	for name := range p.sources {
+		router.AddConsumerHandler("deliver-"+name, name, p.sub, p.handle)
+	}
+	p.router = router
+	return p, nil
+}
+
+// Run runs the router until ctx is done, then waits for handlers in flight.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if err := p.router.Run(ctx); err != nil {
+		return fmt.Errorf("run pipeline router: %w", err)
+	}
+	return nil
+}
+
+// Running is closed once the pipeline accepts deliveries.
+func (p *Pipeline) Running() <-chan struct{} { return p.router.Running() }
+
+// Close stops the router (waiting for handlers in flight) and the subscriber.
+// Sinks belong to the caller.
+func (p *Pipeline) Close() error {
+	err := p.router.Close()
+	_ = p.sub.Close()
+	return err
+}
+
+// Deliver implements consumers.Handler: it publishes the batch as one message
+// and waits for its ack. A Nack (a panic in a stage) is retried with backoff.
+func (p *Pipeline) Deliver(ctx context.Context, source string, records []consumers.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	src, ok := p.sources[source]
+	if !ok {
+		return fmt.Errorf("deliver to unknown source %q: it is not in the pipeline's config", source)
+	}
+	t := p.sub.topic(source)
+	select {
+	case <-t.subscribed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	start := time.Now()
+	first := records[0].Origin
+	var bytes int
+	for i := range records {
+		bytes += len(records[i].Data)
+	}
+	p.cfg.Metrics.RecordsReceived.WithLabelValues(source, first.ShardID).Add(float64(len(records)))
+	p.cfg.Metrics.BytesReceived.WithLabelValues(source, first.ShardID).Add(float64(bytes))
+
+	b := &batch{source: src, records: records}
+	delay := p.cfg.Backoff.Initial
+	for attempt := 1; ; attempt++ {
+		msg := message.NewMessage(first.ShardID+"/"+first.SequenceNumber+"/"+strconv.Itoa(attempt), nil)
+		msg.Metadata.Set("source", source)
+		msg.Metadata.Set("shard_id", first.ShardID)
+		msg.Metadata.Set("first_sequence_number", first.SequenceNumber)
+		msg.Metadata.Set("last_sequence_number", records[len(records)-1].Origin.SequenceNumber)
+		msg.Metadata.Set("records", strconv.Itoa(len(records)))
+		msg.SetContext(context.WithValue(ctx, batchKey{}, b))
+		select {
+		case t.in <- msg:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-msg.Acked():
+			p.cfg.Metrics.BatchSeconds.WithLabelValues(source).Observe(time.Since(start).Seconds())
+			return nil
+		case <-msg.Nacked():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.log.Error("batch failed in the pipeline; retrying it whole, the shard waits",
+			"source", source, "shard_id", first.ShardID, "first_sequence_number", first.SequenceNumber,
+			"attempt", attempt, "retry_in", delay)
+		if err := sleep(ctx, jitter(delay)); err != nil {
+			return err
+		}
+		delay = min(2*delay, p.cfg.Backoff.Max)
+	}
+}
+
+func (p *Pipeline) handle(msg *message.Message) error {
+	b, ok := msg.Context().Value(batchKey{}).(*batch)
+	if !ok {
+		return errors.New("pipeline message carries no batch: it was not published by Deliver")
+	}
+	return p.process(msg.Context(), b)
+}
+
+// sinkBatch collects the rows for one sink, with the index of the record each
+// came from, to dead-letter rows the sink refuses.
+type sinkBatch struct {
+	name   string
+	sink   sinks.RowSink
+	rows   []sinks.Row
+	recIdx []int
+}
+
+func (p *Pipeline) process(ctx context.Context, b *batch) error {
+	src := b.source
+	var letters []sinks.DeadLetter
+	bySink := make([]*sinkBatch, len(src.Routes))
+	sinkIndex := map[sinks.RowSink]*sinkBatch{}
+	for i, r := range src.Routes {
+		sb, ok := sinkIndex[r.Sink]
+		if !ok {
+			sb = &sinkBatch{name: r.SinkName, sink: r.Sink}
+			sinkIndex[r.Sink] = sb
+		}
+		bySink[i] = sb
+	}
+	deadLetter := func(rec *consumers.Record, dataset string, reason sinks.Reason, err error) {
+		letters = append(letters, sinks.DeadLetter{
+			Origin: rec.Origin, Dataset: dataset, Reason: reason, Error: err.Error(), Data: rec.Data,
+		})
+	}
+
+	for i := range b.records {
+		rec := &b.records[i]
+		v, err := src.Decoder.Decode(rec.Data)
+		if err != nil {
+			deadLetter(rec, "", sinks.ReasonDecode, err)
+			continue
+		}
+		taken := false
+		for ri := range src.Routes {
+			r := &src.Routes[ri]
+			if r.Where != nil {
+				ok, err := r.Where.Match(v)
+				if err != nil {
+					deadLetter(rec, r.Dataset, sinks.ReasonSchema, fmt.Errorf("where: %w", err))
+					taken = true
+					continue
+				}
+				if !ok {
+					continue
+				}
+			}
+			taken = true
+			fields, err := r.Schema.Convert(v)
+			if err != nil {
+				deadLetter(rec, r.Dataset, sinks.ReasonSchema, err)
+				continue
+			}
+			sb := bySink[ri]
+			sb.rows = append(sb.rows, sinks.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields})
+			sb.recIdx = append(sb.recIdx, i)
+		}
+		if !taken {
+			p.cfg.Metrics.Unrouted.WithLabelValues(src.Name).Inc()
+			if src.DeadLetterUnrouted {
+				deadLetter(rec, "", sinks.ReasonNoRoute, errors.New("no dataset's where took this record"))
+			}
+		}
+	}
+
+	for _, sb := range sinkIndex {
+		if len(sb.rows) == 0 {
+			continue
+		}
+		rejected, err := p.writeRows(ctx, sb)
+		if err != nil {
+			return err
+		}
+		for _, ri := range rejected.Index {
+			if ri < 0 || ri >= len(sb.rows) {
+				continue
+			}
+			rec := &b.records[sb.recIdx[ri]]
+			deadLetter(rec, sb.rows[ri].Dataset, sinks.ReasonSinkRejected, fmt.Errorf("sink %s: %w", sb.name, rejected.Err))
+		}
+		written := map[string]int{}
+		skip := map[int]bool{}
+		for _, ri := range rejected.Index {
+			skip[ri] = true
+		}
+		for ri, row := range sb.rows {
+			if !skip[ri] {
+				written[row.Dataset]++
+			}
+		}
+		for ds, n := range written {
+			p.cfg.Metrics.RowsWritten.WithLabelValues(ds, sb.name).Add(float64(n))
+		}
+	}
+
+	if len(letters) > 0 {
+		err := p.retry(ctx, "dead_letter", func(ctx context.Context) error {
+			return p.cfg.DeadLetters.Write(ctx, letters)
+		})
+		if err != nil {
+			return err
+		}
+		for i := range letters {
+			p.cfg.Metrics.DeadLetters.WithLabelValues(src.Name, string(letters[i].Reason)).Inc()
+			p.log.Debug("record dead-lettered", "source", src.Name, "shard_id", letters[i].ShardID,
+				"sequence_number", letters[i].SequenceNumber, "reason", letters[i].Reason, "error", letters[i].Error)
+		}
+	}
+	return nil
+}
+
+// writeRows writes a sink's rows, retrying outages. Rows the sink refuses for
+// themselves come back in the RejectedError (zero value when none).
+func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch) (sinks.RejectedError, error) {
+	var rejected sinks.RejectedError
+	err := p.retry(ctx, sb.name, func(ctx context.Context) error {
+		start := time.Now()
+		err := sb.sink.Write(ctx, sb.rows)
+		if r, ok := sinks.IsRejected(err); ok {
+			rejected = *r
+			err = nil
+		}
+		if err == nil {
+			p.cfg.Metrics.SinkWriteSeconds.WithLabelValues(sb.name).Observe(time.Since(start).Seconds())
+		}
+		return err
+	})
+	return rejected, err
+}
+
+// retry runs f until it succeeds or ctx is done. Every failure is an outage here:
+// bad data never reaches this point as an error.
+func (p *Pipeline) retry(ctx context.Context, sink string, f func(context.Context) error) error {
+	delay := p.cfg.Backoff.Initial
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
+		if err == nil {
+			if attempt > 1 {
+				p.log.Info("sink recovered", "sink", sink, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.cfg.Metrics.SinkWriteErrors.WithLabelValues(sink).Inc()
+		wait := jitter(delay)
+		p.log.Warn("sink write failed; retrying, checkpoint held", "sink", sink, "attempt", attempt, "retry_in", wait, "err", err)
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+		delay = min(2*delay, p.cfg.Backoff.Max)
+	}
+}
+
+// jitter spreads retries of many shards over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -247,8 +247,10 @@ func TestTwoWorkersSplitShardsAndSurviveKill(t *testing.T) {
 		return o["w1"] == 2 && o["w2"] == 2
 	})
 
+	// Half the records before the kill, half after: w1's shards then hold
+	// records only a takeover can deliver.
 	const n = 2000
-	data, keys, _ := orders(0, n, false)
+	data, keys, _ := orders(0, n/2, false)
 	e.put(data, keys)
 	waitFor(t, 60*time.Second, "rows from both workers", func() bool {
 		var a, b bool
@@ -259,10 +261,21 @@ func TestTwoWorkersSplitShardsAndSurviveKill(t *testing.T) {
 		return a && b
 	})
 	w1.kill()
+	data, keys, _ = orders(n/2, n/2, false)
+	e.put(data, keys)
 
 	waitFor(t, 120*time.Second, "w2 to finish every record", func() bool {
 		return len(missing(idsOf(e.rows()), 0, n, nil)) == 0
 	})
+	byW1AfterKill := 0
+	for _, r := range e.rows() {
+		if r.ID >= n/2 && strings.Contains(r.File, "-w1-") {
+			byW1AfterKill++
+		}
+	}
+	if byW1AfterKill > 0 {
+		t.Fatalf("%d rows put after w1 was killed are in w1's files", byW1AfterKill)
+	}
 	o := owners()
 	if o["w2"] != 4 || len(o) != 1 {
 		t.Errorf("after w1 died, owners are %v, want w2 holding all 4", o)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -350,7 +352,7 @@ func (e *env) letters() []letterLine {
 	return readLines(e.t, e.lettersDir(), func(l *letterLine, f string) { l.File = f })
 }
 
-// checkpoints reads the lease table.
+// checkpoints reads the lease table; before a worker created it, it is empty.
 func (e *env) checkpoints() map[string]leases.Lease {
 	e.t.Helper()
 	tbl, err := leases.New(leases.Config{Client: testaws.Dynamo(e.ddb.Endpoint), Table: e.table, WorkerID: "test-reader", LeaseDuration: time.Second})
@@ -358,6 +360,10 @@ func (e *env) checkpoints() map[string]leases.Lease {
 		e.t.Fatal(err)
 	}
 	m, err := tbl.Checkpoints(e.t.Context())
+	var nf *ddbtypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return map[string]leases.Lease{}
+	}
 	if err != nil {
 		e.t.Fatalf("read lease table: %v", err)
 	}

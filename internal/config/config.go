@@ -1,0 +1,297 @@
+// Package config loads and validates the kinesis-ingest YAML configuration.
+//
+// A configuration is one YAML file, validated whole at load time. Load and
+// Parse first apply defaults, then run one validation that reports every
+// problem at once: the returned error is an errors.Join of *Error values, one
+// per line, each prefixed with the YAML path of the offending value, e.g.
+//
+//	sources[0].kinesis.stream_arn: not a Kinesis stream ARN: "arn:aws:kinesis:us-east-1": too few parts; ...
+//
+// Unknown keys are errors. ${VAR} in any scalar value is replaced by the
+// environment variable VAR (an unset variable is an error; $${ is a literal
+// ${). Source semantics follow Fennel's Kinesis source: connector (source and
+// sink) names are unique, init_position takes latest, trim_horizon or a
+// timestamp in any of the forms Fennel accepts.
+//
+// # Defaults
+//
+//   - sources[].kinesis.init_position: latest (Fennel has no default; starting
+//     at the newest record is the only choice that never replays history by
+//     surprise)
+//   - sources[].kinesis.format: json (Fennel's "most common value")
+//   - sinks[].file.max_bytes: 64 MiB
+//   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 200ms, create_table false
+//   - dead_letter.unrouted: false
+//   - consumer: see the Default* constants; application defaults to the first
+//     source's name, worker_id to "<hostname>-<pid>"
+//   - metrics.listen: 127.0.0.1:9108 when the key is absent; "" (or null) disables
+//   - log.level: info, log.format: text
+//
+// Load resolves relative file paths (sink and dead-letter paths, Avro
+// schema_file and ca_file) against the directory of the configuration file,
+// as Prometheus does; Parse leaves them relative to the working directory.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults for the consumer section. They aim at production: a crashed
+// worker's shards are taken over after about LeaseDuration+ShardSyncInterval
+// (15s), new shards after a reshard are found within ShardSyncInterval, and
+// reads use 2 of the 5 GetRecords calls per second a shard allows.
+const (
+	DefaultShardSyncInterval = 5 * time.Second
+	DefaultLeaseDuration     = 10 * time.Second
+	DefaultLeaseRefresh      = 2 * time.Second
+	DefaultMaxRecords        = 10000 // the GetRecords maximum
+	DefaultIdleBetweenReads  = 500 * time.Millisecond
+	DefaultLeaseStealing     = true // so added workers take a fair share
+	DefaultMetricsListen     = "127.0.0.1:9108"
+	DefaultFileMaxBytes      = 64 << 20
+	DefaultBatchRows         = 500
+	DefaultBatchBytes        = 1 << 20
+	DefaultBatchInterval     = 200 * time.Millisecond
+)
+
+// Format kinds.
+const (
+	FormatJSON = "json"
+	FormatAvro = "avro"
+)
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	Sources    []Source
+	Datasets   []Dataset
+	Sinks      []Sink
+	DeadLetter DeadLetter
+	Consumer   Consumer
+	Metrics    Metrics
+	Log        Log
+
+	// Warnings are problems that do not stop loading, each prefixed with a
+	// YAML path, e.g. an init_position in the future or a source that feeds
+	// no dataset. Callers should log them.
+	Warnings []string
+}
+
+// Source is one Kinesis stream to read (sources[]).
+type Source struct {
+	// Name identifies the source; unique across sources and sinks.
+	Name    string
+	Kinesis Kinesis
+}
+
+// Kinesis holds a source's stream parameters (sources[].kinesis).
+type Kinesis struct {
+	StreamARN StreamARN // stream_arn, required
+	// RoleARN (role_arn) is assumed to read the stream; nil uses the default
+	// AWS credential chain.
+	RoleARN *RoleARN
+	// ExternalID (external_id) is passed to AssumeRole; requires RoleARN.
+	ExternalID string
+	// InitPosition (init_position) is where shards without a checkpoint start.
+	InitPosition InitPosition
+	Format       Format // format, default json
+}
+
+// Format is the encoding of record payloads: `json`, `{avro: {schema_file: f}}`
+// or `{avro: {registry: {...}}}`.
+type Format struct {
+	Kind string // FormatJSON or FormatAvro
+	Avro *Avro  // set when Kind is FormatAvro
+}
+
+// Avro says where the Avro writer schema comes from; exactly one field is set.
+type Avro struct {
+	SchemaFile string    // schema_file: path of an .avsc file
+	Registry   *Registry // registry: a Confluent-compatible schema registry
+}
+
+// Registry is a schema registry connection (format.avro.registry).
+// Authenticate with Username and Password, or with Token, or not at all.
+type Registry struct {
+	URL      string // http or https
+	Username string
+	Password string
+	Token    string
+	CAFile   string // ca_file: PEM bundle to trust for https
+}
+
+// Dataset turns one source's records into typed rows for one sink (datasets[]).
+type Dataset struct {
+	Name   string // unique among datasets
+	Source string // name of a Source
+	// Timestamp names the datetime field holding the row time; when the YAML
+	// omits it, the only datetime field is used.
+	Timestamp string
+	// Where is an optional filter expression, carried as written.
+	Where  string
+	Fields []schema.FieldSpec
+	Sink   string // name of a Sink
+	// Schema is Fields compiled by schema.Compile (never nil after Load).
+	Schema *schema.Schema
+}
+
+// Sink is a named destination for rows (sinks[]); exactly one of File and
+// Postgres is set.
+type Sink struct {
+	Name     string // unique across sources and sinks
+	File     *FileSink
+	Postgres *PostgresSink
+}
+
+// Kind returns "file" or "postgres".
+func (s Sink) Kind() string {
+	if s.Postgres != nil {
+		return "postgres"
+	}
+	return "file"
+}
+
+// FileSink writes rows to files under Path.
+type FileSink struct {
+	Path     string
+	MaxBytes int64 // max_bytes: rotate after this many bytes, default 64 MiB
+}
+
+// PostgresSink writes rows to a PostgreSQL table.
+type PostgresSink struct {
+	DSN           string        // dsn, a URL or key=value connection string
+	Table         string        // table, optionally schema-qualified
+	CreateTable   bool          // create_table if missing, default false
+	BatchRows     int           // batch_rows, default 500
+	BatchBytes    int64         // batch_bytes, default 1 MiB
+	BatchInterval time.Duration // batch_interval, default 200ms
+}
+
+// DeadLetter receives records that could not be decoded or converted;
+// exactly one of File and Postgres is set.
+type DeadLetter struct {
+	File     *FileSink
+	Postgres *PostgresSink
+	// Unrouted also sends records that no dataset accepted (for example,
+	// filtered out by every where clause) to the dead letter.
+	Unrouted bool
+}
+
+// Consumer configures the shard consumer and its DynamoDB lease table.
+type Consumer struct {
+	// Application names the lease table; defaults to the first source's name.
+	Application string
+	// WorkerID identifies this process among workers; default hostname-pid.
+	WorkerID string
+	// RoleARN is assumed to access the lease table; nil uses the default chain.
+	RoleARN           *RoleARN
+	ShardSyncInterval time.Duration // shard_sync_interval, default 5s
+	LeaseDuration     time.Duration // lease_duration, default 10s
+	LeaseRefresh      time.Duration // lease_refresh, default 2s; < LeaseDuration/2
+	MaxRecords        int           // max_records per GetRecords, 1..10000, default 10000
+	IdleBetweenReads  time.Duration // idle_between_reads, default 500ms
+	LeaseStealing     bool          // lease_stealing, default true
+	MaxLeases         int           // max_leases per worker, 0 = unlimited (default)
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port to serve /metrics on; "" disables it.
+	Listen string
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string // debug, info (default), warn or error
+	Format string // text (default) or json
+}
+
+// SlogLevel returns Level as a slog.Level.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Source returns the source with the given name, or nil.
+func (c *Config) Source(name string) *Source {
+	for i := range c.Sources {
+		if c.Sources[i].Name == name {
+			return &c.Sources[i]
+		}
+	}
+	return nil
+}
+
+// Sink returns the sink with the given name, or nil.
+func (c *Config) Sink(name string) *Sink {
+	for i := range c.Sinks {
+		if c.Sinks[i].Name == name {
+			return &c.Sinks[i]
+		}
+	}
+	return nil
+}
+
+// Error is one configuration problem. Load and Parse return all of them
+// joined with errors.Join, in document order.
+type Error struct {
+	Path string // YAML path such as sources[0].kinesis.stream_arn
+	Msg  string
+	Line int // 1-based line in the file, 0 if unknown
+	col  int
+}
+
+func (e *Error) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// Load reads and parses the configuration file at path. Relative paths
+// inside it are resolved against the file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parse(data, filepath.Dir(path))
+}
+
+// Parse parses and validates a configuration held in memory.
+func Parse(data []byte) (*Config, error) {
+	return parse(data, "")
+}
+
+func parse(data []byte, dir string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("config is not valid YAML: %w", err)
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, errors.New("config is empty; it needs at least sources, datasets, sinks and dead_letter")
+	}
+	l := newLoader(dir)
+	l.expandEnv("", &root)
+	cfg := l.decode(root.Content[0])
+	l.validate(cfg)
+	if err := l.err(); err != nil {
+		return nil, err
+	}
+	cfg.Warnings = l.warnings
+	return cfg, nil
+}

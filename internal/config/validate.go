@@ -1,0 +1,216 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+)
+
+// compileSchema is schema.Compile; tests may replace it.
+var compileSchema = schema.Compile
+
+// schemaPathRE splits "fields[2].type: msg" into path and message.
+var schemaPathRE = regexp.MustCompile(`^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (?s:(.*))$`)
+
+// validate checks what spans sections: references, uniqueness, derived
+// defaults and dataset schemas.
+func (l *loader) validate(cfg *Config) {
+	if len(cfg.Sources) == 0 && !l.bad["sources"] {
+		l.errorf("sources", nil, "at least one source is required; add sources: [{name: ..., kinesis: {stream_arn: ...}}]")
+	}
+	if len(cfg.Datasets) == 0 && !l.bad["datasets"] {
+		l.errorf("datasets", nil, "at least one dataset is required; add datasets: [{name: ..., source: ..., timestamp: ..., fields: [...], sink: ...}]")
+	}
+
+	// Connector names (sources and sinks) share one namespace, as in Fennel.
+	connectors := map[string]string{} // name -> path of its first use
+	sources := map[string]bool{}
+	sinks := map[string]bool{}
+	for i, s := range cfg.Sources {
+		if s.Name == "" {
+			continue
+		}
+		p := index("sources", i)
+		if first, ok := connectors[s.Name]; ok {
+			l.errorf(join(p, "name"), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
+			continue
+		}
+		connectors[s.Name], sources[s.Name] = p, true
+	}
+	for i, s := range cfg.Sinks {
+		if s.Name == "" {
+			continue
+		}
+		p := index("sinks", i)
+		if first, ok := connectors[s.Name]; ok {
+			l.errorf(join(p, "name"), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
+			continue
+		}
+		connectors[s.Name], sinks[s.Name] = p, true
+	}
+
+	datasets := map[string]string{}
+	usedSources := map[string]bool{}
+	usedSinks := map[string]bool{}
+	for i, d := range cfg.Datasets {
+		p := index("datasets", i)
+		if d.Name != "" {
+			if first, ok := datasets[d.Name]; ok {
+				l.errorf(join(p, "name"), nil, "%q is already the name of %s; dataset names must be unique", d.Name, first)
+			} else {
+				datasets[d.Name] = p
+			}
+		}
+		if d.Source != "" {
+			usedSources[d.Source] = true
+			if !sources[d.Source] {
+				l.errorf(join(p, "source"), nil, "%q is not a source%s; use one of: %s", d.Source, isA(d.Source, sinks, "sink"), names(cfg.Sources, func(s Source) string { return s.Name }))
+			}
+		}
+		if d.Sink != "" {
+			usedSinks[d.Sink] = true
+			if !sinks[d.Sink] {
+				l.errorf(join(p, "sink"), nil, "%q is not a sink%s; use one of: %s", d.Sink, isA(d.Sink, sources, "source"), names(cfg.Sinks, func(s Sink) string { return s.Name }))
+			}
+		}
+	}
+	for i, s := range cfg.Sources {
+		if s.Name != "" && !usedSources[s.Name] {
+			l.warnf(index("sources", i), "source %q feeds no dataset, so it is not read; add a dataset with source: %s or remove the source", s.Name, s.Name)
+		}
+	}
+	for i, s := range cfg.Sinks {
+		if s.Name != "" && !usedSinks[s.Name] {
+			l.warnf(index("sinks", i), "sink %q receives no dataset; add a dataset with sink: %s or remove the sink", s.Name, s.Name)
+		}
+	}
+
+	// Two file sinks writing the same path would corrupt each other.
+	files := map[string]string{}
+	checkFile := func(p string, f *FileSink) {
+		if f == nil || f.Path == "" {
+			return
+		}
+		clean := filepath.Clean(f.Path)
+		if first, ok := files[clean]; ok {
+			l.errorf(join(p, "path"), nil, "%q is also written by %s; give each file sink its own path", f.Path, first)
+			return
+		}
+		files[clean] = p
+	}
+	for i, s := range cfg.Sinks {
+		checkFile(index("sinks", i)+".file", s.File)
+	}
+	checkFile("dead_letter.file", cfg.DeadLetter.File)
+
+	l.validateConsumer(cfg)
+
+	for i := range cfg.Datasets {
+		l.compile(index("datasets", i), &cfg.Datasets[i])
+	}
+}
+
+func isA(name string, set map[string]bool, what string) string {
+	if set[name] {
+		return fmt.Sprintf(" (it is a %s)", what)
+	}
+	return ""
+}
+
+func names[T any](xs []T, name func(T) string) string {
+	s := ""
+	seen := map[string]bool{}
+	for _, x := range xs {
+		if n := name(x); n != "" && !seen[n] {
+			seen[n] = true
+			if s != "" {
+				s += ", "
+			}
+			s += n
+		}
+	}
+	if s == "" {
+		return "(none defined)"
+	}
+	return s
+}
+
+func (l *loader) validateConsumer(cfg *Config) {
+	c := &cfg.Consumer
+	if c.Application == "" && len(cfg.Sources) > 0 && cfg.Sources[0].Name != "" {
+		c.Application = cfg.Sources[0].Name
+		if !dynamoTableRE.MatchString(c.Application) {
+			l.errorf("consumer.application", nil, "%q (defaulted from sources[0].name) is not a valid DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _ . -); set consumer.application", c.Application)
+		}
+	} else if c.Application != "" && !dynamoTableRE.MatchString(c.Application) {
+		l.errorf("consumer.application", nil, "%q is not a valid DynamoDB table name; use 3 to 255 characters of a-z, A-Z, 0-9, _ . -", c.Application)
+	}
+	if c.WorkerID == "" {
+		h, err := hostname()
+		if err != nil || h == "" {
+			h = "unknown"
+		}
+		c.WorkerID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	if !l.bad["consumer.lease_duration"] && !l.bad["consumer.lease_refresh"] && c.LeaseRefresh >= c.LeaseDuration/2 {
+		if _, set := l.lines["consumer.lease_refresh"]; set {
+			l.errorf("consumer.lease_refresh", nil, "%s must be less than half of lease_duration (%s) so a lease is renewed at least twice before it expires; lower lease_refresh or raise lease_duration", c.LeaseRefresh, c.LeaseDuration)
+		} else {
+			l.errorf("consumer.lease_duration", nil, "%s must be more than twice lease_refresh (default %s); raise lease_duration or set a smaller lease_refresh", c.LeaseDuration, c.LeaseRefresh)
+		}
+	}
+}
+
+// compile runs schema.Compile and files its problems under path.
+func (l *loader) compile(path string, d *Dataset) {
+	s, err := compileSchema(d.Timestamp, d.Fields)
+	if err == nil {
+		d.Schema, d.Timestamp = s, s.Timestamp()
+		return
+	}
+	// Keep every schema problem, except on paths that already failed to decode.
+	before := make(map[string]bool, len(l.bad))
+	for k := range l.bad {
+		before[k] = true
+	}
+	for _, e := range flatten(err) {
+		p, msg := path, e.Error()
+		if m := schemaPathRE.FindStringSubmatch(msg); m != nil {
+			p, msg = path+"."+m[1], m[2]
+		}
+		if before[p] || badAncestor(l.broken, p) {
+			continue
+		}
+		l.report(p, nil, msg)
+	}
+}
+
+// flatten returns the leaves of a tree of joined errors.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// badAncestor reports whether p or a path containing it is in bad.
+func badAncestor(bad map[string]bool, p string) bool {
+	for {
+		if bad[p] {
+			return true
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return false
+		}
+		p = p[:i]
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/sirupsen/logrus"
@@ -17,9 +18,19 @@ type slogAdapter struct{ l *slog.Logger }
 
 var _ kcllog.Logger = slogAdapter{}
 
+// The library logs its routine (every shard consumer start, each local rate-limit
+// sleep) at Info, and the normal "not every shard is leased yet" state of a
+// rebalance at Warn; our own code logs the events an operator needs (lease
+// taken, released, lost) at Info, so the library's are one level lower.
 func (a slogAdapter) Debugf(f string, args ...any) { a.log(slog.LevelDebug, f, args) }
-func (a slogAdapter) Infof(f string, args ...any)  { a.log(slog.LevelInfo, f, args) }
-func (a slogAdapter) Warnf(f string, args ...any)  { a.log(slog.LevelWarn, f, args) }
+func (a slogAdapter) Infof(f string, args ...any)  { a.log(slog.LevelDebug, f, args) }
+func (a slogAdapter) Warnf(f string, args ...any) {
+	if strings.HasPrefix(f, "Error in rebalance") {
+		a.log(slog.LevelDebug, f, args)
+		return
+	}
+	a.log(slog.LevelWarn, f, args)
+}
 func (a slogAdapter) Errorf(f string, args ...any) { a.log(slog.LevelError, f, args) }
 
 // Fatalf and Panicf are reached only when the KCL builds its own AWS clients,

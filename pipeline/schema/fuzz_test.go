@@ -1,0 +1,138 @@
+package schema
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// fuzzSpecs covers every type and restriction.
+var fuzzSpecs = []FieldSpec{
+	{Name: "ts", Type: "datetime"},
+	{Name: "id", Type: "optional[int]", Between: &Between{Min: -1000, Max: 1 << 62}},
+	{Name: "amount", Type: "optional[float]", Between: &Between{Min: 0, StrictMin: true}},
+	{Name: "ok", Type: "optional[bool]"},
+	{Name: "note", Type: "optional[str]", Regex: `[a-z ]*`},
+	{Name: "kind", Type: "optional[str]", Oneof: []any{"a", "b", nil}},
+	{Name: "level", Type: "optional[int]", Oneof: []any{1, 2, 3}},
+	{Name: "blob", Type: "optional[bytes]"},
+	{Name: "day", Type: "optional[date]"},
+	{Name: "price", Type: "optional[decimal[2]]"},
+	{Name: "tags", Type: "optional[list[str]]"},
+	{Name: "attrs", Type: "optional[map[float]]"},
+	{Name: "vec", Type: "optional[embedding[3]]"},
+	{Name: "when", Type: "optional[list[datetime]]"},
+	{Name: "city", Type: "optional[str]", Ref: "user.address[0].city"},
+	{Name: "items", Type: "optional[list[struct]]", Fields: []FieldSpec{
+		{Name: "sku", Type: "str"},
+		{Name: "qty", Type: "int", Between: &Between{Min: 1, Max: 100}},
+		{Name: "price", Type: "decimal[3]"},
+		{Name: "meta", Type: "optional[map[list[optional[int]]]]"},
+	}},
+	{Name: "src", Type: "str", Const: "kinesis"},
+}
+
+func FuzzConvert(f *testing.F) {
+	s, err := Compile("ts", fuzzSpecs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		`{"ts":1682099757}`,
+		`{"ts":"2024-01-01T00:00:00.123456789+05:30","id":42,"amount":12.5,"ok":true,"note":"hi there","kind":"a","level":2,"blob":"aGk=","day":"2024-02-29","price":"12.5","tags":["x"],"attrs":{"a":1},"vec":[1,2,3],"when":[0,"Sun, 23 Jan 2000 01:23:45 JST"],"user":{"address":[{"city":"X"}]},"items":[{"sku":"s","qty":1,"price":1.125,"meta":{"k":[1,null]}}]}`,
+		`{"ts":"Sun, 23 Jan 2000 01:23:45 +0900","id":2.0,"price":1e-3}`,
+		`{"ts":-9223372036854775808,"id":9223372036854775808}`,
+		`{"ts":1e999999999,"price":1e999999999}`,
+		`[1,2,3]`,
+		`null`,
+	} {
+		f.Add([]byte(seed))
+	}
+	dec := jsondec.New()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec, err := dec.Decode(data)
+		if err != nil {
+			var de *jsondec.Error
+			if rec != nil || !errors.As(err, &de) {
+				t.Fatalf("Decode: %v, %v", rec, err)
+			}
+			return
+		}
+		fields, err := s.Convert(rec)
+		if (fields == nil) == (err == nil) {
+			t.Fatalf("Convert returned fields %v and error %v", fields, err)
+		}
+		if err != nil {
+			if _, ok := err.(*FieldError); !ok {
+				t.Fatalf("error %T %v is not a *FieldError", err, err)
+			}
+			if !utf8.ValidString(err.Error()) {
+				t.Fatalf("error message is not UTF-8: %q", err)
+			}
+			return
+		}
+		if len(fields) != len(fuzzSpecs) {
+			t.Fatalf("%d fields, want %d", len(fields), len(fuzzSpecs))
+		}
+		for _, fl := range fields {
+			checkValue(t, fl.Name, fl.Value)
+		}
+	})
+}
+
+// checkValue asserts v is one of the Go types documented on sinks.Field.
+func checkValue(t *testing.T, path string, v any) {
+	switch x := v.(type) {
+	case nil, bool, int64, string, []byte, sinks.Date, sinks.Decimal:
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			t.Fatalf("%s: non-finite float", path)
+		}
+	case time.Time:
+		if x.Location() != time.UTC || x.Nanosecond()%1000 != 0 || x.Year() < 1 || x.Year() > 9999 {
+			t.Fatalf("%s: bad time %v", path, x)
+		}
+	case []float64:
+	case []any:
+		for _, e := range x {
+			checkValue(t, path+"[]", e)
+		}
+	case map[string]any:
+		for k, e := range x {
+			checkValue(t, path+"."+k, e)
+		}
+	case []sinks.Field:
+		for _, e := range x {
+			checkValue(t, path+"."+e.Name, e.Value)
+		}
+	case json.Number:
+		t.Fatalf("%s: json.Number leaked", path)
+	default:
+		t.Fatalf("%s: unexpected Go type %T", path, v)
+	}
+}
+
+// FuzzDatetime feeds strings straight to the datetime parsers.
+func FuzzDatetime(f *testing.F) {
+	for _, s := range []string{"2002-10-02T10:00:00-05:00", "Sun, 23 Jan 2000 01:23:45 JST", "1682099757", "-1.5e3", "2024-02-29", "0001-01-01T00:00:00+01:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, v := range []any{s, json.Number(s)} {
+			tm, fe := toDatetime(v)
+			if fe == nil {
+				checkValue(t, "v", tm)
+			}
+		}
+		if n, ok := parseDec(s); ok {
+			_, _ = decToInt64(&n)
+			_, _ = formatDecimal(&n, 28)
+		}
+	})
+}

@@ -2,6 +2,8 @@
 // schema validation. Implementations: decoders/jsondec, decoders/avrodec.
 package decoders
 
+import "errors"
+
 // Decoder decodes one record's payload.
 //
 // The returned value is a tree of: nil, bool, string, []byte, json.Number (JSON
@@ -13,3 +15,9 @@ package decoders
 type Decoder interface {
 	Decode(data []byte) (any, error)
 }
+
+// ErrTransient marks a decode error that says nothing about the bytes: a
+// dependency the decoder needs (a schema registry) is unavailable. The pipeline
+// retries such a record with backoff, without checkpointing, instead of
+// dead-lettering it. Wrap it: fmt.Errorf("fetch schema %d: %w", id, ErrTransient).
+var ErrTransient = errors.New("transient decoder failure")

@@ -28,6 +28,7 @@ type Metrics struct {
 	LeaseEvents       *prometheus.CounterVec   // source, event (gained, lost, renewed)
 	Checkpoints       *prometheus.CounterVec   // source, result (ok, lease_lost, error)
 	SinkWriteErrors   *prometheus.CounterVec   // sink
+	DecodeRetries     *prometheus.CounterVec   // source
 	SinkWriteSeconds  *prometheus.HistogramVec // sink
 	BatchSeconds      *prometheus.HistogramVec // source: from GetRecords return to durable
 	GetRecordsSeconds *prometheus.HistogramVec // source
@@ -78,6 +79,10 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: namespace, Name: "sink_write_errors_total",
 			Help: "Transient sink write failures (each is retried with backoff).",
 		}, []string{"sink"}),
+		DecodeRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "decode_retries_total",
+			Help: "Decodes retried because a dependency (a schema registry) was unavailable.",
+		}, []string{"source"}),
 		SinkWriteSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "sink_write_seconds",
 			Help:    "Time for one durable sink write (a batch).",
@@ -96,7 +101,7 @@ func New(reg *prometheus.Registry) *Metrics {
 	}
 	reg.MustRegister(
 		m.RecordsReceived, m.BytesReceived, m.RowsWritten, m.DeadLetters, m.Unrouted,
-		m.MillisBehind, m.LeasesHeld, m.LeaseEvents, m.Checkpoints, m.SinkWriteErrors,
+		m.MillisBehind, m.LeasesHeld, m.LeaseEvents, m.Checkpoints, m.SinkWriteErrors, m.DecodeRetries,
 		m.SinkWriteSeconds, m.BatchSeconds, m.GetRecordsSeconds,
 	)
 	return m

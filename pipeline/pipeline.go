@@ -276,7 +276,10 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 
 	for i := range b.records {
 		rec := &b.records[i]
-		v, err := src.Decoder.Decode(rec.Data)
+		v, err := p.decode(ctx, src, rec)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			deadLetter(rec, "", sinks.ReasonDecode, err)
 			continue
@@ -357,6 +360,31 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		}
 	}
 	return nil
+}
+
+// decode decodes one record, retrying while the decoder says its failure is
+// transient (a schema registry down): such a failure says nothing about the
+// record, so it must not become a dead letter.
+func (p *Pipeline) decode(ctx context.Context, src *Source, rec *consumers.Record) (any, error) {
+	v, err := src.Decoder.Decode(rec.Data)
+	if err == nil || !errors.Is(err, decoders.ErrTransient) {
+		return v, err
+	}
+	delay := p.cfg.Backoff.Initial
+	for attempt := 1; ; attempt++ {
+		p.cfg.Metrics.DecodeRetries.WithLabelValues(src.Name).Inc()
+		wait := jitter(delay)
+		p.log.Warn("decoder dependency unavailable; retrying, checkpoint held", "source", src.Name,
+			"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "attempt", attempt, "retry_in", wait, "err", err)
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		delay = min(2*delay, p.cfg.Backoff.Max)
+		v, err = src.Decoder.Decode(rec.Data)
+		if err == nil || !errors.Is(err, decoders.ErrTransient) {
+			return v, err
+		}
+	}
 }
 
 // writeRows writes a sink's rows, retrying outages. Rows the sink refuses for

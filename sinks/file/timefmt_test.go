@@ -1,0 +1,35 @@
+package file
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// appendTime agrees with time.Format for the layout, over many instants.
+func TestAppendTimeMatchesFormat(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	zones := []*time.Location{time.UTC, time.FixedZone("A", 5*3600+1800), time.FixedZone("B", -11*3600)}
+	for i := range 100000 {
+		ts := time.Unix(r.Int64N(253402300799-(-62135596800))+(-62135596800), r.Int64N(1e9)).In(zones[i%len(zones)])
+		if ts.UTC().Year() > 9999 {
+			continue
+		}
+		got, err := appendTime(nil, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"` + ts.UTC().Format(timeLayout) + `"`; string(got) != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", ts, got, want)
+		}
+	}
+	for _, ts := range []time.Time{{}, time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		got, err := appendTime(nil, ts)
+		if want := `"` + ts.UTC().Format(timeLayout) + `"`; err != nil || string(got) != want {
+			t.Errorf("appendTime(%v) = %s, %v, want %s", ts, got, err, want)
+		}
+	}
+	if _, err := appendTime(nil, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)); err == nil {
+		t.Error("year -1 accepted")
+	}
+}

@@ -1,0 +1,103 @@
+// Package sinktest is the conformance suite that every sinks.RowSink and
+// sinks.DeadLetterSink implementation runs from its tests:
+//
+//	func TestConformance(t *testing.T) {
+//		sinktest.RunRowSink(t, sinktest.RowHarness{New: ..., Reopen: ..., Read: ...})
+//	}
+//
+// The subtests are: RoundTrip (every value type), EmptyBatch, DurableBeforeAck,
+// ReplayIdempotence, OrderPerShard, OutageAndRecovery (when the harness can
+// cause a real outage), CloseFlushes, WriteAfterClose and CancelledContext.
+// Subtests run one after the other, each on fresh storage from New. The suite
+// closes every sink it gets from New or Reopen.
+package sinktest
+
+import (
+	"testing"
+
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// RowHarness connects the suite to one RowSink implementation. The t passed
+// to Reopen, Read, Break and Heal is the one New got for the same subtest.
+type RowHarness struct {
+	// New returns a fresh sink on fresh, empty storage.
+	New func(t *testing.T) sinks.RowSink
+	// Reopen returns a new sink instance on the storage of the last New, as
+	// after a restart. The earlier instance may still be open (an abrupt drop
+	// of a process that never called Close).
+	Reopen func(t *testing.T) sinks.RowSink
+	// Read returns everything durable in the storage, in storage order (for
+	// rows of one shard written by one sink: the order they were written in).
+	// Per row it must fill Fields and Origin's Source, ShardID, SequenceNumber,
+	// SubSequence and ArrivalTime; other Origin fields and Dataset are not
+	// compared. Values may come back in their stored form (a string for a
+	// time, base64 for bytes, json.Number, []sinks.Field or map[string]any for
+	// objects): the suite compares them by the type that was written. Read
+	// must fail the test if the storage holds anything it cannot parse, such as
+	// a torn line.
+	Read func(t *testing.T) []sinks.Row
+	// Dedupes says the sink stores each (ShardID, SequenceNumber, SubSequence)
+	// once however often it is written.
+	Dedupes bool
+	// Break causes a real outage of the storage and Heal ends it; nil (both)
+	// skips OutageAndRecovery.
+	Break, Heal func(t *testing.T)
+}
+
+// DeadLetterHarness is RowHarness for a DeadLetterSink. Read must fill every
+// field of sinks.DeadLetter.
+type DeadLetterHarness struct {
+	New, Reopen func(t *testing.T) sinks.DeadLetterSink
+	Read        func(t *testing.T) []sinks.DeadLetter
+	Dedupes     bool
+	Break, Heal func(t *testing.T)
+}
+
+// RunRowSink runs the conformance suite against a RowSink.
+func RunRowSink(t *testing.T, h RowHarness) {
+	t.Helper()
+	if h.New == nil || h.Reopen == nil || h.Read == nil {
+		t.Fatal("sinktest: RowHarness needs New, Reopen and Read")
+	}
+	if (h.Break == nil) != (h.Heal == nil) {
+		t.Fatal("sinktest: RowHarness needs both Break and Heal, or neither")
+	}
+	run(t, suite[sinks.Row]{
+		what:      "row",
+		new:       func(t *testing.T) writer[sinks.Row] { return h.New(t) },
+		reopen:    func(t *testing.T) writer[sinks.Row] { return h.Reopen(t) },
+		read:      h.Read,
+		dedupes:   h.Dedupes,
+		brk:       h.Break,
+		heal:      h.Heal,
+		key:       func(r sinks.Row) key { return keyOf(r.Origin) },
+		make:      makeRow,
+		compare:   compareRow,
+		roundTrip: roundTripRows,
+	})
+}
+
+// RunDeadLetterSink runs the conformance suite against a DeadLetterSink.
+func RunDeadLetterSink(t *testing.T, h DeadLetterHarness) {
+	t.Helper()
+	if h.New == nil || h.Reopen == nil || h.Read == nil {
+		t.Fatal("sinktest: DeadLetterHarness needs New, Reopen and Read")
+	}
+	if (h.Break == nil) != (h.Heal == nil) {
+		t.Fatal("sinktest: DeadLetterHarness needs both Break and Heal, or neither")
+	}
+	run(t, suite[sinks.DeadLetter]{
+		what:      "dead letter",
+		new:       func(t *testing.T) writer[sinks.DeadLetter] { return h.New(t) },
+		reopen:    func(t *testing.T) writer[sinks.DeadLetter] { return h.Reopen(t) },
+		read:      h.Read,
+		dedupes:   h.Dedupes,
+		brk:       h.Break,
+		heal:      h.Heal,
+		key:       func(d sinks.DeadLetter) key { return keyOf(d.Origin) },
+		make:      makeDeadLetter,
+		compare:   compareDeadLetter,
+		roundTrip: roundTripDeadLetters,
+	})
+}

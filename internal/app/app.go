@@ -50,15 +50,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	a.metrics, _ = metrics.NewWithRuntime()
 	workerID := cfg.Consumer.WorkerID
 
-	rowSinks := map[string]sinks.RowSink{}
-	for _, s := range cfg.Sinks {
+	// One row sink per dataset: a file row carries no dataset column, so two
+	// datasets sharing a file sink still write files of their own (the dataset's
+	// name starts the file name).
+	rowSinks := map[string]sinks.RowSink{} // by dataset
+	for _, ds := range cfg.Datasets {
+		s := cfg.Sink(ds.Sink)
 		switch {
+		case s == nil:
+			return nil, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
 		case s.File != nil:
-			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: s.Name, MaxBytes: s.File.MaxBytes}, log.With("sink", s.Name))
+			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes}, log.With("sink", s.Name))
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
-			rowSinks[s.Name] = rs
+			rowSinks[ds.Name] = rs
 			a.closers = append(a.closers, rs.Close)
 		default:
 			return nil, fmt.Errorf("sink %q: kind %q is not supported by this build", s.Name, s.Kind())
@@ -93,7 +99,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if ds.Source != src.Name {
 				continue
 			}
-			ps.Routes = append(ps.Routes, pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Sink]})
+			ps.Routes = append(ps.Routes, pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Name]})
 		}
 		sources = append(sources, ps)
 	}

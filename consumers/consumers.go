@@ -13,6 +13,10 @@ import (
 type Record struct {
 	Origin sinks.Origin
 	Data   []byte
+	// Invalid is set by the consumer when the record could not be extracted
+	// from the stream as sent (a malformed KPL aggregate): the handler
+	// dead-letters it as decode_error with this reason, without decoding Data.
+	Invalid error
 }
 
 // Handler takes the records of one shard, in sequence order, one batch at a

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -148,8 +149,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create watermill router: %w", err)
 	}
-	// A panic in a stage becomes a Nack, and Deliver re-sends the batch: a bug
-	// stalls the shard loudly instead of skipping records.
+	// Stages recover their own panics per record (see convert); a panic
+	// elsewhere in the handler (a sink) becomes a Nack and Deliver re-sends the
+	// batch: a bug there stalls the shard loudly instead of skipping records.
 	router.AddMiddleware(middleware.Recoverer)
 	for name := range p.sources {
 		router.AddConsumerHandler("deliver-"+name, name, p.sub, p.handle)
@@ -276,6 +278,10 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 
 	for i := range b.records {
 		rec := &b.records[i]
+		if rec.Invalid != nil {
+			deadLetter(rec, "", sinks.ReasonDecode, rec.Invalid)
+			continue
+		}
 		v, err := p.decode(ctx, src, rec)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -288,7 +294,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		for ri := range src.Routes {
 			r := &src.Routes[ri]
 			if r.Where != nil {
-				ok, err := r.Where.Match(v)
+				ok, err := match(r.Where, v)
 				if err != nil {
 					deadLetter(rec, r.Dataset, sinks.ReasonSchema, fmt.Errorf("where: %w", err))
 					taken = true
@@ -299,7 +305,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 				}
 			}
 			taken = true
-			fields, err := r.Schema.Convert(v)
+			fields, err := convert(r.Schema, v)
 			if err != nil {
 				deadLetter(rec, r.Dataset, sinks.ReasonSchema, err)
 				continue
@@ -362,11 +368,46 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	return nil
 }
 
+// A panic in a stage is a bug that a given record triggers: the record becomes
+// a dead letter naming the panic, and the shard moves on instead of retrying the
+// same record forever. The stack goes to the log.
+func stagePanic(stage string, r any) error {
+	slog.Error("stage panicked on a record; dead-lettering it", "stage", stage, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return fmt.Errorf("%s panicked: %v", stage, r)
+}
+
+func convert(c Converter, v any) (fields []sinks.Field, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fields, err = nil, stagePanic("schema validation", r)
+		}
+	}()
+	return c.Convert(v)
+}
+
+func match(f Filter, v any) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ok, err = false, stagePanic("where", r)
+		}
+	}()
+	return f.Match(v)
+}
+
+func decodeOnce(d decoders.Decoder, data []byte) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, stagePanic("decoder", r)
+		}
+	}()
+	return d.Decode(data)
+}
+
 // decode decodes one record, retrying while the decoder says its failure is
 // transient (a schema registry down): such a failure says nothing about the
 // record, so it must not become a dead letter.
 func (p *Pipeline) decode(ctx context.Context, src *Source, rec *consumers.Record) (any, error) {
-	v, err := src.Decoder.Decode(rec.Data)
+	v, err := decodeOnce(src.Decoder, rec.Data)
 	if err == nil || !errors.Is(err, decoders.ErrTransient) {
 		return v, err
 	}
@@ -380,7 +421,7 @@ func (p *Pipeline) decode(ctx context.Context, src *Source, rec *consumers.Recor
 			return nil, err
 		}
 		delay = min(2*delay, p.cfg.Backoff.Max)
-		v, err = src.Decoder.Decode(rec.Data)
+		v, err = decodeOnce(src.Decoder, rec.Data)
 		if err == nil || !errors.Is(err, decoders.ErrTransient) {
 			return v, err
 		}

@@ -223,15 +223,34 @@ func (p *panicOnce) Convert(rec any) ([]sinks.Field, error) {
 	return p.Converter.Convert(rec)
 }
 
-func TestPanicInStageRetriesTheBatchNotSkipsIt(t *testing.T) {
+func TestPanicInStageDeadLettersTheRecordAndMovesOn(t *testing.T) {
 	conv := &panicOnce{Converter: ordersSchema(t)}
 	h := newHarness(t, func(c *pipeline.Config) { c.Sources[0].Routes[0].Schema = conv })
-	recs := records("shardId-0", `{"id":7,"amount":1,"ts":"2024-01-01T00:00:00Z"}`)
+	recs := records("shardId-0",
+		`{"id":7,"amount":1,"ts":"2024-01-01T00:00:00Z"}`,
+		`{"id":8,"amount":1,"ts":"2024-01-01T00:00:00Z"}`)
 	if err := h.p.Deliver(t.Context(), "orders", recs); err != nil {
 		t.Fatal(err)
 	}
-	if rows := readJSONL(t, h.rowsDir); len(rows) != 1 {
-		t.Fatalf("rows = %v, want the record once after the retry", rows)
+	if rows := readJSONL(t, h.rowsDir); len(rows) != 1 || rows[0]["id"] != 8.0 {
+		t.Fatalf("rows = %v, want id 8 only", rows)
+	}
+	dls := readJSONL(t, h.dlDir)
+	if len(dls) != 1 || dls[0]["reason"] != "schema_error" || !strings.Contains(dls[0]["error"].(string), "panicked") {
+		t.Fatalf("dead letters = %v, want the panicking record as schema_error naming the panic", dls)
+	}
+}
+
+func TestInvalidRecordFromConsumerIsDeadLettered(t *testing.T) {
+	h := newHarness(t, nil)
+	recs := records("shardId-0", `{"id":1,"amount":1,"ts":"2024-01-01T00:00:00Z"}`, "\xf3\x89\x9a\xc2garbage")
+	recs[1].Invalid = errors.New("malformed KPL aggregate: bad protobuf")
+	if err := h.p.Deliver(t.Context(), "orders", recs); err != nil {
+		t.Fatal(err)
+	}
+	dls := readJSONL(t, h.dlDir)
+	if len(dls) != 1 || dls[0]["reason"] != "decode_error" || !strings.Contains(dls[0]["error"].(string), "KPL") {
+		t.Fatalf("dead letters = %v, want the invalid record as decode_error", dls)
 	}
 }
 

@@ -1,0 +1,56 @@
+package emulators
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestOwnsPorts(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("ownership check is Linux-only")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	mine := l.Addr().(*net.TCPAddr).Port
+	if !ownsPorts(os.Getpid(), []int{mine}) {
+		t.Errorf("ownsPorts(self, %d) = false", mine)
+	}
+	free, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ownsPorts(os.Getpid(), []int{mine, free[0]}) {
+		t.Errorf("ownsPorts(self, %d, %d) = true; %d is not listening", mine, free[0], free[0])
+	}
+}
+
+// A server whose port is taken by another emulator must not mistake that
+// emulator's answers for its own readiness.
+func TestPortTakenByAnotherServer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("ownership check is Linux-only")
+	}
+	t.Parallel()
+	other := Kinesis(t)
+	d, err := dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Name: "kinesis-mock", LogPath: filepath.Join(t.TempDir(), "kinesis-mock.log")}
+	if err := s.configure("kinesis-mock", d); err != nil {
+		t.Fatal(err)
+	}
+	s.ports, s.Endpoint, s.env = other.ports, other.Endpoint, kinesisEnv(other.ports[0], other.ports[1])
+	err = s.launch(t.Context())
+	defer s.Kill()
+	if err == nil || !strings.Contains(err.Error(), "taken by another process") {
+		t.Fatalf("launch on a taken port: err = %v, want 'taken by another process'", err)
+	}
+}

@@ -1,0 +1,706 @@
+package leases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+)
+
+// names maps the #placeholders used in expressions to the column names, so
+// that no column name can collide with a DynamoDB reserved word.
+var names = map[string]string{
+	"#sid": colShardID,
+	"#o":   colOwner,
+	"#lt":  colLeaseTimeout,
+	"#cp":  colCheckpoint,
+	"#p":   colParent,
+	"#c":   colClaim,
+	"#ct":  colClaimTime,
+}
+
+// update builds an UpdateItem input, with only the #names the expressions use
+// (DynamoDB rejects unused ones).
+func (t *Table) update(shardID, updateExpr, condExpr string, values map[string]types.AttributeValue) *dynamodb.UpdateItemInput {
+	used := map[string]string{}
+	for ph, col := range names {
+		if containsPlaceholder(updateExpr, ph) || containsPlaceholder(condExpr, ph) {
+			used[ph] = col
+		}
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(t.table),
+		Key:                       key(shardID),
+		UpdateExpression:          aws.String(updateExpr),
+		ExpressionAttributeNames:  used,
+		ExpressionAttributeValues: values,
+	}
+	if condExpr != "" {
+		in.ConditionExpression = aws.String(condExpr)
+	}
+	if len(values) == 0 {
+		in.ExpressionAttributeValues = nil
+	}
+	return in
+}
+
+// containsPlaceholder reports whether expr uses placeholder ph as a whole
+// token ("#c" must not match inside "#cp").
+func containsPlaceholder(expr, ph string) bool {
+	for i := 0; ; {
+		j := strings.Index(expr[i:], ph)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(ph)
+		if end == len(expr) || !isNameChar(expr[end]) {
+			return true
+		}
+		i = end
+	}
+}
+
+func isNameChar(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func isConditionFailed(err error) (*types.ConditionalCheckFailedException, bool) {
+	var ccf *types.ConditionalCheckFailedException
+	return ccf, errors.As(err, &ccf)
+}
+
+// claimLive reports whether r carries a steal claim that has not expired. A
+// claim without ClaimTime (written by the KCL's own checkpointer) counts as
+// expired: its age is unknown.
+func (t *Table) claimLive(r row, now time.Time) bool {
+	return r.ClaimRequest != "" && !r.ClaimTime.IsZero() && now.Before(r.ClaimTime.Add(t.claimTimeout))
+}
+
+func (t *Table) checkWorker(op, worker string) error {
+	if worker != t.me {
+		return fmt.Errorf("leases: %s called for worker %q on the lease table %q of worker %q; set Config.WorkerID to the KCL's WorkerID", op, worker, t.table, t.me)
+	}
+	return nil
+}
+
+// Init creates the lease table if needed and waits until it is active
+// (EnsureTable, bounded by two minutes). The KCL calls it when the worker
+// starts.
+func (t *Table) Init() error {
+	ctx, cancel := context.WithTimeout(context.Background(), initTimeout)
+	defer cancel()
+	return t.EnsureTable(ctx)
+}
+
+// GetLease acquires or renews this worker's lease on shard. The KCL calls it
+// from its event loop to acquire free shards and from each shard consumer's
+// renewal loop; any error from a renewal ends that consumer.
+//
+// Renewal (a consumer of the shard runs in this worker): if another worker
+// holds a live claim it returns ErrClaimed (so the consumer ends and releases
+// the shard); if the row names another owner, or none, ErrLeaseLost;
+// otherwise it extends LeaseTimeout under the condition AssignedTo = this
+// worker. Transient DynamoDB errors are retried while the lease lasts.
+//
+// Acquisition: it refuses, with an error matching the KCL's
+// checkpoint.ErrLeaseNotAcquired, a shard leased by another worker until its
+// lease expires, a shard with another worker's live claim (ErrClaimed), a
+// finished shard, a child whose parent is not finished (ErrParentOpen), and,
+// unless this worker holds the claim, a shard beyond this worker's fair share
+// (ErrFairShare). It writes AssignedTo, LeaseTimeout and ParentShardId and
+// removes the claim, under a condition that the row is still as read, so
+// exactly one of several racing workers wins. It never touches Checkpoint.
+func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
+	if err := t.checkWorker("GetLease", worker); err != nil {
+		return err
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
+
+	t.mu.Lock()
+	local := t.running[shard.ID]
+	releasing := local != nil && local.releasing
+	t.mu.Unlock()
+	if releasing {
+		return t.notAcquired(nil, "shard %q in table %q: this worker is still releasing it (its consumer is ending); retry later", shard.ID, t.table)
+	}
+
+	r, err := t.get(ctx, shard.ID)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if local != nil {
+		return t.renew(ctx, shard, r, now)
+	}
+	return t.acquire(ctx, shard, r, now)
+}
+
+func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {
+	id := shard.ID
+	if r.Owner != t.me {
+		t.log.Info("lease lost", "shard", id, "owner", r.Owner, "lease_timeout", r.LeaseTimeout)
+		return t.notAcquired(ErrLeaseLost, "renew lease on shard %q in table %q: the row names owner %q (lease until %s), not this worker; its consumer must stop", id, t.table, r.Owner, fmtTime(r.LeaseTimeout))
+	}
+	if t.claimLive(r, now) && r.ClaimRequest != t.me {
+		t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
+		return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard at %s; ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
+	}
+
+	deadline := r.LeaseTimeout
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		newTimeout := time.Now().Add(t.leaseDur)
+		in := t.update(id, "SET #lt = :lt", "#o = :me", map[string]types.AttributeValue{
+			":lt": s(fmtTime(newTimeout)),
+			":me": s(t.me),
+		})
+		_, err := t.db.UpdateItem(ctx, in)
+		if err == nil {
+			shard.Mux.Lock()
+			shard.AssignedTo = t.me
+			shard.LeaseTimeout = newTimeout
+			shard.Mux.Unlock()
+			t.log.Debug("lease renewed", "shard", id, "lease_timeout", newTimeout)
+			return nil
+		}
+		if ccf, ok := isConditionFailed(err); ok {
+			t.log.Info("lease lost", "shard", id)
+			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: another worker took it or it was released", id, t.table)
+		}
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+			return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
+		}
+		t.log.Warn("lease renewal failed; retrying", "shard", id, "attempt", attempt, "lease_timeout", deadline, "err", err)
+		if !sleep(ctx, backoff) {
+			return fmt.Errorf("leases: renew lease on shard %q in table %q: %w (after %v)", id, t.table, context.Cause(ctx), err)
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {
+	id := shard.ID
+	if r.Checkpoint == checkpoint.ShardEnd {
+		return t.notAcquired(nil, "shard %q in table %q is finished (checkpoint %s); nothing to lease", id, t.table, checkpoint.ShardEnd)
+	}
+	if r.Owner != "" && r.Owner != t.me && now.Before(r.LeaseTimeout) {
+		return t.notAcquired(nil, "shard %q in table %q is leased by %q until %s", id, t.table, r.Owner, fmtTime(r.LeaseTimeout))
+	}
+	claimLive := t.claimLive(r, now)
+	ourClaim := claimLive && r.ClaimRequest == t.me
+	if claimLive && !ourClaim {
+		return t.notAcquired(ErrClaimed, "shard %q in table %q: worker %q claimed it at %s; not taking it before the claim expires at %s", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), fmtTime(r.ClaimTime.Add(t.claimTimeout)))
+	}
+	parent := shard.ParentShardId
+	if parent == "" {
+		parent = r.ParentShardID
+	}
+	if parent != "" {
+		if err := t.checkParent(ctx, id, parent); err != nil {
+			return err
+		}
+	}
+	// A shard this worker claimed was assigned to it by the KCL's rebalance,
+	// and a row still naming this worker (restart, stale release) is already
+	// counted as ours: neither changes the balance.
+	if !ourClaim && r.Owner != t.me {
+		if err := t.checkFairShare(ctx, id, now); err != nil {
+			return err
+		}
+	}
+
+	newTimeout := now.Add(t.leaseDur)
+	values := map[string]types.AttributeValue{
+		":me": s(t.me),
+		":lt": s(fmtTime(newTimeout)),
+	}
+	set := "SET #o = :me, #lt = :lt"
+	if parent != "" {
+		set += ", #p = :p"
+		values[":p"] = s(parent)
+	}
+	updateExpr := set + " REMOVE #c, #ct"
+
+	var conds []string
+	switch {
+	case !r.exists:
+		conds = append(conds, "attribute_not_exists(#sid)")
+	default:
+		if r.Owner == "" {
+			// The KCL's checkpointer may have written AssignedTo = "".
+			conds = append(conds, "(attribute_not_exists(#o) OR #o = :empty)")
+			values[":empty"] = s("")
+		} else {
+			conds = append(conds, "#o = :oldOwner")
+			values[":oldOwner"] = s(r.Owner)
+			if r.rawTimeout == "" {
+				conds = append(conds, "attribute_not_exists(#lt)")
+			} else {
+				conds = append(conds, "#lt = :oldTimeout")
+				values[":oldTimeout"] = s(r.rawTimeout)
+			}
+		}
+		// The claim is still what was read: a claim placed since then on an
+		// expired lease must not be wiped.
+		if r.ClaimRequest == "" {
+			conds = append(conds, "attribute_not_exists(#c)")
+		} else {
+			conds = append(conds, "#c = :oldClaim")
+			values[":oldClaim"] = s(r.ClaimRequest)
+			if r.rawClaimTime == "" {
+				conds = append(conds, "attribute_not_exists(#ct)")
+			} else {
+				conds = append(conds, "#ct = :oldClaimTime")
+				values[":oldClaimTime"] = s(r.rawClaimTime)
+			}
+		}
+		conds = append(conds, "(attribute_not_exists(#cp) OR #cp <> :end)")
+		values[":end"] = s(checkpoint.ShardEnd)
+	}
+
+	_, err := t.db.UpdateItem(ctx, t.update(id, updateExpr, strings.Join(conds, " AND "), values))
+	if ccf, ok := isConditionFailed(err); ok {
+		t.log.Debug("lease not acquired: the row changed since it was read", "shard", id)
+		return t.notAcquired(ccf, "acquire lease on shard %q in table %q: the row changed since it was read (another worker acquired or claimed it)", id, t.table)
+	}
+	if err != nil {
+		return fmt.Errorf("leases: acquire lease on shard %q in table %q: %w (DynamoDB error; the KCL retries at its next shard sync)", id, t.table, err)
+	}
+
+	t.mu.Lock()
+	t.running[id] = &localLease{status: shard}
+	t.mu.Unlock()
+	shard.Mux.Lock()
+	shard.AssignedTo = t.me
+	shard.LeaseTimeout = newTimeout
+	setClaim(shard, "")
+	shard.Mux.Unlock()
+	t.log.Info("lease taken", "shard", id, "previous_owner", r.Owner, "previous_lease_timeout", r.LeaseTimeout,
+		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "lease_timeout", newTimeout)
+	return nil
+}
+
+// checkParent refuses a child shard while its parent is unfinished. The
+// parent's row decides. Without a row, the parent counts as unfinished if the
+// last ListActiveWorkers map (the shards Kinesis lists; the KCL passes it on
+// every shard sync when lease stealing is on) contains it; before any such
+// map, for the first listingGrace of this Table, it counts as unfinished too
+// (at a fresh start the KCL may try the child before anyone leased the
+// parent). Otherwise the parent was trimmed or is unknown, and the child is
+// allowed.
+func (t *Table) checkParent(ctx context.Context, id, parent string) error {
+	p, err := t.get(ctx, parent)
+	if err != nil {
+		return err
+	}
+	if p.exists {
+		if p.Checkpoint != checkpoint.ShardEnd {
+			return t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q to reach %s (parent checkpoint %q, owner %q)", id, t.table, parent, checkpoint.ShardEnd, p.Checkpoint, p.Owner)
+		}
+		return nil
+	}
+	t.mu.Lock()
+	listed, known, grace := t.listed[parent], t.listed != nil, t.listingGrace
+	t.mu.Unlock()
+	if listed {
+		return t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q, which Kinesis still lists but which has no lease row yet", id, t.table, parent)
+	}
+	if !known && time.Since(t.created) < grace {
+		return t.notAcquired(ErrParentOpen, "child shard %q in table %q: its parent %q has no lease row and the shard list is not known yet (no ListActiveWorkers call); retrying until %s", id, t.table, parent, fmtTime(t.created.Add(grace)))
+	}
+	t.log.Debug("parent shard has no lease row and is not listed; leasing the child", "shard", id, "parent", parent, "list_known", known)
+	return nil
+}
+
+// checkFairShare refuses a lease when this worker already holds
+// ceil(open shards / active workers) of them.
+func (t *Table) checkFairShare(ctx context.Context, id string, now time.Time) error {
+	rows, err := t.cachedScan(ctx)
+	if err != nil {
+		return err
+	}
+	open := map[string]bool{id: true}
+	owned := map[string]bool{}
+	active := map[string]bool{t.me: true}
+	for _, r := range rows {
+		if r.Checkpoint == checkpoint.ShardEnd {
+			continue
+		}
+		open[r.ShardID] = true
+		if r.Owner != "" && now.Before(r.LeaseTimeout) {
+			active[r.Owner] = true
+			if r.Owner == t.me {
+				owned[r.ShardID] = true
+			}
+		}
+	}
+	t.mu.Lock()
+	for sid := range t.running {
+		open[sid] = true
+		owned[sid] = true
+	}
+	listedOpen := t.listedOpen
+	t.mu.Unlock()
+	delete(owned, id)
+
+	nOpen := max(len(open), listedOpen)
+	share := (nOpen + len(active) - 1) / len(active)
+	if len(owned) >= share {
+		return t.notAcquired(ErrFairShare, "shard %q in table %q: worker %q holds %d leases, its share of %d open shards among %d active workers is %d; leaving it to other workers", id, t.table, t.me, len(owned), nOpen, len(active), share)
+	}
+	return nil
+}
+
+// cachedScan returns the table rows, scanning at most once per statsTTL.
+func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
+	t.mu.Lock()
+	if !t.statsAt.IsZero() && time.Since(t.statsAt) < t.statsTTL {
+		rows := t.stats
+		t.mu.Unlock()
+		return rows, nil
+	}
+	t.mu.Unlock()
+	rows, err := t.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.stats, t.statsAt = rows, time.Now()
+	t.mu.Unlock()
+	return rows, nil
+}
+
+// CheckpointSequence writes shard.GetCheckpoint() (a sequence number, or
+// SHARD_END at the end of the shard) as the shard's checkpoint, only if this
+// worker owns the lease (condition AssignedTo = this worker). Otherwise it
+// writes nothing and returns an error wrapping ErrLeaseLost and the DynamoDB
+// ConditionalCheckFailedException. It touches no other column.
+func (t *Table) CheckpointSequence(shard *par.ShardStatus) error {
+	id := shard.ID
+	cp := shard.GetCheckpoint()
+	if cp == "" {
+		return fmt.Errorf("leases: checkpoint of shard %q in table %q: empty sequence number; checkpoint the sequence number of the last processed record, or nil at the end of the shard", id, t.table)
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	in := t.update(id, "SET #cp = :cp", "#o = :me", map[string]types.AttributeValue{
+		":cp": s(cp),
+		":me": s(t.me),
+	})
+	_, err := t.db.UpdateItem(ctx, in)
+	if ccf, ok := isConditionFailed(err); ok {
+		owner := "unknown"
+		if r, err := t.get(ctx, id); err == nil {
+			owner = r.Owner
+		}
+		t.log.Warn("checkpoint refused: lease lost", "shard", id, "checkpoint", cp, "owner", owner)
+		return fmt.Errorf("leases: checkpoint %s of shard %q in table %q not written: worker %q no longer owns the lease (owner now %q); stop processing the shard, its owner resumes from its own checkpoint: %w: %w", cp, id, t.table, t.me, owner, ErrLeaseLost, ccf)
+	}
+	if err != nil {
+		return fmt.Errorf("leases: write checkpoint %s of shard %q in table %q: %w (DynamoDB error; checkpoint again, a later checkpoint covers this one)", cp, id, t.table, err)
+	}
+	if cp == checkpoint.ShardEnd {
+		t.log.Info("shard finished", "shard", id)
+	} else {
+		t.log.Debug("checkpoint written", "shard", id, "checkpoint", cp)
+	}
+	return nil
+}
+
+// FetchCheckpoint reads the shard's row (consistent read) into shard:
+// Checkpoint, AssignedTo (shown as "" if it names this worker but no consumer
+// of the shard runs here, so that the KCL tries to lease it again),
+// LeaseTimeout and ClaimRequest (the claimer, if the claim is live, else "";
+// the KCL's own checkpointer never sets it, which breaks its steal logic). It returns checkpoint.ErrSequenceIDNotFound
+// (unwrapped: the KCL compares with ==) when the row has no checkpoint.
+//
+// For a shard whose consumer runs in this worker, the in-memory Checkpoint is
+// left alone unless the consumer itself asks (the KCL's event loop probing the
+// shard would otherwise overwrite a checkpoint the consumer is writing), and
+// a probe seeing AssignedTo "" means the KCL is ending that consumer: the
+// shard is then not leased again until RemoveLeaseOwner returns.
+func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
+	id := shard.ID
+	shard.Mux.RLock()
+	prevOwner := shard.AssignedTo
+	shard.Mux.RUnlock()
+
+	t.mu.Lock()
+	local := t.running[id]
+	ownFetch := true
+	if local != nil && local.status == shard && prevOwner != t.me {
+		ownFetch = false
+		if prevOwner == "" && !local.releasing {
+			local.releasing = true
+			t.log.Debug("consumer ending: shard not leased again until released", "shard", id)
+		}
+	}
+	t.mu.Unlock()
+
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	r, err := t.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	claim := ""
+	if t.claimLive(r, time.Now()) {
+		claim = r.ClaimRequest
+	}
+	shard.Mux.Lock()
+	if ownFetch {
+		shard.Checkpoint = r.Checkpoint
+	}
+	shard.AssignedTo = t.memOwner(r.Owner, local != nil)
+	shard.LeaseTimeout = r.LeaseTimeout
+	setClaim(shard, claim)
+	shard.Mux.Unlock()
+	if r.Checkpoint == "" {
+		return checkpoint.ErrSequenceIDNotFound
+	}
+	return nil
+}
+
+// RemoveLeaseOwner releases this worker's lease on the shard. The KCL calls it
+// whenever a shard consumer ends. It first calls Config.OnRelease, then
+// removes AssignedTo under the condition AssignedTo = this worker (if another
+// worker owns the row by then, it does nothing and returns nil). It leaves
+// any steal claim in place: a claim on a shard this worker owns is another
+// worker's, and the release is what lets that worker take the shard. Errors
+// are retried a few times; if the release still fails the lease expires after
+// LeaseDuration.
+func (t *Table) RemoveLeaseOwner(shardID string) error {
+	t.mu.Lock()
+	local := t.running[shardID]
+	if local != nil {
+		local.releasing = true
+	}
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		if local != nil && t.running[shardID] == local {
+			delete(t.running, shardID)
+		}
+		t.mu.Unlock()
+	}()
+
+	if t.onRelease != nil {
+		t.onRelease(shardID)
+	}
+
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	in := t.update(shardID, "REMOVE #o", "#o = :me", map[string]types.AttributeValue{":me": s(t.me)})
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, err := t.db.UpdateItem(ctx, in)
+		if err == nil {
+			t.log.Info("lease released", "shard", shardID)
+			return nil
+		}
+		if _, ok := isConditionFailed(err); ok {
+			t.log.Debug("lease release: this worker no longer owns the shard", "shard", shardID)
+			return nil
+		}
+		if attempt >= releaseAttempts || ctx.Err() != nil {
+			return fmt.Errorf("leases: release lease on shard %q in table %q after %d attempts: %w (the lease expires by itself after %v)", shardID, t.table, attempt, err, t.leaseDur)
+		}
+		t.log.Warn("lease release failed; retrying", "shard", shardID, "attempt", attempt, "err", err)
+		if !sleep(ctx, backoff) {
+			return fmt.Errorf("leases: release lease on shard %q in table %q: %w (the lease expires by itself after %v)", shardID, t.table, context.Cause(ctx), t.leaseDur)
+		}
+		backoff *= 2
+	}
+}
+
+// GetLeaseOwner returns the worker named in the shard's row. Without a row or
+// owner it returns an error wrapping checkpoint.NoLeaseOwnerErr.
+func (t *Table) GetLeaseOwner(shardID string) (string, error) {
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	r, err := t.get(ctx, shardID)
+	if err != nil {
+		return "", err
+	}
+	if r.Owner == "" {
+		return "", fmt.Errorf("leases: shard %q in table %q: %w", shardID, t.table, checkpoint.NoLeaseOwnerErr)
+	}
+	return r.Owner, nil
+}
+
+// RemoveLeaseInfo deletes the shard's row. The KCL calls it for a shard that
+// Kinesis no longer lists. The deleted row is logged, so a checkpoint deleted
+// by mistake can be restored.
+func (t *Table) RemoveLeaseInfo(shardID string) error {
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	out, err := t.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:    aws.String(t.table),
+		Key:          key(shardID),
+		ReturnValues: types.ReturnValueAllOld,
+	})
+	if err != nil {
+		return fmt.Errorf("leases: delete the lease row of shard %q from table %q: %w (the KCL retries at its next shard sync)", shardID, t.table, err)
+	}
+	if out.Attributes != nil {
+		t.log.Info("lease row deleted: shard no longer listed by Kinesis", "shard", shardID,
+			"checkpoint", str(out.Attributes, colCheckpoint), "owner", str(out.Attributes, colOwner), "parent", str(out.Attributes, colParent))
+	}
+	return nil
+}
+
+// ListActiveWorkers returns, from one consistent Scan, the workers holding
+// unexpired leases on unfinished shards of shardStatus and their shards, like
+// the KCL's: shards at SHARD_END are skipped, and if an unfinished shard has
+// no owner (no row, no AssignedTo, or an expired lease) it returns
+// checkpoint.ErrShardNotAssigned (wrapped), so that the KCL does not steal
+// while free shards remain. It updates the shards' AssignedTo, LeaseTimeout,
+// ClaimRequest and Checkpoint (not the Checkpoint of the ShardStatus a consumer
+// of this worker runs with: the consumer writes it), and remembers the shard list for the fair-share and parent guards.
+func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[string][]*par.ShardStatus, error) {
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	rows, err := t.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	byID := make(map[string]Lease, len(rows))
+	for _, r := range rows {
+		byID[r.ShardID] = r
+	}
+	t.mu.Lock()
+	t.stats, t.statsAt = rows, now
+	running := make(map[string]*par.ShardStatus, len(t.running))
+	for id, l := range t.running {
+		running[id] = l.status
+	}
+	t.mu.Unlock()
+
+	workers := map[string][]*par.ShardStatus{}
+	listed := make(map[string]bool, len(shardStatus))
+	open := 0
+	var unassigned []string
+	for id, shard := range shardStatus {
+		listed[id] = true
+		r, ok := byID[id]
+		if ok {
+			claim := ""
+			if t.claimLive(row{Lease: r}, now) {
+				claim = r.ClaimRequest
+			}
+			shard.Mux.Lock()
+			shard.AssignedTo = t.memOwner(r.Owner, running[id] != nil)
+			shard.LeaseTimeout = r.LeaseTimeout
+			setClaim(shard, claim)
+			if running[id] != shard {
+				shard.Checkpoint = r.Checkpoint
+			}
+			shard.Mux.Unlock()
+		}
+		if r.Checkpoint == checkpoint.ShardEnd {
+			continue
+		}
+		open++
+		if r.Owner == "" || !now.Before(r.LeaseTimeout) {
+			unassigned = append(unassigned, id)
+			continue
+		}
+		workers[r.Owner] = append(workers[r.Owner], shard)
+	}
+	t.mu.Lock()
+	t.listed, t.listedOpen = listed, open
+	t.mu.Unlock()
+
+	if len(unassigned) > 0 {
+		t.log.Debug("open shards without a live lease; not rebalancing", "count", len(unassigned), "example", unassigned[0])
+		return nil, fmt.Errorf("leases: %d open shards in table %q have no live lease (e.g. %q); they are leased at the next shard sync before any steal: %w", len(unassigned), t.table, unassigned[0], checkpoint.ErrShardNotAssigned)
+	}
+	return workers, nil
+}
+
+// ClaimShard asks the owner of shard to give it up to claimer (this worker):
+// it writes ClaimRequest and ClaimTime under the condition that the owner is
+// still shard's in-memory owner, the shard is not finished and no other live
+// claim exists. The owner ends its consumer at its next renewal (ErrClaimed)
+// and, after the release, only this worker may take the shard until the claim
+// expires (ClaimTimeout). Checkpoints and renewals leave the claim in place.
+func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
+	if err := t.checkWorker("ClaimShard", claimer); err != nil {
+		return err
+	}
+	id := shard.ID
+	owner := shard.GetLeaseOwner()
+	if owner == "" || owner == t.me {
+		return fmt.Errorf("leases: claim shard %q in table %q: its owner is %q, not another worker; nothing to steal", id, t.table, owner)
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
+	now := time.Now()
+	in := t.update(id, "SET #c = :me, #ct = :now",
+		"#o = :owner AND (attribute_not_exists(#c) OR attribute_not_exists(#ct) OR #ct < :expired) AND (attribute_not_exists(#cp) OR #cp <> :end)",
+		map[string]types.AttributeValue{
+			":me":      s(t.me),
+			":now":     s(fmtTime(now)),
+			":owner":   s(owner),
+			":expired": s(fmtTime(now.Add(-t.claimTimeout))),
+			":end":     s(checkpoint.ShardEnd),
+		})
+	_, err := t.db.UpdateItem(ctx, in)
+	if ccf, ok := isConditionFailed(err); ok {
+		return fmt.Errorf("leases: claim shard %q from %q in table %q refused: the owner changed, the shard finished, or another live claim exists; the KCL retries at its next rebalance: %w", id, owner, t.table, ccf)
+	}
+	if err != nil {
+		return fmt.Errorf("leases: claim shard %q from %q in table %q: %w (DynamoDB error; the KCL retries at its next rebalance)", id, owner, t.table, err)
+	}
+	shard.Mux.Lock()
+	setClaim(shard, t.me)
+	shard.Mux.Unlock()
+	t.log.Info("steal claim placed", "shard", id, "owner", owner)
+	return nil
+}
+
+// memOwner is the owner to show the KCL in a ShardStatus: the row's, except
+// that a row naming this worker shows as free unless a consumer of the shard
+// runs here. The KCL's event loop never tries to lease a shard whose in-memory
+// owner is itself, so a row left naming this worker (a failed release, a
+// restart with the same WorkerID, a failed acquisition) would otherwise be
+// stuck until another worker takes it after expiry; GetLease takes such a row
+// back.
+func (t *Table) memOwner(rowOwner string, running bool) string {
+	if rowOwner == t.me && !running {
+		return ""
+	}
+	return rowOwner
+}
+
+// setClaim sets shard.ClaimRequest (shard.Mux held) only if it changes: the
+// KCL reads the field without the lock (worker.go:318,331,398), from its event
+// loop goroutine, while FetchCheckpoint also runs on consumer goroutines;
+// skipping no-op writes keeps those unsynchronised reads from racing with us
+// in the common case.
+func setClaim(shard *par.ShardStatus, claim string) {
+	if shard.ClaimRequest != claim {
+		shard.ClaimRequest = claim
+	}
+}
+
+// sleep waits d or until ctx is done; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
+	}
+}

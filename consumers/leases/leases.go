@@ -1,0 +1,335 @@
+// Package leases is a lease and checkpoint table in DynamoDB for the KCL
+// (github.com/vmware/vmware-go-kcl-v2 v1.0.0). It implements the KCL's
+// checkpoint.Checkpointer interface and is plugged in with
+// worker.WithCheckpointer. It replaces the KCL's own DynamoCheckpoint, which
+// loses data (see /work/shared/notes/dependency-traps.md, section 1):
+//
+//   - A checkpoint is written only while this worker owns the lease
+//     (UpdateItem with the condition AssignedTo = this worker). A worker that
+//     lost a shard can never overwrite the new owner's checkpoint, and nothing
+//     is checkpointed after the lease was released. Such writes fail with
+//     ErrLeaseLost.
+//   - Every write is an UpdateItem of the columns it owns, never a full-item
+//     PutItem, so a checkpoint never erases a steal claim and a lease write
+//     never erases a checkpoint.
+//   - A child shard is not leased while its parent's row exists without
+//     SHARD_END, so a child never runs alongside its parent.
+//   - Steal claims work: a claim carries a time (ClaimTime) and expires after
+//     Config.ClaimTimeout; the owner gives the shard up at its next renewal
+//     (GetLease returns ErrClaimed), and only the claimer may take it while the
+//     claim is live.
+//   - A fair-share guard keeps one worker from grabbing every free shard.
+//   - Config.OnRelease tells the application that the KCL ended a shard
+//     consumer (the KCL never sends a ZOMBIE shutdown).
+//
+// The table layout is the KCL's: hash key ShardID (S), AssignedTo,
+// LeaseTimeout (RFC 3339, UTC, always with 9 fractional digits so that strings
+// sort like times), Checkpoint (sequence number or SHARD_END), ParentShardId,
+// ClaimRequest, plus ClaimTime (same format as LeaseTimeout).
+//
+// KCL settings to pair with it: WorkerID equal to Config.WorkerID,
+// FailoverTimeMillis equal to LeaseDuration, LeaseRefreshWaitTime at most a
+// third of it, LeaseStealingClaimTimeoutMillis equal to ClaimTimeout, lease
+// stealing on (the KCL then passes its shard list to ListActiveWorkers on
+// every shard sync, which the fair-share and parent guards use), and a
+// ShardSyncIntervalMillis of a few seconds.
+//
+// Limits that remain:
+//
+//   - Expiry is judged on the reading worker's clock: workers must keep their
+//     clocks within a small fraction of LeaseDuration of each other.
+//   - WorkerID must be unique per running process (for example hostname plus
+//     a random suffix). Two processes with the same WorkerID both pass the
+//     AssignedTo checks and can overwrite each other's checkpoints; there is
+//     no fencing token. One Table must serve one KCL Worker: it tracks which
+//     shards that worker runs.
+//   - A worker learns that it lost a lease only at its next renewal or
+//     checkpoint, and the KCL stops a consumer only between batches: after a
+//     takeover by expiry, both workers may process the same records for a
+//     while (duplicates, never a moved-back or overwritten checkpoint).
+//   - The KCL stops renewing a lease before RemoveLeaseOwner, so an OnRelease
+//     longer than the rest of the lease lets another worker start the shard
+//     while the drain runs; the drain's checkpoints then fail with
+//     ErrLeaseLost.
+//   - A child shard whose parent has no row is leased when the parent is not
+//     in the KCL's shard list (trimmed), or, without lease stealing (no list),
+//     once the Table is max(2*LeaseDuration, 10s) old: if the parent was in
+//     fact unprocessed, child and parent can then run together. After a
+//     merge, the KCL keeps only ParentShardId, not the adjacent parent, so the
+//     child waits for one parent only.
+//   - The fair-share guard reads a table scan up to a second old.
+//   - ListActiveWorkers reports checkpoint.ErrShardNotAssigned while any open
+//     shard is free, including children waiting for their parent, so the KCL
+//     does not rebalance (and logs a warning each shard sync) until they are
+//     leased.
+//   - Detecting that the KCL is ending a consumer (so that the same worker
+//     does not restart the shard during OnRelease) relies on KCL v1.0.0
+//     internals: releaseLease clears the in-memory owner before calling
+//     RemoveLeaseOwner, and the event loop reuses one ShardStatus per shard.
+package leases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+)
+
+// Column names. The first six are the KCL's.
+const (
+	colShardID      = checkpoint.LeaseKeyKey       // "ShardID", hash key (S)
+	colOwner        = checkpoint.LeaseOwnerKey     // "AssignedTo"
+	colLeaseTimeout = checkpoint.LeaseTimeoutKey   // "LeaseTimeout"
+	colCheckpoint   = checkpoint.SequenceNumberKey // "Checkpoint"
+	colParent       = checkpoint.ParentShardIdKey  // "ParentShardId"
+	colClaim        = checkpoint.ClaimRequestKey   // "ClaimRequest"
+	colClaimTime    = "ClaimTime"
+)
+
+// timeFormat is RFC 3339 with a fixed 9-digit fraction. Written in UTC, the
+// strings have a fixed width and compare like the times they hold, which the
+// ClaimTime < :expired condition relies on (time.RFC3339Nano drops trailing
+// zeros, so "…:05Z" would sort after "…:05.1Z"). time.Parse with
+// time.RFC3339Nano reads it, and reads the KCL's own values.
+const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+const (
+	// initTimeout bounds Init (EnsureTable).
+	initTimeout = 2 * time.Minute
+	// minCallTimeout is the smallest per-call timeout for the KCL methods,
+	// which get no context. The timeout is max(LeaseDuration, minCallTimeout).
+	minCallTimeout = 5 * time.Second
+	// defaultStatsTTL is how long the table scan behind the fair-share guard
+	// is reused.
+	defaultStatsTTL = time.Second
+	// minListingGrace is the least time a new Table refuses a child shard
+	// whose parent has no row, until ListActiveWorkers tells which shards
+	// Kinesis lists. The grace is max(2*LeaseDuration, minListingGrace).
+	minListingGrace = 10 * time.Second
+	// releaseAttempts bounds the tries of RemoveLeaseOwner on errors other
+	// than a failed condition.
+	releaseAttempts = 3
+)
+
+// ErrLeaseLost is returned, wrapped, when this worker no longer owns the lease
+// of a shard it is working on:
+//
+//   - by CheckpointSequence (and so by the KCL's Checkpoint) when the row's
+//     AssignedTo is not this worker: the lease expired and another worker took
+//     it, or it was released. The checkpoint was not written. Stop processing
+//     the shard and do not retry: the new owner resumes from its own
+//     checkpoint, and the records since this worker's last checkpoint are read
+//     again by it (at-least-once). It wraps the DynamoDB
+//     ConditionalCheckFailedException.
+//   - by GetLease when a consumer of the shard is still running in this
+//     process but the row says another owner (or none): the KCL's renewal loop
+//     then ends that consumer.
+var ErrLeaseLost = errors.New("lease lost: this worker no longer owns the shard")
+
+// ErrClaimed is returned, wrapped, by GetLease when another worker holds a
+// live steal claim on the shard (ClaimShard). When this worker owns the lease
+// (a renewal), the error is not a checkpoint.ErrLeaseNotAcquired: the KCL's
+// renewal loop ends the consumer, whose exit releases the lease
+// (RemoveLeaseOwner) so that the claimer can take it. When this worker tries to
+// acquire a free shard, the error also matches checkpoint.ErrLeaseNotAcquired.
+var ErrClaimed = errors.New("shard is claimed by another worker")
+
+// ErrParentOpen is returned, wrapped with checkpoint.ErrLeaseNotAcquired, by
+// GetLease for a child shard whose parent has not been processed to its end
+// (its row has no SHARD_END checkpoint, or it has no row but Kinesis still
+// lists it). The KCL retries at its next shard sync.
+var ErrParentOpen = errors.New("parent shard not finished")
+
+// ErrFairShare is returned, wrapped with checkpoint.ErrLeaseNotAcquired, by
+// GetLease when this worker already holds its share of the open shards,
+// ceil(open shards / active workers).
+var ErrFairShare = errors.New("worker already holds its fair share of shards")
+
+// Config configures a Table.
+type Config struct {
+	// Client is the DynamoDB client. Required.
+	Client *dynamodb.Client
+	// Table is the lease table name. Required.
+	Table string
+	// WorkerID identifies this worker; it must equal the KCL's WorkerID and be
+	// unique per process. Required.
+	WorkerID string
+	// LeaseDuration is the failover time: a lease not renewed for this long is
+	// free. Required. It should match the KCL's FailoverTimeMillis and be at
+	// least three times its LeaseRefreshPeriodMillis.
+	LeaseDuration time.Duration
+	// ClaimTimeout: a steal claim not honoured within this is ignored.
+	// Default 2*LeaseDuration. It must be at least LeaseDuration, so that a
+	// claim outlives the lease it waits for.
+	ClaimTimeout time.Duration
+	// Logger receives the logs. Default slog.Default().
+	Logger *slog.Logger
+	// OnRelease is called (synchronously) when the KCL ends a shard consumer
+	// for this worker, before the lease owner is removed. The KCL calls
+	// RemoveLeaseOwner on every consumer exit (end of shard, shutdown, lease
+	// lost or claimed, errors): it is the only "ended" signal, since the KCL
+	// never sends a ZOMBIE shutdown. Checkpoints written from OnRelease still
+	// succeed if the lease is still ours; after it returns, none do. While it
+	// runs, this worker does not take the shard again. It must not panic.
+	// Optional.
+	OnRelease func(shardID string)
+}
+
+// Lease is one row of the lease table.
+type Lease struct {
+	ShardID       string
+	Owner         string // AssignedTo; "" when free
+	Checkpoint    string // sequence number, checkpoint.ShardEnd, or ""
+	ParentShardID string
+	ClaimRequest  string    // worker that asked to steal the shard; "" if none
+	LeaseTimeout  time.Time // zero if absent
+	ClaimTime     time.Time // zero if absent
+}
+
+// Table is the lease table of one KCL worker. It implements
+// checkpoint.Checkpointer and is safe for concurrent use.
+type Table struct {
+	db           *dynamodb.Client
+	table        string
+	me           string
+	leaseDur     time.Duration
+	claimTimeout time.Duration
+	log          *slog.Logger
+	onRelease    func(string)
+	callTimeout  time.Duration
+
+	mu sync.Mutex
+	// running holds the shards whose consumer runs in this process: added
+	// when GetLease acquires a lease, removed when RemoveLeaseOwner returns.
+	running map[string]*localLease
+	// stats is the last table scan (fair-share guard); statsAt its time.
+	stats    []Lease
+	statsAt  time.Time
+	statsTTL time.Duration
+	// created is when New ran; listingGrace how long after that a child
+	// whose parent has no row waits for a shard list (see checkParent).
+	created      time.Time
+	listingGrace time.Duration
+	// listedOpen is the number of open shards in the last ListActiveWorkers
+	// map, listed the IDs of all its shards (what Kinesis lists).
+	listedOpen int
+	listed     map[string]bool
+}
+
+// localLease is a shard whose consumer runs in this process.
+type localLease struct {
+	// status is the KCL's ShardStatus the lease was acquired with.
+	status *par.ShardStatus
+	// releasing is set once the KCL started ending the consumer.
+	releasing bool
+}
+
+var _ checkpoint.Checkpointer = (*Table)(nil)
+
+// New validates cfg and returns a Table. It does not touch DynamoDB; the KCL
+// calls Init (EnsureTable) when the worker starts.
+func New(cfg Config) (*Table, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("Client is nil"))
+	}
+	if cfg.Table == "" {
+		errs = append(errs, errors.New("Table is empty"))
+	}
+	if cfg.WorkerID == "" {
+		errs = append(errs, errors.New("WorkerID is empty"))
+	}
+	if cfg.LeaseDuration <= 0 {
+		errs = append(errs, fmt.Errorf("LeaseDuration %v is not positive", cfg.LeaseDuration))
+	}
+	if cfg.ClaimTimeout == 0 {
+		cfg.ClaimTimeout = 2 * cfg.LeaseDuration
+	}
+	if cfg.ClaimTimeout < cfg.LeaseDuration {
+		errs = append(errs, fmt.Errorf("ClaimTimeout %v is shorter than LeaseDuration %v: a claim would expire before the lease it waits for", cfg.ClaimTimeout, cfg.LeaseDuration))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("leases: invalid config for table %q: %w", cfg.Table, errors.Join(errs...))
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Table{
+		db:           cfg.Client,
+		table:        cfg.Table,
+		me:           cfg.WorkerID,
+		leaseDur:     cfg.LeaseDuration,
+		claimTimeout: cfg.ClaimTimeout,
+		log:          log.With("table", cfg.Table, "worker", cfg.WorkerID),
+		onRelease:    cfg.OnRelease,
+		callTimeout:  max(cfg.LeaseDuration, minCallTimeout),
+		running:      map[string]*localLease{},
+		statsTTL:     defaultStatsTTL,
+		created:      time.Now(),
+		listingGrace: max(2*cfg.LeaseDuration, minListingGrace),
+	}, nil
+}
+
+// callCtx bounds one KCL-driven call (the Checkpointer interface has no
+// context).
+func (t *Table) callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), t.callTimeout)
+}
+
+// notAcquiredError is a refusal to acquire a lease. It matches the KCL's
+// checkpoint.ErrLeaseNotAcquired with errors.As (as the KCL's event loop
+// tests it, which then skips the shard without logging an error) and
+// errors.Is, and unwraps to its cause (ErrClaimed, ErrParentOpen, ...).
+//
+// checkpoint.ErrLeaseNotAcquired{} can be built from outside its package
+// (the empty literal is legal), but its only field, the message, is
+// unexported, so it would print "lease not acquired: " with no reason. This
+// type carries our message and answers to the KCL type instead.
+type notAcquiredError struct {
+	msg   string
+	cause error
+}
+
+func (e *notAcquiredError) Error() string {
+	if e.cause == nil {
+		return e.msg
+	}
+	return e.msg + ": " + e.cause.Error()
+}
+
+func (e *notAcquiredError) Unwrap() error { return e.cause }
+
+// As makes errors.As(err, &checkpoint.ErrLeaseNotAcquired{}) true.
+func (e *notAcquiredError) As(target any) bool {
+	if p, ok := target.(*checkpoint.ErrLeaseNotAcquired); ok {
+		*p = checkpoint.ErrLeaseNotAcquired{}
+		return true
+	}
+	return false
+}
+
+// Is makes errors.Is(err, checkpoint.ErrLeaseNotAcquired{}) true.
+func (e *notAcquiredError) Is(target error) bool {
+	_, ok := target.(checkpoint.ErrLeaseNotAcquired)
+	return ok
+}
+
+func (t *Table) notAcquired(cause error, format string, args ...any) error {
+	return &notAcquiredError{msg: "leases: " + fmt.Sprintf(format, args...), cause: cause}
+}
+
+func fmtTime(tm time.Time) string { return tm.UTC().Format(timeFormat) }
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}

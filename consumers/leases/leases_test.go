@@ -1,0 +1,758 @@
+package leases_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+)
+
+// One dynalite serves the whole test binary; every test uses its own table.
+var db *dynamodb.Client
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	srv, err := emulators.StartDynamo(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start dynalite:", err)
+		os.Exit(1)
+	}
+	db = testaws.Dynamo(srv.Endpoint)
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "dynalite log tail:\n%s\n", srv.LogTail(4<<10))
+	}
+	if err := srv.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop dynalite:", err)
+	}
+	os.Exit(code)
+}
+
+var tableSeq atomic.Int64
+
+// env is one test's lease table, shared by the test's workers.
+type env struct {
+	t     *testing.T
+	table string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	name := fmt.Sprintf("leases-%s-%d", strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()), tableSeq.Add(1))
+	if len(name) > 255 {
+		name = name[:255]
+	}
+	e := &env{t: t, table: name}
+	// Create it once up front, so that workers created later find it ACTIVE.
+	e.worker("setup", time.Second, nil)
+	return e
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// worker returns a Table for worker id with an active table.
+func (e *env) worker(id string, leaseDur time.Duration, onRelease func(string)) *leases.Table {
+	e.t.Helper()
+	tbl, err := leases.New(leases.Config{
+		Client:        db,
+		Table:         e.table,
+		WorkerID:      id,
+		LeaseDuration: leaseDur,
+		Logger:        slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnRelease:     onRelease,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(e.t.Context(), time.Minute)
+	defer cancel()
+	if err := tbl.EnsureTable(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	return tbl
+}
+
+// row returns the lease row of shard (t.Fatal if absent).
+func (e *env) row(tbl *leases.Table, shard string) leases.Lease {
+	e.t.Helper()
+	rows, err := tbl.Checkpoints(e.t.Context())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r, ok := rows[shard]
+	if !ok {
+		e.t.Fatalf("no row for shard %s; rows: %+v", shard, rows)
+	}
+	return r
+}
+
+func status(id, parent string) *par.ShardStatus {
+	return &par.ShardStatus{ID: id, ParentShardId: parent, Mux: &sync.RWMutex{}}
+}
+
+func mustLease(t *testing.T, tbl *leases.Table, st *par.ShardStatus, worker string) {
+	t.Helper()
+	if err := tbl.GetLease(st, worker); err != nil {
+		t.Fatalf("%s: GetLease(%s): %v", worker, st.ID, err)
+	}
+}
+
+func checkpointAt(t *testing.T, tbl *leases.Table, st *par.ShardStatus, seq string) error {
+	t.Helper()
+	st.SetCheckpoint(seq)
+	return tbl.CheckpointSequence(st)
+}
+
+func isNotAcquired(err error) bool {
+	return errors.As(err, &checkpoint.ErrLeaseNotAcquired{})
+}
+
+func wantNotAcquired(t *testing.T, err error, cause error) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("lease acquired, want refusal")
+	}
+	if !isNotAcquired(err) {
+		t.Fatalf("error %v (%T) does not match checkpoint.ErrLeaseNotAcquired", err, err)
+	}
+	if !errors.Is(err, checkpoint.ErrLeaseNotAcquired{}) {
+		t.Fatalf("errors.Is(%v, ErrLeaseNotAcquired{}) = false", err)
+	}
+	if cause != nil && !errors.Is(err, cause) {
+		t.Fatalf("error %v does not wrap %v", err, cause)
+	}
+}
+
+// 1. A worker whose lease was taken over cannot move the checkpoint.
+func TestLostLeaseCannotCheckpoint(t *testing.T) {
+	e := newEnv(t)
+	const lease = 300 * time.Millisecond
+	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
+	s1, s2 := status("shard-1", ""), status("shard-1", "")
+
+	mustLease(t, w1, s1, "w1")
+	if err := checkpointAt(t, w1, s1, "50"); err != nil {
+		t.Fatalf("w1 checkpoint while owner: %v", err)
+	}
+	time.Sleep(lease + 100*time.Millisecond)
+	mustLease(t, w2, s2, "w2")
+	if err := checkpointAt(t, w2, s2, "200"); err != nil {
+		t.Fatalf("w2 checkpoint: %v", err)
+	}
+
+	err := checkpointAt(t, w1, s1, "100")
+	if !errors.Is(err, leases.ErrLeaseLost) {
+		t.Fatalf("w1 checkpoint after takeover: got %v, want ErrLeaseLost", err)
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		t.Fatalf("ErrLeaseLost does not wrap the ConditionalCheckFailedException: %v", err)
+	}
+	// SHARD_END goes through the same condition.
+	if err := checkpointAt(t, w1, s1, checkpoint.ShardEnd); !errors.Is(err, leases.ErrLeaseLost) {
+		t.Fatalf("w1 SHARD_END after takeover: got %v, want ErrLeaseLost", err)
+	}
+	if r := e.row(w1, "shard-1"); r.Checkpoint != "200" || r.Owner != "w2" {
+		t.Fatalf("row after w1's late checkpoints: %+v, want checkpoint 200 owner w2", r)
+	}
+
+	// w1's renewal ends its consumer; its release leaves w2's lease alone.
+	if err := w1.GetLease(s1, "w1"); !errors.Is(err, leases.ErrLeaseLost) {
+		t.Fatalf("w1 renewal after takeover: got %v, want ErrLeaseLost", err)
+	}
+	if err := w1.RemoveLeaseOwner("shard-1"); err != nil {
+		t.Fatalf("w1 release after takeover: %v", err)
+	}
+	if r := e.row(w1, "shard-1"); r.Checkpoint != "200" || r.Owner != "w2" {
+		t.Fatalf("row after w1's release: %+v, want checkpoint 200 owner w2", r)
+	}
+	if owner, err := w1.GetLeaseOwner("shard-1"); err != nil || owner != "w2" {
+		t.Fatalf("GetLeaseOwner = %q, %v; want w2", owner, err)
+	}
+}
+
+// 2. Renewal by the owner extends the timeout; an unexpired foreign lease is
+// not acquired.
+func TestRenewalAndForeignLease(t *testing.T) {
+	e := newEnv(t)
+	w1, w2 := e.worker("w1", 5*time.Second, nil), e.worker("w2", 5*time.Second, nil)
+	s1 := status("shard-1", "")
+
+	mustLease(t, w1, s1, "w1")
+	first := e.row(w1, "shard-1").LeaseTimeout
+	if got := s1.GetLeaseTimeout(); !got.Equal(first) || s1.GetLeaseOwner() != "w1" {
+		t.Fatalf("in-memory after acquire: owner %q timeout %v; row timeout %v", s1.GetLeaseOwner(), got, first)
+	}
+	time.Sleep(20 * time.Millisecond)
+	mustLease(t, w1, s1, "w1")
+	second := e.row(w1, "shard-1")
+	if !second.LeaseTimeout.After(first) || second.Owner != "w1" {
+		t.Fatalf("renewal: row %+v, first timeout %v", second, first)
+	}
+	if !s1.GetLeaseTimeout().Equal(second.LeaseTimeout) {
+		t.Fatalf("in-memory timeout %v, row %v", s1.GetLeaseTimeout(), second.LeaseTimeout)
+	}
+
+	err := w2.GetLease(status("shard-1", ""), "w2")
+	wantNotAcquired(t, err, nil)
+	if r := e.row(w1, "shard-1"); r.Owner != "w1" || !r.LeaseTimeout.Equal(second.LeaseTimeout) {
+		t.Fatalf("row changed by a refused acquisition: %+v", r)
+	}
+
+	// A Table refuses calls for another worker ID.
+	if err := w1.GetLease(s1, "w2"); err == nil || isNotAcquired(err) {
+		t.Fatalf("GetLease for a foreign worker ID: %v", err)
+	}
+}
+
+// 3. Steal protocol.
+func TestStealProtocol(t *testing.T) {
+	e := newEnv(t)
+	const lease = 5 * time.Second
+	var released []string
+	var mu sync.Mutex
+	w1 := e.worker("w1", lease, func(id string) {
+		mu.Lock()
+		released = append(released, id)
+		mu.Unlock()
+	})
+	w2, w3 := e.worker("w2", lease, nil), e.worker("w3", lease, nil)
+	s1 := status("shard-1", "")
+	mustLease(t, w1, s1, "w1")
+
+	// w2 learns the owner as the KCL's rebalance does, and claims.
+	s2 := status("shard-1", "")
+	workers, err := w2.ListActiveWorkers(map[string]*par.ShardStatus{"shard-1": s2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(workers["w1"]) != 1 || workers["w1"][0] != s2 || len(workers) != 1 {
+		t.Fatalf("ListActiveWorkers = %v", workers)
+	}
+	if err := w2.ClaimShard(s2, "w2"); err != nil {
+		t.Fatalf("w2 claim: %v", err)
+	}
+	if s2.ClaimRequest != "w2" {
+		t.Fatalf("in-memory claim after ClaimShard = %q", s2.ClaimRequest)
+	}
+	// A second claim while w2's is live fails.
+	s3 := status("shard-1", "")
+	s3.SetLeaseOwner("w1")
+	if err := w3.ClaimShard(s3, "w3"); err == nil {
+		t.Fatal("w3 claimed a shard with a live claim by w2")
+	}
+	// FetchCheckpoint exposes the claim (the KCL's own never sets it).
+	if err := w3.FetchCheckpoint(s3); !errors.Is(err, checkpoint.ErrSequenceIDNotFound) {
+		t.Fatalf("FetchCheckpoint without checkpoint: %v", err)
+	}
+	s3.Mux.RLock()
+	claim, owner := s3.ClaimRequest, s3.AssignedTo
+	s3.Mux.RUnlock()
+	if claim != "w2" || owner != "w1" {
+		t.Fatalf("FetchCheckpoint: claim %q owner %q", claim, owner)
+	}
+	// The claimer cannot take the lease before the owner lets go.
+	wantNotAcquired(t, w2.GetLease(s2, "w2"), nil)
+
+	// w1's renewal gives the shard up.
+	err = w1.GetLease(s1, "w1")
+	if !errors.Is(err, leases.ErrClaimed) {
+		t.Fatalf("w1 renewal under claim: %v, want ErrClaimed", err)
+	}
+	if isNotAcquired(err) {
+		t.Fatalf("renewal refusal under claim matches ErrLeaseNotAcquired: %v", err)
+	}
+	if err := w1.RemoveLeaseOwner("shard-1"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(released) != 1 || released[0] != "shard-1" {
+		t.Fatalf("OnRelease calls: %v", released)
+	}
+	mu.Unlock()
+	if r := e.row(w1, "shard-1"); r.Owner != "" || r.ClaimRequest != "w2" {
+		t.Fatalf("row after release: %+v, want no owner, claim w2", r)
+	}
+
+	// A third worker cannot take it while w2's claim is live.
+	wantNotAcquired(t, w3.GetLease(status("shard-1", ""), "w3"), leases.ErrClaimed)
+
+	mustLease(t, w2, s2, "w2")
+	r := e.row(w1, "shard-1")
+	if r.Owner != "w2" || r.ClaimRequest != "" || !r.ClaimTime.IsZero() {
+		t.Fatalf("row after w2 took the shard: %+v", r)
+	}
+	if s2.ClaimRequest != "" {
+		t.Fatalf("in-memory claim after the steal: %q", s2.ClaimRequest)
+	}
+}
+
+// An expired claim neither blocks others nor stops a renewal.
+func TestClaimExpires(t *testing.T) {
+	e := newEnv(t)
+	const lease = 200 * time.Millisecond // claim timeout 400ms
+	w1, w2, w3 := e.worker("w1", lease, nil), e.worker("w2", lease, nil), e.worker("w3", lease, nil)
+	s1 := status("shard-1", "")
+	mustLease(t, w1, s1, "w1")
+	s2 := status("shard-1", "")
+	s2.SetLeaseOwner("w1")
+	claimAt := time.Now()
+	if err := w2.ClaimShard(s2, "w2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.GetLease(s1, "w1"); !errors.Is(err, leases.ErrClaimed) {
+		t.Fatalf("renewal under a live claim: %v, want ErrClaimed", err)
+	}
+	// w2 never took the shard (say it died); once its claim expired, the
+	// owner renews again.
+	time.Sleep(time.Until(claimAt.Add(2*lease + 50*time.Millisecond)))
+	mustLease(t, w1, s1, "w1")
+	// w3 may claim again now.
+	s3 := status("shard-1", "")
+	s3.SetLeaseOwner("w1")
+	if err := w3.ClaimShard(s3, "w3"); err != nil {
+		t.Fatalf("claim after the previous one expired: %v", err)
+	}
+}
+
+// 4. A checkpoint does not erase the claim; a lease write does not erase the
+// checkpoint.
+func TestWritesKeepOtherColumns(t *testing.T) {
+	e := newEnv(t)
+	const lease = 5 * time.Second
+	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
+	s1 := status("shard-1", "parent-0")
+	// The parent row is missing and no shard list is known: after the
+	// listing grace (here 0) the child may be leased.
+	leases.SetListingGrace(w1, 0)
+	leases.SetListingGrace(w2, 0)
+	mustLease(t, w1, s1, "w1")
+	if err := checkpointAt(t, w1, s1, "100"); err != nil {
+		t.Fatal(err)
+	}
+	s2 := status("shard-1", "")
+	s2.SetLeaseOwner("w1")
+	if err := w2.ClaimShard(s2, "w2"); err != nil {
+		t.Fatal(err)
+	}
+	claimTime := e.row(w1, "shard-1").ClaimTime
+
+	if err := checkpointAt(t, w1, s1, "150"); err != nil {
+		t.Fatalf("owner's checkpoint under a claim: %v", err)
+	}
+	r := e.row(w1, "shard-1")
+	if r.Checkpoint != "150" || r.ClaimRequest != "w2" || !r.ClaimTime.Equal(claimTime) || r.Owner != "w1" || r.ParentShardID != "parent-0" {
+		t.Fatalf("row after checkpoint under claim: %+v", r)
+	}
+
+	// Renewal (refused under the claim) and acquisition keep the checkpoint.
+	if err := w1.GetLease(s1, "w1"); !errors.Is(err, leases.ErrClaimed) {
+		t.Fatalf("renewal under claim: %v", err)
+	}
+	if err := w1.RemoveLeaseOwner("shard-1"); err != nil {
+		t.Fatal(err)
+	}
+	mustLease(t, w2, s2, "w2")
+	if r := e.row(w1, "shard-1"); r.Checkpoint != "150" || r.Owner != "w2" || r.ParentShardID != "parent-0" {
+		t.Fatalf("row after w2 acquired: %+v", r)
+	}
+	mustLease(t, w2, s2, "w2") // renewal
+	if r := e.row(w1, "shard-1"); r.Checkpoint != "150" {
+		t.Fatalf("row after renewal: %+v", r)
+	}
+	// The new owner resumes from the checkpoint.
+	s2.SetCheckpoint("")
+	if err := w2.FetchCheckpoint(s2); err != nil || s2.GetCheckpoint() != "150" {
+		t.Fatalf("FetchCheckpoint: %v, checkpoint %q", err, s2.GetCheckpoint())
+	}
+}
+
+// 5. A child shard is not leased while its parent is unfinished.
+func TestChildWaitsForParent(t *testing.T) {
+	e := newEnv(t)
+	const lease = 5 * time.Second
+	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
+	parent := status("shard-p", "")
+	mustLease(t, w1, parent, "w1")
+	if err := checkpointAt(t, w1, parent, "10"); err != nil {
+		t.Fatal(err)
+	}
+
+	child := status("shard-c", "shard-p")
+	wantNotAcquired(t, w2.GetLease(child, "w2"), leases.ErrParentOpen)
+	wantNotAcquired(t, w1.GetLease(status("shard-c", "shard-p"), "w1"), leases.ErrParentOpen)
+	// The parent released without finishing: still refused.
+	if err := w1.RemoveLeaseOwner("shard-p"); err != nil {
+		t.Fatal(err)
+	}
+	wantNotAcquired(t, w2.GetLease(child, "w2"), leases.ErrParentOpen)
+
+	mustLease(t, w1, parent, "w1")
+	if err := checkpointAt(t, w1, parent, checkpoint.ShardEnd); err != nil {
+		t.Fatal(err)
+	}
+	mustLease(t, w2, child, "w2")
+	if r := e.row(w1, "shard-c"); r.Owner != "w2" || r.ParentShardID != "shard-p" {
+		t.Fatalf("child row: %+v", r)
+	}
+	// A finished shard is never leased again.
+	if err := w1.RemoveLeaseOwner("shard-p"); err != nil {
+		t.Fatal(err)
+	}
+	wantNotAcquired(t, w2.GetLease(status("shard-p", ""), "w2"), nil)
+}
+
+// A parent without a row blocks its child while Kinesis still lists it
+// (learned from ListActiveWorkers) and, before any list is known, for the
+// listing grace of a new Table.
+func TestChildOfUnleasedParent(t *testing.T) {
+	e := newEnv(t)
+	w1 := e.worker("w1", 5*time.Second, nil)
+	parent, child := status("shard-p", ""), status("shard-c", "shard-p")
+	// Fresh start: the KCL may try the child before anyone leased the parent.
+	wantNotAcquired(t, w1.GetLease(child, "w1"), leases.ErrParentOpen)
+
+	shards := map[string]*par.ShardStatus{"shard-p": parent, "shard-c": child}
+	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
+		t.Fatalf("ListActiveWorkers with free shards: %v, want ErrShardNotAssigned", err)
+	}
+	wantNotAcquired(t, w1.GetLease(child, "w1"), leases.ErrParentOpen)
+
+	// The parent was trimmed: Kinesis no longer lists it.
+	delete(shards, "shard-p")
+	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
+		t.Fatalf("ListActiveWorkers: %v", err)
+	}
+	mustLease(t, w1, child, "w1")
+
+	// Without lease stealing the KCL never calls ListActiveWorkers: after the
+	// grace, a child of a parent without a row is leased (residual risk).
+	w2 := e.worker("w2", 5*time.Second, nil)
+	leases.SetListingGrace(w2, 0)
+	mustLease(t, w2, status("shard-c2", "shard-q"), "w2")
+}
+
+// 6. Fair share: with 4 shards and two active workers, a worker holding 2
+// cannot take a third.
+func TestFairShare(t *testing.T) {
+	e := newEnv(t)
+	const lease = 5 * time.Second
+	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
+	leases.SetStatsTTL(w1, 0)
+	leases.SetStatsTTL(w2, 0)
+	st := func(i int) *par.ShardStatus { return status(fmt.Sprintf("shard-%d", i), "") }
+	// Rows for all four shards exist (as after an earlier run).
+	for i := range 4 {
+		s := st(i)
+		mustLease(t, w1, s, "w1")
+		if err := w1.RemoveLeaseOwner(s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustLease(t, w1, st(0), "w1")
+	mustLease(t, w1, st(1), "w1")
+	mustLease(t, w2, st(2), "w2")
+
+	wantNotAcquired(t, w1.GetLease(st(3), "w1"), leases.ErrFairShare)
+	mustLease(t, w2, st(3), "w2")
+
+	// The count of open shards from ListActiveWorkers counts shards without
+	// rows too: with 6 listed shards, w1 may take a third.
+	shards := map[string]*par.ShardStatus{}
+	for i := range 6 {
+		shards[fmt.Sprintf("shard-%d", i)] = st(i)
+	}
+	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
+		t.Fatalf("ListActiveWorkers: %v", err)
+	}
+	mustLease(t, w1, st(4), "w1")
+	wantNotAcquired(t, w1.GetLease(st(5), "w1"), leases.ErrFairShare)
+}
+
+// The fair-share guard does not apply to a shard this worker claimed.
+func TestFairShareSkippedForOwnClaim(t *testing.T) {
+	e := newEnv(t)
+	const lease = 5 * time.Second
+	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
+	leases.SetStatsTTL(w1, 0)
+	leases.SetStatsTTL(w2, 0)
+	mustLease(t, w1, status("shard-0", ""), "w1")
+	mustLease(t, w1, status("shard-1", ""), "w1")
+	mustLease(t, w2, status("shard-2", ""), "w2")
+	mustLease(t, w2, status("shard-3", ""), "w2")
+	// w1 claims one of w2's shards; w2 releases it.
+	s := status("shard-3", "")
+	s.SetLeaseOwner("w2")
+	if err := w1.ClaimShard(s, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.RemoveLeaseOwner("shard-3"); err != nil {
+		t.Fatal(err)
+	}
+	mustLease(t, w1, s, "w1")
+}
+
+// 7. Two workers racing for a free shard: exactly one wins.
+func TestAcquireRace(t *testing.T) {
+	e := newEnv(t)
+	const lease = 5 * time.Second
+	w := []*leases.Table{e.worker("w1", lease, nil), e.worker("w2", lease, nil)}
+	ids := []string{"w1", "w2"}
+	for _, tbl := range w {
+		leases.SetStatsTTL(tbl, 0)
+	}
+	wins := map[string]int{}
+	for round := range 30 {
+		id := fmt.Sprintf("shard-%d", round)
+		errs := make([]error, 2)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range 2 {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				errs[i] = w[i].GetLease(status(id, ""), ids[i])
+			}()
+		}
+		start.Done()
+		done.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if winner >= 0 {
+					t.Fatalf("round %d: both workers acquired %s", round, id)
+				}
+				winner = i
+			case !isNotAcquired(err):
+				t.Fatalf("round %d: %s: unexpected error %v", round, ids[i], err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: nobody acquired %s: %v", round, id, errs)
+		}
+		wins[ids[winner]]++
+		if r := e.row(w[0], id); r.Owner != ids[winner] {
+			t.Fatalf("round %d: row owner %q, winner %s", round, r.Owner, ids[winner])
+		}
+		// Release so that the fair-share guard stays out of the race.
+		if err := w[winner].RemoveLeaseOwner(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("wins: %v", wins)
+}
+
+// While the KCL ends a consumer (between its clearing of the in-memory owner
+// and the end of RemoveLeaseOwner, which includes OnRelease), the worker does
+// not lease the shard again; checkpoints from OnRelease succeed, later ones
+// fail.
+func TestReleaseWindow(t *testing.T) {
+	e := newEnv(t)
+	var w1 *leases.Table
+	s1 := status("shard-1", "")
+	var inRelease []error
+	w1 = e.worker("w1", 5*time.Second, func(id string) {
+		inRelease = append(inRelease,
+			w1.GetLease(s1, "w1"),          // the event loop retrying: refused
+			checkpointAt(t, w1, s1, "300"), // the final drain: written
+		)
+	})
+	mustLease(t, w1, s1, "w1")
+	if err := checkpointAt(t, w1, s1, "200"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The KCL's releaseLease clears the in-memory owner first; its event loop
+	// may then probe the shard before RemoveLeaseOwner is called.
+	s1.SetLeaseOwner("")
+	if err := w1.FetchCheckpoint(s1); err != nil {
+		t.Fatal(err)
+	}
+	wantNotAcquired(t, w1.GetLease(s1, "w1"), nil)
+
+	if err := w1.RemoveLeaseOwner("shard-1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(inRelease) != 2 {
+		t.Fatalf("OnRelease not called: %v", inRelease)
+	}
+	wantNotAcquired(t, inRelease[0], nil)
+	if inRelease[1] != nil {
+		t.Fatalf("checkpoint from OnRelease: %v", inRelease[1])
+	}
+	if err := checkpointAt(t, w1, s1, "400"); !errors.Is(err, leases.ErrLeaseLost) {
+		t.Fatalf("checkpoint after release: %v, want ErrLeaseLost", err)
+	}
+	if r := e.row(w1, "shard-1"); r.Checkpoint != "300" || r.Owner != "" {
+		t.Fatalf("row after release: %+v", r)
+	}
+	// Once released, the shard can be leased again.
+	mustLease(t, w1, s1, "w1")
+}
+
+// A row naming this worker without a running consumer (a restart with the
+// same WorkerID) is taken back, not just renewed.
+func TestRetakeOwnRowAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	old := e.worker("w1", 5*time.Second, nil)
+	mustLease(t, old, status("shard-1", ""), "w1")
+	restarted := e.worker("w1", 5*time.Second, nil)
+	s := status("shard-1", "")
+	if err := restarted.FetchCheckpoint(s); !errors.Is(err, checkpoint.ErrSequenceIDNotFound) {
+		t.Fatal(err)
+	}
+	// Shown as free, so that the KCL's event loop tries to lease it.
+	if o := s.GetLeaseOwner(); o != "" {
+		t.Fatalf("in-memory owner of an own row without a consumer: %q", o)
+	}
+	mustLease(t, restarted, s, "w1") // acquisition
+	mustLease(t, restarted, s, "w1") // renewal
+}
+
+func TestListActiveWorkers(t *testing.T) {
+	e := newEnv(t)
+	const lease = 5 * time.Second
+	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
+	a, b, c := status("a", ""), status("b", ""), status("c", "")
+	mustLease(t, w1, a, "w1")
+	mustLease(t, w2, b, "w2")
+	mustLease(t, w2, c, "w2")
+	if err := checkpointAt(t, w2, c, checkpoint.ShardEnd); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpointAt(t, w1, a, "7"); err != nil {
+		t.Fatal(err)
+	}
+	shards := map[string]*par.ShardStatus{"a": status("a", ""), "b": status("b", ""), "c": status("c", "")}
+	workers, err := w1.ListActiveWorkers(shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(workers) != 2 || len(workers["w1"]) != 1 || workers["w1"][0].ID != "a" || len(workers["w2"]) != 1 || workers["w2"][0].ID != "b" {
+		t.Fatalf("workers = %v", workers)
+	}
+	if got := shards["a"].GetCheckpoint(); got != "7" || shards["a"].GetLeaseOwner() != "w1" || shards["c"].GetCheckpoint() != checkpoint.ShardEnd {
+		t.Fatalf("in-memory after ListActiveWorkers: a=%q/%q c=%q", got, shards["a"].GetLeaseOwner(), shards["c"].GetCheckpoint())
+	}
+	shards["d"] = status("d", "")
+	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
+		t.Fatalf("with an unowned shard: %v", err)
+	}
+}
+
+func TestRemoveLeaseInfoAndOwner(t *testing.T) {
+	e := newEnv(t)
+	w1 := e.worker("w1", 5*time.Second, nil)
+	if _, err := w1.GetLeaseOwner("shard-1"); !errors.Is(err, checkpoint.NoLeaseOwnerErr) {
+		t.Fatalf("GetLeaseOwner without row: %v", err)
+	}
+	mustLease(t, w1, status("shard-1", ""), "w1")
+	if err := w1.RemoveLeaseInfo("shard-1"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := w1.Checkpoints(t.Context())
+	if err != nil || len(rows) != 0 {
+		t.Fatalf("rows after RemoveLeaseInfo: %v, %v", rows, err)
+	}
+	if err := w1.RemoveLeaseInfo("shard-1"); err != nil {
+		t.Fatalf("RemoveLeaseInfo of a missing row: %v", err)
+	}
+	if err := w1.RemoveLeaseOwner("never-leased"); err != nil {
+		t.Fatalf("RemoveLeaseOwner of a missing row: %v", err)
+	}
+}
+
+func TestEnsureTable(t *testing.T) {
+	e := newEnv(t)
+	w := e.worker("w1", time.Second, nil)
+	if err := w.Init(); err != nil {
+		t.Fatalf("Init on an existing table: %v", err)
+	}
+	out, err := db.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(e.table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Table.TableStatus != types.TableStatusActive || out.Table.BillingModeSummary == nil || out.Table.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
+		t.Fatalf("table: status %s billing %+v", out.Table.TableStatus, out.Table.BillingModeSummary)
+	}
+
+	// Concurrent creation by several workers.
+	name := e.table + "-concurrent"
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		tbl, err := leases.New(leases.Config{Client: db, Table: name, WorkerID: fmt.Sprint("w", i), LeaseDuration: time.Second, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = tbl.EnsureTable(t.Context())
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+
+	// A table with another key is rejected.
+	other := e.table + "-other"
+	if _, err := db.CreateTable(t.Context(), &dynamodb.CreateTableInput{
+		TableName:            aws.String(other),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := leases.New(leases.Config{Client: db, Table: other, WorkerID: "w1", LeaseDuration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tbl.EnsureTable(t.Context()); err == nil || !strings.Contains(err.Error(), "not a lease table") {
+		t.Fatalf("EnsureTable on a foreign table: %v", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, cfg := range []leases.Config{
+		{Table: "t", WorkerID: "w", LeaseDuration: time.Second},
+		{Client: db, WorkerID: "w", LeaseDuration: time.Second},
+		{Client: db, Table: "t", LeaseDuration: time.Second},
+		{Client: db, Table: "t", WorkerID: "w"},
+		{Client: db, Table: "t", WorkerID: "w", LeaseDuration: time.Second, ClaimTimeout: time.Millisecond},
+	} {
+		if _, err := leases.New(cfg); err == nil {
+			t.Errorf("New(%+v) accepted an invalid config", cfg)
+		}
+	}
+	if _, err := leases.New(leases.Config{Client: db, Table: "t", WorkerID: "w", LeaseDuration: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,196 @@
+package leases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// EnsureTable creates the lease table if it does not exist: on-demand
+// (PAY_PER_REQUEST, which dynalite 4 supports too), hash key ShardID (S). It
+// waits until the table is ACTIVE, also when it already existed or another
+// worker is creating it at the same time, and checks that an existing table
+// has the expected key. The KCL's Init calls it with a timeout of two minutes.
+func (t *Table) EnsureTable(ctx context.Context) error {
+	desc, err := t.describe(ctx)
+	if err != nil {
+		return err
+	}
+	if desc == nil {
+		_, err := t.db.CreateTable(ctx, &dynamodb.CreateTableInput{
+			TableName:            aws.String(t.table),
+			BillingMode:          types.BillingModePayPerRequest,
+			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(colShardID), AttributeType: types.ScalarAttributeTypeS}},
+			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(colShardID), KeyType: types.KeyTypeHash}},
+		})
+		var inUse *types.ResourceInUseException
+		switch {
+		case errors.As(err, &inUse):
+			t.log.Info("lease table is being created by another worker; waiting for it")
+		case err != nil:
+			return fmt.Errorf("leases: create lease table %q: %w (check the DynamoDB endpoint and that the credentials allow dynamodb:CreateTable, or create the table yourself with hash key %s of type S)", t.table, err, colShardID)
+		default:
+			t.log.Info("lease table created", "billing_mode", string(types.BillingModePayPerRequest))
+		}
+	}
+	delay := 20 * time.Millisecond
+	for {
+		desc, err = t.describe(ctx)
+		if err != nil {
+			return err
+		}
+		if desc != nil {
+			if err := t.checkSchema(desc); err != nil {
+				return err
+			}
+			if desc.TableStatus == types.TableStatusActive {
+				return nil
+			}
+		}
+		status := "absent"
+		if desc != nil {
+			status = string(desc.TableStatus)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("leases: lease table %q is still %s: %w", t.table, status, context.Cause(ctx))
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// describe returns the table description, or nil if the table does not exist.
+func (t *Table) describe(ctx context.Context) (*types.TableDescription, error) {
+	out, err := t.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(t.table)})
+	var notFound *types.ResourceNotFoundException
+	if errors.As(err, &notFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("leases: describe lease table %q: %w (check the DynamoDB endpoint, region and credentials)", t.table, err)
+	}
+	return out.Table, nil
+}
+
+func (t *Table) checkSchema(desc *types.TableDescription) error {
+	ok := len(desc.KeySchema) == 1 &&
+		aws.ToString(desc.KeySchema[0].AttributeName) == colShardID &&
+		desc.KeySchema[0].KeyType == types.KeyTypeHash
+	if ok {
+		for _, d := range desc.AttributeDefinitions {
+			if aws.ToString(d.AttributeName) == colShardID && d.AttributeType != types.ScalarAttributeTypeS {
+				ok = false
+			}
+		}
+	}
+	if !ok {
+		return fmt.Errorf("leases: table %q exists but its key is not %s (hash, S); it is not a lease table: use another table name", t.table, colShardID)
+	}
+	return nil
+}
+
+// Checkpoints returns every row of the lease table, by shard ID (one
+// consistent Scan). It is meant for tests and operations.
+func (t *Table) Checkpoints(ctx context.Context) (map[string]Lease, error) {
+	rows, err := t.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]Lease, len(rows))
+	for _, r := range rows {
+		m[r.ShardID] = r
+	}
+	return m, nil
+}
+
+// row is one read item: the Lease plus the raw strings that conditions
+// compare against.
+type row struct {
+	exists bool
+	Lease
+	rawTimeout   string
+	rawClaimTime string
+}
+
+// get reads the row of shardID with a consistent read.
+func (t *Table) get(ctx context.Context, shardID string) (row, error) {
+	out, err := t.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(t.table),
+		Key:            key(shardID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return row{}, fmt.Errorf("leases: read lease of shard %q from table %q: %w (DynamoDB unreachable or throttled; the KCL retries at its next tick)", shardID, t.table, err)
+	}
+	if out.Item == nil {
+		return row{Lease: Lease{ShardID: shardID}}, nil
+	}
+	r, err := t.parse(out.Item)
+	if err != nil {
+		return row{}, err
+	}
+	return r, nil
+}
+
+// scan reads the whole table with consistent reads.
+func (t *Table) scan(ctx context.Context) ([]Lease, error) {
+	var leases []Lease
+	p := dynamodb.NewScanPaginator(t.db, &dynamodb.ScanInput{
+		TableName:      aws.String(t.table),
+		ConsistentRead: aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("leases: scan lease table %q: %w (DynamoDB unreachable or throttled; retried at the next call)", t.table, err)
+		}
+		for _, item := range out.Items {
+			r, err := t.parse(item)
+			if err != nil {
+				return nil, err
+			}
+			leases = append(leases, r.Lease)
+		}
+	}
+	return leases, nil
+}
+
+func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
+	r := row{exists: true}
+	r.ShardID = str(item, colShardID)
+	r.Owner = str(item, colOwner)
+	r.Checkpoint = str(item, colCheckpoint)
+	r.ParentShardID = str(item, colParent)
+	r.ClaimRequest = str(item, colClaim)
+	r.rawTimeout = str(item, colLeaseTimeout)
+	r.rawClaimTime = str(item, colClaimTime)
+	var err error
+	if r.LeaseTimeout, err = parseTime(r.rawTimeout); err != nil {
+		return row{}, fmt.Errorf("leases: shard %q in table %q has a malformed %s %q: %w (fix or delete the row)", r.ShardID, t.table, colLeaseTimeout, r.rawTimeout, err)
+	}
+	if r.ClaimTime, err = parseTime(r.rawClaimTime); err != nil {
+		return row{}, fmt.Errorf("leases: shard %q in table %q has a malformed %s %q: %w (fix or delete the row)", r.ShardID, t.table, colClaimTime, r.rawClaimTime, err)
+	}
+	return r, nil
+}
+
+// str returns the string attribute name of item, or "" if it is absent or not
+// a string.
+func str(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func key(shardID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{colShardID: s(shardID)}
+}
+
+func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }

@@ -9,6 +9,7 @@
 //     owner's checkpoint, and checkpoints wiped steal claims. Replaced through
 //     WithCheckpointer by consumers/leases: every write is a conditional
 //     UpdateItem on this worker still owning the lease.
+//
 //   - What is checkpointed: ProcessRecords hands the whole batch to the Handler
 //     and returns only once it is durable, then checkpoints the batch's last
 //     sequence number. So the checkpoint is always the highest sequence number
@@ -16,33 +17,40 @@
 //     share one sequence number, and always arrive in one batch) is checkpointed
 //     only when all its sub-records are. Blocking there is also the backpressure:
 //     the library polls again as soon as ProcessRecords returns.
+//
 //   - Shard end: on TERMINATE every earlier batch is already durable (ProcessRecords
 //     is synchronous), so SHARD_END is written at once. Nothing is checkpointed
 //     after the lease is released: the conditional write would fail.
+//
 //   - ZOMBIE is never sent: a lost lease ends the shard's consumer with no
 //     callback. A lost lease shows up as ErrLeaseLost on the next checkpoint; the
 //     processor then stops delivering.
+//
 //   - Stealing: the library never sets ShardStatus.ClaimRequest; consumers/leases
 //     fills it in FetchCheckpoint, and the owner gives a claimed shard up at its
 //     next renewal. It also refuses a free lease beyond this worker's fair share.
+//
 //   - One lease per shard-sync tick: shard_sync_interval defaults to seconds, not
 //     the library's minute.
+//
 //   - A child shard read while its parent still has data: consumers/leases refuses
 //     the child's lease until the parent's row says SHARD_END, so the library's
 //     parent wait (which ignores Shutdown) returns at once.
+//
 //   - Shutdown can hang: Worker.Shutdown waits, without a timeout, for every shard
 //     consumer, and one may be blocked in a delivery to a sink that is down.
 //     Run cancels deliveries after DrainTimeout (no checkpoint is written for
 //     them) and stops waiting for the library after a further grace period.
+//
 //   - Logging and metrics: slog through the library's Logger interface, its stray
 //     logrus output redirected into slog; metrics through MonitoringService on our
 //     registry, never its global-registry exporter.
 //
-// Not handled here: a malformed KPL aggregate makes the library's de-aggregator
-// drop the whole batch it came in (or panic on a bad partition-key index). The
-// library accepts only a *kinesis.Client, so the fix needs a deserialize
-// middleware on that client; producers of this project's streams do not
-// aggregate, and the issue is tracked with the scaling work.
+//   - A malformed KPL aggregate made the library's de-aggregator drop the whole
+//     batch it came in (or panic on a bad partition-key index). GuardAggregates,
+//     a deserialize middleware on the Kinesis client, tries each aggregate alone
+//     and marks a bad one so that the library passes it through untouched; it
+//     becomes a decode_error dead letter and the shard moves on.
 package kcl
 
 import (
@@ -284,6 +292,9 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 				ArrivalTime:    aws.ToTime(r.ApproximateArrivalTimestamp).UTC(),
 			},
 			Data: r.Data,
+		}
+		if orig, reason, bad := unwrapInvalid(r.Data); bad {
+			recs[i].Data, recs[i].Invalid = orig, errors.New(reason)
 		}
 	}
 	if err := p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs); err != nil {

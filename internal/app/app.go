@@ -99,7 +99,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if ds.Source != src.Name {
 				continue
 			}
-			ps.Routes = append(ps.Routes, pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Name]})
+			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Name]}
+			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
+				r.Where = ds.Filter
+			}
+			ps.Routes = append(ps.Routes, r)
 		}
 		sources = append(sources, ps)
 	}
@@ -134,7 +138,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			MaxRecords:        cfg.Consumer.MaxRecords,
 			LeaseStealing:     cfg.Consumer.LeaseStealing,
 			MaxLeases:         cfg.Consumer.MaxLeases,
-			Kinesis:           kinesis.NewFromConfig(kcfg),
+			Kinesis:           kinesis.NewFromConfig(kcfg, kcl.GuardAggregates),
 			Dynamo:            dynamo,
 			Handler:           a.pipeline,
 			Metrics:           a.metrics,

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/pipeline/where"
 	"gopkg.in/yaml.v3"
 )
 
@@ -134,12 +135,15 @@ type Dataset struct {
 	// Timestamp names the datetime field holding the row time; when the YAML
 	// omits it, the only datetime field is used.
 	Timestamp string
-	// Where is an optional filter expression, carried as written.
+	// Where is an optional filter expression (see package where), as written.
 	Where  string
 	Fields []schema.FieldSpec
 	Sink   string // name of a Sink
 	// Schema is Fields compiled by schema.Compile (never nil after Load).
 	Schema *schema.Schema
+	// Filter is Where compiled by where.Compile against Fields; nil (which
+	// takes every record) when Where is empty.
+	Filter *where.Filter
 }
 
 // Sink is a named destination for rows (sinks[]); exactly one of File and

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/pipeline/where"
 )
 
 // compileSchema is schema.Compile; tests may replace it.
@@ -111,6 +113,23 @@ func (l *loader) validate(cfg *Config) {
 
 	for i := range cfg.Datasets {
 		l.compile(index("datasets", i), &cfg.Datasets[i])
+		l.compileWhere(index("datasets", i), &cfg.Datasets[i])
+	}
+}
+
+// compileWhere compiles the dataset's where against its fields. When the
+// fields themselves do not compile, schema.Compile's problems say so already.
+func (l *loader) compileWhere(path string, d *Dataset) {
+	if d.Where == "" {
+		return
+	}
+	f, err := where.Compile(d.Where, d.Fields)
+	if err == nil {
+		d.Filter = f
+		return
+	}
+	if !errors.Is(err, where.ErrFields) {
+		l.errorf(join(path, "where"), nil, "%v", err)
 	}
 }
 

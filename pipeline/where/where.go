@@ -70,8 +70,13 @@
 //	              not declared is a Compile error
 //	embedding[n]  array of float64
 //
+// Equality with nil is never an error: `note == "x"` is false when note is nil.
+// Order, arithmetic and functions on nil are (`discount > 0` with a null
+// discount): use ?? for a default (`(discount ?? 0) > 0`).
+//
 // The record's fields are also reachable through $env (`$env["order-id"]`) for
-// names that are not identifiers.
+// names that are not identifiers. A field named like a builtin function (date,
+// len, now, ...) hides that builtin in its dataset's where.
 //
 // A Filter is immutable and safe for concurrent use.
 package where
@@ -278,7 +283,10 @@ func unrestricted(sp schema.FieldSpec) schema.FieldSpec {
 	return sp
 }
 
-var timeType = types.TypeOf(time.Time{})
+var (
+	timeType  = types.TypeOf(time.Time{})
+	stringPtr = types.TypeOf((*string)(nil))
+)
 
 // specType is the expression type of a field and how its values are shown. A
 // type that does not parse is any (schema.Compile reports it).
@@ -287,10 +295,16 @@ func specType(sp *schema.FieldSpec) (types.Type, *shape) {
 	if err != nil {
 		return types.Any, &shape{kind: schema.KindInvalid}
 	}
-	return typeOf(t, sp.Fields, 0)
+	return typeOf(t, sp.Fields, false, 0)
 }
 
-func typeOf(t schema.Type, structFields []schema.FieldSpec, depth int) (types.Type, *shape) {
+// typeOf maps a dataset type to an expression type. A str that may be nil (an
+// optional, a map value) is *string: expr compiles == between two strings to an
+// opcode that fails on nil, and compares *string generically, so that nil ==
+// "x" is false (values stay strings; expr dereferences as needed). An array of
+// *string would not type-check `"x" in tags`, so an optional str directly in a
+// list is any instead.
+func typeOf(t schema.Type, structFields []schema.FieldSpec, arrayElem bool, depth int) (types.Type, *shape) {
 	s := &shape{kind: t.Kind}
 	switch t.Kind {
 	case schema.KindInt:
@@ -317,10 +331,16 @@ func typeOf(t schema.Type, structFields []schema.FieldSpec, depth int) (types.Ty
 		if t.Elem == nil || depth > 64 {
 			return types.Any, &shape{kind: schema.KindInvalid}
 		}
-		et, es := typeOf(*t.Elem, structFields, depth+1)
+		et, es := typeOf(*t.Elem, structFields, t.Kind == schema.KindList, depth+1)
 		s.elem, s.adapt = es, es.adapt
+		if t.Elem.Kind == schema.KindStr && t.Kind != schema.KindList {
+			et = stringPtr // nil for null, or for a missing map key
+		}
 		switch t.Kind {
 		case schema.KindOptional:
+			if arrayElem && et == stringPtr {
+				return types.Any, s
+			}
 			return et, s
 		case schema.KindList:
 			return types.Array(et), s

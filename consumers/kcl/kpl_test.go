@@ -1,0 +1,77 @@
+package kcl
+
+import (
+	"crypto/md5"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	deagg "github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
+	"github.com/awslabs/kinesis-aggregation/go/v2/records"
+	"github.com/golang/protobuf/proto"
+)
+
+// Aggregate frames a KPL aggregate: magic, protobuf, MD5 of the protobuf.
+func Aggregate(msg []byte) []byte {
+	sum := md5.Sum(msg)
+	out := append([]byte{}, kplMagic...)
+	out = append(out, msg...)
+	return append(out, sum[:]...)
+}
+
+func aggregateOf(t *testing.T, keys []string, idx []uint64, data ...string) []byte {
+	t.Helper()
+	a := &records.AggregatedRecord{PartitionKeyTable: keys}
+	for i, d := range data {
+		a.Records = append(a.Records, &records.Record{PartitionKeyIndex: proto.Uint64(idx[i]), Data: []byte(d)})
+	}
+	msg, err := proto.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Aggregate(msg)
+}
+
+func TestGuardAggregatesKeepsTheBatch(t *testing.T) {
+	good := aggregateOf(t, []string{"a", "b"}, []uint64{0, 1, 0}, "x", "y", "z")
+	badProto := Aggregate([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01})
+	badIndex := aggregateOf(t, []string{"a"}, []uint64{7}, "boom")
+	batch := []types.Record{
+		{Data: []byte(`{"plain":1}`), SequenceNumber: aws.String("1"), PartitionKey: aws.String("p")},
+		{Data: good, SequenceNumber: aws.String("2"), PartitionKey: aws.String("p")},
+		{Data: badProto, SequenceNumber: aws.String("3"), PartitionKey: aws.String("p")},
+		{Data: badIndex, SequenceNumber: aws.String("4"), PartitionKey: aws.String("p")},
+	}
+	// Without the guard the library's de-aggregator loses the batch.
+	if out, err := deagg.DeaggregateRecords(batch[:3]); err == nil && len(out) > 0 {
+		t.Fatalf("expected the unguarded de-aggregator to fail on a bad aggregate; it returned %d records", len(out))
+	}
+
+	for i := range batch {
+		guardRecord(&batch[i])
+	}
+	out, err := deagg.DeaggregateRecords(batch)
+	if err != nil {
+		t.Fatalf("guarded batch: %v", err)
+	}
+	// 1 plain + 3 sub-records + 2 marked records.
+	if len(out) != 6 {
+		t.Fatalf("got %d records, want 6", len(out))
+	}
+	var invalid int
+	for _, r := range out {
+		if orig, reason, ok := unwrapInvalid(r.Data); ok {
+			invalid++
+			want := badProto
+			if aws.ToString(r.SequenceNumber) == "4" {
+				want = badIndex
+			}
+			if string(orig) != string(want) || reason == "" {
+				t.Errorf("record %s: unwrapped %q (reason %q), want the original bytes", aws.ToString(r.SequenceNumber), orig, reason)
+			}
+		}
+	}
+	if invalid != 2 {
+		t.Errorf("%d records marked invalid, want 2", invalid)
+	}
+}

@@ -327,6 +327,8 @@ type Server struct {
 	dir    string
 	probe  func(ctx context.Context, endpoint string) error
 	logDir string
+	// persistDir, when set, keeps the emulator's state on disk across Restart.
+	persistDir string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -365,11 +367,27 @@ func Dynamo(t testing.TB) *Server {
 	return startForTest(t, "dynalite")
 }
 
-func startForTest(t testing.TB, name string) *Server {
+// KinesisPersistent is Kinesis with kinesis-mock's persistence on: its state
+// is saved under dir every 500ms and on a graceful Stop, and loaded again by
+// Restart, so that a test can restart the emulator mid-run without losing the
+// stream.
+func KinesisPersistent(t testing.TB, dir string) *Server {
+	t.Helper()
+	return startForTest(t, "kinesis-mock", dir)
+}
+
+// DynamoPersistent is Dynamo with dynalite's tables kept on disk under dir
+// (LevelDB), so that Restart finds them again.
+func DynamoPersistent(t testing.TB, dir string) *Server {
+	t.Helper()
+	return startForTest(t, "dynalite", dir)
+}
+
+func startForTest(t testing.TB, name string, persist ...string) *Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*startTimeout)
 	defer cancel()
-	s, err := start(ctx, name, t.TempDir())
+	s, err := start(ctx, name, t.TempDir(), persist...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +402,7 @@ func startForTest(t testing.TB, name string) *Server {
 	return s
 }
 
-func start(ctx context.Context, name, logDir string) (*Server, error) {
+func start(ctx context.Context, name, logDir string, persist ...string) (*Server, error) {
 	if err := EnsureInstalled(ctx); err != nil {
 		return nil, err
 	}
@@ -393,6 +411,9 @@ func start(ctx context.Context, name, logDir string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Name: name}
+	if len(persist) > 0 {
+		s.persistDir = persist[0]
+	}
 	if logDir == "" {
 		if logDir, err = os.MkdirTemp("", name+"-"); err != nil {
 			return nil, fmt.Errorf("emulators: %s log dir: %w", name, err)
@@ -434,6 +455,10 @@ func (s *Server) configure(name, d string) error {
 		s.dir = filepath.Join(d, filepath.FromSlash(kinesisPkg))
 		s.argv = []string{"main.js"}
 		s.env = kinesisEnv(plain, tls)
+		if s.persistDir != "" {
+			s.env = append(s.env, "SHOULD_PERSIST_DATA=true", "LOAD_DATA_IF_EXISTS=true",
+				"PERSIST_PATH="+s.persistDir, "PERSIST_INTERVAL=500ms")
+		}
 		s.probe = probeKinesis
 	case "dynalite":
 		ports, err := freePorts(1)
@@ -446,6 +471,9 @@ func (s *Server) configure(name, d string) error {
 		s.dir = d
 		s.argv = []string{filepath.FromSlash(dynaliteMain), "--host", "127.0.0.1", "--port", strconv.Itoa(ports[0]),
 			"--createTableMs", ms, "--deleteTableMs", ms, "--updateTableMs", ms}
+		if s.persistDir != "" {
+			s.argv = append(s.argv, "--path", s.persistDir)
+		}
 		s.env = os.Environ()
 		s.probe = probeDynamo
 	default:

@@ -218,7 +218,9 @@ func (e *env) start(configPath, id string) *worker {
 		}
 		if e.t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			e.t.Logf("worker %s log (tail):\n%s", id, tail(string(b), 60))
+			keep := filepath.Join(os.TempDir(), "kinesis-ingest-failed-"+strings.ReplaceAll(e.t.Name(), "/", "_")+"-"+id+".log")
+			_ = os.WriteFile(keep, b, 0o644)
+			e.t.Logf("worker %s log (%d bytes, kept in %s), tail:\n%s", id, len(b), keep, tail(string(b), 40))
 		}
 	})
 	return w

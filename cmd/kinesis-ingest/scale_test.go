@@ -111,6 +111,15 @@ func (e *env) produce(every time.Duration, batch int) *producer {
 	return p
 }
 
+// produceFrom is produce starting at id from.
+func (e *env) produceFrom(every time.Duration, batch, from int) *producer {
+	p := &producer{e: e, next: from, stop: make(chan struct{}), done: make(chan struct{}), gen: func(from, n int) ([][]byte, []string, map[string]string) {
+		return orders(from, n, false)
+	}}
+	go p.run(every, batch)
+	return p
+}
+
 func (p *producer) run(every time.Duration, batch int) {
 	defer close(p.done)
 	for {

@@ -11,11 +11,18 @@ all: build
 build:
 	$(GO) build -o bin/kinesis-ingest ./cmd/kinesis-ingest
 
-# The emulators (kinesis-mock, dynalite) pinned by package-lock.json.
-deps: $(EMU_DIR)/node_modules/.package-lock.json
+AVSC_DIR := decoders/avrodec/testdata/js
+
+# npm packages pinned by package-lock.json files: the emulators (kinesis-mock,
+# dynalite) and avsc, an independent Avro implementation the tests check the
+# decoder against.
+deps: $(EMU_DIR)/node_modules/.package-lock.json $(AVSC_DIR)/node_modules/.package-lock.json
 
 $(EMU_DIR)/node_modules/.package-lock.json: $(EMU_DIR)/package-lock.json
 	cd $(EMU_DIR) && npm ci --no-audit --no-fund
+
+$(AVSC_DIR)/node_modules/.package-lock.json: $(AVSC_DIR)/package-lock.json
+	cd $(AVSC_DIR) && npm ci --no-audit --no-fund
 
 demo: deps
 	$(GO) run ./cmd/kinesis-ingest demo
@@ -30,6 +37,7 @@ test: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/jsondec
 	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./pipeline/schema
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/avrodec
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

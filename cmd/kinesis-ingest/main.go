@@ -30,6 +30,8 @@ Usage:
                                          and the lease table are reachable
   kinesis-ingest demo [--out DIR]        start local emulators, create a demo stream
                                          with some bad records, ingest it, print a summary
+  kinesis-ingest errors --config FILE    summarize the dead letters: counts by reason and
+                                         field, the latest ones with a preview of their data
 
 Run "kinesis-ingest COMMAND --help" for a command's flags.
 AWS region, credentials and endpoints come from the SDK's standard configuration
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "errors":
+		return cmdErrors(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -109,6 +113,8 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := flags("run", "kinesis-ingest run --config FILE: consume every source of FILE until SIGINT or SIGTERM.", stderr)
 	path := fs.String("config", "", "path of the YAML configuration (required)")
+	logFormat := fs.String("log-format", "", "text or json; overrides log.format")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error; overrides log.level")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -116,9 +122,17 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	if err := overrideLog(cfg, *logFormat, *logLevel); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
 	log := newLogger(cfg, stderr)
+	slog.SetDefault(log) // what logs through the default logger is structured the same way
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "warning", w)
+	}
+	if !preflight(ctx, cfg, log, stderr) {
+		return 1
 	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {

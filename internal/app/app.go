@@ -17,8 +17,10 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
@@ -37,6 +39,10 @@ type App struct {
 	consumers []*kcl.Consumer
 	closers   []func() error
 	listener  net.Listener
+
+	// For /readyz: started once the pipeline runs and the consumers were
+	// started; stopping from the moment the worker begins to stop.
+	started, stopping health.Flag
 }
 
 // New builds every part; nothing runs until Run.
@@ -66,6 +72,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			}
 			rowSinks[ds.Name] = rs
 			a.closers = append(a.closers, rs.Close)
+		case s.Postgres != nil:
+			rs, err := newPostgresRowSink(ctx, cfg, s, ds, log, nil)
+			if err != nil {
+				return nil, err
+			}
+			rowSinks[ds.Name] = rs
+			a.closers = append(a.closers, rs.Close)
 		default:
 			return nil, fmt.Errorf("sink %q: kind %q is not supported by this build", s.Name, s.Kind())
 		}
@@ -79,13 +92,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		}
 		dl = d
 		a.closers = append(a.closers, d.Close)
+	case cfg.DeadLetter.Postgres != nil:
+		d, err := newPostgresDeadLetterSink(ctx, cfg.DeadLetter.Postgres, log, nil)
+		if err != nil {
+			return nil, err
+		}
+		dl = d
+		a.closers = append(a.closers, d.Close)
 	default:
 		return nil, errors.New("dead_letter: only the file dead-letter sink is supported by this build")
 	}
 
 	var sources []pipeline.Source
 	for _, src := range cfg.Sources {
-		dec, err := decoderFor(src)
+		dec, err := decoderFor(src, log)
 		if err != nil {
 			return nil, err
 		}
@@ -169,12 +189,32 @@ func LeaseTable(cfg *config.Config, source string) string {
 	return cfg.Consumer.Application + "-" + source
 }
 
-func decoderFor(src config.Source) (decoders.Decoder, error) {
-	switch src.Kinesis.Format.Kind {
-	case config.FormatJSON:
+// decoderFor builds a source's decoder. Avro with schema_file takes raw binary
+// and single-object encoded payloads (avrodec.FramingAuto); Avro with registry
+// takes Confluent wire format and single-object encoded payloads.
+// decoderFor builds a source's decoder. A schema registry that is down makes
+// Decode return decoders.ErrTransient; the pipeline retries and counts that in
+// kinesis_ingest_decode_retries_total{source}.
+func decoderFor(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
+	f := src.Kinesis.Format
+	switch {
+	case f.Kind == config.FormatJSON:
 		return jsondec.New(), nil
+	case f.Kind == config.FormatAvro && f.Avro != nil:
+		cfg := avrodec.Config{
+			SchemaFile: f.Avro.SchemaFile,
+			Logger:     log.With("source", src.Name, "component", "avrodec"),
+		}
+		if r := f.Avro.Registry; r != nil {
+			cfg.Registry = &avrodec.Registry{URL: r.URL, Username: r.Username, Password: r.Password, Token: r.Token, CAFile: r.CAFile}
+		}
+		dec, err := avrodec.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: format: %w", src.Name, err)
+		}
+		return dec, nil
 	default:
-		return nil, fmt.Errorf("source %q: format %q is not supported by this build", src.Name, src.Kinesis.Format.Kind)
+		return nil, fmt.Errorf("source %q: format %q is not supported by this build", src.Name, f.Kind)
 	}
 }
 
@@ -196,10 +236,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer a.close()
 	var srv *http.Server
 	if a.listener != nil {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", a.metrics.Handler())
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv = &http.Server{Handler: a.observabilityMux(), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.log.Error("metrics server stopped", "err", err)
@@ -223,6 +260,7 @@ func (a *App) Run(ctx context.Context) error {
 	// worker: a worker silently reading only some of its sources is worse.
 	cctx, stopConsumers := context.WithCancel(ctx)
 	defer stopConsumers()
+	defer context.AfterFunc(cctx, func() { a.stopping.Set(true) })()
 	var wg sync.WaitGroup
 	errs := make([]error, len(a.consumers))
 	for i, c := range a.consumers {
@@ -234,6 +272,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	a.started.Set(true)
 	wg.Wait()
 	stopPipeline()
 	errs = append(errs, <-perr)

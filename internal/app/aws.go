@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -35,7 +36,12 @@ func awsConfig(ctx context.Context, region string, role *config.RoleARN, externa
 			o.ExternalID = aws.String(externalID)
 		}
 	})
-	cfg.Credentials = aws.NewCredentialsCache(prov)
+	// Renew a minute (jittered) before expiry, so that no call ever carries
+	// expired credentials.
+	cfg.Credentials = aws.NewCredentialsCache(prov, func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = time.Minute
+		o.ExpiryWindowJitterFrac = 0.5
+	})
 	return cfg, nil
 }
 

@@ -4,90 +4,559 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 )
 
-// Validate is the commit-time check: with each source's own credentials (its
-// role assumed), the stream exists, is readable and has shards; the lease table
-// is reachable. It returns every problem at once, each naming the source.
-func Validate(ctx context.Context, cfg *config.Config) error {
-	var errs []error
-	workerID := cfg.Consumer.WorkerID
-	for i, src := range cfg.Sources {
-		path := fmt.Sprintf("sources[%d] (%s)", i, src.Name)
-		k := src.Kinesis
-		acfg, err := awsConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, sessionName(workerID))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", path, err))
-			continue
+// Class says why a check failed.
+type Class string
+
+// Failure classes.
+const (
+	ClassNotFound      Class = "not_found"           // stream (or its shards) does not exist
+	ClassAccessDenied  Class = "access_denied"       // IAM (or file permissions) refused
+	ClassThrottled     Class = "throttled"           // AWS throttled the calls
+	ClassUnreachable   Class = "unreachable"         // no answer from the endpoint (refused, DNS, timeout)
+	ClassInvalidARN    Class = "invalid_arn"         // an ARN is malformed or refused as such
+	ClassCredentials   Class = "invalid_credentials" // no credentials, or the worker's own credentials were rejected
+	ClassWrongAccount  Class = "wrong_account"       // the credentials reach a stream of that name in another account
+	ClassNotActive     Class = "not_active"          // the stream is CREATING or DELETING
+	ClassNotWritable   Class = "not_writable"        // a sink directory cannot be written (not a directory, disk full, ...)
+	ClassInvalidConfig Class = "invalid_config"      // the configuration file is invalid
+	ClassOther         Class = "error"               // anything else
+)
+
+// Check is one commit-time check and its outcome.
+type Check struct {
+	// Name says what was checked, e.g. "source orders: stream exists".
+	Name string
+	// OK is true when the check passed or was not run (Skipped).
+	OK bool
+	// Skipped, when not empty, says why the check was not run: a check it
+	// needs failed, or this build cannot check that kind of sink.
+	Skipped string
+	// Detail says what a passing check found.
+	Detail string
+	// Class, Err and Hint describe a failure: its kind, the error, and what
+	// to do about it.
+	Class Class
+	Err   error
+	Hint  string
+}
+
+// String is the check as one line: "ok    NAME: DETAIL",
+// "skip  NAME: not checked: WHY" or "FAIL  NAME [CLASS]: ERROR; fix: HINT".
+func (c Check) String() string {
+	switch {
+	case c.Skipped != "":
+		return "skip  " + oneLine(c.Name+": not checked: "+c.Skipped)
+	case c.OK:
+		if c.Detail == "" {
+			return "ok    " + oneLine(c.Name)
 		}
-		if _, err := acfg.Credentials.Retrieve(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: get credentials%s: %w", path, roleText(k.RoleARN), err))
-			continue
-		}
-		kc := kinesis.NewFromConfig(acfg)
-		arn := k.StreamARN.String()
-		sum, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamARN: aws.String(arn)})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: describe stream %s%s: %w", path, arn, roleText(k.RoleARN), explain(err)))
-			continue
-		}
-		if st := sum.StreamDescriptionSummary.StreamStatus; st != types.StreamStatusActive && st != types.StreamStatusUpdating {
-			errs = append(errs, fmt.Errorf("%s: stream %s is %s, not ACTIVE", path, arn, st))
-			continue
-		}
-		if _, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamARN: aws.String(arn), MaxResults: aws.Int32(1)}); err != nil {
-			errs = append(errs, fmt.Errorf("%s: list shards of %s%s: %w", path, arn, roleText(k.RoleARN), explain(err)))
+		return "ok    " + oneLine(c.Name+": "+c.Detail)
+	}
+	s := fmt.Sprintf("%s [%s]: %v", c.Name, c.Class, c.Err)
+	if c.Hint != "" {
+		s += "; fix: " + c.Hint
+	}
+	return "FAIL  " + oneLine(s)
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Report is the outcome of Validate.
+type Report struct {
+	Checks []Check
+	// Warnings are problems found while checking that do not fail a check,
+	// each prefixed with a YAML path like the config's warnings.
+	Warnings []string
+}
+
+// OK reports whether every check passed (or was not run).
+func (r *Report) OK() bool { return len(r.Failed()) == 0 }
+
+// Failed returns the checks that failed.
+func (r *Report) Failed() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if !c.OK {
+			out = append(out, c)
 		}
 	}
-	if len(cfg.Sources) > 0 {
-		lcfg, err := awsConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", sessionName(workerID))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("consumer: %w", err))
-		} else {
-			ddb := dynamodb.NewFromConfig(lcfg)
-			for _, src := range cfg.Sources {
-				table := LeaseTable(cfg, src.Name)
-				_, err := ddb.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
-				var nf *ddbtypes.ResourceNotFoundException
-				if err != nil && !errors.As(err, &nf) { // a missing table is created at run
-					errs = append(errs, fmt.Errorf("consumer: lease table %q: %w", table, explain(err)))
-				}
+	return out
+}
+
+// CheckTimeout bounds each check. Calls are retried at most twice, with at
+// most a second between attempts, so a check of an endpoint that does not
+// answer fails quickly instead of hanging.
+var CheckTimeout = 10 * time.Second
+
+// Validate runs the commit-time checks, in order, with the credentials the
+// worker will use (each source's role assumed):
+//
+//   - per source: credentials (role assumable, when role_arn is set); the
+//     stream exists in the credentials' account, is stream_arn, and is ACTIVE
+//     or UPDATING (DescribeStreamSummary); shards listable (ListShards);
+//     shards readable (GetShardIterator on one);
+//   - the consumer's role assumable, when consumer.role_arn is set; each lease
+//     table reachable, or created if missing (as run would), with the right key;
+//   - each file sink and the dead-letter file sink writable: a probe file is
+//     created, fsynced and removed in its directory (created if missing).
+//
+// The consumer addresses the stream by name in the account of its credentials
+// (the KCL's way), so the stream check looks it up by name and requires that
+// to resolve to stream_arn. A check that needs a failed one is skipped. An
+// init_position timestamp older than the stream's retention is a warning.
+func Validate(ctx context.Context, cfg *config.Config) *Report {
+	v := &validator{cfg: cfg, rep: &Report{}, session: sessionName(cfg.Consumer.WorkerID)}
+	for i, src := range cfg.Sources {
+		v.source(ctx, i, src)
+	}
+	v.leaseTables(ctx)
+	for _, s := range cfg.Sinks {
+		name := "sink " + s.Name + ": writable"
+		switch {
+		case s.File != nil:
+			v.add(probeDir(name, s.File.Path, cfg.Consumer.WorkerID))
+		default:
+			v.add(Check{Name: name, OK: true, Skipped: fmt.Sprintf("%s sinks are not checked by this build", s.Kind())})
+		}
+	}
+	switch dl := cfg.DeadLetter; {
+	case dl.File != nil:
+		v.add(probeDir("dead_letter: writable", dl.File.Path, cfg.Consumer.WorkerID))
+	case dl.Postgres != nil:
+		v.add(Check{Name: "dead_letter: writable", OK: true, Skipped: "postgres sinks are not checked by this build"})
+	}
+	return v.rep
+}
+
+type validator struct {
+	cfg     *config.Config
+	rep     *Report
+	session string
+}
+
+func (v *validator) add(c Check) { v.rep.Checks = append(v.rep.Checks, c) }
+
+func (v *validator) skip(why string, names ...string) {
+	for _, n := range names {
+		v.add(Check{Name: n, OK: true, Skipped: why})
+	}
+}
+
+func fail(name string, class Class, err error, hint string) Check {
+	return Check{Name: name, Class: class, Err: err, Hint: hint}
+}
+
+func pass(name, detail string) Check { return Check{Name: name, OK: true, Detail: detail} }
+
+func (v *validator) source(ctx context.Context, i int, src config.Source) {
+	k := src.Kinesis
+	arn := k.StreamARN.String()
+	prefix := "source " + src.Name + ": "
+	credName := prefix + "credentials"
+	if k.RoleARN != nil {
+		credName = prefix + "role assumable"
+	}
+	streamName, listName, readName := prefix+"stream exists", prefix+"shards listable", prefix+"shards readable"
+
+	acfg, ok := v.credentials(ctx, credName, k.StreamARN.Region, k.RoleARN, k.ExternalID)
+	if !ok {
+		v.skip("needs "+credName, streamName, listName, readName)
+		return
+	}
+	kc := kinesis.NewFromConfig(acfg)
+	name := aws.String(k.StreamARN.Name)
+
+	// The stream, looked up by name as the consumer will.
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	sum, err := kc.DescribeStreamSummary(cctx, &kinesis.DescribeStreamSummaryInput{StreamName: name})
+	cancel()
+	if err != nil {
+		class := classify(err)
+		hint := hintFor(class, "kinesis", "grant the credentials kinesis:DescribeStreamSummary, ListShards, GetShardIterator and GetRecords on "+arn+" (see role_arn in the README)")
+		if class == ClassNotFound {
+			err = fmt.Errorf("stream not found: %w", err)
+			hint = fmt.Sprintf("check stream_arn's account, region and name; the stream is read by name in the account of the credentials, so role_arn must be a role in account %s", k.StreamARN.Account)
+			// Reachable by ARN (another account's stream shared through a
+			// resource policy) but not by name: the consumer would not find it.
+			cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+			_, aerr := kc.DescribeStreamSummary(cctx, &kinesis.DescribeStreamSummaryInput{StreamARN: aws.String(arn)})
+			cancel()
+			if aerr == nil {
+				class = ClassWrongAccount
+				err = fmt.Errorf("stream %s exists but is not in the account of the credentials%s, where the consumer looks it up by name: %w", arn, roleText(k.RoleARN), err)
+				hint = fmt.Sprintf("set role_arn to a role in account %s that may read the stream", k.StreamARN.Account)
 			}
 		}
+		v.add(fail(streamName, class, err, hint))
+		v.skip("needs "+streamName, listName, readName)
+		return
 	}
-	return errors.Join(errs...)
+	d := sum.StreamDescriptionSummary
+	if got := aws.ToString(d.StreamARN); got != arn {
+		v.add(fail(streamName, ClassWrongAccount,
+			fmt.Errorf("the credentials%s reach stream %s, not stream_arn %s: the consumer would read the wrong stream", roleText(k.RoleARN), got, arn),
+			fmt.Sprintf("the stream is read by name in the account of the credentials: set role_arn to a role in account %s (and region %s)", k.StreamARN.Account, k.StreamARN.Region)))
+		v.skip("needs "+streamName, listName, readName)
+		return
+	}
+	if d.StreamStatus != types.StreamStatusActive && d.StreamStatus != types.StreamStatusUpdating {
+		v.add(fail(streamName, ClassNotActive, fmt.Errorf("stream %s is %s, not ACTIVE or UPDATING", arn, d.StreamStatus),
+			"wait until the stream is ACTIVE (CREATING takes a minute), or recreate it if it is DELETING"))
+		v.skip("needs "+streamName, listName, readName)
+		return
+	}
+	retention := time.Duration(aws.ToInt32(d.RetentionPeriodHours)) * time.Hour
+	v.add(pass(streamName, fmt.Sprintf("%s %s, %d open shards, retention %dh", arn, d.StreamStatus, aws.ToInt32(d.OpenShardCount), aws.ToInt32(d.RetentionPeriodHours))))
+	if p := k.InitPosition; p.Kind == config.AtTimestamp && retention > 0 {
+		if oldest := time.Now().Add(-retention); p.Timestamp.Before(oldest) {
+			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("sources[%d].kinesis.init_position: %s is before the retention of stream %s (%dh: nothing older than about %s is kept); shards without a checkpoint start at the oldest retained record, as with trim_horizon",
+				i, p, k.StreamARN.Name, aws.ToInt32(d.RetentionPeriodHours), oldest.UTC().Format(time.RFC3339)))
+		}
+	}
+
+	readHint := "grant the credentials kinesis:ListShards, GetShardIterator and GetRecords on " + arn + " and " + arn + "/* (see role_arn in the README)"
+	cctx, cancel = context.WithTimeout(ctx, CheckTimeout)
+	ls, err := kc.ListShards(cctx, &kinesis.ListShardsInput{StreamName: name, MaxResults: aws.Int32(1000)})
+	cancel()
+	if err == nil && len(ls.Shards) == 0 {
+		err = fmt.Errorf("stream %s has no shards", arn)
+	}
+	if err != nil {
+		class := classify(err)
+		v.add(fail(listName, class, err, hintFor(class, "kinesis", readHint)))
+		v.skip("needs "+listName, readName)
+		return
+	}
+	shard := ls.Shards[0]
+	open := 0
+	for _, s := range ls.Shards {
+		if s.SequenceNumberRange == nil || s.SequenceNumberRange.EndingSequenceNumber == nil {
+			if open == 0 {
+				shard = s
+			}
+			open++
+		}
+	}
+	more := ""
+	if ls.NextToken != nil {
+		more = "+"
+	}
+	v.add(pass(listName, fmt.Sprintf("%d%s shards, %d%s open", len(ls.Shards), more, open, more)))
+
+	cctx, cancel = context.WithTimeout(ctx, CheckTimeout)
+	_, err = kc.GetShardIterator(cctx, &kinesis.GetShardIteratorInput{StreamName: name, ShardId: shard.ShardId, ShardIteratorType: types.ShardIteratorTypeLatest})
+	cancel()
+	if err != nil {
+		class := classify(err)
+		v.add(fail(readName, class, err, hintFor(class, "kinesis", readHint)))
+		return
+	}
+	v.add(pass(readName, "GetShardIterator on "+aws.ToString(shard.ShardId)))
+}
+
+// credentials loads the AWS configuration for a check and retrieves its
+// credentials (assuming role), adding the check named name.
+func (v *validator) credentials(ctx context.Context, name, region string, role *config.RoleARN, externalID string) (aws.Config, bool) {
+	acfg, base, err := checkAWSConfig(ctx, region, role, externalID, v.session)
+	if err != nil {
+		v.add(fail(name, ClassCredentials, err, "fix the AWS configuration (AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"))
+		return acfg, false
+	}
+	// The worker's own credentials: used as they are, or to call STS with.
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	creds, err := base.Retrieve(cctx)
+	cancel()
+	if err != nil {
+		if role != nil {
+			err = fmt.Errorf("the worker's own credentials, to assume role %s with: %w", role, err)
+		}
+		v.add(fail(name, ClassCredentials, err, "give the worker AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance or task role"))
+		return acfg, false
+	}
+	if role != nil {
+		cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+		creds, err = acfg.Credentials.Retrieve(cctx)
+		cancel()
+		if err != nil {
+			class := classify(err)
+			hint := hintFor(class, "sts", fmt.Sprintf("let the worker's principal assume %s: the role's trust policy must allow it sts:AssumeRole, with the external_id it requires", role))
+			v.add(fail(name, class, fmt.Errorf("assume role %s: %w", role, err), hint))
+			return acfg, false
+		}
+	}
+	if role == nil {
+		v.add(pass(name, "from "+creds.Source))
+	} else {
+		detail := fmt.Sprintf("%s as session %s", role, v.session)
+		if creds.CanExpire {
+			detail += fmt.Sprintf(", credentials expire at %s", creds.Expires.UTC().Format(time.RFC3339))
+		}
+		v.add(pass(name, detail))
+	}
+	return acfg, true
+}
+
+func (v *validator) leaseTables(ctx context.Context) {
+	cfg := v.cfg
+	if len(cfg.Sources) == 0 {
+		return
+	}
+	var tables []string
+	seen := map[string]bool{}
+	for _, src := range cfg.Sources {
+		if t := LeaseTable(cfg, src.Name); !seen[t] {
+			seen[t] = true
+			tables = append(tables, t)
+		}
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = "lease table " + t + ": reachable"
+	}
+	var lcfg aws.Config
+	if role := cfg.Consumer.RoleARN; role != nil {
+		credName := "consumer: role assumable"
+		var ok bool
+		if lcfg, ok = v.credentials(ctx, credName, cfg.Sources[0].Kinesis.StreamARN.Region, role, ""); !ok {
+			v.skip("needs "+credName, names...)
+			return
+		}
+	} else {
+		var err error
+		if lcfg, _, err = checkAWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, nil, "", v.session); err != nil {
+			for _, n := range names {
+				v.add(fail(n, ClassCredentials, err, "fix the AWS configuration (AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"))
+			}
+			return
+		}
+	}
+	ddb := dynamodb.NewFromConfig(lcfg)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i, table := range tables {
+		hint := fmt.Sprintf("grant the consumer's credentials dynamodb:DescribeTable, CreateTable, GetItem, PutItem, UpdateItem, DeleteItem and Scan on table %s, or set consumer.role_arn", table)
+		cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+		_, err := ddb.DescribeTable(cctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		var nf *ddbtypes.ResourceNotFoundException
+		existed := err == nil
+		if err != nil && !errors.As(err, &nf) {
+			cancel()
+			class := classify(err)
+			v.add(fail(names[i], class, err, hintFor(class, "dynamodb", hint)))
+			continue
+		}
+		lt, err := leases.New(leases.Config{Client: ddb, Table: table, WorkerID: cfg.Consumer.WorkerID, LeaseDuration: cfg.Consumer.LeaseDuration, Logger: quiet})
+		if err == nil {
+			err = lt.EnsureTable(cctx)
+		}
+		cancel()
+		if err != nil {
+			class := classify(err)
+			if !existed && class == ClassOther {
+				class = ClassAccessDenied
+			}
+			v.add(fail(names[i], class, err, hintFor(class, "dynamodb", hint)))
+			continue
+		}
+		if existed {
+			v.add(pass(names[i], "exists, ACTIVE, key ShardID"))
+		} else {
+			v.add(pass(names[i], "did not exist; created (on demand, key ShardID), as run would"))
+		}
+	}
+}
+
+// probeDir checks that files can be written durably in dir: it creates dir if
+// missing, then creates, writes, fsyncs and removes a probe file.
+func probeDir(name, dir, workerID string) Check {
+	hint := func(err error) (Class, string) {
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			return ClassAccessDenied, fmt.Sprintf("give the worker's user write permission on %s, or change the path", dir)
+		case errors.Is(err, syscall.EROFS):
+			return ClassAccessDenied, fmt.Sprintf("%s is on a read-only file system; use a writable path", dir)
+		case errors.Is(err, syscall.ENOTDIR), errors.Is(err, fs.ErrExist):
+			return ClassNotWritable, fmt.Sprintf("%s or one of its parents is a file, not a directory; change the path or move the file", dir)
+		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+			return ClassNotWritable, fmt.Sprintf("the file system of %s is full; free space or use another path", dir)
+		}
+		return ClassNotWritable, fmt.Sprintf("make %s a writable directory", dir)
+	}
+	failed := func(err error) Check {
+		class, h := hint(err)
+		return fail(name, class, err, h)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return failed(err)
+	}
+	f, err := os.CreateTemp(dir, ".kinesis-ingest-probe-"+safeName(workerID)+"-*")
+	if err != nil {
+		return failed(err)
+	}
+	_, err = f.WriteString("kinesis-ingest write probe\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(f.Name()); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return failed(err)
+	}
+	return pass(name, dir)
+}
+
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// checkAWSConfig is awsConfig for checks: the same credentials (the role
+// assumed the same way, with the same session name), but calls that give up
+// quickly: at most 3 attempts, backoff at most 1s, connect timeout 3s. base
+// is the worker's own credentials (the ones that assume the role).
+func checkAWSConfig(ctx context.Context, region string, role *config.RoleARN, externalID, session string) (cfg aws.Config, base aws.CredentialsProvider, err error) {
+	opts := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 3
+				o.MaxBackoff = time.Second
+			})
+		}),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().
+			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 3 * time.Second }).
+			WithTimeout(CheckTimeout)),
+	}
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
+	}
+	cfg, err = awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, nil, fmt.Errorf("load AWS configuration (environment, profiles): %w", err)
+	}
+	base = cfg.Credentials
+	if role == nil {
+		return cfg, base, nil
+	}
+	prov := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), role.String(), func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = session
+		if externalID != "" {
+			o.ExternalID = aws.String(externalID)
+		}
+	})
+	cfg.Credentials = aws.NewCredentialsCache(prov)
+	return cfg, base, nil
 }
 
 func roleText(r *config.RoleARN) string {
 	if r == nil {
 		return ""
 	}
-	return " as role " + r.String()
+	return " (role " + r.String() + ")"
 }
 
-// explain adds what to do to the AWS errors a user meets at commit time.
-func explain(err error) error {
-	var rnf *types.ResourceNotFoundException
-	if errors.As(err, &rnf) {
-		return fmt.Errorf("stream not found: check stream_arn's account, region and name, and that role_arn is in the stream's account: %w", err)
+// classify sorts an error from an AWS call into a Class.
+func classify(err error) Class {
+	if err == nil {
+		return ""
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "AccessDeniedException", "AccessDenied", "UnauthorizedOperation":
-			return fmt.Errorf("permission denied: grant the role kinesis:DescribeStreamSummary, ListShards, GetShardIterator and GetRecords on the stream (see the README): %w", err)
-		case "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException":
-			return fmt.Errorf("credentials rejected: check the worker's AWS credentials and role_arn: %w", err)
+		code, msg := ae.ErrorCode(), strings.ToLower(ae.ErrorMessage())
+		switch code {
+		case "ResourceNotFoundException", "NotFoundException", "NoSuchEntity", "StreamNotFound":
+			return ClassNotFound
+		case "AccessDeniedException", "AccessDenied", "UnauthorizedOperation", "UnauthorizedAccess",
+			"AuthorizationError", "KMSAccessDeniedException", "RegionDisabledException":
+			return ClassAccessDenied
+		case "ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
+			"TooManyRequestsException", "ProvisionedThroughputExceededException", "LimitExceededException",
+			"RequestThrottled", "RequestThrottledException", "SlowDown", "KMSThrottlingException":
+			return ClassThrottled
+		case "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
+			"SignatureDoesNotMatch", "IncompleteSignature", "InvalidSignatureException",
+			"MissingAuthenticationToken", "MissingAuthenticationTokenException", "InvalidAccessKeyId":
+			return ClassCredentials
+		case "ValidationError", "ValidationException", "InvalidArgumentException", "InvalidParameterValue",
+			"InvalidParameterException", "MalformedInput":
+			if strings.Contains(msg, "arn") {
+				return ClassInvalidARN
+			}
 		}
+		var re *smithyhttp.ResponseError
+		if errors.As(err, &re) && re.HTTPStatusCode() == 403 {
+			return ClassAccessDenied
+		}
+		return ClassOther
 	}
-	return err
+	if errors.Is(err, fs.ErrPermission) {
+		return ClassAccessDenied
+	}
+	var (
+		se  *smithyhttp.RequestSendError
+		ne  net.Error
+		dns *net.DNSError
+		rt  *awshttp.ResponseTimeoutError
+	)
+	if errors.As(err, &se) || errors.As(err, &ne) || errors.As(err, &dns) || errors.As(err, &rt) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded) {
+		return ClassUnreachable
+	}
+	return ClassOther
+}
+
+// hintFor is what to do about a failure of class against service; denied is
+// the hint for access_denied, which depends on the check.
+func hintFor(class Class, service, denied string) string {
+	env := "AWS_ENDPOINT_URL_" + strings.ToUpper(service)
+	switch class {
+	case ClassAccessDenied:
+		return denied
+	case ClassUnreachable:
+		return fmt.Sprintf("the %s endpoint did not answer: check it (%s or AWS_ENDPOINT_URL if set, else the region's), the network, proxies and firewalls", service, env)
+	case ClassThrottled:
+		return fmt.Sprintf("AWS is throttling %s calls of this account; try again shortly, and raise the limit if it persists", service)
+	case ClassCredentials:
+		return "the worker's AWS credentials were rejected: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN or AWS_PROFILE, and the region"
+	case ClassInvalidARN:
+		return "fix the ARN in the config"
+	case ClassNotFound:
+		return "check the names, account and region in the config"
+	}
+	return "see the error; run kinesis-ingest validate again once it is fixed"
 }

@@ -484,7 +484,11 @@ func toDecimal(v any, scale int) (any, *FieldError) {
 		if fe != nil {
 			return nil, fe
 		}
-		s = strconv.FormatFloat(f, 'e', -1, 64)
+		bits := 64
+		if _, ok := x.(float32); ok {
+			bits = 32 // an Avro float's shortest text: float32(0.1) is 0.1
+		}
+		s = strconv.FormatFloat(f, 'e', -1, bits)
 	case *big.Rat:
 		if x == nil {
 			return nil, wantGot("decimal", nil)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -88,5 +90,54 @@ func TestEmulatorRestartsLoseNothing(t *testing.T) {
 	waitFor(t, 120*time.Second, fmt.Sprintf("all %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })
 	if lost, _ := report(t, e.rows(), n); len(lost) > 0 {
 		t.Fatalf("emulator restarts lost %d records", len(lost))
+	}
+}
+
+// TestShutdownDuringSinkOutageIsBoundedAndLosesNothing stops a worker whose row
+// sink is down: it must exit within shutdown_timeout (abandoning the batch in
+// flight without checkpointing it), and the next worker must deliver it.
+func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
+	e := newEnv(t, 2)
+	cfg := e.config("trim_horizon")
+	body, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = []byte(strings.Replace(string(body), "consumer:\n", "consumer:\n  shutdown_timeout: 3s\n", 1))
+	if err := os.WriteFile(cfg, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, keys, _ := orders(0, 100, false)
+	e.put(data, keys)
+	w1 := e.start(cfg, "w1")
+	waitFor(t, 60*time.Second, "first rows", func() bool { return len(e.rows()) > 0 })
+
+	// The outage: the rows directory becomes a regular file (a real ENOTDIR,
+	// for root too).
+	moved := e.rowsDir() + ".away"
+	if err := os.Rename(e.rowsDir(), moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.rowsDir(), []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, keys, _ = orders(100, 100, false)
+	e.put(data, keys)
+	waitFor(t, 30*time.Second, "the worker retrying the sink", func() bool {
+		b, _ := os.ReadFile(w1.log)
+		return strings.Contains(string(b), "sink write failed; retrying")
+	})
+	stopping := time.Now()
+	w1.stop(3*time.Second + 2*leaseDuration + 10*time.Second)
+	t.Logf("stopped %s after SIGTERM during the outage (shutdown_timeout 3s)", time.Since(stopping).Round(100*time.Millisecond))
+
+	os.Remove(e.rowsDir())
+	if err := os.Rename(moved, e.rowsDir()); err != nil {
+		t.Fatal(err)
+	}
+	e.start(cfg, "w2")
+	waitFor(t, 60*time.Second, "all 200 rows after the outage", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
+	if dls := e.letters(); len(dls) != 0 {
+		t.Errorf("%d good records were dead-lettered because the sink was down", len(dls))
 	}
 }

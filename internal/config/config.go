@@ -55,12 +55,16 @@ const (
 	DefaultLeaseRefresh      = 2 * time.Second
 	DefaultMaxRecords        = 10000 // the GetRecords maximum
 	DefaultIdleBetweenReads  = 500 * time.Millisecond
-	DefaultLeaseStealing     = true // so added workers take a fair share
-	DefaultMetricsListen     = "127.0.0.1:9108"
-	DefaultFileMaxBytes      = 64 << 20
-	DefaultBatchRows         = 500
-	DefaultBatchBytes        = 1 << 20
-	DefaultBatchInterval     = 200 * time.Millisecond
+	// DefaultShutdownTimeout bounds how long a stopping worker waits for the
+	// batches in flight to become durable (a sink outage) before it abandons
+	// them unchecked: a stop never hangs, and nothing is lost.
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultLeaseStealing   = true // so added workers take a fair share
+	DefaultMetricsListen   = "127.0.0.1:9108"
+	DefaultFileMaxBytes    = 64 << 20
+	DefaultBatchRows       = 500
+	DefaultBatchBytes      = 1 << 20
+	DefaultBatchInterval   = 200 * time.Millisecond
 )
 
 // Format kinds.
@@ -203,6 +207,10 @@ type Consumer struct {
 	IdleBetweenReads  time.Duration // idle_between_reads, default 500ms
 	LeaseStealing     bool          // lease_stealing, default true
 	MaxLeases         int           // max_leases per worker, 0 = unlimited (default)
+	// ShutdownTimeout (shutdown_timeout) bounds the drain on SIGTERM; batches
+	// not durable by then are abandoned without a checkpoint and read again
+	// by the next owner. Default 30s.
+	ShutdownTimeout time.Duration
 }
 
 // Metrics configures the Prometheus endpoint.

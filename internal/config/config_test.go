@@ -225,6 +225,7 @@ func TestDefaults(t *testing.T) {
 		MaxRecords:        10000,
 		IdleBetweenReads:  500 * time.Millisecond,
 		LeaseStealing:     true,
+		ShutdownTimeout:   30 * time.Second,
 	}
 	if cfg.Consumer != wantC {
 		t.Errorf("consumer = %+v\nwant       %+v", cfg.Consumer, wantC)

@@ -440,6 +440,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			MaxRecords:        DefaultMaxRecords,
 			IdleBetweenReads:  DefaultIdleBetweenReads,
 			LeaseStealing:     DefaultLeaseStealing,
+			ShutdownTimeout:   DefaultShutdownTimeout,
 		},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 		Log:     Log{Level: "info", Format: "text"},
@@ -461,7 +462,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 	}
 	l.consumer(&cfg.Consumer, l.mapping("consumer", top.vals["consumer"],
 		"application", "worker_id", "role_arn", "shard_sync_interval", "lease_duration", "lease_refresh",
-		"max_records", "idle_between_reads", "lease_stealing", "max_leases"))
+		"max_records", "idle_between_reads", "lease_stealing", "max_leases", "shutdown_timeout"))
 	mm := l.mapping("metrics", top.vals["metrics"], "listen")
 	if _, ok := mm.vals["listen"]; ok {
 		cfg.Metrics.Listen = l.str(mm, "listen")
@@ -814,4 +815,5 @@ func (l *loader) consumer(c *Consumer, m *mapNode) {
 	c.IdleBetweenReads = l.duration(m, "idle_between_reads", c.IdleBetweenReads)
 	c.LeaseStealing = l.boolean(m, "lease_stealing", c.LeaseStealing)
 	c.MaxLeases = int(l.integer(m, "max_leases", 0, 0, 1<<31-1))
+	c.ShutdownTimeout = l.duration(m, "shutdown_timeout", c.ShutdownTimeout)
 }

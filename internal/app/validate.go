@@ -143,15 +143,15 @@ func Validate(ctx context.Context, cfg *config.Config) *Report {
 		switch {
 		case s.File != nil:
 			v.add(probeDir(name, s.File.Path, cfg.Consumer.WorkerID))
-		default:
-			v.add(Check{Name: name, OK: true, Skipped: fmt.Sprintf("%s sinks are not checked by this build", s.Kind())})
 		}
 	}
-	switch dl := cfg.DeadLetter; {
-	case dl.File != nil:
+	if dl := cfg.DeadLetter; dl.File != nil {
 		v.add(probeDir("dead_letter: writable", dl.File.Path, cfg.Consumer.WorkerID))
-	case dl.Postgres != nil:
-		v.add(Check{Name: "dead_letter: writable", OK: true, Skipped: "postgres sinks are not checked by this build"})
+	}
+	// PostgreSQL sinks and the dead-letter table: reachable, and the table
+	// fits the dataset (or can be created).
+	for _, c := range postgresChecks(ctx, cfg) {
+		v.add(c)
 	}
 	return v.rep
 }

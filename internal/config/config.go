@@ -20,7 +20,7 @@
 //     surprise)
 //   - sources[].kinesis.format: json (Fennel's "most common value")
 //   - sinks[].file.max_bytes: 64 MiB
-//   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 200ms, create_table false
+//   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"
@@ -64,7 +64,7 @@ const (
 	DefaultFileMaxBytes    = 64 << 20
 	DefaultBatchRows       = 500
 	DefaultBatchBytes      = 1 << 20
-	DefaultBatchInterval   = 200 * time.Millisecond
+	DefaultBatchInterval   = 0
 )
 
 // Format kinds.
@@ -179,7 +179,7 @@ type PostgresSink struct {
 	CreateTable   bool          // create_table if missing, default false
 	BatchRows     int           // batch_rows, default 500
 	BatchBytes    int64         // batch_bytes, default 1 MiB
-	BatchInterval time.Duration // batch_interval, default 200ms
+	BatchInterval time.Duration // batch_interval, default 0: no group-commit window
 }
 
 // DeadLetter receives records that could not be decoded or converted;

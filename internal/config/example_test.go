@@ -51,7 +51,7 @@ consumer:
 	// start: AT_TIMESTAMP 2024-05-01T08:00:00.123456Z
 	// format: json
 	// dataset: orders timestamp ts where amount > 0 -> warehouse
-	// postgres: postgres://ingest@db.internal/ingest orders 500 200ms
+	// postgres: postgres://ingest@db.internal/ingest orders 500 0s
 	// lease table: orders lease 10s refresh 2s
 	// metrics: 127.0.0.1:9108 log: info text
 }

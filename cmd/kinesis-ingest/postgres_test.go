@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
+)
+
+const postgresConfigTemplate = `
+sources:
+  - name: orders
+    kinesis:
+      stream_arn: %s
+      init_position: trim_horizon
+      format: json
+datasets:
+  - name: orders
+    source: orders
+    timestamp: ts
+    fields:
+      - {name: id, type: int}
+      - {name: amount, type: float}
+      - {name: ts, type: datetime}
+      - {name: note, type: "optional[str]"}
+    sink: warehouse
+sinks:
+  - name: warehouse
+    postgres: {dsn: "${PG_DSN}", table: orders, create_table: true}
+dead_letter:
+  postgres: {dsn: "${PG_DSN}", table: kinesis_ingest_dead_letters}
+consumer:
+  application: %s
+  worker_id: ${WORKER_ID}
+  shard_sync_interval: 500ms
+  lease_duration: 4s
+  lease_refresh: 1s
+  idle_between_reads: 100ms
+  max_records: 500
+metrics:
+  listen: 127.0.0.1:0
+log:
+  level: info
+`
+
+// pgEnv is env plus a throwaway PostgreSQL database the worker writes to.
+type pgEnv struct {
+	*env
+	pg  *pgtest.Server
+	dsn string
+}
+
+// pgPassword is in the DSN the worker gets (trust authentication ignores it):
+// it must never reach a log line.
+const pgPassword = "pg-password-must-not-leak"
+
+func newPGEnv(t *testing.T, shards int) *pgEnv {
+	t.Helper()
+	pg := pgtest.Start(t)
+	db := pg.CreateDatabase(t)
+	dsn := strings.Replace(db, "postgres@", "postgres:"+pgPassword+"@", 1)
+	t.Setenv("PG_DSN", dsn)
+	return &pgEnv{env: newEnv(t, shards), pg: pg, dsn: db}
+}
+
+func (e *pgEnv) pgConfig(application string) string {
+	e.t.Helper()
+	path := filepath.Join(e.dir, application+".yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(postgresConfigTemplate, e.arn, application)), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// query runs a one-value query; ok is false while the server is down or the
+// table does not exist yet.
+func (e *pgEnv) query(sql string) (n int64, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, e.dsn)
+	if err != nil {
+		return 0, false
+	}
+	defer c.Close(ctx)
+	if err := c.QueryRow(ctx, sql).Scan(&n); err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+func (e *pgEnv) mustQuery(sql string) int64 {
+	e.t.Helper()
+	n, ok := e.query(sql)
+	if !ok {
+		e.t.Fatalf("query %q failed", sql)
+	}
+	return n
+}
+
+// skippedInLog sums the duplicates the postgres sink reported in a log.
+func skippedInLog(t *testing.T, path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, m := range regexp.MustCompile(`already in the table.* skipped=(\d+)`).FindAllStringSubmatch(string(b), -1) {
+		n, _ := strconv.Atoi(m[1])
+		total += n
+	}
+	return total
+}
+
+func metricValue(metrics, prefix string) float64 {
+	var sum float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// TestPostgresOutageMidStream stops PostgreSQL for 30s while a worker is
+// consuming a 20,000-record stream, then starts it again: every record must
+// end up as exactly one row, and no good record as a dead letter. Then a
+// second worker with a fresh lease table re-reads the whole stream (as after
+// a lost checkpoint): it must add no row, and say how many it skipped.
+func TestPostgresOutageMidStream(t *testing.T) {
+	const n, outage = 20000, 30 * time.Second
+	e := newPGEnv(t, 4)
+	testStart := time.Now()
+	data, keys, _ := orders(0, n/4, false)
+	e.put(data, keys)
+
+	w := e.start(e.pgConfig("orders-pg"), "w1")
+	addr := w.metricsAddr()
+	waitFor(t, 60*time.Second, "the first rows in PostgreSQL", func() bool {
+		c, _ := e.query("SELECT count(*) FROM orders")
+		return c >= 1000
+	})
+	before, _ := e.query("SELECT count(*) FROM orders")
+	e.pg.Stop(t)
+	stopped := time.Now()
+	t.Logf("PostgreSQL stopped with %d rows in (%s after start)", before, stopped.Sub(testStart).Round(time.Millisecond))
+
+	// Records keep arriving during the outage.
+	data, keys, _ = orders(n/4, n/2, false)
+	e.put(data, keys)
+	waitFor(t, outage, "the worker to notice the outage", func() bool {
+		b, _ := os.ReadFile(w.log)
+		return strings.Contains(string(b), "sink write failed; retrying")
+	})
+	time.Sleep(time.Until(stopped.Add(outage)))
+	e.pg.Start(t)
+	restarted := time.Now()
+	data, keys, _ = orders(3*n/4, n/4, false)
+	e.put(data, keys)
+
+	var firstAfter time.Time
+	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows", n), func() bool {
+		c, _ := e.query("SELECT count(*) FROM orders")
+		if c > before && firstAfter.IsZero() {
+			firstAfter = time.Now()
+		}
+		return c >= n
+	})
+	t.Logf("writes resumed %s after PostgreSQL came back; all %d rows in %s after it came back",
+		firstAfter.Sub(restarted).Round(time.Millisecond), n, time.Since(restarted).Round(time.Millisecond))
+
+	if c, d := e.mustQuery("SELECT count(*) FROM orders"), e.mustQuery("SELECT count(DISTINCT id) FROM orders"); c != n || d != n {
+		t.Errorf("count(*) = %d, count(DISTINCT id) = %d, want %d and %d", c, d, n, n)
+	}
+	if lo, hi := e.mustQuery("SELECT min(id) FROM orders"), e.mustQuery("SELECT max(id) FROM orders"); lo != 0 || hi != n-1 {
+		t.Errorf("ids %d..%d, want 0..%d", lo, hi, n-1)
+	}
+	if bad := e.mustQuery("SELECT count(*) FROM orders WHERE amount <> id + 0.25 OR _shard_id = '' OR _sequence_number = ''"); bad != 0 {
+		t.Errorf("%d rows with a wrong amount or no origin", bad)
+	}
+	if dl := e.mustQuery("SELECT count(*) FROM kinesis_ingest_dead_letters"); dl != 0 {
+		t.Errorf("%d dead letters; every record was good", dl)
+	}
+	m := scrape(t, addr)
+	if v := metricValue(m, `kinesis_ingest_sink_write_errors_total{sink="warehouse"}`); v == 0 {
+		t.Errorf("no sink write errors counted during a %s outage", outage)
+	}
+	if v := metricValue(m, `kinesis_ingest_dead_letters_total{`); v != 0 {
+		t.Errorf("dead_letters_total = %v", v)
+	}
+	skipped := skippedInLog(t, w.log)
+	t.Logf("the outage's retries replayed %d rows that were already committed (skipped)", skipped)
+	w.stop(30 * time.Second)
+
+	// A worker that lost every checkpoint (a fresh lease table) re-reads the
+	// stream from the start: the table de-duplicates all of it.
+	w2 := e.start(e.pgConfig("orders-pg-replay"), "w2")
+	waitFor(t, 90*time.Second, "the replay of every record", func() bool { return skippedInLog(t, w2.log) >= n })
+	if c := e.mustQuery("SELECT count(*) FROM orders"); c != n {
+		t.Errorf("after a full replay, count(*) = %d, want %d", c, n)
+	}
+	if got := skippedInLog(t, w2.log); got != n {
+		t.Errorf("the replay logged %d skipped rows, want %d", got, n)
+	}
+	w2.stop(30 * time.Second)
+
+	for _, l := range []string{w.log, w2.log} {
+		b, _ := os.ReadFile(l)
+		if strings.Contains(string(b), pgPassword) {
+			t.Errorf("%s shows the PostgreSQL password", filepath.Base(l))
+		}
+	}
+	t.Logf("test body took %s", time.Since(testStart).Round(time.Millisecond))
+}

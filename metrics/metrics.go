@@ -6,6 +6,8 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +19,11 @@ const namespace = "kinesis_ingest"
 // Metrics holds every collector of one process.
 type Metrics struct {
 	registry *prometheus.Registry
+	// reg registers on registry and remembers what it registered (Names).
+	reg *recorder
+
+	// leaseTables holds, per source, when its lease table last answered.
+	leaseTables sync.Map // string -> *leaseTableState
 
 	RecordsReceived   *prometheus.CounterVec   // source, shard
 	BytesReceived     *prometheus.CounterVec   // source, shard
@@ -32,13 +39,29 @@ type Metrics struct {
 	SinkWriteSeconds  *prometheus.HistogramVec // sink
 	BatchSeconds      *prometheus.HistogramVec // source: from GetRecords return to durable
 	GetRecordsSeconds *prometheus.HistogramVec // source
+
+	IteratorAge          *prometheus.GaugeVec     // source, shard: seconds
+	LastCheckpoint       *prometheus.GaugeVec     // source, shard: Unix seconds
+	EndToEndSeconds      *prometheus.HistogramVec // source: Kinesis arrival to durable
+	SinkBatchRows        *prometheus.HistogramVec // sink: rows (or dead letters) per durable write
+	Retries              *prometheus.CounterVec   // stage (sink, decode, delivery)
+	LeaseTableLastAnswer *prometheus.GaugeVec     // source: Unix seconds
+	LeaseTableErrors     *prometheus.CounterVec   // source, op
 }
+
+// Retry stages, the values of Retries' stage label.
+const (
+	StageSink     = "sink"     // a row or dead-letter sink write failed (an outage)
+	StageDecode   = "decode"   // a decoder's dependency (a schema registry) was unavailable
+	StageDelivery = "delivery" // a whole batch failed in the pipeline (a panic outside a stage)
+)
 
 // New creates the collectors and registers them, plus Go and process collectors,
 // on reg.
 func New(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
 		registry: reg,
+		reg:      &recorder{Registerer: reg},
 		RecordsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "records_received_total",
 			Help: "Kinesis records handed to the pipeline (after KPL de-aggregation).",
@@ -61,7 +84,7 @@ func New(reg *prometheus.Registry) *Metrics {
 		}, []string{"source"}),
 		MillisBehind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "millis_behind_latest",
-			Help: "How far the last GetRecords of a shard was behind the tip of the stream.",
+			Help: "How far the last GetRecords of a shard was behind the tip of the stream, in milliseconds (Kinesis' MillisBehindLatest, as the API reports it).",
 		}, []string{"source", "shard"}),
 		LeasesHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "leases_held",
@@ -69,7 +92,7 @@ func New(reg *prometheus.Registry) *Metrics {
 		}, []string{"source"}),
 		LeaseEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "lease_events_total",
-			Help: "Shard lease events: gained, lost, renewed.",
+			Help: "Shard lease events: gained, lost (the shard's consumer here ended, for any reason), renewed, claimed (this worker asked another to hand a shard over: a steal), shard_end (SHARD_END checkpointed).",
 		}, []string{"source", "event"}),
 		Checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "checkpoints_total",
@@ -98,21 +121,69 @@ func New(reg *prometheus.Registry) *Metrics {
 			Help:    "Duration of Kinesis GetRecords calls as the KCL reports them.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"source"}),
+		IteratorAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "iterator_age_seconds",
+			Help: "Age of the last record of a shard's last non-empty GetRecords when it was read (now minus its Kinesis arrival time, like CloudWatch's IteratorAgeMilliseconds); after an empty GetRecords, MillisBehindLatest in seconds, so 0 once caught up.",
+		}, []string{"source", "shard"}),
+		LastCheckpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "last_checkpoint_timestamp_seconds",
+			Help: "Unix time of the last checkpoint of a shard this worker wrote; checkpoint age is time() minus this. Removed when the shard's consumer here ends.",
+		}, []string{"source", "shard"}),
+		EndToEndSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "end_to_end_latency_seconds",
+			Help:    "Time from a record's arrival in Kinesis (ApproximateArrivalTimestamp) to its row or dead letter being durable, per record.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 20), // 10ms .. ~1.5h
+		}, []string{"source"}),
+		SinkBatchRows: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "sink_batch_rows",
+			Help:    "Rows (dead letters, for sink=\"dead_letter\") per durable sink write.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 15), // 1 .. 16384
+		}, []string{"sink"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "retries_total",
+			Help: "Retries of transient failures by stage: sink (a sink write), decode (a decoder dependency), delivery (a whole batch).",
+		}, []string{"stage"}),
+		LeaseTableLastAnswer: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "lease_table_last_answer_timestamp_seconds",
+			Help: "Unix time the source's DynamoDB lease table last answered a call (success or a conditional-write refusal).",
+		}, []string{"source"}),
+		LeaseTableErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "lease_table_errors_total",
+			Help: "Lease table calls that failed in DynamoDB or on the way to it (not lease refusals), by operation.",
+		}, []string{"source", "op"}),
 	}
-	reg.MustRegister(
+	m.reg.MustRegister(
 		m.RecordsReceived, m.BytesReceived, m.RowsWritten, m.DeadLetters, m.Unrouted,
 		m.MillisBehind, m.LeasesHeld, m.LeaseEvents, m.Checkpoints, m.SinkWriteErrors, m.DecodeRetries,
 		m.SinkWriteSeconds, m.BatchSeconds, m.GetRecordsSeconds,
+		m.IteratorAge, m.LastCheckpoint, m.EndToEndSeconds, m.SinkBatchRows, m.Retries,
+		m.LeaseTableLastAnswer, m.LeaseTableErrors,
 	)
 	return m
+}
+
+// ObserveSinkWrite records one durable sink write of n rows that took d.
+func (m *Metrics) ObserveSinkWrite(sink string, n int, d time.Duration) {
+	m.SinkWriteSeconds.WithLabelValues(sink).Observe(d.Seconds())
+	m.SinkBatchRows.WithLabelValues(sink).Observe(float64(n))
+}
+
+// ObserveIteratorAge records the arrival time of the last record of a
+// non-empty GetRecords of a shard, at the time it was read.
+func (m *Metrics) ObserveIteratorAge(source, shard string, lastArrival time.Time) {
+	if lastArrival.IsZero() {
+		return
+	}
+	m.IteratorAge.WithLabelValues(source, shard).Set(max(0, time.Since(lastArrival).Seconds()))
 }
 
 // NewWithRuntime is New plus the Go runtime and process collectors, for a
 // process's own registry.
 func NewWithRuntime() (*Metrics, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return New(reg), reg
+	m := New(reg)
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m, reg
 }
 
 // Registry returns the registry the collectors are on.

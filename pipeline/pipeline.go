@@ -88,6 +88,8 @@ type Pipeline struct {
 	sub     *subscriber
 	router  *message.Router
 	sources map[string]*Source
+	// jsonFast: sources whose records may skip decoding (see JSONConverter).
+	jsonFast map[*Source][]jsonRoute
 }
 
 var _ consumers.Handler = (*Pipeline)(nil)
@@ -153,10 +155,12 @@ func New(cfg Config) (*Pipeline, error) {
 	// elsewhere in the handler (a sink) becomes a Nack and Deliver re-sends the
 	// batch: a bug there stalls the shard loudly instead of skipping records.
 	router.AddMiddleware(middleware.Recoverer)
+	cfg.Metrics.InstrumentRouter(router)
 	for name := range p.sources {
 		router.AddConsumerHandler("deliver-"+name, name, p.sub, p.handle)
 	}
 	p.router = router
+	p.jsonFast = jsonPaths(p.sources)
 	return p, nil
 }
 
@@ -230,6 +234,7 @@ func (p *Pipeline) Deliver(ctx context.Context, source string, records []consume
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		p.cfg.Metrics.Retries.WithLabelValues(metrics.StageDelivery).Inc()
 		p.log.Error("batch failed in the pipeline; retrying it whole, the shard waits",
 			"source", source, "shard_id", first.ShardID, "first_sequence_number", first.SequenceNumber,
 			"attempt", attempt, "retry_in", delay)
@@ -276,8 +281,17 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		})
 	}
 
+	fast := p.jsonFast[src]
 	for i := range b.records {
 		rec := &b.records[i]
+		if fast != nil {
+			if taken, ok := rowsFromJSON(src.Routes, fast, rec, i, len(b.records), bySink); ok {
+				if !taken {
+					p.unrouted(src, rec, deadLetter)
+				}
+				continue
+			}
+		}
 		if rec.Invalid != nil {
 			deadLetter(rec, "", sinks.ReasonDecode, rec.Invalid)
 			continue
@@ -315,10 +329,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			sb.recIdx = append(sb.recIdx, i)
 		}
 		if !taken {
-			p.cfg.Metrics.Unrouted.WithLabelValues(src.Name).Inc()
-			if src.DeadLetterUnrouted {
-				deadLetter(rec, "", sinks.ReasonNoRoute, errors.New("no dataset's where took this record"))
-			}
+			p.unrouted(src, rec, deadLetter)
 		}
 	}
 
@@ -354,7 +365,12 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 
 	if len(letters) > 0 {
 		err := p.retry(ctx, "dead_letter", func(ctx context.Context) error {
-			return p.cfg.DeadLetters.Write(ctx, letters)
+			start := time.Now()
+			err := p.cfg.DeadLetters.Write(ctx, letters)
+			if err == nil {
+				p.cfg.Metrics.ObserveSinkWrite("dead_letter", len(letters), time.Since(start))
+			}
+			return err
 		})
 		if err != nil {
 			return err
@@ -365,7 +381,23 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 				"sequence_number", letters[i].SequenceNumber, "reason", letters[i].Reason, "error", letters[i].Error)
 		}
 	}
+	// Every record of the batch is durable now, as a row or a dead letter.
+	e2e, now := p.cfg.Metrics.EndToEndSeconds.WithLabelValues(src.Name), time.Now()
+	for i := range b.records {
+		if at := b.records[i].Origin.ArrivalTime; !at.IsZero() {
+			e2e.Observe(max(0, now.Sub(at).Seconds()))
+		}
+	}
 	return nil
+}
+
+// unrouted counts a record that no dataset took and, if the source says so,
+// dead-letters it.
+func (p *Pipeline) unrouted(src *Source, rec *consumers.Record, deadLetter func(*consumers.Record, string, sinks.Reason, error)) {
+	p.cfg.Metrics.Unrouted.WithLabelValues(src.Name).Inc()
+	if src.DeadLetterUnrouted {
+		deadLetter(rec, "", sinks.ReasonNoRoute, errors.New("no dataset's where took this record"))
+	}
 }
 
 // A panic in a stage is a bug that a given record triggers: the record becomes
@@ -414,6 +446,7 @@ func (p *Pipeline) decode(ctx context.Context, src *Source, rec *consumers.Recor
 	delay := p.cfg.Backoff.Initial
 	for attempt := 1; ; attempt++ {
 		p.cfg.Metrics.DecodeRetries.WithLabelValues(src.Name).Inc()
+		p.cfg.Metrics.Retries.WithLabelValues(metrics.StageDecode).Inc()
 		wait := jitter(delay)
 		p.log.Warn("decoder dependency unavailable; retrying, checkpoint held", "source", src.Name,
 			"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "attempt", attempt, "retry_in", wait, "err", err)
@@ -440,7 +473,7 @@ func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch) (sinks.Rejected
 			err = nil
 		}
 		if err == nil {
-			p.cfg.Metrics.SinkWriteSeconds.WithLabelValues(sb.name).Observe(time.Since(start).Seconds())
+			p.cfg.Metrics.ObserveSinkWrite(sb.name, len(sb.rows), time.Since(start))
 		}
 		return err
 	})
@@ -463,6 +496,7 @@ func (p *Pipeline) retry(ctx context.Context, sink string, f func(context.Contex
 			return ctx.Err()
 		}
 		p.cfg.Metrics.SinkWriteErrors.WithLabelValues(sink).Inc()
+		p.cfg.Metrics.Retries.WithLabelValues(metrics.StageSink).Inc()
 		wait := jitter(delay)
 		p.log.Warn("sink write failed; retrying, checkpoint held", "sink", sink, "attempt", attempt, "retry_in", wait, "err", err)
 		if err := sleep(ctx, wait); err != nil {

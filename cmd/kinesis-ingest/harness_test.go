@@ -69,6 +69,9 @@ type env struct {
 
 func newEnv(t *testing.T, shards int) *env {
 	t.Helper()
+	if e := externalEnv(t, shards); e != nil { // KINESIS_INGEST_EXTERNAL=1: see external_test.go
+		return e
+	}
 	e := &env{t: t, kin: emulators.Kinesis(t), ddb: emulators.Dynamo(t), dir: t.TempDir(), stream: "orders", table: "orders-ingest"}
 	e.kc = testaws.Kinesis(e.kin.Endpoint)
 	e.arn = testaws.CreateStream(t, e.kc, e.stream, shards)
@@ -370,4 +373,50 @@ func (e *env) checkpoints() map[string]leases.Lease {
 		e.t.Fatalf("read lease table: %v", err)
 	}
 	return m
+}
+
+// startArgs is start with more flags after "run --config FILE" (e.g.
+// --log-format json) and more environment variables.
+func (e *env) startArgs(configPath, id string, args, env []string) *worker {
+	e.t.Helper()
+	logPath := filepath.Join(e.dir, id+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(binary, append([]string{"run", "--config", configPath}, args...)...)
+	cmd.Env = append(append(os.Environ(),
+		"WORKER_ID="+id,
+		"AWS_ENDPOINT_URL_KINESIS="+e.kin.Endpoint,
+		"AWS_ENDPOINT_URL_DYNAMODB="+e.ddb.Endpoint,
+		"AWS_ACCESS_KEY_ID="+testaws.Account,
+		"AWS_SECRET_ACCESS_KEY=secret-must-not-leak",
+		"AWS_REGION=us-east-1",
+	), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	w := &worker{t: e.t, id: id, cmd: cmd, log: logPath, exited: make(chan struct{})}
+	go func() {
+		w.err = cmd.Wait()
+		logFile.Close()
+		close(w.exited)
+	}()
+	e.t.Cleanup(func() {
+		select {
+		case <-w.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-w.exited
+		}
+		if e.t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			keep := filepath.Join(os.TempDir(), "kinesis-ingest-failed-"+strings.ReplaceAll(e.t.Name(), "/", "_")+"-"+id+".log")
+			_ = os.WriteFile(keep, b, 0o644)
+			e.t.Logf("worker %s log (%d bytes, kept in %s), tail:\n%s", id, len(b), keep, tail(string(b), 40))
+		}
+	})
+	return w
 }

@@ -210,7 +210,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliveries()
 	factory := &processorFactory{c: c, ctx: deliverCtx}
-	w := worker.NewWorker(factory, kc).WithKinesis(c.cfg.Kinesis).WithCheckpointer(c.table)
+	w := worker.NewWorker(factory, kc).WithKinesis(c.cfg.Kinesis).WithCheckpointer(c.cfg.Metrics.WrapLeaseTable(c.cfg.Source, c.table))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
 	}
@@ -297,6 +297,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 			recs[i].Data, recs[i].Invalid = orig, errors.New(reason)
 		}
 	}
+	p.c.cfg.Metrics.ObserveIteratorAge(p.c.cfg.Source, p.shardID, recs[len(recs)-1].Origin.ArrivalTime)
 	if err := p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs); err != nil {
 		// Only cancellation ends a delivery unfinished; the batch is not
 		// checkpointed and will be read again.

@@ -158,6 +158,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			MaxRecords:        cfg.Consumer.MaxRecords,
 			LeaseStealing:     cfg.Consumer.LeaseStealing,
 			MaxLeases:         cfg.Consumer.MaxLeases,
+			DrainTimeout:      cfg.Consumer.ShutdownTimeout,
 			Kinesis:           kinesis.NewFromConfig(kcfg, kcl.GuardAggregates),
 			Dynamo:            dynamo,
 			Handler:           a.pipeline,

@@ -60,3 +60,18 @@ func BenchmarkConvertOnly(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConvertJSON converts the same record straight from its bytes.
+func BenchmarkConvertJSON(b *testing.B) {
+	s, err := Compile("ts", benchSpecs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchRecord)))
+	for b.Loop() {
+		if _, ok := s.ConvertJSON(benchRecord); !ok {
+			b.Fatal("declined")
+		}
+	}
+}

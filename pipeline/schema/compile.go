@@ -17,6 +17,7 @@ type Schema struct {
 	columns   []Column
 	timestamp string
 	tsIndex   int
+	plan      *objPlan // for ConvertJSON
 }
 
 // Columns returns the fields in declaration order with their types (struct
@@ -50,10 +51,11 @@ type seg struct {
 // node is a compiled type.
 type node struct {
 	kind   Kind
-	elem   *node   // optional, list, map
-	scale  int     // decimal
-	dim    int     // embedding
-	fields []field // struct
+	elem   *node    // optional, list, map
+	scale  int      // decimal
+	dim    int      // embedding
+	fields []field  // struct
+	plan   *objPlan // struct, for ConvertJSON
 
 	restricted bool
 	oneofInt   map[int64]struct{}
@@ -128,6 +130,7 @@ func Compile(timestamp string, specs []FieldSpec) (*Schema, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
+	s.plan = plans(fs)
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -51,22 +52,41 @@ func FuzzConvert(f *testing.F) {
 		`{"ts":1e999999999,"price":1e999999999}`,
 		`[1,2,3]`,
 		`null`,
+		`{"ts":0,"note":"a\u0062","note":"x","tags":["\ud800\udc00","\ud800"],"attrs":{"a":1,"a":"x"}}`,
+		`{"ts":0,"user":{"address":[{"city":null}]},"vec":[1,2,3,4],"kind":"c"}`,
+		`{"ts":0,"ignored":[{"a":[1,-2.5e-3,true,false,null,"\""]}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	dec := jsondec.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// ConvertJSON must agree with the general path: the same row where it
+		// gives one, a decline where it gives a decode or schema error (the
+		// general path then names it). It may also decline records nested
+		// deeper than it scans.
+		fast, fastOK := s.ConvertJSON(data)
 		rec, err := dec.Decode(data)
 		if err != nil {
 			var de *jsondec.Error
 			if rec != nil || !errors.As(err, &de) {
 				t.Fatalf("Decode: %v, %v", rec, err)
 			}
+			if fastOK {
+				t.Fatalf("ConvertJSON gave a row %v for invalid JSON (%v)", fast, err)
+			}
 			return
 		}
 		fields, err := s.Convert(rec)
 		if (fields == nil) == (err == nil) {
 			t.Fatalf("Convert returned fields %v and error %v", fields, err)
+		}
+		switch {
+		case err != nil && fastOK:
+			t.Fatalf("ConvertJSON gave a row %v where Convert says %v", fast, err)
+		case err == nil && !fastOK && depth(string(data)) < maxScanDepth:
+			t.Fatalf("ConvertJSON declined where Convert gives %v", fields)
+		case err == nil && fastOK && !reflect.DeepEqual(fast, fields):
+			t.Fatalf("ConvertJSON gave\n%#v\nConvert\n%#v", fast, fields)
 		}
 		if err != nil {
 			if _, ok := err.(*FieldError); !ok {

@@ -104,7 +104,7 @@ func runConvert(t *testing.T, spec FieldSpec, tests []convertCase) {
 			if tc.in != "" {
 				js = `{"ts":0,"v":` + tc.in + `}`
 			}
-			got, err := s.Convert(mustDecode(t, js))
+			got, err := convertBoth(t, s, js)
 			if tc.errContains != "" {
 				var fe *FieldError
 				if err == nil || !errors.As(err, &fe) || !strings.Contains(err.Error(), tc.errContains) {
@@ -500,7 +500,7 @@ func TestRefsAndConst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Convert(mustDecode(t, `{"meta":{"time":"2024-01-01T00:00:00Z"},"user":{"address":[{"city":"A"},{"city":"B"}]},"attrs":{"a.b":7}}`))
+	got, err := convertBoth(t, s, `{"meta":{"time":"2024-01-01T00:00:00Z"},"user":{"address":[{"city":"A"},{"city":"B"}]},"attrs":{"a.b":7}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +518,7 @@ func TestRefsAndConst(t *testing.T) {
 		{`{"meta":"x"}`, "ts: ref meta.time: want object at meta, got string"},
 		{`{"meta":{"time":0},"user":{"address":[0,{"city":"B"}]},"attrs":5}`, `dotted: ref attrs["a.b"]: want object at attrs, got number 5`},
 	} {
-		_, err := s.Convert(mustDecode(t, tc.in))
+		_, err := convertBoth(t, s, tc.in)
 		if err == nil || !strings.Contains(err.Error(), tc.errContains) {
 			t.Errorf("%s: %v, want %q", tc.in, err, tc.errContains)
 		}
@@ -750,14 +750,14 @@ func TestYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Convert(mustDecode(t, `{"ts":"2024-01-01","src":"x","amount":5,"kind":"a","address":{"zip":"12345"},"item":{"sku":"s"}}`))
+	got, err := convertBoth(t, s, `{"ts":"2024-01-01","src":"x","amount":5,"kind":"a","address":{"zip":"12345"},"item":{"sku":"s"}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got[1].Value != nil || got[2].Value != nil || !reflect.DeepEqual(got[6].Value, []any{int64(1), int64(2)}) {
 		t.Errorf("got %#v", got)
 	}
-	_, err = s.Convert(mustDecode(t, `{"ts":"2024-01-01","amount":0,"kind":"a","address":{"zip":"12345"},"item":{"sku":"s"}}`))
+	_, err = convertBoth(t, s, `{"ts":"2024-01-01","amount":0,"kind":"a","address":{"zip":"12345"},"item":{"sku":"s"}}`)
 	if err == nil || err.Error() != "amount: 0 is not in (0, 1e+06]" {
 		t.Errorf("between: %v", err)
 	}

@@ -197,21 +197,46 @@ func (f *Filter) Match(rec any) (bool, error) {
 	if f == nil {
 		return true, nil
 	}
-	st := f.pool.Get().(*state)
-	defer f.pool.Put(st)
+	var row []sinks.Field
 	if f.sub != nil {
-		row, err := f.sub.Convert(rec)
-		if err != nil {
+		var err error
+		if row, err = f.sub.Convert(rec); err != nil {
 			return false, err
 		}
-		for i := range f.vars {
-			v := &f.vars[i]
-			val := row[i].Value
-			if v.shape.adapt {
-				val = v.shape.value(val)
-			}
-			st.env[v.name] = val
+	}
+	return f.eval(row)
+}
+
+// MatchJSON is Match on the record that decoders/jsondec decodes from data,
+// read straight from its bytes (schema.Schema.ConvertJSON of the fields the
+// expression names). ok is false when it cannot give Match's answer itself:
+// data is not valid JSON, a named field does not convert, the expression fails
+// on the values, or it names no field (then nothing here checks that data is
+// JSON at all). The caller then takes Match's path, which gives the answer or
+// the error.
+func (f *Filter) MatchJSON(data []byte) (match, ok bool) {
+	if f == nil || f.sub == nil {
+		return false, false
+	}
+	row, ok := f.sub.ConvertJSON(data)
+	if !ok {
+		return false, false
+	}
+	m, err := f.eval(row)
+	return m, err == nil
+}
+
+// eval runs the expression on the converted fields it names.
+func (f *Filter) eval(row []sinks.Field) (bool, error) {
+	st := f.pool.Get().(*state)
+	defer f.pool.Put(st)
+	for i := range f.vars {
+		v := &f.vars[i]
+		val := row[i].Value
+		if v.shape.adapt {
+			val = v.shape.value(val)
 		}
+		st.env[v.name] = val
 	}
 	out, err := st.vm.Run(f.prog, st.env)
 	clear(st.env)

@@ -156,6 +156,17 @@ func TestMatch(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("Match = %v, want %v", got, tc.want)
 			}
+			// MatchJSON gives Match's answer where Match has one (unless the
+			// expression names no field), and declines where Match fails.
+			fast, ok := f.MatchJSON([]byte(tc.rec))
+			switch {
+			case err != nil && ok:
+				t.Errorf("MatchJSON = %v, ok, where Match fails with %v", fast, err)
+			case err == nil && f.sub != nil && !ok:
+				t.Errorf("MatchJSON declined; Match = %v", got)
+			case ok && fast != got:
+				t.Errorf("MatchJSON = %v, Match = %v", fast, got)
+			}
 		})
 	}
 }

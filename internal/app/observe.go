@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
+)
+
+// SinkProbeTTL is how long a sink directory's writability probe is reused.
+const SinkProbeTTL = 5 * time.Second
+
+// DeadLetterView is where the errors view reads the dead letters of cfg from:
+// the file dead-letter sink's files of every worker sharing its directory, or
+// the PostgreSQL dead-letter table.
+func DeadLetterView(cfg *config.Config) errview.Source {
+	switch dl := cfg.DeadLetter; {
+	case dl.File != nil:
+		return errview.FileSource{Dir: dl.File.Path, Prefix: DeadLetterPrefix}
+	case dl.Postgres != nil:
+		return errview.PostgresSource{DSN: dl.Postgres.DSN, Table: dl.Postgres.Table}
+	}
+	return errview.Unsupported{Kind: "unknown"}
+}
+
+// leaseTableWindow is how long the lease table may stay silent before the
+// worker is unready: the KCL calls it at every shard sync and lease renewal,
+// so two lease durations without an answer mean it is unreachable (and the
+// leases are being lost).
+func leaseTableWindow(c config.Consumer) time.Duration {
+	return max(2*c.LeaseDuration, 2*c.ShardSyncInterval, 10*time.Second)
+}
+
+// readiness lists what /readyz checks: the config loaded (an App exists only
+// then), the pipeline and consumers started, every lease table answered
+// recently, every file sink directory writable, and not shutting down.
+func (a *App) readiness() *health.Checker {
+	checks := []health.Check{
+		{Name: "config", Run: func(context.Context) error { return nil }},
+		{Name: "started", Run: health.WhenSet(&a.started, "the pipeline and the consumers have not started yet")},
+	}
+	window := leaseTableWindow(a.cfg.Consumer)
+	for _, src := range a.cfg.Sources {
+		name := src.Name
+		table := LeaseTable(a.cfg, name)
+		checks = append(checks, health.Check{
+			Name: "lease_table:" + table,
+			Run:  health.Recent("lease table "+table, func() time.Time { return a.metrics.LeaseTableAnsweredAt(name) }, window, time.Now),
+		})
+	}
+	seen := map[string]bool{}
+	for _, ds := range a.cfg.Datasets {
+		s := a.cfg.Sink(ds.Sink)
+		if s == nil || s.File == nil || seen[s.Name] {
+			continue
+		}
+		seen[s.Name] = true
+		checks = append(checks, health.Check{Name: "sink:" + s.Name, TTL: SinkProbeTTL, Run: health.DirWritable(s.File.Path)})
+	}
+	if f := a.cfg.DeadLetter.File; f != nil {
+		checks = append(checks, health.Check{Name: "sink:dead_letter", TTL: SinkProbeTTL, Run: health.DirWritable(f.Path)})
+	}
+	checks = append(checks, health.Check{Name: "not_shutting_down", Run: health.WhenUnset(&a.stopping, "the worker is shutting down")})
+	return health.New(checks...)
+}
+
+// observabilityMux serves the metrics port: /metrics, /healthz, /readyz,
+// /errors (JSON, or HTML for a browser) and /errors.html.
+func (a *App) observabilityMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", a.metrics.Handler())
+	mux.Handle("/healthz", health.LiveHandler())
+	mux.Handle("/readyz", a.readiness().ReadyHandler())
+	errs := errview.Handler(DeadLetterView(a.cfg), a.log.With("component", "errview"))
+	mux.Handle("/errors", errs)
+	mux.Handle("/errors.html", errs)
+	return mux
+}

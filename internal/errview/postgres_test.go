@@ -1,0 +1,77 @@
+package errview
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
+)
+
+// TestPostgresSource reads back what the PostgreSQL dead-letter sink wrote,
+// with the filters applied in the query.
+func TestPostgresSource(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.CreateDatabase(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA ops"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	sink, err := postgres.NewDeadLetterSink(ctx, postgres.Config{DSN: dsn, Table: "ops.Dead_Letters", CreateTable: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("dead-letter sink: %v", err)
+	}
+	letters := []sinks.DeadLetter{
+		letter(0, "shardId-000000000000", sinks.ReasonDecode, "", "invalid JSON at byte 12: unexpected EOF", []byte(`{"id":1,`)),
+		letter(1, "shardId-000000000000", sinks.ReasonSchema, "orders", "amount: missing", []byte(`{"id":2}`)),
+		letter(2, "shardId-000000000001", sinks.ReasonSchema, "orders", `items[2].price: want float, got null`, []byte(`{"id":3}`)),
+		letter(3, "shardId-000000000001", sinks.ReasonSchema, "orders", `amount: want float, got string "x"`, []byte("\xff\x00binary")),
+	}
+	if err := sink.Write(ctx, letters); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src := PostgresSource{DSN: dsn, Table: "ops.Dead_Letters"}
+
+	s, err := Summarize(ctx, src, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total != 4 || len(s.Latest) != 4 || s.Latest[0].PartitionKey != "k-d" || s.Latest[0].Preview.Encoding != "hex" {
+		t.Fatalf("view of the table: %+v", s)
+	}
+	if got := s.ByField; len(got) != 2 || got[0] != (FieldCount{Dataset: "orders", Field: "amount", Count: 2}) {
+		t.Errorf("by field %+v", got)
+	}
+	if !s.Latest[0].ArrivalTime.Equal(t0.Add(3 * time.Minute)) {
+		t.Errorf("arrival time %v, want %v", s.Latest[0].ArrivalTime, t0.Add(3*time.Minute))
+	}
+
+	// The filters are in the query: count what the table returns.
+	var returned int
+	f := Filter{Reasons: []string{"schema_error"}, Shard: "shardId-000000000001", Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}
+	if _, err := src.Scan(ctx, f, func(*sinks.DeadLetter) error { returned++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if returned != 1 {
+		t.Errorf("the query returned %d letters for %+v, want 1", returned, f)
+	}
+
+	_, err = Summarize(ctx, PostgresSource{DSN: dsn, Table: "missing_table"}, Query{})
+	if err == nil || !strings.Contains(err.Error(), "missing_table") {
+		t.Errorf("missing table: %v", err)
+	}
+}

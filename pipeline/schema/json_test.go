@@ -1,0 +1,194 @@
+package schema
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// convertBoth converts the JSON record js by the general path (jsondec, then
+// Convert) and by ConvertJSON, fails the test if they disagree, and returns the
+// general path's result. Agreeing means: where the general path gives a row,
+// ConvertJSON gives the same row (never declines); where it gives an error
+// (decode or schema), ConvertJSON declines. A decode error is returned as is.
+func convertBoth(t testing.TB, s *Schema, js string) ([]sinks.Field, error) {
+	t.Helper()
+	fast, ok := s.ConvertJSON([]byte(js))
+	rec, err := jsondec.New().Decode([]byte(js))
+	if err != nil {
+		if ok {
+			t.Errorf("ConvertJSON(%s) = %#v, but jsondec says %v", js, fast, err)
+		}
+		return nil, err
+	}
+	got, err := s.Convert(rec)
+	switch {
+	case err != nil && ok:
+		t.Errorf("ConvertJSON(%s) = %#v, but Convert says %v", js, fast, err)
+	case err == nil && !ok:
+		t.Errorf("ConvertJSON(%s) declined; Convert gives %#v", js, got)
+	case err == nil && !reflect.DeepEqual(fast, got):
+		t.Errorf("ConvertJSON(%s)\n = %#v\nConvert gives\n   %#v", js, fast, got)
+	}
+	return got, err
+}
+
+// TestConvertJSONAgrees runs records that exercise the scanner (escapes,
+// duplicates, whitespace, invalid JSON of every kind) through both paths.
+func TestConvertJSONAgrees(t *testing.T) {
+	s, err := Compile("ts", fuzzSpecs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, js := range []string{
+		`{"ts":0}`,
+		` {"ts" : 0 , "note" : "a b" } `,
+		"\t\r\n{\"ts\":0}\n",
+		`{"ts":0,"note":"x","note":"y"}`,
+		`{"ts":0,"note":5,"note":"y"}`, // a bad earlier duplicate: Convert sees only the last
+		`{"ts":0,"note":"y","note":5}`, // and a bad last one
+		`{"ts":0,"no\u0074e":"abc"}`,   // escaped key
+		`{"ts":0,"note":"a\u0062c"}`,   // escaped value
+		`{"ts":0,"kind":"\u0061"}`,     // escaped value under oneof
+		`{"ts":"2024-01-01T00:00:00Z","tags":["\ud83d\ude00","\ud800","\ud800x","\udc00\ud800","\/\"\\\b\f\n\r\t"]}`,
+		`{"ts":0,"tags":["é","☃","\u00e9"]}`,
+		`{"ts":0,"attrs":{"a":1,"b":2.5,"a":3}}`,
+		`{"ts":0,"attrs":{"a":"x","a":3}}`,
+		`{"ts":0,"attrs":{"\u0061":1,"a":2}}`,
+		`{"ts":0,"vec":[1,2,3]}`,
+		`{"ts":0,"vec":[1,2]}`,
+		`{"ts":0,"vec":[1,2,3,4]}`,
+		`{"ts":0,"vec":[1,null,3]}`,
+		`{"ts":0,"vec":[1e400,2,3]}`,
+		`{"ts":0,"user":{"address":[{"city":"X"}]}}`,
+		`{"ts":0,"user":{"address":[{"city":"X"}],"address":[{"city":"Y"}]}}`,
+		`{"ts":0,"user":{"address":[]}}`,
+		`{"ts":0,"user":{"address":null}}`,
+		`{"ts":0,"user":null}`,
+		`{"ts":0,"user":{"address":{"0":{}}}}`,
+		`{"ts":0,"user":[]}`,
+		`{"ts":0,"user":{"address":[{"city":null}]}}`,
+		`{"ts":0,"user":{"address":[5]}}`,
+		`{"ts":0,"items":[{"sku":"s","qty":1,"price":"1.5"}]}`,
+		`{"ts":0,"items":[{"sku":"s","qty":1,"price":"1.5","meta":{"k":[1,null,2]}}]}`,
+		`{"ts":0,"items":[{"sku":"s","qty":0,"price":"1.5"}]}`,
+		`{"ts":0,"items":[{"sku":"s","qty":1}]}`,
+		`{"ts":0,"items":[]}`,
+		`{"ts":0,"items":{}}`,
+		`{"ts":0,"blob":"aGk=","day":"2024-02-29","price":12.5}`,
+		`{"ts":0,"blob":"!!","day":19782,"price":"1e-3"}`,
+		`{"ts":0,"day":1.5}`,
+		`{"ts":"1682099757.5","when":[1,"2024-01-01",1.5e3,"Sun, 23 Jan 2000 01:23:45 JST"]}`,
+		`{"ts":-0,"id":-0,"amount":-0.0}`,
+		`{"ts":1e2,"id":1E2,"amount":1e-400}`,
+		`{"ts":0,"id":9223372036854775807,"amount":1e308}`,
+		`{"ts":0,"id":9223372036854775808}`,
+		`{"ts":0,"amount":1e400}`,
+		`{"ts":0,"ok":true,"ok":false}`,
+		`{"ts":0,"ignored":{"a":[1,{"b":[true,false,null,"x\"y"]}],"c":-1.5e-3}}`,
+		`{"ts":0,"src":"other"}`,
+		// Not valid JSON: both must say decode error / decline.
+		``, ` `, `{`, `}`, `{"ts":0`, `{"ts":0}}`, `{"ts":0} x`, `{"ts":0}{}`,
+		`{"ts":01}`, `{"ts":-}`, `{"ts":1.}`, `{"ts":.5}`, `{"ts":+1}`, `{"ts":1e}`, `{"ts":1e+}`,
+		`{"ts":0,}`, `{,"ts":0}`, `{"ts" 0}`, `{ts:0}`, `{'ts':0}`, `{"ts":0 "a":1}`,
+		`{"ts":0,"a":[1,]}`, `{"ts":0,"a":[,1]}`, `{"ts":0,"a":[1 2]}`, `{"ts":0,"a":tru}`, `{"ts":0,"a":nul}`,
+		`{"ts":0,"a":"\x"}`, `{"ts":0,"a":"\u12"}`, `{"ts":0,"a":"\u12g4"}`, "{\"ts\":0,\"a\":\"\x01\"}",
+		"{\"ts\":0,\"a\":\"\xff\"}", "\xef\xbb\xbf{\"ts\":0}", `{"ts":0,"a":"\'"}`,
+		`{"ts":0,"a":NaN}`, `{"ts":0,"a":Infinity}`, `{"ts":0,"a":True}`,
+		// Valid JSON of the wrong shape.
+		`[]`, `null`, `"x"`, `5`, `{}`, `{"ts":null}`,
+		strings.Repeat(`[`, 1100) + strings.Repeat(`]`, 1100),
+		`{"ts":0,"deep":` + strings.Repeat(`[`, 1100) + strings.Repeat(`]`, 1100) + `}`,
+		`{"ts":0,"deep":` + strings.Repeat(`[`, 10001) + strings.Repeat(`]`, 10001) + `}`,
+	} {
+		convertBothTolerant(t, s, js)
+	}
+}
+
+// convertBothTolerant is convertBoth, except that ConvertJSON may decline a
+// record nested deeper than maxScanDepth.
+func convertBothTolerant(t *testing.T, s *Schema, js string) {
+	t.Helper()
+	if depth(js) < maxScanDepth {
+		convertBoth(t, s, js)
+		return
+	}
+	fast, ok := s.ConvertJSON([]byte(js))
+	rec, err := jsondec.New().Decode([]byte(js))
+	if ok {
+		got, cerr := s.Convert(rec)
+		if err != nil || cerr != nil || !reflect.DeepEqual(fast, got) {
+			t.Errorf("deep record: ConvertJSON = %v, general path %v, %v, %v", fast, got, err, cerr)
+		}
+	}
+}
+
+// depth is an upper bound of the nesting of js.
+func depth(js string) int {
+	d, m := 0, 0
+	for i := 0; i < len(js); i++ {
+		switch js[i] {
+		case '[', '{':
+			d++
+			m = max(m, d)
+		case ']', '}':
+			d--
+		}
+	}
+	return m
+}
+
+func TestConvertJSONRefStartingWithIndex(t *testing.T) {
+	s, err := Compile("", []FieldSpec{{Name: "ts", Type: "datetime"}, {Name: "x", Type: "optional[int]", Ref: "[0].a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := convertBoth(t, s, `{"ts":0}`); err == nil || !strings.Contains(err.Error(), "want list at the record") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestConvertJSONManyKeys(t *testing.T) {
+	var specs []FieldSpec
+	var js strings.Builder
+	js.WriteString(`{"ts":0`)
+	specs = append(specs, FieldSpec{Name: "ts", Type: "datetime"})
+	for i := range 40 {
+		specs = append(specs, FieldSpec{Name: fmt.Sprintf("f%d", i), Type: "optional[int]"})
+		if i%3 != 0 {
+			fmt.Fprintf(&js, `,"f%d":%d`, i, i)
+		}
+	}
+	js.WriteString(`}`)
+	s, err := Compile("ts", specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := convertBoth(t, s, js.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConvertJSONAllocs(t *testing.T) {
+	s, err := Compile("ts", []FieldSpec{
+		{Name: "id", Type: "int"}, {Name: "amount", Type: "float"}, {Name: "ts", Type: "datetime"},
+		{Name: "note", Type: "optional[str]"}, {Name: "country", Type: "str"}, {Name: "qty", Type: "int"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(`{"id":1234567,"amount":12.25,"ts":"2024-05-01T10:00:00.123456Z","note":"gift wrap","country":"DE","qty":3}`)
+	// The copy of data, the []sinks.Field, and a box each for id, amount,
+	// ts, note and country (qty fits a box for free).
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok := s.ConvertJSON(data); !ok {
+			t.Fatal("declined")
+		}
+	}); n > 7 {
+		t.Errorf("%v allocations, want at most 7", n)
+	}
+}

@@ -40,6 +40,7 @@ func TestCrashWhileRecordsFlow(t *testing.T) {
 // that they can be restarted mid-run.
 func newPersistentEnv(t *testing.T, shards int) *env {
 	t.Helper()
+	skipIfExternal(t, "it stops and restarts the emulators, which only works on emulators it started")
 	dir := t.TempDir()
 	e := &env{t: t, kin: emulators.KinesisPersistent(t, filepath.Join(dir, "kinesis")), ddb: emulators.DynamoPersistent(t, filepath.Join(dir, "dynamo")),
 		dir: t.TempDir(), stream: "orders", table: "orders-ingest"}

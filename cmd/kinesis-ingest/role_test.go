@@ -23,6 +23,7 @@ func TestRoleARN(t *testing.T) {
 		role       = "arn:aws:iam::111111111111:role/reader"
 		externalID = "ext-42"
 	)
+	skipIfExternal(t, "it needs a stream named orders in two accounts, and on shared endpoints each test's stream has a name of its own")
 	e := newEnv(t, 1) // the decoy: orders in 000000000000
 	other := kinesis.NewFromConfig(testaws.Config(e.kin.Endpoint, account))
 	arn := testaws.CreateStream(t, other, "orders", 2)

@@ -276,6 +276,12 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		bySink[i] = sb
 	}
 	deadLetter := func(rec *consumers.Record, dataset string, reason sinks.Reason, err error) {
+		var pe *panicError
+		if errors.As(err, &pe) {
+			p.log.Error("stage panicked on a record; dead-lettering it", "source", src.Name,
+				"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber,
+				"stage", pe.stage, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+		}
 		letters = append(letters, sinks.DeadLetter{
 			Origin: rec.Origin, Dataset: dataset, Reason: reason, Error: err.Error(), Data: rec.Data,
 		})
@@ -402,10 +408,18 @@ func (p *Pipeline) unrouted(src *Source, rec *consumers.Record, deadLetter func(
 
 // A panic in a stage is a bug that a given record triggers: the record becomes
 // a dead letter naming the panic, and the shard moves on instead of retrying the
-// same record forever. The stack goes to the log.
+// same record forever. The stack goes to the log, with the record's origin,
+// where the dead letter is made.
+type panicError struct {
+	stage string
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("%s panicked: %v", e.stage, e.value) }
+
 func stagePanic(stage string, r any) error {
-	slog.Error("stage panicked on a record; dead-lettering it", "stage", stage, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	return fmt.Errorf("%s panicked: %v", stage, r)
+	return &panicError{stage: stage, value: r, stack: debug.Stack()}
 }
 
 func convert(c Converter, v any) (fields []sinks.Field, err error) {

@@ -39,5 +39,31 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./pipeline/schema
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/avrodec
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# The two benchmarks of issue 10, each printed as a Markdown table:
+#  1. the hot path on one core (pipeline.BenchmarkHotPath: decode, validate,
+#     route, file sink; PostgreSQL too when its server binaries are installed)
+#     with encoding/json-into-a-struct as the baseline in the same run;
+#  2. end to end on the local emulators (internal/bench/e2e): kinesis-ingest
+#     run against a bare KCL consumer on the same 20,000 records.
+# Raw outputs go to $(BENCH_OUT). The tables show medians of BENCH_COUNT runs
+# per hot-path case and of E2E_ROUNDS throughput runs per consumer.
+BENCH_OUT   ?= bench-out
+BENCH_COUNT ?= 3
+E2E_ROUNDS  ?= 3
+bench: deps
+	mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -bench '^BenchmarkHotPath$$' -benchmem -cpu 1 -count $(BENCH_COUNT) ./pipeline \
+		| tee $(BENCH_OUT)/hotpath.txt | $(GO) run ./internal/bench/table | tee $(BENCH_OUT)/hotpath.md
+	$(GO) run ./internal/bench/e2e -rounds $(E2E_ROUNDS) | tee $(BENCH_OUT)/e2e.md
+
+# The end-to-end suite (cmd/kinesis-ingest) against endpoints someone else
+# runs instead of the emulators it starts itself: LocalStack from
+# docker-compose.yml (`docker compose up -d localstack` first) unless
+# AWS_ENDPOINT_URL, or AWS_ENDPOINT_URL_KINESIS and AWS_ENDPOINT_URL_DYNAMODB,
+# name others. Each test gets its own stream; tests that restart an emulator
+# skip. See README "Run on LocalStack".
+LOCALSTACK_ENDPOINT ?= http://localhost:4566
+.PHONY: test-localstack
+test-localstack: deps
+	KINESIS_INGEST_EXTERNAL=1 AWS_ENDPOINT_URL="$${AWS_ENDPOINT_URL:-$(LOCALSTACK_ENDPOINT)}" \
+		$(GO) test -count=1 -timeout 30m -v ./cmd/kinesis-ingest

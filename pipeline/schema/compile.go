@@ -59,7 +59,7 @@ type node struct {
 
 	restricted bool
 	oneofInt   map[int64]struct{}
-	oneofStr   map[string]struct{}
+	oneofStr   map[string]any // the value, boxed once (ConvertJSON returns it)
 	oneofDesc  string
 	between    bool
 	minI, maxI int64
@@ -274,7 +274,7 @@ func (c *compiler) oneof(p string, n *node, vals []any, optional bool) {
 	if n.kind == KindInt {
 		n.oneofInt = make(map[int64]struct{}, len(vals))
 	} else {
-		n.oneofStr = make(map[string]struct{}, len(vals))
+		n.oneofStr = make(map[string]any, len(vals))
 	}
 	for i, v := range vals {
 		ip := p + "[" + strconv.Itoa(i) + "]"
@@ -301,7 +301,7 @@ func (c *compiler) oneof(p string, n *node, vals []any, optional bool) {
 				ok = false
 				continue
 			}
-			n.oneofStr[x] = struct{}{}
+			n.oneofStr[x] = x
 			parts = append(parts, strconv.Quote(x))
 		}
 	}

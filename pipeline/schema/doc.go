@@ -9,6 +9,18 @@
 // record itself). A Schema is immutable and safe for concurrent use; Convert
 // never panics and does not modify the record.
 //
+// # Straight from JSON bytes
+//
+// ConvertJSON is the hot path for JSON sources: it scans a record's bytes once,
+// reads only the members the fields name (following refs inside the text),
+// validates the rest without building it, and boxes only the row's values: no
+// map[string]any, no json.Number. It gives exactly what Convert gives for the
+// record as decoders/jsondec decodes it, or declines (ok false) and leaves the
+// record to that general path: invalid JSON, a record that does not fit (the
+// general path then names the error, so decode and schema errors and their
+// messages are those of Convert), or nesting deeper than 1000. The table tests
+// run every record through both, and FuzzConvert compares them.
+//
 // # Records and fields
 //
 // The record must be a JSON object. Each field takes its value from Ref (a path

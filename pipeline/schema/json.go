@@ -30,7 +30,7 @@ import (
 // each value that does not fit in an interface for free. Safe for concurrent
 // use; it never panics on any input.
 func (s *Schema) ConvertJSON(data []byte) (fields []sinks.Field, ok bool) {
-	if s.plan.never || !utf8.Valid(data) {
+	if s.plan == nil || s.plan.never || !utf8.Valid(data) {
 		return nil, false
 	}
 	sc := jscan{s: string(data)}
@@ -134,8 +134,10 @@ func (sc *jscan) peek() byte {
 
 func (sc *jscan) ws() {
 	for sc.i < len(sc.s) {
-		switch sc.s[sc.i] {
-		case ' ', '\t', '\n', '\r':
+		switch c := sc.s[sc.i]; {
+		case c > ' ':
+			return
+		case c == ' ', c == '\t', c == '\n', c == '\r':
 			sc.i++
 		default:
 			return
@@ -344,6 +346,12 @@ func (sc *jscan) number() bool {
 func (sc *jscan) str() (esc, ok bool) {
 	s := sc.s
 	for i := sc.i + 1; i < len(s); {
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		switch {
 		case c == '"':
@@ -373,6 +381,15 @@ func (sc *jscan) str() (esc, ok bool) {
 	}
 	return false, false
 }
+
+// plain[c]: c needs no attention inside a string (not '"', '\\' or a
+// control character).
+var plain = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func hex4(s string) rune {
 	var r rune
@@ -564,6 +581,14 @@ func convJSON(n *node, val string) (any, bool) {
 			return nil, false
 		}
 		s := strValue(val)
+		if n.oneofStr != nil {
+			// The set's own boxed copy: one allocation less per row.
+			boxed, in := n.oneofStr[s]
+			if !in || n.re != nil && !n.re.MatchString(s) {
+				return nil, false
+			}
+			return boxed, true
+		}
 		if n.restricted && n.checkStr(s) != nil {
 			return nil, false
 		}
@@ -581,7 +606,25 @@ func convJSON(n *node, val string) (any, bool) {
 			return nil, false
 		}
 		return t, true
-	case KindBytes, KindDate, KindDecimal:
+	case KindDecimal:
+		// toDecimal of a json.Number or a string: the same text either way.
+		text := val
+		switch {
+		case c == '"':
+			text = strValue(val)
+		case !isNum:
+			return nil, false
+		}
+		d, ok := parseDec(text)
+		if !ok {
+			return nil, false
+		}
+		out, why := formatDecimal(&d, n.scale)
+		if why != "" {
+			return nil, false
+		}
+		return sinks.Decimal(out), true
+	case KindBytes, KindDate:
 		// Rare in hot paths: the general conversion, on the value as
 		// jsondec would decode it (a string or a json.Number).
 		var v any
@@ -599,14 +642,24 @@ func convJSON(n *node, val string) (any, bool) {
 		if c != '[' {
 			return nil, false
 		}
-		out := []any{}
-		ok := elements(val, func(e string) bool {
-			v, ok := convJSON(n.elem, e)
+		out := make([]any, 0, 4)
+		sc := jscan{s: val, i: 1}
+		sc.ws()
+		for sc.peek() != ']' {
+			st := sc.i
+			if !sc.value(0) {
+				return nil, false
+			}
+			v, ok := convJSON(n.elem, val[st:sc.i])
+			if !ok {
+				return nil, false
+			}
 			out = append(out, v)
-			return ok
-		})
-		if !ok {
-			return nil, false
+			sc.ws()
+			if sc.peek() == ',' {
+				sc.i++
+				sc.ws()
+			}
 		}
 		return out, true
 	case KindEmbedding:

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -191,4 +192,139 @@ func TestConvertJSONAllocs(t *testing.T) {
 	}); n > 7 {
 		t.Errorf("%v allocations, want at most 7", n)
 	}
+}
+
+// TestConvertJSONRandom compares both paths on generated records: every key
+// of fuzzSpecs (and unknown ones), with values of every JSON kind and of the
+// forms each type accepts or rejects, escapes, repeated keys and odd spacing.
+func TestConvertJSONRandom(t *testing.T) {
+	s, err := Compile("ts", fuzzSpecs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	rows := 0
+	for range n {
+		js := randomRecord(r)
+		if _, err := convertBoth(t, s, js); err == nil {
+			rows++
+		}
+		if t.Failed() {
+			t.Fatalf("record: %s", js)
+		}
+	}
+	t.Logf("%d of %d generated records are rows", rows, n)
+	if rows < n/20 {
+		t.Errorf("only %d of %d generated records are rows: the generator misses the valid cases", rows, n)
+	}
+}
+
+var randomKeys = []string{"ts", "id", "amount", "ok", "note", "kind", "level", "blob", "day", "price", "tags", "attrs", "vec", "when", "user", "items", "src", "other"}
+
+func randomRecord(r *rand.Rand) string {
+	var b strings.Builder
+	ws := func() {
+		if r.IntN(8) == 0 {
+			b.WriteString([]string{" ", "\n", "\t", "\r\n  "}[r.IntN(4)])
+		}
+	}
+	ws()
+	b.WriteByte('{')
+	ws()
+	b.WriteString(`"ts":`)
+	b.WriteString(randomScalar(r, "ts"))
+	for range r.IntN(8) {
+		k := randomKeys[r.IntN(len(randomKeys))]
+		b.WriteByte(',')
+		ws()
+		b.WriteString(randomKey(r, k))
+		ws()
+		b.WriteByte(':')
+		ws()
+		b.WriteString(randomValue(r, k, 0))
+		ws()
+	}
+	b.WriteByte('}')
+	ws()
+	if r.IntN(200) == 0 { // now and then, something invalid
+		js := []byte(b.String())
+		js[r.IntN(len(js))] = "x,:]}\"\\\x01\xff"[r.IntN(9)]
+		return string(js)
+	}
+	return b.String()
+}
+
+func randomKey(r *rand.Rand, k string) string {
+	if r.IntN(10) == 0 && k != "" { // escape the first letter
+		return fmt.Sprintf(`"\u%04x%s"`, k[0], k[1:])
+	}
+	return `"` + k + `"`
+}
+
+func randomValue(r *rand.Rand, k string, depth int) string {
+	switch k {
+	case "tags", "when", "vec":
+		if r.IntN(6) > 0 {
+			n := r.IntN(5)
+			parts := make([]string, n)
+			for i := range parts {
+				parts[i] = randomScalar(r, k)
+			}
+			return "[" + strings.Join(parts, ",") + "]"
+		}
+	case "attrs":
+		if r.IntN(6) > 0 {
+			n := r.IntN(4)
+			parts := make([]string, n)
+			for i := range parts {
+				parts[i] = randomKey(r, string(rune('a'+r.IntN(3)))) + ":" + randomScalar(r, "amount")
+			}
+			return "{" + strings.Join(parts, ",") + "}"
+		}
+	case "user":
+		if r.IntN(6) > 0 {
+			return `{"address":` + []string{`[{"city":` + randomScalar(r, "note") + `}]`, `[]`, `null`, `{}`, `"x"`, `[{"city":"A"},{"city":"B"}]`}[r.IntN(6)] + `}`
+		}
+	case "items":
+		if r.IntN(6) > 0 {
+			n := r.IntN(3)
+			parts := make([]string, n)
+			for i := range parts {
+				parts[i] = fmt.Sprintf(`{"sku":%s,"qty":%s,"price":%s,"meta":%s}`, randomScalar(r, "note"), randomScalar(r, "level"),
+					randomScalar(r, "price"), []string{`null`, `{"k":[1,null]}`, `{"k":["x"]}`, `{}`}[r.IntN(4)])
+			}
+			return "[" + strings.Join(parts, ",") + "]"
+		}
+	}
+	if depth < 3 && r.IntN(10) == 0 {
+		return `{"x":` + randomValue(r, "other", depth+1) + `,"y":[` + randomValue(r, "other", depth+1) + `]}`
+	}
+	return randomScalar(r, k)
+}
+
+func randomScalar(r *rand.Rand, k string) string {
+	good := map[string][]string{
+		"ts":     {`0`, `1682099757`, `1682099757123`, `1682099757.5`, `"2024-01-01T00:00:00Z"`, `"2024-02-29"`, `"Sun, 23 Jan 2000 01:23:45 JST"`, `"1682099757"`, `-1.5e3`, `1e30`, `"2023-02-29"`},
+		"when":   {`0`, `"2024-01-01T10:00:00+02:00"`, `null`},
+		"id":     {`1`, `-1000`, `2.0`, `1e3`, `9223372036854775807`, `9223372036854775808`, `-1001`, `2.5`},
+		"level":  {`1`, `2`, `3`, `4`, `3.0`, `0`},
+		"amount": {`12.5`, `0`, `-1`, `1e-400`, `1e400`, `1E+2`, `-0.0`, `123456789012345678901234567890`},
+		"vec":    {`1`, `2.5`, `-3e-1`, `null`},
+		"ok":     {`true`, `false`},
+		"note":   {`"hi there"`, `"a\u0062c"`, `"x\ny"`, `"\ud83d\ude00"`, `"\ud800"`, `"é☃"`, `""`, `"UPPER"`, `"a\"b"`, `"\/"`},
+		"kind":   {`"a"`, `"b"`, `"c"`, `"\u0061"`},
+		"blob":   {`"aGk="`, `"aGk"`, `"aGk_Pz4-"`, `"!!"`, `""`},
+		"day":    {`"2024-02-29"`, `19782`, `-719162`, `2932897`, `"2023-02-29"`, `1.5`},
+		"price":  {`12.5`, `"12.50"`, `"1e-3"`, `12.345`, `"+1"`, `1e999999999`, `"007.10"`, `0.01`},
+		"tags":   {`"x"`, `"\u00e9"`, `null`, `1`},
+		"src":    {`"kinesis"`, `"other"`},
+	}
+	if vals, ok := good[k]; ok && r.IntN(5) > 0 {
+		return vals[r.IntN(len(vals))]
+	}
+	return []string{`null`, `true`, `"s"`, `7`, `-0`, `[]`, `{}`, `[1,"2",null]`, `{"a":{"b":[]}}`, `0.5`}[r.IntN(10)]
 }

@@ -4,7 +4,7 @@ GO       ?= go
 EMU_DIR  := internal/emulators
 FUZZTIME ?= 10s
 
-.PHONY: all build deps demo test unit fuzz bench
+.PHONY: all build deps demo test race fuzz bench
 
 all: build
 
@@ -32,7 +32,13 @@ demo: deps
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) race
 	$(MAKE) fuzz
+
+# The race detector over the packages that share state between goroutines
+# (shards deliver concurrently; the lease table is used by the KCL's goroutines).
+race:
+	$(GO) test -race -count=1 -timeout 10m ./pipeline/... ./sinks/... ./consumers/... ./internal/health
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/jsondec

@@ -187,46 +187,7 @@ type worker struct {
 
 func (e *env) start(configPath, id string) *worker {
 	e.t.Helper()
-	logPath := filepath.Join(e.dir, id+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cmd := exec.Command(binary, "run", "--config", configPath)
-	cmd.Env = append(os.Environ(),
-		"WORKER_ID="+id,
-		"AWS_ENDPOINT_URL_KINESIS="+e.kin.Endpoint,
-		"AWS_ENDPOINT_URL_DYNAMODB="+e.ddb.Endpoint,
-		"AWS_ACCESS_KEY_ID="+testaws.Account,
-		"AWS_SECRET_ACCESS_KEY=secret-must-not-leak",
-		"AWS_REGION=us-east-1",
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	w := &worker{t: e.t, id: id, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	go func() {
-		w.err = cmd.Wait()
-		logFile.Close()
-		close(w.exited)
-	}()
-	e.t.Cleanup(func() {
-		select {
-		case <-w.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-w.exited
-		}
-		if e.t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			keep := filepath.Join(os.TempDir(), "kinesis-ingest-failed-"+strings.ReplaceAll(e.t.Name(), "/", "_")+"-"+id+".log")
-			_ = os.WriteFile(keep, b, 0o644)
-			e.t.Logf("worker %s log (%d bytes, kept in %s), tail:\n%s", id, len(b), keep, tail(string(b), 40))
-		}
-	})
-	return w
+	return e.startArgs(configPath, id, nil, nil)
 }
 
 func tail(s string, n int) string {

@@ -2,235 +2,12 @@ package file
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"math"
-	"slices"
 	"strconv"
-	"time"
-	"unicode/utf8"
 
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/jsonenc"
 )
-
-// timeLayout is how every time.Time is written: RFC 3339 in UTC with exactly
-// six fractional digits (microseconds, truncated).
-const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
-
-// appendValue appends v as JSON. Only the Go types listed in sinks.Field are
-// accepted; anything else, and floats that JSON cannot hold, is an error.
-func appendValue(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case nil:
-		return append(b, "null"...), nil
-	case bool:
-		return strconv.AppendBool(b, v), nil
-	case int64:
-		return strconv.AppendInt(b, v, 10), nil
-	case float64:
-		return appendFloat(b, v)
-	case string:
-		return appendString(b, v), nil
-	case []byte:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '"')
-		b = base64.StdEncoding.AppendEncode(b, v)
-		return append(b, '"'), nil
-	case time.Time:
-		return appendTime(b, v)
-	case sinks.Date:
-		return appendDate(b, v)
-	case sinks.Decimal:
-		return appendString(b, string(v)), nil
-	case []float64:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '[')
-		for i, f := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendFloat(b, f); err != nil {
-				return b, fmt.Errorf("[%d]: %w", i, err)
-			}
-		}
-		return append(b, ']'), nil
-	case []any:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '[')
-		for i, e := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = appendValue(b, e); err != nil {
-				return b, fmt.Errorf("[%d]: %w", i, err)
-			}
-		}
-		return append(b, ']'), nil
-	case map[string]any:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			var err error
-			if b, err = appendValue(b, v[k]); err != nil {
-				return b, fmt.Errorf("[%q]: %w", k, err)
-			}
-		}
-		return append(b, '}'), nil
-	case []sinks.Field:
-		if v == nil {
-			return append(b, "null"...), nil
-		}
-		b = append(b, '{')
-		for i, f := range v {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, f.Name)
-			b = append(b, ':')
-			var err error
-			if b, err = appendValue(b, f.Value); err != nil {
-				return b, fmt.Errorf(".%s: %w", f.Name, err)
-			}
-		}
-		return append(b, '}'), nil
-	default:
-		return b, fmt.Errorf("unsupported value type %T", v)
-	}
-}
-
-var errNonFinite = errors.New("NaN and ±Inf cannot be written as JSON")
-
-// appendFloat writes f like encoding/json does (shortest representation that
-// round-trips, exponent form for very small and very large magnitudes).
-func appendFloat(b []byte, f float64) ([]byte, error) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return b, fmt.Errorf("%v: %w", f, errNonFinite)
-	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, nil
-}
-
-func appendTime(b []byte, t time.Time) ([]byte, error) {
-	t = t.UTC()
-	if y := t.Year(); y < 0 || y > 9999 {
-		return b, fmt.Errorf("time %v: year outside 0000-9999 cannot be written as RFC 3339", t)
-	}
-	// By hand: about 4x faster than t.AppendFormat(b, timeLayout).
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
-	us := t.Nanosecond() / 1000
-	b = append(b, '"',
-		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
-		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
-		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
-		byte('0'+sec/10), byte('0'+sec%10), '.',
-		byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10),
-		byte('0'+us/100%10), byte('0'+us/10%10), byte('0'+us%10), 'Z', '"')
-	return b, nil
-}
-
-func appendDate(b []byte, d sinks.Date) ([]byte, error) {
-	if d.Year < 0 || d.Year > 9999 || d.Month < 1 || d.Month > 12 || d.Day < 1 || d.Day > 31 {
-		return b, fmt.Errorf("date %s: not a valid calendar date in 0000-9999", d)
-	}
-	return append(b, '"', byte('0'+d.Year/1000), byte('0'+d.Year/100%10), byte('0'+d.Year/10%10), byte('0'+d.Year%10), '-',
-		byte('0'+d.Month/10), byte('0'+d.Month%10), '-', byte('0'+d.Day/10), byte('0'+d.Day%10), '"'), nil
-}
-
-const hex = "0123456789abcdef"
-
-// safe[c] is true for ASCII bytes that need no escaping in a JSON string.
-var safe = func() (s [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		s[c] = c != '"' && c != '\\'
-	}
-	return s
-}()
-
-// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD and
-// U+2028/U+2029 are escaped, as encoding/json does; <, > and & are kept as is.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if safe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
 
 // appendRow writes one row line: the fields in declaration order, then the
 // origin columns.
@@ -240,10 +17,10 @@ func appendRow(b []byte, r *sinks.Row) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, f.Name)
+		b = jsonenc.AppendString(b, f.Name)
 		b = append(b, ':')
 		var err error
-		if b, err = appendValue(b, f.Value); err != nil {
+		if b, err = jsonenc.AppendValue(b, f.Value); err != nil {
 			return b, fmt.Errorf("field %q: %w", f.Name, err)
 		}
 	}
@@ -252,16 +29,16 @@ func appendRow(b []byte, r *sinks.Row) ([]byte, error) {
 	}
 	o := &r.Origin
 	b = append(b, `"_source":`...)
-	b = appendString(b, o.Source)
+	b = jsonenc.AppendString(b, o.Source)
 	b = append(b, `,"_shard_id":`...)
-	b = appendString(b, o.ShardID)
+	b = jsonenc.AppendString(b, o.ShardID)
 	b = append(b, `,"_sequence_number":`...)
-	b = appendString(b, o.SequenceNumber)
+	b = jsonenc.AppendString(b, o.SequenceNumber)
 	b = append(b, `,"_subsequence":`...)
 	b = strconv.AppendInt(b, int64(o.SubSequence), 10)
 	b = append(b, `,"_arrival_time":`...)
 	var err error
-	if b, err = appendTime(b, o.ArrivalTime); err != nil {
+	if b, err = jsonenc.AppendTime(b, o.ArrivalTime); err != nil {
 		return b, fmt.Errorf("arrival time: %w", err)
 	}
 	return append(b, '}', '\n'), nil
@@ -270,30 +47,30 @@ func appendRow(b []byte, r *sinks.Row) ([]byte, error) {
 // appendDeadLetter writes one dead letter line.
 func appendDeadLetter(b []byte, d *sinks.DeadLetter) ([]byte, error) {
 	b = append(b, `{"source":`...)
-	b = appendString(b, d.Source)
+	b = jsonenc.AppendString(b, d.Source)
 	b = append(b, `,"stream_arn":`...)
-	b = appendString(b, d.StreamARN)
+	b = jsonenc.AppendString(b, d.StreamARN)
 	b = append(b, `,"shard_id":`...)
-	b = appendString(b, d.ShardID)
+	b = jsonenc.AppendString(b, d.ShardID)
 	b = append(b, `,"sequence_number":`...)
-	b = appendString(b, d.SequenceNumber)
+	b = jsonenc.AppendString(b, d.SequenceNumber)
 	b = append(b, `,"subsequence":`...)
 	b = strconv.AppendInt(b, int64(d.SubSequence), 10)
 	b = append(b, `,"partition_key":`...)
-	b = appendString(b, d.PartitionKey)
+	b = jsonenc.AppendString(b, d.PartitionKey)
 	b = append(b, `,"arrival_time":`...)
 	var err error
-	if b, err = appendTime(b, d.ArrivalTime); err != nil {
+	if b, err = jsonenc.AppendTime(b, d.ArrivalTime); err != nil {
 		return b, fmt.Errorf("arrival time: %w", err)
 	}
 	if d.Dataset != "" {
 		b = append(b, `,"dataset":`...)
-		b = appendString(b, d.Dataset)
+		b = jsonenc.AppendString(b, d.Dataset)
 	}
 	b = append(b, `,"reason":`...)
-	b = appendString(b, string(d.Reason))
+	b = jsonenc.AppendString(b, string(d.Reason))
 	b = append(b, `,"error":`...)
-	b = appendString(b, d.Error)
+	b = jsonenc.AppendString(b, d.Error)
 	b = append(b, `,"data":"`...)
 	b = base64.StdEncoding.AppendEncode(b, d.Data)
 	return append(b, '"', '}', '\n'), nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/jsonenc"
 )
 
 // files returns the sink's files in dir, sorted by name (= by time).
@@ -136,12 +137,12 @@ func parseRowLine(line []byte) (sinks.Row, error) {
 
 // parseTime accepts exactly the layout the sink writes.
 func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(timeLayout, s)
+	t, err := time.Parse(jsonenc.TimeLayout, s)
 	if err != nil {
 		return t, err
 	}
 	if len(s) != len("2006-01-02T15:04:05.000000Z") || !strings.HasSuffix(s, "Z") {
-		return t, fmt.Errorf("%q is not in the layout %s", s, timeLayout)
+		return t, fmt.Errorf("%q is not in the layout %s", s, jsonenc.TimeLayout)
 	}
 	return t, nil
 }

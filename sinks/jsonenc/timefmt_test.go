@@ -1,4 +1,4 @@
-package file
+package jsonenc
 
 import (
 	"math/rand/v2"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// appendTime agrees with time.Format for the layout, over many instants.
+// AppendTime agrees with time.Format for the layout, over many instants.
 func TestAppendTimeMatchesFormat(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	zones := []*time.Location{time.UTC, time.FixedZone("A", 5*3600+1800), time.FixedZone("B", -11*3600)}
@@ -15,21 +15,21 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 		if ts.UTC().Year() > 9999 {
 			continue
 		}
-		got, err := appendTime(nil, ts)
+		got, err := AppendTime(nil, ts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := `"` + ts.UTC().Format(timeLayout) + `"`; string(got) != want {
-			t.Fatalf("appendTime(%v) = %s, want %s", ts, got, want)
+		if want := `"` + ts.UTC().Format(TimeLayout) + `"`; string(got) != want {
+			t.Fatalf("AppendTime(%v) = %s, want %s", ts, got, want)
 		}
 	}
 	for _, ts := range []time.Time{{}, time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		got, err := appendTime(nil, ts)
-		if want := `"` + ts.UTC().Format(timeLayout) + `"`; err != nil || string(got) != want {
-			t.Errorf("appendTime(%v) = %s, %v, want %s", ts, got, err, want)
+		got, err := AppendTime(nil, ts)
+		if want := `"` + ts.UTC().Format(TimeLayout) + `"`; err != nil || string(got) != want {
+			t.Errorf("AppendTime(%v) = %s, %v, want %s", ts, got, err, want)
 		}
 	}
-	if _, err := appendTime(nil, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)); err == nil {
+	if _, err := AppendTime(nil, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)); err == nil {
 		t.Error("year -1 accepted")
 	}
 }

@@ -54,19 +54,12 @@ func demo(ctx context.Context, log *slog.Logger, stdout io.Writer, out string, n
 	}
 
 	log.Info("starting emulators (first run installs them with npm ci)")
-	if err := emulators.EnsureInstalled(ctx); err != nil {
-		return err
-	}
-	kin, err := emulators.StartKinesis(ctx)
+	emu, err := emulators.StartPair(ctx)
 	if err != nil {
 		return err
 	}
-	defer kin.Stop()
-	ddb, err := emulators.StartDynamo(ctx)
-	if err != nil {
-		return err
-	}
-	defer ddb.Stop()
+	defer emu.Stop()
+	kin, ddb := emu.Kinesis, emu.Dynamo
 	log.Info("emulators up", "kinesis", kin.Endpoint, "dynamodb", ddb.Endpoint)
 
 	kc := testaws.Kinesis(kin.Endpoint)

@@ -749,3 +749,31 @@ func tail(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// Pair is a kinesis-mock and a dynalite started together, for programs (the
+// demo, the benchmark) rather than tests.
+type Pair struct {
+	Kinesis, Dynamo *Server
+}
+
+// StartPair installs the emulators if needed and starts both.
+func StartPair(ctx context.Context) (*Pair, error) {
+	if err := EnsureInstalled(ctx); err != nil {
+		return nil, err
+	}
+	kin, err := StartKinesis(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ddb, err := StartDynamo(ctx)
+	if err != nil {
+		kin.Stop()
+		return nil, err
+	}
+	return &Pair{Kinesis: kin, Dynamo: ddb}, nil
+}
+
+// Stop stops both emulators.
+func (p *Pair) Stop() error {
+	return errors.Join(p.Kinesis.Stop(), p.Dynamo.Stop())
+}

@@ -144,19 +144,12 @@ func run(ctx context.Context, o options) error {
 	}
 
 	logf("starting kinesis-mock and dynalite")
-	if err := emulators.EnsureInstalled(ctx); err != nil {
-		return err
-	}
-	kin, err := emulators.StartKinesis(ctx)
+	emu, err := emulators.StartPair(ctx)
 	if err != nil {
 		return err
 	}
-	defer kin.Stop()
-	ddb, err := emulators.StartDynamo(ctx)
-	if err != nil {
-		return err
-	}
-	defer ddb.Stop()
+	defer emu.Stop()
+	kin, ddb := emu.Kinesis, emu.Dynamo
 	kc := testaws.Kinesis(kin.Endpoint)
 	db := testaws.Dynamo(ddb.Endpoint)
 

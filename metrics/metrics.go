@@ -35,6 +35,7 @@ type Metrics struct {
 	LeaseEvents       *prometheus.CounterVec   // source, event (gained, lost, renewed)
 	Checkpoints       *prometheus.CounterVec   // source, result (ok, lease_lost, error)
 	SinkWriteErrors   *prometheus.CounterVec   // sink
+	SinkDuplicates    *prometheus.CounterVec   // sink
 	DecodeRetries     *prometheus.CounterVec   // source
 	SinkWriteSeconds  *prometheus.HistogramVec // sink
 	BatchSeconds      *prometheus.HistogramVec // source: from GetRecords return to durable
@@ -98,6 +99,10 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: namespace, Name: "checkpoints_total",
 			Help: "Checkpoint writes by result: ok, lease_lost, error.",
 		}, []string{"source", "result"}),
+		SinkDuplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "sink_duplicates_skipped_total",
+			Help: "Rows (or dead letters) a de-duplicating sink already held and skipped: replays after a crash or a lease move.",
+		}, []string{"sink"}),
 		SinkWriteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "sink_write_errors_total",
 			Help: "Transient sink write failures (each is retried with backoff).",
@@ -154,7 +159,7 @@ func New(reg *prometheus.Registry) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.RecordsReceived, m.BytesReceived, m.RowsWritten, m.DeadLetters, m.Unrouted,
-		m.MillisBehind, m.LeasesHeld, m.LeaseEvents, m.Checkpoints, m.SinkWriteErrors, m.DecodeRetries,
+		m.MillisBehind, m.LeasesHeld, m.LeaseEvents, m.Checkpoints, m.SinkWriteErrors, m.SinkDuplicates, m.DecodeRetries,
 		m.SinkWriteSeconds, m.BatchSeconds, m.GetRecordsSeconds,
 		m.IteratorAge, m.LastCheckpoint, m.EndToEndSeconds, m.SinkBatchRows, m.Retries,
 		m.LeaseTableLastAnswer, m.LeaseTableErrors,

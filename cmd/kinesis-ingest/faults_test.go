@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/faultproxy"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
 )
 
@@ -140,5 +141,44 @@ func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
 	waitFor(t, 60*time.Second, "all 200 rows after the outage", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
 	if dls := e.letters(); len(dls) != 0 {
 		t.Errorf("%d good records were dead-lettered because the sink was down", len(dls))
+	}
+}
+
+// TestThrottlingIsAnsweredWithBackoff puts a proxy that answers with AWS's
+// throttling errors in front of both emulators: every third GetRecords is
+// ProvisionedThroughputExceeded, every fifth GetShardIterator and ListShards
+// LimitExceeded, every fourth lease-table update ProvisionedThroughputExceeded.
+// The worker must back off, keep or re-acquire its leases, and lose nothing.
+func TestThrottlingIsAnsweredWithBackoff(t *testing.T) {
+	skipIfExternal(t, "it puts a proxy in front of the emulators it starts")
+	e := newEnv(t, 2)
+	kp := faultproxy.New(t, e.kin.Endpoint,
+		faultproxy.Rule{Operation: "GetRecords", Every: 3, Code: "ProvisionedThroughputExceededException"},
+		faultproxy.Rule{Operation: "GetShardIterator", Every: 5, Code: "LimitExceededException"},
+		faultproxy.Rule{Operation: "ListShards", Every: 5, Code: "LimitExceededException"},
+	)
+	dp := faultproxy.New(t, e.ddb.Endpoint,
+		faultproxy.Rule{Operation: "UpdateItem", Every: 4, Code: "ProvisionedThroughputExceededException"},
+		faultproxy.Rule{Operation: "GetItem", Every: 7, Code: "ThrottlingException"},
+	)
+	data, keys, _ := orders(0, 300, false)
+	e.put(data, keys)
+	e.startArgs(e.config("trim_horizon"), "w1", nil, []string{
+		"AWS_ENDPOINT_URL_KINESIS=" + kp.URL, "AWS_ENDPOINT_URL_DYNAMODB=" + dp.URL,
+	})
+	time.Sleep(2 * time.Second)
+	data, keys, _ = orders(300, 300, false)
+	e.put(data, keys)
+	waitFor(t, 120*time.Second, "all 600 rows through the throttling", func() bool {
+		return len(missing(idsOf(e.rows()), 0, 600, nil)) == 0
+	})
+	lost, dups := report(t, e.rows(), 600)
+	if len(lost) > 0 {
+		t.Fatalf("throttling lost %d records", len(lost))
+	}
+	kt, dt := kp.Throttled(), dp.Throttled()
+	t.Logf("throttled: kinesis %v, dynamodb %v; %d duplicate rows", kt, dt, dups)
+	if kt["GetRecords"] == 0 || dt["UpdateItem"] == 0 {
+		t.Fatalf("the proxy throttled nothing (kinesis %v, dynamodb %v): the test proved nothing", kt, dt)
 	}
 }

@@ -211,6 +211,9 @@ func TestPostgresOutageMidStream(t *testing.T) {
 	if got := skippedInLog(t, w2.log); got != n {
 		t.Errorf("the replay logged %d skipped rows, want %d", got, n)
 	}
+	if got := metricValue(scrape(t, w2.metricsAddr()), `kinesis_ingest_sink_duplicates_skipped_total{sink="warehouse"}`); got != float64(n) {
+		t.Errorf("sink_duplicates_skipped_total = %v after a full replay, want %d", got, n)
+	}
 	w2.stop(30 * time.Second)
 
 	for _, l := range []string{w.log, w2.log} {

@@ -73,7 +73,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			rowSinks[ds.Name] = rs
 			a.closers = append(a.closers, rs.Close)
 		case s.Postgres != nil:
-			rs, err := newPostgresRowSink(ctx, cfg, s, ds, log, nil)
+			sinkName := s.Name
+			rs, err := newPostgresRowSink(ctx, cfg, s, ds, log, func(n int) {
+				a.metrics.SinkDuplicates.WithLabelValues(sinkName).Add(float64(n))
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -93,7 +96,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		dl = d
 		a.closers = append(a.closers, d.Close)
 	case cfg.DeadLetter.Postgres != nil:
-		d, err := newPostgresDeadLetterSink(ctx, cfg.DeadLetter.Postgres, log, nil)
+		d, err := newPostgresDeadLetterSink(ctx, cfg.DeadLetter.Postgres, log, func(n int) {
+			a.metrics.SinkDuplicates.WithLabelValues("dead_letter").Add(float64(n))
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -161,9 +161,16 @@ func TestPostgresOutageMidStream(t *testing.T) {
 		b, _ := os.ReadFile(w.log)
 		return strings.Contains(string(b), "sink write failed; retrying")
 	})
+	waitFor(t, outage, "/readyz 503 naming the PostgreSQL sinks", func() bool {
+		r := httpGet(t, "http://"+addr+"/readyz", "")
+		return r.code == 503 && strings.Contains(r.body, "sink:warehouse") && strings.Contains(r.body, "sink:dead_letter")
+	})
 	time.Sleep(time.Until(stopped.Add(outage)))
 	e.pg.Start(t)
 	restarted := time.Now()
+	waitFor(t, 30*time.Second, "/readyz 200 once PostgreSQL is back", func() bool {
+		return httpGet(t, "http://"+addr+"/readyz", "").code == 200
+	})
 	data, keys, _ = orders(3*n/4, n/4, false)
 	e.put(data, keys)
 

@@ -39,6 +39,9 @@ type App struct {
 	consumers []*kcl.Consumer
 	closers   []func() error
 	listener  net.Listener
+	// pings are readiness probes of sinks on a server (PostgreSQL), by
+	// /readyz check name.
+	pings map[string]func(context.Context) error
 
 	// For /readyz: started once the pipeline runs and the consumers were
 	// started; stopping from the moment the worker begins to stop.
@@ -47,7 +50,7 @@ type App struct {
 
 // New builds every part; nothing runs until Run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log}
+	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -82,6 +85,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			}
 			rowSinks[ds.Name] = rs
 			a.closers = append(a.closers, rs.Close)
+			a.pings["sink:"+s.Name] = rs.Ping
 		default:
 			return nil, fmt.Errorf("sink %q: kind %q is not supported by this build", s.Name, s.Kind())
 		}
@@ -103,6 +107,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			return nil, err
 		}
 		dl = d
+		a.pings["sink:dead_letter"] = d.Ping
 		a.closers = append(a.closers, d.Close)
 	default:
 		return nil, errors.New("dead_letter: only the file dead-letter sink is supported by this build")

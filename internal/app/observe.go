@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
@@ -36,7 +37,8 @@ func leaseTableWindow(c config.Consumer) time.Duration {
 
 // readiness lists what /readyz checks: the config loaded (an App exists only
 // then), the pipeline and consumers started, every lease table answered
-// recently, every file sink directory writable, and not shutting down.
+// recently, every file sink directory writable, every PostgreSQL sink
+// answering, and not shutting down.
 func (a *App) readiness() *health.Checker {
 	checks := []health.Check{
 		{Name: "config", Run: func(context.Context) error { return nil }},
@@ -62,6 +64,21 @@ func (a *App) readiness() *health.Checker {
 	}
 	if f := a.cfg.DeadLetter.File; f != nil {
 		checks = append(checks, health.Check{Name: "sink:dead_letter", TTL: SinkProbeTTL, Run: health.DirWritable(f.Path)})
+	}
+	// Sinks on a server (PostgreSQL): it answers a ping. Several datasets on one
+	// sink share one check.
+	names := make([]string, 0, len(a.pings))
+	for name := range a.pings {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		ping := a.pings[name]
+		checks = append(checks, health.Check{Name: name, TTL: SinkProbeTTL, Run: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			return ping(ctx)
+		}})
 	}
 	checks = append(checks, health.Check{Name: "not_shutting_down", Run: health.WhenUnset(&a.stopping, "the worker is shutting down")})
 	return health.New(checks...)

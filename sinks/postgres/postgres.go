@@ -284,6 +284,10 @@ func (s *RowSink) prepare(r *sinks.Row, cols []column, nf int) (prepared, error)
 // connections. Write after Close returns an error; Close again returns nil.
 func (s *RowSink) Close() error { return s.e.close() }
 
+// Ping reports whether the server answers, for readiness probes. The password
+// never appears in its error.
+func (s *RowSink) Ping(ctx context.Context) error { return s.e.ping(ctx) }
+
 // Write inserts dead letters and returns once they are committed. Letters
 // already in the table are skipped. It never returns a *sinks.RejectedError.
 func (s *DeadLetterSink) Write(ctx context.Context, letters []sinks.DeadLetter) error {
@@ -337,6 +341,9 @@ func (s *DeadLetterSink) Write(ctx context.Context, letters []sinks.DeadLetter) 
 // Close commits what is queued, waits for Writes in flight and closes the
 // connections.
 func (s *DeadLetterSink) Close() error { return s.e.close() }
+
+// Ping reports whether the server answers, for readiness probes.
+func (s *DeadLetterSink) Ping(ctx context.Context) error { return s.e.ping(ctx) }
 
 // rejected builds the RejectedError for refused rows: their indexes, and
 // the reason (each row's, keyed by its origin, when they differ).

@@ -588,3 +588,15 @@ func refusal(err error) error {
 	}
 	return err
 }
+
+// ping checks that the server answers (opening the pool first if a Write has
+// not yet managed to).
+func (e *engine) ping(ctx context.Context) error {
+	if err := e.init(ctx); err != nil {
+		return err
+	}
+	if err := e.pool.Load().Ping(ctx); err != nil {
+		return e.red.err(fmt.Errorf("postgres sink: ping: %w", err))
+	}
+	return nil
+}

@@ -144,7 +144,7 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second},
-		watermill.NewSlogLoggerWithLevelMapping(cfg.Logger.With("component", "watermill"), map[slog.Level]slog.Level{
+		watermill.NewSlogLoggerWithLevelMapping(cfg.Logger.With("stage", "watermill"), map[slog.Level]slog.Level{
 			// Watermill logs every handler start and stop at Info.
 			slog.LevelInfo: slog.LevelDebug,
 		}))

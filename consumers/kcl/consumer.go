@@ -160,7 +160,7 @@ func New(cfg Config) (*Consumer, error) {
 		Table:         cfg.Application,
 		WorkerID:      cfg.WorkerID,
 		LeaseDuration: cfg.LeaseDuration,
-		Logger:        log.With("component", "leases"),
+		Logger:        log.With("subsystem", "leases"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease table %q: %w", cfg.Application, err)
@@ -186,7 +186,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		WithIdleTimeBetweenReadsInMillis(ms(c.cfg.IdleBetweenReads)).
 		WithMaxRecords(c.cfg.MaxRecords).
 		WithLeaseStealing(c.cfg.LeaseStealing).
-		WithLogger(slogAdapter{c.log.With("component", "kcl")}).
+		WithLogger(slogAdapter{c.log.With("subsystem", "kcl")}).
 		WithMonitoringService(c.cfg.Metrics.NewKCL(c.cfg.Source))
 	kc.LeaseStealingIntervalMillis = ms(c.cfg.ShardSyncInterval)
 	kc.LeaseSyncingTimeIntervalMillis = ms(c.cfg.ShardSyncInterval)

@@ -148,7 +148,7 @@ func newCommitter(cfg Config, defaultPrefix, what string, log *slog.Logger) (*co
 	c := &committer{
 		cfg:     cfg,
 		what:    what,
-		log:     log.With("sink", "file", "dir", cfg.Dir, "prefix", cfg.Prefix),
+		log:     log.With("sink_kind", "file", "dir", cfg.Dir, "prefix", cfg.Prefix),
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}

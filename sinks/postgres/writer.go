@@ -108,7 +108,7 @@ func newEngine(ctx context.Context, cfg Config, spec *tableSpec, log *slog.Logge
 	e := &engine{
 		cfg:    cfg,
 		spec:   spec,
-		log:    log.With("sink", "postgres", "table", spec.display),
+		log:    log.With("sink_kind", "postgres", "table", spec.display),
 		pcfg:   pcfg,
 		red:    newRedactor(pcfg),
 		create: cfg.CreateTable,

@@ -214,6 +214,7 @@ func decoderFor(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
 	case f.Kind == config.FormatAvro && f.Avro != nil:
 		cfg := avrodec.Config{
 			SchemaFile: f.Avro.SchemaFile,
+			Framing:    avroFraming(f.Avro.Framing),
 			Logger:     log.With("source", src.Name, "component", "avrodec"),
 		}
 		if r := f.Avro.Registry; r != nil {
@@ -227,6 +228,16 @@ func decoderFor(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
 	default:
 		return nil, fmt.Errorf("source %q: format %q is not supported by this build", src.Name, f.Kind)
 	}
+}
+
+func avroFraming(s string) avrodec.Framing {
+	switch s {
+	case config.AvroFramingBinary:
+		return avrodec.FramingBinary
+	case config.AvroFramingSingleObject:
+		return avrodec.FramingSingleObject
+	}
+	return avrodec.FramingAuto
 }
 
 // Metrics returns the worker's collectors.

@@ -42,6 +42,22 @@ func TestDecoderFor(t *testing.T) {
 		t.Fatalf("decode: %v, %v", v, err)
 	}
 
+	// framing: single_object refuses raw binary; binary takes it.
+	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc, Framing: config.AvroFramingSingleObject})), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dec.Decode([]byte{84}); err == nil {
+		t.Fatalf("framing single_object decoded a raw binary record")
+	}
+	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc, Framing: config.AvroFramingBinary})), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := dec.Decode([]byte{84}); err != nil || v.(map[string]any)["id"] != int64(42) {
+		t.Fatalf("framing binary: %v, %v", v, err)
+	}
+
 	// No registry on this address: the decoder is built without contacting
 	// it, and a record needing it is transient, not a dead letter.
 	dec, err = decoderFor(src(avro(config.Avro{Registry: &config.Registry{URL: "http://127.0.0.1:1", Username: "u", Password: "p"}})), slog.New(slog.DiscardHandler))

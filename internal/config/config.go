@@ -120,7 +120,17 @@ type Format struct {
 type Avro struct {
 	SchemaFile string    // schema_file: path of an .avsc file
 	Registry   *Registry // registry: a Confluent-compatible schema registry
+	// Framing (framing, schema_file only) is how records are framed: auto
+	// (default), binary (raw binary Avro) or single_object.
+	Framing string
 }
+
+// Avro framings of records decoded with a schema file.
+const (
+	AvroFramingAuto         = "auto"
+	AvroFramingBinary       = "binary"
+	AvroFramingSingleObject = "single_object"
+)
 
 // Registry is a schema registry connection (format.avro.registry).
 // Authenticate with Username and Password, or with Token, or not at all.

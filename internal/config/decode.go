@@ -569,7 +569,7 @@ func (l *loader) format(path string, n *yaml.Node) Format {
 		}
 		return Format{Kind: FormatJSON}
 	}
-	am := l.mapping(join(path, "avro"), m.vals["avro"], "schema_file", "registry")
+	am := l.mapping(join(path, "avro"), m.vals["avro"], "schema_file", "registry", "framing")
 	f := Format{Kind: FormatAvro, Avro: &Avro{}}
 	switch {
 	case am.has("schema_file") && am.has("registry"):
@@ -581,6 +581,17 @@ func (l *loader) format(path string, n *yaml.Node) Format {
 		l.checkSchemaFile(join(am.path, "schema_file"), am.vals["schema_file"], f.Avro.SchemaFile)
 	default:
 		f.Avro.Registry = l.registry(join(am.path, "registry"), am.vals["registry"])
+	}
+	if am.has("framing") {
+		fp := join(am.path, "framing")
+		switch v := l.str(am, "framing"); {
+		case am.has("registry"):
+			l.errorf(fp, am.vals["framing"], "applies to schema_file only: a registry's records say their framing in their first byte")
+		case v == AvroFramingAuto || v == AvroFramingBinary || v == AvroFramingSingleObject:
+			f.Avro.Framing = v
+		default:
+			l.errorf(fp, am.vals["framing"], "%q is not a framing; use auto (single-object encoded when the record starts with C3 01 and the schema's fingerprint, else raw binary), binary or single_object", v)
+		}
 	}
 	return f
 }

@@ -48,7 +48,7 @@
 //
 //   - A malformed KPL aggregate made the library's de-aggregator drop the whole
 //     batch it came in (or panic on a bad partition-key index). GuardAggregates,
-//     a deserialize middleware on the Kinesis client, tries each aggregate alone
+//     a middleware on the Kinesis client (after the response is decoded), tries each aggregate alone
 //     and marks a bad one so that the library passes it through untouched; it
 //     becomes a decode_error dead letter and the shard moves on.
 package kcl

@@ -14,7 +14,7 @@ import (
 // The KCL de-aggregates KPL records after GetRecords, and one malformed
 // aggregate (valid magic and MD5, bad protobuf) makes it drop the whole batch;
 // a bad partition-key index panics the process. The library takes only a
-// *kinesis.Client, so the guard sits on that client: a deserialize middleware
+// *kinesis.Client, so the guard sits on that client: a middleware, run once the response is decoded,
 // that tries each aggregate alone and, when it would fail, wraps its bytes in a
 // marker the de-aggregator does not recognise. The processor unwraps the marker
 // and hands the original bytes on as an invalid record, which becomes a

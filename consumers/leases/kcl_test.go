@@ -121,9 +121,6 @@ func startKCL(t *testing.T, e *env, kc *kinesis.Client, stream, id string, tl *t
 // them through claims, every record is processed, and shutdown releases
 // every lease through OnRelease.
 func TestKCLWorkers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kinesis-mock and two KCL workers")
-	}
 	kin := emulators.Kinesis(t)
 	kc := testaws.Kinesis(kin.Endpoint)
 	const stream = "leases-kcl"
@@ -243,9 +240,6 @@ func TestKCLWorkers(t *testing.T) {
 // before the split, for one partition key, must be processed before any
 // record written after it.
 func TestKCLReshardOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts kinesis-mock and two KCL workers")
-	}
 	kin := emulators.Kinesis(t)
 	kc := testaws.Kinesis(kin.Endpoint)
 	const stream = "leases-reshard"

@@ -1,18 +1,16 @@
+//go:build linux
+
 package emulators
 
 import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
 
 func TestOwnsPorts(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("ownership check is Linux-only")
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +32,6 @@ func TestOwnsPorts(t *testing.T) {
 // A server whose port is taken by another emulator must not mistake that
 // emulator's answers for its own readiness.
 func TestPortTakenByAnotherServer(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("ownership check is Linux-only")
-	}
 	t.Parallel()
 	other := Kinesis(t)
 	d, err := dir()

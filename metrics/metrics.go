@@ -60,110 +60,68 @@ const (
 // New creates the collectors and registers them, plus Go and process collectors,
 // on reg.
 func New(reg *prometheus.Registry) *Metrics {
-	m := &Metrics{
-		registry: reg,
-		reg:      &recorder{Registerer: reg},
-		RecordsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "records_received_total",
-			Help: "Kinesis records handed to the pipeline (after KPL de-aggregation).",
-		}, []string{"source", "shard"}),
-		BytesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "bytes_received_total",
-			Help: "Payload bytes of the records handed to the pipeline.",
-		}, []string{"source", "shard"}),
-		RowsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "rows_written_total",
-			Help: "Rows made durable in a row sink.",
-		}, []string{"dataset", "sink"}),
-		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "dead_letters_total",
-			Help: "Records made durable in the dead-letter sink, by reason.",
-		}, []string{"source", "reason"}),
-		Unrouted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "records_unrouted_total",
-			Help: "Records that no dataset took (dead-lettered only with dead_letter.unrouted).",
-		}, []string{"source"}),
-		MillisBehind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "millis_behind_latest",
-			Help: "How far the last GetRecords of a shard was behind the tip of the stream, in milliseconds (Kinesis' MillisBehindLatest, as the API reports it).",
-		}, []string{"source", "shard"}),
-		LeasesHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "leases_held",
-			Help: "Shard leases this worker holds.",
-		}, []string{"source"}),
-		LeaseEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "lease_events_total",
-			Help: "Shard lease events: gained, lost (the shard's consumer here ended, for any reason), renewed, claimed (this worker asked another to hand a shard over: a steal), shard_end (SHARD_END checkpointed).",
-		}, []string{"source", "event"}),
-		Checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "checkpoints_total",
-			Help: "Checkpoint writes by result: ok, lease_lost, error.",
-		}, []string{"source", "result"}),
-		SinkDuplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "sink_duplicates_skipped_total",
-			Help: "Rows (or dead letters) a de-duplicating sink already held and skipped: replays after a crash or a lease move.",
-		}, []string{"sink"}),
-		SinkWriteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "sink_write_errors_total",
-			Help: "Transient sink write failures (each is retried with backoff).",
-		}, []string{"sink"}),
-		DecodeRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "decode_retries_total",
-			Help: "Decodes retried because a dependency (a schema registry) was unavailable.",
-		}, []string{"source"}),
-		SinkWriteSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "sink_write_seconds",
-			Help:    "Time for one durable sink write (a batch).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"sink"}),
-		BatchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "batch_seconds",
-			Help:    "Time from a GetRecords batch reaching the pipeline to all of it being durable.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"source"}),
-		GetRecordsSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "get_records_seconds",
-			Help:    "Duration of Kinesis GetRecords calls as the KCL reports them.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}, []string{"source"}),
-		IteratorAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "iterator_age_seconds",
-			Help: "Age of the last record of a shard's last non-empty GetRecords when it was read (now minus its Kinesis arrival time, like CloudWatch's IteratorAgeMilliseconds); after an empty GetRecords, MillisBehindLatest in seconds, so 0 once caught up.",
-		}, []string{"source", "shard"}),
-		LastCheckpoint: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "last_checkpoint_timestamp_seconds",
-			Help: "Unix time of the last checkpoint of a shard this worker wrote; checkpoint age is time() minus this. Removed when the shard's consumer here ends.",
-		}, []string{"source", "shard"}),
-		EndToEndSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "end_to_end_latency_seconds",
-			Help:    "Time from a record's arrival in Kinesis (ApproximateArrivalTimestamp) to its row or dead letter being durable, per record.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 20), // 10ms .. ~1.5h
-		}, []string{"source"}),
-		SinkBatchRows: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "sink_batch_rows",
-			Help:    "Rows (dead letters, for sink=\"dead_letter\") per durable sink write.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 15), // 1 .. 16384
-		}, []string{"sink"}),
-		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "retries_total",
-			Help: "Retries of transient failures by stage: sink (a sink write), decode (a decoder dependency), delivery (a whole batch).",
-		}, []string{"stage"}),
-		LeaseTableLastAnswer: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "lease_table_last_answer_timestamp_seconds",
-			Help: "Unix time the source's DynamoDB lease table last answered a call (success or a conditional-write refusal).",
-		}, []string{"source"}),
-		LeaseTableErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "lease_table_errors_total",
-			Help: "Lease table calls that failed in DynamoDB or on the way to it (not lease refusals), by operation.",
-		}, []string{"source", "op"}),
+	m := &Metrics{registry: reg, reg: &recorder{Registerer: reg}}
+	// Each constructor registers what it makes, so a collector cannot be
+	// declared and then forgotten in a separate registration list.
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+		m.reg.MustRegister(c)
+		return c
 	}
-	m.reg.MustRegister(
-		m.RecordsReceived, m.BytesReceived, m.RowsWritten, m.DeadLetters, m.Unrouted,
-		m.MillisBehind, m.LeasesHeld, m.LeaseEvents, m.Checkpoints, m.SinkWriteErrors, m.SinkDuplicates, m.DecodeRetries,
-		m.SinkWriteSeconds, m.BatchSeconds, m.GetRecordsSeconds,
-		m.IteratorAge, m.LastCheckpoint, m.EndToEndSeconds, m.SinkBatchRows, m.Retries,
-		m.LeaseTableLastAnswer, m.LeaseTableErrors,
-	)
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+		m.reg.MustRegister(g)
+		return g
+	}
+	histogram := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
+		m.reg.MustRegister(h)
+		return h
+	}
+	m.RecordsReceived = counter("records_received_total",
+		"Kinesis records handed to the pipeline (after KPL de-aggregation).", "source", "shard")
+	m.BytesReceived = counter("bytes_received_total",
+		"Payload bytes of the records handed to the pipeline.", "source", "shard")
+	m.RowsWritten = counter("rows_written_total",
+		"Rows made durable in a row sink.", "dataset", "sink")
+	m.DeadLetters = counter("dead_letters_total",
+		"Records made durable in the dead-letter sink, by reason.", "source", "reason")
+	m.Unrouted = counter("records_unrouted_total",
+		"Records that no dataset took (dead-lettered only with dead_letter.unrouted).", "source")
+	m.MillisBehind = gauge("millis_behind_latest",
+		"How far the last GetRecords of a shard was behind the tip of the stream, in milliseconds (Kinesis' MillisBehindLatest, as the API reports it).", "source", "shard")
+	m.LeasesHeld = gauge("leases_held",
+		"Shard leases this worker holds.", "source")
+	m.LeaseEvents = counter("lease_events_total",
+		"Shard lease events: gained, lost (the shard's consumer here ended, for any reason), renewed, claimed (this worker asked another to hand a shard over: a steal), shard_end (SHARD_END checkpointed).", "source", "event")
+	m.Checkpoints = counter("checkpoints_total",
+		"Checkpoint writes by result: ok, lease_lost, error.", "source", "result")
+	m.SinkDuplicates = counter("sink_duplicates_skipped_total",
+		"Rows (or dead letters) a de-duplicating sink already held and skipped: replays after a crash or a lease move.", "sink")
+	m.SinkWriteErrors = counter("sink_write_errors_total",
+		"Transient sink write failures (each is retried with backoff).", "sink")
+	m.DecodeRetries = counter("decode_retries_total",
+		"Decodes retried because a dependency (a schema registry) was unavailable.", "source")
+	m.SinkWriteSeconds = histogram("sink_write_seconds", "Time for one durable sink write (a batch).",
+		prometheus.ExponentialBuckets(0.0005, 2, 16), "sink")
+	m.BatchSeconds = histogram("batch_seconds", "Time from a GetRecords batch reaching the pipeline to all of it being durable.",
+		prometheus.ExponentialBuckets(0.0005, 2, 16), "source")
+	m.GetRecordsSeconds = histogram("get_records_seconds", "Duration of Kinesis GetRecords calls as the KCL reports them.",
+		prometheus.ExponentialBuckets(0.001, 2, 14), "source")
+	m.IteratorAge = gauge("iterator_age_seconds",
+		"Age of the last record of a shard's last non-empty GetRecords when it was read (now minus its Kinesis arrival time, like CloudWatch's IteratorAgeMilliseconds); after an empty GetRecords, MillisBehindLatest in seconds, so 0 once caught up.", "source", "shard")
+	m.LastCheckpoint = gauge("last_checkpoint_timestamp_seconds",
+		"Unix time of the last checkpoint of a shard this worker wrote; checkpoint age is time() minus this. Removed when the shard's consumer here ends.", "source", "shard")
+	m.EndToEndSeconds = histogram("end_to_end_latency_seconds", "Time from a record's arrival in Kinesis (ApproximateArrivalTimestamp) to its row or dead letter being durable, per record.",
+		prometheus.ExponentialBuckets(0.01, 2, 20), "source") // 10ms .. ~1.5h
+	m.SinkBatchRows = histogram("sink_batch_rows", "Rows (dead letters, for sink=\"dead_letter\") per durable sink write.",
+		prometheus.ExponentialBuckets(1, 2, 15), "sink") // 1 .. 16384
+	m.Retries = counter("retries_total",
+		"Retries of transient failures by stage: sink (a sink write), decode (a decoder dependency), delivery (a whole batch).", "stage")
+	m.LeaseTableLastAnswer = gauge("lease_table_last_answer_timestamp_seconds",
+		"Unix time the source's DynamoDB lease table last answered a call (success or a conditional-write refusal).", "source")
+	m.LeaseTableErrors = counter("lease_table_errors_total",
+		"Lease table calls that failed in DynamoDB or on the way to it (not lease refusals), by operation.", "source", "op")
 	return m
 }
 

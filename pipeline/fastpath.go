@@ -77,9 +77,6 @@ func jsonPaths(sources map[string]*Source) map[*Source][]jsonRoute {
 // bytes, and says whether any route took it; or, with ok false, adds nothing
 // because a route declined: the record then takes the general path.
 func rowsFromJSON(routes []Route, fast []jsonRoute, rec *consumers.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
-	if rec.Invalid != nil {
-		return false, false
-	}
 	type routeRow struct {
 		route  int
 		fields []sinks.Field
@@ -89,7 +86,7 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *consumers.Record, i, ba
 	for ri := range fast {
 		r := &fast[ri]
 		if r.where != nil {
-			m, ok := matchJSON(r.where, rec.Data)
+			m, ok := matchJSON(r.where, rec)
 			if !ok {
 				return false, false
 			}
@@ -97,7 +94,7 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *consumers.Record, i, ba
 				continue
 			}
 		}
-		fields, ok := convertJSON(r.conv, rec.Data)
+		fields, ok := convertJSON(r.conv, rec)
 		if !ok {
 			return false, false
 		}
@@ -119,26 +116,27 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *consumers.Record, i, ba
 
 // convertJSON and matchJSON turn a panic (a bug) into a decline: the general
 // path then handles the record, with its own panic guard.
-func convertJSON(c JSONConverter, data []byte) (fields []sinks.Field, ok bool) {
+func convertJSON(c JSONConverter, rec *consumers.Record) (fields []sinks.Field, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			fastPanic(r)
+			fastPanic(r, rec)
 			fields, ok = nil, false
 		}
 	}()
-	return c.ConvertJSON(data)
+	return c.ConvertJSON(rec.Data)
 }
 
-func matchJSON(m JSONMatcher, data []byte) (match, ok bool) {
+func matchJSON(m JSONMatcher, rec *consumers.Record) (match, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			fastPanic(r)
+			fastPanic(r, rec)
 			match, ok = false, false
 		}
 	}()
-	return m.MatchJSON(data)
+	return m.MatchJSON(rec.Data)
 }
 
-func fastPanic(r any) {
-	slog.Error("JSON fast path panicked on a record; taking the general path", "panic", fmt.Sprint(r))
+func fastPanic(r any, rec *consumers.Record) {
+	slog.Error("JSON fast path panicked on a record; taking the general path", "source", rec.Origin.Source,
+		"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "panic", fmt.Sprint(r))
 }

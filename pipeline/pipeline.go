@@ -290,6 +290,10 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	fast := p.jsonFast[src]
 	for i := range b.records {
 		rec := &b.records[i]
+		if rec.Invalid != nil {
+			deadLetter(rec, "", sinks.ReasonDecode, rec.Invalid)
+			continue
+		}
 		if fast != nil {
 			if taken, ok := rowsFromJSON(src.Routes, fast, rec, i, len(b.records), bySink); ok {
 				if !taken {
@@ -297,10 +301,6 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 				}
 				continue
 			}
-		}
-		if rec.Invalid != nil {
-			deadLetter(rec, "", sinks.ReasonDecode, rec.Invalid)
-			continue
 		}
 		v, err := p.decode(ctx, src, rec)
 		if ctx.Err() != nil {
@@ -354,19 +354,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			rec := &b.records[sb.recIdx[ri]]
 			deadLetter(rec, sb.rows[ri].Dataset, sinks.ReasonSinkRejected, fmt.Errorf("sink %s: %w", sb.name, rejected.Err))
 		}
-		written := map[string]int{}
-		skip := map[int]bool{}
-		for _, ri := range rejected.Index {
-			skip[ri] = true
-		}
-		for ri, row := range sb.rows {
-			if !skip[ri] {
-				written[row.Dataset]++
-			}
-		}
-		for ds, n := range written {
-			p.cfg.Metrics.RowsWritten.WithLabelValues(ds, sb.name).Add(float64(n))
-		}
+		p.countWritten(sb, rejected.Index)
 	}
 
 	if len(letters) > 0 {
@@ -381,10 +369,17 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		if err != nil {
 			return err
 		}
+		byReason := map[sinks.Reason]int{}
+		debug := p.log.Enabled(ctx, slog.LevelDebug)
 		for i := range letters {
-			p.cfg.Metrics.DeadLetters.WithLabelValues(src.Name, string(letters[i].Reason)).Inc()
-			p.log.Debug("record dead-lettered", "source", src.Name, "shard_id", letters[i].ShardID,
-				"sequence_number", letters[i].SequenceNumber, "reason", letters[i].Reason, "error", letters[i].Error)
+			byReason[letters[i].Reason]++
+			if debug {
+				p.log.Debug("record dead-lettered", "source", src.Name, "shard_id", letters[i].ShardID,
+					"sequence_number", letters[i].SequenceNumber, "reason", letters[i].Reason, "error", letters[i].Error)
+			}
+		}
+		for reason, n := range byReason {
+			p.cfg.Metrics.DeadLetters.WithLabelValues(src.Name, string(reason)).Add(float64(n))
 		}
 	}
 	// Every record of the batch is durable now, as a row or a dead letter.
@@ -395,6 +390,36 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		}
 	}
 	return nil
+}
+
+// countWritten adds a sink's rows, minus those it refused, to rows_written by
+// dataset. A sink usually carries one dataset, so the common case is one
+// label lookup per batch.
+func (p *Pipeline) countWritten(sb *sinkBatch, refused []int) {
+	var skip map[int]bool // nil (no lookups allocate) unless something was refused
+	if len(refused) > 0 {
+		skip = make(map[int]bool, len(refused))
+		for _, ri := range refused {
+			skip[ri] = true
+		}
+	}
+	var ds string
+	n := 0
+	for ri := range sb.rows {
+		if skip[ri] {
+			continue
+		}
+		if d := sb.rows[ri].Dataset; d != ds {
+			if n > 0 {
+				p.cfg.Metrics.RowsWritten.WithLabelValues(ds, sb.name).Add(float64(n))
+			}
+			ds, n = d, 0
+		}
+		n++
+	}
+	if n > 0 {
+		p.cfg.Metrics.RowsWritten.WithLabelValues(ds, sb.name).Add(float64(n))
+	}
 }
 
 // unrouted counts a record that no dataset took and, if the source says so,

@@ -309,9 +309,20 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	p.checkpoint(in.Checkpointer, &last)
 }
 
+// checkpointAttempts bounds the retries of a checkpoint that failed for a
+// transient reason (DynamoDB throttled or briefly unreachable). A per-batch
+// checkpoint that still fails is covered by the next one; SHARD_END matters
+// more, since a shard's children are not leased until it is written.
+const checkpointAttempts = 3
+
 func (p *processor) checkpoint(cp kcl.IRecordProcessorCheckpointer, seq *string) {
 	m := p.c.cfg.Metrics.Checkpoints
 	err := cp.Checkpoint(seq)
+	for attempt, wait := 1, 100*time.Millisecond; err != nil && !errors.Is(err, leases.ErrLeaseLost) && attempt < checkpointAttempts; attempt, wait = attempt+1, 2*wait {
+		p.log.Warn("checkpoint failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		time.Sleep(wait)
+		err = cp.Checkpoint(seq)
+	}
 	switch {
 	case err == nil:
 		m.WithLabelValues(p.c.cfg.Source, "ok").Inc()
@@ -323,7 +334,7 @@ func (p *processor) checkpoint(cp kcl.IRecordProcessorCheckpointer, seq *string)
 		// Not fatal: the next batch's checkpoint covers this one, and a crash
 		// before then only re-reads durable records.
 		m.WithLabelValues(p.c.cfg.Source, "error").Inc()
-		p.log.Warn("checkpoint failed; the next one will cover it", "err", err)
+		p.log.Warn("checkpoint failed; the next one will cover it (a restart before then re-reads durable records only)", "err", err)
 	}
 }
 

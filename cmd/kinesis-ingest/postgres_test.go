@@ -16,40 +16,14 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
 )
 
-const postgresConfigTemplate = `
-sources:
-  - name: orders
-    kinesis:
-      stream_arn: %s
-      init_position: trim_horizon
-      format: json
-datasets:
-  - name: orders
-    source: orders
-    timestamp: ts
-    fields:
-      - {name: id, type: int}
-      - {name: amount, type: float}
-      - {name: ts, type: datetime}
-      - {name: note, type: "optional[str]"}
-    sink: warehouse
-sinks:
+// postgresSinks replaces the harness config's file sinks: rows and dead
+// letters go to PostgreSQL.
+const postgresSinks = `sinks:
   - name: warehouse
     postgres: {dsn: "${PG_DSN}", table: orders, create_table: true}
 dead_letter:
   postgres: {dsn: "${PG_DSN}", table: kinesis_ingest_dead_letters}
 consumer:
-  application: %s
-  worker_id: ${WORKER_ID}
-  shard_sync_interval: 500ms
-  lease_duration: 4s
-  lease_refresh: 1s
-  idle_between_reads: 100ms
-  max_records: 500
-metrics:
-  listen: 127.0.0.1:0
-log:
-  level: info
 `
 
 // pgEnv is env plus a throwaway PostgreSQL database the worker writes to.
@@ -72,10 +46,21 @@ func newPGEnv(t *testing.T, shards int) *pgEnv {
 	return &pgEnv{env: newEnv(t, shards), pg: pg, dsn: db}
 }
 
+// pgConfig is the harness config (configTemplate) with PostgreSQL sinks,
+// bigger batches and info logs (a 20,000-record run at debug writes a lot).
 func (e *pgEnv) pgConfig(application string) string {
 	e.t.Helper()
+	body := fmt.Sprintf(configTemplate, e.arn, "trim_horizon", "", "", application)
+	i, j := strings.Index(body, "sinks:\n"), strings.Index(body, "consumer:\n")
+	if i < 0 || j < i {
+		e.t.Fatal("configTemplate has no sinks: ... consumer: section")
+	}
+	body = body[:i] + postgresSinks + body[j+len("consumer:\n"):]
+	body = strings.Replace(body, "    sink: orders_file\n", "    sink: warehouse\n", 1)
+	body = strings.Replace(body, "max_records: 200", "max_records: 500", 1)
+	body = strings.Replace(body, "level: debug", "level: info", 1)
 	path := filepath.Join(e.dir, application+".yaml")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(postgresConfigTemplate, e.arn, application)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
 	return path

@@ -250,6 +250,32 @@ func TestRefusedRowsAreIsolated(t *testing.T) {
 	}
 }
 
+// TestDeferredConstraintIsRefusedNotRetried: a DEFERRABLE INITIALLY DEFERRED
+// unique constraint would fail only at COMMIT, where no row can be blamed; the
+// sink checks constraints immediately, so the offending row is refused and
+// the rest committed, instead of the batch failing forever.
+func TestDeferredConstraintIsRefusedNotRetried(t *testing.T) {
+	dsn := server(t).CreateDatabase(t)
+	conn := connect(t, dsn)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE TABLE orders (id bigint NOT NULL UNIQUE DEFERRABLE INITIALLY DEFERRED, amount double precision NOT NULL,
+		ts timestamptz NOT NULL, note text, _source text NOT NULL, _shard_id text NOT NULL, _sequence_number text NOT NULL,
+		_subsequence int NOT NULL, _arrival_time timestamptz NOT NULL, PRIMARY KEY (_shard_id, _sequence_number, _subsequence))`); err != nil {
+		t.Fatal(err)
+	}
+	s := newRowSink(t, Config{DSN: dsn, Table: "orders"})
+	rows := orderRows("shardId-000000000000", 0, 10)
+	rows[7].Fields[0].Value = int64(2) // the id of rows[2]
+	err := s.Write(ctx, rows)
+	rej, ok := sinks.IsRejected(err)
+	if !ok || !slices.Equal(rej.Index, []int{7}) {
+		t.Fatalf("Write = %v, want row 7 refused", err)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM orders"); n != 9 {
+		t.Errorf("%d rows stored, want 9", n)
+	}
+}
+
 func TestDuplicatesAreCountedAndBatchesSplit(t *testing.T) {
 	dsn := server(t).CreateDatabase(t)
 	conn := connect(t, dsn)

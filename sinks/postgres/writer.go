@@ -467,12 +467,28 @@ func (e *engine) commitChunk(ctx context.Context, pool *pgxpool.Pool, rows []pre
 // skipping keys already there, in one transaction. If the server refuses a
 // value (a data error), it finds the refused rows by bisection inside
 // savepoints, in a second transaction that commits the rest.
+// begin starts a write transaction with every constraint checked at once: a
+// DEFERRABLE INITIALLY DEFERRED constraint would otherwise fail only at
+// COMMIT, where the refused row cannot be found by bisecting (releasing a
+// savepoint checks nothing), and the same batch would be retried forever.
+func begin(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, err
+	}
+	return tx, nil
+}
+
 func (e *engine) txChunk(ctx context.Context, conn *pgx.Conn, rows []prepared) (int64, []rowErr, error) {
 	all := make([]int, len(rows))
 	for i := range all {
 		all[i] = i
 	}
-	tx, err := conn.Begin(ctx)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -488,7 +504,7 @@ func (e *engine) txChunk(ctx context.Context, conn *pgx.Conn, rows []prepared) (
 		return 0, nil, err
 	}
 
-	tx, err2 := conn.Begin(ctx)
+	tx, err2 := begin(ctx, conn)
 	if err2 != nil {
 		return 0, nil, err2
 	}

@@ -283,6 +283,22 @@ func (a *App) Run(ctx context.Context) error {
 	cctx, stopConsumers := context.WithCancel(ctx)
 	defer stopConsumers()
 	defer context.AfterFunc(cctx, func() { a.stopping.Set(true) })()
+	// A pipeline that stops while consumers run would leave every shard
+	// waiting on a delivery that never comes, leases renewed, nothing read:
+	// stop the consumers (they abandon the batch in flight unchecked) and fail.
+	var pipelineErr error
+	pipelineDone := make(chan struct{})
+	go func() {
+		defer close(pipelineDone)
+		pipelineErr = <-perr
+		if pctx.Err() == nil {
+			if pipelineErr == nil {
+				pipelineErr = errors.New("pipeline router stopped while the consumers were running")
+			}
+			a.log.Error("pipeline stopped; stopping the consumers", "err", pipelineErr)
+			stopConsumers()
+		}
+	}()
 	var wg sync.WaitGroup
 	errs := make([]error, len(a.consumers))
 	for i, c := range a.consumers {
@@ -297,7 +313,8 @@ func (a *App) Run(ctx context.Context) error {
 	a.started.Set(true)
 	wg.Wait()
 	stopPipeline()
-	errs = append(errs, <-perr)
+	<-pipelineDone
+	errs = append(errs, pipelineErr)
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)

@@ -666,3 +666,20 @@ func TestRegistryAuth(t *testing.T) {
 		t.Errorf("token: %v", err)
 	}
 }
+
+// batch_interval 0 (no group-commit window) is the documented default, so it
+// can also be written out.
+func TestBatchIntervalZero(t *testing.T) {
+	cfg, err := Parse([]byte(`
+sources: [{name: src, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/a"}}]
+datasets: [{name: d, source: src, sink: pg, fields: [{name: ts, type: datetime}]}]
+sinks: [{name: pg, postgres: {dsn: "postgres://u@db/x", table: t, batch_interval: 0s}}]
+dead_letter: {file: {path: out/errors}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sinks[0].Postgres.BatchInterval; got != 0 {
+		t.Errorf("batch_interval = %s, want 0", got)
+	}
+}

@@ -377,6 +377,12 @@ func (l *loader) boolean(m *mapNode, key string, def bool) bool {
 
 // duration parses a positive Go duration such as 200ms, 2s or 1m30s.
 func (l *loader) duration(m *mapNode, key string, def time.Duration) time.Duration {
+	return l.durationMin(m, key, def, false)
+}
+
+// durationMin is duration; with zeroOK, 0 is accepted too (a window that can
+// be switched off).
+func (l *loader) durationMin(m *mapNode, key string, def time.Duration, zeroOK bool) time.Duration {
 	n := l.scalar(m, key, "a duration")
 	if n == nil {
 		return def
@@ -391,7 +397,11 @@ func (l *loader) duration(m *mapNode, key string, def time.Duration) time.Durati
 		l.errorf(path, n, "%q is not a duration%s; write a number with a unit such as %s", n.Value, hint, def)
 		return def
 	}
-	if d <= 0 {
+	if d < 0 && zeroOK {
+		l.errorf(path, n, "%q must not be negative; use 0s to switch it off or a duration such as 5ms", n.Value)
+		return def
+	}
+	if d <= 0 && !zeroOK {
 		l.errorf(path, n, "%q must be positive; use a duration such as %s", n.Value, def)
 		return def
 	}
@@ -779,7 +789,7 @@ func (l *loader) postgresSink(path string, n *yaml.Node) *PostgresSink {
 		CreateTable:   l.boolean(m, "create_table", false),
 		BatchRows:     int(l.integer(m, "batch_rows", DefaultBatchRows, 1, 1<<31-1)),
 		BatchBytes:    l.integer(m, "batch_bytes", DefaultBatchBytes, 1, 1<<62),
-		BatchInterval: l.duration(m, "batch_interval", DefaultBatchInterval),
+		BatchInterval: l.durationMin(m, "batch_interval", DefaultBatchInterval, true),
 	}
 	if l.required(m, "dsn", "give a PostgreSQL connection string, e.g. \"${PG_DSN}\"") {
 		p.DSN = l.str(m, "dsn")

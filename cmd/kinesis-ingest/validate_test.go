@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
 )
 
@@ -243,5 +244,30 @@ func TestValidateUnreachableEndpoint(t *testing.T) {
 	})
 	if r.took > 20*time.Second {
 		t.Errorf("validate took %s against a closed port, want it to give up quickly", r.took)
+	}
+}
+
+// TestValidateRefusesAMovedLeaseTable: the lease table of a one-source config
+// is consumer.application, of a several-source one application-<source>. A
+// config that changed between the two must not start over from init_position
+// in a new, empty table while the checkpoints are in the old one.
+func TestValidateRefusesAMovedLeaseTable(t *testing.T) {
+	e := newEnv(t, 1)
+	old, err := leases.New(leases.Config{Client: testaws.Dynamo(e.ddb.Endpoint), Table: "moved-app-orders", WorkerID: "earlier", LeaseDuration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.EnsureTable(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.validate(e.writeConfig(testConfig{Table: "moved-app"}))
+	if r.code != 1 {
+		t.Fatalf("validate exit %d, want 1\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{
+		"FAIL  lease table moved-app: reachable [invalid_config]": {"moved-app-orders", "does not exist"},
+	})
+	if _, err := testaws.Dynamo(e.ddb.Endpoint).DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String("moved-app")}); err == nil {
+		t.Errorf("validate created the new lease table although the checkpoints are in the old one")
 	}
 }

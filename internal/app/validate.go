@@ -330,11 +330,12 @@ func (v *validator) leaseTables(ctx context.Context) {
 		return
 	}
 	var tables []string
-	seen := map[string]bool{}
+	seen, alt := map[string]bool{}, map[string]string{}
 	for _, src := range cfg.Sources {
 		if t := LeaseTable(cfg, src.Name); !seen[t] {
 			seen[t] = true
 			tables = append(tables, t)
+			alt[t] = otherLeaseTable(cfg, src.Name)
 		}
 	}
 	names := make([]string, len(tables))
@@ -371,6 +372,22 @@ func (v *validator) leaseTables(ctx context.Context) {
 			class := classify(err)
 			v.add(fail(names[i], class, err, hintFor(class, "dynamodb", hint)))
 			continue
+		}
+		if !existed && alt[table] != "" {
+			actx, acancel := context.WithTimeout(ctx, CheckTimeout)
+			_, aerr := ddb.DescribeTable(actx, &dynamodb.DescribeTableInput{TableName: aws.String(alt[table])})
+			acancel()
+			if aerr == nil {
+				// The table name depends on the number of sources: a config
+				// that gained or lost a source would start over from
+				// init_position and skip what the old table's checkpoints
+				// still had to read.
+				v.add(fail(names[i], ClassInvalidConfig,
+					fmt.Errorf("lease table %s does not exist, but the checkpoints of this consumer are in %s", table, alt[table]),
+					"a config with one source uses consumer.application as the lease table, with several application-<source>: keep the sources as they were, or move the items of "+alt[table]+" to "+table+" before running"))
+				cancel()
+				continue
+			}
 		}
 		lt, err := leases.New(leases.Config{Client: ddb, Table: table, WorkerID: cfg.Consumer.WorkerID, LeaseDuration: cfg.Consumer.LeaseDuration, Logger: quiet})
 		if err == nil {
@@ -481,6 +498,15 @@ func checkAWSConfig(ctx context.Context, region string, role *config.RoleARN, ex
 	})
 	cfg.Credentials = aws.NewCredentialsCache(prov)
 	return cfg, base, nil
+}
+
+// otherLeaseTable is the name LeaseTable gives a source's table when the
+// config has the other kind of source list (one source versus several).
+func otherLeaseTable(cfg *config.Config, source string) string {
+	if len(cfg.Sources) == 1 {
+		return cfg.Consumer.Application + "-" + source
+	}
+	return cfg.Consumer.Application
 }
 
 func roleText(r *config.RoleARN) string {

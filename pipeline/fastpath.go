@@ -31,7 +31,8 @@ type JSONConverter interface {
 // JSONMatcher is the same for a Route's Where (*where.Filter has it): ok true
 // promises Match's answer, with no error, for the record as jsondec decodes
 // it; ok false means "take the general path" (which also gives any error).
-// ok true also promises that data is valid JSON.
+// ok true with match false also promises that data is valid JSON (a route
+// that matches checks it in ConvertJSON).
 type JSONMatcher interface {
 	MatchJSON(data []byte) (match, ok bool)
 }

@@ -65,3 +65,19 @@ func TestAvroNatives(t *testing.T) {
 		}
 	}
 }
+
+// An Avro float epoch converts by its shortest float32 text, as decimals do:
+// float32(1700000000.5) is not read as 1700000000.5000000xxx.
+func TestAvroFloat32Epoch(t *testing.T) {
+	s, err := Compile("ts", []FieldSpec{{Name: "ts", Type: "datetime"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := s.Convert(map[string]any{"ts": float32(0.7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fields[0].Value.(time.Time), time.Unix(0, 700000000).UTC(); !got.Equal(want) {
+		t.Errorf("float32(0.7) s = %v, want %v", got, want)
+	}
+}

@@ -393,7 +393,11 @@ func toDatetime(v any) (time.Time, *FieldError) {
 		if fe != nil {
 			return time.Time{}, fe
 		}
-		return epochDec(strconv.FormatFloat(f, 'e', -1, 64), v)
+		bits := 64
+		if _, ok := x.(float32); ok {
+			bits = 32 // an Avro float's shortest text, as for decimals
+		}
+		return epochDec(strconv.FormatFloat(f, 'e', -1, bits), v)
 	case time.Time:
 		t = x
 	default:

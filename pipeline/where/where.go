@@ -211,12 +211,20 @@ func (f *Filter) Match(rec any) (bool, error) {
 // read straight from its bytes (schema.Schema.ConvertJSON of the fields the
 // expression names). ok is false when it cannot give Match's answer itself:
 // data is not valid JSON, a named field does not convert, the expression fails
-// on the values, or it names no field (then nothing here checks that data is
-// JSON at all). The caller then takes Match's path, which gives the answer or
-// the error.
+// on the values, or it names no field and does not match (then nothing here
+// checks that data is JSON at all). The caller then takes Match's path, which
+// gives the answer or the error.
 func (f *Filter) MatchJSON(data []byte) (match, ok bool) {
-	if f == nil || f.sub == nil {
+	if f == nil {
 		return false, false
+	}
+	if f.sub == nil {
+		// It names no field: its answer does not depend on the record. A
+		// match is safe to give, since the route's ConvertJSON then checks
+		// the JSON; a non-match is not (it would skip the check), so that
+		// case still declines.
+		m, err := f.eval(nil)
+		return m, m && err == nil
 	}
 	row, ok := f.sub.ConvertJSON(data)
 	if !ok {

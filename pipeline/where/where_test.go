@@ -291,3 +291,25 @@ func TestNestedTypes(t *testing.T) {
 		}
 	}
 }
+
+// An expression that names no field answers on the fast path when it
+// matches (the route's ConvertJSON checks the JSON) and declines when it does
+// not (a skip would leave invalid JSON unchecked).
+func TestMatchJSONWithoutFields(t *testing.T) {
+	for _, tc := range []struct {
+		expr      string
+		want, ok bool
+	}{
+		{"true", true, true},
+		{"1 + 1 == 2", true, true},
+		{"false", false, false},
+	} {
+		f, err := Compile(tc.expr, testFields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := f.MatchJSON([]byte(`{"id": 1}`)); m != tc.want || ok != tc.ok {
+			t.Errorf("%s: MatchJSON = %v, %v; want %v, %v", tc.expr, m, ok, tc.want, tc.ok)
+		}
+	}
+}

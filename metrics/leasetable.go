@@ -64,10 +64,13 @@ const (
 	conditionalCheck = "ConditionalCheckFailedException"
 )
 
-// observe classifies err: the table answered (nil, or a conditional write it
-// refused), it failed (any other error from DynamoDB or from the way to it: a
-// connection, a throttle, a timeout, a missing table), or neither (a refusal
-// decided without a call, such as no checkpoint yet or a fair-share limit).
+// observe classifies err: it failed (an error from DynamoDB or from the way to
+// it: a connection, a throttle, a timeout, a missing table), or the table
+// answered: nil, a conditional write it refused, or a refusal the lease table
+// decided on what it had just read (no checkpoint yet, a fair-share limit, a
+// parent not ended, a shard leased by another). Counting those keeps a worker
+// that holds no lease (more workers than shards) ready. A cancelled call is
+// neither.
 func (l *LeaseTable) observe(op string, err error) {
 	switch tableAnswer(err) {
 	case answered:
@@ -102,7 +105,10 @@ func tableAnswer(err error) answer {
 	if errors.As(err, &op) || errors.Is(err, context.DeadlineExceeded) {
 		return failed
 	}
-	return undecided
+	if errors.Is(err, context.Canceled) {
+		return undecided
+	}
+	return answered
 }
 
 func (l *LeaseTable) Init() error {

@@ -99,8 +99,9 @@ func TestLeaseTableAnswers(t *testing.T) {
 		{name: "throttled", err: opErr(&types.ProvisionedThroughputExceededException{}), errors: 1},
 		{name: "table gone", err: opErr(&types.ResourceNotFoundException{}), errors: 1},
 		{name: "timeout", err: fmt.Errorf("leases: %w", context.DeadlineExceeded), errors: 1},
-		{name: "no checkpoint yet: decided without a failure", err: checkpoint.ErrSequenceIDNotFound},
-		{name: "fair share refusal", err: errors.New("worker already holds its fair share of shards")},
+		{name: "no checkpoint yet: the table answered the read", err: checkpoint.ErrSequenceIDNotFound, answered: true},
+		{name: "fair share refusal: decided on what the table answered", err: errors.New("worker already holds its fair share of shards"), answered: true},
+		{name: "cancelled: neither", err: context.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

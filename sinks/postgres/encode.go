@@ -6,7 +6,6 @@ import (
 	"math/big"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -34,7 +33,7 @@ func toPG(vk valueKind, v any) (any, int, error) {
 	case vkInt:
 		switch x := v.(type) {
 		case int64:
-			return x, 8, nil
+			return v, 8, nil // v already boxes x: no new allocation
 		case int:
 			return int64(x), 8, nil
 		}
@@ -49,18 +48,21 @@ func toPG(vk valueKind, v any) (any, int, error) {
 	case vkFloat:
 		switch x := v.(type) {
 		case float64:
-			return x, 8, nil
+			return v, 8, nil
 		case int64:
 			return float64(x), 8, nil
 		}
 	case vkBool:
-		if x, ok := v.(bool); ok {
-			return x, 1, nil
+		if _, ok := v.(bool); ok {
+			return v, 1, nil
 		}
 	case vkText:
 		switch x := v.(type) {
 		case string:
 			s, err := cleanText(x)
+			if err == nil && len(s) == len(x) && s == x {
+				return v, len(s), nil
+			}
 			return s, len(s), err
 		}
 	case vkBytes:
@@ -75,7 +77,7 @@ func toPG(vk valueKind, v any) (any, int, error) {
 			if y := x.UTC().Year(); y < minPGYear || y > maxPGYear {
 				return nil, 0, fmt.Errorf("time %v is outside PostgreSQL's timestamptz range", x)
 			}
-			return x, 8, nil
+			return v, 8, nil
 		}
 	case vkDate:
 		if x, ok := v.(sinks.Date); ok {
@@ -146,27 +148,18 @@ func vkName(vk valueKind) string {
 }
 
 // cleanText refuses NUL, which PostgreSQL cannot store in text, and replaces
-// invalid UTF-8 with U+FFFD, as the file sink does.
+// invalid UTF-8 as the file sink does (jsonenc.ValidUTF8).
 func cleanText(s string) (string, error) {
 	if strings.IndexByte(s, 0) >= 0 {
 		return "", errNUL
 	}
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	return s, nil
+	return jsonenc.ValidUTF8(s), nil
 }
 
 // sanitizeText makes s storable in a text column without refusing it: for
 // dead letters, which must always be storable.
 func sanitizeText(s string) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	if strings.IndexByte(s, 0) >= 0 {
-		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	}
-	return s
+	return strings.ReplaceAll(jsonenc.ValidUTF8(s), "\x00", "\uFFFD")
 }
 
 // parseDecimal reads a sinks.Decimal ("-12.50") into a numeric that keeps
@@ -219,4 +212,3 @@ func typedNil(v any) bool {
 	}
 	return false
 }
-

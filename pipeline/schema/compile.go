@@ -188,6 +188,12 @@ func (c *compiler) fields(at string, specs []FieldSpec) ([]field, []Column) {
 			c.errf(p+".ref", "%v", err)
 			continue
 		}
+		if path[0].isIdx {
+			// The record, like a struct's value, is an object: such a ref
+			// would dead-letter every record.
+			c.errf(p+".ref", "%q starts with a list index; a record is an object: start with a key, as in items[0].price", ref)
+			continue
+		}
 		f.ref = ref
 		if len(path) == 1 && !path[0].isIdx {
 			f.key = path[0].key

@@ -30,7 +30,7 @@ import (
 // each value that does not fit in an interface for free. Safe for concurrent
 // use; it never panics on any input.
 func (s *Schema) ConvertJSON(data []byte) (fields []sinks.Field, ok bool) {
-	if s.plan == nil || s.plan.never || !utf8.Valid(data) {
+	if s.plan == nil || !utf8.Valid(data) {
 		return nil, false
 	}
 	sc := jscan{s: string(data)}
@@ -59,9 +59,6 @@ type objPlan struct {
 	keys []string // distinct first keys of the fields' refs, in field order
 	slot []int    // per field: index into keys; -1 for a const field
 	rest [][]seg  // per field: the ref path after its first key, nil if none
-	// never: some field's ref starts with a list index, which a JSON object
-	// never satisfies: Convert always fails, so ConvertJSON always declines.
-	never bool
 }
 
 func newObjPlan(fs []field) *objPlan {
@@ -73,11 +70,7 @@ func newObjPlan(fs []field) *objPlan {
 			continue
 		}
 		key := f.key
-		if f.path != nil {
-			if f.path[0].isIdx {
-				p.never = true
-				continue
-			}
+		if f.path != nil { // Compile refuses a path that starts with an index
 			key, p.rest[i] = f.path[0].key, f.path[1:]
 		}
 		j := p.find(key)

@@ -297,7 +297,7 @@ func TestNestedTypes(t *testing.T) {
 // not (a skip would leave invalid JSON unchecked).
 func TestMatchJSONWithoutFields(t *testing.T) {
 	for _, tc := range []struct {
-		expr      string
+		expr     string
 		want, ok bool
 	}{
 		{"true", true, true},

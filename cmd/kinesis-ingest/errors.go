@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,26 +73,25 @@ func cmdErrors(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return 0
 }
 
+// errorsQuery reads the flags through errview.ParseQuery, the /errors
+// endpoint's parser, so both accept and refuse the same; its messages name the
+// parameter, which here is a flag.
 func errorsQuery(reasons []string, shard, since, until string, limit int, now time.Time) (errview.Query, error) {
-	var q errview.Query
+	v := url.Values{"reason": reasons, "limit": {strconv.Itoa(limit)}}
+	for k, val := range map[string]string{"shard": shard, "since": since, "until": until} {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	q, err := errview.ParseQuery(v, now)
+	if err == nil {
+		return q, nil
+	}
 	var errs []error
-	var err error
-	if q.Reasons, err = errview.ParseReasons(reasons...); err != nil {
-		errs = append(errs, fmt.Errorf("--reason: %w", err))
-	}
-	q.Shard = shard
-	if q.Since, err = errview.ParseTime(since, now); err != nil {
-		errs = append(errs, fmt.Errorf("--since: %w", err))
-	}
-	if q.Until, err = errview.ParseTime(until, now); err != nil {
-		errs = append(errs, fmt.Errorf("--until: %w", err))
-	}
-	if limit < 1 || limit > errview.MaxLimit {
-		errs = append(errs, fmt.Errorf("--limit %d: want 1..%d", limit, errview.MaxLimit))
-	}
-	q.Limit = limit
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		errs = append(errs, fmt.Errorf("--since %s is not before --until %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339)))
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = append(errs, errors.New("--"+e.Error()))
+		}
 	}
 	return q, errors.Join(errs...)
 }

@@ -375,7 +375,7 @@ func TestErrorsCommandUsage(t *testing.T) {
 		{name: "bad reason", args: []string{"--config", cfg, "--reason", "typo"}, code: 2, errContains: `--reason: unknown reason "typo"`},
 		{name: "bad times and limit", args: []string{"--config", cfg, "--since", "soon", "--until", "later", "--limit", "0"}, code: 2,
 			errContains: "--since: \"soon\" is neither an RFC 3339 time"},
-		{name: "since after until", args: []string{"--config", cfg, "--since", "1h", "--until", "2h"}, code: 2, errContains: "is not before --until"},
+		{name: "since after until", args: []string{"--config", cfg, "--since", "1h", "--until", "2h"}, code: 2, errContains: "is not before until"},
 		{name: "stray argument", args: []string{"--config", cfg, "schema_error"}, code: 2, errContains: "unexpected arguments"},
 		{name: "help", args: []string{"--help"}, code: 0, errContains: "counts by reason"},
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -331,5 +332,15 @@ func TestHandler(t *testing.T) {
 	r2.Body.Close()
 	if r2.StatusCode != http.StatusNotImplemented {
 		t.Errorf("postgres view: %d, want 501", r2.StatusCode)
+	}
+}
+
+// The /errors endpoint refuses a window that ends before it starts, as the
+// command does (both go through ParseQuery).
+func TestParseQueryRefusesEmptyWindow(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	_, err := ParseQuery(url.Values{"since": {"1h"}, "until": {"2h"}}, now)
+	if err == nil || !strings.Contains(err.Error(), "since: 2026-11-01T11:00:00Z is not before until 2026-11-01T10:00:00Z") {
+		t.Errorf("ParseQuery = %v", err)
 	}
 }

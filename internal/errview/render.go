@@ -140,6 +140,9 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 		}
 		q.Limit = n
 	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		errs = append(errs, fmt.Errorf("since: %s is not before until %s", q.Since.Format(time.RFC3339), q.Until.Format(time.RFC3339)))
+	}
 	return q, errors.Join(errs...)
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
 )
 
 // Class says why a check failed.
@@ -142,11 +143,11 @@ func Validate(ctx context.Context, cfg *config.Config) *Report {
 		name := "sink " + s.Name + ": writable"
 		switch {
 		case s.File != nil:
-			v.add(probeDir(name, s.File.Path, cfg.Consumer.WorkerID))
+			v.add(probeDir(name, s.File.Path))
 		}
 	}
 	if dl := cfg.DeadLetter; dl.File != nil {
-		v.add(probeDir("dead_letter: writable", dl.File.Path, cfg.Consumer.WorkerID))
+		v.add(probeDir("dead_letter: writable", dl.File.Path))
 	}
 	// PostgreSQL sinks and the dead-letter table: reachable, and the table
 	// fits the dataset (or can be created).
@@ -412,7 +413,7 @@ func (v *validator) leaseTables(ctx context.Context) {
 
 // probeDir checks that files can be written durably in dir: it creates dir if
 // missing, then creates, writes, fsyncs and removes a probe file.
-func probeDir(name, dir, workerID string) Check {
+func probeDir(name, dir string) Check {
 	hint := func(err error) (Class, string) {
 		switch {
 		case errors.Is(err, fs.ErrPermission):
@@ -433,34 +434,10 @@ func probeDir(name, dir, workerID string) Check {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return failed(err)
 	}
-	f, err := os.CreateTemp(dir, ".kinesis-ingest-probe-"+safeName(workerID)+"-*")
-	if err != nil {
-		return failed(err)
-	}
-	_, err = f.WriteString("kinesis-ingest write probe\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if rerr := os.Remove(f.Name()); err == nil {
-		err = rerr
-	}
-	if err != nil {
+	if err := health.ProbeDir(dir); err != nil {
 		return failed(err)
 	}
 	return pass(name, dir)
-}
-
-func safeName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
 }
 
 // checkAWSConfig is awsConfig for checks: the same credentials (the role

@@ -296,7 +296,7 @@ func TestValidateCredentialFailures(t *testing.T) {
 
 func TestProbeDir(t *testing.T) {
 	dir := t.TempDir()
-	c := probeDir("sink x: writable", filepath.Join(dir, "a", "b"), "w/1")
+	c := probeDir("sink x: writable", filepath.Join(dir, "a", "b"))
 	if !c.OK {
 		t.Fatalf("probe of a new directory: %s", c)
 	}
@@ -305,13 +305,13 @@ func TestProbeDir(t *testing.T) {
 	}
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o644)
-	if c := probeDir("sink x: writable", filepath.Join(file, "rows"), "w1"); c.OK || c.Class != ClassNotWritable || !strings.Contains(c.Hint, "is a file") {
+	if c := probeDir("sink x: writable", filepath.Join(file, "rows")); c.OK || c.Class != ClassNotWritable || !strings.Contains(c.Hint, "is a file") {
 		t.Errorf("probe under a file: %s", c)
 	}
 	if os.Geteuid() != 0 {
 		ro := filepath.Join(dir, "ro")
 		os.Mkdir(ro, 0o555)
-		if c := probeDir("sink x: writable", ro, "w1"); c.OK || c.Class != ClassAccessDenied {
+		if c := probeDir("sink x: writable", ro); c.OK || c.Class != ClassAccessDenied {
 			t.Errorf("probe of a read-only directory: %s", c)
 		}
 	}

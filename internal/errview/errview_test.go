@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +66,7 @@ func fixture(t *testing.T) string {
 	// another prefix: none is a dead letter of the view.
 	appendTo(t, filepath.Join(dir, "dead-letters-w3-20261101T120000-000000.jsonl"), "not json\n{\"source\":\"orders\",\"reason\":\"schema_er")
 	appendTo(t, filepath.Join(dir, "rows-w1-20261101T120000-000000.jsonl"), `{"id":1}`+"\n")
-	appendTo(t, filepath.Join(dir, ".readyz-probe-123"), "ok\n")
+	appendTo(t, filepath.Join(dir, ".kinesis-ingest-probe-123"), "ok\n")
 	return dir
 }
 

@@ -188,7 +188,7 @@ func Recent(what string, last func() time.Time, window time.Duration, now func()
 func DirWritable(dir string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		done := make(chan error, 1)
-		go func() { done <- probeDir(dir) }() // a hung filesystem must not hang the probe
+		go func() { done <- ProbeDir(dir) }() // a hung filesystem must not hang the probe
 		select {
 		case err := <-done:
 			return err
@@ -198,7 +198,10 @@ func DirWritable(dir string) func(context.Context) error {
 	}
 }
 
-func probeDir(dir string) error {
+// ProbeDir checks that dir is a directory in which a file can be created,
+// written, fsynced and removed (the probe file is removed again). Errors wrap
+// the OS error.
+func ProbeDir(dir string) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("directory %s: %w", dir, err)
@@ -206,7 +209,7 @@ func probeDir(dir string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	f, err := os.CreateTemp(dir, ".readyz-probe-*")
+	f, err := os.CreateTemp(dir, ".kinesis-ingest-probe-*")
 	if err != nil {
 		return fmt.Errorf("directory %s is not writable: %w", dir, err)
 	}

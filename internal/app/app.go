@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			a.closers = append(a.closers, rs.Close)
 		case s.Postgres != nil:
 			sinkName := s.Name
-			rs, err := newPostgresRowSink(ctx, cfg, s, ds, log, func(n int) {
+			rs, err := newPostgresRowSink(ctx, s, ds, log, func(n int) {
 				a.metrics.SinkDuplicates.WithLabelValues(sinkName).Add(float64(n))
 			})
 			if err != nil {

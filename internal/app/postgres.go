@@ -67,39 +67,11 @@ func postgresTables(cfg *config.Config) []postgresTable {
 	return out
 }
 
-// checkPostgresSharing refuses two datasets writing into one table: rows are
-// keyed by their Kinesis record, so a record taken by two datasets would be
-// stored once, and the table's columns are one dataset's.
-func checkPostgresSharing(cfg *config.Config) error {
-	seen := map[string]string{} // dsn + table -> dataset
-	var errs []error
-	for _, ds := range cfg.Datasets {
-		s := cfg.Sink(ds.Sink)
-		if s == nil || s.Postgres == nil {
-			continue
-		}
-		k := s.Postgres.DSN + "\x00" + strings.ToLower(s.Postgres.Table)
-		if other, ok := seen[k]; ok {
-			errs = append(errs, fmt.Errorf("sink %q: datasets %q and %q both write to table %s: a table holds one dataset (its columns, and rows keyed by Kinesis record); give each dataset a sink with its own table",
-				s.Name, other, ds.Name, s.Postgres.Table))
-			continue
-		}
-		seen[k] = ds.Name
-		if p := cfg.DeadLetter.Postgres; p != nil && p.DSN == s.Postgres.DSN && strings.EqualFold(p.Table, s.Postgres.Table) {
-			errs = append(errs, fmt.Errorf("sink %q: table %s is also the dead-letter table; use another table", s.Name, s.Postgres.Table))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // newPostgresRowSink opens the row sink of one dataset on a postgres sink.
 // It fails if the table does not fit (or is missing without create_table);
 // an unreachable server is not an error here (the sink retries at the first
 // Write). onDuplicates may be nil.
-func newPostgresRowSink(ctx context.Context, cfg *config.Config, s *config.Sink, ds config.Dataset, log *slog.Logger, onDuplicates func(n int)) (*postgres.RowSink, error) {
-	if err := checkPostgresSharing(cfg); err != nil {
-		return nil, err
-	}
+func newPostgresRowSink(ctx context.Context, s *config.Sink, ds config.Dataset, log *slog.Logger, onDuplicates func(n int)) (*postgres.RowSink, error) {
 	c := postgresRowConfig(s.Postgres, ds)
 	c.OnDuplicates = onDuplicates
 	rs, err := postgres.NewRowSink(ctx, c, log.With("sink", s.Name, "dataset", ds.Name))
@@ -126,9 +98,6 @@ func newPostgresDeadLetterSink(ctx context.Context, p *config.PostgresSink, log 
 // its dataset (or is missing and will be created). Nothing is changed.
 func postgresChecks(ctx context.Context, cfg *config.Config) []Check {
 	var out []Check
-	if err := checkPostgresSharing(cfg); err != nil {
-		out = append(out, fail("postgres tables: one dataset each", ClassInvalidConfig, err, "give each dataset a postgres sink with its own table"))
-	}
 	for _, t := range postgresTables(cfg) {
 		name := t.name + ": fits"
 		cctx, cancel := context.WithTimeout(ctx, CheckTimeout)

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -44,23 +42,6 @@ dead_letter:
 		t.Fatal(err)
 	}
 	return cfg
-}
-
-func TestPostgresTwoDatasetsOneTable(t *testing.T) {
-	cfg := postgresTestConfig(t, "postgres://x@127.0.0.1:1/db", `
-  - name: refunds
-    source: orders
-    fields:
-      - {name: id, type: int}
-      - {name: ts, type: datetime}
-    sink: warehouse`, "file: {path: /tmp/dl}")
-	err := checkPostgresSharing(cfg)
-	if err == nil || !strings.Contains(err.Error(), `datasets "orders" and "refunds" both write to table orders`) {
-		t.Fatalf("checkPostgresSharing = %v", err)
-	}
-	if _, err := newPostgresRowSink(context.Background(), cfg, cfg.Sink("warehouse"), cfg.Datasets[1], slog.New(slog.NewTextHandler(io.Discard, nil)), nil); err == nil {
-		t.Fatal("a second dataset on the same table was accepted")
-	}
 }
 
 func TestPostgresChecks(t *testing.T) {

@@ -108,12 +108,38 @@ func (l *loader) validate(cfg *Config) {
 		checkFile(index("sinks", i)+".file", s.File)
 	}
 	checkFile("dead_letter.file", cfg.DeadLetter.File)
+	l.checkPostgresTables(cfg)
 
 	l.validateConsumer(cfg)
 
 	for i := range cfg.Datasets {
 		l.compile(index("datasets", i), &cfg.Datasets[i])
 		l.compileWhere(index("datasets", i), &cfg.Datasets[i])
+	}
+}
+
+// checkPostgresTables refuses two datasets writing into one PostgreSQL table
+// (rows are keyed by their Kinesis record, so a record taken by both would be
+// stored once, and the table's columns are one dataset's), and a row table that
+// is also the dead-letter table.
+func (l *loader) checkPostgresTables(cfg *Config) {
+	seen := map[string]string{} // dsn + table -> dataset
+	dl := cfg.DeadLetter.Postgres
+	for i, ds := range cfg.Datasets {
+		s := cfg.Sink(ds.Sink)
+		if s == nil || s.Postgres == nil {
+			continue
+		}
+		p := index("datasets", i) + ".sink"
+		k := s.Postgres.DSN + "\x00" + strings.ToLower(s.Postgres.Table)
+		if other, ok := seen[k]; ok {
+			l.errorf(p, nil, "datasets %q and %q both write to table %s: a table holds one dataset (its columns, and rows keyed by Kinesis record); give each dataset a sink with its own table", other, ds.Name, s.Postgres.Table)
+			continue
+		}
+		seen[k] = ds.Name
+		if dl != nil && dl.DSN == s.Postgres.DSN && strings.EqualFold(dl.Table, s.Postgres.Table) {
+			l.errorf(p, nil, "sink %q writes to table %s, which is also the dead-letter table; use another table", s.Name, s.Postgres.Table)
+		}
 	}
 }
 

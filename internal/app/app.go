@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		a.pings["sink:dead_letter"] = d.Ping
 		a.closers = append(a.closers, d.Close)
 	default:
-		return nil, errors.New("dead_letter: only the file dead-letter sink is supported by this build")
+		return nil, errors.New("dead_letter: neither file nor postgres is set (config validation requires one)")
 	}
 
 	var sources []pipeline.Source

@@ -201,9 +201,6 @@ func (l *loader) validateConsumer(cfg *Config) {
 		}
 		c.WorkerID = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
-	if c.ShutdownTimeout <= 0 && !l.bad["consumer.shutdown_timeout"] {
-		l.errorf("consumer.shutdown_timeout", nil, "%s must be positive: it bounds how long a stopping worker drains", c.ShutdownTimeout)
-	}
 	if !l.bad["consumer.lease_duration"] && !l.bad["consumer.lease_refresh"] && c.LeaseRefresh >= c.LeaseDuration/2 {
 		if _, set := l.lines["consumer.lease_refresh"]; set {
 			l.errorf("consumer.lease_refresh", nil, "%s must be less than half of lease_duration (%s) so a lease is renewed at least twice before it expires; lower lease_refresh or raise lease_duration", c.LeaseRefresh, c.LeaseDuration)

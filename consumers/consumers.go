@@ -1,4 +1,5 @@
-// Package consumers reads records from a stream and hands them, shard by shard,
+// Package consumers reads records (record.Record) from a stream and hands
+// them, shard by shard,
 // to a Handler. The implementation is consumers/kcl (Kinesis through the KCL,
 // leases in DynamoDB through consumers/leases).
 package consumers
@@ -6,18 +7,8 @@ package consumers
 import (
 	"context"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
-
-// Record is one stream record, after KPL de-aggregation.
-type Record struct {
-	Origin sinks.Origin
-	Data   []byte
-	// Invalid is set by the consumer when the record could not be extracted
-	// from the stream as sent (a malformed KPL aggregate): the handler
-	// dead-letters it as decode_error with this reason, without decoding Data.
-	Invalid error
-}
 
 // Handler takes the records of one shard, in sequence order, one batch at a
 // time per shard; batches of different shards may arrive concurrently.
@@ -28,5 +19,5 @@ type Record struct {
 // done, and then returns ctx's error with nothing promised: the consumer does not
 // checkpoint and the batch is read again by whoever holds the shard next.
 type Handler interface {
-	Deliver(ctx context.Context, source string, records []Record) error
+	Deliver(ctx context.Context, source string, records []record.Record) error
 }

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // JSONConverter is an optional interface of a Route's Schema (*schema.Schema
@@ -25,7 +24,7 @@ import (
 // JSONMatcher one. A record that any of them declines takes the general path
 // for every route.
 type JSONConverter interface {
-	ConvertJSON(data []byte) (fields []sinks.Field, ok bool)
+	ConvertJSON(data []byte) (fields []record.Field, ok bool)
 }
 
 // JSONMatcher is the same for a Route's Where (*where.Filter has it): ok true
@@ -77,10 +76,10 @@ func jsonPaths(sources map[string]*Source) map[*Source][]jsonRoute {
 // rowsFromJSON adds rec's rows (record i of batchLen) straight from its
 // bytes, and says whether any route took it; or, with ok false, adds nothing
 // because a route declined: the record then takes the general path.
-func rowsFromJSON(routes []Route, fast []jsonRoute, rec *consumers.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
+func rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
 	type routeRow struct {
 		route  int
-		fields []sinks.Field
+		fields []record.Field
 	}
 	var buf [4]routeRow
 	rows := buf[:0]
@@ -106,10 +105,10 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *consumers.Record, i, ba
 		if sb.rows == nil {
 			// Most records of a batch become rows: size for all of them
 			// rather than growing (a Row is about 150 bytes).
-			sb.rows = make([]sinks.Row, 0, batchLen)
+			sb.rows = make([]record.Row, 0, batchLen)
 			sb.recIdx = make([]int, 0, batchLen)
 		}
-		sb.rows = append(sb.rows, sinks.Row{Dataset: routes[row.route].Dataset, Origin: rec.Origin, Fields: row.fields})
+		sb.rows = append(sb.rows, record.Row{Dataset: routes[row.route].Dataset, Origin: rec.Origin, Fields: row.fields})
 		sb.recIdx = append(sb.recIdx, i)
 	}
 	return len(rows) > 0, true
@@ -117,7 +116,7 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *consumers.Record, i, ba
 
 // convertJSON and matchJSON turn a panic (a bug) into a decline: the general
 // path then handles the record, with its own panic guard.
-func convertJSON(c JSONConverter, rec *consumers.Record) (fields []sinks.Field, ok bool) {
+func convertJSON(c JSONConverter, rec *record.Record) (fields []record.Field, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			fastPanic(r, rec)
@@ -127,7 +126,7 @@ func convertJSON(c JSONConverter, rec *consumers.Record) (fields []sinks.Field, 
 	return c.ConvertJSON(rec.Data)
 }
 
-func matchJSON(m JSONMatcher, rec *consumers.Record) (match, ok bool) {
+func matchJSON(m JSONMatcher, rec *record.Record) (match, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			fastPanic(r, rec)
@@ -137,7 +136,7 @@ func matchJSON(m JSONMatcher, rec *consumers.Record) (match, ok bool) {
 	return m.MatchJSON(rec.Data)
 }
 
-func fastPanic(r any, rec *consumers.Record) {
+func fastPanic(r any, rec *record.Record) {
 	slog.Error("JSON fast path panicked on a record; taking the general path", "source", rec.Origin.Source,
 		"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "panic", fmt.Sprint(r))
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/where"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
 
@@ -31,7 +31,7 @@ type countingSchema struct {
 	took, declined *atomic.Int64
 }
 
-func (c countingSchema) ConvertJSON(data []byte) ([]sinks.Field, bool) {
+func (c countingSchema) ConvertJSON(data []byte) ([]record.Field, bool) {
 	f, ok := c.Schema.ConvertJSON(data)
 	if ok {
 		c.took.Add(1)

@@ -13,12 +13,12 @@ import (
 
 	"github.com/linkedin/goavro/v2"
 
-	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
@@ -89,7 +89,7 @@ var hotCountries = []string{"DE", "FR", "NL", "AT"}
 var hotChannels = []string{"web", "app", "store"}
 
 // hotRecords returns hotBatch records of one shard in JSON and in Avro.
-func hotRecords(b *testing.B) (jsonRecs, avroRecs []consumers.Record) {
+func hotRecords(b *testing.B) (jsonRecs, avroRecs []record.Record) {
 	codec, err := goavro.NewCodec(hotAvroSchema)
 	if err != nil {
 		b.Fatal(err)
@@ -115,10 +115,10 @@ func hotRecords(b *testing.B) (jsonRecs, avroRecs []consumers.Record) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		origin := sinks.Origin{Source: "orders", StreamARN: "arn:aws:kinesis:us-east-1:000000000000:stream/orders", ShardID: "shardId-000000000000",
+		origin := record.Origin{Source: "orders", StreamARN: "arn:aws:kinesis:us-east-1:000000000000:stream/orders", ShardID: "shardId-000000000000",
 			SequenceNumber: strconv.Itoa(49_000_000_000 + i), PartitionKey: strconv.Itoa(i), ArrivalTime: base.Add(time.Duration(i) * time.Millisecond)}
-		jsonRecs = append(jsonRecs, consumers.Record{Origin: origin, Data: js})
-		avroRecs = append(avroRecs, consumers.Record{Origin: origin, Data: av})
+		jsonRecs = append(jsonRecs, record.Record{Origin: origin, Data: js})
+		avroRecs = append(avroRecs, record.Record{Origin: origin, Data: av})
 	}
 	return jsonRecs, avroRecs
 }
@@ -213,7 +213,7 @@ func BenchmarkHotPath(b *testing.B) {
 			name   string
 			conv   pipeline.Converter
 			avro   bool
-			source []consumers.Record
+			source []record.Record
 		}{
 			{"json-general", generalOnly{sch}, false, jsonRecs},
 			{"json", sch, false, jsonRecs},
@@ -231,7 +231,7 @@ func BenchmarkHotPath(b *testing.B) {
 						src.Routes[0].Sink = sc.sink(b)
 					}
 				})
-				recs := append([]consumers.Record(nil), c.source...)
+				recs := append([]record.Record(nil), c.source...)
 				ctx := context.Background()
 				b.ResetTimer()
 				cpu0 := cpuTime()

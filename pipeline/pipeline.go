@@ -32,13 +32,14 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
 // Converter validates a decoded record against a dataset and returns its typed
 // fields, or an error naming the field and the problem.
 type Converter interface {
-	Convert(rec any) ([]sinks.Field, error)
+	Convert(rec any) ([]record.Field, error)
 }
 
 // Filter decides whether a dataset takes a decoded record (Fennel's `where`).
@@ -98,7 +99,7 @@ type batchKey struct{}
 
 type batch struct {
 	source  *Source
-	records []consumers.Record
+	records []record.Record
 }
 
 // New validates cfg and builds the Watermill router, one handler per source.
@@ -185,7 +186,7 @@ func (p *Pipeline) Close() error {
 
 // Deliver implements consumers.Handler: it publishes the batch as one message
 // and waits for its ack. A Nack (a panic in a stage) is retried with backoff.
-func (p *Pipeline) Deliver(ctx context.Context, source string, records []consumers.Record) error {
+func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -258,13 +259,13 @@ func (p *Pipeline) handle(msg *message.Message) error {
 type sinkBatch struct {
 	name   string
 	sink   sinks.RowSink
-	rows   []sinks.Row
+	rows   []record.Row
 	recIdx []int
 }
 
 func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	src := b.source
-	var letters []sinks.DeadLetter
+	var letters []record.DeadLetter
 	bySink := make([]*sinkBatch, len(src.Routes))
 	sinkIndex := map[sinks.RowSink]*sinkBatch{}
 	for i, r := range src.Routes {
@@ -275,14 +276,14 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		}
 		bySink[i] = sb
 	}
-	deadLetter := func(rec *consumers.Record, dataset string, reason sinks.Reason, err error) {
+	deadLetter := func(rec *record.Record, dataset string, reason record.Reason, err error) {
 		var pe *panicError
 		if errors.As(err, &pe) {
 			p.log.Error("stage panicked on a record; dead-lettering it", "source", src.Name,
 				"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber,
 				"stage", pe.stage, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
 		}
-		letters = append(letters, sinks.DeadLetter{
+		letters = append(letters, record.DeadLetter{
 			Origin: rec.Origin, Dataset: dataset, Reason: reason, Error: err.Error(), Data: rec.Data,
 		})
 	}
@@ -291,7 +292,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	for i := range b.records {
 		rec := &b.records[i]
 		if rec.Invalid != nil {
-			deadLetter(rec, "", sinks.ReasonDecode, rec.Invalid)
+			deadLetter(rec, "", record.ReasonDecode, rec.Invalid)
 			continue
 		}
 		if fast != nil {
@@ -307,7 +308,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			return ctx.Err()
 		}
 		if err != nil {
-			deadLetter(rec, "", sinks.ReasonDecode, err)
+			deadLetter(rec, "", record.ReasonDecode, err)
 			continue
 		}
 		taken := false
@@ -316,7 +317,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			if r.Where != nil {
 				ok, err := match(r.Where, v)
 				if err != nil {
-					deadLetter(rec, r.Dataset, sinks.ReasonSchema, fmt.Errorf("where: %w", err))
+					deadLetter(rec, r.Dataset, record.ReasonSchema, fmt.Errorf("where: %w", err))
 					taken = true
 					continue
 				}
@@ -327,11 +328,11 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			taken = true
 			fields, err := convert(r.Schema, v)
 			if err != nil {
-				deadLetter(rec, r.Dataset, sinks.ReasonSchema, err)
+				deadLetter(rec, r.Dataset, record.ReasonSchema, err)
 				continue
 			}
 			sb := bySink[ri]
-			sb.rows = append(sb.rows, sinks.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields})
+			sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields})
 			sb.recIdx = append(sb.recIdx, i)
 		}
 		if !taken {
@@ -352,7 +353,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 				continue
 			}
 			rec := &b.records[sb.recIdx[ri]]
-			deadLetter(rec, sb.rows[ri].Dataset, sinks.ReasonSinkRejected, fmt.Errorf("sink %s: %w", sb.name, rejected.Err))
+			deadLetter(rec, sb.rows[ri].Dataset, record.ReasonSinkRejected, fmt.Errorf("sink %s: %w", sb.name, rejected.Err))
 		}
 		p.countWritten(sb, rejected.Index)
 	}
@@ -369,7 +370,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		if err != nil {
 			return err
 		}
-		byReason := map[sinks.Reason]int{}
+		byReason := map[record.Reason]int{}
 		debug := p.log.Enabled(ctx, slog.LevelDebug)
 		for i := range letters {
 			byReason[letters[i].Reason]++
@@ -424,10 +425,10 @@ func (p *Pipeline) countWritten(sb *sinkBatch, refused []int) {
 
 // unrouted counts a record that no dataset took and, if the source says so,
 // dead-letters it.
-func (p *Pipeline) unrouted(src *Source, rec *consumers.Record, deadLetter func(*consumers.Record, string, sinks.Reason, error)) {
+func (p *Pipeline) unrouted(src *Source, rec *record.Record, deadLetter func(*record.Record, string, record.Reason, error)) {
 	p.cfg.Metrics.Unrouted.WithLabelValues(src.Name).Inc()
 	if src.DeadLetterUnrouted {
-		deadLetter(rec, "", sinks.ReasonNoRoute, errors.New("no dataset's where took this record"))
+		deadLetter(rec, "", record.ReasonNoRoute, errors.New("no dataset's where took this record"))
 	}
 }
 
@@ -447,7 +448,7 @@ func stagePanic(stage string, r any) error {
 	return &panicError{stage: stage, value: r, stack: debug.Stack()}
 }
 
-func convert(c Converter, v any) (fields []sinks.Field, err error) {
+func convert(c Converter, v any) (fields []record.Field, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			fields, err = nil, stagePanic("schema validation", r)
@@ -477,7 +478,7 @@ func decodeOnce(d decoders.Decoder, data []byte) (v any, err error) {
 // decode decodes one record, retrying while the decoder says its failure is
 // transient (a schema registry down): such a failure says nothing about the
 // record, so it must not become a dead letter.
-func (p *Pipeline) decode(ctx context.Context, src *Source, rec *consumers.Record) (any, error) {
+func (p *Pipeline) decode(ctx context.Context, src *Source, rec *record.Record) (any, error) {
 	v, err := decodeOnce(src.Decoder, rec.Data)
 	if err == nil || !errors.Is(err, decoders.ErrTransient) {
 		return v, err

@@ -19,11 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
-	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
@@ -98,11 +98,11 @@ func newHarness(t testing.TB, mutate func(*pipeline.Config)) *harness {
 	return h
 }
 
-func records(shard string, bodies ...string) []consumers.Record {
-	out := make([]consumers.Record, len(bodies))
+func records(shard string, bodies ...string) []record.Record {
+	out := make([]record.Record, len(bodies))
 	for i, b := range bodies {
-		out[i] = consumers.Record{
-			Origin: sinks.Origin{Source: "orders", ShardID: shard, SequenceNumber: strconv.Itoa(1000 + i), PartitionKey: "pk" + strconv.Itoa(i), ArrivalTime: time.Unix(1700000000, 0).UTC()},
+		out[i] = record.Record{
+			Origin: record.Origin{Source: "orders", ShardID: shard, SequenceNumber: strconv.Itoa(1000 + i), PartitionKey: "pk" + strconv.Itoa(i), ArrivalTime: time.Unix(1700000000, 0).UTC()},
 			Data:   []byte(b),
 		}
 	}
@@ -168,8 +168,8 @@ func TestDeliverEveryRecordBecomesRowOrDeadLetter(t *testing.T) {
 // whose id is odd for themselves, as a database refuses a value it cannot hold.
 type rejectOdd struct{ sinks.RowSink }
 
-func (r rejectOdd) Write(ctx context.Context, rows []sinks.Row) error {
-	var keep []sinks.Row
+func (r rejectOdd) Write(ctx context.Context, rows []record.Row) error {
+	var keep []record.Row
 	var rejected []int
 	for i, row := range rows {
 		if row.Fields[0].Value.(int64)%2 == 1 {
@@ -216,7 +216,7 @@ type panicOnce struct {
 	calls atomic.Int32
 }
 
-func (p *panicOnce) Convert(rec any) ([]sinks.Field, error) {
+func (p *panicOnce) Convert(rec any) ([]record.Field, error) {
 	if p.calls.Add(1) == 1 {
 		panic("bug in a stage")
 	}

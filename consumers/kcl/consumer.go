@@ -71,7 +71,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // Position is where a shard without a checkpoint starts.
@@ -273,7 +273,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	if p.stopped || len(in.Records) == 0 {
 		return
 	}
-	recs := make([]consumers.Record, len(in.Records))
+	recs := make([]record.Record, len(in.Records))
 	for i, r := range in.Records {
 		seq := aws.ToString(r.SequenceNumber)
 		sub := 0
@@ -281,8 +281,8 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		if i > 0 && seq == recs[i-1].Origin.SequenceNumber {
 			sub = recs[i-1].Origin.SubSequence + 1
 		}
-		recs[i] = consumers.Record{
-			Origin: sinks.Origin{
+		recs[i] = record.Record{
+			Origin: record.Origin{
 				Source:         p.c.cfg.Source,
 				StreamARN:      p.c.cfg.StreamARN,
 				ShardID:        p.shardID,

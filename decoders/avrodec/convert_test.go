@@ -10,7 +10,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // allTypesDataset reads every field of testdata/schemas/all_types.avsc with
@@ -64,8 +64,8 @@ func TestConvertAvscRecord(t *testing.T) {
 		got[f.Name] = f.Value
 	}
 	ts := time.Date(2024, 5, 1, 12, 34, 56, 789000000, time.UTC)
-	street := func(s string, zip any) []sinks.Field {
-		return []sinks.Field{{Name: "street", Value: s}, {Name: "zip", Value: zip}}
+	street := func(s string, zip any) []record.Field {
+		return []record.Field{{Name: "street", Value: s}, {Name: "zip", Value: zip}}
 	}
 	want := map[string]any{
 		"id": int64(1234567890123456789), "small": int64(-42), "ratio": 0.5, "amount": 129.95, "active": true,
@@ -73,14 +73,14 @@ func TestConvertAvscRecord(t *testing.T) {
 		"hash":   []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
 		"status": "PAID", "note": "gift wrap", "ts_millis": ts,
 		"ts_micros": time.Date(2024, 5, 1, 12, 34, 56, 789123000, time.UTC),
-		"day":       sinks.Date{Year: 2024, Month: time.May, Day: 1},
-		"price":     sinks.Decimal("12345.67"), "total": sinks.Decimal("-98765.4321"),
+		"day":       record.Date{Year: 2024, Month: time.May, Day: 1},
+		"price":     record.Decimal("12345.67"), "total": record.Decimal("-98765.4321"),
 		"uid":  "123e4567-e89b-12d3-a456-426614174000",
 		"tags": []any{"gift", "express"}, "counts": map[string]any{"a": int64(1), "b": int64(-2)},
 		"address": street("1 Main St", "75001"), "previous": street("9 Old Rd", nil),
 		"lines": []any{
-			[]sinks.Field{{Name: "sku", Value: "A-1"}, {Name: "qty", Value: int64(2)}, {Name: "discount", Value: sinks.Decimal("1.50")}},
-			[]sinks.Field{{Name: "sku", Value: "B-2"}, {Name: "qty", Value: int64(1)}, {Name: "discount", Value: nil}},
+			[]record.Field{{Name: "sku", Value: "A-1"}, {Name: "qty", Value: int64(2)}, {Name: "discount", Value: record.Decimal("1.50")}},
+			[]record.Field{{Name: "sku", Value: "B-2"}, {Name: "qty", Value: int64(1)}, {Name: "discount", Value: nil}},
 		},
 		"opt_ts":   time.Date(2024, 5, 1, 12, 34, 56, 789123000, time.UTC),
 		"opt_tags": []any{"a", nil}, "attrs": map[string]any{"w": 1.5, "v": nil},

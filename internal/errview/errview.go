@@ -24,7 +24,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // Source is where dead letters are read back from.
@@ -34,7 +34,7 @@ type Source interface {
 	// letters f does not select (a database filters in its query); the
 	// caller applies f again. What it cannot parse is counted in the stats,
 	// not returned. fn may keep the letter.
-	Scan(ctx context.Context, f Filter, fn func(*sinks.DeadLetter) error) (ScanStats, error)
+	Scan(ctx context.Context, f Filter, fn func(*record.DeadLetter) error) (ScanStats, error)
 }
 
 // ScanStats describes what a Scan read.
@@ -51,7 +51,7 @@ var ErrNotSupported = errors.New("reading dead letters back is not supported for
 // back yet; Scan returns an error wrapping ErrNotSupported that names kind.
 type Unsupported struct{ Kind string }
 
-func (u Unsupported) Scan(context.Context, Filter, func(*sinks.DeadLetter) error) (ScanStats, error) {
+func (u Unsupported) Scan(context.Context, Filter, func(*record.DeadLetter) error) (ScanStats, error) {
 	return ScanStats{}, fmt.Errorf("the %s dead-letter sink: %w yet; query its table directly", u.Kind, ErrNotSupported)
 }
 
@@ -63,7 +63,7 @@ type Filter struct {
 	Until   time.Time // arrival time before
 }
 
-func (f Filter) match(d *sinks.DeadLetter) bool {
+func (f Filter) match(d *record.DeadLetter) bool {
 	if len(f.Reasons) > 0 {
 		ok := false
 		for _, r := range f.Reasons {
@@ -168,7 +168,7 @@ func Summarize(ctx context.Context, src Source, q Query) (*Summary, error) {
 	reasons := map[string]int{}
 	fields := map[[2]string]int{}
 	latest := &newest{limit: q.Limit}
-	stats, err := src.Scan(ctx, q.Filter, func(d *sinks.DeadLetter) error {
+	stats, err := src.Scan(ctx, q.Filter, func(d *record.DeadLetter) error {
 		if !q.match(d) {
 			return nil
 		}
@@ -224,7 +224,7 @@ func (q Query) view() FilterView {
 	return v
 }
 
-func entryOf(d *sinks.DeadLetter) Entry {
+func entryOf(d *record.DeadLetter) Entry {
 	return Entry{
 		Source:         d.Source,
 		ShardID:        d.ShardID,
@@ -242,8 +242,8 @@ func entryOf(d *sinks.DeadLetter) Entry {
 }
 
 // fieldOf is the field a schema_error names, "" for other reasons.
-func fieldOf(d *sinks.DeadLetter) string {
-	if d.Reason != sinks.ReasonSchema {
+func fieldOf(d *record.DeadLetter) string {
+	if d.Reason != record.ReasonSchema {
 		return ""
 	}
 	return FieldPath(d.Error)
@@ -381,12 +381,12 @@ func ParseReasons(values ...string) ([]string, error) {
 			if r == "" {
 				continue
 			}
-			switch sinks.Reason(r) {
-			case sinks.ReasonDecode, sinks.ReasonSchema, sinks.ReasonNoRoute, sinks.ReasonSinkRejected:
+			switch record.Reason(r) {
+			case record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected:
 				out = append(out, r)
 			default:
 				return nil, fmt.Errorf("unknown reason %q: use %s, %s, %s or %s", r,
-					sinks.ReasonDecode, sinks.ReasonSchema, sinks.ReasonNoRoute, sinks.ReasonSinkRejected)
+					record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected)
 			}
 		}
 	}
@@ -396,12 +396,12 @@ func ParseReasons(values ...string) ([]string, error) {
 // newest keeps the limit most recent letters (a min-heap on recency).
 type newest struct {
 	limit int
-	h     []*sinks.DeadLetter
+	h     []*record.DeadLetter
 }
 
 // after orders letters by arrival time, then shard, sequence number and
 // subsequence: a total order, so the view is the same on every run.
-func after(a, b *sinks.DeadLetter) bool {
+func after(a, b *record.DeadLetter) bool {
 	if !a.ArrivalTime.Equal(b.ArrivalTime) {
 		return a.ArrivalTime.After(b.ArrivalTime)
 	}
@@ -420,14 +420,14 @@ func after(a, b *sinks.DeadLetter) bool {
 func (n *newest) Len() int           { return len(n.h) }
 func (n *newest) Less(i, j int) bool { return after(n.h[j], n.h[i]) }
 func (n *newest) Swap(i, j int)      { n.h[i], n.h[j] = n.h[j], n.h[i] }
-func (n *newest) Push(x any)         { n.h = append(n.h, x.(*sinks.DeadLetter)) }
+func (n *newest) Push(x any)         { n.h = append(n.h, x.(*record.DeadLetter)) }
 func (n *newest) Pop() any {
 	x := n.h[len(n.h)-1]
 	n.h = n.h[:len(n.h)-1]
 	return x
 }
 
-func (n *newest) add(d *sinks.DeadLetter) {
+func (n *newest) add(d *record.DeadLetter) {
 	if len(n.h) < n.limit {
 		heap.Push(n, d)
 		return
@@ -439,8 +439,8 @@ func (n *newest) add(d *sinks.DeadLetter) {
 }
 
 // sorted returns the letters newest first.
-func (n *newest) sorted() []*sinks.DeadLetter {
-	out := append([]*sinks.DeadLetter(nil), n.h...)
+func (n *newest) sorted() []*record.DeadLetter {
+	out := append([]*record.DeadLetter(nil), n.h...)
 	sortBy(out, after)
 	return out
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
 
@@ -22,9 +22,9 @@ var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 const malicious = `<script>document.body.setAttribute("data-pwned","1")</script><img src=x onerror="document.body.setAttribute('data-pwned','2')">`
 
-func letter(i int, shard string, reason sinks.Reason, dataset, errMsg string, data []byte) sinks.DeadLetter {
-	return sinks.DeadLetter{
-		Origin: sinks.Origin{
+func letter(i int, shard string, reason record.Reason, dataset, errMsg string, data []byte) record.DeadLetter {
+	return record.DeadLetter{
+		Origin: record.Origin{
 			Source: "orders", StreamARN: "arn:aws:kinesis:us-east-1:000000000000:stream/orders", ShardID: shard,
 			SequenceNumber: "4960000000000000000" + string(rune('0'+i%10)) + strings.Repeat("0", i/10),
 			PartitionKey:   "k-" + string(rune('a'+i%26)), ArrivalTime: t0.Add(time.Duration(i) * time.Minute),
@@ -38,19 +38,19 @@ func letter(i int, shard string, reason sinks.Reason, dataset, errMsg string, da
 func fixture(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	w1 := []sinks.DeadLetter{
-		letter(0, "shardId-000000000000", sinks.ReasonDecode, "", "invalid JSON at byte 12: unexpected EOF", []byte(`{"id":1,"amount":1.5,`)),
-		letter(1, "shardId-000000000000", sinks.ReasonSchema, "orders", "amount: missing", []byte(`{"id":2}`)),
-		letter(2, "shardId-000000000001", sinks.ReasonSchema, "orders", `amount: want float, got string "12.50"`, []byte(`{"id":3,"amount":"12.50"}`)),
-		letter(3, "shardId-000000000001", sinks.ReasonSchema, "orders", `items[3].price: want float, got null`, []byte(`{"id":4}`)),
+	w1 := []record.DeadLetter{
+		letter(0, "shardId-000000000000", record.ReasonDecode, "", "invalid JSON at byte 12: unexpected EOF", []byte(`{"id":1,"amount":1.5,`)),
+		letter(1, "shardId-000000000000", record.ReasonSchema, "orders", "amount: missing", []byte(`{"id":2}`)),
+		letter(2, "shardId-000000000001", record.ReasonSchema, "orders", `amount: want float, got string "12.50"`, []byte(`{"id":3,"amount":"12.50"}`)),
+		letter(3, "shardId-000000000001", record.ReasonSchema, "orders", `items[3].price: want float, got null`, []byte(`{"id":4}`)),
 	}
-	w2 := []sinks.DeadLetter{
-		letter(4, "shardId-000000000001", sinks.ReasonSchema, "orders", `items[0].price: want float, got null`, []byte(`{"id":5}`)),
-		letter(5, "shardId-000000000000", sinks.ReasonDecode, "", "invalid JSON at byte 0: invalid character 'ÿ'", []byte("\xff\xfe not json at all")),
-		letter(6, "shardId-000000000000", sinks.ReasonSchema, "orders", "id: want int, got string \"<b>6</b>\"", []byte(malicious)),
-		letter(7, "shardId-000000000001", sinks.ReasonNoRoute, "", "no dataset's where took this record", []byte(`{"id":8,"country":"FR"}`)),
+	w2 := []record.DeadLetter{
+		letter(4, "shardId-000000000001", record.ReasonSchema, "orders", `items[0].price: want float, got null`, []byte(`{"id":5}`)),
+		letter(5, "shardId-000000000000", record.ReasonDecode, "", "invalid JSON at byte 0: invalid character 'ÿ'", []byte("\xff\xfe not json at all")),
+		letter(6, "shardId-000000000000", record.ReasonSchema, "orders", "id: want int, got string \"<b>6</b>\"", []byte(malicious)),
+		letter(7, "shardId-000000000001", record.ReasonNoRoute, "", "no dataset's where took this record", []byte(`{"id":8,"country":"FR"}`)),
 	}
-	for wi, batch := range [][]sinks.DeadLetter{w1, w2} {
+	for wi, batch := range [][]record.DeadLetter{w1, w2} {
 		s, err := file.NewDeadLetterSink(file.Config{Dir: dir, WorkerID: "w" + string(rune('1'+wi)), Prefix: "dead-letters"}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)

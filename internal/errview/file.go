@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // FileSource reads the JSON Lines files of the file dead-letter sink: every
@@ -31,7 +31,7 @@ var _ Source = FileSource{}
 const maxLine = 8 << 20
 
 // Scan reads every file whole: f is applied by the caller.
-func (s FileSource) Scan(ctx context.Context, _ Filter, fn func(*sinks.DeadLetter) error) (ScanStats, error) {
+func (s FileSource) Scan(ctx context.Context, _ Filter, fn func(*record.DeadLetter) error) (ScanStats, error) {
 	var st ScanStats
 	if fi, err := os.Stat(s.Dir); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -63,7 +63,7 @@ func (s FileSource) Scan(ctx context.Context, _ Filter, fn func(*sinks.DeadLette
 	return st, nil
 }
 
-func scanFile(ctx context.Context, name string, fn func(*sinks.DeadLetter) error) (skipped int, err error) {
+func scanFile(ctx context.Context, name string, fn func(*record.DeadLetter) error) (skipped int, err error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return 0, err
@@ -85,7 +85,7 @@ func scanFile(ctx context.Context, name string, fn func(*sinks.DeadLetter) error
 			skipped++
 			continue
 		}
-		d := new(sinks.DeadLetter)
+		d := new(record.DeadLetter)
 		if err := json.Unmarshal(line, d); err != nil || d.Reason == "" {
 			skipped++
 			continue

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // PostgresSource reads the dead-letter table of the PostgreSQL dead-letter
@@ -31,7 +30,7 @@ const ConnectTimeout = 10 * time.Second
 // tableRE is the table names the configuration accepts.
 var tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
 
-func (s PostgresSource) Scan(ctx context.Context, f Filter, fn func(*sinks.DeadLetter) error) (ScanStats, error) {
+func (s PostgresSource) Scan(ctx context.Context, f Filter, fn func(*record.DeadLetter) error) (ScanStats, error) {
 	var st ScanStats
 	if !tableRE.MatchString(s.Table) {
 		return st, fmt.Errorf("dead-letter table %q is not a table name", s.Table)
@@ -71,14 +70,14 @@ WHERE ($1::text[] IS NULL OR reason = ANY($1::text[]))
 	defer rows.Close()
 	st.Files = 1 // one table
 	for rows.Next() {
-		d := new(sinks.DeadLetter)
+		d := new(record.DeadLetter)
 		var reason string
 		if err := rows.Scan(&d.Source, &d.StreamARN, &d.ShardID, &d.SequenceNumber, &d.SubSequence, &d.PartitionKey,
 			&d.ArrivalTime, &d.Dataset, &reason, &d.Error, &d.Data); err != nil {
 			st.Skipped++
 			continue
 		}
-		d.Reason = sinks.Reason(reason)
+		d.Reason = record.Reason(reason)
 		if err := fn(d); err != nil {
 			return st, err
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
 
@@ -32,11 +32,11 @@ func TestPostgresSource(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dead-letter sink: %v", err)
 	}
-	letters := []sinks.DeadLetter{
-		letter(0, "shardId-000000000000", sinks.ReasonDecode, "", "invalid JSON at byte 12: unexpected EOF", []byte(`{"id":1,`)),
-		letter(1, "shardId-000000000000", sinks.ReasonSchema, "orders", "amount: missing", []byte(`{"id":2}`)),
-		letter(2, "shardId-000000000001", sinks.ReasonSchema, "orders", `items[2].price: want float, got null`, []byte(`{"id":3}`)),
-		letter(3, "shardId-000000000001", sinks.ReasonSchema, "orders", `amount: want float, got string "x"`, []byte("\xff\x00binary")),
+	letters := []record.DeadLetter{
+		letter(0, "shardId-000000000000", record.ReasonDecode, "", "invalid JSON at byte 12: unexpected EOF", []byte(`{"id":1,`)),
+		letter(1, "shardId-000000000000", record.ReasonSchema, "orders", "amount: missing", []byte(`{"id":2}`)),
+		letter(2, "shardId-000000000001", record.ReasonSchema, "orders", `items[2].price: want float, got null`, []byte(`{"id":3}`)),
+		letter(3, "shardId-000000000001", record.ReasonSchema, "orders", `amount: want float, got string "x"`, []byte("\xff\x00binary")),
 	}
 	if err := sink.Write(ctx, letters); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestPostgresSource(t *testing.T) {
 	// The filters are in the query: count what the table returns.
 	var returned int
 	f := Filter{Reasons: []string{"schema_error"}, Shard: "shardId-000000000001", Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}
-	if _, err := src.Scan(ctx, f, func(*sinks.DeadLetter) error { returned++; return nil }); err != nil {
+	if _, err := src.Scan(ctx, f, func(*record.DeadLetter) error { returned++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if returned != 1 {

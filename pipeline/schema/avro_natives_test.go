@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // TestAvroNatives converts the values decoders/avrodec returns for Avro
@@ -27,19 +27,19 @@ func TestAvroNatives(t *testing.T) {
 		{"float", float32(0.5), 0.5, ""},
 		{"bytes", []byte{0, 0xff}, []byte{0, 0xff}, ""},
 		{"datetime", ts, ts.Truncate(time.Microsecond), ""},
-		{"date", time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), sinks.Date{Year: 1969, Month: 12, Day: 31}, ""},
-		{"date", int32(19844), sinks.Date{Year: 2024, Month: 5, Day: 1}, ""},
+		{"date", time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), record.Date{Year: 1969, Month: 12, Day: 31}, ""},
+		{"date", int32(19844), record.Date{Year: 2024, Month: 5, Day: 1}, ""},
 		{"date", ts, nil, "not midnight UTC"},
-		{"decimal[2]", new(big.Rat).SetFrac64(4332, 100), sinks.Decimal("43.32"), ""},
-		{"decimal[4]", new(big.Rat).SetFrac64(-987654321, 10000), sinks.Decimal("-98765.4321"), ""},
+		{"decimal[2]", new(big.Rat).SetFrac64(4332, 100), record.Decimal("43.32"), ""},
+		{"decimal[4]", new(big.Rat).SetFrac64(-987654321, 10000), record.Decimal("-98765.4321"), ""},
 		{"decimal[1]", new(big.Rat).SetFrac64(4332, 100), nil, "needs more than 1 digits after the point"},
-		{"decimal[2]", int32(5), sinks.Decimal("5.00"), ""},
+		{"decimal[2]", int32(5), record.Decimal("5.00"), ""},
 		// An Avro float is read by its shortest float32 text, as a JSON
 		// number by its text: float32(0.1) is 0.1, not 0.10000000149011612.
-		{"decimal[2]", float32(0.1), sinks.Decimal("0.10"), ""},
-		{"decimal[2]", float32(1.25), sinks.Decimal("1.25"), ""},
+		{"decimal[2]", float32(0.1), record.Decimal("0.10"), ""},
+		{"decimal[2]", float32(1.25), record.Decimal("1.25"), ""},
 		{"decimal[1]", float32(0.25), nil, "needs 2 digits after the point"},
-		{"decimal[2]", float64(0.1), sinks.Decimal("0.10"), ""},
+		{"decimal[2]", float64(0.1), record.Decimal("0.10"), ""},
 		{"str", "PAID", "PAID", ""},
 		{"list[int]", []any{int32(1), int64(2)}, []any{int64(1), int64(2)}, ""},
 		{"map[float]", map[string]any{"a": float32(1.5)}, map[string]any{"a": 1.5}, ""},

@@ -9,14 +9,14 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // Convert validates one decoded record (a decoders.Decoder value tree) and
-// returns its fields in declaration order, typed as documented on sinks.Field.
+// returns its fields in declaration order, typed as documented on record.Field.
 // A record that does not fit returns a *FieldError and no fields. The record is
 // not modified; []byte values and const values are shared, not copied.
-func (s *Schema) Convert(rec any) ([]sinks.Field, error) {
+func (s *Schema) Convert(rec any) ([]record.Field, error) {
 	obj, ok := rec.(map[string]any)
 	if !ok {
 		return nil, &FieldError{Path: "$", Msg: "want object, got " + describe(rec)}
@@ -28,8 +28,8 @@ func (s *Schema) Convert(rec any) ([]sinks.Field, error) {
 	return out, nil
 }
 
-func convertFields(fs []field, obj map[string]any) ([]sinks.Field, *FieldError) {
-	out := make([]sinks.Field, len(fs))
+func convertFields(fs []field, obj map[string]any) ([]record.Field, *FieldError) {
+	out := make([]record.Field, len(fs))
 	for i := range fs {
 		f := &fs[i]
 		var v any
@@ -44,7 +44,7 @@ func convertFields(fs []field, obj map[string]any) ([]sinks.Field, *FieldError) 
 				return nil, fe.prefix(f.name)
 			}
 		}
-		out[i] = sinks.Field{Name: f.name, Value: v}
+		out[i] = record.Field{Name: f.name, Value: v}
 	}
 	return out, nil
 }
@@ -446,7 +446,7 @@ func toDate(v any) (any, *FieldError) {
 		if y < 1 {
 			return nil, ferr("want date, got " + describe(v) + " (outside years 1..9999)")
 		}
-		return sinks.Date{Year: y, Month: time.Month(m), Day: d}, nil
+		return record.Date{Year: y, Month: time.Month(m), Day: d}, nil
 	case json.Number, int64, int32, int:
 		days, fe := toInt(v)
 		if fe != nil {
@@ -456,7 +456,7 @@ func toDate(v any) (any, *FieldError) {
 			return nil, ferr("want date, got " + describe(v) + " (days outside years 1..9999)")
 		}
 		t := time.Unix(days*86400, 0).UTC()
-		return sinks.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, nil
+		return record.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}, nil
 	case time.Time:
 		u := x.UTC()
 		if u.Hour() != 0 || u.Minute() != 0 || u.Second() != 0 || u.Nanosecond() != 0 {
@@ -465,7 +465,7 @@ func toDate(v any) (any, *FieldError) {
 		if !inTimeRange(u) {
 			return nil, ferr("want date, got " + describe(v) + " (outside years 1..9999)")
 		}
-		return sinks.Date{Year: u.Year(), Month: u.Month(), Day: u.Day()}, nil
+		return record.Date{Year: u.Year(), Month: u.Month(), Day: u.Day()}, nil
 	}
 	return nil, wantGot("date", v)
 }
@@ -501,7 +501,7 @@ func toDecimal(v any, scale int) (any, *FieldError) {
 		if why != "" {
 			return nil, ferr("want decimal[" + strconv.Itoa(scale) + "], got " + describe(v) + " (" + why + ")")
 		}
-		return sinks.Decimal(out), nil
+		return record.Decimal(out), nil
 	default:
 		return nil, wantGot("decimal", v)
 	}
@@ -513,7 +513,7 @@ func toDecimal(v any, scale int) (any, *FieldError) {
 	if why != "" {
 		return nil, ferr("want decimal[" + strconv.Itoa(scale) + "], got " + describe(v) + " (" + why + ")")
 	}
-	return sinks.Decimal(out), nil
+	return record.Decimal(out), nil
 }
 
 func toEmbedding(v any, dim int) (any, *FieldError) {

@@ -36,7 +36,7 @@
 // # Types and accepted values
 //
 // Fennel does not coerce across types: a string "42" is not an int and a JSON
-// true is not a str. Go values are those of sinks.Field.
+// true is not a str. Go values are those of record.Field.
 //
 //	int         int64. A JSON number that is an integer literal within int64,
 //	            or a number literal with an exponent or fraction whose value is
@@ -54,9 +54,9 @@
 //	            not), or Avro bytes/fixed.
 //	datetime    time.Time in UTC, truncated (floored) to the microsecond, within
 //	            years 0001..9999. See "Datetime" below.
-//	date        sinks.Date. A "YYYY-MM-DD" string, an integer count of days since
+//	date        record.Date. A "YYYY-MM-DD" string, an integer count of days since
 //	            1970-01-01 (Avro date), or a time.Time at exactly midnight UTC.
-//	decimal[p]  sinks.Decimal, canonical text with exactly p digits after the
+//	decimal[p]  record.Decimal, canonical text with exactly p digits after the
 //	            point ("-12.50"; no exponent, no leading zeros, no "-0"). 1 <= p
 //	            <= 28 and at most 38 significant digits in all (Fennel stores an
 //	            int128). Accepted: JSON numbers (read exactly from their text, no
@@ -72,7 +72,7 @@
 //	list[T]     []any of T.
 //	map[T]      map[string]any of T (a JSON object; keys are always strings).
 //	            dict[T] is an alias.
-//	struct      []sinks.Field in the order of the spec's Fields; a JSON object.
+//	struct      []record.Field in the order of the spec's Fields; a JSON object.
 //	embedding[n] []float64 of exactly n numbers (float rules).
 //
 // Type names are case-insensitive (Optional[int]).

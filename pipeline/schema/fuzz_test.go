@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // fuzzSpecs covers every type and restriction.
@@ -106,10 +106,10 @@ func FuzzConvert(f *testing.F) {
 	})
 }
 
-// checkValue asserts v is one of the Go types documented on sinks.Field.
+// checkValue asserts v is one of the Go types documented on record.Field.
 func checkValue(t *testing.T, path string, v any) {
 	switch x := v.(type) {
-	case nil, bool, int64, string, []byte, sinks.Date, sinks.Decimal:
+	case nil, bool, int64, string, []byte, record.Date, record.Decimal:
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			t.Fatalf("%s: non-finite float", path)
@@ -127,7 +127,7 @@ func checkValue(t *testing.T, path string, v any) {
 		for k, e := range x {
 			checkValue(t, path+"."+k, e)
 		}
-	case []sinks.Field:
+	case []record.Field:
 		for _, e := range x {
 			checkValue(t, path+"."+e.Name, e.Value)
 		}

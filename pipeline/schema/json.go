@@ -8,7 +8,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // ConvertJSON converts a JSON record straight from its bytes, without the
@@ -26,10 +26,10 @@ import (
 // shape), and every message, stay those of the general path.
 //
 // It allocates one copy of data (string values of the row share it, so a
-// retained row keeps the record's text alive), the []sinks.Field, and a box for
+// retained row keeps the record's text alive), the []record.Field, and a box for
 // each value that does not fit in an interface for free. Safe for concurrent
 // use; it never panics on any input.
-func (s *Schema) ConvertJSON(data []byte) (fields []sinks.Field, ok bool) {
+func (s *Schema) ConvertJSON(data []byte) (fields []record.Field, ok bool) {
 	if s.plan == nil || !utf8.Valid(data) {
 		return nil, false
 	}
@@ -139,7 +139,7 @@ func (sc *jscan) ws() {
 }
 
 // object reads the object at sc.i (its '{') and converts fs from it.
-func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]sinks.Field, bool) {
+func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]record.Field, bool) {
 	var local [16]span
 	spans := local[:0]
 	if len(p.keys) <= len(local) {
@@ -150,7 +150,7 @@ func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]sinks.Field, bool)
 	if !sc.members(p, spans, depth) {
 		return nil, false
 	}
-	out := make([]sinks.Field, len(fs))
+	out := make([]record.Field, len(fs))
 	for i := range fs {
 		f := &fs[i]
 		var v any
@@ -176,7 +176,7 @@ func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]sinks.Field, bool)
 				return nil, false
 			}
 		}
-		out[i] = sinks.Field{Name: f.name, Value: v}
+		out[i] = record.Field{Name: f.name, Value: v}
 	}
 	return out, true
 }
@@ -616,7 +616,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if why != "" {
 			return nil, false
 		}
-		return sinks.Decimal(out), true
+		return record.Decimal(out), true
 	case KindBytes, KindDate:
 		// Rare in hot paths: the general conversion, on the value as
 		// jsondec would decode it (a string or a json.Number).

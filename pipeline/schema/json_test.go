@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // convertBoth converts the JSON record js by the general path (jsondec, then
@@ -16,7 +16,7 @@ import (
 // general path's result. Agreeing means: where the general path gives a row,
 // ConvertJSON gives the same row (never declines); where it gives an error
 // (decode or schema), ConvertJSON declines. A decode error is returned as is.
-func convertBoth(t testing.TB, s *Schema, js string) ([]sinks.Field, error) {
+func convertBoth(t testing.TB, s *Schema, js string) ([]record.Field, error) {
 	t.Helper()
 	fast, ok := s.ConvertJSON([]byte(js))
 	rec, err := jsondec.New().Decode([]byte(js))
@@ -182,7 +182,7 @@ func TestConvertJSONAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := []byte(`{"id":1234567,"amount":12.25,"ts":"2024-05-01T10:00:00.123456Z","note":"gift wrap","country":"DE","qty":3}`)
-	// The copy of data, the []sinks.Field, and a box each for id, amount,
+	// The copy of data, the []record.Field, and a box each for id, amount,
 	// ts, note and country (qty fits a box for free).
 	if n := testing.AllocsPerRun(100, func() {
 		if _, ok := s.ConvertJSON(data); !ok {

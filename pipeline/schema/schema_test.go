@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"gopkg.in/yaml.v3"
 )
 
@@ -370,11 +370,11 @@ func TestConvertDatetimeAvro(t *testing.T) {
 
 func TestConvertDate(t *testing.T) {
 	runConvert(t, FieldSpec{Type: "date"}, []convertCase{
-		{"iso", `"2024-02-29"`, sinks.Date{Year: 2024, Month: 2, Day: 29}, ""},
-		{"days", `19782`, sinks.Date{Year: 2024, Month: 2, Day: 29}, ""},
-		{"negative days", `-1`, sinks.Date{Year: 1969, Month: 12, Day: 31}, ""},
-		{"first day", `-719162`, sinks.Date{Year: 1, Month: 1, Day: 1}, ""},
-		{"last day", `2932896`, sinks.Date{Year: 9999, Month: 12, Day: 31}, ""},
+		{"iso", `"2024-02-29"`, record.Date{Year: 2024, Month: 2, Day: 29}, ""},
+		{"days", `19782`, record.Date{Year: 2024, Month: 2, Day: 29}, ""},
+		{"negative days", `-1`, record.Date{Year: 1969, Month: 12, Day: 31}, ""},
+		{"first day", `-719162`, record.Date{Year: 1, Month: 1, Day: 1}, ""},
+		{"last day", `2932896`, record.Date{Year: 9999, Month: 12, Day: 31}, ""},
 		{"past last day", `2932897`, nil, "days outside years 1..9999"},
 		{"bad day", `"2023-02-29"`, nil, "want YYYY-MM-DD"},
 		{"datetime string", `"2024-02-29T00:00:00Z"`, nil, "want YYYY-MM-DD"},
@@ -384,31 +384,31 @@ func TestConvertDate(t *testing.T) {
 	})
 	s, _ := Compile("", []FieldSpec{{Name: "ts", Type: "datetime"}, {Name: "v", Type: "date"}})
 	got, err := s.Convert(map[string]any{"ts": int64(0), "v": utc(2024, 3, 1, 0, 0, 0, 0)})
-	if err != nil || got[1].Value != (sinks.Date{Year: 2024, Month: 3, Day: 1}) {
+	if err != nil || got[1].Value != (record.Date{Year: 2024, Month: 3, Day: 1}) {
 		t.Errorf("Avro date: %v %v", got, err)
 	}
 	if _, err := s.Convert(map[string]any{"ts": int64(0), "v": utc(2024, 3, 1, 0, 0, 1, 0)}); err == nil {
 		t.Errorf("non-midnight time accepted as date")
 	}
 	got, err = s.Convert(map[string]any{"ts": int64(0), "v": int32(1)})
-	if err != nil || got[1].Value != (sinks.Date{Year: 1970, Month: 1, Day: 2}) {
+	if err != nil || got[1].Value != (record.Date{Year: 1970, Month: 1, Day: 2}) {
 		t.Errorf("Avro int date: %v %v", got, err)
 	}
 }
 
 func TestConvertDecimal(t *testing.T) {
 	runConvert(t, FieldSpec{Type: "decimal[2]"}, []convertCase{
-		{"number", `12.5`, sinks.Decimal("12.50"), ""},
-		{"int", `12`, sinks.Decimal("12.00"), ""},
-		{"negative", `-12.5`, sinks.Decimal("-12.50"), ""},
-		{"negative zero", `-0.00`, sinks.Decimal("0.00"), ""},
-		{"small", `0.01`, sinks.Decimal("0.01"), ""},
-		{"leading zeros string", `"007.10"`, sinks.Decimal("7.10"), ""},
-		{"trailing zeros beyond scale", `12.500`, sinks.Decimal("12.50"), ""},
-		{"string", `"12.5"`, sinks.Decimal("12.50"), ""},
-		{"exponent", `1.25e1`, sinks.Decimal("12.50"), ""},
-		{"negative exponent", `125e-2`, sinks.Decimal("1.25"), ""},
-		{"36 int digits", `123456789012345678901234567890123456`, sinks.Decimal("123456789012345678901234567890123456.00"), ""},
+		{"number", `12.5`, record.Decimal("12.50"), ""},
+		{"int", `12`, record.Decimal("12.00"), ""},
+		{"negative", `-12.5`, record.Decimal("-12.50"), ""},
+		{"negative zero", `-0.00`, record.Decimal("0.00"), ""},
+		{"small", `0.01`, record.Decimal("0.01"), ""},
+		{"leading zeros string", `"007.10"`, record.Decimal("7.10"), ""},
+		{"trailing zeros beyond scale", `12.500`, record.Decimal("12.50"), ""},
+		{"string", `"12.5"`, record.Decimal("12.50"), ""},
+		{"exponent", `1.25e1`, record.Decimal("12.50"), ""},
+		{"negative exponent", `125e-2`, record.Decimal("1.25"), ""},
+		{"36 int digits", `123456789012345678901234567890123456`, record.Decimal("123456789012345678901234567890123456.00"), ""},
 		{"37 int digits", `1234567890123456789012345678901234567`, nil, "outside decimal[2] range (at most 36 digits before the point)"},
 		{"too much scale", `12.345`, nil, `v: want decimal[2], got number 12.345 (needs 3 digits after the point, decimal[2] has 2)`},
 		{"tiny", `1e-30`, nil, "needs 30 digits after the point"},
@@ -421,7 +421,7 @@ func TestConvertDecimal(t *testing.T) {
 	s, _ := Compile("", []FieldSpec{{Name: "ts", Type: "datetime"}, {Name: "v", Type: "decimal[3]"}})
 	for _, tc := range []struct {
 		in          any
-		want        sinks.Decimal
+		want        record.Decimal
 		errContains string
 	}{
 		{big.NewRat(-1, 8), "-0.125", ""},
@@ -482,8 +482,8 @@ func TestConvertComposite(t *testing.T) {
 		{Name: "city", Type: "optional[str]", Ref: "shop.address[0].city"},
 	}}, []convertCase{
 		{"structs", `[{"sku":"a","price":1,"qty":2,"extra":true,"shop":{"address":[{"city":"X"}]}},{"sku":"b","price":2.5}]`, []any{
-			[]sinks.Field{{Name: "sku", Value: "a"}, {Name: "price", Value: 1.0}, {Name: "qty", Value: int64(2)}, {Name: "city", Value: "X"}},
-			[]sinks.Field{{Name: "sku", Value: "b"}, {Name: "price", Value: 2.5}, {Name: "qty", Value: nil}, {Name: "city", Value: nil}},
+			[]record.Field{{Name: "sku", Value: "a"}, {Name: "price", Value: 1.0}, {Name: "qty", Value: int64(2)}, {Name: "city", Value: "X"}},
+			[]record.Field{{Name: "sku", Value: "b"}, {Name: "price", Value: 2.5}, {Name: "qty", Value: nil}, {Name: "city", Value: nil}},
 		}, ""},
 		{"missing price", `[{"sku":"a","price":1},{"sku":"b"},{"sku":"c","price":3},{"sku":"d"}]`, nil, "v[1].price: missing"},
 		{"bad ref parent", `[{"sku":"a","price":1,"shop":{"address":"nowhere"}}]`, nil, "v[0].city: ref shop.address[0].city: want list at shop.address, got string"},
@@ -504,7 +504,7 @@ func TestRefsAndConst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []sinks.Field{{Name: "ts", Value: utc(2024, 1, 1, 0, 0, 0, 0)}, {Name: "city", Value: "B"}, {Name: "dotted", Value: int64(7)}}
+	want := []record.Field{{Name: "ts", Value: utc(2024, 1, 1, 0, 0, 0, 0)}, {Name: "city", Value: "B"}, {Name: "dotted", Value: int64(7)}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %#v\nwant %#v", got, want)
 	}
@@ -534,7 +534,7 @@ func TestRefsAndConst(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err = s.Convert(map[string]any{"src": "ignored"})
-	want = []sinks.Field{{Name: "ts", Value: utc(2024, 1, 1, 0, 0, 0, 0)}, {Name: "src", Value: "kinesis"}, {Name: "nothing", Value: nil}, {Name: "amount", Value: sinks.Decimal("3.00")}}
+	want = []record.Field{{Name: "ts", Value: utc(2024, 1, 1, 0, 0, 0, 0)}, {Name: "src", Value: "kinesis"}, {Name: "nothing", Value: nil}, {Name: "amount", Value: record.Decimal("3.00")}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("const: %#v, %v", got, err)
 	}

@@ -96,7 +96,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // ErrFields is wrapped by Compile's error when the dataset's fields themselves
@@ -197,7 +197,7 @@ func (f *Filter) Match(rec any) (bool, error) {
 	if f == nil {
 		return true, nil
 	}
-	var row []sinks.Field
+	var row []record.Field
 	if f.sub != nil {
 		var err error
 		if row, err = f.sub.Convert(rec); err != nil {
@@ -235,7 +235,7 @@ func (f *Filter) MatchJSON(data []byte) (match, ok bool) {
 }
 
 // eval runs the expression on the converted fields it names.
-func (f *Filter) eval(row []sinks.Field) (bool, error) {
+func (f *Filter) eval(row []record.Field) (bool, error) {
 	st := f.pool.Get().(*state)
 	defer f.pool.Put(st)
 	for i := range f.vars {
@@ -381,7 +381,7 @@ func typeOf(t schema.Type, structFields []schema.FieldSpec, arrayElem bool, dept
 			return types.Map{types.Extra: et}, s
 		}
 	case schema.KindStruct:
-		// Converted structs are []sinks.Field; the expression sees objects.
+		// Converted structs are []record.Field; the expression sees objects.
 		s.adapt = true
 		s.fields = map[string]*shape{}
 		m := types.Map{}
@@ -407,11 +407,11 @@ func (s *shape) value(v any) any {
 	case schema.KindOptional:
 		return s.elem.value(v)
 	case schema.KindDate:
-		if d, ok := v.(sinks.Date); ok {
+		if d, ok := v.(record.Date); ok {
 			return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC)
 		}
 	case schema.KindDecimal:
-		if d, ok := v.(sinks.Decimal); ok {
+		if d, ok := v.(record.Decimal); ok {
 			f, _ := strconv.ParseFloat(string(d), 64)
 			return f
 		}
@@ -432,7 +432,7 @@ func (s *shape) value(v any) any {
 			return out
 		}
 	case schema.KindStruct:
-		if fs, ok := v.([]sinks.Field); ok {
+		if fs, ok := v.([]record.Field); ok {
 			out := make(map[string]any, len(fs))
 			for _, f := range fs {
 				fv := f.Value

@@ -9,30 +9,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 const benchBatch = 500
 
 // benchRows is a batch of typical rows (~330 bytes each as JSON).
-func benchRows(shard string) []sinks.Row {
-	rows := make([]sinks.Row, benchBatch)
+func benchRows(shard string) []record.Row {
+	rows := make([]record.Row, benchBatch)
 	for i := range rows {
-		rows[i] = sinks.Row{
+		rows[i] = record.Row{
 			Dataset: "orders",
-			Origin: sinks.Origin{Source: "orders-stream", ShardID: shard, SequenceNumber: seqString(i),
+			Origin: record.Origin{Source: "orders-stream", ShardID: shard, SequenceNumber: seqString(i),
 				PartitionKey: "customer-42", ArrivalTime: fixedTime.Add(time.Duration(i) * time.Millisecond)},
-			Fields: []sinks.Field{
+			Fields: []record.Field{
 				{Name: "order_id", Value: int64(1_000_000 + i)},
 				{Name: "customer", Value: fmt.Sprintf("customer-%d", i%97)},
-				{Name: "amount", Value: sinks.Decimal("129.95")},
+				{Name: "amount", Value: record.Decimal("129.95")},
 				{Name: "placed_at", Value: fixedTime.Add(time.Duration(i) * time.Second)},
-				{Name: "day", Value: sinks.Date{Year: 2024, Month: time.January, Day: 2}},
+				{Name: "day", Value: record.Date{Year: 2024, Month: time.January, Day: 2}},
 				{Name: "paid", Value: i%3 != 0},
 				{Name: "score", Value: 0.731 * float64(i)},
 				{Name: "note", Value: "deliver to the back door, ring twice \"please\""},
 				{Name: "items", Value: []any{map[string]any{"sku": "A-1", "qty": int64(2)}, map[string]any{"sku": "B-7", "qty": int64(1)}}},
-				{Name: "address", Value: []sinks.Field{{Name: "city", Value: "Berlin"}, {Name: "zip", Value: "10115"}}},
+				{Name: "address", Value: []record.Field{{Name: "city", Value: "Berlin"}, {Name: "zip", Value: "10115"}}},
 			},
 		}
 	}
@@ -60,7 +60,7 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			defer s.Close()
 			s.c.noGroup = !bc.group // set before the first Write; read by the committer only after it
-			batches := make([][]sinks.Row, writers)
+			batches := make([][]record.Row, writers)
 			for i := range batches {
 				batches[i] = benchRows(fmt.Sprintf("shardId-%d", i))
 			}
@@ -112,7 +112,7 @@ func BenchmarkWrite(b *testing.B) {
 	})
 }
 
-func mustEncode(b *testing.B, rows []sinks.Row) []byte {
+func mustEncode(b *testing.B, rows []record.Row) []byte {
 	buf, _, err := encodeBatch(nil, rows, "row", appendRow)
 	if err != nil {
 		b.Fatal(err)

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/jsonenc"
 )
 
 // appendRow writes one row line: the fields in declaration order, then the
 // origin columns.
-func appendRow(b []byte, r *sinks.Row) ([]byte, error) {
+func appendRow(b []byte, r *record.Row) ([]byte, error) {
 	b = append(b, '{')
 	for i, f := range r.Fields {
 		if i > 0 {
@@ -45,7 +45,7 @@ func appendRow(b []byte, r *sinks.Row) ([]byte, error) {
 }
 
 // appendDeadLetter writes one dead letter line.
-func appendDeadLetter(b []byte, d *sinks.DeadLetter) ([]byte, error) {
+func appendDeadLetter(b []byte, d *record.DeadLetter) ([]byte, error) {
 	b = append(b, `{"source":`...)
 	b = jsonenc.AppendString(b, d.Source)
 	b = append(b, `,"stream_arn":`...)

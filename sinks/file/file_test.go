@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/sinktest"
 )
@@ -111,7 +112,7 @@ func TestRowSinkConformance(t *testing.T) {
 			sinktest.RunRowSink(t, sinktest.RowHarness{
 				New:    func(t *testing.T) sinks.RowSink { return newRowSink(t, d.fresh(t), tc.maxBytes) },
 				Reopen: func(t *testing.T) sinks.RowSink { return newRowSink(t, d.of(t), tc.maxBytes) },
-				Read:   func(t *testing.T) []sinks.Row { return readRows(t, d.of(t), "orders") },
+				Read:   func(t *testing.T) []record.Row { return readRows(t, d.of(t), "orders") },
 				Break:  func(t *testing.T) { breakDir(t, d.of(t)) },
 				Heal:   func(t *testing.T) { healDir(t, d.of(t)) },
 			})
@@ -124,7 +125,7 @@ func TestDeadLetterSinkConformance(t *testing.T) {
 	sinktest.RunDeadLetterSink(t, sinktest.DeadLetterHarness{
 		New:    func(t *testing.T) sinks.DeadLetterSink { return newDeadLetterSink(t, d.fresh(t)) },
 		Reopen: func(t *testing.T) sinks.DeadLetterSink { return newDeadLetterSink(t, d.of(t)) },
-		Read:   func(t *testing.T) []sinks.DeadLetter { return readDeadLetters(t, d.of(t), "dead-letters") },
+		Read:   func(t *testing.T) []record.DeadLetter { return readDeadLetters(t, d.of(t), "dead-letters") },
 		Break:  func(t *testing.T) { breakDir(t, d.of(t)) },
 		Heal:   func(t *testing.T) { healDir(t, d.of(t)) },
 	})
@@ -188,11 +189,11 @@ var fixedTime = time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)
 func TestRowJSONFormat(t *testing.T) {
 	dir := t.TempDir()
 	s := newRowSink(t, dir, 0)
-	row := sinks.Row{
+	row := record.Row{
 		Dataset: "orders",
-		Origin: sinks.Origin{Source: "src", StreamARN: "arn", ShardID: "shardId-1", SequenceNumber: "4959",
+		Origin: record.Origin{Source: "src", StreamARN: "arn", ShardID: "shardId-1", SequenceNumber: "4959",
 			SubSequence: 3, PartitionKey: "pk", ArrivalTime: time.Date(2024, 1, 2, 4, 4, 5, 0, time.FixedZone("CET", 3600))},
-		Fields: []sinks.Field{
+		Fields: []record.Field{
 			{Name: "z_first", Value: int64(-7)},
 			{Name: "b", Value: true},
 			{Name: "f", Value: 1.5},
@@ -206,18 +207,18 @@ func TestRowJSONFormat(t *testing.T) {
 			{Name: "ts", Value: fixedTime},
 			{Name: "ts_nanos", Value: time.Date(2024, 1, 2, 3, 4, 5, 999999999, time.UTC)},
 			{Name: "ts_zone", Value: time.Date(2024, 1, 2, 0, 0, 0, 0, time.FixedZone("EST", -5*3600))},
-			{Name: "date", Value: sinks.Date{Year: 2024, Month: time.March, Day: 9}},
-			{Name: "dec", Value: sinks.Decimal("-12.50")},
+			{Name: "date", Value: record.Date{Year: 2024, Month: time.March, Day: 9}},
+			{Name: "dec", Value: record.Decimal("-12.50")},
 			{Name: "emb", Value: []float64{0.25, -1, 3}},
 			{Name: "nil_emb", Value: []float64(nil)},
-			{Name: "list", Value: []any{int64(1), "x", nil, []any{}, fixedTime, sinks.Date{Year: 1, Month: 1, Day: 1}}},
+			{Name: "list", Value: []any{int64(1), "x", nil, []any{}, fixedTime, record.Date{Year: 1, Month: 1, Day: 1}}},
 			{Name: "map", Value: map[string]any{"b": int64(2), "a": int64(1), "c": map[string]any{"y": nil, "x": []byte{1}}}},
-			{Name: "struct", Value: []sinks.Field{{Name: "z", Value: int64(1)}, {Name: "a", Value: []sinks.Field{{Name: "q", Value: sinks.Decimal("1")}}}}},
-			{Name: "empty_struct", Value: []sinks.Field{}},
+			{Name: "struct", Value: []record.Field{{Name: "z", Value: int64(1)}, {Name: "a", Value: []record.Field{{Name: "q", Value: record.Decimal("1")}}}}},
+			{Name: "empty_struct", Value: []record.Field{}},
 			{Name: "null", Value: nil},
 		},
 	}
-	if err := s.Write(context.Background(), []sinks.Row{row, {Origin: row.Origin}}); err != nil {
+	if err := s.Write(context.Background(), []record.Row{row, {Origin: row.Origin}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -247,11 +248,11 @@ func TestRowJSONFormat(t *testing.T) {
 func TestDeadLetterJSONFormat(t *testing.T) {
 	dir := t.TempDir()
 	s := newDeadLetterSink(t, dir)
-	o := sinks.Origin{Source: "src", StreamARN: "arn:aws:kinesis:eu-west-1:1:stream/s", ShardID: "shardId-1",
+	o := record.Origin{Source: "src", StreamARN: "arn:aws:kinesis:eu-west-1:1:stream/s", ShardID: "shardId-1",
 		SequenceNumber: "4959", SubSequence: 0, PartitionKey: "pk\"1", ArrivalTime: fixedTime}
-	letters := []sinks.DeadLetter{
-		{Origin: o, Dataset: "orders", Reason: sinks.ReasonSchema, Error: "bad \"x\"", Data: []byte{0, 0xff}},
-		{Origin: o, Reason: sinks.ReasonNoRoute, Error: "", Data: nil},
+	letters := []record.DeadLetter{
+		{Origin: o, Dataset: "orders", Reason: record.ReasonSchema, Error: "bad \"x\"", Data: []byte{0, 0xff}},
+		{Origin: o, Reason: record.ReasonNoRoute, Error: "", Data: nil},
 	}
 	if err := s.Write(context.Background(), letters); err != nil {
 		t.Fatal(err)
@@ -284,7 +285,7 @@ func TestFileNames(t *testing.T) {
 	a := newRowSink(t, dir, 0)
 	b := newRowSink(t, dir, 0) // same worker id, same second: must not share a file
 	for _, s := range []*RowSink{a, b} {
-		if err := s.Write(context.Background(), []sinks.Row{testRow("shardId-1", 1, 0)}); err != nil {
+		if err := s.Write(context.Background(), []record.Row{testRow("shardId-1", 1, 0)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
@@ -312,10 +313,10 @@ func TestFileNames(t *testing.T) {
 	}
 }
 
-func testRow(shard string, seq, batch int) sinks.Row {
-	return sinks.Row{
-		Origin: sinks.Origin{Source: "test", ShardID: shard, SequenceNumber: seqString(seq), ArrivalTime: fixedTime},
-		Fields: []sinks.Field{
+func testRow(shard string, seq, batch int) record.Row {
+	return record.Row{
+		Origin: record.Origin{Source: "test", ShardID: shard, SequenceNumber: seqString(seq), ArrivalTime: fixedTime},
+		Fields: []record.Field{
 			{Name: "batch", Value: int64(batch)},
 			{Name: "seq", Value: int64(seq)},
 			{Name: "pad", Value: strings.Repeat("p", 40)},
@@ -325,8 +326,8 @@ func testRow(shard string, seq, batch int) sinks.Row {
 
 func seqString(n int) string { return "4959" + strings.Repeat("0", 20) + pad6(n) }
 
-func testBatch(shard string, batch, from, n int) []sinks.Row {
-	rows := make([]sinks.Row, n)
+func testBatch(shard string, batch, from, n int) []record.Row {
+	rows := make([]record.Row, n)
 	for i := range rows {
 		rows[i] = testRow(shard, from+i, batch)
 	}
@@ -334,7 +335,7 @@ func testBatch(shard string, batch, from, n int) []sinks.Row {
 }
 
 // rowInt reads an int64 field of a row read back.
-func rowInt(t testing.TB, r sinks.Row, name string) int64 {
+func rowInt(t testing.TB, r record.Row, name string) int64 {
 	t.Helper()
 	for _, f := range r.Fields {
 		if f.Name == name {
@@ -463,21 +464,21 @@ func TestRejectedRows(t *testing.T) {
 	dir := t.TempDir()
 	s := newRowSink(t, dir, 0)
 	defer s.Close()
-	bad := func(name string, v any) sinks.Row {
+	bad := func(name string, v any) record.Row {
 		r := testRow("shardId-1", 0, 0)
-		r.Fields = append(r.Fields, sinks.Field{Name: name, Value: v})
+		r.Fields = append(r.Fields, record.Field{Name: name, Value: v})
 		return r
 	}
-	rows := []sinks.Row{
+	rows := []record.Row{
 		testRow("shardId-1", 1, 0),
 		bad("nan", math.NaN()),
 		testRow("shardId-1", 2, 0),
 		bad("inf_in_embedding", []float64{1, math.Inf(1)}),
-		bad("nested_inf", []any{map[string]any{"x": []sinks.Field{{Name: "y", Value: math.Inf(-1)}}}}),
+		bad("nested_inf", []any{map[string]any{"x": []record.Field{{Name: "y", Value: math.Inf(-1)}}}}),
 		bad("int_not_int64", 5),
 		bad("year_10000", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)),
 		testRow("shardId-1", 3, 0),
-		bad("month_13", sinks.Date{Year: 2024, Month: 13, Day: 1}),
+		bad("month_13", record.Date{Year: 2024, Month: 13, Day: 1}),
 	}
 	err := s.Write(context.Background(), rows)
 	rej, ok := sinks.IsRejected(err)
@@ -586,7 +587,7 @@ func TestCloseAndWriteAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	for _, rows := range [][]sinks.Row{testBatch("shardId-1", 1, 3, 3), nil} {
+	for _, rows := range [][]record.Row{testBatch("shardId-1", 1, 3, 3), nil} {
 		if err := s.Write(context.Background(), rows); !errors.Is(err, errClosed) {
 			t.Errorf("Write(%d rows) after Close = %v", len(rows), err)
 		}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/jsonenc"
 )
 
@@ -60,9 +60,9 @@ func tail(b []byte) []byte {
 
 // readRows parses the row files in dir back, failing the test on any line that
 // is not a well-formed row.
-func readRows(t testing.TB, dir, prefix string) []sinks.Row {
+func readRows(t testing.TB, dir, prefix string) []record.Row {
 	t.Helper()
-	var rows []sinks.Row
+	var rows []record.Row
 	for i, line := range lines(t, dir, prefix) {
 		r, err := parseRowLine(line)
 		if err != nil {
@@ -74,27 +74,27 @@ func readRows(t testing.TB, dir, prefix string) []sinks.Row {
 }
 
 // parseRowLine reads a row line keeping key order: objects come back as
-// []sinks.Field, numbers as json.Number, everything else as JSON has it.
-func parseRowLine(line []byte) (sinks.Row, error) {
+// []record.Field, numbers as json.Number, everything else as JSON has it.
+func parseRowLine(line []byte) (record.Row, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	v, err := decodeValue(dec)
 	if err != nil {
-		return sinks.Row{}, err
+		return record.Row{}, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return sinks.Row{}, fmt.Errorf("data after the object")
+		return record.Row{}, fmt.Errorf("data after the object")
 	}
-	fields, ok := v.([]sinks.Field)
+	fields, ok := v.([]record.Field)
 	if !ok {
-		return sinks.Row{}, fmt.Errorf("not an object")
+		return record.Row{}, fmt.Errorf("not an object")
 	}
 	meta := []string{"_source", "_shard_id", "_sequence_number", "_subsequence", "_arrival_time"}
 	if len(fields) < len(meta) {
-		return sinks.Row{}, fmt.Errorf("too few keys")
+		return record.Row{}, fmt.Errorf("too few keys")
 	}
 	n := len(fields) - len(meta)
-	var r sinks.Row
+	var r record.Row
 	for i, name := range meta {
 		f := fields[n+i]
 		if f.Name != name {
@@ -154,7 +154,7 @@ func decodeValue(dec *json.Decoder) (any, error) {
 	}
 	switch tok {
 	case json.Delim('{'):
-		fields := []sinks.Field{}
+		fields := []record.Field{}
 		for dec.More() {
 			k, err := dec.Token()
 			if err != nil {
@@ -168,7 +168,7 @@ func decodeValue(dec *json.Decoder) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			fields = append(fields, sinks.Field{Name: name, Value: v})
+			fields = append(fields, record.Field{Name: name, Value: v})
 		}
 		_, err := dec.Token()
 		return fields, err
@@ -190,12 +190,12 @@ func decodeValue(dec *json.Decoder) (any, error) {
 }
 
 // readDeadLetters parses the dead letter files in dir back, strictly.
-func readDeadLetters(t testing.TB, dir, prefix string) []sinks.DeadLetter {
+func readDeadLetters(t testing.TB, dir, prefix string) []record.DeadLetter {
 	t.Helper()
-	var out []sinks.DeadLetter
+	var out []record.DeadLetter
 	for i, line := range lines(t, dir, prefix) {
 		var d struct {
-			sinks.DeadLetter
+			record.DeadLetter
 			ArrivalTime string `json:"arrival_time"`
 		}
 		dec := json.NewDecoder(bytes.NewReader(line))

@@ -4,16 +4,17 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
 // RowSink writes rows as JSON Lines: one object per row with the fields in
 // declaration order, then _source, _shard_id, _sequence_number, _subsequence and
 // _arrival_time. Values are written by Go type: time.Time as RFC 3339 UTC with
-// six fractional digits, sinks.Date as "2006-01-02", sinks.Decimal as a string,
-// []byte as base64, map keys sorted, []sinks.Field as an object in declaration
+// six fractional digits, record.Date as "2006-01-02", record.Decimal as a string,
+// []byte as base64, map keys sorted, []record.Field as an object in declaration
 // order, nil as null. A row holding a value JSON cannot represent (NaN, ±Inf, a
-// year outside 0000-9999, a Go type not listed in sinks.Field) is refused with a
+// year outside 0000-9999, a Go type not listed in record.Field) is refused with a
 // *sinks.RejectedError while the rest of the batch is written.
 type RowSink struct{ c *committer }
 
@@ -50,7 +51,7 @@ func NewDeadLetterSink(cfg Config, log *slog.Logger) (*DeadLetterSink, error) {
 // Write appends rows to the current file and returns once they are fsynced.
 // It is safe for concurrent use; the rows of one call stay contiguous and in
 // order.
-func (s *RowSink) Write(ctx context.Context, rows []sinks.Row) error {
+func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
 	return writeBatch(ctx, s.c, rows, "row", appendRow)
 }
 
@@ -59,7 +60,7 @@ func (s *RowSink) Write(ctx context.Context, rows []sinks.Row) error {
 func (s *RowSink) Close() error { return s.c.close() }
 
 // Write appends letters to the current file and returns once they are fsynced.
-func (s *DeadLetterSink) Write(ctx context.Context, letters []sinks.DeadLetter) error {
+func (s *DeadLetterSink) Write(ctx context.Context, letters []record.DeadLetter) error {
 	return writeBatch(ctx, s.c, letters, "dead letter", appendDeadLetter)
 }
 

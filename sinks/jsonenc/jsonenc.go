@@ -2,7 +2,7 @@
 // times as RFC 3339 UTC with exactly six fractional digits, dates as
 // "2006-01-02", decimals and bytes (base64) as strings, struct fields in
 // declaration order, map keys sorted. It accepts only the Go types listed in
-// sinks.Field; anything else, and floats JSON cannot hold, is an error.
+// record.Field; anything else, and floats JSON cannot hold, is an error.
 package jsonenc
 
 import (
@@ -16,7 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // ErrNUL is returned by AppendValueNoNUL for a string holding U+0000, which
@@ -40,7 +40,7 @@ func appendStr(b []byte, s string, noNUL bool) ([]byte, error) {
 // six fractional digits (microseconds, truncated).
 const TimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
-// appendValue appends v as JSON (see AppendValue). Only the Go types listed in sinks.Field are
+// appendValue appends v as JSON (see AppendValue). Only the Go types listed in record.Field are
 // accepted; anything else, and floats that JSON cannot hold, is an error.
 func appendValue(b []byte, v any, noNUL bool) ([]byte, error) {
 	switch v := v.(type) {
@@ -63,9 +63,9 @@ func appendValue(b []byte, v any, noNUL bool) ([]byte, error) {
 		return append(b, '"'), nil
 	case time.Time:
 		return AppendTime(b, v)
-	case sinks.Date:
+	case record.Date:
 		return AppendDate(b, v)
-	case sinks.Decimal:
+	case record.Decimal:
 		return appendStr(b, string(v), noNUL)
 	case []float64:
 		if v == nil {
@@ -121,7 +121,7 @@ func appendValue(b []byte, v any, noNUL bool) ([]byte, error) {
 			}
 		}
 		return append(b, '}'), nil
-	case []sinks.Field:
+	case []record.Field:
 		if v == nil {
 			return append(b, "null"...), nil
 		}
@@ -188,7 +188,7 @@ func AppendTime(b []byte, t time.Time) ([]byte, error) {
 	return b, nil
 }
 
-func AppendDate(b []byte, d sinks.Date) ([]byte, error) {
+func AppendDate(b []byte, d record.Date) ([]byte, error) {
 	if d.Year < 0 || d.Year > 9999 || d.Month < 1 || d.Month > 12 || d.Day < 1 || d.Day > 31 {
 		return b, fmt.Errorf("date %s: not a valid calendar date in 0000-9999", d)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/jsonenc"
 )
 
@@ -80,7 +80,7 @@ func toPG(vk valueKind, v any) (any, int, error) {
 			return v, 8, nil
 		}
 	case vkDate:
-		if x, ok := v.(sinks.Date); ok {
+		if x, ok := v.(record.Date); ok {
 			t := time.Date(x.Year, x.Month, x.Day, 0, 0, 0, 0, time.UTC)
 			if y, m, d := t.Date(); y != x.Year || m != x.Month || d != x.Day {
 				return nil, 0, fmt.Errorf("date %s is not a calendar date", x)
@@ -91,7 +91,7 @@ func toPG(vk valueKind, v any) (any, int, error) {
 			return pgtype.Date{Time: t, Valid: true}, 4, nil
 		}
 	case vkDecimal:
-		if x, ok := v.(sinks.Decimal); ok {
+		if x, ok := v.(record.Decimal); ok {
 			n, err := parseDecimal(string(x))
 			return n, len(x), err
 		}
@@ -105,7 +105,7 @@ func toPG(vk valueKind, v any) (any, int, error) {
 		}
 	case vkJSON:
 		switch v.(type) {
-		case []any, map[string]any, []sinks.Field, []float64:
+		case []any, map[string]any, []record.Field, []float64:
 			if typedNil(v) {
 				return nil, 0, nil
 			}
@@ -162,7 +162,7 @@ func sanitizeText(s string) string {
 	return strings.ReplaceAll(jsonenc.ValidUTF8(s), "\x00", "\uFFFD")
 }
 
-// parseDecimal reads a sinks.Decimal ("-12.50") into a numeric that keeps
+// parseDecimal reads a record.Decimal ("-12.50") into a numeric that keeps
 // its scale.
 func parseDecimal(s string) (pgtype.Numeric, error) {
 	bad := func() (pgtype.Numeric, error) {
@@ -207,7 +207,7 @@ func typedNil(v any) bool {
 		return v == nil
 	case map[string]any:
 		return v == nil
-	case []sinks.Field:
+	case []record.Field:
 		return v == nil
 	}
 	return false

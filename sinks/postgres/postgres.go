@@ -76,6 +76,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
@@ -193,14 +194,14 @@ func CreateTableSQL(cfg Config) (string, error) {
 	return spec.createSQL(), nil
 }
 
-func originKey(o *sinks.Origin) string {
+func originKey(o *record.Origin) string {
 	return o.ShardID + "/" + o.SequenceNumber + "/" + strconv.Itoa(o.SubSequence)
 }
 
 // Write inserts rows and returns once they are committed. Rows already in
 // the table (same shard, sequence number and sub-sequence) are skipped.
 // Fields are matched to columns by name; a column without a field is NULL.
-func (s *RowSink) Write(ctx context.Context, rows []sinks.Row) error {
+func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -237,7 +238,7 @@ func (s *RowSink) Write(ctx context.Context, rows []sinks.Row) error {
 	return rejected(refused, "row")
 }
 
-func (s *RowSink) prepare(r *sinks.Row, cols []column, nf int) (prepared, error) {
+func (s *RowSink) prepare(r *record.Row, cols []column, nf int) (prepared, error) {
 	vals := make([]any, len(cols))
 	var size int64
 	inOrder := len(r.Fields) == nf
@@ -290,7 +291,7 @@ func (s *RowSink) Ping(ctx context.Context) error { return s.e.ping(ctx) }
 
 // Write inserts dead letters and returns once they are committed. Letters
 // already in the table are skipped. It never returns a *sinks.RejectedError.
-func (s *DeadLetterSink) Write(ctx context.Context, letters []sinks.DeadLetter) error {
+func (s *DeadLetterSink) Write(ctx context.Context, letters []record.DeadLetter) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

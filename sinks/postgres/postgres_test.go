@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/sinktest"
 )
@@ -111,7 +112,7 @@ type shapes struct {
 	m  map[string][]string
 }
 
-func (s *shapes) record(rows []sinks.Row) {
+func (s *shapes) record(rows []record.Row) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range rows {
@@ -135,13 +136,13 @@ type recorder struct {
 	shapes *shapes
 }
 
-func (r recorder) Write(ctx context.Context, rows []sinks.Row) error {
+func (r recorder) Write(ctx context.Context, rows []record.Row) error {
 	r.shapes.record(rows)
 	return r.RowSink.Write(ctx, rows)
 }
 
 // readRows returns the rows of table in key order, with the recorded shape.
-func readRows(t testing.TB, conn *pgx.Conn, table string, cols []schema.Column, sh *shapes) []sinks.Row {
+func readRows(t testing.TB, conn *pgx.Conn, table string, cols []schema.Column, sh *shapes) []record.Row {
 	t.Helper()
 	sel := ""
 	for _, c := range cols {
@@ -163,14 +164,14 @@ func readRows(t testing.TB, conn *pgx.Conn, table string, cols []schema.Column, 
 		t.Fatalf("read %s: %v", table, err)
 	}
 	defer rows.Close()
-	var out []sinks.Row
+	var out []record.Row
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
 			t.Fatalf("read %s: %v", table, err)
 		}
 		n := len(cols)
-		var r sinks.Row
+		var r record.Row
 		r.Origin.Source = vals[n].(string)
 		r.Origin.ShardID = vals[n+1].(string)
 		r.Origin.SequenceNumber = vals[n+2].(string)
@@ -206,7 +207,7 @@ func readRows(t testing.TB, conn *pgx.Conn, table string, cols []schema.Column, 
 			}
 		}
 		for _, name := range names {
-			r.Fields = append(r.Fields, sinks.Field{Name: name, Value: byName[name]})
+			r.Fields = append(r.Fields, record.Field{Name: name, Value: byName[name]})
 		}
 		out = append(out, r)
 	}
@@ -216,7 +217,7 @@ func readRows(t testing.TB, conn *pgx.Conn, table string, cols []schema.Column, 
 	return out
 }
 
-func readLetters(t testing.TB, conn *pgx.Conn, table string) []sinks.DeadLetter {
+func readLetters(t testing.TB, conn *pgx.Conn, table string) []record.DeadLetter {
 	t.Helper()
 	rows, err := conn.Query(context.Background(), "SELECT source, stream_arn, shard_id, sequence_number, subsequence, partition_key, arrival_time, dataset, reason, error, data FROM "+
 		pgx.Identifier{table}.Sanitize()+" ORDER BY shard_id, length(sequence_number), sequence_number, subsequence, dataset")
@@ -224,15 +225,15 @@ func readLetters(t testing.TB, conn *pgx.Conn, table string) []sinks.DeadLetter 
 		t.Fatalf("read %s: %v", table, err)
 	}
 	defer rows.Close()
-	var out []sinks.DeadLetter
+	var out []record.DeadLetter
 	for rows.Next() {
-		var d sinks.DeadLetter
+		var d record.DeadLetter
 		var sub int32
 		var reason string
 		if err := rows.Scan(&d.Source, &d.StreamARN, &d.ShardID, &d.SequenceNumber, &sub, &d.PartitionKey, &d.ArrivalTime, &d.Dataset, &reason, &d.Error, &d.Data); err != nil {
 			t.Fatalf("read %s: %v", table, err)
 		}
-		d.SubSequence, d.Reason = int(sub), sinks.Reason(reason)
+		d.SubSequence, d.Reason = int(sub), record.Reason(reason)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
@@ -287,7 +288,7 @@ func TestConformanceRows(t *testing.T) {
 			return open(t, st)
 		},
 		Reopen: func(t *testing.T) sinks.RowSink { return open(t, get(t)) },
-		Read: func(t *testing.T) []sinks.Row {
+		Read: func(t *testing.T) []record.Row {
 			st := get(t)
 			return readRows(t, reader(t), st.table, cols, st.shapes)
 		},
@@ -332,7 +333,7 @@ func TestConformanceDeadLetters(t *testing.T) {
 			return open(t, table)
 		},
 		Reopen:  func(t *testing.T) sinks.DeadLetterSink { return open(t, get(t)) },
-		Read:    func(t *testing.T) []sinks.DeadLetter { return readLetters(t, reader(t), get(t)) },
+		Read:    func(t *testing.T) []record.DeadLetter { return readLetters(t, reader(t), get(t)) },
 		Dedupes: true,
 		Break:   func(t *testing.T) { s.Stop(t) },
 		Heal:    func(t *testing.T) { s.Start(t) },

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
@@ -28,12 +29,12 @@ var orderColumns = []schema.Column{
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-func orderRow(shard string, seq int) sinks.Row {
-	return sinks.Row{
+func orderRow(shard string, seq int) record.Row {
+	return record.Row{
 		Dataset: "orders",
-		Origin: sinks.Origin{Source: "orders", ShardID: shard, SequenceNumber: fmt.Sprintf("4959%020d", seq),
+		Origin: record.Origin{Source: "orders", ShardID: shard, SequenceNumber: fmt.Sprintf("4959%020d", seq),
 			ArrivalTime: t0.Add(time.Duration(seq) * time.Millisecond)},
-		Fields: []sinks.Field{
+		Fields: []record.Field{
 			{Name: "id", Value: int64(seq)},
 			{Name: "amount", Value: float64(seq) + 0.25},
 			{Name: "ts", Value: t0.Add(time.Duration(seq) * time.Second)},
@@ -42,8 +43,8 @@ func orderRow(shard string, seq int) sinks.Row {
 	}
 }
 
-func orderRows(shard string, from, n int) []sinks.Row {
-	out := make([]sinks.Row, n)
+func orderRows(shard string, from, n int) []record.Row {
+	out := make([]record.Row, n)
 	for i := range out {
 		out[i] = orderRow(shard, from+i)
 	}
@@ -218,11 +219,11 @@ func TestRefusedRowsAreIsolated(t *testing.T) {
 	}
 	s := newRowSink(t, Config{DSN: dsn, Table: "orders", BatchRows: 40})
 	rows := orderRows("shardId-000000000000", 0, 100)
-	rows[13].Fields[0].Value = int64(13)                                                        // CHECK, on the server (was 13 anyway)
-	rows[50].Fields[3].Value = "too long for varchar(5)"                                        // 22001 on the server
-	rows[77].Fields[3].Value = "nul\x00byte"                                                    // refused before sending
-	rows[78].Fields[1].Value = "not a float"                                                    // wrong Go type
-	rows[99].Fields = append(rows[99].Fields[:3:3], sinks.Field{Name: "nope", Value: int64(1)}) // unknown field
+	rows[13].Fields[0].Value = int64(13)                                                         // CHECK, on the server (was 13 anyway)
+	rows[50].Fields[3].Value = "too long for varchar(5)"                                         // 22001 on the server
+	rows[77].Fields[3].Value = "nul\x00byte"                                                     // refused before sending
+	rows[78].Fields[1].Value = "not a float"                                                     // wrong Go type
+	rows[99].Fields = append(rows[99].Fields[:3:3], record.Field{Name: "nope", Value: int64(1)}) // unknown field
 	err := s.Write(ctx, rows)
 	rej, ok := sinks.IsRejected(err)
 	if !ok {
@@ -441,16 +442,16 @@ func TestValuesRoundTripExactly(t *testing.T) {
 	conn := connect(t, dsn)
 	cols := []schema.Column{{Name: "d", Type: typ("decimal[2]")}, {Name: "dt", Type: typ("date")}, {Name: "e", Type: typ("optional[embedding[2]]")}}
 	s := newRowSink(t, Config{DSN: dsn, Table: "v", Columns: cols, CreateTable: true})
-	row := func(seq int, d string, dt sinks.Date, e []float64) sinks.Row {
-		return sinks.Row{Origin: sinks.Origin{ShardID: "s", SequenceNumber: fmt.Sprint(seq)},
-			Fields: []sinks.Field{{Name: "d", Value: sinks.Decimal(d)}, {Name: "dt", Value: dt}, {Name: "e", Value: e}}}
+	row := func(seq int, d string, dt record.Date, e []float64) record.Row {
+		return record.Row{Origin: record.Origin{ShardID: "s", SequenceNumber: fmt.Sprint(seq)},
+			Fields: []record.Field{{Name: "d", Value: record.Decimal(d)}, {Name: "dt", Value: dt}, {Name: "e", Value: e}}}
 	}
-	rows := []sinks.Row{
-		row(1, "-12.50", sinks.Date{Year: 2024, Month: 2, Day: 29}, []float64{1, 2}),
-		row(2, "0.00", sinks.Date{Year: 1, Month: 1, Day: 1}, nil),
-		row(3, "12345678901234567890123456789012345.10", sinks.Date{Year: 9999, Month: 12, Day: 31}, []float64{}),
-		row(4, "1e5", sinks.Date{Year: 2024, Month: 2, Day: 29}, nil),  // not a canonical decimal
-		row(5, "1.00", sinks.Date{Year: 2023, Month: 2, Day: 29}, nil), // no such day
+	rows := []record.Row{
+		row(1, "-12.50", record.Date{Year: 2024, Month: 2, Day: 29}, []float64{1, 2}),
+		row(2, "0.00", record.Date{Year: 1, Month: 1, Day: 1}, nil),
+		row(3, "12345678901234567890123456789012345.10", record.Date{Year: 9999, Month: 12, Day: 31}, []float64{}),
+		row(4, "1e5", record.Date{Year: 2024, Month: 2, Day: 29}, nil),  // not a canonical decimal
+		row(5, "1.00", record.Date{Year: 2023, Month: 2, Day: 29}, nil), // no such day
 	}
 	err := s.Write(context.Background(), rows)
 	if rej, ok := sinks.IsRejected(err); !ok || !slices.Equal(rej.Index, []int{3, 4}) {

@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
-func compareOrigin(want, got sinks.Origin, all bool) error {
+func compareOrigin(want, got record.Origin, all bool) error {
 	switch {
 	case got.Source != want.Source:
 		return fmt.Errorf("Source: got %q, want %q", got.Source, want.Source)
@@ -32,14 +32,14 @@ func compareOrigin(want, got sinks.Origin, all bool) error {
 	return nil
 }
 
-func compareRow(want, got sinks.Row) error {
+func compareRow(want, got record.Row) error {
 	if err := compareOrigin(want.Origin, got.Origin, false); err != nil {
 		return err
 	}
 	return compareFields(want.Fields, got.Fields)
 }
 
-func compareDeadLetter(want, got sinks.DeadLetter) error {
+func compareDeadLetter(want, got record.DeadLetter) error {
 	if err := compareOrigin(want.Origin, got.Origin, true); err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func compareDeadLetter(want, got sinks.DeadLetter) error {
 }
 
 // compareFields wants the same names in the same order with matching values.
-func compareFields(want, got []sinks.Field) error {
+func compareFields(want, got []record.Field) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("got %d fields %v, want %d %v", len(got), names(got), len(want), names(want))
 	}
@@ -72,7 +72,7 @@ func compareFields(want, got []sinks.Field) error {
 	return nil
 }
 
-func names(fs []sinks.Field) []string {
+func names(fs []record.Field) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
 		out[i] = f.Name
@@ -147,9 +147,9 @@ func matchValue(want, got any) error {
 		if !g.Equal(w.Truncate(time.Microsecond)) {
 			return mismatch()
 		}
-	case sinks.Date:
+	case record.Date:
 		switch v := got.(type) {
-		case sinks.Date:
+		case record.Date:
 			if v != w {
 				return mismatch()
 			}
@@ -164,10 +164,10 @@ func matchValue(want, got any) error {
 		default:
 			return mismatch()
 		}
-	case sinks.Decimal:
+	case record.Decimal:
 		var g string
 		switch v := got.(type) {
-		case sinks.Decimal:
+		case record.Decimal:
 			g = string(v)
 		case string:
 			g = v
@@ -213,9 +213,9 @@ func matchValue(want, got any) error {
 				return fmt.Errorf("[%q]: %w", k, err)
 			}
 		}
-	case []sinks.Field:
+	case []record.Field:
 		switch v := got.(type) {
-		case []sinks.Field:
+		case []record.Field:
 			// Stored in order: compare in order.
 			if err := compareFields(w, v); err != nil {
 				return err
@@ -296,7 +296,7 @@ func asMap(v any) (map[string]any, bool) {
 	switch v := v.(type) {
 	case map[string]any:
 		return v, true
-	case []sinks.Field:
+	case []record.Field:
 		m := make(map[string]any, len(v))
 		for _, f := range v {
 			if _, dup := m[f.Name]; dup {
@@ -319,7 +319,7 @@ func typedNil(v any) bool {
 		return v == nil
 	case map[string]any:
 		return v == nil
-	case []sinks.Field:
+	case []record.Field:
 		return v == nil
 	}
 	return false

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 const (
@@ -42,8 +42,8 @@ func compareNumeric(a, b string) int {
 
 var baseTime = time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC)
 
-func origin(shard string, seq, sub int) sinks.Origin {
-	return sinks.Origin{
+func origin(shard string, seq, sub int) record.Origin {
+	return record.Origin{
 		Source:         testSource,
 		StreamARN:      testStreamARN,
 		ShardID:        shard,
@@ -55,11 +55,11 @@ func origin(shard string, seq, sub int) sinks.Origin {
 }
 
 // makeRow is the plain row used by every subtest but RoundTrip.
-func makeRow(shard string, seq int) sinks.Row {
-	return sinks.Row{
+func makeRow(shard string, seq int) record.Row {
+	return record.Row{
 		Dataset: testDataset,
 		Origin:  origin(shard, seq, 0),
-		Fields: []sinks.Field{
+		Fields: []record.Field{
 			{Name: "id", Value: int64(seq)},
 			{Name: "shard", Value: shard},
 			{Name: "payload", Value: fmt.Sprintf("payload of record %d %s", seq, strings.Repeat("x", seq%50))},
@@ -68,25 +68,25 @@ func makeRow(shard string, seq int) sinks.Row {
 	}
 }
 
-func makeDeadLetter(shard string, seq int) sinks.DeadLetter {
-	reasons := []sinks.Reason{sinks.ReasonDecode, sinks.ReasonSchema, sinks.ReasonNoRoute, sinks.ReasonSinkRejected}
-	d := sinks.DeadLetter{
+func makeDeadLetter(shard string, seq int) record.DeadLetter {
+	reasons := []record.Reason{record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected}
+	d := record.DeadLetter{
 		Origin: origin(shard, seq, 0),
 		Reason: reasons[seq%len(reasons)],
 		Error:  fmt.Sprintf("record %d: something was wrong", seq),
 		Data:   []byte(fmt.Sprintf(`{"id":%d,"broken":`, seq)),
 	}
-	if d.Reason != sinks.ReasonNoRoute {
+	if d.Reason != record.ReasonNoRoute {
 		d.Dataset = testDataset
 	}
 	return d
 }
 
-// roundTripRows covers every value type of sinks.Field, nested and at the top
+// roundTripRows covers every value type of record.Field, nested and at the top
 // level, with edge values, and a row of nulls.
-func roundTripRows() []sinks.Row {
+func roundTripRows() []record.Row {
 	cet := time.FixedZone("CET", 3600)
-	all := []sinks.Field{
+	all := []record.Field{
 		{Name: "id", Value: int64(1)},
 		{Name: "flag", Value: true},
 		{Name: "flag_off", Value: false},
@@ -108,29 +108,29 @@ func roundTripRows() []sinks.Row {
 		{Name: "ts", Value: baseTime},
 		{Name: "ts_whole_second", Value: time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{Name: "ts_other_zone", Value: time.Date(2024, 6, 30, 23, 59, 59, 999999000, cet)},
-		{Name: "day", Value: sinks.Date{Year: 2024, Month: time.February, Day: 29}},
-		{Name: "early_day", Value: sinks.Date{Year: 1, Month: time.January, Day: 1}},
-		{Name: "amount", Value: sinks.Decimal("-12.50")},
-		{Name: "big_amount", Value: sinks.Decimal("123456789012345678901234567890.000000001")},
+		{Name: "day", Value: record.Date{Year: 2024, Month: time.February, Day: 29}},
+		{Name: "early_day", Value: record.Date{Year: 1, Month: time.January, Day: 1}},
+		{Name: "amount", Value: record.Decimal("-12.50")},
+		{Name: "big_amount", Value: record.Decimal("123456789012345678901234567890.000000001")},
 		{Name: "embedding", Value: []float64{0.5, -1, 1e-7, 12345.678, 0}},
 		{Name: "empty_embedding", Value: []float64{}},
 		{Name: "list", Value: []any{
-			"a", int64(2), 3.5, true, nil, []byte("bin"), baseTime, sinks.Date{Year: 2000, Month: 1, Day: 1},
-			sinks.Decimal("1.10"), []any{"nested", int64(-1)}, []float64{1, 2},
-			map[string]any{"k": "v"}, []sinks.Field{{Name: "in", Value: "list"}},
+			"a", int64(2), 3.5, true, nil, []byte("bin"), baseTime, record.Date{Year: 2000, Month: 1, Day: 1},
+			record.Decimal("1.10"), []any{"nested", int64(-1)}, []float64{1, 2},
+			map[string]any{"k": "v"}, []record.Field{{Name: "in", Value: "list"}},
 		}},
 		{Name: "empty_list", Value: []any{}},
 		{Name: "map", Value: map[string]any{
 			"zeta": int64(1), "alpha": "x", "mid": []any{int64(1), int64(2)}, "nil": nil,
-			"struct": []sinks.Field{{Name: "b", Value: int64(1)}, {Name: "a", Value: int64(2)}},
+			"struct": []record.Field{{Name: "b", Value: int64(1)}, {Name: "a", Value: int64(2)}},
 			"when":   baseTime, "quote\"key": "v", "": "empty key",
 		}},
 		{Name: "empty_map", Value: map[string]any{}},
-		{Name: "address", Value: []sinks.Field{
+		{Name: "address", Value: []record.Field{
 			{Name: "street", Value: "Main St"},
 			{Name: "zip", Value: "01234"},
-			{Name: "geo", Value: []sinks.Field{{Name: "lon", Value: 13.4}, {Name: "lat", Value: 52.5}}},
-			{Name: "since", Value: sinks.Date{Year: 2019, Month: time.December, Day: 31}},
+			{Name: "geo", Value: []record.Field{{Name: "lon", Value: 13.4}, {Name: "lat", Value: 52.5}}},
+			{Name: "since", Value: record.Date{Year: 2019, Month: time.December, Day: 31}},
 			{Name: "tags", Value: []any{"home"}},
 			{Name: "photo", Value: []byte{0xff}},
 			{Name: "none", Value: nil},
@@ -138,16 +138,16 @@ func roundTripRows() []sinks.Row {
 		{Name: "nothing", Value: nil},
 	}
 	// The same schema with every value but id null.
-	nulls := make([]sinks.Field, len(all))
+	nulls := make([]record.Field, len(all))
 	for i, f := range all {
-		nulls[i] = sinks.Field{Name: f.Name}
+		nulls[i] = record.Field{Name: f.Name}
 	}
 	nulls[0].Value = int64(2)
 	// A struct with no fields and a row with few.
-	sparse := []sinks.Field{{Name: "id", Value: int64(3)}, {Name: "empty_struct", Value: []sinks.Field{}}}
+	sparse := []record.Field{{Name: "id", Value: int64(3)}, {Name: "empty_struct", Value: []record.Field{}}}
 
 	const shard = "shardId-000000000009"
-	rows := []sinks.Row{
+	rows := []record.Row{
 		{Dataset: testDataset, Origin: origin(shard, 1, 0), Fields: all},
 		// Two sub-records of one KPL aggregate share a sequence number.
 		{Dataset: testDataset, Origin: origin(shard, 2, 0), Fields: nulls},
@@ -157,16 +157,16 @@ func roundTripRows() []sinks.Row {
 	return rows
 }
 
-func roundTripDeadLetters() []sinks.DeadLetter {
+func roundTripDeadLetters() []record.DeadLetter {
 	const shard = "shardId-000000000009"
-	out := []sinks.DeadLetter{
-		{Origin: origin(shard, 1, 0), Dataset: testDataset, Reason: sinks.ReasonDecode,
+	out := []record.DeadLetter{
+		{Origin: origin(shard, 1, 0), Dataset: testDataset, Reason: record.ReasonDecode,
 			Error: "invalid character 'x' looking for beginning of value", Data: []byte("x{\"a\":")},
-		{Origin: origin(shard, 2, 0), Reason: sinks.ReasonNoRoute,
+		{Origin: origin(shard, 2, 0), Reason: record.ReasonNoRoute,
 			Error: "no dataset matched", Data: []byte{0, 1, 2, 0xfe, 0xff}},
-		{Origin: origin(shard, 2, 1), Dataset: "orders", Reason: sinks.ReasonSchema,
+		{Origin: origin(shard, 2, 1), Dataset: "orders", Reason: record.ReasonSchema,
 			Error: "field \"amount\": want decimal, got \"abc\"\nsecond line\ttab ünïcode 😀", Data: []byte{}},
-		{Origin: origin(shard, 3, 0), Dataset: testDataset, Reason: sinks.ReasonSinkRejected,
+		{Origin: origin(shard, 3, 0), Dataset: testDataset, Reason: record.ReasonSinkRejected,
 			Error: "", Data: []byte(strings.Repeat("large payload ", 5000))},
 	}
 	out[1].PartitionKey = ""

@@ -15,6 +15,7 @@ package sinktest
 import (
 	"testing"
 
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
@@ -32,11 +33,11 @@ type RowHarness struct {
 	// Per row it must fill Fields and Origin's Source, ShardID, SequenceNumber,
 	// SubSequence and ArrivalTime; other Origin fields and Dataset are not
 	// compared. Values may come back in their stored form (a string for a
-	// time, base64 for bytes, json.Number, []sinks.Field or map[string]any for
+	// time, base64 for bytes, json.Number, []record.Field or map[string]any for
 	// objects): the suite compares them by the type that was written. Read
 	// must fail the test if the storage holds anything it cannot parse, such as
 	// a torn line.
-	Read func(t *testing.T) []sinks.Row
+	Read func(t *testing.T) []record.Row
 	// Dedupes says the sink stores each (ShardID, SequenceNumber, SubSequence)
 	// once however often it is written.
 	Dedupes bool
@@ -46,10 +47,10 @@ type RowHarness struct {
 }
 
 // DeadLetterHarness is RowHarness for a DeadLetterSink. Read must fill every
-// field of sinks.DeadLetter.
+// field of record.DeadLetter.
 type DeadLetterHarness struct {
 	New, Reopen func(t *testing.T) sinks.DeadLetterSink
-	Read        func(t *testing.T) []sinks.DeadLetter
+	Read        func(t *testing.T) []record.DeadLetter
 	Dedupes     bool
 	Break, Heal func(t *testing.T)
 }
@@ -63,15 +64,15 @@ func RunRowSink(t *testing.T, h RowHarness) {
 	if (h.Break == nil) != (h.Heal == nil) {
 		t.Fatal("sinktest: RowHarness needs both Break and Heal, or neither")
 	}
-	run(t, suite[sinks.Row]{
+	run(t, suite[record.Row]{
 		what:      "row",
-		new:       func(t *testing.T) writer[sinks.Row] { return h.New(t) },
-		reopen:    func(t *testing.T) writer[sinks.Row] { return h.Reopen(t) },
+		new:       func(t *testing.T) writer[record.Row] { return h.New(t) },
+		reopen:    func(t *testing.T) writer[record.Row] { return h.Reopen(t) },
 		read:      h.Read,
 		dedupes:   h.Dedupes,
 		brk:       h.Break,
 		heal:      h.Heal,
-		key:       func(r sinks.Row) key { return keyOf(r.Origin) },
+		key:       func(r record.Row) key { return keyOf(r.Origin) },
 		make:      makeRow,
 		compare:   compareRow,
 		roundTrip: roundTripRows,
@@ -87,15 +88,15 @@ func RunDeadLetterSink(t *testing.T, h DeadLetterHarness) {
 	if (h.Break == nil) != (h.Heal == nil) {
 		t.Fatal("sinktest: DeadLetterHarness needs both Break and Heal, or neither")
 	}
-	run(t, suite[sinks.DeadLetter]{
+	run(t, suite[record.DeadLetter]{
 		what:      "dead letter",
-		new:       func(t *testing.T) writer[sinks.DeadLetter] { return h.New(t) },
-		reopen:    func(t *testing.T) writer[sinks.DeadLetter] { return h.Reopen(t) },
+		new:       func(t *testing.T) writer[record.DeadLetter] { return h.New(t) },
+		reopen:    func(t *testing.T) writer[record.DeadLetter] { return h.Reopen(t) },
 		read:      h.Read,
 		dedupes:   h.Dedupes,
 		brk:       h.Break,
 		heal:      h.Heal,
-		key:       func(d sinks.DeadLetter) key { return keyOf(d.Origin) },
+		key:       func(d record.DeadLetter) key { return keyOf(d.Origin) },
 		make:      makeDeadLetter,
 		compare:   compareDeadLetter,
 		roundTrip: roundTripDeadLetters,

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
@@ -74,28 +75,28 @@ func (st *memStore[T]) setBroken(b bool) {
 
 func TestSuiteOnReferenceSinks(t *testing.T) {
 	t.Run("rows", func(t *testing.T) {
-		var st *memStore[sinks.Row]
+		var st *memStore[record.Row]
 		RunRowSink(t, RowHarness{
 			New: func(t *testing.T) sinks.RowSink {
-				st = &memStore[sinks.Row]{seen: map[key]bool{}, key: func(r sinks.Row) key { return keyOf(r.Origin) }}
-				return &memSink[sinks.Row]{st: st}
+				st = &memStore[record.Row]{seen: map[key]bool{}, key: func(r record.Row) key { return keyOf(r.Origin) }}
+				return &memSink[record.Row]{st: st}
 			},
-			Reopen:  func(t *testing.T) sinks.RowSink { return &memSink[sinks.Row]{st: st} },
-			Read:    func(t *testing.T) []sinks.Row { return st.read() },
+			Reopen:  func(t *testing.T) sinks.RowSink { return &memSink[record.Row]{st: st} },
+			Read:    func(t *testing.T) []record.Row { return st.read() },
 			Dedupes: true,
 			Break:   func(t *testing.T) { st.setBroken(true) },
 			Heal:    func(t *testing.T) { st.setBroken(false) },
 		})
 	})
 	t.Run("dead letters", func(t *testing.T) {
-		var st *memStore[sinks.DeadLetter]
+		var st *memStore[record.DeadLetter]
 		RunDeadLetterSink(t, DeadLetterHarness{
 			New: func(t *testing.T) sinks.DeadLetterSink {
-				st = &memStore[sinks.DeadLetter]{seen: map[key]bool{}, key: func(d sinks.DeadLetter) key { return keyOf(d.Origin) }}
-				return &memSink[sinks.DeadLetter]{st: st}
+				st = &memStore[record.DeadLetter]{seen: map[key]bool{}, key: func(d record.DeadLetter) key { return keyOf(d.Origin) }}
+				return &memSink[record.DeadLetter]{st: st}
 			},
-			Reopen:  func(t *testing.T) sinks.DeadLetterSink { return &memSink[sinks.DeadLetter]{st: st} },
-			Read:    func(t *testing.T) []sinks.DeadLetter { return st.read() },
+			Reopen:  func(t *testing.T) sinks.DeadLetterSink { return &memSink[record.DeadLetter]{st: st} },
+			Read:    func(t *testing.T) []record.DeadLetter { return st.read() },
 			Dedupes: true,
 		})
 	})
@@ -123,21 +124,21 @@ func TestMatchValue(t *testing.T) {
 		{ts, "2024-01-02T03:04:05.000006Z", true},
 		{ts, "2024-01-02T03:04:05.000007Z", false},
 		{ts, ts.In(time.FixedZone("X", 3600)), true},
-		{sinks.Date{Year: 2024, Month: 2, Day: 29}, "2024-02-29", true},
-		{sinks.Date{Year: 2024, Month: 2, Day: 29}, "2024-02-28", false},
-		{sinks.Decimal("1.10"), "1.10", true},
-		{sinks.Decimal("1.10"), "1.1", false},
+		{record.Date{Year: 2024, Month: 2, Day: 29}, "2024-02-29", true},
+		{record.Date{Year: 2024, Month: 2, Day: 29}, "2024-02-28", false},
+		{record.Decimal("1.10"), "1.10", true},
+		{record.Decimal("1.10"), "1.1", false},
 		{[]float64{1, 2}, []any{json.Number("1"), json.Number("2")}, true},
 		{[]float64{1, 2}, []any{json.Number("1")}, false},
 		{[]any{"a", nil}, []any{"a", nil}, true},
 		{[]any{"a", nil}, []any{nil, "a"}, false},
-		{map[string]any{"a": int64(1), "b": "x"}, []sinks.Field{{Name: "a", Value: json.Number("1")}, {Name: "b", Value: "x"}}, true},
-		{map[string]any{"a": int64(1)}, []sinks.Field{{Name: "a", Value: json.Number("2")}}, false},
-		{map[string]any{"a": int64(1)}, []sinks.Field{{Name: "a", Value: json.Number("1")}, {Name: "b", Value: nil}}, false},
-		{[]sinks.Field{{Name: "a", Value: int64(1)}, {Name: "b", Value: true}}, []sinks.Field{{Name: "a", Value: json.Number("1")}, {Name: "b", Value: true}}, true},
-		{[]sinks.Field{{Name: "a", Value: int64(1)}, {Name: "b", Value: true}}, []sinks.Field{{Name: "b", Value: true}, {Name: "a", Value: json.Number("1")}}, false},
-		{[]sinks.Field{{Name: "a", Value: int64(1)}}, map[string]any{"a": int64(1)}, true},
-		{[]sinks.Field{{Name: "a", Value: int64(1)}}, map[string]any{"a": int64(2)}, false},
+		{map[string]any{"a": int64(1), "b": "x"}, []record.Field{{Name: "a", Value: json.Number("1")}, {Name: "b", Value: "x"}}, true},
+		{map[string]any{"a": int64(1)}, []record.Field{{Name: "a", Value: json.Number("2")}}, false},
+		{map[string]any{"a": int64(1)}, []record.Field{{Name: "a", Value: json.Number("1")}, {Name: "b", Value: nil}}, false},
+		{[]record.Field{{Name: "a", Value: int64(1)}, {Name: "b", Value: true}}, []record.Field{{Name: "a", Value: json.Number("1")}, {Name: "b", Value: true}}, true},
+		{[]record.Field{{Name: "a", Value: int64(1)}, {Name: "b", Value: true}}, []record.Field{{Name: "b", Value: true}, {Name: "a", Value: json.Number("1")}}, false},
+		{[]record.Field{{Name: "a", Value: int64(1)}}, map[string]any{"a": int64(1)}, true},
+		{[]record.Field{{Name: "a", Value: int64(1)}}, map[string]any{"a": int64(2)}, false},
 	} {
 		err := matchValue(tc.want, tc.got)
 		if (err == nil) != tc.ok {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
@@ -26,7 +27,7 @@ type key struct {
 
 func (k key) String() string { return fmt.Sprintf("%s/%s/%d", k.shard, k.seq, k.sub) }
 
-func keyOf(o sinks.Origin) key { return key{o.ShardID, o.SequenceNumber, o.SubSequence} }
+func keyOf(o record.Origin) key { return key{o.ShardID, o.SequenceNumber, o.SubSequence} }
 
 type suite[T any] struct {
 	what        string

@@ -1,0 +1,90 @@
+// Package record is the data model every role shares, as Watermill's message
+// package is for its routers: what a stream record is (Record, Origin), what
+// it becomes when it fits a dataset (Row of Fields) and what it becomes when it
+// does not (DeadLetter with a Reason). It imports nothing of the project's:
+// consumers produce Records, the pipeline turns them into Rows and
+// DeadLetters, sinks store those.
+package record
+
+import (
+	"fmt"
+	"time"
+)
+
+// Origin says where a record came from in Kinesis. It travels with every row and
+// dead letter so that a user can find the record again and so that sinks which can
+// de-duplicate have a stable key: (ShardID, SequenceNumber, SubSequence).
+type Origin struct {
+	Source         string `json:"source"`
+	StreamARN      string `json:"stream_arn"`
+	ShardID        string `json:"shard_id"`
+	SequenceNumber string `json:"sequence_number"`
+	// SubSequence is the index of a record inside a KPL aggregate (0 otherwise):
+	// de-aggregated sub-records share their parent's sequence number.
+	SubSequence  int       `json:"subsequence"`
+	PartitionKey string    `json:"partition_key"`
+	ArrivalTime  time.Time `json:"arrival_time"`
+}
+
+// Field is one named, typed value of a row. Value holds one of: nil, bool,
+// int64, float64, string, []byte, time.Time (datetime, UTC, µs precision), Date,
+// Decimal, []float64 (embedding), []any (list), map[string]any (map), or []Field
+// (struct). Sinks encode them by these Go types.
+type Field struct {
+	Name  string
+	Value any
+}
+
+// Date is a calendar date without a time zone.
+type Date struct {
+	Year  int
+	Month time.Month
+	Day   int
+}
+
+// String formats the date as ISO-8601 (2006-01-02).
+func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day) }
+
+// Decimal is an exact decimal number in its canonical text form ("-12.50").
+type Decimal string
+
+// Row is one validated record of a dataset.
+type Row struct {
+	Dataset string
+	Origin  Origin
+	Fields  []Field
+}
+
+// Reason is why a record became a dead letter. The set is small and fixed so that
+// it can be a metric label.
+type Reason string
+
+const (
+	// ReasonDecode: the bytes are not valid in the source's format.
+	ReasonDecode Reason = "decode_error"
+	// ReasonSchema: the decoded record does not fit the dataset.
+	ReasonSchema Reason = "schema_error"
+	// ReasonNoRoute: no dataset took the record.
+	ReasonNoRoute Reason = "no_route"
+	// ReasonSinkRejected: the row sink refused the row itself (not an outage).
+	ReasonSinkRejected Reason = "sink_rejected"
+)
+
+// DeadLetter is a record that could not become a row, with the reason.
+type DeadLetter struct {
+	Origin
+	Dataset string `json:"dataset,omitempty"`
+	Reason  Reason `json:"reason"`
+	Error   string `json:"error"`
+	Data    []byte `json:"data"`
+}
+
+// Record is one stream record, after KPL de-aggregation.
+type Record struct {
+	Origin Origin
+	Data   []byte
+	// Invalid is set by the consumer when the record could not be extracted
+	// from the stream as sent (a malformed KPL aggregate): the handler
+	// dead-letters it as decode_error with this reason, without decoding Data.
+	Invalid error
+}

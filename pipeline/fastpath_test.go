@@ -15,8 +15,8 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/where"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 

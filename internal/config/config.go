@@ -40,8 +40,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/where"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 	"gopkg.in/yaml.v3"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"gopkg.in/yaml.v3"
 )
 

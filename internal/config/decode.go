@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"gopkg.in/yaml.v3"
 )
 

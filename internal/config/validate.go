@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/where"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 )
 
 // compileSchema is schema.Compile; tests may replace it.

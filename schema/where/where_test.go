@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
 var testFields = []schema.FieldSpec{

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
 // The record and fields of schema's BenchmarkConvert, so the numbers compare.

@@ -8,7 +8,7 @@
 #
 # The configuration is read from /etc/kinesis-ingest/config.yaml; AWS region,
 # credentials and endpoints from the SDK's standard environment variables
-# (README: "Run on LocalStack", "Run on AWS"). internal/compose/compose_test.go
+# (README: "Run on LocalStack", "Run on AWS"). internal/tools/deploycheck/compose_test.go
 # runs this file's `go build` line with the same flags on every `make test` and
 # checks that the binary is static.
 

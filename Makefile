@@ -1,7 +1,7 @@
 # kinesis-ingest: `make demo` runs the embedded demo on local emulators,
 # `make test` installs what the tests need and runs every test.
 GO       ?= go
-EMU_DIR  := internal/emulators
+EMU_DIR  := internal/testenv/emulators
 FUZZTIME ?= 10s
 
 .PHONY: all build deps demo test race fuzz bench
@@ -49,7 +49,7 @@ fuzz:
 #  1. the hot path on one core (pipeline.BenchmarkHotPath: decode, validate,
 #     route, file sink; PostgreSQL too when its server binaries are installed)
 #     with encoding/json-into-a-struct as the baseline in the same run;
-#  2. end to end on the local emulators (internal/bench/e2e): kinesis-ingest
+#  2. end to end on the local emulators (internal/tools/bench/e2e): kinesis-ingest
 #     run against a bare KCL consumer on the same 20,000 records.
 # Raw outputs go to $(BENCH_OUT). The tables show medians of BENCH_COUNT runs
 # per hot-path case and of E2E_ROUNDS throughput runs per consumer.
@@ -59,8 +59,8 @@ E2E_ROUNDS  ?= 3
 bench: deps
 	mkdir -p $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench '^BenchmarkHotPath$$' -benchmem -cpu 1 -count $(BENCH_COUNT) ./pipeline \
-		| tee $(BENCH_OUT)/hotpath.txt | $(GO) run ./internal/bench/table | tee $(BENCH_OUT)/hotpath.md
-	$(GO) run ./internal/bench/e2e -rounds $(E2E_ROUNDS) | tee $(BENCH_OUT)/e2e.md
+		| tee $(BENCH_OUT)/hotpath.txt | $(GO) run ./internal/tools/bench/table | tee $(BENCH_OUT)/hotpath.md
+	$(GO) run ./internal/tools/bench/e2e -rounds $(E2E_ROUNDS) | tee $(BENCH_OUT)/e2e.md
 
 # The end-to-end suite (cmd/kinesis-ingest) against endpoints someone else
 # runs instead of the emulators it starts itself: LocalStack from

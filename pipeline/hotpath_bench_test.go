@@ -15,10 +15,10 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
-	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
@@ -32,7 +32,7 @@ import (
 //
 //	go test -run '^$' -bench HotPath -benchmem -cpu 1 ./pipeline
 //
-// or `make bench`, which also prints it as a table (internal/bench/table).
+// or `make bench`, which also prints it as a table (internal/tools/bench/table).
 //
 // The cases, all on the same 8-field records of about 200 bytes:
 //
@@ -46,7 +46,7 @@ import (
 //	*-convert       the decode+validate stage alone, without the pipeline
 //	*/file          the file row sink (JSON Lines, fsync per batch)
 //	*/postgres      the same with the PostgreSQL row sink (when the server
-//	                binaries are installed, see internal/pgtest)
+//	                binaries are installed, see internal/testenv/pgtest)
 
 // hotBatch is the records per Deliver: a busy shard's GetRecords batch.
 const hotBatch = 500

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 // testConfig is a variant of the harness's configTemplate.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 //go:embed demo.yaml

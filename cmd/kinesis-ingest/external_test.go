@@ -36,8 +36,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 var external struct {
@@ -115,7 +116,7 @@ func externalEnv(t *testing.T, shards int) *env {
 			}
 		}
 	})
-	e.arn = testaws.CreateStream(t, e.kc, e.stream, shards)
+	e.arn = envtest.CreateStream(t, e.kc, e.stream, shards)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/faultproxy"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/faultproxy"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 func TestCrashWhileRecordsFlow(t *testing.T) {
@@ -43,10 +43,10 @@ func newPersistentEnv(t *testing.T, shards int) *env {
 	t.Helper()
 	skipIfExternal(t, "it stops and restarts the emulators, which only works on emulators it started")
 	dir := t.TempDir()
-	e := &env{t: t, kin: emulators.KinesisPersistent(t, filepath.Join(dir, "kinesis")), ddb: emulators.DynamoPersistent(t, filepath.Join(dir, "dynamo")),
+	e := &env{t: t, kin: envtest.KinesisPersistent(t, filepath.Join(dir, "kinesis")), ddb: envtest.DynamoPersistent(t, filepath.Join(dir, "dynamo")),
 		dir: t.TempDir(), stream: "orders", table: "orders-ingest"}
 	e.kc = testaws.Kinesis(e.kin.Endpoint)
-	e.arn = testaws.CreateStream(t, e.kc, e.stream, shards)
+	e.arn = envtest.CreateStream(t, e.kc, e.stream, shards)
 	return e
 }
 

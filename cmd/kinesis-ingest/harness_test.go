@@ -24,8 +24,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 // binary is the kinesis-ingest command built once for the tests that run it as
@@ -72,9 +73,9 @@ func newEnv(t *testing.T, shards int) *env {
 	if e := externalEnv(t, shards); e != nil { // KINESIS_INGEST_EXTERNAL=1: see external_test.go
 		return e
 	}
-	e := &env{t: t, kin: emulators.Kinesis(t), ddb: emulators.Dynamo(t), dir: t.TempDir(), stream: "orders", table: "orders-ingest"}
+	e := &env{t: t, kin: envtest.Kinesis(t), ddb: envtest.Dynamo(t), dir: t.TempDir(), stream: "orders", table: "orders-ingest"}
 	e.kc = testaws.Kinesis(e.kin.Endpoint)
-	e.arn = testaws.CreateStream(t, e.kc, e.stream, shards)
+	e.arn = envtest.CreateStream(t, e.kc, e.stream, shards)
 	return e
 }
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 // series maps each exposed series ("name{l1="v1",...}", labels as the

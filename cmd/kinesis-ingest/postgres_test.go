@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 )
 
 // postgresSinks replaces the harness config's file sinks: rows and dead

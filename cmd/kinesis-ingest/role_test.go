@@ -7,8 +7,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/ststest"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ststest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 // TestRoleARN reads a stream of another account through an assumed role.
@@ -26,9 +27,9 @@ func TestRoleARN(t *testing.T) {
 	skipIfExternal(t, "it needs a stream named orders in two accounts, and on shared endpoints each test's stream has a name of its own")
 	e := newEnv(t, 1) // the decoy: orders in 000000000000
 	other := kinesis.NewFromConfig(testaws.Config(e.kin.Endpoint, account))
-	arn := testaws.CreateStream(t, other, "orders", 2)
+	arn := envtest.CreateStream(t, other, "orders", 2)
 	data, keys, _ := orders(0, 100, false)
-	testaws.PutJSON(t, other, "orders", data, keys)
+	envtest.PutJSON(t, other, "orders", data, keys)
 	decoy, decoyKeys, _ := orders(1000, 50, false)
 	e.put(decoy, decoyKeys)
 

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 // leaseDuration is the harness config's consumer.lease_duration.

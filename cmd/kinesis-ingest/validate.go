@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/validate"
 )
 
 const validateHelp = `kinesis-ingest validate --config FILE: the commit-time checks. Prints one line per check,
@@ -58,7 +58,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	vctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep := app.Validate(vctx, cfg)
+	rep := validate.Run(vctx, cfg)
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warn  %s\n", oneLine(w))
 	}
@@ -79,7 +79,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func preflight(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) bool {
 	vctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	rep := app.Validate(vctx, cfg)
+	rep := validate.Run(vctx, cfg)
 	for _, w := range rep.Warnings {
 		log.Warn("check warning", "warning", w)
 	}
@@ -101,14 +101,14 @@ func preflight(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr
 
 // configClass is invalid_arn when any problem is with an ARN, else
 // invalid_config.
-func configClass(err error) app.Class {
+func configClass(err error) validate.Class {
 	for _, e := range leaves(err) {
 		var ce *config.Error
 		if errors.As(e, &ce) && (strings.HasSuffix(ce.Path, "stream_arn") || strings.HasSuffix(ce.Path, "role_arn")) {
-			return app.ClassInvalidARN
+			return validate.ClassInvalidARN
 		}
 	}
-	return app.ClassInvalidConfig
+	return validate.ClassInvalidConfig
 }
 
 // leaves flattens errors joined with errors.Join.

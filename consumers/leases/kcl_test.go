@@ -17,8 +17,8 @@ import (
 	"github.com/vmware/vmware-go-kcl-v2/logger"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 // tally records what the processors saw, across workers.
@@ -121,10 +121,10 @@ func startKCL(t *testing.T, e *env, kc *kinesis.Client, stream, id string, tl *t
 // them through claims, every record is processed, and shutdown releases
 // every lease through OnRelease.
 func TestKCLWorkers(t *testing.T) {
-	kin := emulators.Kinesis(t)
+	kin := envtest.Kinesis(t)
 	kc := testaws.Kinesis(kin.Endpoint)
 	const stream = "leases-kcl"
-	testaws.CreateStream(t, kc, stream, 4)
+	envtest.CreateStream(t, kc, stream, 4)
 	e := newEnv(t)
 	tl := newTally()
 
@@ -133,7 +133,7 @@ func TestKCLWorkers(t *testing.T) {
 		for i := range data {
 			data[i] = fmt.Appendf(nil, "rec-%04d", from+i)
 		}
-		testaws.PutJSON(t, kc, stream, data, nil)
+		envtest.PutJSON(t, kc, stream, data, nil)
 	}
 	put(0, 200)
 
@@ -240,10 +240,10 @@ func TestKCLWorkers(t *testing.T) {
 // before the split, for one partition key, must be processed before any
 // record written after it.
 func TestKCLReshardOrder(t *testing.T) {
-	kin := emulators.Kinesis(t)
+	kin := envtest.Kinesis(t)
 	kc := testaws.Kinesis(kin.Endpoint)
 	const stream = "leases-reshard"
-	testaws.CreateStream(t, kc, stream, 1)
+	envtest.CreateStream(t, kc, stream, 1)
 	put := func(prefix string, n int) {
 		data := make([][]byte, n)
 		keys := make([]string, n)
@@ -251,7 +251,7 @@ func TestKCLReshardOrder(t *testing.T) {
 			data[i] = fmt.Appendf(nil, "%s-%04d", prefix, i)
 			keys[i] = "k"
 		}
-		testaws.PutJSON(t, kc, stream, data, keys)
+		envtest.PutJSON(t, kc, stream, data, keys)
 	}
 	put("pre", 300)
 	if _, err := kc.SplitShard(t.Context(), &kinesis.SplitShardInput{

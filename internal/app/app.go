@@ -142,14 +142,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		return nil, err
 	}
 
-	leaseCfg, err := awsConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", sessionName(workerID))
+	leaseCfg, err := AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID))
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	dynamo := dynamodb.NewFromConfig(leaseCfg)
 	for _, src := range cfg.Sources {
 		k := src.Kinesis
-		kcfg, err := awsConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, sessionName(workerID))
+		kcfg, err := AWSConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID))
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}

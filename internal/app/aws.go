@@ -13,12 +13,12 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 )
 
-// awsConfig loads the SDK's standard configuration (environment, profiles,
+// AWSConfig loads the SDK's standard configuration (environment, profiles,
 // AWS_ENDPOINT_URL and the per-service AWS_ENDPOINT_URL_<SERVICE> variables) in
 // region, which comes from the stream's ARN and so wins over the default region.
 // With role, credentials come from STS AssumeRole on it, refreshed before they
 // expire by the credentials cache.
-func awsConfig(ctx context.Context, region string, role *config.RoleARN, externalID, session string) (aws.Config, error) {
+func AWSConfig(ctx context.Context, region string, role *config.RoleARN, externalID, session string) (aws.Config, error) {
 	opts := []func(*awsconfig.LoadOptions) error{}
 	if region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
@@ -45,8 +45,8 @@ func awsConfig(ctx context.Context, region string, role *config.RoleARN, externa
 	return cfg, nil
 }
 
-// sessionName identifies the worker in CloudTrail; STS allows [\w+=,.@-]{2,64}.
-func sessionName(workerID string) string {
+// SessionName identifies the worker in CloudTrail; STS allows [\w+=,.@-]{2,64}.
+func SessionName(workerID string) string {
 	b := []byte("kinesis-ingest-" + workerID)
 	for i, c := range b {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '+' || c == '=' || c == ',' || c == '.' || c == '@' || c == '-'

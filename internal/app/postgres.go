@@ -2,12 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
@@ -41,28 +37,29 @@ func postgresConfig(p *config.PostgresSink) postgres.Config {
 	}
 }
 
-// postgresTables lists the tables of the config's postgres sinks: one per
+// PostgresTables lists the tables of the config's postgres sinks: one per
 // dataset on a postgres sink, and the dead-letter table; name says where
 // each comes from, for messages.
-type postgresTable struct {
-	name string
-	cfg  postgres.Config
+type PostgresTable struct {
+	// Name says which table in validate's output ("sink s: table t").
+	Name   string
+	Config postgres.Config
 }
 
-func postgresTables(cfg *config.Config) []postgresTable {
-	var out []postgresTable
+func PostgresTables(cfg *config.Config) []PostgresTable {
+	var out []PostgresTable
 	for _, ds := range cfg.Datasets {
 		s := cfg.Sink(ds.Sink)
 		if s == nil || s.Postgres == nil {
 			continue
 		}
-		out = append(out, postgresTable{
-			name: fmt.Sprintf("sink %s (dataset %s): table %s", s.Name, ds.Name, s.Postgres.Table),
-			cfg:  postgresRowConfig(s.Postgres, ds),
+		out = append(out, PostgresTable{
+			Name:   fmt.Sprintf("sink %s (dataset %s): table %s", s.Name, ds.Name, s.Postgres.Table),
+			Config: postgresRowConfig(s.Postgres, ds),
 		})
 	}
 	if p := cfg.DeadLetter.Postgres; p != nil {
-		out = append(out, postgresTable{name: "dead_letter: table " + p.Table, cfg: postgresDeadLetterConfig(p)})
+		out = append(out, PostgresTable{Name: "dead_letter: table " + p.Table, Config: postgresDeadLetterConfig(p)})
 	}
 	return out
 }
@@ -91,47 +88,4 @@ func newPostgresDeadLetterSink(ctx context.Context, p *config.PostgresSink, log 
 		return nil, fmt.Errorf("dead_letter: %w", err)
 	}
 	return d, nil
-}
-
-// postgresChecks is the commit-time check of every postgres table the
-// config writes: the server is reachable with the DSN, and the table fits
-// its dataset (or is missing and will be created). Nothing is changed.
-func postgresChecks(ctx context.Context, cfg *config.Config) []Check {
-	var out []Check
-	for _, t := range postgresTables(cfg) {
-		name := t.name + ": fits"
-		cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
-		err := postgres.Check(cctx, t.cfg)
-		cancel()
-		if err == nil {
-			out = append(out, pass(name, "reachable; the table exists and fits, or will be created"))
-			continue
-		}
-		class, hint := classifyPostgres(err)
-		out = append(out, fail(name, class, err, hint))
-	}
-	return out
-}
-
-func classifyPostgres(err error) (Class, string) {
-	var te *postgres.TableError
-	if errors.As(err, &te) {
-		return ClassNotWritable, "change the table as the error says, or point the sink at another table (create_table: true creates a missing one)"
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "28"):
-			return ClassCredentials, "check the user and password in the DSN"
-		case pe.Code == "3D000":
-			return ClassNotFound, "create the database or fix its name in the DSN"
-		case pe.Code == "42501":
-			return ClassAccessDenied, "grant the DSN's role the privileges the error names"
-		}
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) || errors.Is(err, context.DeadlineExceeded) {
-		return ClassUnreachable, "check the DSN's host and port, and that PostgreSQL runs and accepts connections from this host"
-	}
-	return ClassOther, ""
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )

@@ -3,7 +3,7 @@
 // each case over -count runs, per record, with the ratio of its CPU time to
 // the stdlib-struct baseline's in the same run.
 //
-//	go test -run '^$' -bench HotPath -benchmem -cpu 1 -count 3 ./pipeline | go run ./internal/bench/table
+//	go test -run '^$' -bench HotPath -benchmem -cpu 1 -count 3 ./pipeline | go run ./internal/tools/bench/table
 //
 // Lines that are not benchmark results are copied to stderr.
 package main

@@ -15,8 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 func TestEnsureInstalled(t *testing.T) {
@@ -31,12 +32,12 @@ func TestEnsureInstalled(t *testing.T) {
 func TestKinesisRoundTrip(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	srv := emulators.Kinesis(t)
+	srv := envtest.Kinesis(t)
 	t.Logf("kinesis-mock ready at %s after %s", srv.Endpoint, time.Since(start))
 	kc := testaws.Kinesis(srv.Endpoint)
 
 	start = time.Now()
-	arn := testaws.CreateStream(t, kc, "roundtrip", 2)
+	arn := envtest.CreateStream(t, kc, "roundtrip", 2)
 	t.Logf("CreateStream (2 shards) took %s: %s", time.Since(start), arn)
 	if want := fmt.Sprintf("arn:aws:kinesis:%s:%s:stream/roundtrip", testaws.Region, testaws.Account); arn != want {
 		t.Errorf("arn = %q, want %q", arn, want)
@@ -49,7 +50,7 @@ func TestKinesisRoundTrip(t *testing.T) {
 		data = append(data, fmt.Appendf(nil, `{"id":%d,"name":"rec-%d"}`, i, i))
 		keys = append(keys, fmt.Sprintf("key-%d", i))
 	}
-	testaws.PutJSON(t, kc, "roundtrip", data, keys)
+	envtest.PutJSON(t, kc, "roundtrip", data, keys)
 
 	got := readAll(t, kc, "roundtrip")
 	total := 0
@@ -82,9 +83,9 @@ func TestKinesisRoundTrip(t *testing.T) {
 
 func TestPutChunks(t *testing.T) {
 	t.Parallel()
-	srv := emulators.Kinesis(t)
+	srv := envtest.Kinesis(t)
 	kc := testaws.Kinesis(srv.Endpoint)
-	testaws.CreateStream(t, kc, "chunks", 1)
+	envtest.CreateStream(t, kc, "chunks", 1)
 	// 1234 records: three PutRecords batches (500+500+234) into one shard,
 	// more than a shard takes per second; nil keys spread by index.
 	var data [][]byte
@@ -92,7 +93,7 @@ func TestPutChunks(t *testing.T) {
 		data = append(data, fmt.Appendf(nil, `{"i":%d}`, i))
 	}
 	start := time.Now()
-	testaws.PutJSON(t, kc, "chunks", data, nil)
+	envtest.PutJSON(t, kc, "chunks", data, nil)
 	t.Logf("put %d records in %s", len(data), time.Since(start))
 	got := readAll(t, kc, "chunks")
 	n := 0
@@ -146,11 +147,11 @@ func readAll(t *testing.T, kc *kinesis.Client, stream string) map[string][]strin
 
 func TestKinesisAccounts(t *testing.T) {
 	t.Parallel()
-	srv := emulators.Kinesis(t)
+	srv := envtest.Kinesis(t)
 	def := testaws.Kinesis(srv.Endpoint)
 	other := kinesis.NewFromConfig(testaws.Config(srv.Endpoint, "111111111111"))
 
-	arn := testaws.CreateStream(t, other, "acct", 1)
+	arn := envtest.CreateStream(t, other, "acct", 1)
 	if want := "arn:aws:kinesis:us-east-1:111111111111:stream/acct"; arn != want {
 		t.Errorf("arn = %q, want %q", arn, want)
 	}
@@ -162,13 +163,13 @@ func TestKinesisAccounts(t *testing.T) {
 		t.Errorf("account %s sees streams %v of account 111111111111", testaws.Account, ls.StreamNames)
 	}
 	// The same name can exist in both accounts.
-	testaws.CreateStream(t, def, "acct", 1)
+	envtest.CreateStream(t, def, "acct", 1)
 }
 
 func TestDynamo(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	srv := emulators.Dynamo(t)
+	srv := envtest.Dynamo(t)
 	t.Logf("dynalite ready at %s after %s", srv.Endpoint, time.Since(start))
 	dc := testaws.Dynamo(srv.Endpoint)
 	ctx := t.Context()
@@ -216,9 +217,9 @@ func TestDynamo(t *testing.T) {
 
 func TestKinesisKillRestart(t *testing.T) {
 	t.Parallel()
-	srv := emulators.Kinesis(t)
+	srv := envtest.Kinesis(t)
 	kc := testaws.Kinesis(srv.Endpoint)
-	testaws.CreateStream(t, kc, "before-kill", 1)
+	envtest.CreateStream(t, kc, "before-kill", 1)
 	endpoint := srv.Endpoint
 
 	if err := srv.Kill(); err != nil {
@@ -250,8 +251,8 @@ func TestKinesisKillRestart(t *testing.T) {
 	if len(ls.StreamNames) != 0 {
 		t.Errorf("streams survived a restart (emulator is in-memory): %v", ls.StreamNames)
 	}
-	testaws.CreateStream(t, kc, "after-restart", 1)
-	testaws.PutJSON(t, kc, "after-restart", [][]byte{[]byte(`{}`)}, nil)
+	envtest.CreateStream(t, kc, "after-restart", 1)
+	envtest.PutJSON(t, kc, "after-restart", [][]byte{[]byte(`{}`)}, nil)
 
 	// Restart of a running server works too.
 	if err := srv.Restart(t.Context()); err != nil {

@@ -9,7 +9,7 @@
 //
 //   - kinesis-ingest: the real binary (go build ./cmd/kinesis-ingest), `run`
 //     with an 8-field dataset and the file sink;
-//   - bare KCL: internal/bench/barekcl, vmware-go-kcl-v2 with its default
+//   - bare KCL: internal/tools/bench/barekcl, vmware-go-kcl-v2 with its default
 //     DynamoDB checkpointer, counting records and checkpointing each batch.
 //
 // With -rounds N each consumer does N throughput runs (alternating which goes
@@ -46,7 +46,7 @@
 // Records seen is checked: exactly 20,000 rows and no dead letters for
 // kinesis-ingest (nothing crashes, so at-least-once reads nothing twice).
 //
-// Run it with `go run ./internal/bench/e2e` from the module root (it builds
+// Run it with `go run ./internal/tools/bench/e2e` from the module root (it builds
 // both binaries into a temporary directory). It is not a test: `go test ./...`
 // does not run it.
 package main
@@ -78,8 +78,8 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 type options struct {
@@ -132,7 +132,7 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	bins := map[string]string{"kinesis-ingest": "./cmd/kinesis-ingest", "barekcl": "./internal/bench/barekcl"}
+	bins := map[string]string{"kinesis-ingest": "./cmd/kinesis-ingest", "barekcl": "./internal/tools/bench/barekcl"}
 	for name, pkg := range bins {
 		out := filepath.Join(work, name)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)

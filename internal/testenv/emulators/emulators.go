@@ -36,7 +36,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -71,7 +70,7 @@ const (
 // Dir returns the emulators package directory: $KINESIS_INGEST_EMULATORS_DIR
 // if set; else the directory of this source file (which works for tests from
 // any working directory and for binaries run on the machine that built them);
-// else, for binaries built elsewhere or with -trimpath, internal/emulators of
+// else, for binaries built elsewhere or with -trimpath, internal/testenv/emulators of
 // the kinesis-ingest checkout containing the working directory or the
 // executable. It returns "" if none of those has a package-lock.json.
 func Dir() string {
@@ -91,7 +90,7 @@ func Dir() string {
 	}
 	for _, start := range starts {
 		if root := findModuleRoot(start); root != "" {
-			candidates = append(candidates, filepath.Join(root, "internal", "emulators"))
+			candidates = append(candidates, filepath.Join(root, "internal", "testenv", "emulators"))
 		}
 	}
 	for _, c := range candidates {
@@ -124,10 +123,10 @@ func findModuleRoot(d string) string {
 func dir() (string, error) {
 	d := Dir()
 	if d == "" {
-		return "", fmt.Errorf("emulators: cannot find the emulators directory (internal/emulators with package-lock.json): run from inside the kinesis-ingest checkout or set %s to its internal/emulators directory", DirEnv)
+		return "", fmt.Errorf("emulators: cannot find the emulators directory (internal/testenv/emulators with package-lock.json): run from inside the kinesis-ingest checkout or set %s to its internal/testenv/emulators directory", DirEnv)
 	}
 	if _, err := os.Stat(filepath.Join(d, "package-lock.json")); err != nil {
-		return "", fmt.Errorf("emulators: %s has no package-lock.json (%w); run from inside the kinesis-ingest checkout or set %s to its internal/emulators directory", d, err, DirEnv)
+		return "", fmt.Errorf("emulators: %s has no package-lock.json (%w); run from inside the kinesis-ingest checkout or set %s to its internal/testenv/emulators directory", d, err, DirEnv)
 	}
 	return d, nil
 }
@@ -353,54 +352,32 @@ func StartDynamo(ctx context.Context) (*Server, error) {
 	return start(ctx, "dynalite", "")
 }
 
-// Kinesis starts kinesis-mock for a test, stops it in t.Cleanup (first
-// logging the tail of its log if the test failed) and calls t.Fatal if it
-// cannot start.
-func Kinesis(t testing.TB) *Server {
-	t.Helper()
-	return startForTest(t, "kinesis-mock")
+// Options says where an emulator keeps its files. The zero value is an
+// in-memory emulator logging to a temporary directory removed by Stop.
+type Options struct {
+	// LogDir holds the emulator's log; "" means a temporary directory of
+	// its own. A directory given here is the caller's to remove.
+	LogDir string
+	// PersistDir, when set, keeps the emulator's state on disk across
+	// Restart (kinesis-mock saves every 500ms and on a graceful Stop;
+	// dynalite keeps its LevelDB there).
+	PersistDir string
 }
 
-// Dynamo starts dynalite for a test, like Kinesis.
-func Dynamo(t testing.TB) *Server {
-	t.Helper()
-	return startForTest(t, "dynalite")
-}
-
-// KinesisPersistent is Kinesis with kinesis-mock's persistence on: its state
-// is saved under dir every 500ms and on a graceful Stop, and loaded again by
-// Restart, so that a test can restart the emulator mid-run without losing the
-// stream.
-func KinesisPersistent(t testing.TB, dir string) *Server {
-	t.Helper()
-	return startForTest(t, "kinesis-mock", dir)
-}
-
-// DynamoPersistent is Dynamo with dynalite's tables kept on disk under dir
-// (LevelDB), so that Restart finds them again.
-func DynamoPersistent(t testing.TB, dir string) *Server {
-	t.Helper()
-	return startForTest(t, "dynalite", dir)
-}
-
-func startForTest(t testing.TB, name string, persist ...string) *Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*startTimeout)
-	defer cancel()
-	s, err := start(ctx, name, t.TempDir(), persist...)
-	if err != nil {
-		t.Fatal(err)
+// Start starts the emulator called name ("kinesis-mock" or "dynalite") with
+// opts, like StartKinesis and StartDynamo.
+func Start(ctx context.Context, name string, opts Options) (*Server, error) {
+	if opts.PersistDir != "" {
+		return start(ctx, name, opts.LogDir, opts.PersistDir)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s log tail (%s):\n%s", s.Name, s.LogPath, s.LogTail(logTailBytes))
-		}
-		if err := s.Stop(); err != nil {
-			t.Errorf("stop %s: %v", s.Name, err)
-		}
-	})
-	return s
+	return start(ctx, name, opts.LogDir)
 }
+
+// LogTailBytes is how much of a log a failing test should show.
+const LogTailBytes = logTailBytes
+
+// StartTimeout is how long Start waits for an emulator to answer.
+const StartTimeout = startTimeout
 
 func start(ctx context.Context, name, logDir string, persist ...string) (*Server, error) {
 	if err := EnsureInstalled(ctx); err != nil {
@@ -612,7 +589,7 @@ func (s *Server) launch(ctx context.Context) error {
 				return fmt.Errorf("emulators: %s exited during startup: %w: port %v (%v); log %s:\n%s",
 					s.Name, errPortTaken, s.ports, s.waitErr(), s.LogPath, logTail)
 			}
-			return fmt.Errorf("emulators: %s exited during startup (%v); install Node.js %d+, and run `npm ci` in internal/emulators if it is broken; log %s:\n%s",
+			return fmt.Errorf("emulators: %s exited during startup (%v); install Node.js %d+, and run `npm ci` in internal/testenv/emulators if it is broken; log %s:\n%s",
 				s.Name, s.waitErr(), minNodeMajor, s.LogPath, logTail)
 		case <-ctx.Done():
 			_ = s.Kill()

@@ -1,5 +1,5 @@
 // Command barekcl is the reference consumer of the end-to-end benchmark
-// (internal/bench/e2e): vmware-go-kcl-v2 in polling mode, with the library's
+// (internal/tools/bench/e2e): vmware-go-kcl-v2 in polling mode, with the library's
 // own DynamoDB checkpointer, a record processor that only counts records and
 // checkpoints each batch, and nothing else (no decoding, no sink). It is what
 // a worker costs before it does anything with the records.

@@ -471,7 +471,7 @@ func checkDockerignore(t *testing.T, root string, gb *goBuild) {
 			t.Errorf(".dockerignore %q leaves %s, which go build needs, out of the build context", p, file)
 		}
 	}
-	for _, file := range []string{".git/HEAD", "internal/emulators/node_modules/dynalite/package.json"} {
+	for _, file := range []string{".git/HEAD", "internal/testenv/emulators/node_modules/dynalite/package.json"} {
 		if ignoredBy(patterns, file) == "" {
 			t.Errorf(".dockerignore does not leave %s out of the build context", file)
 		}

@@ -33,7 +33,11 @@ func TestOwnsPorts(t *testing.T) {
 // emulator's answers for its own readiness.
 func TestPortTakenByAnotherServer(t *testing.T) {
 	t.Parallel()
-	other := Kinesis(t)
+	other, err := Start(t.Context(), "kinesis-mock", Options{LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Stop() })
 	d, err := dir()
 	if err != nil {
 		t.Fatal(err)

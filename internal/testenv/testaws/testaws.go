@@ -1,7 +1,7 @@
 // Package testaws builds aws-sdk-go-v2 clients for local emulators (see
-// internal/emulators) and has small helpers to create streams and put
-// records, for tests (t.Fatal on error) and for the demo command (plain
-// errors).
+// internal/testenv/emulators) and has small helpers to create streams and put
+// records, for the demo command and the benchmarks; internal/testenv/envtest
+// wraps them for tests. It imports no testing.
 //
 // The configs are hermetic: they never read the environment, shared config
 // files or instance metadata.
@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,8 +29,8 @@ const (
 	Region = "us-east-1"
 )
 
-// Timeout bounds the test helpers (CreateStream, PutJSON) on top of the
-// test's own context.
+// Timeout bounds the test helpers (envtest.CreateStream, envtest.PutJSON) on
+// top of the test's own context.
 const Timeout = 60 * time.Second
 
 // Config returns a config for an emulator at endpoint (e.g.
@@ -64,19 +63,6 @@ func Dynamo(endpoint string) *dynamodb.Client {
 	return dynamodb.NewFromConfig(Config(endpoint, Account))
 }
 
-// CreateStream creates a provisioned stream with the given shard count, waits
-// until it is ACTIVE and returns its ARN. It calls t.Fatal on error.
-func CreateStream(t testing.TB, kc *kinesis.Client, name string, shards int) (arn string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), Timeout)
-	defer cancel()
-	arn, err := CreateStreamCtx(ctx, kc, name, shards)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return arn
-}
-
 // CreateStreamCtx creates a provisioned stream with the given shard count,
 // waits until it is ACTIVE (polling every 50ms until ctx is done) and returns
 // its ARN.
@@ -102,18 +88,6 @@ func CreateStreamCtx(ctx context.Context, kc *kinesis.Client, name string, shard
 			return "", fmt.Errorf("testaws: stream %q still %s: %w", name, sd.StreamStatus, context.Cause(ctx))
 		case <-time.After(50 * time.Millisecond):
 		}
-	}
-}
-
-// PutJSON puts records into stream (see Put) and calls t.Fatal on error.
-// Despite the name it does not look at the bytes: malformed JSON goes in as
-// is, which is handy for decoder error tests.
-func PutJSON(t testing.TB, kc *kinesis.Client, stream string, records [][]byte, partitionKeys []string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), Timeout)
-	defer cancel()
-	if err := Put(ctx, kc, stream, records, partitionKeys); err != nil {
-		t.Fatal(err)
 	}
 }
 

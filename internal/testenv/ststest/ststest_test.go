@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/ststest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ststest"
 )
 
 // TestRefusals: requests STS would refuse get its XML errors.

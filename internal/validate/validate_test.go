@@ -1,4 +1,4 @@
-package app
+package validate
 
 import (
 	"context"
@@ -19,8 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/ststest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ststest"
 )
 
 const testRole = "arn:aws:iam::111111111111:role/reader"
@@ -73,7 +74,7 @@ func TestAssumeRoleWithFakeSTS(t *testing.T) {
 	sts := ststest.New(t, ststest.Role{ARN: testRole, ExternalID: "ext-42"})
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 
-	cfg, err := awsConfig(t.Context(), "us-east-1", roleARN(t, testRole), "ext-42", sessionName("host-1/w:2"))
+	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "ext-42", app.SessionName("host-1/w:2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestAssumeRoleWithFakeSTS(t *testing.T) {
 	}
 
 	// A role STS does not let the worker assume.
-	cfg, _ = awsConfig(t.Context(), "us-east-1", roleARN(t, "arn:aws:iam::222222222222:role/reader"), "", "s1")
+	cfg, _ = app.AWSConfig(t.Context(), "us-east-1", roleARN(t, "arn:aws:iam::222222222222:role/reader"), "", "s1")
 	_, err = cfg.Credentials.Retrieve(t.Context())
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" || classify(err) != ClassAccessDenied {
@@ -111,7 +112,7 @@ func TestAssumeRoleRefresh(t *testing.T) {
 	tokens := recordTokens(t)
 	t.Setenv("AWS_ENDPOINT_URL_KINESIS", tokens.url)
 
-	cfg, err := awsConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1")
+	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestAssumeRoleRefreshedBeforeExpiry(t *testing.T) {
 	isolate(t)
 	sts := ststest.New(t, ststest.Role{ARN: testRole, Lifetime: 1500 * time.Millisecond})
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
-	cfg, err := awsConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1")
+	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +276,7 @@ func TestValidateCredentialFailures(t *testing.T) {
 				t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 			}
 			start := time.Now()
-			rep := Validate(t.Context(), testConfig(t, tc.extra))
+			rep := Run(t.Context(), testConfig(t, tc.extra))
 			if took := time.Since(start); took > 15*time.Second {
 				t.Errorf("Validate took %s", took)
 			}
@@ -356,7 +357,7 @@ func TestValidateConsumerRole(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 	cfg := testConfig(t, "")
 	cfg.Consumer.RoleARN = roleARN(t, "arn:aws:iam::222222222222:role/leases")
-	rep := Validate(t.Context(), cfg)
+	rep := Run(t.Context(), cfg)
 	if c := find(t, rep, "consumer: role assumable"); c.OK || c.Class != ClassAccessDenied {
 		t.Errorf("consumer role check: %s", c)
 	}
@@ -365,7 +366,7 @@ func TestValidateConsumerRole(t *testing.T) {
 	}
 
 	cfg.Consumer.RoleARN = roleARN(t, testRole)
-	rep = Validate(t.Context(), cfg)
+	rep = Run(t.Context(), cfg)
 	if c := find(t, rep, "consumer: role assumable"); !c.OK {
 		t.Errorf("consumer role check: %s", c)
 	}

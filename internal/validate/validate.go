@@ -1,4 +1,10 @@
-package app
+// Package validate runs the commit-time checks of a configuration (the
+// `kinesis-ingest validate` command, and the first thing `run` does): the
+// credentials the worker will use, each stream, its shards, the lease tables,
+// every sink. Each check is a line with a failure class and what to do, so that
+// a bad ARN, a missing stream or a missing permission is reported before any
+// record is read rather than at run time.
+package validate
 
 import (
 	"context"
@@ -25,10 +31,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
 
 // Class says why a check failed.
@@ -90,7 +99,7 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// Report is the outcome of Validate.
+// Report is the outcome of Run.
 type Report struct {
 	Checks []Check
 	// Warnings are problems found while checking that do not fail a check,
@@ -117,7 +126,7 @@ func (r *Report) Failed() []Check {
 // answer fails quickly instead of hanging.
 var CheckTimeout = 10 * time.Second
 
-// Validate runs the commit-time checks, in order, with the credentials the
+// Run runs the commit-time checks, in order, with the credentials the
 // worker will use (each source's role assumed):
 //
 //   - per source: credentials (role assumable, when role_arn is set); the
@@ -133,8 +142,8 @@ var CheckTimeout = 10 * time.Second
 // (the KCL's way), so the stream check looks it up by name and requires that
 // to resolve to stream_arn. A check that needs a failed one is skipped. An
 // init_position timestamp older than the stream's retention is a warning.
-func Validate(ctx context.Context, cfg *config.Config) *Report {
-	v := &validator{cfg: cfg, rep: &Report{}, session: sessionName(cfg.Consumer.WorkerID)}
+func Run(ctx context.Context, cfg *config.Config) *Report {
+	v := &validator{cfg: cfg, rep: &Report{}, session: app.SessionName(cfg.Consumer.WorkerID)}
 	for i, src := range cfg.Sources {
 		v.source(ctx, i, src)
 	}
@@ -333,7 +342,7 @@ func (v *validator) leaseTables(ctx context.Context) {
 	var tables []string
 	seen, alt := map[string]bool{}, map[string]string{}
 	for _, src := range cfg.Sources {
-		if t := LeaseTable(cfg, src.Name); !seen[t] {
+		if t := app.LeaseTable(cfg, src.Name); !seen[t] {
 			seen[t] = true
 			tables = append(tables, t)
 			alt[t] = otherLeaseTable(cfg, src.Name)
@@ -562,4 +571,47 @@ func hintFor(class Class, service, denied string) string {
 		return "check the names, account and region in the config"
 	}
 	return "see the error; run kinesis-ingest validate again once it is fixed"
+}
+
+// postgresChecks is the commit-time check of every postgres table the
+// config writes: the server is reachable with the DSN, and the table fits
+// its dataset (or is missing and will be created). Nothing is changed.
+func postgresChecks(ctx context.Context, cfg *config.Config) []Check {
+	var out []Check
+	for _, t := range app.PostgresTables(cfg) {
+		name := t.Name + ": fits"
+		cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+		err := postgres.Check(cctx, t.Config)
+		cancel()
+		if err == nil {
+			out = append(out, pass(name, "reachable; the table exists and fits, or will be created"))
+			continue
+		}
+		class, hint := classifyPostgres(err)
+		out = append(out, fail(name, class, err, hint))
+	}
+	return out
+}
+
+func classifyPostgres(err error) (Class, string) {
+	var te *postgres.TableError
+	if errors.As(err, &te) {
+		return ClassNotWritable, "change the table as the error says, or point the sink at another table (create_table: true creates a missing one)"
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "28"):
+			return ClassCredentials, "check the user and password in the DSN"
+		case pe.Code == "3D000":
+			return ClassNotFound, "create the database or fix its name in the DSN"
+		case pe.Code == "42501":
+			return ClassAccessDenied, "grant the DSN's role the privileges the error names"
+		}
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || errors.Is(err, context.DeadlineExceeded) {
+		return ClassUnreachable, "check the DSN's host and port, and that PostgreSQL runs and accepts connections from this host"
+	}
+	return ClassOther, ""
 }

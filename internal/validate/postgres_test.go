@@ -1,4 +1,4 @@
-package app
+package validate
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/pgtest"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 )
 
 func postgresTestConfig(t *testing.T, dsn, extraDataset, deadLetter string) *config.Config {

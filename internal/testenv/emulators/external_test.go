@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
 )
 
 // clearEndpoints unsets every variable External reads.
@@ -61,7 +62,7 @@ func TestExternalUnreachable(t *testing.T) {
 // TestExternalFindsRunningEmulators points External at emulators started
 // here, as a developer would at LocalStack, one variable per service.
 func TestExternalFindsRunningEmulators(t *testing.T) {
-	kinSrv, ddbSrv := emulators.Kinesis(t), emulators.Dynamo(t)
+	kinSrv, ddbSrv := envtest.Kinesis(t), envtest.Dynamo(t)
 	clearEndpoints(t)
 	t.Setenv(emulators.ExternalEnv, "1")
 	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // the per-service ones win

@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/efoproxy"
 )
 
@@ -149,4 +153,49 @@ func TestEnhancedFanOutResubscribes(t *testing.T) {
 		t.Errorf("GetRecords calls = %d in enhanced fan-out mode, want 0", got)
 	}
 	w.stop(60 * time.Second)
+}
+
+// validate checks the enhanced fan-out consumer: a name not yet registered
+// (the first worker registers it), one registered and ACTIVE, an ARN that
+// names no consumer, and a stream at Kinesis's limit of 20 consumers.
+func TestValidateEnhancedFanOut(t *testing.T) {
+	e := newEnv(t, 1)
+	const check = "source orders: enhanced fan-out consumer"
+	r := e.validate(e.efoConfig("trim_horizon", "orders-efo"))
+	if r.code != 0 {
+		t.Fatalf("validate with an unregistered consumer name: exit %d\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"ok    " + check: {`"orders-efo"`, "not registered yet", "0 of 20"}})
+
+	for i := range 20 {
+		name := fmt.Sprintf("other-%02d", i)
+		if _, err := e.kc.RegisterStreamConsumer(t.Context(), &kinesis.RegisterStreamConsumerInput{StreamARN: &e.arn, ConsumerName: &name}); err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+	}
+	r = e.validate(e.efoConfig("trim_horizon", "orders-efo"))
+	if r.code != 1 {
+		t.Fatalf("validate with the stream at its consumer limit: exit %d, want 1\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"FAIL  " + check + " [limit_exceeded]": {"20 consumers", "fix:"}})
+
+	waitFor(t, 30*time.Second, "other-00 ACTIVE", func() bool {
+		d, err := e.kc.DescribeStreamConsumer(t.Context(), &kinesis.DescribeStreamConsumerInput{StreamARN: &e.arn, ConsumerName: aws.String("other-00")})
+		return err == nil && d.ConsumerDescription.ConsumerStatus == types.ConsumerStatusActive
+	})
+	r = e.validate(e.efoConfig("trim_horizon", "other-00"))
+	if r.code != 0 {
+		t.Fatalf("validate with a registered consumer: exit %d\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"ok    " + check: {`"other-00"`, "ACTIVE"}})
+
+	cfg := e.efoConfig("trim_horizon", "x")
+	b, _ := os.ReadFile(cfg)
+	missingARN := e.arn + "/consumer/gone:1700000000"
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "efo: {consumer_name: x}", "efo: {consumer_arn: \""+missingARN+"\"}", 1)), 0o644)
+	r = e.validate(cfg)
+	if r.code != 1 {
+		t.Fatalf("validate with a consumer ARN that does not exist: exit %d, want 1\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"FAIL  " + check + " [not_found]": {missingARN, "register-stream-consumer"}})
 }

@@ -46,7 +46,13 @@ func (k *KCL) IncrBytesProcessed(string, int64) {}
 // record to date, the best estimate of the age is how far behind the tip the
 // read was (0 once caught up). A non-empty read's age is set by the consumer
 // from its last record (ObserveIteratorAge).
+//
+// A negative value is unknown: an enhanced fan-out event that came without
+// MillisBehindLatest (see kcl.FanOutGuard).
 func (k *KCL) MillisBehindLatest(shard string, ms float64) {
+	if ms < 0 {
+		return
+	}
 	k.m.MillisBehind.WithLabelValues(k.source, shard).Set(ms)
 	k.mu.Lock()
 	empty := k.empty[shard]

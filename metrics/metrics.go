@@ -48,6 +48,8 @@ type Metrics struct {
 	Retries              *prometheus.CounterVec   // stage (sink, decode, delivery)
 	LeaseTableLastAnswer *prometheus.GaugeVec     // source: Unix seconds
 	LeaseTableErrors     *prometheus.CounterVec   // source, op
+
+	efo efo // enhanced fan-out, made on first use (NewFanOut)
 }
 
 // Retry stages, the values of Retries' stage label.

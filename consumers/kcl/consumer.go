@@ -98,6 +98,9 @@ type Config struct {
 	LeaseStealing     bool
 	MaxLeases         int           // 0: no limit
 	DrainTimeout      time.Duration // how long in-flight deliveries may finish after Run's ctx ends
+	// EFO, when set, reads through enhanced fan-out (SubscribeToShard)
+	// instead of polling; Kinesis must then carry WithFanOutGuard.
+	EFO *EFO
 
 	Kinesis *kinesis.Client
 	Dynamo  *dynamodb.Client
@@ -132,6 +135,9 @@ func (c *Config) validate() error {
 	req(c.LeaseDuration > 0 && c.LeaseRefresh > 0 && c.LeaseRefresh < c.LeaseDuration/2,
 		"lease_refresh must be positive and under half of lease_duration")
 	req(c.ShardSyncInterval > 0 && c.IdleBetweenReads > 0, "intervals must be positive")
+	if c.EFO != nil {
+		req((c.EFO.ConsumerName == "") != (c.EFO.ConsumerARN == ""), "efo needs exactly one of consumer_name and consumer_arn")
+	}
 	return errors.Join(errs...)
 }
 
@@ -205,6 +211,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kc.WithTimestampAtInitialPositionInStream(&ts)
 	}
 
+	mode := "polling"
+	if e := c.cfg.EFO; e != nil {
+		mode = "enhanced fan-out"
+		arn := e.ConsumerARN
+		if arn == "" {
+			var err error
+			if arn, err = RegisterConsumer(ctx, c.cfg.Kinesis, c.cfg.StreamARN, e.ConsumerName, c.log); err != nil {
+				return err
+			}
+		}
+		// The ARN, not the name: the library's own registration races
+		// between workers and gives up on a consumer still CREATING.
+		kc.WithEnhancedFanOutConsumerARN(arn)
+	}
+
 	// Deliveries outlive ctx by DrainTimeout so that a graceful stop finishes
 	// the batches in flight and checkpoints them.
 	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
@@ -215,7 +236,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
 	}
 	c.log.Info("consumer started", "stream", c.cfg.StreamName, "lease_table", c.cfg.Application,
-		"initial_position", c.cfg.Position.Type)
+		"initial_position", c.cfg.Position.Type, "mode", mode)
 	<-ctx.Done()
 
 	c.log.Info("consumer stopping: draining batches in flight", "drain_timeout", c.cfg.DrainTimeout)

@@ -153,6 +153,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}
+		kopts := []func(*kinesis.Options){kcl.GuardAggregates}
+		var efo *kcl.EFO
+		if e := k.EFO; e != nil {
+			efo = &kcl.EFO{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN}
+			kopts = append(kopts, kcl.WithFanOutGuard(a.metrics.NewFanOut(src.Name), log.With("source", src.Name, "subsystem", "efo")))
+		}
 		c, err := kcl.New(kcl.Config{
 			Source:            src.Name,
 			StreamARN:         k.StreamARN.String(),
@@ -169,7 +175,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			LeaseStealing:     cfg.Consumer.LeaseStealing,
 			MaxLeases:         cfg.Consumer.MaxLeases,
 			DrainTimeout:      cfg.Consumer.ShutdownTimeout,
-			Kinesis:           kinesis.NewFromConfig(kcfg, kcl.GuardAggregates),
+			EFO:               efo,
+			Kinesis:           kinesis.NewFromConfig(kcfg, kopts...),
 			Dynamo:            dynamo,
 			Handler:           a.pipeline,
 			Metrics:           a.metrics,

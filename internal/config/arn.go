@@ -167,3 +167,26 @@ func checkRegion(partition, r string) string {
 	}
 	return ""
 }
+
+// checkConsumerARN checks an enhanced fan-out consumer ARN,
+// arn:<partition>:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<creation epoch>,
+// against the stream it must belong to (when that parsed).
+func checkConsumerARN(s string, stream StreamARN) error {
+	const form = "arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/<name>:<creation timestamp>"
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "kinesis" {
+		return fmt.Errorf("%q is not a Kinesis stream consumer ARN; want %s (aws kinesis list-stream-consumers prints it)", s, form)
+	}
+	res := strings.Split(parts[5], "/")
+	if len(res) != 4 || res[0] != "stream" || res[2] != "consumer" || !strings.Contains(res[3], ":") {
+		return fmt.Errorf("%q is not a Kinesis stream consumer ARN; want %s (aws kinesis list-stream-consumers prints it)", s, form)
+	}
+	name, _, _ := strings.Cut(res[3], ":")
+	if !streamNameRE.MatchString(name) {
+		return fmt.Errorf("%q: consumer name %q is not valid; Kinesis allows 1 to 128 letters, digits, _, . and -", s, name)
+	}
+	if stream.Name != "" && (parts[3] != stream.Region || parts[4] != stream.Account || res[1] != stream.Name) {
+		return fmt.Errorf("%q is a consumer of stream %s:%s:%s, not of this source's stream %s; a consumer reads only its own stream", s, parts[3], parts[4], res[1], stream)
+	}
+	return nil
+}

@@ -107,6 +107,20 @@ type Kinesis struct {
 	// InitPosition (init_position) is where shards without a checkpoint start.
 	InitPosition InitPosition
 	Format       Format // format, default json
+	// EFO (efo), when set, reads the stream through enhanced fan-out
+	// (SubscribeToShard) instead of polling GetRecords.
+	EFO *EFO
+}
+
+// EFO names the enhanced fan-out consumer of a source; exactly one field is
+// set.
+type EFO struct {
+	// ConsumerName (consumer_name) is registered on the stream by the first
+	// worker that finds it missing, and never deregistered.
+	ConsumerName string
+	// ConsumerARN (consumer_arn) is a consumer registered elsewhere, of this
+	// source's stream.
+	ConsumerARN string
 }
 
 // Format is the encoding of record payloads: `json`, `{avro: {schema_file: f}}`

@@ -151,7 +151,16 @@ func TestFull(t *testing.T) {
 	if src.ExternalID != "ingest-orders" || src.InitPosition.Kind != TrimHorizon || src.Format.Kind != FormatJSON {
 		t.Errorf("kinesis = %+v", src)
 	}
+	if src.EFO == nil || *src.EFO != (EFO{ConsumerName: "orders-ingest"}) {
+		t.Errorf("efo = %+v", src.EFO)
+	}
 	clicks := cfg.Sources[1].Kinesis
+	if clicks.EFO == nil || clicks.EFO.ConsumerARN != "arn:aws-cn:kinesis:cn-north-1:000000000000:stream/clicks.v2/consumer/shared:1714557600" {
+		t.Errorf("clicks efo = %+v", clicks.EFO)
+	}
+	if cfg.Sources[2].Kinesis.EFO != nil {
+		t.Errorf("payments efo = %+v, want polling", cfg.Sources[2].Kinesis.EFO)
+	}
 	if clicks.RoleARN.Path != "/teams/web/" || clicks.RoleARN.Name != "clicks-reader" {
 		t.Errorf("role path = %+v", clicks.RoleARN)
 	}

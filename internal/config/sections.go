@@ -114,7 +114,7 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 		l.errorf(join(path, "kinesis"), m.keys["kinesis"], "required; add kinesis: {stream_arn: arn:aws:kinesis:<region>:<account>:stream/<name>}")
 		return s
 	}
-	km := l.mapping(join(path, "kinesis"), m.vals["kinesis"], "stream_arn", "role_arn", "external_id", "init_position", "format")
+	km := l.mapping(join(path, "kinesis"), m.vals["kinesis"], "stream_arn", "role_arn", "external_id", "init_position", "format", "efo")
 	k := &s.Kinesis
 	if l.required(km, "stream_arn", "give the ARN of the stream, "+streamARNForm) {
 		arn, err := ParseStreamARN(l.str(km, "stream_arn"))
@@ -152,7 +152,33 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 		}
 	}
 	k.Format = l.format(join(km.path, "format"), km.vals["format"])
+	if km.has("efo") {
+		k.EFO = l.efo(join(km.path, "efo"), km.vals["efo"], k.StreamARN)
+	}
 	return s
+}
+
+// efo decodes a source's enhanced fan-out consumer: consumer_name (1 to 128
+// of [a-zA-Z0-9_.-], as Kinesis allows) or consumer_arn, which must be a
+// consumer of the source's own stream.
+func (l *loader) efo(path string, n *yaml.Node, stream StreamARN) *EFO {
+	m := l.mapping(path, n, "consumer_name", "consumer_arn")
+	e := &EFO{ConsumerName: l.str(m, "consumer_name"), ConsumerARN: l.str(m, "consumer_arn")}
+	switch {
+	case m.has("consumer_name") && m.has("consumer_arn"):
+		l.softErrorf(path, nil, "has both consumer_name and consumer_arn; give the name to have the workers register the consumer, or the ARN of one registered elsewhere")
+	case !m.has("consumer_name") && !m.has("consumer_arn"):
+		l.softErrorf(path, n, "needs consumer_name: NAME (registered by the first worker) or consumer_arn: ARN (registered elsewhere)")
+	case m.has("consumer_name"):
+		if !streamNameRE.MatchString(e.ConsumerName) {
+			l.errorf(join(path, "consumer_name"), m.vals["consumer_name"], "%q is not a consumer name; use 1 to 128 letters, digits, _, . and -", e.ConsumerName)
+		}
+	default:
+		if err := checkConsumerARN(e.ConsumerARN, stream); err != nil {
+			l.errorf(join(path, "consumer_arn"), m.vals["consumer_arn"], "%v", err)
+		}
+	}
+	return e
 }
 
 func (l *loader) format(path string, n *yaml.Node) Format {

@@ -55,6 +55,7 @@ const (
 	ClassNotActive     Class = "not_active"          // the stream is CREATING or DELETING
 	ClassNotWritable   Class = "not_writable"        // a sink directory cannot be written (not a directory, disk full, ...)
 	ClassInvalidConfig Class = "invalid_config"      // the configuration file is invalid
+	ClassLimit         Class = "limit_exceeded"      // a Kinesis limit is reached (20 enhanced fan-out consumers per stream)
 	ClassOther         Class = "error"               // anything else
 )
 
@@ -290,6 +291,70 @@ func (v *validator) source(ctx context.Context, i int, src config.Source) {
 		return
 	}
 	v.add(pass(readName, "GetShardIterator on "+aws.ToString(shard.ShardId)))
+	if k.EFO != nil {
+		v.add(efoCheck(ctx, prefix+"enhanced fan-out consumer", kc, arn, k.EFO))
+	}
+}
+
+// maxStreamConsumers is Kinesis's limit of enhanced fan-out consumers
+// registered on one stream.
+const maxStreamConsumers = 20
+
+// efoCheck checks the enhanced fan-out consumer a source names: a
+// consumer_arn must exist and not be DELETING; a consumer_name must exist,
+// or the stream must have room for it (fewer than 20 consumers), since the
+// first worker registers it. SubscribeToShard itself is not tried: a probe
+// subscription would hold the shard's subscription slot from the workers for
+// 5 seconds.
+func efoCheck(ctx context.Context, name string, kc *kinesis.Client, streamARN string, e *config.EFO) Check {
+	hint := "grant the credentials kinesis:DescribeStreamConsumer, ListStreamConsumers, RegisterStreamConsumer and SubscribeToShard on " + streamARN + " and " + streamARN + "/consumer/* (README: Enhanced fan-out)"
+	in := &kinesis.DescribeStreamConsumerInput{StreamARN: aws.String(streamARN), ConsumerName: aws.String(e.ConsumerName)}
+	what := fmt.Sprintf("consumer %q of %s", e.ConsumerName, streamARN)
+	if e.ConsumerARN != "" {
+		in = &kinesis.DescribeStreamConsumerInput{ConsumerARN: aws.String(e.ConsumerARN)}
+		what = "consumer " + e.ConsumerARN
+	}
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	d, err := kc.DescribeStreamConsumer(cctx, in)
+	if err == nil {
+		c := d.ConsumerDescription
+		switch c.ConsumerStatus {
+		case types.ConsumerStatusActive:
+			return pass(name, what+" ACTIVE")
+		case types.ConsumerStatusCreating:
+			return pass(name, what+" CREATING; workers wait until it is ACTIVE")
+		default:
+			return fail(name, ClassNotActive, fmt.Errorf("%s is %s", what, c.ConsumerStatus),
+				"wait until the deregistration ends; with consumer_name the first worker then registers it anew, with consumer_arn register a new one and give its ARN")
+		}
+	}
+	class := classify(err)
+	if class != ClassNotFound {
+		return fail(name, class, fmt.Errorf("describe %s: %w", what, err), hintFor(class, "kinesis", hint))
+	}
+	if e.ConsumerARN != "" {
+		return fail(name, ClassNotFound, fmt.Errorf("%s not found: %w", what, err),
+			"register it (aws kinesis register-stream-consumer) and give the ARN it prints, or give efo.consumer_name to have the workers register one")
+	}
+	var n int
+	var token *string
+	for {
+		out, err := kc.ListStreamConsumers(cctx, &kinesis.ListStreamConsumersInput{StreamARN: aws.String(streamARN), NextToken: token})
+		if err != nil {
+			class := classify(err)
+			return fail(name, class, fmt.Errorf("list the consumers of %s: %w", streamARN, err), hintFor(class, "kinesis", hint))
+		}
+		n += len(out.Consumers)
+		if token = out.NextToken; token == nil {
+			break
+		}
+	}
+	if n >= maxStreamConsumers {
+		return fail(name, ClassLimit, fmt.Errorf("%s is not registered and stream %s already has %d consumers, Kinesis's limit", what, streamARN, n),
+			"deregister a consumer the stream no longer needs (aws kinesis deregister-stream-consumer), or share one through efo.consumer_arn")
+	}
+	return pass(name, fmt.Sprintf("%s not registered yet; the first worker registers it (%d of %d consumers in use)", what, n, maxStreamConsumers))
 }
 
 // credentials loads the AWS configuration for a check and retrieves its

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/efoproxy"
+)
+
+// efoConfig is the harness config with the source reading through enhanced
+// fan-out as consumer name.
+func (e *env) efoConfig(initPosition, name string) string {
+	e.t.Helper()
+	path := e.config(initPosition)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	body := strings.Replace(string(b), "      format: json\n", "      format: json\n      efo: {consumer_name: "+name+"}\n", 1)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// startEFO starts a worker whose Kinesis calls go through the proxy (the
+// DynamoDB ones straight to dynalite).
+func (e *env) startEFO(cfg, id string, p *efoproxy.Proxy) *worker {
+	e.t.Helper()
+	return e.startArgs(cfg, id, nil, []string{"AWS_ENDPOINT_URL_KINESIS=" + p.URL})
+}
+
+// counter sums a counter's samples whose labels contain every one of labels
+// (e.g. `reason="expired"`).
+func counter(metrics, name string, labels ...string) float64 {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
+	var sum float64
+	for _, m := range re.FindAllStringSubmatch(metrics, -1) {
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(m[1], l)
+		}
+		if v, err := strconv.ParseFloat(m[2], 64); err == nil && ok {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// Two workers read a 2-shard stream through enhanced fan-out; one is killed
+// with SIGKILL while records flow and the other takes its shard over; a
+// third, started after the survivor stops gracefully, resumes from the
+// checkpoints. Every record is a row, and no GetRecords call is ever made.
+func TestEnhancedFanOutSurvivesKillAndResumes(t *testing.T) {
+	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
+	e := newEnv(t, 2)
+	p := efoproxy.New(t, e.kin.Endpoint)
+	cfg := e.efoConfig("trim_horizon", "orders-efo")
+	data, keys, _ := orders(0, 200, false)
+	e.put(data, keys)
+	w1 := e.startEFO(cfg, "w1", p)
+	w2 := e.startEFO(cfg, "w2", p)
+	e.waitBalanced(map[string]int{"w1": 1, "w2": 1}, 90*time.Second)
+	waitFor(t, 60*time.Second, "the first 200 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
+
+	prod := e.produceFrom(100*time.Millisecond, 10, 200)
+	time.Sleep(2 * time.Second)
+	w1.kill()
+	waitFor(t, 60*time.Second, "w1's shard taken over by w2", func() bool {
+		o := e.owners()
+		return o["w1"] == 0 && o["w2"] == 2
+	})
+	time.Sleep(2 * time.Second)
+	n := prod.halt()
+	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })
+	metrics := scrape(t, w2.metricsAddr())
+	w2.stop(60 * time.Second)
+	lost, dupsBefore := report(t, e.rows(), n)
+	if len(lost) > 0 {
+		t.Fatalf("enhanced fan-out lost %d records across a kill -9", len(lost))
+	}
+
+	// A restart resumes from the checkpoints: what was durable before the
+	// graceful stop is not read again.
+	data, keys, _ = orders(n, 50, false)
+	e.put(data, keys)
+	w3 := e.startEFO(cfg, "w3", p)
+	waitFor(t, 90*time.Second, "the 50 rows put while no worker ran", func() bool { return len(missing(idsOf(e.rows()), 0, n+50, nil)) == 0 })
+	time.Sleep(time.Second)
+	_, dupsAfter := report(t, e.rows(), n+50)
+	if dupsAfter != dupsBefore {
+		t.Errorf("the restart re-read %d durable records; it must resume after the checkpoints", dupsAfter-dupsBefore)
+	}
+	w3.stop(60 * time.Second)
+
+	if got := p.Calls("GetRecords"); got != 0 {
+		t.Errorf("GetRecords calls = %d in enhanced fan-out mode, want 0", got)
+	}
+	if got := p.Calls("SubscribeToShard"); got < 3 {
+		t.Errorf("SubscribeToShard calls = %d, want at least one per shard per owner", got)
+	}
+	if got := p.Calls("RegisterStreamConsumer"); got < 1 {
+		t.Errorf("RegisterStreamConsumer calls = %d: the consumer was never registered", got)
+	}
+	if got := counter(metrics, "kinesis_ingest_efo_subscriptions_started_total"); got < 1 {
+		t.Errorf("kinesis_ingest_efo_subscriptions_started_total = %v, want > 0", got)
+	}
+}
+
+// Subscriptions that Kinesis ends early (as AWS does after 5 minutes) and a
+// subscription refused with ResourceInUseException are resumed from where
+// they were: nothing is lost and nothing is read twice.
+func TestEnhancedFanOutResubscribes(t *testing.T) {
+	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
+	e := newEnv(t, 2)
+	p := efoproxy.New(t, e.kin.Endpoint)
+	p.EndAfterEvents(4)
+	p.FailNextSubscribe("ResourceInUseException")
+	cfg := e.efoConfig("trim_horizon", "orders-efo")
+	w := e.startEFO(cfg, "w1", p)
+	prod := e.produceFrom(150*time.Millisecond, 5, 0)
+	waitFor(t, 90*time.Second, "subscriptions ended early at least 4 times", func() bool {
+		_, ended := p.Streams()
+		return ended >= 4
+	})
+	n := prod.halt()
+	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })
+	time.Sleep(time.Second)
+	lost, dups := report(t, e.rows(), n)
+	if len(lost) > 0 || dups > 0 {
+		t.Fatalf("resubscriptions lost %d records and read %d twice, want 0 and 0", len(lost), dups)
+	}
+	metrics := scrape(t, w.metricsAddr())
+	if got := counter(metrics, "kinesis_ingest_efo_subscriptions_ended_total", `reason="expired"`); got < 4 {
+		t.Errorf("efo_subscriptions_ended_total{reason=expired} = %v, want >= 4", got)
+	}
+	if got := counter(metrics, "kinesis_ingest_efo_subscribe_retries_total", `code="ResourceInUseException"`); got != 1 {
+		t.Errorf("efo_subscribe_retries_total{code=ResourceInUseException} = %v, want 1", got)
+	}
+	if got := counter(metrics, "kinesis_ingest_efo_resubscribe_delay_seconds_count"); got < 4 {
+		t.Errorf("efo_resubscribe_delay_seconds_count = %v, want >= 4", got)
+	}
+	if got := p.Calls("GetRecords"); got != 0 {
+		t.Errorf("GetRecords calls = %d in enhanced fan-out mode, want 0", got)
+	}
+	w.stop(60 * time.Second)
+}
+
+// validate checks the enhanced fan-out consumer: a name not yet registered
+// (the first worker registers it), one registered and ACTIVE, an ARN that
+// names no consumer, and a stream at Kinesis's limit of 20 consumers.
+func TestValidateEnhancedFanOut(t *testing.T) {
+	e := newEnv(t, 1)
+	const check = "source orders: enhanced fan-out consumer"
+	r := e.validate(e.efoConfig("trim_horizon", "orders-efo"))
+	if r.code != 0 {
+		t.Fatalf("validate with an unregistered consumer name: exit %d\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"ok    " + check: {`"orders-efo"`, "not registered yet", "0 of 20"}})
+
+	for i := range 20 {
+		name := fmt.Sprintf("other-%02d", i)
+		if _, err := e.kc.RegisterStreamConsumer(t.Context(), &kinesis.RegisterStreamConsumerInput{StreamARN: &e.arn, ConsumerName: &name}); err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+	}
+	r = e.validate(e.efoConfig("trim_horizon", "orders-efo"))
+	if r.code != 1 {
+		t.Fatalf("validate with the stream at its consumer limit: exit %d, want 1\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"FAIL  " + check + " [limit_exceeded]": {"20 consumers", "fix:"}})
+
+	waitFor(t, 30*time.Second, "other-00 ACTIVE", func() bool {
+		d, err := e.kc.DescribeStreamConsumer(t.Context(), &kinesis.DescribeStreamConsumerInput{StreamARN: &e.arn, ConsumerName: aws.String("other-00")})
+		return err == nil && d.ConsumerDescription.ConsumerStatus == types.ConsumerStatusActive
+	})
+	r = e.validate(e.efoConfig("trim_horizon", "other-00"))
+	if r.code != 0 {
+		t.Fatalf("validate with a registered consumer: exit %d\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"ok    " + check: {`"other-00"`, "ACTIVE"}})
+
+	cfg := e.efoConfig("trim_horizon", "x")
+	b, _ := os.ReadFile(cfg)
+	missingARN := e.arn + "/consumer/gone:1700000000"
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "efo: {consumer_name: x}", "efo: {consumer_arn: \""+missingARN+"\"}", 1)), 0o644)
+	r = e.validate(cfg)
+	if r.code != 1 {
+		t.Fatalf("validate with a consumer ARN that does not exist: exit %d, want 1\n%s", r.code, r.out)
+	}
+	wantLines(t, r, map[string][]string{"FAIL  " + check + " [not_found]": {missingARN, "register-stream-consumer"}})
+}

@@ -1,0 +1,396 @@
+package kcl
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+)
+
+// EFO turns enhanced fan-out on for a consumer: records are pushed over
+// SubscribeToShard event streams instead of polled with GetRecords. Exactly
+// one of the fields is set.
+type EFO struct {
+	// ConsumerName is registered on the stream by the first worker that
+	// finds it missing (RegisterConsumer); it is never deregistered.
+	ConsumerName string
+	// ConsumerARN names a consumer registered elsewhere.
+	ConsumerARN string
+}
+
+// consumerActiveTimeout bounds the wait for a registered consumer to become
+// ACTIVE (AWS takes seconds; the emulator about its transition delay).
+const consumerActiveTimeout = 2 * time.Minute
+
+// RegisterConsumer returns the ARN of the stream's consumer called name,
+// registering it if it does not exist, once it is ACTIVE. Workers racing to
+// register it all get the same ARN: a registration that loses the race
+// (ResourceInUseException) describes the winner's. It never deregisters.
+func RegisterConsumer(ctx context.Context, kc *kinesis.Client, streamARN, name string, log *slog.Logger) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, consumerActiveTimeout)
+	defer cancel()
+	arn, status, err := describeConsumer(ctx, kc, streamARN, name)
+	var notFound *types.ResourceNotFoundException
+	if errors.As(err, &notFound) {
+		out, rerr := kc.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: &streamARN, ConsumerName: &name})
+		var inUse *types.ResourceInUseException
+		switch {
+		case rerr == nil:
+			log.Info("enhanced fan-out consumer registered", "consumer_name", name, "consumer_arn", aws.ToString(out.Consumer.ConsumerARN))
+			arn, status, err = aws.ToString(out.Consumer.ConsumerARN), out.Consumer.ConsumerStatus, nil
+		case errors.As(rerr, &inUse):
+			// Another worker registered it first.
+			arn, status, err = describeConsumer(ctx, kc, streamARN, name)
+		default:
+			return "", fmt.Errorf("register enhanced fan-out consumer %q on stream %s: %w; grant kinesis:RegisterStreamConsumer, or register it yourself and give efo.consumer_arn", name, streamARN, rerr)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("describe enhanced fan-out consumer %q of stream %s: %w; grant kinesis:DescribeStreamConsumer", name, streamARN, err)
+	}
+	for wait := 50 * time.Millisecond; status != types.ConsumerStatusActive; wait = min(2*wait, 2*time.Second) {
+		if status == types.ConsumerStatusDeleting {
+			return "", fmt.Errorf("enhanced fan-out consumer %q of stream %s is being deleted; wait for it to go, then start again (it will be registered anew)", name, streamARN)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("enhanced fan-out consumer %q of stream %s still %s: %w", name, streamARN, status, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+		if arn, status, err = describeConsumer(ctx, kc, streamARN, name); err != nil {
+			return "", fmt.Errorf("describe enhanced fan-out consumer %q of stream %s: %w", name, streamARN, err)
+		}
+	}
+	return arn, nil
+}
+
+func describeConsumer(ctx context.Context, kc *kinesis.Client, streamARN, name string) (string, types.ConsumerStatus, error) {
+	out, err := kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: &streamARN, ConsumerName: &name})
+	if err != nil {
+		return "", "", err
+	}
+	return aws.ToString(out.ConsumerDescription.ConsumerARN), out.ConsumerDescription.ConsumerStatus, nil
+}
+
+// FanOutGuard wraps the HTTP client of a Kinesis client that the KCL uses in
+// fan-out mode, and neutralises what its FanOutShardConsumer gets wrong
+// (v1.0.0, clientlibrary/worker/fan-out-shard-consumer.go):
+//
+//   - It resubscribes the moment a stream ends, and AWS refuses a
+//     SubscribeToShard for the same consumer and shard within 5 seconds of
+//     the last successful one (ResourceInUseException), which ends the
+//     shard's consumer and its lease. The guard holds such a call until the
+//     gap has passed, and sends a refused one again after a pause.
+//   - It reads an exception in the stream as a normal end. The guard logs it
+//     and counts it (efo_subscriptions_ended_total{reason="error"}).
+//   - It dereferences MillisBehindLatest without a nil check, which would
+//     crash the process on an event without one. The guard fills in -1
+//     (unknown), which the metrics adapter ignores.
+//
+// Everything else passes through untouched.
+type FanOutGuard struct {
+	inner   aws.HTTPClient
+	metrics *metrics.FanOut
+	log     *slog.Logger
+	// Gap is the least time between two subscriptions to one shard.
+	Gap time.Duration
+	// Attempts bounds the sends of one refused SubscribeToShard.
+	Attempts int
+
+	mu   sync.Mutex
+	last map[string]shardSub // shard id -> its latest subscription
+}
+
+type shardSub struct {
+	opened, ended time.Time
+}
+
+// subscribeGap: "If you call SubscribeToShard again with the same
+// ConsumerARN and ShardId within 5 seconds of a successful call, you'll get
+// a ResourceInUseException" (Kinesis API reference).
+const subscribeGap = 5 * time.Second
+
+// NewFanOutGuard wraps inner (nil: http.DefaultClient's transport through a
+// new client with no timeout, since a subscription streams for 5 minutes).
+func NewFanOutGuard(inner aws.HTTPClient, m *metrics.FanOut, log *slog.Logger) *FanOutGuard {
+	if inner == nil {
+		inner = &http.Client{}
+	}
+	return &FanOutGuard{inner: inner, metrics: m, log: log, Gap: subscribeGap, Attempts: 6, last: map[string]shardSub{}}
+}
+
+// Do implements aws.HTTPClient.
+func (g *FanOutGuard) Do(req *http.Request) (*http.Response, error) {
+	if operation(req) != "SubscribeToShard" || req.Body == nil {
+		return g.inner.Do(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read SubscribeToShard request: %w", err)
+	}
+	var in struct{ ShardId string }
+	_ = json.Unmarshal(body, &in) // an unreadable body is Kinesis's to refuse
+	shard := in.ShardId
+	wait := 0 * time.Second
+	for attempt := 1; ; attempt++ {
+		if err := g.waitGap(req.Context(), shard); err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		resp, err := g.inner.Do(req)
+		if err != nil {
+			return resp, err
+		}
+		if resp.StatusCode == http.StatusOK {
+			return g.opened(shard, resp), nil
+		}
+		code := errorCode(resp)
+		if code != "ResourceInUseException" || attempt >= g.Attempts {
+			return resp, nil
+		}
+		// Refused because a subscription is still open or too recent (the
+		// previous owner's, after a lease move). Drain the refusal and try
+		// again once the gap has passed.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		g.metrics.Retried(code)
+		wait = min(max(2*wait, time.Second), 10*time.Second)
+		g.log.Debug("SubscribeToShard refused; retrying", "shard_id", shard, "code", code, "attempt", attempt, "retry_in", wait)
+		g.mu.Lock()
+		g.last[shard] = shardSub{opened: time.Now().Add(wait - g.Gap), ended: time.Now()}
+		g.mu.Unlock()
+	}
+}
+
+// waitGap holds a subscription to shard until Gap after its last one opened.
+func (g *FanOutGuard) waitGap(ctx context.Context, shard string) error {
+	g.mu.Lock()
+	prev, ok := g.last[shard]
+	g.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	d := time.Until(prev.opened.Add(g.Gap))
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (g *FanOutGuard) opened(shard string, resp *http.Response) *http.Response {
+	now := time.Now()
+	g.mu.Lock()
+	prev, ok := g.last[shard]
+	g.last[shard] = shardSub{opened: now}
+	g.mu.Unlock()
+	var since time.Duration
+	if ok && !prev.ended.IsZero() {
+		since = now.Sub(prev.ended)
+	}
+	g.metrics.Started(since)
+	resp.Body = &guardedStream{g: g, shard: shard, up: resp.Body}
+	return resp
+}
+
+func (g *FanOutGuard) ended(shard, reason string) {
+	g.mu.Lock()
+	s := g.last[shard]
+	s.ended = time.Now()
+	g.last[shard] = s
+	g.mu.Unlock()
+	g.metrics.Ended(reason)
+}
+
+func operation(req *http.Request) string {
+	t := req.Header.Get("X-Amz-Target")
+	for i := len(t) - 1; i >= 0; i-- {
+		if t[i] == '.' {
+			return t[i+1:]
+		}
+	}
+	return t
+}
+
+// errorCode reads a JSON-protocol error's type without consuming the body
+// the SDK will decode.
+func errorCode(resp *http.Response) string {
+	if c := resp.Header.Get("X-Amzn-ErrorType"); c != "" {
+		if i := bytes.IndexByte([]byte(c), ':'); i >= 0 {
+			c = c[:i]
+		}
+		return c
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	var e struct {
+		Type string `json:"__type"`
+	}
+	_ = json.Unmarshal(b, &e)
+	if i := bytes.LastIndexByte([]byte(e.Type), '#'); i >= 0 {
+		return e.Type[i+1:]
+	}
+	return e.Type
+}
+
+// guardedStream relays a subscription's event stream message by message.
+type guardedStream struct {
+	g     *FanOutGuard
+	shard string
+	up    io.ReadCloser
+
+	buf    []byte // the rest of the message being relayed
+	err    error  // the upstream's end, once reached
+	sawErr bool   // an exception message passed
+	done   bool   // ended was reported
+	once   sync.Once
+}
+
+func (s *guardedStream) Read(p []byte) (int, error) {
+	for len(s.buf) == 0 {
+		if s.err != nil {
+			s.finish()
+			return 0, s.err
+		}
+		s.buf, s.err = s.next()
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
+}
+
+func (s *guardedStream) Close() error {
+	s.once.Do(func() {
+		if !s.done {
+			s.done = true
+			reason := metrics.EFOEndClosed
+			if s.sawErr {
+				// The SDK stops reading at an exception and closes.
+				reason = metrics.EFOEndError
+			}
+			s.g.ended(s.shard, reason)
+		}
+	})
+	return s.up.Close()
+}
+
+func (s *guardedStream) finish() {
+	s.once.Do(func() {
+		s.done = true
+		reason := metrics.EFOEndExpired
+		if s.sawErr || !errors.Is(s.err, io.EOF) {
+			reason = metrics.EFOEndError
+		}
+		s.g.ended(s.shard, reason)
+	})
+}
+
+// next reads one whole message and returns it, repaired if needed.
+func (s *guardedStream) next() ([]byte, error) {
+	var prelude [4]byte
+	if _, err := io.ReadFull(s.up, prelude[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("event stream of shard %s broke off mid-message: %w", s.shard, err)
+		}
+		return nil, err
+	}
+	total := binary.BigEndian.Uint32(prelude[:])
+	// A message is at most 16 MiB plus headers by the event-stream spec; a
+	// larger length is a broken stream, not a reason to allocate.
+	if total < 16 || total > 24<<20 {
+		return nil, fmt.Errorf("event stream of shard %s: message length %d out of range", s.shard, total)
+	}
+	m := make([]byte, total)
+	copy(m, prelude[:])
+	if _, err := io.ReadFull(s.up, m[4:]); err != nil {
+		return nil, fmt.Errorf("event stream of shard %s broke off mid-message: %w", s.shard, err)
+	}
+	msg, err := eventstream.NewDecoder().Decode(bytes.NewReader(m), nil)
+	if err != nil {
+		// Let the SDK report what is wrong with it.
+		return m, nil
+	}
+	switch header(msg, ":message-type") {
+	case "exception", "error":
+		s.sawErr = true
+		code := header(msg, ":exception-type")
+		if code == "" {
+			code = header(msg, ":error-code")
+		}
+		s.g.log.Warn("enhanced fan-out stream carried an exception; the consumer will resubscribe or restart the shard from its checkpoint",
+			"shard_id", s.shard, "code", code)
+		return m, nil
+	case "event":
+		if header(msg, ":event-type") != "SubscribeToShardEvent" || bytes.Contains(msg.Payload, []byte(`"MillisBehindLatest"`)) {
+			return m, nil
+		}
+		fixed, ok := withMillisBehind(msg)
+		if !ok {
+			return m, nil
+		}
+		return fixed, nil
+	}
+	return m, nil
+}
+
+func header(m eventstream.Message, name string) string {
+	if v := m.Headers.Get(name); v != nil {
+		if s, ok := v.Get().(string); ok {
+			return s
+		}
+		return v.String()
+	}
+	return ""
+}
+
+// withMillisBehind re-encodes an event with MillisBehindLatest -1 (unknown).
+func withMillisBehind(msg eventstream.Message) ([]byte, bool) {
+	p := bytes.TrimSpace(msg.Payload)
+	if len(p) < 2 || p[0] != '{' {
+		return nil, false
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"MillisBehindLatest":` + strconv.Itoa(-1))
+	if rest := bytes.TrimSpace(p[1:]); len(rest) > 0 && rest[0] != '}' {
+		b.WriteByte(',')
+	}
+	b.Write(p[1:])
+	msg.Payload = b.Bytes()
+	var out bytes.Buffer
+	if err := eventstream.NewEncoder().Encode(&out, msg); err != nil {
+		return nil, false
+	}
+	return out.Bytes(), true
+}
+
+// WithFanOutGuard is a Kinesis client option that puts a FanOutGuard in
+// front of the client's HTTP client.
+func WithFanOutGuard(m *metrics.FanOut, log *slog.Logger) func(*kinesis.Options) {
+	return func(o *kinesis.Options) {
+		o.HTTPClient = NewFanOutGuard(o.HTTPClient, m, log)
+	}
+}

@@ -34,6 +34,7 @@ import (
 // Proxy forwards to a kinesis-mock endpoint.
 type Proxy struct {
 	URL string
+	srv *httptest.Server
 
 	mu       sync.Mutex
 	calls    map[string]int
@@ -48,16 +49,27 @@ type Proxy struct {
 // test's lifetime.
 func New(t testing.TB, target string) *Proxy {
 	t.Helper()
-	u, err := url.Parse(target)
+	p, err := Start(target)
 	if err != nil {
-		t.Fatalf("efoproxy: target %q: %v", target, err)
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Start starts a proxy to target until Close, for programs (the benchmark)
+// rather than tests.
+func Start(target string) (*Proxy, error) {
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("efoproxy: target %q is not a URL: %v", target, err)
 	}
 	p := &Proxy{calls: map[string]int{}, endNow: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	// Events must reach the SDK as they come, not when a buffer fills.
 	rp.FlushInterval = -1
 	rp.ModifyResponse = p.modify
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op := Operation(r)
 		if code, ok := p.count(op); ok {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -68,10 +80,12 @@ func New(t testing.TB, target string) *Proxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
-	return p
+	p.URL = p.srv.URL
+	return p, nil
 }
+
+// Close stops the proxy.
+func (p *Proxy) Close() { p.srv.Close() }
 
 // Operation is the Kinesis operation of a request (its X-Amz-Target, e.g.
 // Kinesis_20131202.GetRecords, without the prefix).

@@ -240,6 +240,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	<-ctx.Done()
 
 	c.log.Info("consumer stopping: draining batches in flight", "drain_timeout", c.cfg.DrainTimeout)
+	c.table.Drain()
 	drain := time.AfterFunc(c.cfg.DrainTimeout, func() {
 		c.log.Warn("drain timeout: abandoning deliveries in flight without checkpointing them")
 		cancelDeliveries()

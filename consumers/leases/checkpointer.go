@@ -127,9 +127,13 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	t.mu.Lock()
 	local := t.running[shard.ID]
 	releasing := local != nil && local.releasing
+	draining := t.draining
 	t.mu.Unlock()
 	if releasing {
 		return t.notAcquired(nil, "shard %q in table %q: this worker is still releasing it (its consumer is ending); retry later", shard.ID, t.table)
+	}
+	if draining && local == nil {
+		return t.notAcquired(nil, "shard %q in table %q: this worker is stopping and takes no new lease", shard.ID, t.table)
 	}
 
 	r, err := t.get(ctx, shard.ID)
@@ -141,6 +145,18 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 		return t.renew(ctx, shard, r, now)
 	}
 	return t.acquire(ctx, shard, r, now)
+}
+
+// Drain makes the table refuse every new lease from now on; leases already
+// held are still renewed until released. A stopping worker calls it first:
+// the KCL's loop keeps taking free leases while its shard consumers drain,
+// and a lease taken then (often the very shard this worker just released) is
+// read for a moment and abandoned, so its batch is read twice and the shard
+// waits a whole lease duration for its next owner.
+func (t *Table) Drain() {
+	t.mu.Lock()
+	t.draining = true
+	t.mu.Unlock()
 }
 
 func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {

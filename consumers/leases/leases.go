@@ -220,6 +220,9 @@ type Table struct {
 	// map, listed the IDs of all its shards (what Kinesis lists).
 	listedOpen int
 	listed     map[string]bool
+	// draining is set by Drain: the worker is stopping and takes no new
+	// lease.
+	draining bool
 }
 
 // localLease is a shard whose consumer runs in this process.

@@ -228,6 +228,25 @@ func TestRenewalAndForeignLease(t *testing.T) {
 	}
 }
 
+// A draining worker renews what it holds but takes no new lease, so that a
+// lease it just released goes to another worker instead of coming back to it
+// for a moment.
+func TestDrainRefusesNewLeases(t *testing.T) {
+	e := newEnv(t)
+	w1, w2 := e.worker("w1", 5*time.Second, nil), e.worker("w2", 5*time.Second, nil)
+	held, free := status("shard-1", ""), status("shard-2", "")
+	mustLease(t, w1, held, "w1")
+	w1.Drain()
+	wantNotAcquired(t, w1.GetLease(free, "w1"), nil)
+	before := e.row(w1, "shard-1").LeaseTimeout
+	time.Sleep(20 * time.Millisecond)
+	mustLease(t, w1, held, "w1")
+	if after := e.row(w1, "shard-1").LeaseTimeout; !after.After(before) {
+		t.Fatalf("a draining worker's renewal did not extend its lease: %v then %v", before, after)
+	}
+	mustLease(t, w2, free, "w2")
+}
+
 // 3. Steal protocol.
 func TestStealProtocol(t *testing.T) {
 	e := newEnv(t)

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
@@ -248,7 +248,7 @@ func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.
 		p.log.Error("batch failed in the pipeline; retrying it whole, the shard waits",
 			"source", source, "shard_id", first.ShardID, "first_sequence_number", first.SequenceNumber,
 			"attempt", attempt, "retry_in", delay)
-		if err := sleep(ctx, jitter(delay)); err != nil {
+		if err := retry.Sleep(ctx, retry.Jitter(delay)); err != nil {
 			return err
 		}
 		delay = min(2*delay, p.cfg.Backoff.Max)
@@ -452,10 +452,10 @@ func (p *Pipeline) decode(ctx context.Context, src *Source, rec *record.Record) 
 	delay := p.cfg.Backoff.Initial
 	for attempt := 1; ; attempt++ {
 		p.cfg.Metrics.DecodeRetried(src.Name)
-		wait := jitter(delay)
+		wait := retry.Jitter(delay)
 		p.log.Warn("decoder dependency unavailable; retrying, checkpoint held", "source", src.Name,
 			"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "attempt", attempt, "retry_in", wait, "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 		delay = min(2*delay, p.cfg.Backoff.Max)
@@ -497,30 +497,11 @@ func (p *Pipeline) retry(ctx context.Context, sink string, f func(context.Contex
 			return ctx.Err()
 		}
 		p.cfg.Metrics.SinkRetried(sink)
-		wait := jitter(delay)
+		wait := retry.Jitter(delay)
 		p.log.Warn("sink write failed; retrying, checkpoint held", "sink", sink, "attempt", attempt, "retry_in", wait, "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return err
 		}
 		delay = min(2*delay, p.cfg.Backoff.Max)
-	}
-}
-
-// jitter spreads retries of many shards over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -17,14 +17,13 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 	"gopkg.in/yaml.v3"
 )
 
 var (
 	// Connector and dataset names.
 	nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
-	// PostgreSQL identifiers we accept unquoted: [schema.]table.
-	tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
 	// DynamoDB table names.
 	dynamoTableRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
 	// The "line N: " yaml.v3 puts before type errors; the path says where.
@@ -365,8 +364,8 @@ func (l *loader) postgresSink(path string, n *yaml.Node) *PostgresSink {
 	}
 	if l.required(m, "table", "name the table to write to") {
 		p.Table = l.str(m, "table")
-		if !tableRE.MatchString(p.Table) {
-			l.errorf(join(path, "table"), m.vals["table"], "%q is not a table name; use letters, digits, _ and $, optionally schema-qualified (schema.table)", p.Table)
+		if _, err := postgres.ParseTable(p.Table); err != nil {
+			l.errorf(join(path, "table"), m.vals["table"], "%v", err)
 		}
 	}
 	return p

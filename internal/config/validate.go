@@ -222,7 +222,7 @@ func (l *loader) compile(path string, d *Dataset) {
 	for k := range l.bad {
 		before[k] = true
 	}
-	for _, e := range flatten(err) {
+	for _, e := range Problems(err) {
 		p, msg := path, e.Error()
 		if m := schemaPathRE.FindStringSubmatch(msg); m != nil {
 			p, msg = path+"."+m[1], m[2]
@@ -234,12 +234,13 @@ func (l *loader) compile(path string, d *Dataset) {
 	}
 }
 
-// flatten returns the leaves of a tree of joined errors.
-func flatten(err error) []error {
+// Problems returns the problems of an error from Load (or any tree of errors
+// joined with errors.Join) one by one: the leaves of the tree, in order.
+func Problems(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
+			out = append(out, Problems(e)...)
 		}
 		return out
 	}

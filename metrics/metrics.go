@@ -12,14 +12,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 const namespace = "kinesis_ingest"
 
 // Metrics holds every collector of one process.
 type Metrics struct {
-	registry *prometheus.Registry
-	// reg registers on registry and remembers what it registered (Names).
+	// gatherer serves Handler: the Registerer given to New when it is also a
+	// Gatherer (a *prometheus.Registry), else nothing.
+	gatherer prometheus.Gatherer
+	// reg registers on the caller's Registerer and remembers what it
+	// registered (Names).
 	reg *recorder
 
 	// leaseTables holds, per source, when its lease table last answered.
@@ -59,10 +63,16 @@ const (
 	StageDelivery = "delivery" // a whole batch failed in the pipeline (a panic outside a stage)
 )
 
-// New creates the collectors and registers them, plus Go and process collectors,
-// on reg.
-func New(reg *prometheus.Registry) *Metrics {
-	m := &Metrics{registry: reg, reg: &recorder{Registerer: reg}}
+// New creates the collectors and registers them on reg. A reg that is also a
+// prometheus.Gatherer (a *prometheus.Registry) is what Handler serves; the Go
+// and process collectors are NewWithRuntime's.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{reg: &recorder{Registerer: reg}}
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		m.gatherer = g
+	} else {
+		m.gatherer = prometheus.Gatherers{}
+	}
 	// Each constructor registers what it makes, so a collector cannot be
 	// declared and then forgotten in a separate registration list.
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
@@ -151,31 +161,33 @@ func NewWithRuntime() (*Metrics, *prometheus.Registry) {
 	return m, reg
 }
 
-// Registry returns the registry the collectors are on.
-func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+// Gatherer returns what Handler serves: the registry given to New.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.gatherer }
 
 // Handler serves the registry in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{Registry: m.reg.Registerer})
 }
 
 // Totals sums rows written and dead letters over all labels.
 func (m *Metrics) Totals() (rows, deadLetters float64) {
-	fams, err := m.registry.Gather()
-	if err != nil {
-		return 0, 0
-	}
-	for _, f := range fams {
-		var sum float64
-		for _, mt := range f.GetMetric() {
-			sum += mt.GetCounter().GetValue()
+	return sumCounters(m.RowsWritten), sumCounters(m.DeadLetters)
+}
+
+// sumCounters adds up every child of a counter vector, read straight from
+// the collector so Totals works whatever registry it is on.
+func sumCounters(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	var sum float64
+	for mt := range ch {
+		var d dto.Metric
+		if mt.Write(&d) == nil {
+			sum += d.GetCounter().GetValue()
 		}
-		switch f.GetName() {
-		case namespace + "_rows_written_total":
-			rows = sum
-		case namespace + "_dead_letters_total":
-			deadLetters = sum
-		}
 	}
-	return rows, deadLetters
+	return sum
 }

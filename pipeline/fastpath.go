@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"log/slog"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -76,7 +75,7 @@ func jsonPaths(sources map[string]*Source) map[*Source][]jsonRoute {
 // rowsFromJSON adds rec's rows (record i of batchLen) straight from its
 // bytes, and says whether any route took it; or, with ok false, adds nothing
 // because a route declined: the record then takes the general path.
-func rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
+func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
 	type routeRow struct {
 		route  int
 		fields []record.Field
@@ -86,7 +85,7 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Record, i, batch
 	for ri := range fast {
 		r := &fast[ri]
 		if r.where != nil {
-			m, ok := matchJSON(r.where, rec)
+			m, ok := p.matchJSON(r.where, rec)
 			if !ok {
 				return false, false
 			}
@@ -94,7 +93,7 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Record, i, batch
 				continue
 			}
 		}
-		fields, ok := convertJSON(r.conv, rec)
+		fields, ok := p.convertJSON(r.conv, rec)
 		if !ok {
 			return false, false
 		}
@@ -116,27 +115,27 @@ func rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Record, i, batch
 
 // convertJSON and matchJSON turn a panic (a bug) into a decline: the general
 // path then handles the record, with its own panic guard.
-func convertJSON(c JSONConverter, rec *record.Record) (fields []record.Field, ok bool) {
+func (p *Pipeline) convertJSON(c JSONConverter, rec *record.Record) (fields []record.Field, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			fastPanic(r, rec)
+			p.fastPanic(r, rec)
 			fields, ok = nil, false
 		}
 	}()
 	return c.ConvertJSON(rec.Data)
 }
 
-func matchJSON(m JSONMatcher, rec *record.Record) (match, ok bool) {
+func (p *Pipeline) matchJSON(m JSONMatcher, rec *record.Record) (match, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			fastPanic(r, rec)
+			p.fastPanic(r, rec)
 			match, ok = false, false
 		}
 	}()
 	return m.MatchJSON(rec.Data)
 }
 
-func fastPanic(r any, rec *record.Record) {
-	slog.Error("JSON fast path panicked on a record; taking the general path", "source", rec.Origin.Source,
+func (p *Pipeline) fastPanic(r any, rec *record.Record) {
+	p.log.Error("JSON fast path panicked on a record; taking the general path", "source", rec.Origin.Source,
 		"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "panic", fmt.Sprint(r))
 }

@@ -53,7 +53,7 @@ func TestDeliverObservesLatencyBatchSizeAndWatermill(t *testing.T) {
 	if n, _ := histogram(t, h.m.SinkWriteSeconds.WithLabelValues("dead_letter")); n != 1 {
 		t.Errorf("dead-letter write latency: %d observations, want 1", n)
 	}
-	fams, err := h.m.Registry().Gather()
+	fams, err := h.m.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestDeliverObservesLatencyBatchSizeAndWatermill(t *testing.T) {
 	for received != 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 		received = 0
-		fams, _ = h.m.Registry().Gather()
+		fams, _ = h.m.Gatherer().Gather()
 		for _, f := range fams {
 			if f.GetName() == "kinesis_ingest_watermill_subscriber_messages_received_total" {
 				for _, m := range f.GetMetric() {

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -31,7 +30,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
-	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
@@ -73,11 +72,30 @@ type Backoff struct {
 	Max     time.Duration // default 10s
 }
 
+// Metrics counts what only the pipeline sees (metrics.Pipeline implements it).
+// Records in, rows and dead letters out, latencies and sink errors are counted
+// by decorators around the pipeline and its sinks (metrics.WrapHandler,
+// WrapRowSink, WrapDeadLetterSink), so the pipeline carries no collector of its
+// own. Calls are per batch (or per retry), never per record.
+type Metrics interface {
+	// Unrouted counts n records of source that no dataset took.
+	Unrouted(source string, n int)
+	// DecodeRetried counts a decode retried because the decoder's dependency
+	// was unavailable.
+	DecodeRetried(source string)
+	// SinkRetried counts a failed write to sink that will be retried.
+	SinkRetried(sink string)
+	// DeliveryRetried counts a batch of source retried whole.
+	DeliveryRetried(source string)
+	// InstrumentRouter decorates the pipeline's Watermill router before it runs.
+	InstrumentRouter(*message.Router)
+}
+
 // Config wires a pipeline.
 type Config struct {
 	Sources     []Source
 	DeadLetters sinks.DeadLetterSink
-	Metrics     *metrics.Metrics
+	Metrics     Metrics
 	Logger      *slog.Logger
 	Backoff     Backoff
 }
@@ -200,15 +218,7 @@ func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	start := time.Now()
 	first := records[0].Origin
-	var bytes int
-	for i := range records {
-		bytes += len(records[i].Data)
-	}
-	p.cfg.Metrics.RecordsReceived.WithLabelValues(source, first.ShardID).Add(float64(len(records)))
-	p.cfg.Metrics.BytesReceived.WithLabelValues(source, first.ShardID).Add(float64(bytes))
-
 	b := &batch{source: src, records: records}
 	delay := p.cfg.Backoff.Initial
 	for attempt := 1; ; attempt++ {
@@ -226,7 +236,6 @@ func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.
 		}
 		select {
 		case <-msg.Acked():
-			p.cfg.Metrics.BatchSeconds.WithLabelValues(source).Observe(time.Since(start).Seconds())
 			return nil
 		case <-msg.Nacked():
 		case <-ctx.Done():
@@ -235,11 +244,11 @@ func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		p.cfg.Metrics.Retries.WithLabelValues(metrics.StageDelivery).Inc()
+		p.cfg.Metrics.DeliveryRetried(source)
 		p.log.Error("batch failed in the pipeline; retrying it whole, the shard waits",
 			"source", source, "shard_id", first.ShardID, "first_sequence_number", first.SequenceNumber,
 			"attempt", attempt, "retry_in", delay)
-		if err := sleep(ctx, jitter(delay)); err != nil {
+		if err := retry.Sleep(ctx, retry.Jitter(delay)); err != nil {
 			return err
 		}
 		delay = min(2*delay, p.cfg.Backoff.Max)
@@ -289,6 +298,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	}
 
 	fast := p.jsonFast[src]
+	unrouted := 0
 	for i := range b.records {
 		rec := &b.records[i]
 		if rec.Invalid != nil {
@@ -296,8 +306,9 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			continue
 		}
 		if fast != nil {
-			if taken, ok := rowsFromJSON(src.Routes, fast, rec, i, len(b.records), bySink); ok {
+			if taken, ok := p.rowsFromJSON(src.Routes, fast, rec, i, len(b.records), bySink); ok {
 				if !taken {
+					unrouted++
 					p.unrouted(src, rec, deadLetter)
 				}
 				continue
@@ -336,8 +347,12 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			sb.recIdx = append(sb.recIdx, i)
 		}
 		if !taken {
+			unrouted++
 			p.unrouted(src, rec, deadLetter)
 		}
+	}
+	if unrouted > 0 {
+		p.cfg.Metrics.Unrouted(src.Name, unrouted)
 	}
 
 	for _, sb := range sinkIndex {
@@ -355,78 +370,29 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			rec := &b.records[sb.recIdx[ri]]
 			deadLetter(rec, sb.rows[ri].Dataset, record.ReasonSinkRejected, fmt.Errorf("sink %s: %w", sb.name, rejected.Err))
 		}
-		p.countWritten(sb, rejected.Index)
 	}
 
 	if len(letters) > 0 {
 		err := p.retry(ctx, "dead_letter", func(ctx context.Context) error {
-			start := time.Now()
-			err := p.cfg.DeadLetters.Write(ctx, letters)
-			if err == nil {
-				p.cfg.Metrics.ObserveSinkWrite("dead_letter", len(letters), time.Since(start))
-			}
-			return err
+			return p.cfg.DeadLetters.Write(ctx, letters)
 		})
 		if err != nil {
 			return err
 		}
-		byReason := map[record.Reason]int{}
-		debug := p.log.Enabled(ctx, slog.LevelDebug)
-		for i := range letters {
-			byReason[letters[i].Reason]++
-			if debug {
+		if p.log.Enabled(ctx, slog.LevelDebug) {
+			for i := range letters {
 				p.log.Debug("record dead-lettered", "source", src.Name, "shard_id", letters[i].ShardID,
 					"sequence_number", letters[i].SequenceNumber, "reason", letters[i].Reason, "error", letters[i].Error)
 			}
 		}
-		for reason, n := range byReason {
-			p.cfg.Metrics.DeadLetters.WithLabelValues(src.Name, string(reason)).Add(float64(n))
-		}
 	}
 	// Every record of the batch is durable now, as a row or a dead letter.
-	e2e, now := p.cfg.Metrics.EndToEndSeconds.WithLabelValues(src.Name), time.Now()
-	for i := range b.records {
-		if at := b.records[i].Origin.ArrivalTime; !at.IsZero() {
-			e2e.Observe(max(0, now.Sub(at).Seconds()))
-		}
-	}
 	return nil
 }
 
-// countWritten adds a sink's rows, minus those it refused, to rows_written by
-// dataset. A sink usually carries one dataset, so the common case is one
-// label lookup per batch.
-func (p *Pipeline) countWritten(sb *sinkBatch, refused []int) {
-	var skip map[int]bool // nil (no lookups allocate) unless something was refused
-	if len(refused) > 0 {
-		skip = make(map[int]bool, len(refused))
-		for _, ri := range refused {
-			skip[ri] = true
-		}
-	}
-	var ds string
-	n := 0
-	for ri := range sb.rows {
-		if skip[ri] {
-			continue
-		}
-		if d := sb.rows[ri].Dataset; d != ds {
-			if n > 0 {
-				p.cfg.Metrics.RowsWritten.WithLabelValues(ds, sb.name).Add(float64(n))
-			}
-			ds, n = d, 0
-		}
-		n++
-	}
-	if n > 0 {
-		p.cfg.Metrics.RowsWritten.WithLabelValues(ds, sb.name).Add(float64(n))
-	}
-}
-
-// unrouted counts a record that no dataset took and, if the source says so,
-// dead-letters it.
+// unrouted dead-letters a record that no dataset took, if the source says so
+// (process counts it either way, once per batch).
 func (p *Pipeline) unrouted(src *Source, rec *record.Record, deadLetter func(*record.Record, string, record.Reason, error)) {
-	p.cfg.Metrics.Unrouted.WithLabelValues(src.Name).Inc()
 	if src.DeadLetterUnrouted {
 		deadLetter(rec, "", record.ReasonNoRoute, errors.New("no dataset's where took this record"))
 	}
@@ -485,12 +451,11 @@ func (p *Pipeline) decode(ctx context.Context, src *Source, rec *record.Record) 
 	}
 	delay := p.cfg.Backoff.Initial
 	for attempt := 1; ; attempt++ {
-		p.cfg.Metrics.DecodeRetries.WithLabelValues(src.Name).Inc()
-		p.cfg.Metrics.Retries.WithLabelValues(metrics.StageDecode).Inc()
-		wait := jitter(delay)
+		p.cfg.Metrics.DecodeRetried(src.Name)
+		wait := retry.Jitter(delay)
 		p.log.Warn("decoder dependency unavailable; retrying, checkpoint held", "source", src.Name,
 			"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "attempt", attempt, "retry_in", wait, "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 		delay = min(2*delay, p.cfg.Backoff.Max)
@@ -506,14 +471,10 @@ func (p *Pipeline) decode(ctx context.Context, src *Source, rec *record.Record) 
 func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch) (sinks.RejectedError, error) {
 	var rejected sinks.RejectedError
 	err := p.retry(ctx, sb.name, func(ctx context.Context) error {
-		start := time.Now()
 		err := sb.sink.Write(ctx, sb.rows)
 		if r, ok := sinks.IsRejected(err); ok {
 			rejected = *r
 			err = nil
-		}
-		if err == nil {
-			p.cfg.Metrics.ObserveSinkWrite(sb.name, len(sb.rows), time.Since(start))
 		}
 		return err
 	})
@@ -535,32 +496,12 @@ func (p *Pipeline) retry(ctx context.Context, sink string, f func(context.Contex
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		p.cfg.Metrics.SinkWriteErrors.WithLabelValues(sink).Inc()
-		p.cfg.Metrics.Retries.WithLabelValues(metrics.StageSink).Inc()
-		wait := jitter(delay)
+		p.cfg.Metrics.SinkRetried(sink)
+		wait := retry.Jitter(delay)
 		p.log.Warn("sink write failed; retrying, checkpoint held", "sink", sink, "attempt", attempt, "retry_in", wait, "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return err
 		}
 		delay = min(2*delay, p.cfg.Backoff.Max)
-	}
-}
-
-// jitter spreads retries of many shards over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

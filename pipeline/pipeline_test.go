@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
@@ -45,7 +46,7 @@ func ordersSchema(t testing.TB) *schema.Schema {
 }
 
 type harness struct {
-	p       *pipeline.Pipeline
+	p       wired
 	m       *metrics.Metrics
 	rowsDir string
 	dlDir   string
@@ -72,17 +73,19 @@ func newHarness(t testing.TB, mutate func(*pipeline.Config)) *harness {
 			Routes: []pipeline.Route{{Dataset: "orders", Schema: ordersSchema(t), SinkName: "rows", Sink: rs}},
 		}},
 		DeadLetters: dl,
-		Metrics:     h.m,
+		Metrics:     h.m.Pipeline(),
 		Logger:      log,
 		Backoff:     pipeline.Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond},
 	}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	h.p, err = pipeline.New(cfg)
+	wireMetrics(h.m, &cfg)
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.p = wired{Pipeline: p, handler: h.m.WrapHandler(p)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
 	go func() { h.done <- h.p.Run(ctx) }()
@@ -96,6 +99,40 @@ func newHarness(t testing.TB, mutate func(*pipeline.Config)) *harness {
 		dl.Close()
 	})
 	return h
+}
+
+// wired is the pipeline as internal/app wires it: Deliver goes through the
+// metrics decorator of the consumers' handler.
+type wired struct {
+	*pipeline.Pipeline
+	handler consumers.Handler
+}
+
+func (w wired) Deliver(ctx context.Context, source string, records []record.Record) error {
+	return w.handler.Deliver(ctx, source, records)
+}
+
+// wireMetrics decorates cfg's sinks as internal/app does, one decorator per
+// sink (routes sharing a sink share its decorator, so they still share writes).
+func wireMetrics(m *metrics.Metrics, cfg *pipeline.Config) {
+	wrapped := map[sinks.RowSink]sinks.RowSink{}
+	for i := range cfg.Sources {
+		for j := range cfg.Sources[i].Routes {
+			r := &cfg.Sources[i].Routes[j]
+			if r.Sink == nil {
+				continue
+			}
+			w, ok := wrapped[r.Sink]
+			if !ok {
+				w = m.WrapRowSink(r.SinkName, r.Sink)
+				wrapped[r.Sink] = w
+			}
+			r.Sink = w
+		}
+	}
+	if cfg.DeadLetters != nil {
+		cfg.DeadLetters = m.WrapDeadLetterSink(cfg.DeadLetters)
+	}
 }
 
 func records(shard string, bodies ...string) []record.Record {

@@ -35,6 +35,27 @@ type Field struct {
 	Value any
 }
 
+// IsNull reports whether a Field's Value is null: nil, or a nil slice or map
+// of the kinds a Value holds. A sink writes both as null, and a typed nil in
+// an interface would not compare equal to nil.
+func IsNull(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case []byte:
+		return v == nil
+	case []float64:
+		return v == nil
+	case []any:
+		return v == nil
+	case map[string]any:
+		return v == nil
+	case []Field:
+		return v == nil
+	}
+	return false
+}
+
 // Date is a calendar date without a time zone.
 type Date struct {
 	Year  int

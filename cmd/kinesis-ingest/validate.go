@@ -43,15 +43,15 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintf(stdout, "FAIL  config %s [%s]: %d problem(s); fix: correct each of these, then validate again\n", *path, configClass(err), len(leaves(err)))
-		for _, e := range leaves(err) {
-			fmt.Fprintf(stdout, "      %s\n", oneLine(e.Error()))
+		fmt.Fprintf(stdout, "FAIL  config %s [%s]: %d problem(s); fix: correct each of these, then validate again\n", *path, configClass(err), len(config.Problems(err)))
+		for _, e := range config.Problems(err) {
+			fmt.Fprintf(stdout, "      %s\n", validate.OneLine(e.Error()))
 		}
 		return 2
 	}
 	fmt.Fprintf(stdout, "ok    config %s: %d sources, %d datasets, %d sinks\n", *path, len(cfg.Sources), len(cfg.Datasets), len(cfg.Sinks))
 	for _, w := range cfg.Warnings {
-		fmt.Fprintf(stdout, "warn  %s\n", oneLine(w))
+		fmt.Fprintf(stdout, "warn  %s\n", validate.OneLine(w))
 	}
 	if *offline {
 		return 0
@@ -60,7 +60,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	defer cancel()
 	rep := validate.Run(vctx, cfg)
 	for _, w := range rep.Warnings {
-		fmt.Fprintf(stdout, "warn  %s\n", oneLine(w))
+		fmt.Fprintf(stdout, "warn  %s\n", validate.OneLine(w))
 	}
 	for _, c := range rep.Checks {
 		fmt.Fprintln(stdout, c.String())
@@ -102,7 +102,7 @@ func preflight(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr
 // configClass is invalid_arn when any problem is with an ARN, else
 // invalid_config.
 func configClass(err error) validate.Class {
-	for _, e := range leaves(err) {
+	for _, e := range config.Problems(err) {
 		var ce *config.Error
 		if errors.As(e, &ce) && (strings.HasSuffix(ce.Path, "stream_arn") || strings.HasSuffix(ce.Path, "role_arn")) {
 			return validate.ClassInvalidARN
@@ -111,16 +111,3 @@ func configClass(err error) validate.Class {
 	return validate.ClassInvalidConfig
 }
 
-// leaves flattens errors joined with errors.Join.
-func leaves(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, leaves(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

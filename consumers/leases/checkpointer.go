@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/retry"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 )
@@ -195,7 +196,7 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 			return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
 		}
 		t.log.Warn("lease renewal failed; retrying", "shard", id, "attempt", attempt, "lease_timeout", deadline, "err", err)
-		if !sleep(ctx, backoff) {
+		if retry.Sleep(ctx, backoff) != nil {
 			return fmt.Errorf("leases: renew lease on shard %q in table %q: %w (after %v)", id, t.table, context.Cause(ctx), err)
 		}
 		backoff = min(2*backoff, time.Second)
@@ -530,7 +531,7 @@ func (t *Table) RemoveLeaseOwner(shardID string) error {
 			return fmt.Errorf("leases: release lease on shard %q in table %q after %d attempts: %w (the lease expires by itself after %v)", shardID, t.table, attempt, err, t.leaseDur)
 		}
 		t.log.Warn("lease release failed; retrying", "shard", shardID, "attempt", attempt, "err", err)
-		if !sleep(ctx, backoff) {
+		if retry.Sleep(ctx, backoff) != nil {
 			return fmt.Errorf("leases: release lease on shard %q in table %q: %w (the lease expires by itself after %v)", shardID, t.table, context.Cause(ctx), t.leaseDur)
 		}
 		backoff *= 2
@@ -706,17 +707,5 @@ func (t *Table) memOwner(rowOwner string, running bool) string {
 func setClaim(shard *par.ShardStatus, claim string) {
 	if shard.ClaimRequest != claim {
 		shard.ClaimRequest = claim
-	}
-}
-
-// sleep waits d or until ctx is done; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-tm.C:
-		return true
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/retry"
 )
 
 // EnsureTable creates the lease table if it does not exist: on-demand
@@ -56,10 +57,8 @@ func (t *Table) EnsureTable(ctx context.Context) error {
 		if desc != nil {
 			status = string(desc.TableStatus)
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, delay) != nil {
 			return fmt.Errorf("leases: lease table %q is still %s: %w", t.table, status, context.Cause(ctx))
-		case <-time.After(delay):
 		}
 		delay = min(2*delay, time.Second)
 	}

@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
-			rowSinks[ds.Name] = rs
+			rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs)
 			a.closers = append(a.closers, rs.Close)
 		case s.Postgres != nil:
 			sinkName := s.Name
@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if err != nil {
 				return nil, err
 			}
-			rowSinks[ds.Name] = rs
+			rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs)
 			a.closers = append(a.closers, rs.Close)
 			a.pings["sink:"+s.Name] = rs.Ping
 		default:
@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		a.closers = append(a.closers, d.Close)
 	case cfg.DeadLetter.Postgres != nil:
 		d, err := newPostgresDeadLetterSink(ctx, cfg.DeadLetter.Postgres, log, func(n int) {
-			a.metrics.SinkDuplicates.WithLabelValues("dead_letter").Add(float64(n))
+			a.metrics.SinkDuplicates.WithLabelValues(metrics.DeadLetterSinkName).Add(float64(n))
 		})
 		if err != nil {
 			return nil, err
@@ -137,10 +137,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		}
 		sources = append(sources, ps)
 	}
-	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: dl, Metrics: a.metrics, Logger: log.With("component", "pipeline")})
+	// Metrics decorate the stages, as WrapLeaseTable does the lease table: the
+	// sinks (rows, dead letters, latency, batch sizes, errors) and the pipeline
+	// as the consumers' handler (records in, batch and end-to-end latency); the
+	// pipeline counts only what it alone sees.
+	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: a.metrics.WrapDeadLetterSink(dl), Metrics: a.metrics.Pipeline(), Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err
 	}
+
+	handler := a.metrics.WrapHandler(a.pipeline)
 
 	leaseCfg, err := AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID))
 	if err != nil {
@@ -178,7 +184,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			EFO:               efo,
 			Kinesis:           kinesis.NewFromConfig(kcfg, kopts...),
 			Dynamo:            dynamo,
-			Handler:           a.pipeline,
+			Handler:           handler,
 			Metrics:           a.metrics,
 			Logger:            log,
 		})

@@ -17,14 +17,13 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 	"gopkg.in/yaml.v3"
 )
 
 var (
 	// Connector and dataset names.
 	nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
-	// PostgreSQL identifiers we accept unquoted: [schema.]table.
-	tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
 	// DynamoDB table names.
 	dynamoTableRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
 	// The "line N: " yaml.v3 puts before type errors; the path says where.
@@ -54,42 +53,42 @@ func (l *loader) decode(n *yaml.Node) *Config {
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 		Log:     Log{Level: "info", Format: "text"},
 	}
-	top := l.mapping("", n, "sources", "datasets", "sinks", "dead_letter", "consumer", "metrics", "log")
-	for i, sn := range l.seq(top, "sources") {
-		cfg.Sources = append(cfg.Sources, l.source(index("sources", i), sn))
+	top := l.mapping("", n, keySources, keyDatasets, keySinks, keyDeadLetter, keyConsumer, keyMetrics, keyLog)
+	for i, sn := range l.seq(top, keySources) {
+		cfg.Sources = append(cfg.Sources, l.source(index(keySources, i), sn))
 	}
-	for i, dn := range l.seq(top, "datasets") {
-		cfg.Datasets = append(cfg.Datasets, l.dataset(index("datasets", i), dn))
+	for i, dn := range l.seq(top, keyDatasets) {
+		cfg.Datasets = append(cfg.Datasets, l.dataset(index(keyDatasets, i), dn))
 	}
-	for i, sn := range l.seq(top, "sinks") {
-		cfg.Sinks = append(cfg.Sinks, l.sink(index("sinks", i), sn))
+	for i, sn := range l.seq(top, keySinks) {
+		cfg.Sinks = append(cfg.Sinks, l.sink(index(keySinks, i), sn))
 	}
-	if top.has("dead_letter") {
-		cfg.DeadLetter = l.deadLetter("dead_letter", top.vals["dead_letter"])
+	if top.has(keyDeadLetter) {
+		cfg.DeadLetter = l.deadLetter(keyDeadLetter, top.vals[keyDeadLetter])
 	} else {
-		l.errorf("dead_letter", top.keys["dead_letter"], "required; add dead_letter: {file: {path: ...}} or dead_letter: {postgres: {dsn: ..., table: ...}} to keep records that cannot be ingested")
+		l.errorf(keyDeadLetter, top.keys[keyDeadLetter], "required; add dead_letter: {file: {path: ...}} or dead_letter: {postgres: {dsn: ..., table: ...}} to keep records that cannot be ingested")
 	}
-	l.consumer(&cfg.Consumer, l.mapping("consumer", top.vals["consumer"],
-		"application", "worker_id", "role_arn", "shard_sync_interval", "lease_duration", "lease_refresh",
-		"max_records", "idle_between_reads", "lease_stealing", "max_leases", "shutdown_timeout"))
-	mm := l.mapping("metrics", top.vals["metrics"], "listen")
-	if _, ok := mm.vals["listen"]; ok {
-		cfg.Metrics.Listen = l.str(mm, "listen")
+	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer],
+		keyApplication, keyWorkerID, keyRoleARN, keyShardSyncInterval, keyLeaseDuration, keyLeaseRefresh,
+		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyShutdownTimeout))
+	mm := l.mapping(keyMetrics, top.vals[keyMetrics], keyListen)
+	if _, ok := mm.vals[keyListen]; ok {
+		cfg.Metrics.Listen = l.str(mm, keyListen)
 		if cfg.Metrics.Listen != "" {
-			l.checkListen("metrics.listen", mm.vals["listen"], cfg.Metrics.Listen)
+			l.checkListen(join(keyMetrics, keyListen), mm.vals[keyListen], cfg.Metrics.Listen)
 		}
 	}
-	lm := l.mapping("log", top.vals["log"], "level", "format")
-	if lm.has("level") {
-		cfg.Log.Level = l.str(lm, "level")
+	lm := l.mapping(keyLog, top.vals[keyLog], keyLevel, keyFormat)
+	if lm.has(keyLevel) {
+		cfg.Log.Level = l.str(lm, keyLevel)
 		if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.Log.Level) {
-			l.errorf("log.level", lm.vals["level"], "%q is not a log level; use debug, info, warn or error", cfg.Log.Level)
+			l.errorf(join(keyLog, keyLevel), lm.vals[keyLevel], "%q is not a log level; use debug, info, warn or error", cfg.Log.Level)
 		}
 	}
-	if lm.has("format") {
-		cfg.Log.Format = l.str(lm, "format")
+	if lm.has(keyFormat) {
+		cfg.Log.Format = l.str(lm, keyFormat)
 		if cfg.Log.Format != "text" && cfg.Log.Format != "json" {
-			l.errorf("log.format", lm.vals["format"], "%q is not a log format; use text or json", cfg.Log.Format)
+			l.errorf(join(keyLog, keyFormat), lm.vals[keyFormat], "%q is not a log format; use text or json", cfg.Log.Format)
 		}
 	}
 	return cfg
@@ -108,37 +107,37 @@ func (l *loader) checkListen(path string, n *yaml.Node, s string) {
 }
 
 func (l *loader) source(path string, n *yaml.Node) Source {
-	m := l.mapping(path, n, "name", "kinesis")
+	m := l.mapping(path, n, keyName, keyKinesis)
 	s := Source{Name: l.name(m, "source")}
-	if !m.has("kinesis") {
-		l.errorf(join(path, "kinesis"), m.keys["kinesis"], "required; add kinesis: {stream_arn: arn:aws:kinesis:<region>:<account>:stream/<name>}")
+	if !m.has(keyKinesis) {
+		l.errorf(join(path, keyKinesis), m.keys[keyKinesis], "required; add kinesis: {stream_arn: arn:aws:kinesis:<region>:<account>:stream/<name>}")
 		return s
 	}
-	km := l.mapping(join(path, "kinesis"), m.vals["kinesis"], "stream_arn", "role_arn", "external_id", "init_position", "format", "efo")
+	km := l.mapping(join(path, keyKinesis), m.vals[keyKinesis], keyStreamARN, keyRoleARN, keyExternalID, keyInitPosition, keyFormat, keyEFO)
 	k := &s.Kinesis
-	if l.required(km, "stream_arn", "give the ARN of the stream, "+streamARNForm) {
-		arn, err := ParseStreamARN(l.str(km, "stream_arn"))
+	if l.required(km, keyStreamARN, "give the ARN of the stream, "+streamARNForm) {
+		arn, err := ParseStreamARN(l.str(km, keyStreamARN))
 		if err != nil {
-			l.errorf(join(km.path, "stream_arn"), km.vals["stream_arn"], "%v", err)
+			l.errorf(join(km.path, keyStreamARN), km.vals[keyStreamARN], "%v", err)
 		}
 		k.StreamARN = arn
 	}
-	k.RoleARN = l.roleARN(km, "role_arn")
-	k.ExternalID = l.str(km, "external_id")
+	k.RoleARN = l.roleARN(km, keyRoleARN)
+	k.ExternalID = l.str(km, keyExternalID)
 	if k.ExternalID != "" {
-		p := join(km.path, "external_id")
+		p := join(km.path, keyExternalID)
 		switch {
 		case len(k.ExternalID) < 2 || len(k.ExternalID) > 1224 || !externalIDRE.MatchString(k.ExternalID):
-			l.errorf(p, km.vals["external_id"], "must be 2 to 1224 characters of letters, digits and +=,.@:/_-")
-		case !km.has("role_arn"):
-			l.errorf(p, km.vals["external_id"], "is only used when assuming a role; set role_arn too or remove external_id")
+			l.errorf(p, km.vals[keyExternalID], "must be 2 to 1224 characters of letters, digits and +=,.@:/_-")
+		case !km.has(keyRoleARN):
+			l.errorf(p, km.vals[keyExternalID], "is only used when assuming a role; set role_arn too or remove external_id")
 		}
 	}
-	if km.has("init_position") {
-		p := join(km.path, "init_position")
-		pos, err := parseInitPosition(deref(km.vals["init_position"]))
+	if km.has(keyInitPosition) {
+		p := join(km.path, keyInitPosition)
+		pos, err := parseInitPosition(deref(km.vals[keyInitPosition]))
 		if err != nil {
-			l.errorf(p, km.vals["init_position"], "%v", err)
+			l.errorf(p, km.vals[keyInitPosition], "%v", err)
 		}
 		k.InitPosition = pos
 		if pos.Kind == AtTimestamp {
@@ -151,9 +150,9 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 			}
 		}
 	}
-	k.Format = l.format(join(km.path, "format"), km.vals["format"])
-	if km.has("efo") {
-		k.EFO = l.efo(join(km.path, "efo"), km.vals["efo"], k.StreamARN)
+	k.Format = l.format(join(km.path, keyFormat), km.vals[keyFormat])
+	if km.has(keyEFO) {
+		k.EFO = l.efo(join(km.path, keyEFO), km.vals[keyEFO], k.StreamARN)
 	}
 	return s
 }
@@ -162,20 +161,20 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 // of [a-zA-Z0-9_.-], as Kinesis allows) or consumer_arn, which must be a
 // consumer of the source's own stream.
 func (l *loader) efo(path string, n *yaml.Node, stream StreamARN) *EFO {
-	m := l.mapping(path, n, "consumer_name", "consumer_arn")
-	e := &EFO{ConsumerName: l.str(m, "consumer_name"), ConsumerARN: l.str(m, "consumer_arn")}
+	m := l.mapping(path, n, keyConsumerName, keyConsumerARN)
+	e := &EFO{ConsumerName: l.str(m, keyConsumerName), ConsumerARN: l.str(m, keyConsumerARN)}
 	switch {
-	case m.has("consumer_name") && m.has("consumer_arn"):
+	case m.has(keyConsumerName) && m.has(keyConsumerARN):
 		l.softErrorf(path, nil, "has both consumer_name and consumer_arn; give the name to have the workers register the consumer, or the ARN of one registered elsewhere")
-	case !m.has("consumer_name") && !m.has("consumer_arn"):
+	case !m.has(keyConsumerName) && !m.has(keyConsumerARN):
 		l.softErrorf(path, n, "needs consumer_name: NAME (registered by the first worker) or consumer_arn: ARN (registered elsewhere)")
-	case m.has("consumer_name"):
+	case m.has(keyConsumerName):
 		if !streamNameRE.MatchString(e.ConsumerName) {
-			l.errorf(join(path, "consumer_name"), m.vals["consumer_name"], "%q is not a consumer name; use 1 to 128 letters, digits, _, . and -", e.ConsumerName)
+			l.errorf(join(path, keyConsumerName), m.vals[keyConsumerName], "%q is not a consumer name; use 1 to 128 letters, digits, _, . and -", e.ConsumerName)
 		}
 	default:
 		if err := checkConsumerARN(e.ConsumerARN, stream); err != nil {
-			l.errorf(join(path, "consumer_arn"), m.vals["consumer_arn"], "%v", err)
+			l.errorf(join(path, keyConsumerARN), m.vals[keyConsumerARN], "%v", err)
 		}
 	}
 	return e
@@ -197,35 +196,35 @@ func (l *loader) format(path string, n *yaml.Node) Format {
 		}
 		return Format{Kind: FormatJSON}
 	}
-	m := l.mapping(path, n, "avro")
-	if !m.has("avro") {
+	m := l.mapping(path, n, keyAvro)
+	if !m.has(keyAvro) {
 		if len(m.vals) == 0 && !l.bad[path] {
 			l.errorf(path, n, "empty format; use json or {avro: {...}}")
 		}
 		return Format{Kind: FormatJSON}
 	}
-	am := l.mapping(join(path, "avro"), m.vals["avro"], "schema_file", "registry", "framing")
+	am := l.mapping(join(path, keyAvro), m.vals[keyAvro], keySchemaFile, keyRegistry, keyFraming)
 	f := Format{Kind: FormatAvro, Avro: &Avro{}}
 	switch {
-	case am.has("schema_file") && am.has("registry"):
+	case am.has(keySchemaFile) && am.has(keyRegistry):
 		l.softErrorf(am.path, nil, "has both schema_file and registry; keep one")
-	case !am.has("schema_file") && !am.has("registry"):
-		l.softErrorf(am.path, m.vals["avro"], "needs schema_file or registry; write {schema_file: <file.avsc>} or {registry: {url: ...}}")
-	case am.has("schema_file"):
-		f.Avro.SchemaFile = l.filePath(l.str(am, "schema_file"))
-		l.checkSchemaFile(join(am.path, "schema_file"), am.vals["schema_file"], f.Avro.SchemaFile)
+	case !am.has(keySchemaFile) && !am.has(keyRegistry):
+		l.softErrorf(am.path, m.vals[keyAvro], "needs schema_file or registry; write {schema_file: <file.avsc>} or {registry: {url: ...}}")
+	case am.has(keySchemaFile):
+		f.Avro.SchemaFile = l.filePath(l.str(am, keySchemaFile))
+		l.checkSchemaFile(join(am.path, keySchemaFile), am.vals[keySchemaFile], f.Avro.SchemaFile)
 	default:
-		f.Avro.Registry = l.registry(join(am.path, "registry"), am.vals["registry"])
+		f.Avro.Registry = l.registry(join(am.path, keyRegistry), am.vals[keyRegistry])
 	}
-	if am.has("framing") {
-		fp := join(am.path, "framing")
-		switch v := l.str(am, "framing"); {
-		case am.has("registry"):
-			l.errorf(fp, am.vals["framing"], "applies to schema_file only: a registry's records say their framing in their first byte")
+	if am.has(keyFraming) {
+		fp := join(am.path, keyFraming)
+		switch v := l.str(am, keyFraming); {
+		case am.has(keyRegistry):
+			l.errorf(fp, am.vals[keyFraming], "applies to schema_file only: a registry's records say their framing in their first byte")
 		case v == AvroFramingAuto || v == AvroFramingBinary || v == AvroFramingSingleObject:
 			f.Avro.Framing = v
 		default:
-			l.errorf(fp, am.vals["framing"], "%q is not a framing; use auto (single-object encoded when the record starts with C3 01 and the schema's fingerprint, else raw binary), binary or single_object", v)
+			l.errorf(fp, am.vals[keyFraming], "%q is not a framing; use auto (single-object encoded when the record starts with C3 01 and the schema's fingerprint, else raw binary), binary or single_object", v)
 		}
 	}
 	return f
@@ -256,53 +255,53 @@ func unwrapPathErr(err error) error {
 }
 
 func (l *loader) registry(path string, n *yaml.Node) *Registry {
-	m := l.mapping(path, n, "url", "username", "password", "token", "ca_file")
+	m := l.mapping(path, n, keyURL, keyUsername, keyPassword, keyToken, keyCAFile)
 	r := &Registry{
-		URL:      l.str(m, "url"),
-		Username: l.str(m, "username"),
-		Password: l.str(m, "password"),
-		Token:    l.str(m, "token"),
-		CAFile:   l.filePath(l.str(m, "ca_file")),
+		URL:      l.str(m, keyURL),
+		Username: l.str(m, keyUsername),
+		Password: l.str(m, keyPassword),
+		Token:    l.str(m, keyToken),
+		CAFile:   l.filePath(l.str(m, keyCAFile)),
 	}
-	if l.required(m, "url", "give the schema registry's URL, e.g. https://registry.example.com") {
+	if l.required(m, keyURL, "give the schema registry's URL, e.g. https://registry.example.com") {
 		u, err := url.Parse(r.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			l.errorf(join(path, "url"), m.vals["url"], "%q is not an http or https URL; write e.g. https://registry.example.com", r.URL)
+			l.errorf(join(path, keyURL), m.vals[keyURL], "%q is not an http or https URL; write e.g. https://registry.example.com", r.URL)
 		}
 	}
 	switch {
 	case r.Token != "" && (r.Username != "" || r.Password != ""):
-		l.errorf(join(path, "token"), m.vals["token"], "cannot be used with username/password; keep one way to authenticate")
+		l.errorf(join(path, keyToken), m.vals[keyToken], "cannot be used with username/password; keep one way to authenticate")
 	case r.Username != "" && r.Password == "":
-		l.errorf(join(path, "password"), m.keys["password"], "required with username")
+		l.errorf(join(path, keyPassword), m.keys[keyPassword], "required with username")
 	case r.Password != "" && r.Username == "":
-		l.errorf(join(path, "username"), m.keys["username"], "required with password")
+		l.errorf(join(path, keyUsername), m.keys[keyUsername], "required with password")
 	}
 	if r.CAFile != "" {
 		if _, err := os.Stat(r.CAFile); err != nil {
-			l.errorf(join(path, "ca_file"), m.vals["ca_file"], "cannot read CA file %q: %v; check the path", r.CAFile, unwrapPathErr(err))
+			l.errorf(join(path, keyCAFile), m.vals[keyCAFile], "cannot read CA file %q: %v; check the path", r.CAFile, unwrapPathErr(err))
 		}
 	}
 	return r
 }
 
 func (l *loader) dataset(path string, n *yaml.Node) Dataset {
-	m := l.mapping(path, n, "name", "source", "timestamp", "where", "fields", "sink")
+	m := l.mapping(path, n, keyName, keySource, keyTimestamp, keyWhere, keyFields, keySink)
 	d := Dataset{Name: l.name(m, "dataset")}
-	if l.required(m, "source", "name the source this dataset reads") {
-		d.Source = l.str(m, "source")
+	if l.required(m, keySource, "name the source this dataset reads") {
+		d.Source = l.str(m, keySource)
 	}
-	d.Timestamp = l.str(m, "timestamp") // optional when exactly one field is a datetime
-	d.Where = l.str(m, "where")
-	if l.required(m, "sink", "name the sink this dataset writes to") {
-		d.Sink = l.str(m, "sink")
+	d.Timestamp = l.str(m, keyTimestamp) // optional when exactly one field is a datetime
+	d.Where = l.str(m, keyWhere)
+	if l.required(m, keySink, "name the sink this dataset writes to") {
+		d.Sink = l.str(m, keySink)
 	}
-	if !m.has("fields") {
-		l.errorf(join(path, "fields"), m.keys["fields"], "required; list the dataset's fields, e.g. - {name: id, type: int}")
+	if !m.has(keyFields) {
+		l.errorf(join(path, keyFields), m.keys[keyFields], "required; list the dataset's fields, e.g. - {name: id, type: int}")
 	}
 	ftype := reflect.TypeFor[schema.FieldSpec]()
-	for i, fn := range l.seq(m, "fields") {
-		fp := index(join(path, "fields"), i)
+	for i, fn := range l.seq(m, keyFields) {
+		fp := index(join(path, keyFields), i)
 		l.checkKeys(fp, fn, ftype)
 		var fs schema.FieldSpec
 		if err := fn.Decode(&fs); err != nil {
@@ -314,7 +313,7 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 }
 
 func (l *loader) sink(path string, n *yaml.Node) Sink {
-	m := l.mapping(path, n, "name", "file", "postgres")
+	m := l.mapping(path, n, keyName, keyFile, keyPostgres)
 	s := Sink{Name: l.name(m, "sink")}
 	s.File, s.Postgres = l.fileOrPostgres(path, n, m, "a sink writes to exactly one, so split it into two sinks")
 	return s
@@ -325,70 +324,70 @@ func (l *loader) sink(path string, n *yaml.Node) Sink {
 // both are given.
 func (l *loader) fileOrPostgres(path string, n *yaml.Node, m *mapNode, bothHint string) (*FileSink, *PostgresSink) {
 	switch {
-	case m.has("file") && m.has("postgres"):
+	case m.has(keyFile) && m.has(keyPostgres):
 		l.softErrorf(path, nil, "has both file and postgres; %s", bothHint)
-	case !m.has("file") && !m.has("postgres"):
+	case !m.has(keyFile) && !m.has(keyPostgres):
 		l.softErrorf(path, n, "needs exactly one of file: {path: ...} or postgres: {dsn: ..., table: ...}")
-	case m.has("file"):
-		return l.fileSink(join(path, "file"), m.vals["file"]), nil
+	case m.has(keyFile):
+		return l.fileSink(join(path, keyFile), m.vals[keyFile]), nil
 	default:
-		return nil, l.postgresSink(join(path, "postgres"), m.vals["postgres"])
+		return nil, l.postgresSink(join(path, keyPostgres), m.vals[keyPostgres])
 	}
 	return nil, nil
 }
 
 func (l *loader) fileSink(path string, n *yaml.Node) *FileSink {
-	m := l.mapping(path, n, "path", "max_bytes")
-	f := &FileSink{MaxBytes: l.integer(m, "max_bytes", DefaultFileMaxBytes, 1, 1<<62)}
-	if l.required(m, "path", "give the file path to write to") {
-		f.Path = l.filePath(l.str(m, "path"))
+	m := l.mapping(path, n, keyPath, keyMaxBytes)
+	f := &FileSink{MaxBytes: l.integer(m, keyMaxBytes, DefaultFileMaxBytes, 1, 1<<62)}
+	if l.required(m, keyPath, "give the file path to write to") {
+		f.Path = l.filePath(l.str(m, keyPath))
 	}
 	return f
 }
 
 func (l *loader) postgresSink(path string, n *yaml.Node) *PostgresSink {
-	m := l.mapping(path, n, "dsn", "table", "create_table", "batch_rows", "batch_bytes", "batch_interval")
+	m := l.mapping(path, n, keyDSN, keyTable, keyCreateTable, keyBatchRows, keyBatchBytes, keyBatchInterval)
 	p := &PostgresSink{
-		CreateTable:   l.boolean(m, "create_table", false),
-		BatchRows:     int(l.integer(m, "batch_rows", DefaultBatchRows, 1, 1<<31-1)),
-		BatchBytes:    l.integer(m, "batch_bytes", DefaultBatchBytes, 1, 1<<62),
-		BatchInterval: l.durationMin(m, "batch_interval", DefaultBatchInterval, true),
+		CreateTable:   l.boolean(m, keyCreateTable, false),
+		BatchRows:     int(l.integer(m, keyBatchRows, DefaultBatchRows, 1, 1<<31-1)),
+		BatchBytes:    l.integer(m, keyBatchBytes, DefaultBatchBytes, 1, 1<<62),
+		BatchInterval: l.durationMin(m, keyBatchInterval, DefaultBatchInterval, true),
 	}
-	if l.required(m, "dsn", "give a PostgreSQL connection string, e.g. \"${PG_DSN}\"") {
-		p.DSN = l.str(m, "dsn")
+	if l.required(m, keyDSN, "give a PostgreSQL connection string, e.g. \"${PG_DSN}\"") {
+		p.DSN = l.str(m, keyDSN)
 		if strings.HasPrefix(p.DSN, "postgres://") || strings.HasPrefix(p.DSN, "postgresql://") {
 			if _, err := url.Parse(p.DSN); err != nil {
 				// Do not echo the DSN: it may hold a password.
-				l.errorf(join(path, "dsn"), m.vals["dsn"], "is not a valid postgres:// URL; check for unescaped characters in the password")
+				l.errorf(join(path, keyDSN), m.vals[keyDSN], "is not a valid postgres:// URL; check for unescaped characters in the password")
 			}
 		}
 	}
-	if l.required(m, "table", "name the table to write to") {
-		p.Table = l.str(m, "table")
-		if !tableRE.MatchString(p.Table) {
-			l.errorf(join(path, "table"), m.vals["table"], "%q is not a table name; use letters, digits, _ and $, optionally schema-qualified (schema.table)", p.Table)
+	if l.required(m, keyTable, "name the table to write to") {
+		p.Table = l.str(m, keyTable)
+		if _, err := postgres.ParseTable(p.Table); err != nil {
+			l.errorf(join(path, keyTable), m.vals[keyTable], "%v", err)
 		}
 	}
 	return p
 }
 
 func (l *loader) deadLetter(path string, n *yaml.Node) DeadLetter {
-	m := l.mapping(path, n, "file", "postgres", "unrouted")
-	d := DeadLetter{Unrouted: l.boolean(m, "unrouted", false)}
+	m := l.mapping(path, n, keyFile, keyPostgres, keyUnrouted)
+	d := DeadLetter{Unrouted: l.boolean(m, keyUnrouted, false)}
 	d.File, d.Postgres = l.fileOrPostgres(path, n, m, "keep exactly one")
 	return d
 }
 
 func (l *loader) consumer(c *Consumer, m *mapNode) {
-	c.Application = l.str(m, "application")
-	c.WorkerID = l.str(m, "worker_id")
-	c.RoleARN = l.roleARN(m, "role_arn")
-	c.ShardSyncInterval = l.duration(m, "shard_sync_interval", c.ShardSyncInterval)
-	c.LeaseDuration = l.duration(m, "lease_duration", c.LeaseDuration)
-	c.LeaseRefresh = l.duration(m, "lease_refresh", c.LeaseRefresh)
-	c.MaxRecords = int(l.integer(m, "max_records", int64(c.MaxRecords), 1, 10000))
-	c.IdleBetweenReads = l.duration(m, "idle_between_reads", c.IdleBetweenReads)
-	c.LeaseStealing = l.boolean(m, "lease_stealing", c.LeaseStealing)
-	c.MaxLeases = int(l.integer(m, "max_leases", 0, 0, 1<<31-1))
-	c.ShutdownTimeout = l.duration(m, "shutdown_timeout", c.ShutdownTimeout)
+	c.Application = l.str(m, keyApplication)
+	c.WorkerID = l.str(m, keyWorkerID)
+	c.RoleARN = l.roleARN(m, keyRoleARN)
+	c.ShardSyncInterval = l.duration(m, keyShardSyncInterval, c.ShardSyncInterval)
+	c.LeaseDuration = l.duration(m, keyLeaseDuration, c.LeaseDuration)
+	c.LeaseRefresh = l.duration(m, keyLeaseRefresh, c.LeaseRefresh)
+	c.MaxRecords = int(l.integer(m, keyMaxRecords, int64(c.MaxRecords), 1, 10000))
+	c.IdleBetweenReads = l.duration(m, keyIdleBetweenReads, c.IdleBetweenReads)
+	c.LeaseStealing = l.boolean(m, keyLeaseStealing, c.LeaseStealing)
+	c.MaxLeases = int(l.integer(m, keyMaxLeases, 0, 0, 1<<31-1))
+	c.ShutdownTimeout = l.duration(m, keyShutdownTimeout, c.ShutdownTimeout)
 }

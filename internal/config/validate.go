@@ -21,11 +21,11 @@ var schemaPathRE = regexp.MustCompile(`^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\
 // validate checks what spans sections: references, uniqueness, derived
 // defaults and dataset schemas.
 func (l *loader) validate(cfg *Config) {
-	if len(cfg.Sources) == 0 && !l.bad["sources"] {
-		l.errorf("sources", nil, "at least one source is required; add sources: [{name: ..., kinesis: {stream_arn: ...}}]")
+	if len(cfg.Sources) == 0 && !l.bad[keySources] {
+		l.errorf(keySources, nil, "at least one source is required; add sources: [{name: ..., kinesis: {stream_arn: ...}}]")
 	}
-	if len(cfg.Datasets) == 0 && !l.bad["datasets"] {
-		l.errorf("datasets", nil, "at least one dataset is required; add datasets: [{name: ..., source: ..., timestamp: ..., fields: [...], sink: ...}]")
+	if len(cfg.Datasets) == 0 && !l.bad[keyDatasets] {
+		l.errorf(keyDatasets, nil, "at least one dataset is required; add datasets: [{name: ..., source: ..., timestamp: ..., fields: [...], sink: ...}]")
 	}
 
 	// Connector names (sources and sinks) share one namespace, as in Fennel.
@@ -36,9 +36,9 @@ func (l *loader) validate(cfg *Config) {
 		if s.Name == "" {
 			continue
 		}
-		p := index("sources", i)
+		p := index(keySources, i)
 		if first, ok := connectors[s.Name]; ok {
-			l.errorf(join(p, "name"), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
+			l.errorf(join(p, keyName), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
 			continue
 		}
 		connectors[s.Name], sources[s.Name] = p, true
@@ -47,9 +47,9 @@ func (l *loader) validate(cfg *Config) {
 		if s.Name == "" {
 			continue
 		}
-		p := index("sinks", i)
+		p := index(keySinks, i)
 		if first, ok := connectors[s.Name]; ok {
-			l.errorf(join(p, "name"), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
+			l.errorf(join(p, keyName), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
 			continue
 		}
 		connectors[s.Name], sinks[s.Name] = p, true
@@ -59,10 +59,10 @@ func (l *loader) validate(cfg *Config) {
 	usedSources := map[string]bool{}
 	usedSinks := map[string]bool{}
 	for i, d := range cfg.Datasets {
-		p := index("datasets", i)
+		p := index(keyDatasets, i)
 		if d.Name != "" {
 			if first, ok := datasets[d.Name]; ok {
-				l.errorf(join(p, "name"), nil, "%q is already the name of %s; dataset names must be unique", d.Name, first)
+				l.errorf(join(p, keyName), nil, "%q is already the name of %s; dataset names must be unique", d.Name, first)
 			} else {
 				datasets[d.Name] = p
 			}
@@ -70,24 +70,24 @@ func (l *loader) validate(cfg *Config) {
 		if d.Source != "" {
 			usedSources[d.Source] = true
 			if !sources[d.Source] {
-				l.errorf(join(p, "source"), nil, "%q is not a source%s; use one of: %s", d.Source, isA(d.Source, sinks, "sink"), names(cfg.Sources, func(s Source) string { return s.Name }))
+				l.errorf(join(p, keySource), nil, "%q is not a source%s; use one of: %s", d.Source, isA(d.Source, sinks, "sink"), names(cfg.Sources, func(s Source) string { return s.Name }))
 			}
 		}
 		if d.Sink != "" {
 			usedSinks[d.Sink] = true
 			if !sinks[d.Sink] {
-				l.errorf(join(p, "sink"), nil, "%q is not a sink%s; use one of: %s", d.Sink, isA(d.Sink, sources, "source"), names(cfg.Sinks, func(s Sink) string { return s.Name }))
+				l.errorf(join(p, keySink), nil, "%q is not a sink%s; use one of: %s", d.Sink, isA(d.Sink, sources, "source"), names(cfg.Sinks, func(s Sink) string { return s.Name }))
 			}
 		}
 	}
 	for i, s := range cfg.Sources {
 		if s.Name != "" && !usedSources[s.Name] {
-			l.warnf(index("sources", i), "source %q feeds no dataset, so it is not read; add a dataset with source: %s or remove the source", s.Name, s.Name)
+			l.warnf(index(keySources, i), "source %q feeds no dataset, so it is not read; add a dataset with source: %s or remove the source", s.Name, s.Name)
 		}
 	}
 	for i, s := range cfg.Sinks {
 		if s.Name != "" && !usedSinks[s.Name] {
-			l.warnf(index("sinks", i), "sink %q receives no dataset; add a dataset with sink: %s or remove the sink", s.Name, s.Name)
+			l.warnf(index(keySinks, i), "sink %q receives no dataset; add a dataset with sink: %s or remove the sink", s.Name, s.Name)
 		}
 	}
 
@@ -99,13 +99,13 @@ func (l *loader) validate(cfg *Config) {
 		}
 		clean := filepath.Clean(f.Path)
 		if first, ok := files[clean]; ok {
-			l.errorf(join(p, "path"), nil, "%q is also written by %s; give each file sink its own path", f.Path, first)
+			l.errorf(join(p, keyPath), nil, "%q is also written by %s; give each file sink its own path", f.Path, first)
 			return
 		}
 		files[clean] = p
 	}
 	for i, s := range cfg.Sinks {
-		checkFile(index("sinks", i)+".file", s.File)
+		checkFile(join(index(keySinks, i), keyFile), s.File)
 	}
 	checkFile("dead_letter.file", cfg.DeadLetter.File)
 	l.checkPostgresTables(cfg)
@@ -113,8 +113,8 @@ func (l *loader) validate(cfg *Config) {
 	l.validateConsumer(cfg)
 
 	for i := range cfg.Datasets {
-		l.compile(index("datasets", i), &cfg.Datasets[i])
-		l.compileWhere(index("datasets", i), &cfg.Datasets[i])
+		l.compile(index(keyDatasets, i), &cfg.Datasets[i])
+		l.compileWhere(index(keyDatasets, i), &cfg.Datasets[i])
 	}
 }
 
@@ -130,7 +130,7 @@ func (l *loader) checkPostgresTables(cfg *Config) {
 		if s == nil || s.Postgres == nil {
 			continue
 		}
-		p := index("datasets", i) + ".sink"
+		p := join(index(keyDatasets, i), keySink)
 		k := s.Postgres.DSN + "\x00" + strings.ToLower(s.Postgres.Table)
 		if other, ok := seen[k]; ok {
 			l.errorf(p, nil, "datasets %q and %q both write to table %s: a table holds one dataset (its columns, and rows keyed by Kinesis record); give each dataset a sink with its own table", other, ds.Name, s.Postgres.Table)
@@ -155,7 +155,7 @@ func (l *loader) compileWhere(path string, d *Dataset) {
 		return
 	}
 	if !errors.Is(err, where.ErrFields) {
-		l.errorf(join(path, "where"), nil, "%v", err)
+		l.errorf(join(path, keyWhere), nil, "%v", err)
 	}
 }
 
@@ -222,7 +222,7 @@ func (l *loader) compile(path string, d *Dataset) {
 	for k := range l.bad {
 		before[k] = true
 	}
-	for _, e := range flatten(err) {
+	for _, e := range Problems(err) {
 		p, msg := path, e.Error()
 		if m := schemaPathRE.FindStringSubmatch(msg); m != nil {
 			p, msg = path+"."+m[1], m[2]
@@ -234,12 +234,13 @@ func (l *loader) compile(path string, d *Dataset) {
 	}
 }
 
-// flatten returns the leaves of a tree of joined errors.
-func flatten(err error) []error {
+// Problems returns the problems of an error from Load (or any tree of errors
+// joined with errors.Join) one by one: the leaves of the tree, in order.
+func Problems(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
+			out = append(out, Problems(e)...)
 		}
 		return out
 	}

@@ -390,12 +390,12 @@ func (l *loader) durationMin(m *mapNode, key string, def time.Duration, zeroOK b
 }
 
 func (l *loader) name(m *mapNode, what string) string {
-	if !l.required(m, "name", "give the "+what+" a name") {
+	if !l.required(m, keyName, "give the "+what+" a name") {
 		return ""
 	}
-	v := l.str(m, "name")
+	v := l.str(m, keyName)
 	if v != "" && !nameRE.MatchString(v) {
-		l.errorf(join(m.path, "name"), m.vals["name"], "%q is not a valid name; use 1 to 64 letters, digits, _ or -, starting with a letter or _", v)
+		l.errorf(join(m.path, keyName), m.vals[keyName], "%q is not a valid name; use 1 to 64 letters, digits, _ or -, starting with a letter or _", v)
 	}
 	return v
 }

@@ -3,12 +3,11 @@ package errview
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
 
 // PostgresSource reads the dead-letter table of the PostgreSQL dead-letter
@@ -27,16 +26,13 @@ var _ Source = PostgresSource{}
 // ConnectTimeout bounds connecting to PostgreSQL.
 const ConnectTimeout = 10 * time.Second
 
-// tableRE is the table names the configuration accepts.
-var tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
-
 func (s PostgresSource) Scan(ctx context.Context, f Filter, fn func(*record.DeadLetter) error) (ScanStats, error) {
 	var st ScanStats
-	if !tableRE.MatchString(s.Table) {
-		return st, fmt.Errorf("dead-letter table %q is not a table name", s.Table)
+	id, err := postgres.ParseTable(s.Table)
+	if err != nil {
+		return st, fmt.Errorf("dead-letter table %w", err)
 	}
-	// Unquoted in the sink's DDL, so folded to lower case by PostgreSQL.
-	table := pgx.Identifier(strings.Split(strings.ToLower(s.Table), ".")).Sanitize()
+	table := id.Sanitize()
 	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
 	conn, err := pgx.Connect(cctx, s.DSN)
 	cancel()

@@ -82,21 +82,23 @@ type Check struct {
 func (c Check) String() string {
 	switch {
 	case c.Skipped != "":
-		return "skip  " + oneLine(c.Name+": not checked: "+c.Skipped)
+		return "skip  " + OneLine(c.Name+": not checked: "+c.Skipped)
 	case c.OK:
 		if c.Detail == "" {
-			return "ok    " + oneLine(c.Name)
+			return "ok    " + OneLine(c.Name)
 		}
-		return "ok    " + oneLine(c.Name+": "+c.Detail)
+		return "ok    " + OneLine(c.Name+": "+c.Detail)
 	}
 	s := fmt.Sprintf("%s [%s]: %v", c.Name, c.Class, c.Err)
 	if c.Hint != "" {
 		s += "; fix: " + c.Hint
 	}
-	return "FAIL  " + oneLine(s)
+	return "FAIL  " + OneLine(s)
 }
 
-func oneLine(s string) string {
+// OneLine folds s (a message that may carry a YAML snippet or a multi-line
+// error) onto one line, as every line of a report is.
+func OneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 

@@ -85,16 +85,29 @@ const (
 // names are silently truncated by the server.
 const maxIdentLen = 63
 
-// tableRE is what Config.Table accepts; the same as the configuration's.
+// tableRE is the table names we take: unquoted identifiers of at most
+// maxIdentLen bytes, optionally schema-qualified. Unquoted, because the sink's
+// DDL does not quote them either, so every reader folds them the same way.
 var tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
 
-// parseTable turns "Schema.Table" into the identifier PostgreSQL would read
-// for it unquoted.
-func parseTable(s string) (pgx.Identifier, error) {
+// ParseTable is the one table-name rule: the configuration, the sinks and the
+// errors view all take a PostgreSQL table name through it. It turns
+// "Schema.Table" into the identifier PostgreSQL reads for it unquoted (folded
+// to lower case), or says why s is not a table name.
+func ParseTable(s string) (pgx.Identifier, error) {
 	if !tableRE.MatchString(s) {
-		return nil, fmt.Errorf("postgres sink: Config.Table %q is not a table name: use letters, digits, _ and $, optionally schema-qualified (schema.table)", s)
+		return nil, fmt.Errorf("%q is not a table name: use letters, digits, _ and $, optionally schema-qualified (schema.table)", s)
 	}
 	return pgx.Identifier(strings.Split(strings.ToLower(s), ".")), nil
+}
+
+// parseTable is ParseTable for Config.Table.
+func parseTable(s string) (pgx.Identifier, error) {
+	id, err := ParseTable(s)
+	if err != nil {
+		return nil, fmt.Errorf("postgres sink: Config.Table %w", err)
+	}
+	return id, nil
 }
 
 // normalize checks cfg and fills in defaults. rows says whether it is for a

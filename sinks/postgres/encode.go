@@ -106,7 +106,7 @@ func toPG(vk valueKind, v any) (any, int, error) {
 	case vkJSON:
 		switch v.(type) {
 		case []any, map[string]any, []record.Field, []float64:
-			if typedNil(v) {
+			if record.IsNull(v) {
 				return nil, 0, nil
 			}
 			b, err := jsonenc.AppendValueNoNUL(nil, v)
@@ -195,20 +195,4 @@ func parseDecimal(s string) (pgtype.Numeric, error) {
 		return bad()
 	}
 	return pgtype.Numeric{Int: n, Exp: -int32(len(frac)), Valid: true}, nil
-}
-
-func typedNil(v any) bool {
-	switch v := v.(type) {
-	case []byte:
-		return v == nil
-	case []float64:
-		return v == nil
-	case []any:
-		return v == nil
-	case map[string]any:
-		return v == nil
-	case []record.Field:
-		return v == nil
-	}
-	return false
 }

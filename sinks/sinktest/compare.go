@@ -85,9 +85,10 @@ func names(fs []record.Field) []string {
 // the written type decides how got is interpreted.
 func matchValue(want, got any) error {
 	mismatch := func() error { return fmt.Errorf("got %#v (%T), want %#v (%T)", got, got, want, want) }
-	if typedNil(want) {
-		// A nil slice or map is written as null.
-		if got != nil && !typedNil(got) {
+	if want != nil && record.IsNull(want) {
+		// A nil slice or map is written as null (a plain nil must read back
+		// as a plain nil: see case nil).
+		if got != nil && !record.IsNull(got) {
 			return mismatch()
 		}
 		return nil
@@ -307,20 +308,4 @@ func asMap(v any) (map[string]any, bool) {
 		return m, true
 	}
 	return nil, false
-}
-
-func typedNil(v any) bool {
-	switch v := v.(type) {
-	case []byte:
-		return v == nil
-	case []float64:
-		return v == nil
-	case []any:
-		return v == nil
-	case map[string]any:
-		return v == nil
-	case []record.Field:
-		return v == nil
-	}
-	return false
 }

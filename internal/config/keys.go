@@ -1,0 +1,96 @@
+package config
+
+// The YAML keys of the configuration, one const block per section, in the
+// order the README documents them. The section decoders (sections.go) and the
+// whole-config checks (validate.go) name keys only through these, so a key
+// has one spelling and renaming one is one edit.
+
+// Top level.
+const (
+	keySources    = "sources"
+	keyDatasets   = "datasets"
+	keySinks      = "sinks"
+	keyDeadLetter = "dead_letter"
+	keyConsumer   = "consumer"
+	keyMetrics    = "metrics"
+	keyLog        = "log"
+)
+
+// Shared by sources, datasets and sinks.
+const keyName = "name"
+
+// sources[i], sources[i].kinesis and its format.
+const (
+	keyKinesis      = "kinesis"
+	keyStreamARN    = "stream_arn"
+	keyRoleARN      = "role_arn"
+	keyExternalID   = "external_id"
+	keyInitPosition = "init_position"
+	keyFormat       = "format"
+	keyAvro         = "avro"
+	keySchemaFile   = "schema_file"
+	keyRegistry     = "registry"
+	keyFraming      = "framing"
+	keyEFO          = "efo"
+)
+
+// sources[i].kinesis.efo.
+const (
+	keyConsumerName = "consumer_name"
+	keyConsumerARN  = "consumer_arn"
+)
+
+// sources[i].kinesis.format.avro.registry.
+const (
+	keyURL      = "url"
+	keyUsername = "username"
+	keyPassword = "password"
+	keyToken    = "token"
+	keyCAFile   = "ca_file"
+)
+
+// datasets[i].
+const (
+	keySource    = "source"
+	keyTimestamp = "timestamp"
+	keyWhere     = "where"
+	keyFields    = "fields"
+	keySink      = "sink"
+)
+
+// sinks[i] and dead_letter: exactly one of file and postgres.
+const (
+	keyFile     = "file"
+	keyPostgres = "postgres"
+	keyUnrouted = "unrouted" // dead_letter only
+
+	keyPath     = "path" // file
+	keyMaxBytes = "max_bytes"
+
+	keyDSN           = "dsn" // postgres
+	keyTable         = "table"
+	keyCreateTable   = "create_table"
+	keyBatchRows     = "batch_rows"
+	keyBatchBytes    = "batch_bytes"
+	keyBatchInterval = "batch_interval"
+)
+
+// consumer.
+const (
+	keyApplication       = "application"
+	keyWorkerID          = "worker_id"
+	keyShardSyncInterval = "shard_sync_interval"
+	keyLeaseDuration     = "lease_duration"
+	keyLeaseRefresh      = "lease_refresh"
+	keyMaxRecords        = "max_records"
+	keyIdleBetweenReads  = "idle_between_reads"
+	keyLeaseStealing     = "lease_stealing"
+	keyMaxLeases         = "max_leases"
+	keyShutdownTimeout   = "shutdown_timeout"
+)
+
+// metrics and log.
+const (
+	keyListen = "listen"
+	keyLevel  = "level"
+)

@@ -1,0 +1,213 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/kinesis-ingest/kinesis-ingest/consumers"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// The decorators below count what passes through a stage from the outside, so
+// the stages themselves carry no collector calls: a sink knows nothing of
+// Prometheus, and the pipeline counts only what no decorator can see (Pipeline).
+// Every update is per call, that is per batch, never per record.
+
+// RowSink decorates a row sink: rows_written_total{dataset,sink} for the rows
+// made durable (minus the ones the sink refused), and sink_write_seconds,
+// sink_batch_rows and sink_write_errors_total for sink. It returns the inner
+// error unchanged (the caller tells a *sinks.RejectedError from an outage).
+type RowSink struct {
+	inner sinks.RowSink
+	m     *Metrics
+	sink  string
+}
+
+var _ sinks.RowSink = (*RowSink)(nil)
+
+// WrapRowSink returns inner decorated as the sink named sink.
+func (m *Metrics) WrapRowSink(sink string, inner sinks.RowSink) *RowSink {
+	return &RowSink{inner: inner, m: m, sink: sink}
+}
+
+func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
+	start := time.Now()
+	err := s.inner.Write(ctx, rows)
+	rejected, isRejected := sinks.IsRejected(err)
+	if err != nil && !isRejected {
+		s.m.writeFailed(ctx, s.sink)
+		return err
+	}
+	s.m.ObserveSinkWrite(s.sink, len(rows), time.Since(start))
+	var refused []int
+	if isRejected {
+		refused = rejected.Index
+	}
+	s.m.countWritten(s.sink, rows, refused)
+	return err
+}
+
+func (s *RowSink) Close() error { return s.inner.Close() }
+
+// DeadLetterSink decorates the dead-letter sink: dead_letters_total{source,
+// reason} for the letters made durable, and the sink_* metrics as sink
+// "dead_letter".
+type DeadLetterSink struct {
+	inner sinks.DeadLetterSink
+	m     *Metrics
+}
+
+var _ sinks.DeadLetterSink = (*DeadLetterSink)(nil)
+
+// DeadLetterSinkName is the sink label of the dead-letter sink.
+const DeadLetterSinkName = "dead_letter"
+
+// WrapDeadLetterSink returns inner decorated.
+func (m *Metrics) WrapDeadLetterSink(inner sinks.DeadLetterSink) *DeadLetterSink {
+	return &DeadLetterSink{inner: inner, m: m}
+}
+
+func (s *DeadLetterSink) Write(ctx context.Context, letters []record.DeadLetter) error {
+	start := time.Now()
+	if err := s.inner.Write(ctx, letters); err != nil {
+		s.m.writeFailed(ctx, DeadLetterSinkName)
+		return err
+	}
+	s.m.ObserveSinkWrite(DeadLetterSinkName, len(letters), time.Since(start))
+	// A batch's letters come from one source and carry a reason or two: count
+	// runs rather than build a map per batch.
+	var source string
+	var reason record.Reason
+	n := 0
+	for i := range letters {
+		l := &letters[i]
+		if l.Source != source || l.Reason != reason {
+			if n > 0 {
+				s.m.DeadLetters.WithLabelValues(source, string(reason)).Add(float64(n))
+			}
+			source, reason, n = l.Source, l.Reason, 0
+		}
+		n++
+	}
+	if n > 0 {
+		s.m.DeadLetters.WithLabelValues(source, string(reason)).Add(float64(n))
+	}
+	return nil
+}
+
+func (s *DeadLetterSink) Close() error { return s.inner.Close() }
+
+// writeFailed counts a transient write failure; a write cancelled by its
+// context is the caller giving up, not the sink failing.
+func (m *Metrics) writeFailed(ctx context.Context, sink string) {
+	if ctx.Err() == nil {
+		m.SinkWriteErrors.WithLabelValues(sink).Inc()
+	}
+}
+
+// countWritten adds rows, minus those the sink refused, to rows_written by
+// dataset. A sink usually carries one dataset, so the common case is one
+// label lookup per batch.
+func (m *Metrics) countWritten(sink string, rows []record.Row, refused []int) {
+	var skip map[int]bool // nil (no lookups allocate) unless something was refused
+	if len(refused) > 0 {
+		skip = make(map[int]bool, len(refused))
+		for _, ri := range refused {
+			skip[ri] = true
+		}
+	}
+	var ds string
+	n := 0
+	for ri := range rows {
+		if skip[ri] {
+			continue
+		}
+		if d := rows[ri].Dataset; d != ds {
+			if n > 0 {
+				m.RowsWritten.WithLabelValues(ds, sink).Add(float64(n))
+			}
+			ds, n = d, 0
+		}
+		n++
+	}
+	if n > 0 {
+		m.RowsWritten.WithLabelValues(ds, sink).Add(float64(n))
+	}
+}
+
+// Handler decorates the consumer's handler (the pipeline): records and bytes
+// received per shard when a batch is handed over, and, once the handler
+// returns nil (every record durable), batch_seconds and one end-to-end latency
+// per record.
+type Handler struct {
+	inner consumers.Handler
+	m     *Metrics
+}
+
+var _ consumers.Handler = (*Handler)(nil)
+
+// WrapHandler returns inner decorated.
+func (m *Metrics) WrapHandler(inner consumers.Handler) *Handler {
+	return &Handler{inner: inner, m: m}
+}
+
+func (h *Handler) Deliver(ctx context.Context, source string, records []record.Record) error {
+	if len(records) == 0 {
+		return h.inner.Deliver(ctx, source, records)
+	}
+	start := time.Now()
+	shard := records[0].Origin.ShardID
+	var bytes int
+	for i := range records {
+		bytes += len(records[i].Data)
+	}
+	h.m.RecordsReceived.WithLabelValues(source, shard).Add(float64(len(records)))
+	h.m.BytesReceived.WithLabelValues(source, shard).Add(float64(bytes))
+	if err := h.inner.Deliver(ctx, source, records); err != nil {
+		return err
+	}
+	now := time.Now()
+	h.m.BatchSeconds.WithLabelValues(source).Observe(now.Sub(start).Seconds())
+	e2e := h.m.EndToEndSeconds.WithLabelValues(source)
+	for i := range records {
+		if at := records[i].Origin.ArrivalTime; !at.IsZero() {
+			e2e.Observe(max(0, now.Sub(at).Seconds()))
+		}
+	}
+	return nil
+}
+
+// Pipeline counts what only the pipeline sees: records no dataset took, and
+// its retries (a decoder's dependency, a sink outage, a whole batch). It
+// implements pipeline.Metrics.
+type Pipeline struct{ m *Metrics }
+
+// Pipeline returns the pipeline's own counters.
+func (m *Metrics) Pipeline() *Pipeline { return &Pipeline{m: m} }
+
+// Unrouted counts n records of source that no dataset took.
+func (p *Pipeline) Unrouted(source string, n int) {
+	p.m.Unrouted.WithLabelValues(source).Add(float64(n))
+}
+
+// DecodeRetried counts one retried decode of a record of source.
+func (p *Pipeline) DecodeRetried(source string) {
+	p.m.DecodeRetries.WithLabelValues(source).Inc()
+	p.m.Retries.WithLabelValues(StageDecode).Inc()
+}
+
+// SinkRetried counts one retried write to sink.
+func (p *Pipeline) SinkRetried(string) {
+	p.m.Retries.WithLabelValues(StageSink).Inc()
+}
+
+// DeliveryRetried counts one batch of source retried whole.
+func (p *Pipeline) DeliveryRetried(string) {
+	p.m.Retries.WithLabelValues(StageDelivery).Inc()
+}
+
+// InstrumentRouter adds Watermill's router metrics (see Metrics.InstrumentRouter).
+func (p *Pipeline) InstrumentRouter(r *message.Router) { p.m.InstrumentRouter(r) }

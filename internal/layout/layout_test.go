@@ -79,6 +79,11 @@ func TestImportRules(t *testing.T) {
 	}{
 		{name: "record, the data model, depends on nothing of ours", of: []string{"record"},
 			forbidden: ours},
+		{name: "retry depends on nothing of ours", of: []string{"retry"},
+			forbidden: ours},
+		{name: "the stages depend on nothing under internal (internal wires them)",
+			of:        []string{"record", "retry", "consumers", "decoders", "schema", "pipeline", "sinks", "metrics"},
+			forbidden: func(d string) bool { return in(d, "internal") }},
 		{name: "the consumers depend on no sink and no pipeline", of: []string{"consumers"},
 			forbidden: func(d string) bool { return in(d, "sinks") || in(d, "pipeline") }},
 		{name: "no sink depends on the pipeline or a consumer", of: []string{"sinks"},
@@ -89,7 +94,7 @@ func TestImportRules(t *testing.T) {
 			forbidden: func(d string) bool { return in(d, "sinks") || in(d, "pipeline") || in(d, "consumers") }},
 		{name: "the worker binary links no testing", of: []string{"cmd/kinesis-ingest"},
 			forbidden: func(d string) bool { return under(d, "testing") }},
-		{name: "the product links no tool", of: []string{"cmd", "consumers", "decoders", "internal/app", "internal/config", "internal/validate", "metrics", "pipeline", "record", "schema", "sinks"},
+		{name: "the product links no tool", of: []string{"cmd", "consumers", "decoders", "internal/app", "internal/config", "internal/validate", "metrics", "pipeline", "record", "retry", "schema", "sinks"},
 			forbidden: func(d string) bool { return in(d, "internal/tools") }},
 	}
 	for _, tt := range tests {

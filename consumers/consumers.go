@@ -1,7 +1,8 @@
 // Package consumers reads records (record.Record) from a stream and hands
-// them, shard by shard,
-// to a Handler. The implementation is consumers/kcl (Kinesis through the KCL,
-// leases in DynamoDB through consumers/leases).
+// them, shard by shard, to a Handler (the pipeline). The implementation is
+// consumers/kcl (Kinesis through the KCL, leases in DynamoDB through
+// consumers/leases). A consumer knows nothing of sinks or of the pipeline
+// beyond Handler: internal/layout's test holds it to that.
 package consumers
 
 import (

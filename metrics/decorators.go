@@ -2,51 +2,79 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
 // The decorators below count what passes through a stage from the outside, so
 // the stages themselves carry no collector calls: a sink knows nothing of
 // Prometheus, and the pipeline counts only what no decorator can see (Pipeline).
 // Every update is per call, that is per batch, never per record.
+//
+// They take and implement sinks.RowSink, sinks.DeadLetterSink and
+// consumers.Handler without importing those packages (the interfaces are
+// restated below, and the tests assert the match): consumers/kcl imports this
+// package, and the consumer must not depend on where rows go.
+
+// rowWriter is sinks.RowSink.
+type rowWriter interface {
+	Write(ctx context.Context, rows []record.Row) error
+	Close() error
+}
+
+// deadLetterWriter is sinks.DeadLetterSink.
+type deadLetterWriter interface {
+	Write(ctx context.Context, letters []record.DeadLetter) error
+	Close() error
+}
+
+// deliverer is consumers.Handler.
+type deliverer interface {
+	Deliver(ctx context.Context, source string, records []record.Record) error
+}
+
+// refusal is what a *sinks.RejectedError answers: the rows the sink refused
+// for themselves (the rest of the call is durable).
+type refusal interface{ Refused() []int }
+
+// refused reports whether err is a refusal of some rows rather than an outage.
+func refused(err error) ([]int, bool) {
+	var r refusal
+	if errors.As(err, &r) {
+		return r.Refused(), true
+	}
+	return nil, false
+}
 
 // RowSink decorates a row sink: rows_written_total{dataset,sink} for the rows
 // made durable (minus the ones the sink refused), and sink_write_seconds,
 // sink_batch_rows and sink_write_errors_total for sink. It returns the inner
 // error unchanged (the caller tells a *sinks.RejectedError from an outage).
 type RowSink struct {
-	inner sinks.RowSink
+	inner rowWriter
 	m     *Metrics
 	sink  string
 }
 
-var _ sinks.RowSink = (*RowSink)(nil)
-
-// WrapRowSink returns inner decorated as the sink named sink.
-func (m *Metrics) WrapRowSink(sink string, inner sinks.RowSink) *RowSink {
+// WrapRowSink returns inner (a sinks.RowSink) decorated as the sink named sink.
+func (m *Metrics) WrapRowSink(sink string, inner rowWriter) *RowSink {
 	return &RowSink{inner: inner, m: m, sink: sink}
 }
 
 func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
 	start := time.Now()
 	err := s.inner.Write(ctx, rows)
-	rejected, isRejected := sinks.IsRejected(err)
-	if err != nil && !isRejected {
+	refusedRows, isRefusal := refused(err)
+	if err != nil && !isRefusal {
 		s.m.writeFailed(ctx, s.sink)
 		return err
 	}
 	s.m.ObserveSinkWrite(s.sink, len(rows), time.Since(start))
-	var refused []int
-	if isRejected {
-		refused = rejected.Index
-	}
-	s.m.countWritten(s.sink, rows, refused)
+	s.m.countWritten(s.sink, rows, refusedRows)
 	return err
 }
 
@@ -56,17 +84,15 @@ func (s *RowSink) Close() error { return s.inner.Close() }
 // reason} for the letters made durable, and the sink_* metrics as sink
 // "dead_letter".
 type DeadLetterSink struct {
-	inner sinks.DeadLetterSink
+	inner deadLetterWriter
 	m     *Metrics
 }
-
-var _ sinks.DeadLetterSink = (*DeadLetterSink)(nil)
 
 // DeadLetterSinkName is the sink label of the dead-letter sink.
 const DeadLetterSinkName = "dead_letter"
 
-// WrapDeadLetterSink returns inner decorated.
-func (m *Metrics) WrapDeadLetterSink(inner sinks.DeadLetterSink) *DeadLetterSink {
+// WrapDeadLetterSink returns inner (a sinks.DeadLetterSink) decorated.
+func (m *Metrics) WrapDeadLetterSink(inner deadLetterWriter) *DeadLetterSink {
 	return &DeadLetterSink{inner: inner, m: m}
 }
 
@@ -143,14 +169,12 @@ func (m *Metrics) countWritten(sink string, rows []record.Row, refused []int) {
 // returns nil (every record durable), batch_seconds and one end-to-end latency
 // per record.
 type Handler struct {
-	inner consumers.Handler
+	inner deliverer
 	m     *Metrics
 }
 
-var _ consumers.Handler = (*Handler)(nil)
-
-// WrapHandler returns inner decorated.
-func (m *Metrics) WrapHandler(inner consumers.Handler) *Handler {
+// WrapHandler returns inner (a consumers.Handler) decorated.
+func (m *Metrics) WrapHandler(inner deliverer) *Handler {
 	return &Handler{inner: inner, m: m}
 }
 

@@ -10,8 +10,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// The decorators restate the contracts rather than import them (see
+// decorators.go); these keep the two in step.
+var (
+	_ sinks.RowSink        = (*RowSink)(nil)
+	_ sinks.DeadLetterSink = (*DeadLetterSink)(nil)
+	_ consumers.Handler    = (*Handler)(nil)
 )
 
 // rowSinkFunc is a row sink answering with whatever its function returns: the
@@ -27,7 +36,7 @@ func (f rowSinkFunc) Close() error                                     { return 
 type deadLetterSinkFunc func([]record.DeadLetter) error
 
 func (f deadLetterSinkFunc) Write(_ context.Context, l []record.DeadLetter) error { return f(l) }
-func (f deadLetterSinkFunc) Close() error                                        { return nil }
+func (f deadLetterSinkFunc) Close() error                                         { return nil }
 
 func histogramCount(t *testing.T, o prometheus.Observer) (uint64, float64) {
 	t.Helper()

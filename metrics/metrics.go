@@ -1,7 +1,21 @@
-// Package metrics builds kinesis-ingest's Prometheus collectors on a registry the
-// caller owns (never the global one: two workers in one process, or a test next to
-// a worker, must not collide). Label values come from small fixed sets (source,
-// shard, dataset, sink, reason) and never carry error text or credentials.
+// Package metrics builds kinesis-ingest's Prometheus collectors on a
+// Registerer the caller owns (never the global one: two workers in one
+// process, or a test next to a worker, must not collide), and counts through
+// decorators rather than calls inside the stages (as Watermill's
+// PrometheusMetricsBuilder and franz-go's kprom hooks do):
+//
+//   - WrapRowSink, WrapDeadLetterSink: rows written by dataset, dead letters by
+//     reason, write latency, batch sizes and transient errors, per sink;
+//   - WrapHandler: records and bytes handed to the pipeline, batch and
+//     end-to-end latency;
+//   - WrapLeaseTable, NewKCL: the lease table and the KCL's MonitoringService;
+//   - InstrumentRouter: Watermill's router metrics;
+//   - Pipeline: the few counters only the pipeline can feed (records no
+//     dataset took, its retries), through its pipeline.Metrics interface.
+//
+// internal/app wires them. Updates are per batch, never per record. Label
+// values come from small fixed sets (source, shard, dataset, sink, reason)
+// and never carry error text or credentials.
 package metrics
 
 import (

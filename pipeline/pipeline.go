@@ -13,6 +13,11 @@
 // dataset, refused by a sink for itself) becomes a dead letter at once; a sink
 // outage is retried here, with capped exponential backoff and jitter, until it
 // ends or the delivery is cancelled, and nothing is acked meanwhile.
+//
+// The pipeline holds no Prometheus collector: rows, dead letters, latencies
+// and sink errors are counted by decorators around it and its sinks
+// (package metrics, wired in internal/app); it reports through Metrics only
+// what no decorator can see (records no dataset took, its retries).
 package pipeline
 
 import (
@@ -30,8 +35,8 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 

@@ -23,8 +23,8 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
-	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )

@@ -1,5 +1,9 @@
-// Package schema compiles a dataset's field specs (Fennel types and type
-// restrictions) and converts decoded records into typed rows.
+// Package schema is the dataset type system: it compiles a dataset's field
+// specs (Fennel types and type restrictions) and converts decoded records
+// into typed row fields (record.Field). The configuration compiles a Schema
+// per dataset, the pipeline uses it only through its Converter interface, and
+// sinks/postgres maps its Columns to table columns; it depends on none of
+// them (its where subpackage is the `where` expressions).
 //
 // Compile checks a []FieldSpec once, at config load, and reports every problem
 // with its path (fields[2].type, fields[0].fields[1].regex, timestamp). Convert

@@ -48,6 +48,11 @@ func (e *RejectedError) Error() string {
 
 func (e *RejectedError) Unwrap() error { return e.Err }
 
+// Refused returns Index. A decorator that must tell a refusal from an outage
+// asks for it through an interface (errors.As), so that it need not import
+// this package: the metrics decorators do, since the consumer imports them.
+func (e *RejectedError) Refused() []int { return e.Index }
+
 // IsRejected reports whether err says rows were refused for themselves.
 func IsRejected(err error) (*RejectedError, bool) {
 	var r *RejectedError

@@ -110,4 +110,3 @@ func configClass(err error) validate.Class {
 	}
 	return validate.ClassInvalidConfig
 }
-

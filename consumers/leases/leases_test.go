@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
+	"go.uber.org/goleak"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
@@ -41,6 +42,14 @@ func TestMain(m *testing.M) {
 	}
 	if err := srv.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop dynalite:", err)
+	}
+	// Every Table's goroutines must end with its test; the SDK's idle
+	// keep-alive connections close with dynalite.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/retry"
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
 )
 
 // EnsureTable creates the lease table if it does not exist: on-demand

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
-	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
 // allTypesDataset reads every field of testdata/schemas/all_types.avsc with

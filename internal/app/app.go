@@ -1,5 +1,8 @@
 // Package app wires a loaded configuration into a running worker: AWS clients,
 // sinks, the pipeline, one KCL consumer per source and the metrics endpoint.
+// It is the one place that knows every role: the metrics decorators go around
+// the sinks and the pipeline here, as the lease-table decorator goes around
+// the lease table in consumers/kcl.
 package app
 
 import (

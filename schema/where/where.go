@@ -95,8 +95,8 @@ import (
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
 // ErrFields is wrapped by Compile's error when the dataset's fields themselves

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -34,6 +35,14 @@ func TestMain(m *testing.M) {
 	if srv != nil {
 		if err := srv.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	// A sink, pool or writer goroutine still running after every test closed
+	// its sink is a leak a worker would pay for at each reconnect.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
 		}
 	}
 	os.Exit(code)

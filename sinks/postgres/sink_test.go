@@ -15,8 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 

@@ -1,4 +1,4 @@
-// Package compose holds no code, only tests: they check docker-compose.yml,
+// Package deploycheck holds no code, only tests: they check docker-compose.yml,
 // the files it mounts (deploy/compose/, deploy/grafana/), Dockerfile and
 // .dockerignore against the code, without Docker (none is needed to run them):
 // every service, port, healthcheck and mount, the worker configuration (it
@@ -7,7 +7,7 @@
 // LocalStack), Prometheus and Grafana provisioning, and the Dockerfile's build
 // (its `go build` line is run with the same flags and the binary must be
 // static and start).
-package compose
+package deploycheck
 
 import (
 	"fmt"

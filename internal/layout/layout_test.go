@@ -1,0 +1,170 @@
+package layout
+
+import (
+	"bufio"
+	"bytes"
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/kinesis-ingest/kinesis-ingest"
+
+// pkg is what go list says of one package of the module (tests left out: a
+// test may import what its package may not).
+type pkg struct {
+	path    string // relative to the module: "sinks/file"
+	dir     string
+	files   []string // non-test Go files
+	imports []string // direct import paths
+	deps    []string // transitive import paths
+}
+
+func list(t *testing.T) map[string]*pkg {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the import rules are checked with go list: %v", err)
+	}
+	out, err := exec.Command(gobin, "list", "-f",
+		"{{.ImportPath}}\t{{.Dir}}\t{{join .GoFiles \",\"}}\t{{join .Imports \",\"}}\t{{join .Deps \",\"}}", module+"/...").Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("go list %s/...: %v\n%s", module, err, stderr)
+	}
+	split := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, ",")
+	}
+	pkgs := map[string]*pkg{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<24)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) != 5 {
+			t.Fatalf("go list line %q: want 5 tab-separated fields", sc.Text())
+		}
+		p := &pkg{path: strings.TrimPrefix(f[0], module+"/"), dir: f[1], files: split(f[2]), imports: split(f[3]), deps: split(f[4])}
+		pkgs[p.path] = p
+	}
+	return pkgs
+}
+
+// under reports whether path is dir or inside it.
+func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
+
+// in reports whether the import path dep is the module's folder dir or inside it.
+func in(dep, dir string) bool { return under(dep, module+"/"+dir) }
+
+func ours(dep string) bool { return under(dep, module) }
+
+func TestImportRules(t *testing.T) {
+	pkgs := list(t)
+	tests := []struct {
+		name string
+		// of: the packages the rule is about (a folder and what is below it).
+		of []string
+		// forbidden: what none of them may depend on, directly or not.
+		forbidden func(dep string) bool
+	}{
+		{name: "record, the data model, depends on nothing of ours", of: []string{"record"},
+			forbidden: ours},
+		{name: "retry depends on nothing of ours", of: []string{"retry"},
+			forbidden: ours},
+		{name: "the stages depend on nothing under internal (internal wires them)",
+			of:        []string{"record", "retry", "consumers", "decoders", "schema", "pipeline", "sinks", "metrics"},
+			forbidden: func(d string) bool { return in(d, "internal") }},
+		{name: "the consumers depend on no sink and no pipeline", of: []string{"consumers"},
+			forbidden: func(d string) bool { return in(d, "sinks") || in(d, "pipeline") }},
+		{name: "no sink depends on the pipeline or a consumer", of: []string{"sinks"},
+			forbidden: func(d string) bool { return in(d, "pipeline") || in(d, "consumers") }},
+		{name: "the dataset types and config depend on no pipeline", of: []string{"schema", "internal/config"},
+			forbidden: func(d string) bool { return in(d, "pipeline") }},
+		{name: "the decoders depend on no sink, pipeline or consumer", of: []string{"decoders"},
+			forbidden: func(d string) bool { return in(d, "sinks") || in(d, "pipeline") || in(d, "consumers") }},
+		{name: "the worker binary links no testing", of: []string{"cmd/kinesis-ingest"},
+			forbidden: func(d string) bool { return under(d, "testing") }},
+		{name: "the product links no tool", of: []string{"cmd", "consumers", "decoders", "internal/app", "internal/config", "internal/validate", "metrics", "pipeline", "record", "retry", "schema", "sinks"},
+			forbidden: func(d string) bool { return in(d, "internal/tools") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 0
+			for _, p := range pkgs {
+				if !slices.ContainsFunc(tt.of, func(dir string) bool { return under(p.path, dir) }) {
+					continue
+				}
+				n++
+				for _, d := range p.deps {
+					if tt.forbidden(d) {
+						t.Errorf("%s depends on %s (%s)", p.path, d, why(pkgs, p, d))
+					}
+				}
+			}
+			if n == 0 {
+				t.Fatalf("no package under %v: the rule checks nothing", tt.of)
+			}
+		})
+	}
+}
+
+// why names the direct import of p through which it depends on dep.
+func why(pkgs map[string]*pkg, p *pkg, dep string) string {
+	for _, imp := range p.imports {
+		if imp == dep {
+			return "imported directly"
+		}
+		if q := pkgs[strings.TrimPrefix(imp, module+"/")]; q != nil && slices.Contains(q.deps, dep) {
+			return "through " + imp
+		}
+	}
+	return "through a dependency outside the module"
+}
+
+// TestTestEnvironmentsStayOutOfTheProduct: only the test environments
+// themselves, the benchmark tools and the demo command import
+// internal/testenv (tests may; they are not listed). The demo is one command
+// of the worker binary, so the rule goes down to its files there.
+func TestTestEnvironmentsStayOutOfTheProduct(t *testing.T) {
+	pkgs := list(t)
+	checked := 0
+	for _, p := range pkgs {
+		if under(p.path, "internal/testenv") || under(p.path, "internal/tools/bench") {
+			continue
+		}
+		checked++
+		if !slices.ContainsFunc(p.imports, func(i string) bool { return in(i, "internal/testenv") }) {
+			continue
+		}
+		if p.path != "cmd/kinesis-ingest" {
+			t.Errorf("%s imports a test environment (internal/testenv): only tests, the bench tools and the demo may", p.path)
+			continue
+		}
+		fset := token.NewFileSet()
+		for _, name := range p.files {
+			f, err := parser.ParseFile(fset, filepath.Join(p.dir, name), nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				path, _ := strconv.Unquote(imp.Path.Value)
+				if in(path, "internal/testenv") && !strings.HasPrefix(name, "demo") {
+					t.Errorf("%s/%s imports %s: only the demo command (demo*.go) may start test environments", p.path, name, path)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no package checked")
+	}
+}

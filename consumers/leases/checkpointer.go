@@ -141,7 +141,7 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := t.now()
 	if local != nil {
 		return t.renew(ctx, shard, r, now)
 	}
@@ -174,7 +174,7 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 	deadline := r.LeaseTimeout
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		newTimeout := time.Now().Add(t.leaseDur)
+		newTimeout := t.now().Add(t.leaseDur)
 		in := t.update(id, "SET #lt = :lt", "#o = :me", map[string]types.AttributeValue{
 			":lt": s(fmtTime(newTimeout)),
 			":me": s(t.me),
@@ -192,7 +192,7 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 			t.log.Info("lease lost", "shard", id)
 			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: another worker took it or it was released", id, t.table)
 		}
-		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+		if ctx.Err() != nil || t.now().Add(backoff).After(deadline) {
 			return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
 		}
 		t.log.Warn("lease renewal failed; retrying", "shard", id, "attempt", attempt, "lease_timeout", deadline, "err", err)
@@ -208,8 +208,8 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	if r.Checkpoint == checkpoint.ShardEnd {
 		return t.notAcquired(nil, "shard %q in table %q is finished (checkpoint %s); nothing to lease", id, t.table, checkpoint.ShardEnd)
 	}
-	if r.Owner != "" && r.Owner != t.me && now.Before(r.LeaseTimeout) {
-		return t.notAcquired(nil, "shard %q in table %q is leased by %q until %s", id, t.table, r.Owner, fmtTime(r.LeaseTimeout))
+	if r.Owner != "" && r.Owner != t.me && t.live(r.Lease) {
+		return t.notAcquired(nil, "shard %q in table %q is leased by %q (lease timeout %s on its clock); it expires once unrenewed for %v as seen by this worker", id, t.table, r.Owner, fmtTime(r.LeaseTimeout), t.leaseDur)
 	}
 	claimLive := t.claimLive(r, now)
 	ourClaim := claimLive && r.ClaimRequest == t.me
@@ -330,7 +330,7 @@ func (t *Table) checkParent(ctx context.Context, id, parent string) error {
 	if listed {
 		return t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q, which Kinesis still lists but which has no lease row yet", id, t.table, parent)
 	}
-	if !known && time.Since(t.created) < grace {
+	if !known && t.now().Sub(t.created) < grace {
 		return t.notAcquired(ErrParentOpen, "child shard %q in table %q: its parent %q has no lease row and the shard list is not known yet (no ListActiveWorkers call); retrying until %s", id, t.table, parent, fmtTime(t.created.Add(grace)))
 	}
 	t.log.Debug("parent shard has no lease row and is not listed; leasing the child", "shard", id, "parent", parent, "list_known", known)
@@ -352,7 +352,7 @@ func (t *Table) checkFairShare(ctx context.Context, id string, now time.Time) er
 			continue
 		}
 		open[r.ShardID] = true
-		if r.Owner != "" && now.Before(r.LeaseTimeout) {
+		if t.live(r) {
 			active[r.Owner] = true
 			if r.Owner == t.me {
 				owned[r.ShardID] = true
@@ -379,7 +379,7 @@ func (t *Table) checkFairShare(ctx context.Context, id string, now time.Time) er
 // cachedScan returns the table rows, scanning at most once per statsTTL.
 func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
 	t.mu.Lock()
-	if !t.statsAt.IsZero() && time.Since(t.statsAt) < t.statsTTL {
+	if !t.statsAt.IsZero() && t.now().Sub(t.statsAt) < t.statsTTL {
 		rows := t.stats
 		t.mu.Unlock()
 		return rows, nil
@@ -390,7 +390,7 @@ func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
 		return nil, err
 	}
 	t.mu.Lock()
-	t.stats, t.statsAt = rows, time.Now()
+	t.stats, t.statsAt = rows, t.now()
 	t.mu.Unlock()
 	return rows, nil
 }
@@ -469,7 +469,7 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 		return err
 	}
 	claim := ""
-	if t.claimLive(r, time.Now()) {
+	if t.claimLive(r, t.now()) {
 		claim = r.ClaimRequest
 	}
 	shard.Mux.Lock()
@@ -589,7 +589,7 @@ func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := t.now()
 	byID := make(map[string]Lease, len(rows))
 	for _, r := range rows {
 		byID[r.ShardID] = r
@@ -627,7 +627,7 @@ func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[
 			continue
 		}
 		open++
-		if r.Owner == "" || !now.Before(r.LeaseTimeout) {
+		if !t.live(r) {
 			unassigned = append(unassigned, id)
 			continue
 		}
@@ -661,7 +661,7 @@ func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
 	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	now := time.Now()
+	now := t.now()
 	in := t.update(id, "SET #c = :me, #ct = :now",
 		"#o = :owner AND (attribute_not_exists(#c) OR attribute_not_exists(#ct) OR #ct < :expired) AND (attribute_not_exists(#cp) OR #cp <> :end)",
 		map[string]types.AttributeValue{

@@ -36,8 +36,14 @@
 //
 // Limits that remain:
 //
-//   - Expiry is judged on the reading worker's clock: workers must keep their
-//     clocks within a small fraction of LeaseDuration of each other.
+//   - Expiry is judged by local monotonic time: a lease is expired once this
+//     worker has seen its owner and LeaseTimeout unchanged for LeaseDuration
+//     (as KCL-Java does), so clock skew between workers never makes a live
+//     lease look expired. A worker that just started therefore waits a full
+//     LeaseDuration before taking over a dead worker's lease. Steal claims
+//     (ClaimTime) are still compared across clocks: skew can only delay or
+//     hasten a steal, never let two workers read a shard at once, since a
+//     claimed shard is taken only once released or expired.
 //   - WorkerID must be unique per running process (for example hostname plus
 //     a random suffix). Two processes with the same WorkerID both pass the
 //     AssignedTo checks and can overwrite each other's checkpoints; there is
@@ -170,6 +176,10 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// Logger receives the logs. Default slog.Default().
 	Logger *slog.Logger
+	// Now is the clock: leases are judged by how long this worker has seen
+	// a row unchanged on it, never by comparing another machine's wall clock
+	// with it (see Table.live). Default time.Now. Tests inject an offset clock.
+	Now func() time.Time
 	// OnRelease is called (synchronously) when the KCL ends a shard consumer
 	// for this worker, before the lease owner is removed. The KCL calls
 	// RemoveLeaseOwner on every consumer exit (end of shard, shutdown, lease
@@ -204,7 +214,14 @@ type Table struct {
 	onRelease    func(string)
 	callTimeout  time.Duration
 
+	now func() time.Time
+
 	mu sync.Mutex
+	// seen is, per shard, the lease (owner and raw LeaseTimeout) this worker
+	// last read and when it first read it so (on t.now, which carries a
+	// monotonic reading): the lease is expired once it is unchanged for
+	// leaseDur.
+	seen map[string]sighting
 	// running holds the shards whose consumer runs in this process: added
 	// when GetLease acquires a lease, removed when RemoveLeaseOwner returns.
 	running map[string]*localLease
@@ -223,6 +240,12 @@ type Table struct {
 	// draining is set by Drain: the worker is stopping and takes no new
 	// lease.
 	draining bool
+}
+
+// sighting is a lease as this worker saw it.
+type sighting struct {
+	owner, rawTimeout string
+	since             time.Time
 }
 
 // localLease is a shard whose consumer runs in this process.
@@ -264,6 +287,10 @@ func New(cfg Config) (*Table, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &Table{
 		db:           cfg.Client,
 		table:        cfg.Table,
@@ -273,9 +300,11 @@ func New(cfg Config) (*Table, error) {
 		log:          log.With("table", cfg.Table, "worker", cfg.WorkerID),
 		onRelease:    cfg.OnRelease,
 		callTimeout:  max(cfg.LeaseDuration, minCallTimeout),
+		now:          now,
+		seen:         map[string]sighting{},
 		running:      map[string]*localLease{},
 		statsTTL:     defaultStatsTTL,
-		created:      time.Now(),
+		created:      now(),
 		listingGrace: max(2*cfg.LeaseDuration, minListingGrace),
 	}, nil
 }

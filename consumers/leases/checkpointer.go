@@ -25,6 +25,8 @@ var names = map[string]string{
 	"#p":   colParent,
 	"#c":   colClaim,
 	"#ct":  colClaimTime,
+	"#ap":  colAdjacent,
+	"#x":   colExpired,
 }
 
 // update builds an UpdateItem input, with only the #names the expressions use
@@ -220,9 +222,21 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	if parent == "" {
 		parent = r.ParentShardID
 	}
-	if parent != "" {
-		if err := t.checkParent(ctx, id, parent); err != nil {
+	adjacent := t.adjacentOf(id)
+	if adjacent == "" {
+		adjacent = r.AdjacentParentShardID
+	}
+	var expired []row
+	for _, p := range []string{parent, adjacent} {
+		if p == "" {
+			continue
+		}
+		pr, err := t.checkParent(ctx, id, p)
+		if err != nil {
 			return err
+		}
+		if pr.exists && pr.Checkpoint != checkpoint.ShardEnd {
+			expired = append(expired, pr)
 		}
 	}
 	// A shard this worker claimed was assigned to it by the KCL's rebalance,
@@ -243,6 +257,10 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	if parent != "" {
 		set += ", #p = :p"
 		values[":p"] = s(parent)
+	}
+	if adjacent != "" {
+		set += ", #ap = :ap"
+		values[":ap"] = s(adjacent)
 	}
 	updateExpr := set + " REMOVE #c, #ct"
 
@@ -301,40 +319,94 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	setClaim(shard, "")
 	shard.Mux.Unlock()
 	t.log.Info("lease taken", "shard", id, "previous_owner", r.Owner, "previous_lease_timeout", r.LeaseTimeout,
-		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "lease_timeout", newTimeout)
+		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "adjacent_parent", adjacent, "lease_timeout", newTimeout)
+	for _, p := range expired {
+		t.reportExpired(ctx, id, p)
+	}
 	return nil
 }
 
-// checkParent refuses a child shard while its parent is unfinished. The
-// parent's row decides. Without a row, the parent counts as unfinished if the
-// last ListActiveWorkers map (the shards Kinesis lists; the KCL passes it on
-// every shard sync when lease stealing is on) contains it; before any such
-// map, for the first listingGrace of this Table, it counts as unfinished too
-// (at a fresh start the KCL may try the child before anyone leased the
-// parent). Otherwise the parent was trimmed or is unknown, and the child is
-// allowed.
-func (t *Table) checkParent(ctx context.Context, id, parent string) error {
+// reportExpired logs and counts, once across all workers (a conditional
+// mark on the parent's row), a parent lost to retention before its end.
+func (t *Table) reportExpired(ctx context.Context, child string, p row) {
+	in := t.update(p.ShardID, "SET #x = :now", "attribute_exists(#sid) AND attribute_not_exists(#x)", map[string]types.AttributeValue{":now": s(fmtTime(t.now()))})
+	_, err := t.db.UpdateItem(ctx, in)
+	if _, ok := isConditionFailed(err); ok {
+		return // another worker (or an earlier child) reported it
+	}
+	if err != nil {
+		t.log.Warn("could not mark an expired parent as reported; it may be reported again", "shard", p.ShardID, "err", err)
+	}
+	t.log.Error("parent shard expired before it was read to its end: its records after the checkpoint were lost to the stream's retention; its child is leased anyway",
+		"shard", p.ShardID, "checkpoint", p.Checkpoint, "child", child,
+		"fix", "keep workers running (or raise the stream's retention) so that no shard waits longer than the retention")
+	if t.onExpired != nil {
+		t.onExpired(p.ShardID, p.Checkpoint)
+	}
+}
+
+// ObserveShards records the adjacent parents of merged shards (child ->
+// adjacent parent) from a ListShards answer: the KCL's ShardStatus keeps only
+// ParentShardId, and a merged child must wait for both parents.
+func (t *Table) ObserveShards(adjacent map[string]string) {
+	if len(adjacent) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, p := range adjacent {
+		t.adjacent[c] = p
+	}
+}
+
+// ObserveListing records a complete ListShards listing (every page): the
+// shards Kinesis lists, which decide whether a parent without SHARD_END was
+// lost to retention. ListActiveWorkers records the same from the KCL's map.
+func (t *Table) ObserveListing(ids map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.listed = ids
+}
+
+func (t *Table) adjacentOf(id string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.adjacent[id]
+}
+
+// checkParent refuses a child shard while its parent is unfinished, and
+// returns the parent's row. The parent's row decides, unless Kinesis no
+// longer lists the parent: then a row without SHARD_END is a parent lost to
+// retention (workers were down longer than it, or its row was not deleted),
+// and the child is allowed (the caller reports the loss). The shard list is
+// the last ListActiveWorkers map (the shards Kinesis lists; the KCL passes it
+// on every shard sync when lease stealing is on). Without a row, the parent
+// counts as unfinished if that list contains it; before any such list, for
+// the first listingGrace of this Table, it counts as unfinished too (at a
+// fresh start the KCL may try the child before anyone leased the parent).
+// Otherwise the parent was trimmed or is unknown, and the child is allowed.
+func (t *Table) checkParent(ctx context.Context, id, parent string) (row, error) {
 	p, err := t.get(ctx, parent)
 	if err != nil {
-		return err
-	}
-	if p.exists {
-		if p.Checkpoint != checkpoint.ShardEnd {
-			return t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q to reach %s (parent checkpoint %q, owner %q)", id, t.table, parent, checkpoint.ShardEnd, p.Checkpoint, p.Owner)
-		}
-		return nil
+		return row{}, err
 	}
 	t.mu.Lock()
 	listed, known, grace := t.listed[parent], t.listed != nil, t.listingGrace
 	t.mu.Unlock()
+	if p.exists {
+		if p.Checkpoint == checkpoint.ShardEnd || known && !listed {
+			return p, nil
+		}
+		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q to reach %s (parent checkpoint %q, owner %q)", id, t.table, parent, checkpoint.ShardEnd, p.Checkpoint, p.Owner)
+	}
 	if listed {
-		return t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q, which Kinesis still lists but which has no lease row yet", id, t.table, parent)
+		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q, which Kinesis still lists but which has no lease row yet", id, t.table, parent)
 	}
 	if !known && t.now().Sub(t.created) < grace {
-		return t.notAcquired(ErrParentOpen, "child shard %q in table %q: its parent %q has no lease row and the shard list is not known yet (no ListActiveWorkers call); retrying until %s", id, t.table, parent, fmtTime(t.created.Add(grace)))
+		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q: its parent %q has no lease row and the shard list is not known yet (no ListActiveWorkers call); retrying until %s", id, t.table, parent, fmtTime(t.created.Add(grace)))
 	}
 	t.log.Debug("parent shard has no lease row and is not listed; leasing the child", "shard", id, "parent", parent, "list_known", known)
-	return nil
+	return p, nil
 }
 
 // checkFairShare refuses a lease when this worker already holds

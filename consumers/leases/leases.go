@@ -96,6 +96,10 @@ const (
 	colParent       = checkpoint.ParentShardIdKey  // "ParentShardId"
 	colClaim        = checkpoint.ClaimRequestKey   // "ClaimRequest"
 	colClaimTime    = "ClaimTime"
+	colAdjacent     = "AdjacentParentShardId"
+	// colExpired marks a parent row found unfinished after Kinesis stopped
+	// listing it, so that exactly one worker reports the loss.
+	colExpired = "ExpiredUnfinished"
 )
 
 // timeFormat is RFC 3339 with a fixed 9-digit fraction. Written in UTC, the
@@ -189,6 +193,11 @@ type Config struct {
 	// runs, this worker does not take the shard again. It must not panic.
 	// Optional.
 	OnRelease func(shardID string)
+	// OnParentExpired is called once per parent shard (across all workers)
+	// whose row never reached SHARD_END while Kinesis no longer lists it:
+	// its unread records were lost to retention and its children are leased
+	// anyway. Optional; the loss is logged at error in any case.
+	OnParentExpired func(parentID, checkpoint string)
 }
 
 // Lease is one row of the lease table.
@@ -197,9 +206,11 @@ type Lease struct {
 	Owner         string // AssignedTo; "" when free
 	Checkpoint    string // sequence number, checkpoint.ShardEnd, or ""
 	ParentShardID string
-	ClaimRequest  string    // worker that asked to steal the shard; "" if none
-	LeaseTimeout  time.Time // zero if absent
-	ClaimTime     time.Time // zero if absent
+	// AdjacentParentShardID is the second parent of a merged shard.
+	AdjacentParentShardID string
+	ClaimRequest          string    // worker that asked to steal the shard; "" if none
+	LeaseTimeout          time.Time // zero if absent
+	ClaimTime             time.Time // zero if absent
 }
 
 // Table is the lease table of one KCL worker. It implements
@@ -212,6 +223,7 @@ type Table struct {
 	claimTimeout time.Duration
 	log          *slog.Logger
 	onRelease    func(string)
+	onExpired    func(string, string)
 	callTimeout  time.Duration
 
 	now func() time.Time
@@ -240,6 +252,11 @@ type Table struct {
 	// draining is set by Drain: the worker is stopping and takes no new
 	// lease.
 	draining bool
+	// app is the metadata row, once read or written (Register).
+	app *Application
+	// adjacent maps a merged shard to its adjacent parent, which the KCL
+	// drops (see ObserveShards).
+	adjacent map[string]string
 }
 
 // sighting is a lease as this worker saw it.
@@ -299,9 +316,11 @@ func New(cfg Config) (*Table, error) {
 		claimTimeout: cfg.ClaimTimeout,
 		log:          log.With("table", cfg.Table, "worker", cfg.WorkerID),
 		onRelease:    cfg.OnRelease,
+		onExpired:    cfg.OnParentExpired,
 		callTimeout:  max(cfg.LeaseDuration, minCallTimeout),
 		now:          now,
 		seen:         map[string]sighting{},
+		adjacent:     map[string]string{},
 		running:      map[string]*localLease{},
 		statsTTL:     defaultStatsTTL,
 		created:      now(),

@@ -150,6 +150,9 @@ func (t *Table) scan(ctx context.Context) ([]Lease, error) {
 			return nil, fmt.Errorf("leases: scan lease table %q: %w (DynamoDB unreachable or throttled; retried at the next call)", t.table, err)
 		}
 		for _, item := range out.Items {
+			if str(item, colShardID) == applicationKey {
+				continue
+			}
 			r, err := t.parse(item)
 			if err != nil {
 				return nil, err
@@ -166,6 +169,7 @@ func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
 	r.Owner = str(item, colOwner)
 	r.Checkpoint = str(item, colCheckpoint)
 	r.ParentShardID = str(item, colParent)
+	r.AdjacentParentShardID = str(item, colAdjacent)
 	r.ClaimRequest = str(item, colClaim)
 	r.rawTimeout = str(item, colLeaseTimeout)
 	r.rawClaimTime = str(item, colClaimTime)

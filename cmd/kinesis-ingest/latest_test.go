@@ -191,4 +191,3 @@ func (e *env) ownersIn(table string) map[string]int {
 	}
 	return m
 }
-

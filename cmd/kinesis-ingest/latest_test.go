@@ -113,8 +113,20 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	s1 := e.start(stealCfg, "steal1")
 	e.waitRegistered("steal-app")
 	waitFor(t, 60*time.Second, "steal1 to read all 4 idle shards", func() bool { return s1.leasesTaken() >= 4 })
-	p := e.produceKeyed(100*time.Millisecond, 10, 0)
+	// Records flow from the moment steal2 claims a shard: the claimed shard
+	// was never checkpointed, and moves while records go into it.
 	s2 := e.start(stealCfg, "steal2")
+	stealTable := e.leaseTable("steal-app")
+	waitForEvery(t, 60*time.Second, 20*time.Millisecond, "steal2 to claim a shard", func() bool {
+		rows, err := stealTable.Checkpoints(t.Context())
+		for _, r := range rows {
+			if r.ClaimRequest == "steal2" {
+				return err == nil
+			}
+		}
+		return false
+	})
+	p := e.produceKeyed(20*time.Millisecond, 10, 0)
 	waitFor(t, 90*time.Second, "steal2 to take its share", func() bool {
 		o := e.ownersIn("steal-app")
 		return o["steal1"] == 2 && o["steal2"] == 2
@@ -174,6 +186,17 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	to = p.halt()
 	phase(t, e.rowsDir(), "split while running and records flow", from, to, 90*time.Second)
 	w4.stop(30 * time.Second)
+}
+
+func waitForEvery(t *testing.T, timeout, every time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(every)
+	}
 }
 
 // ownersIn counts live leases per worker in table.

@@ -113,27 +113,26 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	s1 := e.start(stealCfg, "steal1")
 	e.waitRegistered("steal-app")
 	waitFor(t, 60*time.Second, "steal1 to read all 4 idle shards", func() bool { return s1.leasesTaken() >= 4 })
-	// Records flow from the moment steal2 claims a shard: the claimed shard
-	// was never checkpointed, and moves while records go into it.
+	// steal2 claims a never-checkpointed shard; steal1 releases it at a
+	// batch boundary; records go in while it is free, before steal2 leases
+	// it.
 	s2 := e.start(stealCfg, "steal2")
 	stealTable := e.leaseTable("steal-app")
-	waitForEvery(t, 60*time.Second, 20*time.Millisecond, "steal2 to claim a shard", func() bool {
+	waitForEvery(t, 60*time.Second, 20*time.Millisecond, "steal1 to release a shard claimed by steal2", func() bool {
 		rows, err := stealTable.Checkpoints(t.Context())
 		for _, r := range rows {
-			if r.ClaimRequest == "steal2" {
+			if r.ClaimRequest == "steal2" && r.Owner == "" {
 				return err == nil
 			}
 		}
 		return false
 	})
-	p := e.produceKeyed(20*time.Millisecond, 10, 0)
+	n := e.putKeyed(0, 100)
 	waitFor(t, 90*time.Second, "steal2 to take its share", func() bool {
 		o := e.ownersIn("steal-app")
 		return o["steal1"] == 2 && o["steal2"] == 2
 	})
-	time.Sleep(time.Second)
-	n := p.halt()
-	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards while records flow", 0, n, 60*time.Second)
+	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards, records put while they move", 0, n, 60*time.Second)
 	s1.stop(30 * time.Second)
 	s2.stop(30 * time.Second)
 
@@ -179,7 +178,7 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	from = to
 
 	// 4. A split while w4 runs and records flow.
-	p = e.produceKeyed(100*time.Millisecond, 10, from)
+	p := e.produceKeyed(100*time.Millisecond, 10, from)
 	time.Sleep(time.Second)
 	e.splitShard(2)
 	time.Sleep(3 * time.Second)

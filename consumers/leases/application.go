@@ -91,10 +91,15 @@ var ErrOtherStream = errors.New("lease table belongs to another stream")
 // call wrote the row. A Start that differs from the stored one is not an
 // error: the stored one applies, and the caller warns.
 func (t *Table) Register(ctx context.Context, want Application) (app Application, created bool, err error) {
+	// Stored values come back without a monotonic reading and in UTC: the
+	// returned Application is the same whether this call wrote it or read it.
+	now := t.now().Round(0).UTC()
 	if want.Start.Type == Latest && want.Start.Timestamp.IsZero() {
-		want.Start.Timestamp = t.now()
+		want.Start.Timestamp = now
 	}
-	want.FirstStart, want.FirstWorker = t.now(), t.me
+	want.Start.Timestamp = want.Start.Timestamp.Round(0).UTC()
+	want.StreamCreated = want.StreamCreated.Round(0).UTC()
+	want.FirstStart, want.FirstWorker = now, t.me
 	item := map[string]types.AttributeValue{
 		colShardID:     s(applicationKey),
 		colStartType:   s(want.Start.Type),

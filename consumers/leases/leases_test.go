@@ -89,16 +89,9 @@ func (e *env) workerClock(id string, leaseDur time.Duration, now func() time.Tim
 // Logger filled in).
 func (e *env) newTable(cfg leases.Config) *leases.Table {
 	e.t.Helper()
-	id, leaseDur, onRelease := cfg.WorkerID, cfg.LeaseDuration, cfg.OnRelease
-	tbl, err := leases.New(leases.Config{
-		Now:           cfg.Now,
-		Client:        db,
-		Table:         e.table,
-		WorkerID:      id,
-		LeaseDuration: leaseDur,
-		Logger:        slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnRelease:     onRelease,
-	})
+	cfg.Client, cfg.Table = db, e.table
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tbl, err := leases.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -3,11 +3,14 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
@@ -113,26 +116,15 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	s1 := e.start(stealCfg, "steal1")
 	e.waitRegistered("steal-app")
 	waitFor(t, 60*time.Second, "steal1 to read all 4 idle shards", func() bool { return s1.leasesTaken() >= 4 })
-	// steal2 claims a never-checkpointed shard; steal1 releases it at a
-	// batch boundary; records go in while it is free, before steal2 leases
-	// it.
+	p := e.produceKeyed(100*time.Millisecond, 10, 0)
 	s2 := e.start(stealCfg, "steal2")
-	stealTable := e.leaseTable("steal-app")
-	waitForEvery(t, 60*time.Second, 20*time.Millisecond, "steal1 to release a shard claimed by steal2", func() bool {
-		rows, err := stealTable.Checkpoints(t.Context())
-		for _, r := range rows {
-			if r.ClaimRequest == "steal2" && r.Owner == "" {
-				return err == nil
-			}
-		}
-		return false
-	})
-	n := e.putKeyed(0, 100)
 	waitFor(t, 90*time.Second, "steal2 to take its share", func() bool {
 		o := e.ownersIn("steal-app")
 		return o["steal1"] == 2 && o["steal2"] == 2
 	})
-	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards, records put while they move", 0, n, 60*time.Second)
+	time.Sleep(time.Second)
+	n := p.halt()
+	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards while records flow", 0, n, 60*time.Second)
 	s1.stop(30 * time.Second)
 	s2.stop(30 * time.Second)
 
@@ -178,24 +170,13 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	from = to
 
 	// 4. A split while w4 runs and records flow.
-	p := e.produceKeyed(100*time.Millisecond, 10, from)
+	p = e.produceKeyed(100*time.Millisecond, 10, from)
 	time.Sleep(time.Second)
 	e.splitShard(2)
 	time.Sleep(3 * time.Second)
 	to = p.halt()
 	phase(t, e.rowsDir(), "split while running and records flow", from, to, 90*time.Second)
 	w4.stop(30 * time.Second)
-}
-
-func waitForEvery(t *testing.T, timeout, every time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(every)
-	}
 }
 
 // ownersIn counts live leases per worker in table.
@@ -212,4 +193,68 @@ func (e *env) ownersIn(table string) map[string]int {
 		}
 	}
 	return m
+}
+
+
+// A merged shard is read only after both its parents are read to their end,
+// so per partition key, rows are written in the order the records were put.
+// Deterministic: the adjacent parent's lease is held by a worker that died
+// (its row says so), so the worker must wait a lease duration for it, well
+// after the other parent reached SHARD_END; the KCL alone would lease the
+// child then, since it keeps only ParentShardId.
+func TestMergedShardWaitsForBothParents(t *testing.T) {
+	e := newEnv(t, 2)
+	e.putKeyed(0, 300)
+	open := e.openShards()
+	parent, adjacent := *open[0].ShardId, *open[1].ShardId
+	e.mergeShards(0)
+	e.putKeyed(300, 600)
+
+	tbl := e.leaseTable(e.table)
+	if err := tbl.EnsureTable(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testaws.Dynamo(e.ddb.Endpoint).PutItem(t.Context(), &dynamodb.PutItemInput{
+		TableName: aws.String(e.table),
+		Item: map[string]ddbtypes.AttributeValue{
+			"ShardID":      &ddbtypes.AttributeValueMemberS{Value: adjacent},
+			"AssignedTo":   &ddbtypes.AttributeValueMemberS{Value: "dead-worker"},
+			"LeaseTimeout": &ddbtypes.AttributeValueMemberS{Value: time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(e.config("trim_horizon"), "w1")
+	waitFor(t, 90*time.Second, "all 600 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 600, nil)) == 0 })
+	rows := e.rows()
+	first, last := map[string]int{}, map[string]int{}
+	for i, r := range rows {
+		if _, ok := first[r.Shard]; !ok {
+			first[r.Shard] = i
+		}
+		last[r.Shard] = i
+	}
+	var child string
+	for s := range first {
+		if s != parent && s != adjacent {
+			child = s
+		}
+	}
+	for _, p := range []string{parent, adjacent} {
+		if last[p] > first[child] {
+			t.Errorf("merged shard %s read (row %d) before its parent %s was finished (its last row %d)", child, first[child], p, last[p])
+		}
+	}
+	lastByKey := map[string]int64{}
+	inversions := 0
+	for _, r := range rows {
+		key := "k" + strconv.FormatInt(r.ID%keyCount, 10)
+		if l, ok := lastByKey[key]; ok && r.ID < l {
+			inversions++
+		}
+		lastByKey[key] = max(lastByKey[key], r.ID)
+	}
+	if inversions > 0 {
+		t.Errorf("%d rows written after a later record of the same partition key", inversions)
+	}
 }

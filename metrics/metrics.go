@@ -66,6 +66,7 @@ type Metrics struct {
 	Retries              *prometheus.CounterVec   // stage (sink, decode, delivery)
 	LeaseTableLastAnswer *prometheus.GaugeVec     // source: Unix seconds
 	LeaseTableErrors     *prometheus.CounterVec   // source, op
+	ShardsExpired        *prometheus.CounterVec   // source: parents lost to retention before their end
 
 	efo efo // enhanced fan-out, made on first use (NewFanOut)
 }
@@ -148,6 +149,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		"Unix time the source's DynamoDB lease table last answered a call (success or a conditional-write refusal).", "source")
 	m.LeaseTableErrors = counter("lease_table_errors_total",
 		"Lease table calls that failed in DynamoDB or on the way to it (not lease refusals), by operation.", "source", "op")
+	m.ShardsExpired = counter("shards_expired_unfinished_total",
+		"Parent shards Kinesis no longer lists whose lease row never reached SHARD_END: their unread records were lost to retention, and their children were leased anyway.", "source")
 	return m
 }
 

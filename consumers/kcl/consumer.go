@@ -167,6 +167,9 @@ func New(cfg Config) (*Consumer, error) {
 		WorkerID:      cfg.WorkerID,
 		LeaseDuration: cfg.LeaseDuration,
 		Logger:        log.With("subsystem", "leases"),
+		OnParentExpired: func(string, string) {
+			cfg.Metrics.ShardsExpired.WithLabelValues(cfg.Source).Inc()
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease table %q: %w", cfg.Application, err)
@@ -201,14 +204,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if kc.MaxLeasesForWorker <= 0 {
 		kc.MaxLeasesForWorker = 1 << 30
 	}
-	switch c.cfg.Position.Type {
-	case "LATEST":
-		kc.WithInitialPositionInStream(kclcfg.LATEST)
-	case "TRIM_HORIZON":
-		kc.WithInitialPositionInStream(kclcfg.TRIM_HORIZON)
-	case "AT_TIMESTAMP":
-		ts := c.cfg.Position.Timestamp
-		kc.WithTimestampAtInitialPositionInStream(&ts)
+	// Shards without a checkpoint start where the lease table's application
+	// row says (withLeaseTable rewrites the KCL's GetShardIterator); the
+	// KCL's own setting is never used for them.
+	kc.WithInitialPositionInStream(kclcfg.TRIM_HORIZON)
+	if err := c.register(ctx); err != nil {
+		return err
 	}
 
 	mode := "polling"
@@ -231,7 +232,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliveries()
 	factory := &processorFactory{c: c, ctx: deliverCtx}
-	w := worker.NewWorker(factory, kc).WithKinesis(c.cfg.Kinesis).WithCheckpointer(c.cfg.Metrics.WrapLeaseTable(c.cfg.Source, c.table))
+	kin := withLeaseTable(c.cfg.Kinesis, c.table, c.log)
+	w := worker.NewWorker(factory, kc).WithKinesis(kin).WithCheckpointer(c.cfg.Metrics.WrapLeaseTable(c.cfg.Source, c.table))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
 	}
@@ -260,6 +262,42 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// its lease expires by itself and another worker takes over.
 		return fmt.Errorf("consumer of stream %q did not stop within %s; its leases will expire", c.cfg.StreamName, c.cfg.DrainTimeout+2*c.cfg.LeaseDuration)
 	}
+}
+
+// register reads the application's stored start position and stream from the
+// lease table, writing them at the application's first start, and refuses a
+// table that belongs to another stream (one deleted and recreated under the
+// same name).
+func (c *Consumer) register(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := c.table.EnsureTable(ctx); err != nil {
+		return err
+	}
+	sum, err := c.cfg.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(c.cfg.StreamName)})
+	if err != nil {
+		return fmt.Errorf("describe stream %q: %w (the credentials need kinesis:DescribeStreamSummary)", c.cfg.StreamName, err)
+	}
+	d := sum.StreamDescriptionSummary
+	want := leases.Application{
+		Start:         leases.Position{Type: c.cfg.Position.Type, Timestamp: c.cfg.Position.Timestamp},
+		StreamARN:     aws.ToString(d.StreamARN),
+		StreamCreated: aws.ToTime(d.StreamCreationTimestamp),
+	}
+	if want.Start.Type == leases.Latest {
+		want.Start.Timestamp = time.Time{}
+	}
+	app, created, err := c.table.Register(ctx, want)
+	if err != nil {
+		return fmt.Errorf("consumer of stream %q: %w", c.cfg.StreamName, err)
+	}
+	if !created && !app.Start.Equal(want.Start) {
+		c.log.Warn("init_position differs from the application's stored start position, which applies: init_position takes effect only at an application's first start",
+			"init_position", want.Start.String(), "stored_start", app.Start.String(), "first_start", app.FirstStart,
+			"fix", "use a new consumer.application to start over from init_position")
+	}
+	c.log.Info("application start position", "start", app.Start.String(), "first_start", app.FirstStart, "registered_now", created)
+	return nil
 }
 
 type processorFactory struct {

@@ -25,6 +25,8 @@ var names = map[string]string{
 	"#p":   colParent,
 	"#c":   colClaim,
 	"#ct":  colClaimTime,
+	"#ap":  colAdjacent,
+	"#x":   colExpired,
 }
 
 // update builds an UpdateItem input, with only the #names the expressions use
@@ -141,7 +143,7 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := t.now()
 	if local != nil {
 		return t.renew(ctx, shard, r, now)
 	}
@@ -174,7 +176,7 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 	deadline := r.LeaseTimeout
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		newTimeout := time.Now().Add(t.leaseDur)
+		newTimeout := t.now().Add(t.leaseDur)
 		in := t.update(id, "SET #lt = :lt", "#o = :me", map[string]types.AttributeValue{
 			":lt": s(fmtTime(newTimeout)),
 			":me": s(t.me),
@@ -192,7 +194,7 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 			t.log.Info("lease lost", "shard", id)
 			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: another worker took it or it was released", id, t.table)
 		}
-		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+		if ctx.Err() != nil || t.now().Add(backoff).After(deadline) {
 			return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
 		}
 		t.log.Warn("lease renewal failed; retrying", "shard", id, "attempt", attempt, "lease_timeout", deadline, "err", err)
@@ -208,8 +210,8 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	if r.Checkpoint == checkpoint.ShardEnd {
 		return t.notAcquired(nil, "shard %q in table %q is finished (checkpoint %s); nothing to lease", id, t.table, checkpoint.ShardEnd)
 	}
-	if r.Owner != "" && r.Owner != t.me && now.Before(r.LeaseTimeout) {
-		return t.notAcquired(nil, "shard %q in table %q is leased by %q until %s", id, t.table, r.Owner, fmtTime(r.LeaseTimeout))
+	if r.Owner != "" && r.Owner != t.me && t.live(r.Lease) {
+		return t.notAcquired(nil, "shard %q in table %q is leased by %q (lease timeout %s on its clock); it expires once unrenewed for %v as seen by this worker", id, t.table, r.Owner, fmtTime(r.LeaseTimeout), t.leaseDur)
 	}
 	claimLive := t.claimLive(r, now)
 	ourClaim := claimLive && r.ClaimRequest == t.me
@@ -220,9 +222,21 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	if parent == "" {
 		parent = r.ParentShardID
 	}
-	if parent != "" {
-		if err := t.checkParent(ctx, id, parent); err != nil {
+	adjacent := t.adjacentOf(id)
+	if adjacent == "" {
+		adjacent = r.AdjacentParentShardID
+	}
+	var expired []row
+	for _, p := range []string{parent, adjacent} {
+		if p == "" {
+			continue
+		}
+		pr, err := t.checkParent(ctx, id, p)
+		if err != nil {
 			return err
+		}
+		if pr.exists && pr.Checkpoint != checkpoint.ShardEnd {
+			expired = append(expired, pr)
 		}
 	}
 	// A shard this worker claimed was assigned to it by the KCL's rebalance,
@@ -243,6 +257,10 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	if parent != "" {
 		set += ", #p = :p"
 		values[":p"] = s(parent)
+	}
+	if adjacent != "" {
+		set += ", #ap = :ap"
+		values[":ap"] = s(adjacent)
 	}
 	updateExpr := set + " REMOVE #c, #ct"
 
@@ -301,40 +319,94 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	setClaim(shard, "")
 	shard.Mux.Unlock()
 	t.log.Info("lease taken", "shard", id, "previous_owner", r.Owner, "previous_lease_timeout", r.LeaseTimeout,
-		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "lease_timeout", newTimeout)
+		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "adjacent_parent", adjacent, "lease_timeout", newTimeout)
+	for _, p := range expired {
+		t.reportExpired(ctx, id, p)
+	}
 	return nil
 }
 
-// checkParent refuses a child shard while its parent is unfinished. The
-// parent's row decides. Without a row, the parent counts as unfinished if the
-// last ListActiveWorkers map (the shards Kinesis lists; the KCL passes it on
-// every shard sync when lease stealing is on) contains it; before any such
-// map, for the first listingGrace of this Table, it counts as unfinished too
-// (at a fresh start the KCL may try the child before anyone leased the
-// parent). Otherwise the parent was trimmed or is unknown, and the child is
-// allowed.
-func (t *Table) checkParent(ctx context.Context, id, parent string) error {
+// reportExpired logs and counts, once across all workers (a conditional
+// mark on the parent's row), a parent lost to retention before its end.
+func (t *Table) reportExpired(ctx context.Context, child string, p row) {
+	in := t.update(p.ShardID, "SET #x = :now", "attribute_exists(#sid) AND attribute_not_exists(#x)", map[string]types.AttributeValue{":now": s(fmtTime(t.now()))})
+	_, err := t.db.UpdateItem(ctx, in)
+	if _, ok := isConditionFailed(err); ok {
+		return // another worker (or an earlier child) reported it
+	}
+	if err != nil {
+		t.log.Warn("could not mark an expired parent as reported; it may be reported again", "shard", p.ShardID, "err", err)
+	}
+	t.log.Error("parent shard expired before it was read to its end: its records after the checkpoint were lost to the stream's retention; its child is leased anyway",
+		"shard", p.ShardID, "checkpoint", p.Checkpoint, "child", child,
+		"fix", "keep workers running (or raise the stream's retention) so that no shard waits longer than the retention")
+	if t.onExpired != nil {
+		t.onExpired(p.ShardID, p.Checkpoint)
+	}
+}
+
+// ObserveShards records the adjacent parents of merged shards (child ->
+// adjacent parent) from a ListShards answer: the KCL's ShardStatus keeps only
+// ParentShardId, and a merged child must wait for both parents.
+func (t *Table) ObserveShards(adjacent map[string]string) {
+	if len(adjacent) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c, p := range adjacent {
+		t.adjacent[c] = p
+	}
+}
+
+// ObserveListing records a complete ListShards listing (every page): the
+// shards Kinesis lists, which decide whether a parent without SHARD_END was
+// lost to retention. ListActiveWorkers records the same from the KCL's map.
+func (t *Table) ObserveListing(ids map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.listed = ids
+}
+
+func (t *Table) adjacentOf(id string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.adjacent[id]
+}
+
+// checkParent refuses a child shard while its parent is unfinished, and
+// returns the parent's row. The parent's row decides, unless Kinesis no
+// longer lists the parent: then a row without SHARD_END is a parent lost to
+// retention (workers were down longer than it, or its row was not deleted),
+// and the child is allowed (the caller reports the loss). The shard list is
+// the last ListActiveWorkers map (the shards Kinesis lists; the KCL passes it
+// on every shard sync when lease stealing is on). Without a row, the parent
+// counts as unfinished if that list contains it; before any such list, for
+// the first listingGrace of this Table, it counts as unfinished too (at a
+// fresh start the KCL may try the child before anyone leased the parent).
+// Otherwise the parent was trimmed or is unknown, and the child is allowed.
+func (t *Table) checkParent(ctx context.Context, id, parent string) (row, error) {
 	p, err := t.get(ctx, parent)
 	if err != nil {
-		return err
-	}
-	if p.exists {
-		if p.Checkpoint != checkpoint.ShardEnd {
-			return t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q to reach %s (parent checkpoint %q, owner %q)", id, t.table, parent, checkpoint.ShardEnd, p.Checkpoint, p.Owner)
-		}
-		return nil
+		return row{}, err
 	}
 	t.mu.Lock()
 	listed, known, grace := t.listed[parent], t.listed != nil, t.listingGrace
 	t.mu.Unlock()
-	if listed {
-		return t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q, which Kinesis still lists but which has no lease row yet", id, t.table, parent)
+	if p.exists {
+		if p.Checkpoint == checkpoint.ShardEnd || known && !listed {
+			return p, nil
+		}
+		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q to reach %s (parent checkpoint %q, owner %q)", id, t.table, parent, checkpoint.ShardEnd, p.Checkpoint, p.Owner)
 	}
-	if !known && time.Since(t.created) < grace {
-		return t.notAcquired(ErrParentOpen, "child shard %q in table %q: its parent %q has no lease row and the shard list is not known yet (no ListActiveWorkers call); retrying until %s", id, t.table, parent, fmtTime(t.created.Add(grace)))
+	if listed {
+		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q, which Kinesis still lists but which has no lease row yet", id, t.table, parent)
+	}
+	if !known && t.now().Sub(t.created) < grace {
+		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q: its parent %q has no lease row and the shard list is not known yet (no ListActiveWorkers call); retrying until %s", id, t.table, parent, fmtTime(t.created.Add(grace)))
 	}
 	t.log.Debug("parent shard has no lease row and is not listed; leasing the child", "shard", id, "parent", parent, "list_known", known)
-	return nil
+	return p, nil
 }
 
 // checkFairShare refuses a lease when this worker already holds
@@ -352,7 +424,7 @@ func (t *Table) checkFairShare(ctx context.Context, id string, now time.Time) er
 			continue
 		}
 		open[r.ShardID] = true
-		if r.Owner != "" && now.Before(r.LeaseTimeout) {
+		if t.live(r) {
 			active[r.Owner] = true
 			if r.Owner == t.me {
 				owned[r.ShardID] = true
@@ -379,7 +451,7 @@ func (t *Table) checkFairShare(ctx context.Context, id string, now time.Time) er
 // cachedScan returns the table rows, scanning at most once per statsTTL.
 func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
 	t.mu.Lock()
-	if !t.statsAt.IsZero() && time.Since(t.statsAt) < t.statsTTL {
+	if !t.statsAt.IsZero() && t.now().Sub(t.statsAt) < t.statsTTL {
 		rows := t.stats
 		t.mu.Unlock()
 		return rows, nil
@@ -390,7 +462,7 @@ func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
 		return nil, err
 	}
 	t.mu.Lock()
-	t.stats, t.statsAt = rows, time.Now()
+	t.stats, t.statsAt = rows, t.now()
 	t.mu.Unlock()
 	return rows, nil
 }
@@ -469,7 +541,7 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 		return err
 	}
 	claim := ""
-	if t.claimLive(r, time.Now()) {
+	if t.claimLive(r, t.now()) {
 		claim = r.ClaimRequest
 	}
 	shard.Mux.Lock()
@@ -589,7 +661,7 @@ func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := t.now()
 	byID := make(map[string]Lease, len(rows))
 	for _, r := range rows {
 		byID[r.ShardID] = r
@@ -627,7 +699,7 @@ func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[
 			continue
 		}
 		open++
-		if r.Owner == "" || !now.Before(r.LeaseTimeout) {
+		if !t.live(r) {
 			unassigned = append(unassigned, id)
 			continue
 		}
@@ -661,7 +733,7 @@ func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
 	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	now := time.Now()
+	now := t.now()
 	in := t.update(id, "SET #c = :me, #ct = :now",
 		"#o = :owner AND (attribute_not_exists(#c) OR attribute_not_exists(#ct) OR #ct < :expired) AND (attribute_not_exists(#cp) OR #cp <> :end)",
 		map[string]types.AttributeValue{

@@ -36,8 +36,14 @@
 //
 // Limits that remain:
 //
-//   - Expiry is judged on the reading worker's clock: workers must keep their
-//     clocks within a small fraction of LeaseDuration of each other.
+//   - Expiry is judged by local monotonic time: a lease is expired once this
+//     worker has seen its owner and LeaseTimeout unchanged for LeaseDuration
+//     (as KCL-Java does), so clock skew between workers never makes a live
+//     lease look expired. A worker that just started therefore waits a full
+//     LeaseDuration before taking over a dead worker's lease. Steal claims
+//     (ClaimTime) are still compared across clocks: skew can only delay or
+//     hasten a steal, never let two workers read a shard at once, since a
+//     claimed shard is taken only once released or expired.
 //   - WorkerID must be unique per running process (for example hostname plus
 //     a random suffix). Two processes with the same WorkerID both pass the
 //     AssignedTo checks and can overwrite each other's checkpoints; there is
@@ -90,6 +96,10 @@ const (
 	colParent       = checkpoint.ParentShardIdKey  // "ParentShardId"
 	colClaim        = checkpoint.ClaimRequestKey   // "ClaimRequest"
 	colClaimTime    = "ClaimTime"
+	colAdjacent     = "AdjacentParentShardId"
+	// colExpired marks a parent row found unfinished after Kinesis stopped
+	// listing it, so that exactly one worker reports the loss.
+	colExpired = "ExpiredUnfinished"
 )
 
 // timeFormat is RFC 3339 with a fixed 9-digit fraction. Written in UTC, the
@@ -170,6 +180,10 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// Logger receives the logs. Default slog.Default().
 	Logger *slog.Logger
+	// Now is the clock: leases are judged by how long this worker has seen
+	// a row unchanged on it, never by comparing another machine's wall clock
+	// with it (see Table.live). Default time.Now. Tests inject an offset clock.
+	Now func() time.Time
 	// OnRelease is called (synchronously) when the KCL ends a shard consumer
 	// for this worker, before the lease owner is removed. The KCL calls
 	// RemoveLeaseOwner on every consumer exit (end of shard, shutdown, lease
@@ -179,6 +193,11 @@ type Config struct {
 	// runs, this worker does not take the shard again. It must not panic.
 	// Optional.
 	OnRelease func(shardID string)
+	// OnParentExpired is called once per parent shard (across all workers)
+	// whose row never reached SHARD_END while Kinesis no longer lists it:
+	// its unread records were lost to retention and its children are leased
+	// anyway. Optional; the loss is logged at error in any case.
+	OnParentExpired func(parentID, checkpoint string)
 }
 
 // Lease is one row of the lease table.
@@ -187,9 +206,11 @@ type Lease struct {
 	Owner         string // AssignedTo; "" when free
 	Checkpoint    string // sequence number, checkpoint.ShardEnd, or ""
 	ParentShardID string
-	ClaimRequest  string    // worker that asked to steal the shard; "" if none
-	LeaseTimeout  time.Time // zero if absent
-	ClaimTime     time.Time // zero if absent
+	// AdjacentParentShardID is the second parent of a merged shard.
+	AdjacentParentShardID string
+	ClaimRequest          string    // worker that asked to steal the shard; "" if none
+	LeaseTimeout          time.Time // zero if absent
+	ClaimTime             time.Time // zero if absent
 }
 
 // Table is the lease table of one KCL worker. It implements
@@ -202,9 +223,17 @@ type Table struct {
 	claimTimeout time.Duration
 	log          *slog.Logger
 	onRelease    func(string)
+	onExpired    func(string, string)
 	callTimeout  time.Duration
 
+	now func() time.Time
+
 	mu sync.Mutex
+	// seen is, per shard, the lease (owner and raw LeaseTimeout) this worker
+	// last read and when it first read it so (on t.now, which carries a
+	// monotonic reading): the lease is expired once it is unchanged for
+	// leaseDur.
+	seen map[string]sighting
 	// running holds the shards whose consumer runs in this process: added
 	// when GetLease acquires a lease, removed when RemoveLeaseOwner returns.
 	running map[string]*localLease
@@ -223,6 +252,17 @@ type Table struct {
 	// draining is set by Drain: the worker is stopping and takes no new
 	// lease.
 	draining bool
+	// app is the metadata row, once read or written (Register).
+	app *Application
+	// adjacent maps a merged shard to its adjacent parent, which the KCL
+	// drops (see ObserveShards).
+	adjacent map[string]string
+}
+
+// sighting is a lease as this worker saw it.
+type sighting struct {
+	owner, rawTimeout string
+	since             time.Time
 }
 
 // localLease is a shard whose consumer runs in this process.
@@ -264,6 +304,10 @@ func New(cfg Config) (*Table, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &Table{
 		db:           cfg.Client,
 		table:        cfg.Table,
@@ -272,10 +316,14 @@ func New(cfg Config) (*Table, error) {
 		claimTimeout: cfg.ClaimTimeout,
 		log:          log.With("table", cfg.Table, "worker", cfg.WorkerID),
 		onRelease:    cfg.OnRelease,
+		onExpired:    cfg.OnParentExpired,
 		callTimeout:  max(cfg.LeaseDuration, minCallTimeout),
+		now:          now,
+		seen:         map[string]sighting{},
+		adjacent:     map[string]string{},
 		running:      map[string]*localLease{},
 		statsTTL:     defaultStatsTTL,
-		created:      time.Now(),
+		created:      now(),
 		listingGrace: max(2*cfg.LeaseDuration, minListingGrace),
 	}, nil
 }

@@ -85,14 +85,22 @@ func (w testWriter) Write(p []byte) (int, error) {
 // worker returns a Table for worker id with an active table.
 func (e *env) worker(id string, leaseDur time.Duration, onRelease func(string)) *leases.Table {
 	e.t.Helper()
-	tbl, err := leases.New(leases.Config{
-		Client:        db,
-		Table:         e.table,
-		WorkerID:      id,
-		LeaseDuration: leaseDur,
-		Logger:        slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		OnRelease:     onRelease,
-	})
+	return e.newTable(leases.Config{WorkerID: id, LeaseDuration: leaseDur, OnRelease: onRelease})
+}
+
+// workerClock is worker with its own clock.
+func (e *env) workerClock(id string, leaseDur time.Duration, now func() time.Time) *leases.Table {
+	e.t.Helper()
+	return e.newTable(leases.Config{WorkerID: id, LeaseDuration: leaseDur, Now: now})
+}
+
+// newTable returns a Table on the test's table for cfg (Client, Table and
+// Logger filled in).
+func (e *env) newTable(cfg leases.Config) *leases.Table {
+	e.t.Helper()
+	cfg.Client, cfg.Table = db, e.table
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tbl, err := leases.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -166,6 +174,9 @@ func TestLostLeaseCannotCheckpoint(t *testing.T) {
 	if err := checkpointAt(t, w1, s1, "50"); err != nil {
 		t.Fatalf("w1 checkpoint while owner: %v", err)
 	}
+	// w2 judges expiry by its own sighting of the lease: it must see it
+	// unchanged for a lease duration.
+	wantNotAcquired(t, w2.GetLease(s2, "w2"), nil)
 	time.Sleep(lease + 100*time.Millisecond)
 	mustLease(t, w2, s2, "w2")
 	if err := checkpointAt(t, w2, s2, "200"); err != nil {
@@ -782,5 +793,59 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := leases.New(leases.Config{Client: db, Table: "t", WorkerID: "w", LeaseDuration: time.Second}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A worker whose clock is an hour ahead (or behind) never takes a lease its
+// owner keeps renewing, and takes it once the owner stops renewing, a lease
+// duration after it last saw a renewal.
+func TestClockSkewTakesNoLiveLease(t *testing.T) {
+	for _, offset := range []time.Duration{time.Hour, -time.Hour} {
+		t.Run(offset.String(), func(t *testing.T) {
+			e := newEnv(t)
+			const lease = time.Second
+			owner := e.worker("owner", lease, nil)
+			skewed := e.workerClock("skewed", lease, func() time.Time { return time.Now().Add(offset) })
+			own := status("shard-1", "")
+			mustLease(t, owner, own, "owner")
+
+			// The owner renews every lease/4 for 3 lease durations while the
+			// skewed worker tries to acquire every 50 ms.
+			deadline := time.Now().Add(3 * lease)
+			lastRenew := time.Now()
+			for time.Now().Before(deadline) {
+				if time.Since(lastRenew) >= lease/4 {
+					mustLease(t, owner, own, "owner")
+					lastRenew = time.Now()
+				}
+				err := skewed.GetLease(status("shard-1", ""), "skewed")
+				if err == nil {
+					t.Fatalf("worker with clock offset %v took a lease renewed %v ago", offset, time.Since(lastRenew))
+				}
+				wantNotAcquired(t, err, nil)
+				time.Sleep(50 * time.Millisecond)
+			}
+			// The owner dies: no more renewals. The skewed worker takes the
+			// shard about one lease duration after the last renewal it saw.
+			waitFor(t, 5*lease, "the skewed worker to take the abandoned lease", func() bool {
+				return skewed.GetLease(status("shard-1", ""), "skewed") == nil
+			})
+			took := time.Since(lastRenew)
+			if took < lease {
+				t.Errorf("taken %v after the last renewal, before the lease duration %v", took, lease)
+			}
+			t.Logf("clock offset %v: lease taken %v after the owner's last renewal (lease duration %v)", offset, took.Round(10*time.Millisecond), lease)
+		})
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

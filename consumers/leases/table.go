@@ -150,6 +150,9 @@ func (t *Table) scan(ctx context.Context) ([]Lease, error) {
 			return nil, fmt.Errorf("leases: scan lease table %q: %w (DynamoDB unreachable or throttled; retried at the next call)", t.table, err)
 		}
 		for _, item := range out.Items {
+			if str(item, colShardID) == applicationKey {
+				continue
+			}
 			r, err := t.parse(item)
 			if err != nil {
 				return nil, err
@@ -166,6 +169,7 @@ func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
 	r.Owner = str(item, colOwner)
 	r.Checkpoint = str(item, colCheckpoint)
 	r.ParentShardID = str(item, colParent)
+	r.AdjacentParentShardID = str(item, colAdjacent)
 	r.ClaimRequest = str(item, colClaim)
 	r.rawTimeout = str(item, colLeaseTimeout)
 	r.rawClaimTime = str(item, colClaimTime)
@@ -176,7 +180,40 @@ func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
 	if r.ClaimTime, err = parseTime(r.rawClaimTime); err != nil {
 		return row{}, fmt.Errorf("leases: shard %q in table %q has a malformed %s %q: %w (fix or delete the row)", r.ShardID, t.table, colClaimTime, r.rawClaimTime, err)
 	}
+	t.sight(r.ShardID, r.Owner, r.rawTimeout)
 	return r, nil
+}
+
+// sight records that this worker read the lease (owner, rawTimeout) of shard
+// now, keeping the time it first read it so.
+func (t *Table) sight(shard, owner, rawTimeout string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s, ok := t.seen[shard]; ok && s.owner == owner && s.rawTimeout == rawTimeout {
+		return
+	}
+	t.seen[shard] = sighting{owner: owner, rawTimeout: rawTimeout, since: t.now()}
+}
+
+// live reports whether the lease on r still holds. A lease expires when this
+// worker has seen its owner and LeaseTimeout unchanged for LeaseDuration,
+// measured on this worker's own clock (monotonic): an owner renews by
+// writing a new LeaseTimeout, so an unchanged one means no renewal for that
+// long. The LeaseTimeout value, written on the owner's clock, is never
+// compared with this worker's clock, so skew between machines cannot make a
+// live lease look expired. The price: a lease first seen by a worker is live
+// for a full LeaseDuration from that moment, even if its owner died long ago.
+func (t *Table) live(r Lease) bool {
+	if r.Owner == "" {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.seen[r.ShardID]
+	if !ok || s.owner != r.Owner {
+		return true
+	}
+	return t.now().Sub(s.since) < t.leaseDur
 }
 
 // str returns the string attribute name of item, or "" if it is absent or not

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
+)
+
+// leaseTable opens table read-only for the test (its rows, its application
+// row).
+func (e *env) leaseTable(table string) *leases.Table {
+	e.t.Helper()
+	tbl, err := leases.New(leases.Config{Client: testaws.Dynamo(e.ddb.Endpoint), Table: table, WorkerID: "test-reader", LeaseDuration: time.Second})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tbl
+}
+
+// waitRegistered waits until the application of table has its start position
+// stored (the first worker's first start) and returns it.
+func (e *env) waitRegistered(table string) leases.Application {
+	e.t.Helper()
+	tbl := e.leaseTable(table)
+	var app leases.Application
+	waitFor(e.t, 60*time.Second, "the application row of "+table, func() bool {
+		a, ok, err := tbl.Application(e.t.Context())
+		app = a
+		return err == nil && ok
+	})
+	return app
+}
+
+// phase checks that every id in [from, to) has a row in dir within timeout,
+// and reports the loss as an error of the phase (the test goes on, so that
+// each phase's loss is counted).
+func phase(t *testing.T, dir, name string, from, to int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rows := readLines(t, dir, func(*rowLine, string) {})
+		m := missing(idsOf(rows), from, to-from, nil)
+		if len(m) == 0 {
+			t.Logf("%s: all %d records put after the first start are rows", name, to-from)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: %d of %d records put after the application's first start were skipped, e.g. %v", name, len(m), to-from, m[:min(5, len(m))])
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// putKeyed puts ids [from, to) over keyCount partition keys, so that every
+// open shard gets some.
+func (e *env) putKeyed(from, to int) int {
+	data, keys, _ := keyedOrders(from, to-from)
+	e.put(data, keys)
+	return to
+}
+
+func (e *env) splitShard(s int) {
+	e.t.Helper()
+	open := e.openShards()
+	p := open[s]
+	mid := halfway(*p.HashKeyRange.StartingHashKey, *p.HashKeyRange.EndingHashKey)
+	if _, err := e.kc.SplitShard(e.t.Context(), &kinesis.SplitShardInput{StreamName: aws.String(e.stream), ShardToSplit: p.ShardId, NewStartingHashKey: aws.String(mid)}); err != nil {
+		e.t.Fatalf("split shard: %v", err)
+	}
+	e.waitActive()
+}
+
+// mergeShards merges the open shards s and s+1 (adjacent by hash key).
+func (e *env) mergeShards(s int) {
+	e.t.Helper()
+	open := e.openShards()
+	if _, err := e.kc.MergeShards(e.t.Context(), &kinesis.MergeShardsInput{StreamName: aws.String(e.stream),
+		ShardToMerge: open[s].ShardId, AdjacentShardToMerge: open[s+1].ShardId}); err != nil {
+		e.t.Fatalf("merge shards: %v", err)
+	}
+	e.waitActive()
+}
+
+// leasesTaken counts the shard consumers a worker started.
+func (w *worker) leasesTaken() int {
+	b, _ := os.ReadFile(w.log)
+	return strings.Count(string(b), "shard lease taken")
+}
+
+// With init_position latest, every record put after the application's first
+// start becomes a row, whatever happens to the workers and the shards after
+// it: a graceful stop with records put while no worker runs (shards never
+// checkpointed, because they were idle), a split while a worker runs and a
+// kill -9 before the children's first checkpoint, a merge while no worker
+// runs, a split while a worker runs, and a steal of never-checkpointed shards
+// while records flow. Counted by id, phase by phase.
+func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
+	e := newEnv(t, 4)
+
+	// A steal of never-checkpointed shards, in an application of its own on
+	// the same stream: two workers, the second joining while records flow.
+	stealDir := filepath.Join(e.dir, "steal")
+	stealCfg := e.writeConfig(testConfig{InitPosition: "latest", Table: "steal-app", Dir: stealDir})
+	s1 := e.start(stealCfg, "steal1")
+	e.waitRegistered("steal-app")
+	waitFor(t, 60*time.Second, "steal1 to read all 4 idle shards", func() bool { return s1.leasesTaken() >= 4 })
+	p := e.produceKeyed(100*time.Millisecond, 10, 0)
+	s2 := e.start(stealCfg, "steal2")
+	waitFor(t, 90*time.Second, "steal2 to take its share", func() bool {
+		o := e.ownersIn("steal-app")
+		return o["steal1"] == 2 && o["steal2"] == 2
+	})
+	time.Sleep(time.Second)
+	n := p.halt()
+	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards while records flow", 0, n, 60*time.Second)
+	s1.stop(30 * time.Second)
+	s2.stop(30 * time.Second)
+
+	// The main application: its first worker reads a few records of one
+	// key, so three shards are never checkpointed.
+	cfg := e.config("latest")
+	w1 := e.start(cfg, "w1")
+	e.waitRegistered(e.table)
+	waitFor(t, 60*time.Second, "w1 to read all 4 shards", func() bool { return w1.leasesTaken() >= 4 })
+	from := n
+	sparse, _, _ := orders(from, 20, false)
+	keys := make([]string, len(sparse))
+	for i := range keys {
+		keys[i] = "one-key"
+	}
+	e.put(sparse, keys)
+	phase(t, e.rowsDir(), "sparse records while w1 runs", from, from+20, 60*time.Second)
+	from += 20
+
+	// 1. Graceful stop; records put while no worker runs.
+	w1.stop(30 * time.Second)
+	to := e.putKeyed(from, from+200)
+	w2 := e.start(cfg, "w2")
+	phase(t, e.rowsDir(), "stop, records put while no worker runs, restart", from, to, 60*time.Second)
+	from = to
+
+	// 2. A split while w2 runs; w2 killed before the children's first
+	// checkpoint; records put into the children before w3 leases them.
+	e.splitShard(0)
+	waitFor(t, 60*time.Second, "w2 to lease both children", func() bool { return w2.leasesTaken() >= 6 })
+	w2.kill()
+	to = e.putKeyed(from, from+200)
+	w3 := e.start(cfg, "w3")
+	phase(t, e.rowsDir(), "split while running, kill -9 before the children's first checkpoint", from, to, 90*time.Second)
+	from = to
+
+	// 3. A merge while no worker runs.
+	w3.stop(30 * time.Second)
+	e.mergeShards(1) // the split's upper child and the next shard
+	to = e.putKeyed(from, from+200)
+	w4 := e.start(cfg, "w4")
+	phase(t, e.rowsDir(), "merge while no worker runs", from, to, 90*time.Second)
+	from = to
+
+	// 4. A split while w4 runs and records flow.
+	p = e.produceKeyed(100*time.Millisecond, 10, from)
+	time.Sleep(time.Second)
+	e.splitShard(2)
+	time.Sleep(3 * time.Second)
+	to = p.halt()
+	phase(t, e.rowsDir(), "split while running and records flow", from, to, 90*time.Second)
+	w4.stop(30 * time.Second)
+}
+
+// ownersIn counts live leases per worker in table.
+func (e *env) ownersIn(table string) map[string]int {
+	e.t.Helper()
+	rows, err := e.leaseTable(table).Checkpoints(e.t.Context())
+	if err != nil {
+		e.t.Fatalf("read lease table %s: %v", table, err)
+	}
+	m := map[string]int{}
+	for _, l := range rows {
+		if l.Owner != "" && l.LeaseTimeout.After(time.Now()) && l.Checkpoint != "SHARD_END" {
+			m[l.Owner]++
+		}
+	}
+	return m
+}
+
+
+// A merged shard is read only after both its parents are read to their end,
+// so per partition key, rows are written in the order the records were put.
+// Deterministic: the adjacent parent's lease is held by a worker that died
+// (its row says so), so the worker must wait a lease duration for it, well
+// after the other parent reached SHARD_END; the KCL alone would lease the
+// child then, since it keeps only ParentShardId.
+func TestMergedShardWaitsForBothParents(t *testing.T) {
+	e := newEnv(t, 2)
+	e.putKeyed(0, 300)
+	open := e.openShards()
+	parent, adjacent := *open[0].ShardId, *open[1].ShardId
+	e.mergeShards(0)
+	e.putKeyed(300, 600)
+
+	tbl := e.leaseTable(e.table)
+	if err := tbl.EnsureTable(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testaws.Dynamo(e.ddb.Endpoint).PutItem(t.Context(), &dynamodb.PutItemInput{
+		TableName: aws.String(e.table),
+		Item: map[string]ddbtypes.AttributeValue{
+			"ShardID":      &ddbtypes.AttributeValueMemberS{Value: adjacent},
+			"AssignedTo":   &ddbtypes.AttributeValueMemberS{Value: "dead-worker"},
+			"LeaseTimeout": &ddbtypes.AttributeValueMemberS{Value: time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano)},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.start(e.config("trim_horizon"), "w1")
+	waitFor(t, 90*time.Second, "all 600 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 600, nil)) == 0 })
+	rows := e.rows()
+	first, last := map[string]int{}, map[string]int{}
+	for i, r := range rows {
+		if _, ok := first[r.Shard]; !ok {
+			first[r.Shard] = i
+		}
+		last[r.Shard] = i
+	}
+	var child string
+	for s := range first {
+		if s != parent && s != adjacent {
+			child = s
+		}
+	}
+	for _, p := range []string{parent, adjacent} {
+		if last[p] > first[child] {
+			t.Errorf("merged shard %s read (row %d) before its parent %s was finished (its last row %d)", child, first[child], p, last[p])
+		}
+	}
+	lastByKey := map[string]int64{}
+	inversions := 0
+	for _, r := range rows {
+		key := "k" + strconv.FormatInt(r.ID%keyCount, 10)
+		if l, ok := lastByKey[key]; ok && r.ID < l {
+			inversions++
+		}
+		lastByKey[key] = max(lastByKey[key], r.ID)
+	}
+	if inversions > 0 {
+		t.Errorf("%d rows written after a later record of the same partition key", inversions)
+	}
+}

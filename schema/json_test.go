@@ -191,6 +191,21 @@ func TestConvertJSONAllocs(t *testing.T) {
 	}); n > 7 {
 		t.Errorf("%v allocations, want at most 7", n)
 	}
+	// A batch's way: one JSONRecord, one []record.Field for all its rows.
+	// Only the boxes remain (the strings share data).
+	var r JSONRecord
+	dst := make([]record.Field, 0, 1000)
+	if n := testing.AllocsPerRun(100, func() {
+		if !r.Scan(data) {
+			t.Fatal("Scan failed")
+		}
+		var ok bool
+		if dst, ok = s.AppendJSON(dst[:0], &r); !ok {
+			t.Fatal("declined")
+		}
+	}); n > 5 {
+		t.Errorf("Scan+AppendJSON: %v allocations, want at most 5", n)
+	}
 }
 
 // TestConvertJSONRandom compares both paths on generated records: every key

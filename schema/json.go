@@ -97,6 +97,12 @@ func scanRecord(s string, ms []member) (_ []member, dups, ok bool) {
 	return ms, dups, sc.i == len(sc.s)
 }
 
+// Valid reports whether the last Scan succeeded.
+func (r *JSONRecord) Valid() bool { return r.ok }
+
+// Bytes returns the text last scanned; callers must not modify it.
+func (r *JSONRecord) Bytes() []byte { return unsafe.Slice(unsafe.StringData(r.s), len(r.s)) }
+
 // find returns the value of key in s ("" when absent), looking first at
 // guess: records usually list their members in the order the fields do. The
 // text and the members come apart so that escape analysis sees that only s

@@ -44,7 +44,7 @@ func (s *Schema) ConvertJSON(data []byte) (fields []record.Field, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	return s.appendJSON(make([]record.Field, 0, len(s.fields)), text, ms, dups)
+	return s.appendJSON(make([]record.Field, 0, len(s.fields)), text, ms, dups, nil)
 }
 
 // JSONRecord is a JSON record scanned once: validated by jsondec's rules and
@@ -58,6 +58,9 @@ type JSONRecord struct {
 	// lookups cannot stop at the first match.
 	dups bool
 	ok   bool // the last Scan succeeded
+	// boxes hold the values converted from the records scanned, kept across
+	// Scans: one JSONRecord per batch makes the batch's boxes a few slabs.
+	boxes boxes
 }
 
 // member is a top-level key and where its value is.
@@ -135,10 +138,10 @@ func (s *Schema) AppendJSON(dst []record.Field, r *JSONRecord) (fields []record.
 	if s.plan == nil || !r.ok {
 		return dst, false
 	}
-	return s.appendJSON(dst, r.s, r.members, r.dups)
+	return s.appendJSON(dst, r.s, r.members, r.dups, &r.boxes)
 }
 
-func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups bool) ([]record.Field, bool) {
+func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups bool, bx *boxes) ([]record.Field, bool) {
 	var local [16]string
 	vals := local[:0]
 	if len(s.plan.keys) <= len(local) {
@@ -152,7 +155,7 @@ func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups b
 		vals[j], at = find(text, ms, dups, k, guess)
 		guess = at + 1
 	}
-	return s.plan.fill(dst, s.fields, vals)
+	return s.plan.fill(dst, s.fields, vals, bx)
 }
 
 // maxScanDepth bounds the nesting ConvertJSON validates itself (encoding/json
@@ -268,12 +271,12 @@ func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]record.Field, bool
 			vals[j] = sc.s[sp.start:sp.end]
 		}
 	}
-	return p.fill(make([]record.Field, 0, len(fs)), fs, vals)
+	return p.fill(make([]record.Field, 0, len(fs)), fs, vals, nil)
 }
 
 // fill appends fs converted from the values of p's keys (vals[j] is the
 // text of keys[j]'s value, "" when absent).
-func (p *objPlan) fill(dst []record.Field, fs []field, vals []string) ([]record.Field, bool) {
+func (p *objPlan) fill(dst []record.Field, fs []field, vals []string, bx *boxes) ([]record.Field, bool) {
 	dst = slices.Grow(dst, len(fs))
 	for i := range fs {
 		f := &fs[i]
@@ -293,7 +296,7 @@ func (p *objPlan) fill(dst []record.Field, fs []field, vals []string) ([]record.
 				}
 			}
 			var ok bool
-			if v, ok = convJSON(f.node, val); !ok {
+			if v, ok = convJSON(f.node, val, bx); !ok {
 				return dst, false
 			}
 		}
@@ -709,7 +712,7 @@ func walk(val string, path []seg) (string, bool) {
 
 // convJSON converts the validated JSON value val ("" when missing) as
 // convertValue would convert its decoded form; ok false where that fails.
-func convJSON(n *node, val string) (any, bool) {
+func convJSON(n *node, val string, bx *boxes) (any, bool) {
 	if val == "" || val == "null" {
 		return nil, n.kind == KindOptional
 	}
@@ -727,7 +730,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if !ok || n.restricted && n.checkInt(i) != nil {
 			return nil, false
 		}
-		return i, true
+		return bx.int(i), true
 	case KindFloat:
 		if !isNum {
 			return nil, false
@@ -736,7 +739,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if !ok || n.between && n.checkFloat(f) != nil {
 			return nil, false
 		}
-		return f, true
+		return bx.float(f), true
 	case KindBool:
 		switch c {
 		case 't':
@@ -752,8 +755,8 @@ func convJSON(n *node, val string) (any, bool) {
 		s := strValue(val)
 		if n.oneofStr != nil {
 			// The set's own boxed copy: one allocation less per row.
-			boxed, in := n.oneofStr[s]
-			if !in || n.re != nil && !n.re.MatchString(s) {
+			boxed, in := n.oneof(s)
+			if !in || n.re != nil && !n.matchRegex(s) {
 				return nil, false
 			}
 			return boxed, true
@@ -761,7 +764,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if n.restricted && n.checkStr(s) != nil {
 			return nil, false
 		}
-		return s, true
+		return bx.str(s), true
 	case KindDatetime:
 		var t time.Time
 		var ok bool
@@ -774,7 +777,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		return t, true
+		return bx.time(t), true
 	case KindDecimal:
 		// toDecimal of a json.Number or a string: the same text either way.
 		text := val
@@ -819,7 +822,7 @@ func convJSON(n *node, val string) (any, bool) {
 			if !sc.value(0) {
 				return nil, false
 			}
-			v, ok := convJSON(n.elem, val[st:sc.i])
+			v, ok := convJSON(n.elem, val[st:sc.i], nil)
 			if !ok {
 				return nil, false
 			}
@@ -876,7 +879,7 @@ func convJSON(n *node, val string) (any, bool) {
 			// A repeated key keeps its last value, and only that one must fit.
 			prev, seen := out[key]
 			wasBad := seen && prev == badValue
-			v, ok := convJSON(n.elem, val[st:sc.i])
+			v, ok := convJSON(n.elem, val[st:sc.i], nil)
 			switch {
 			case !ok && !wasBad:
 				bad++

@@ -2,14 +2,17 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
 // JSONConverter is an optional interface of a Route's Schema (*schema.Schema
-// has it): it converts a JSON record straight from its bytes, without the
-// decoded value tree that decode and Convert go through.
+// has it): it converts a JSON record straight from its scanned bytes, without
+// the decoded value tree that decode and Convert go through, appending the
+// fields to dst (the batch's rows share one slice).
 //
 // ok true promises exactly the fields Convert returns for the record as
 // decoders/jsondec decodes it. ok false means only "take the general path":
@@ -20,19 +23,18 @@ import (
 //
 // The pipeline uses it for a source whose Decoder is a *jsondec.Decoder and
 // whose routes all have a JSONConverter schema and either no Where or a
-// JSONMatcher one. A record that any of them declines takes the general path
-// for every route.
+// JSONMatcher one. Each record is scanned once (schema.JSONRecord.Scan), and
+// every route's where and conversion read that scan. A record that the scan
+// or any route declines takes the general path for every route.
 type JSONConverter interface {
-	ConvertJSON(data []byte) (fields []record.Field, ok bool)
+	AppendJSON(dst []record.Field, rec *schema.JSONRecord) (fields []record.Field, ok bool)
 }
 
 // JSONMatcher is the same for a Route's Where (*where.Filter has it): ok true
 // promises Match's answer, with no error, for the record as jsondec decodes
 // it; ok false means "take the general path" (which also gives any error).
-// ok true with match false also promises that data is valid JSON (a route
-// that matches checks it in ConvertJSON).
 type JSONMatcher interface {
-	MatchJSON(data []byte) (match, ok bool)
+	MatchScanned(rec *schema.JSONRecord) (match, ok bool)
 }
 
 // jsonRoute is a route on the fast path.
@@ -72,32 +74,59 @@ func jsonPaths(sources map[string]*Source) map[*Source][]jsonRoute {
 	return out
 }
 
+// jsonBatch is the fast path's state for one batch: the scan, reused from
+// record to record, and the one slice all the batch's rows' fields are in.
+type jsonBatch struct {
+	rec    schema.JSONRecord
+	fields []record.Field
+	// width is, per route, the fields of its last row: room for that many
+	// per remaining record is made at once, so the slice grows about once
+	// per batch rather than once per row.
+	width []int
+}
+
 // rowsFromJSON adds rec's rows (record i of batchLen) straight from its
 // bytes, and says whether any route took it; or, with ok false, adds nothing
-// because a route declined: the record then takes the general path.
-func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
+// because the scan or a route declined: the record then takes the general
+// path.
+func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch, rec *record.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
+	if !js.rec.Scan(rec.Data) {
+		return false, false
+	}
+	if js.width == nil {
+		js.width = make([]int, len(fast))
+	}
 	type routeRow struct {
-		route  int
-		fields []record.Field
+		route      int
+		start, end int // in js.fields
 	}
 	var buf [4]routeRow
 	rows := buf[:0]
+	mark := len(js.fields)
 	for ri := range fast {
 		r := &fast[ri]
 		if r.where != nil {
-			m, ok := p.matchJSON(r.where, rec)
+			m, ok := p.matchJSON(r.where, &js.rec, rec)
 			if !ok {
+				js.fields = js.fields[:mark]
 				return false, false
 			}
 			if !m {
 				continue
 			}
 		}
-		fields, ok := p.convertJSON(r.conv, rec)
+		if w := js.width[ri]; cap(js.fields)-len(js.fields) < w {
+			js.fields = slices.Grow(js.fields, w*(batchLen-i)*(len(fast)-ri))
+		}
+		start := len(js.fields)
+		fields, ok := p.convertJSON(r.conv, js.fields, &js.rec, rec)
 		if !ok {
+			js.fields = js.fields[:mark]
 			return false, false
 		}
-		rows = append(rows, routeRow{ri, fields})
+		js.fields = fields
+		js.width[ri] = len(fields) - start
+		rows = append(rows, routeRow{ri, start, len(fields)})
 	}
 	for _, row := range rows {
 		sb := bySink[row.route]
@@ -107,7 +136,10 @@ func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Re
 			sb.rows = make([]record.Row, 0, batchLen)
 			sb.recIdx = make([]int, 0, batchLen)
 		}
-		sb.rows = append(sb.rows, record.Row{Dataset: routes[row.route].Dataset, Origin: rec.Origin, Fields: row.fields})
+		// The full slice expression keeps a sink that appends to a row's
+		// fields from writing over the next row's.
+		sb.rows = append(sb.rows, record.Row{Dataset: routes[row.route].Dataset, Origin: rec.Origin,
+			Fields: js.fields[row.start:row.end:row.end]})
 		sb.recIdx = append(sb.recIdx, i)
 	}
 	return len(rows) > 0, true
@@ -115,24 +147,24 @@ func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, rec *record.Re
 
 // convertJSON and matchJSON turn a panic (a bug) into a decline: the general
 // path then handles the record, with its own panic guard.
-func (p *Pipeline) convertJSON(c JSONConverter, rec *record.Record) (fields []record.Field, ok bool) {
+func (p *Pipeline) convertJSON(c JSONConverter, dst []record.Field, js *schema.JSONRecord, rec *record.Record) (fields []record.Field, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.fastPanic(r, rec)
 			fields, ok = nil, false
 		}
 	}()
-	return c.ConvertJSON(rec.Data)
+	return c.AppendJSON(dst, js)
 }
 
-func (p *Pipeline) matchJSON(m JSONMatcher, rec *record.Record) (match, ok bool) {
+func (p *Pipeline) matchJSON(m JSONMatcher, js *schema.JSONRecord, rec *record.Record) (match, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.fastPanic(r, rec)
 			match, ok = false, false
 		}
 	}()
-	return m.MatchJSON(rec.Data)
+	return m.MatchScanned(js)
 }
 
 func (p *Pipeline) fastPanic(r any, rec *record.Record) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -21,24 +22,72 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
 
-// generalOnly hides a schema's ConvertJSON: the pipeline takes the general
+// generalOnly hides a schema's AppendJSON: the pipeline takes the general
 // path (decode, then Convert), as it did before the fast path existed.
 type generalOnly struct{ pipeline.Converter }
 
-// countingSchema counts the records ConvertJSON took.
+// countingSchema counts the records AppendJSON took.
 type countingSchema struct {
 	*schema.Schema
 	took, declined *atomic.Int64
+	seen           *scans // nil: not recorded
 }
 
-func (c countingSchema) ConvertJSON(data []byte) ([]record.Field, bool) {
-	f, ok := c.Schema.ConvertJSON(data)
+func (c countingSchema) AppendJSON(dst []record.Field, r *schema.JSONRecord) ([]record.Field, bool) {
+	c.seen.add("convert", r)
+	f, ok := c.Schema.AppendJSON(dst, r)
 	if ok {
 		c.took.Add(1)
 	} else {
 		c.declined.Add(1)
 	}
 	return f, ok
+}
+
+// scans records, per record, the scanned records that a route's where and
+// conversion were handed, to show that they share one scan.
+type scans struct {
+	mu   sync.Mutex
+	byID map[string][]*schema.JSONRecord // by the record's "id"
+	bad  []string
+}
+
+func (s *scans) add(stage string, r *schema.JSONRecord) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !r.Valid() {
+		s.bad = append(s.bad, stage+" got a record that was not scanned")
+		return
+	}
+	id, ok := scanID.ConvertJSON(r.Bytes())
+	if !ok {
+		s.bad = append(s.bad, stage+" got a record without an id")
+		return
+	}
+	key := fmt.Sprint(id[0].Value)
+	s.byID[key] = append(s.byID[key], r)
+}
+
+var scanID = func() *schema.Schema {
+	s, err := schema.Compile("t", []schema.FieldSpec{{Name: "id", Type: "float"}, {Name: "t", Type: "datetime", Const: "2024-01-01T00:00:00Z", HasConst: true}})
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// countingWhere records what a filter's MatchScanned is handed.
+type countingWhere struct {
+	*where.Filter
+	seen *scans
+}
+
+func (c countingWhere) MatchScanned(r *schema.JSONRecord) (bool, bool) {
+	c.seen.add("where", r)
+	return c.Filter.MatchScanned(r)
 }
 
 // fastPathBodies are records of every fate: rows, decode errors (invalid JSON
@@ -64,7 +113,7 @@ var fastPathBodies = []string{
 	`{"id":15,"amount":1,"ts":0,}`,
 }
 
-// generalWhere hides a filter's MatchJSON.
+// generalWhere hides a filter's MatchScanned.
 type generalWhere struct{ pipeline.Filter }
 
 // TestJSONFastPathSameOutput delivers the same records through a pipeline
@@ -77,6 +126,7 @@ func TestJSONFastPathSameOutput(t *testing.T) {
 	for _, withWhere := range []bool{false, true} {
 		t.Run(fmt.Sprintf("where=%v", withWhere), func(t *testing.T) {
 			var took, declined atomic.Int64
+			seen := &scans{byID: map[string][]*schema.JSONRecord{}}
 			outputs := map[bool][2][]string{}
 			for _, fast := range []bool{true, false} {
 				var bigDir string
@@ -107,13 +157,14 @@ func TestJSONFastPathSameOutput(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						r.Where, second.Where = w1, w2
+						r.Where, second.Where = countingWhere{w1, seen}, countingWhere{w2, seen}
 						if !fast {
 							r.Where, second.Where = generalWhere{w1}, generalWhere{w2}
 						}
 					}
 					if fast {
-						r.Schema = countingSchema{r.Schema.(*schema.Schema), &took, &declined}
+						r.Schema = countingSchema{r.Schema.(*schema.Schema), &took, &declined, seen}
+						second.Schema = countingSchema{big, &atomic.Int64{}, &atomic.Int64{}, seen}
 					} else {
 						r.Schema = generalOnly{r.Schema}
 						second.Schema = generalOnly{big}
@@ -142,6 +193,27 @@ func TestJSONFastPathSameOutput(t *testing.T) {
 			}
 			if took.Load() == 0 || declined.Load() == 0 && !withWhere {
 				t.Errorf("fast path took %d and declined %d records", took.Load(), declined.Load())
+			}
+			// A where route scans a record once: its where and its
+			// conversion, and the other route's, are handed the record
+			// already scanned (never its bytes), all the same JSONRecord.
+			if len(seen.bad) > 0 {
+				t.Errorf("%v", seen.bad)
+			}
+			multi := 0
+			for id, rs := range seen.byID {
+				for _, r := range rs[1:] {
+					if r != rs[0] {
+						t.Errorf("record id %s: its routes were handed %d different scans", id, len(rs))
+						break
+					}
+				}
+				if len(rs) > 2 {
+					multi++
+				}
+			}
+			if withWhere && multi == 0 {
+				t.Errorf("no record went through more than two stages: %v", seen.byID)
 			}
 			reasons := map[string]int{}
 			for _, l := range outputs[true][1] {
@@ -174,7 +246,7 @@ func TestJSONFastPathOnlyWhereItApplies(t *testing.T) {
 			var took, declined atomic.Int64
 			h := newHarness(t, func(c *pipeline.Config) {
 				r := &c.Sources[0].Routes[0]
-				r.Schema = countingSchema{r.Schema.(*schema.Schema), &took, &declined}
+				r.Schema = countingSchema{r.Schema.(*schema.Schema), &took, &declined, nil}
 				mutate(r, &c.Sources[0])
 			})
 			if err := h.p.Deliver(t.Context(), "orders", records("shardId-0", fastPathBodies[:2]...)); err != nil {

@@ -304,6 +304,10 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 
 	fast := p.jsonFast[src]
 	unrouted := 0
+	var js *jsonBatch
+	if fast != nil {
+		js = &jsonBatch{}
+	}
 	for i := range b.records {
 		rec := &b.records[i]
 		if rec.Invalid != nil {
@@ -311,7 +315,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			continue
 		}
 		if fast != nil {
-			if taken, ok := p.rowsFromJSON(src.Routes, fast, rec, i, len(b.records), bySink); ok {
+			if taken, ok := p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink); ok {
 				if !taken {
 					unrouted++
 					p.unrouted(src, rec, deadLetter)

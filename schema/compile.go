@@ -60,6 +60,7 @@ type node struct {
 	restricted bool
 	oneofInt   map[int64]struct{}
 	oneofStr   map[string]any // the value, boxed once (ConvertJSON returns it)
+	oneofSmall []oneofEntry   // oneofStr when it is small: a scan beats hashing
 	oneofDesc  string
 	between    bool
 	minI, maxI int64
@@ -70,7 +71,27 @@ type node struct {
 	strictMax  bool
 	betweenStr string
 	re         *regexp.Regexp
+	reSeq      runeSeq // re, when it is a fixed sequence of runes
 	reSrc      string
+}
+
+type oneofEntry struct {
+	s     string
+	boxed any
+}
+
+// oneof returns s's boxed copy in the oneof set, and whether it is in it.
+func (n *node) oneof(s string) (any, bool) {
+	if n.oneofSmall != nil {
+		for i := range n.oneofSmall {
+			if n.oneofSmall[i].s == s {
+				return n.oneofSmall[i].boxed, true
+			}
+		}
+		return nil, false
+	}
+	boxed, in := n.oneofStr[s]
+	return boxed, in
 }
 
 type compiler struct {
@@ -266,6 +287,7 @@ func (c *compiler) restrictions(p string, n *node, sp *FieldSpec) {
 			c.errf(p+".regex", "%v", err)
 		} else {
 			target.re, target.reSrc, target.restricted = re, sp.Regex, true
+			target.reSeq = compileRuneSeq(sp.Regex)
 		}
 	}
 }
@@ -314,6 +336,11 @@ func (c *compiler) oneof(p string, n *node, vals []any, optional bool) {
 	if ok {
 		n.oneofDesc = "[" + strings.Join(parts, ", ") + "]"
 		n.restricted = true
+	}
+	if len(n.oneofStr) <= 8 {
+		for x, boxed := range n.oneofStr {
+			n.oneofSmall = append(n.oneofSmall, oneofEntry{x, boxed})
+		}
 	}
 }
 

@@ -265,14 +265,21 @@ func (n *node) checkFloat(f float64) *FieldError {
 
 func (n *node) checkStr(s string) *FieldError {
 	if n.oneofStr != nil {
-		if _, ok := n.oneofStr[s]; !ok {
+		if _, ok := n.oneof(s); !ok {
 			return ferr(strconv.Quote(clip(s)) + " is not one of " + n.oneofDesc)
 		}
 	}
-	if n.re != nil && !n.re.MatchString(s) {
+	if n.re != nil && !n.matchRegex(s) {
 		return ferr(strconv.Quote(clip(s)) + " does not match regex " + strconv.Quote(n.reSrc))
 	}
 	return nil
+}
+
+func (n *node) matchRegex(s string) bool {
+	if n.reSeq != nil {
+		return n.reSeq.match(s)
+	}
+	return n.re.MatchString(s)
 }
 
 func toInt(v any) (int64, *FieldError) {

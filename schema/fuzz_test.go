@@ -65,6 +65,19 @@ func FuzzConvert(f *testing.F) {
 		// general path then names it). It may also decline records nested
 		// deeper than it scans.
 		fast, fastOK := s.ConvertJSON(data)
+		// The batch way (a JSONRecord reused after another record, appending
+		// to a slice that holds another row) agrees with it.
+		var r JSONRecord
+		prev, _ := s.AppendJSON(nil, &r) // declines: nothing scanned yet
+		if r.Scan([]byte(`{"ts":1,"ts":2,"a":{"b":[1]}}`)) {
+			prev, _ = s.AppendJSON(nil, &r)
+		}
+		scanned := r.Scan(data)
+		batch, batchOK := s.AppendJSON(prev, &r)
+		if batchOK != fastOK || !scanned && batchOK ||
+			batchOK && (!reflect.DeepEqual(batch[len(prev):], fast) || !reflect.DeepEqual(batch[:len(prev)], prev)) {
+			t.Fatalf("Scan %v, AppendJSON gave %v (ok %v), ConvertJSON %v (ok %v)", scanned, batch, batchOK, fast, fastOK)
+		}
 		rec, err := dec.Decode(data)
 		if err != nil {
 			var de *jsondec.Error

@@ -3,11 +3,15 @@ package schema
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/jsontext"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
@@ -28,25 +32,130 @@ import (
 // It allocates one copy of data (string values of the row share it, so a
 // retained row keeps the record's text alive), the []record.Field, and a box for
 // each value that does not fit in an interface for free. Safe for concurrent
-// use; it never panics on any input.
+// use; it never panics on any input. A caller that converts many records, or
+// one record for several datasets, uses JSONRecord and AppendJSON instead.
 func (s *Schema) ConvertJSON(data []byte) (fields []record.Field, ok bool) {
-	if s.plan == nil || !utf8.Valid(data) {
+	if s.plan == nil {
 		return nil, false
 	}
-	sc := jscan{s: string(data)}
-	sc.ws()
-	if sc.peek() != '{' {
-		return nil, false // Convert wants an object; empty input is a decode error
-	}
-	out, ok := sc.object(s.plan, s.fields, 0)
+	var local [16]member
+	text := string(data)
+	ms, dups, ok := scanRecord(text, local[:0])
 	if !ok {
 		return nil, false
 	}
+	return s.appendJSON(make([]record.Field, 0, len(s.fields)), text, ms, dups, nil)
+}
+
+// JSONRecord is a JSON record scanned once: validated by jsondec's rules and
+// its top-level members indexed, so that the where expressions and the
+// conversions of every dataset a record feeds read it without scanning it
+// again. The zero value is ready for Scan; reuse one per goroutine.
+type JSONRecord struct {
+	s       string
+	members []member
+	// dups: a key occurs twice (the last one wins, as in encoding/json), so
+	// lookups cannot stop at the first match.
+	dups bool
+	ok   bool // the last Scan succeeded
+	// boxes hold the values converted from the records scanned, kept across
+	// Scans: one JSONRecord per batch makes the batch's boxes a few slabs.
+	boxes boxes
+}
+
+// member is a top-level key and where its value is.
+type member struct {
+	key string
+	val span
+}
+
+// Scan validates data as one JSON object and indexes its members; false means
+// data is not a JSON object by jsondec's rules (or is nested deeper than
+// maxScanDepth) and no dataset can take it from here: the caller takes the
+// general path. The record, and the string values of fields converted from
+// it, share data's memory without a copy: data must not change while they are
+// in use (the pipeline's records are never modified once received).
+func (r *JSONRecord) Scan(data []byte) bool {
+	return r.scan(unsafe.String(unsafe.SliceData(data), len(data)))
+}
+
+func (r *JSONRecord) scan(s string) bool {
+	r.s = s
+	r.members, r.dups, r.ok = scanRecord(s, r.members[:0])
+	return r.ok
+}
+
+// scanRecord scans s, appending its members to ms. Not a method, and s not
+// among the results, so that ConvertJSON's ms can stay on its stack.
+func scanRecord(s string, ms []member) (_ []member, dups, ok bool) {
+	sc := jscan{s: s}
 	sc.ws()
-	if sc.i != len(sc.s) {
-		return nil, false
+	if sc.peek() != '{' {
+		return ms, false, false // Convert wants an object; empty input is a decode error
 	}
-	return out, true
+	if ms, ok = sc.index(ms, &dups); !ok {
+		return ms, false, false
+	}
+	sc.ws()
+	return ms, dups, sc.i == len(sc.s)
+}
+
+// Valid reports whether the last Scan succeeded.
+func (r *JSONRecord) Valid() bool { return r.ok }
+
+// Bytes returns the text last scanned; callers must not modify it.
+func (r *JSONRecord) Bytes() []byte { return unsafe.Slice(unsafe.StringData(r.s), len(r.s)) }
+
+// find returns the value of key in s ("" when absent), looking first at
+// guess: records usually list their members in the order the fields do. The
+// text and the members come apart so that escape analysis sees that only s
+// flows into the row (a caller's members array stays on its stack).
+func find(s string, ms []member, dups bool, key string, guess int) (val string, at int) {
+	if dups {
+		for j := len(ms) - 1; j >= 0; j-- {
+			if ms[j].key == key {
+				return s[ms[j].val.start:ms[j].val.end], j
+			}
+		}
+		return "", guess
+	}
+	if guess < len(ms) && ms[guess].key == key {
+		return s[ms[guess].val.start:ms[guess].val.end], guess
+	}
+	for j := range ms {
+		if ms[j].key == key {
+			return s[ms[j].val.start:ms[j].val.end], j
+		}
+	}
+	return "", guess
+}
+
+// AppendJSON appends the fields of the scanned record r to dst, with what
+// ConvertJSON promises (ok false: nothing usable was appended; dst's spare
+// capacity may have been written). Appending the rows of a batch to one slice
+// is one allocation per batch instead of one per row.
+func (s *Schema) AppendJSON(dst []record.Field, r *JSONRecord) (fields []record.Field, ok bool) {
+	if s.plan == nil || !r.ok {
+		return dst, false
+	}
+	return s.appendJSON(dst, r.s, r.members, r.dups, &r.boxes)
+}
+
+func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups bool, bx *boxes) ([]record.Field, bool) {
+	var local [16]string
+	vals := local[:0]
+	if len(s.plan.keys) <= len(local) {
+		vals = local[:len(s.plan.keys)]
+	} else {
+		vals = make([]string, len(s.plan.keys))
+	}
+	guess := 0
+	for j, k := range s.plan.keys {
+		var at int
+		vals[j], at = find(text, ms, dups, k, guess)
+		guess = at + 1
+	}
+	return s.plan.fill(dst, s.fields, vals, bx)
 }
 
 // maxScanDepth bounds the nesting ConvertJSON validates itself (encoding/json
@@ -150,7 +259,25 @@ func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]record.Field, bool
 	if !sc.members(p, spans, depth) {
 		return nil, false
 	}
-	out := make([]record.Field, len(fs))
+	var lv [16]string
+	vals := lv[:0]
+	if len(spans) <= len(lv) {
+		vals = lv[:len(spans)]
+	} else {
+		vals = make([]string, len(spans))
+	}
+	for j, sp := range spans {
+		if sp.end > 0 {
+			vals[j] = sc.s[sp.start:sp.end]
+		}
+	}
+	return p.fill(make([]record.Field, 0, len(fs)), fs, vals, nil)
+}
+
+// fill appends fs converted from the values of p's keys (vals[j] is the
+// text of keys[j]'s value, "" when absent).
+func (p *objPlan) fill(dst []record.Field, fs []field, vals []string, bx *boxes) ([]record.Field, bool) {
+	dst = slices.Grow(dst, len(fs))
 	for i := range fs {
 		f := &fs[i]
 		var v any
@@ -159,26 +286,85 @@ func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]record.Field, bool
 		} else {
 			sl := p.slot[i]
 			if sl < 0 {
-				return nil, false
+				return dst, false
 			}
-			val := ""
-			if sp := spans[sl]; sp.end > 0 {
-				val = sc.s[sp.start:sp.end]
-			}
+			val := vals[sl]
 			if rest := p.rest[i]; rest != nil && val != "" {
 				var ok bool
 				if val, ok = walk(val, rest); !ok {
-					return nil, false
+					return dst, false
 				}
 			}
 			var ok bool
-			if v, ok = convJSON(f.node, val); !ok {
-				return nil, false
+			if v, ok = convJSON(f.node, val, bx); !ok {
+				return dst, false
 			}
 		}
-		out[i] = record.Field{Name: f.name, Value: v}
+		dst = append(dst, record.Field{Name: f.name, Value: v})
 	}
-	return out, true
+	return dst, true
+}
+
+// index validates the object at sc.i and appends its members to ms (passed
+// and returned rather than kept in r, so that a caller's array can stay on
+// its stack), setting *dups if a key repeats.
+func (sc *jscan) index(ms []member, dups *bool) ([]member, bool) {
+	var bloom uint64 // per key: bit (len^key[0]*7) mod 64, to notice repeats cheaply
+	sc.i++           // '{'
+	sc.ws()
+	if sc.peek() == '}' {
+		sc.i++
+		return ms, true
+	}
+	for {
+		if sc.peek() != '"' {
+			return ms, false
+		}
+		ks := sc.i
+		esc, ok := sc.str()
+		if !ok {
+			return ms, false
+		}
+		key := sc.s[ks+1 : sc.i-1]
+		if esc {
+			key = unquote(key)
+		}
+		sc.ws()
+		if sc.peek() != ':' {
+			return ms, false
+		}
+		sc.i++
+		sc.ws()
+		vs := sc.i
+		if !sc.value(1) {
+			return ms, false
+		}
+		var bit uint64
+		if len(key) > 0 {
+			bit = 1 << ((uint(len(key)) ^ uint(key[0])*7) & 63)
+		}
+		if bloom&bit != 0 && !*dups {
+			for j := range ms {
+				if ms[j].key == key {
+					*dups = true
+					break
+				}
+			}
+		}
+		bloom |= bit
+		ms = append(ms, member{key, span{vs, sc.i}})
+		sc.ws()
+		switch sc.peek() {
+		case ',':
+			sc.i++
+			sc.ws()
+		case '}':
+			sc.i++
+			return ms, true
+		default:
+			return ms, false
+		}
+	}
 }
 
 // members validates the object at sc.i and records in spans where the values
@@ -335,13 +521,13 @@ func (sc *jscan) number() bool {
 }
 
 // str validates the string at sc.i (its opening quote) and moves past it;
-// esc reports whether it has escapes.
+// esc reports whether it has escapes. It also checks the string is valid
+// UTF-8 (the only place non-ASCII bytes can be in valid JSON), since jsondec
+// would replace invalid bytes and the row would differ.
 func (sc *jscan) str() (esc, ok bool) {
 	s := sc.s
 	for i := sc.i + 1; i < len(s); {
-		for i < len(s) && plain[s[i]] {
-			i++
-		}
+		i += jsontext.PlainLen(s[i:])
 		if i >= len(s) {
 			break
 		}
@@ -369,20 +555,15 @@ func (sc *jscan) str() (esc, ok bool) {
 		case c < 0x20:
 			return false, false
 		default:
-			i++
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				return false, false
+			}
+			i += size
 		}
 	}
 	return false, false
 }
-
-// plain[c]: c needs no attention inside a string (not '"', '\\' or a
-// control character).
-var plain = func() (t [256]bool) {
-	for c := range t {
-		t[c] = c >= 0x20 && c != '"' && c != '\\'
-	}
-	return t
-}()
 
 func hex4(s string) rune {
 	var r rune
@@ -451,10 +632,8 @@ func unquote(s string) string {
 // strValue returns the contents of the string token tok.
 func strValue(tok string) string {
 	s := tok[1 : len(tok)-1]
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' {
-			return unquote(s)
-		}
+	if strings.IndexByte(s, '\\') >= 0 {
+		return unquote(s)
 	}
 	return s
 }
@@ -533,7 +712,7 @@ func walk(val string, path []seg) (string, bool) {
 
 // convJSON converts the validated JSON value val ("" when missing) as
 // convertValue would convert its decoded form; ok false where that fails.
-func convJSON(n *node, val string) (any, bool) {
+func convJSON(n *node, val string, bx *boxes) (any, bool) {
 	if val == "" || val == "null" {
 		return nil, n.kind == KindOptional
 	}
@@ -551,7 +730,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if !ok || n.restricted && n.checkInt(i) != nil {
 			return nil, false
 		}
-		return i, true
+		return bx.int(i), true
 	case KindFloat:
 		if !isNum {
 			return nil, false
@@ -560,7 +739,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if !ok || n.between && n.checkFloat(f) != nil {
 			return nil, false
 		}
-		return f, true
+		return bx.float(f), true
 	case KindBool:
 		switch c {
 		case 't':
@@ -576,8 +755,8 @@ func convJSON(n *node, val string) (any, bool) {
 		s := strValue(val)
 		if n.oneofStr != nil {
 			// The set's own boxed copy: one allocation less per row.
-			boxed, in := n.oneofStr[s]
-			if !in || n.re != nil && !n.re.MatchString(s) {
+			boxed, in := n.oneof(s)
+			if !in || n.re != nil && !n.matchRegex(s) {
 				return nil, false
 			}
 			return boxed, true
@@ -585,7 +764,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if n.restricted && n.checkStr(s) != nil {
 			return nil, false
 		}
-		return s, true
+		return bx.str(s), true
 	case KindDatetime:
 		var t time.Time
 		var ok bool
@@ -598,7 +777,7 @@ func convJSON(n *node, val string) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		return t, true
+		return bx.time(t), true
 	case KindDecimal:
 		// toDecimal of a json.Number or a string: the same text either way.
 		text := val
@@ -643,7 +822,7 @@ func convJSON(n *node, val string) (any, bool) {
 			if !sc.value(0) {
 				return nil, false
 			}
-			v, ok := convJSON(n.elem, val[st:sc.i])
+			v, ok := convJSON(n.elem, val[st:sc.i], nil)
 			if !ok {
 				return nil, false
 			}
@@ -700,7 +879,7 @@ func convJSON(n *node, val string) (any, bool) {
 			// A repeated key keeps its last value, and only that one must fit.
 			prev, seen := out[key]
 			wasBad := seen && prev == badValue
-			v, ok := convJSON(n.elem, val[st:sc.i])
+			v, ok := convJSON(n.elem, val[st:sc.i], nil)
 			switch {
 			case !ok && !wasBad:
 				bad++
@@ -775,9 +954,8 @@ func jsonFloat(lit string) (float64, bool) {
 	if i, ok := smallInt(lit); ok && i < 1<<53 && i > -(1<<53) {
 		return float64(i), true
 	}
-	if _, ok := parseDec(lit); !ok {
-		return 0, false
-	}
+	// lit passed the scanner's number grammar, which is stricter than
+	// toFloat's parseDec check.
 	f, _ := strconv.ParseFloat(lit, 64)
 	return f, !math.IsInf(f, 0) && !math.IsNaN(f)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -190,6 +191,62 @@ func TestConvertJSONAllocs(t *testing.T) {
 		}
 	}); n > 7 {
 		t.Errorf("%v allocations, want at most 7", n)
+	}
+	// A batch's way: one JSONRecord, one []record.Field for all its rows,
+	// the values boxed in slabs: no allocation per row but a slab's now and
+	// then.
+	var r JSONRecord
+	dst := make([]record.Field, 0, 1000)
+	if n := testing.AllocsPerRun(100, func() {
+		if !r.Scan(data) {
+			t.Fatal("Scan failed")
+		}
+		var ok bool
+		if dst, ok = s.AppendJSON(dst[:0], &r); !ok {
+			t.Fatal("declined")
+		}
+	}); n > 0 {
+		t.Errorf("Scan+AppendJSON: %v allocations per row, want 0", n)
+	}
+}
+
+// The values boxed in a JSONRecord's slabs stay what they were converted
+// to while the garbage collector runs and the record scans others: every
+// row of a long batch, kept, equals ConvertJSON's.
+func TestAppendJSONBoxesSurviveGC(t *testing.T) {
+	s, err := Compile("ts", []FieldSpec{
+		{Name: "id", Type: "int"}, {Name: "amount", Type: "float"}, {Name: "ts", Type: "datetime"},
+		{Name: "note", Type: "optional[str]"}, {Name: "small", Type: "int"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r JSONRecord
+	var rows [][]record.Field
+	var want [][]record.Field
+	var fields []record.Field
+	for i := range 2000 {
+		data := []byte(fmt.Sprintf(`{"id":%d,"amount":%d.5,"ts":%d,"note":"n%d","small":%d}`, 1000+i, i, 1700000000+i, i, i%256))
+		if !r.Scan(data) {
+			t.Fatal("Scan failed")
+		}
+		start := len(fields)
+		var ok bool
+		if fields, ok = s.AppendJSON(fields, &r); !ok {
+			t.Fatalf("declined %s", data)
+		}
+		rows = append(rows, fields[start:])
+		w, _ := s.ConvertJSON(data)
+		want = append(want, w)
+		if i%100 == 0 {
+			runtime.GC()
+		}
+	}
+	runtime.GC()
+	for i := range rows {
+		if !reflect.DeepEqual(rows[i], want[i]) {
+			t.Fatalf("row %d = %v, want %v", i, rows[i], want[i])
+		}
 	}
 }
 

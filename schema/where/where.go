@@ -131,6 +131,7 @@ type shape struct {
 type state struct {
 	vm  vm.VM
 	env map[string]any
+	row []record.Field // MatchScanned's fields, reused
 }
 
 // Compile type-checks src against the dataset's fields and compiles it. The
@@ -210,27 +211,35 @@ func (f *Filter) Match(rec any) (bool, error) {
 // MatchJSON is Match on the record that decoders/jsondec decodes from data,
 // read straight from its bytes (schema.Schema.ConvertJSON of the fields the
 // expression names). ok is false when it cannot give Match's answer itself:
-// data is not valid JSON, a named field does not convert, the expression fails
-// on the values, or it names no field and does not match (then nothing here
-// checks that data is JSON at all). The caller then takes Match's path, which
-// gives the answer or the error.
+// data is not valid JSON, a named field does not convert, or the expression
+// fails on the values. The caller then takes Match's path, which gives the
+// answer or the error.
 func (f *Filter) MatchJSON(data []byte) (match, ok bool) {
+	var r schema.JSONRecord
+	if !r.Scan(data) {
+		return false, false
+	}
+	return f.MatchScanned(&r)
+}
+
+// MatchScanned is MatchJSON on a record already scanned (and so known to be
+// valid JSON): a source with several datasets scans each record once for all
+// their where expressions and rows.
+func (f *Filter) MatchScanned(r *schema.JSONRecord) (match, ok bool) {
 	if f == nil {
 		return false, false
 	}
-	if f.sub == nil {
-		// It names no field: its answer does not depend on the record. A
-		// match is safe to give, since the route's ConvertJSON then checks
-		// the JSON; a non-match is not (it would skip the check), so that
-		// case still declines.
-		m, err := f.eval(nil)
-		return m, m && err == nil
-	}
-	row, ok := f.sub.ConvertJSON(data)
-	if !ok {
+	st := f.pool.Get().(*state)
+	defer f.pool.Put(st)
+	if f.sub != nil {
+		var ok bool
+		if st.row, ok = f.sub.AppendJSON(st.row[:0], r); !ok {
+			return false, false
+		}
+	} else if !r.Valid() {
 		return false, false
 	}
-	m, err := f.eval(row)
+	m, err := f.evalIn(st, st.row)
 	return m, err == nil
 }
 
@@ -238,6 +247,10 @@ func (f *Filter) MatchJSON(data []byte) (match, ok bool) {
 func (f *Filter) eval(row []record.Field) (bool, error) {
 	st := f.pool.Get().(*state)
 	defer f.pool.Put(st)
+	return f.evalIn(st, row)
+}
+
+func (f *Filter) evalIn(st *state, row []record.Field) (bool, error) {
 	for i := range f.vars {
 		v := &f.vars[i]
 		val := row[i].Value

@@ -103,7 +103,8 @@ func BenchmarkWrite(b *testing.B) {
 		buf := make([]byte, 0, 1<<20)
 		for b.Loop() {
 			var err error
-			buf, _, err = encodeBatch(buf[:0], rows, "row", appendRow)
+			var e rowEncoder
+			buf, _, err = encodeBatch(buf[:0], rows, "row", e.appendRow)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -113,7 +114,8 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func mustEncode(b *testing.B, rows []record.Row) []byte {
-	buf, _, err := encodeBatch(nil, rows, "row", appendRow)
+	var e rowEncoder
+	buf, _, err := encodeBatch(nil, rows, "row", e.appendRow)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package file
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -657,4 +658,42 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// The encoder keeps the encodings of field names and of the source and
+// shard from row to row: a batch mixing datasets (other names at the same
+// positions, more or fewer fields), sources and shards writes each row as a
+// batch of that row alone does.
+func TestRowLinesIndependentOfBatch(t *testing.T) {
+	o1 := record.Origin{Source: "a", ShardID: "shardId-1", SequenceNumber: "1", ArrivalTime: fixedTime}
+	o2 := record.Origin{Source: "b\"", ShardID: "shardId-2", SequenceNumber: "2", SubSequence: 1, ArrivalTime: fixedTime}
+	rows := []record.Row{
+		{Origin: o1, Fields: []record.Field{{Name: "id", Value: int64(1)}, {Name: "x", Value: "s"}}},
+		{Origin: o1, Fields: []record.Field{{Name: "id", Value: int64(2)}, {Name: "y\n", Value: 1.5}, {Name: "z", Value: nil}}},
+		{Origin: o2, Fields: []record.Field{{Name: "id", Value: int64(3)}}},
+		{Origin: o2},
+		{Origin: o1, Fields: []record.Field{{Name: "other", Value: true}, {Name: "x", Value: "t"}}},
+		{Origin: o1, Fields: []record.Field{{Name: "id", Value: int64(4)}, {Name: "x", Value: "u"}}},
+	}
+	var e rowEncoder
+	batch, _, err := encodeBatch(nil, rows, "row", e.appendRow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alone []byte
+	for i := range rows {
+		var fresh rowEncoder
+		if alone, err = fresh.appendRow(alone, &rows[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(batch) != string(alone) {
+		t.Errorf("as one batch:\n%s\nrow by row:\n%s", batch, alone)
+	}
+	for i, l := range strings.Split(strings.TrimSuffix(string(batch), "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || len(m) != len(rows[i].Fields)+5 {
+			t.Errorf("line %d %s: %v, %d keys", i, l, err, len(m))
+		}
+	}
 }

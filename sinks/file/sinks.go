@@ -52,7 +52,8 @@ func NewDeadLetterSink(cfg Config, log *slog.Logger) (*DeadLetterSink, error) {
 // It is safe for concurrent use; the rows of one call stay contiguous and in
 // order.
 func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
-	return writeBatch(ctx, s.c, rows, "row", appendRow)
+	var e rowEncoder
+	return writeBatch(ctx, s.c, rows, "row", e.appendRow)
 }
 
 // Close waits for pending Writes, fsyncs and closes the current file. Write

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/jsontext"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
@@ -210,8 +211,17 @@ var safe = func() (s [utf8.RuneSelf]bool) {
 // U+2028/U+2029 are escaped, as encoding/json does; <, > and & are kept as is.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	if n := jsontext.PlainLen(s); n == len(s) {
+		// The common case, copied whole.
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	start := 0
 	for i := 0; i < len(s); {
+		if n := jsontext.PlainLen(s[i:]); n > 0 {
+			i += n
+			continue
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if safe[c] {
 				i++

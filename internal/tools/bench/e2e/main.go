@@ -93,6 +93,7 @@ type options struct {
 	skipLatency bool
 	rounds      int
 	shardSync   time.Duration
+	maxRecords  int
 }
 
 func main() {
@@ -107,6 +108,7 @@ func main() {
 	flag.BoolVar(&o.skipLatency, "skip-latency", false, "skip the latency runs")
 	flag.IntVar(&o.rounds, "rounds", 1, "throughput runs per consumer (the table shows medians)")
 	flag.DurationVar(&o.shardSync, "shard-sync-interval", 250*time.Millisecond, "both consumers' shard sync interval: each takes one lease per sync")
+	flag.IntVar(&o.maxRecords, "max-records", 10000, "both consumers' max_records per GetRecords (1..10000)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -282,7 +284,7 @@ consumer:
   lease_duration: 10s
   lease_refresh: 2s
   idle_between_reads: 500ms
-  max_records: 10000
+  max_records: %[7]d
   lease_stealing: true
 metrics:
   listen: %[5]s
@@ -370,7 +372,7 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 			return nil, err
 		}
 		cfg := filepath.Join(dir, "config.yaml")
-		body := fmt.Sprintf(configTemplate, b.streams[stream], ch.rowsDir, ch.dlDir, app, ch.metrics, b.o.shardSync)
+		body := fmt.Sprintf(configTemplate, b.streams[stream], ch.rowsDir, ch.dlDir, app, ch.metrics, b.o.shardSync, b.o.maxRecords)
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			return nil, err
 		}
@@ -378,7 +380,7 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 	default:
 		args := []string{"-stream", stream, "-app", app, "-shard-sync-interval", b.o.shardSync.String(), "-lease-duration", "10s",
-			"-lease-refresh", "2s", "-idle-between-reads", "500ms", "-max-records", "10000", "-lease-stealing=true"}
+			"-lease-refresh", "2s", "-idle-between-reads", "500ms", "-max-records", strconv.Itoa(b.o.maxRecords), "-lease-stealing=true"}
 		if latency {
 			args = append(args, "-latency")
 		}
@@ -818,5 +820,5 @@ func printTable(w io.Writer, o options, avgSize int, ki, bare []*result, kiLat, 
 		fmt.Fprintf(w, "| CPU-s per 100k records while tailing at %d/s (mostly idle polling) | %.2f | %.2f | %.2f× |\n", o.latRate, a, b, a/b)
 		fmt.Fprintf(w, "\nLatency: kinesis-ingest %s; bare KCL %s.", kiLat.latencyWhat, bareLat.latencyWhat)
 	}
-	fmt.Fprintf(w, " Records/s from process start include startup and taking the %d leases (one per %s shard sync).\n", o.shards, o.shardSync)
+	fmt.Fprintf(w, " Records/s from process start include startup and taking the %d leases (one per %s shard sync). Both consumers: max_records %d.\n", o.shards, o.shardSync, o.maxRecords)
 }

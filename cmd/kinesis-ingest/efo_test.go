@@ -199,3 +199,36 @@ func TestValidateEnhancedFanOut(t *testing.T) {
 	}
 	wantLines(t, r, map[string][]string{"FAIL  " + check + " [not_found]": {missingARN, "register-stream-consumer"}})
 }
+
+// Under `latest` an enhanced fan-out consumer starts where the application
+// first started, as a polling one does: records put before the first start
+// are not read, and records put while no worker ran are, on shards that were
+// never checkpointed.
+func TestEnhancedFanOutLatestStartsAtTheFirstStart(t *testing.T) {
+	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
+	e := newEnv(t, 2)
+	p := efoproxy.New(t, e.kin.Endpoint)
+	cfg := e.efoConfig("latest", "orders-efo")
+	data, keys, _ := orders(1000, 40, false) // before the application exists
+	e.put(data, keys)
+	time.Sleep(1100 * time.Millisecond) // arrival timestamps have 1 s resolution on some emulators
+	w1 := e.startEFO(cfg, "w1", p)
+	e.waitBalanced(map[string]int{"w1": 2}, 90*time.Second)
+	waitFor(t, 60*time.Second, "both shards subscribed", func() bool { served, _ := p.Streams(); return served >= 2 })
+	w1.stop(60 * time.Second)
+
+	data, keys, _ = orders(0, 100, false) // while no worker runs
+	e.put(data, keys)
+	w2 := e.startEFO(cfg, "w2", p)
+	waitFor(t, 90*time.Second, "the 100 rows put while no worker ran", func() bool { return len(missing(idsOf(e.rows()), 0, 100, nil)) == 0 })
+	time.Sleep(2 * time.Second)
+	w2.stop(60 * time.Second)
+	for id := range idsOf(e.rows()) {
+		if id >= 1000 {
+			t.Fatalf("row %d was put before the application's first start; latest must not read it", id)
+		}
+	}
+	if lost, _ := report(t, e.rows(), 100); len(lost) > 0 {
+		t.Fatalf("lost %d records put while no worker ran", len(lost))
+	}
+}

@@ -28,8 +28,17 @@ func withLeaseTable(client *kinesis.Client, table *leases.Table, log *slog.Logge
 	o.APIOptions = append(slices.Clone(o.APIOptions), func(st *middleware.Stack) error {
 		if err := st.Initialize.Add(middleware.InitializeMiddlewareFunc("kinesis-ingest/start-position",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				if p, ok := in.Parameters.(*kinesis.GetShardIteratorInput); ok {
+				switch p := in.Parameters.(type) {
+				case *kinesis.GetShardIteratorInput:
 					startAt(p, table, log)
+				case *kinesis.SubscribeToShardInput:
+					// Enhanced fan-out: the same start, carried as the
+					// subscription's starting position.
+					if sp := p.StartingPosition; sp != nil {
+						it := &kinesis.GetShardIteratorInput{ShardId: p.ShardId, ShardIteratorType: sp.Type, Timestamp: sp.Timestamp}
+						startAt(it, table, log)
+						p.StartingPosition = &types.StartingPosition{Type: it.ShardIteratorType, Timestamp: it.Timestamp, SequenceNumber: sp.SequenceNumber}
+					}
 				}
 				return next.HandleInitialize(ctx, in)
 			}), middleware.Before); err != nil {

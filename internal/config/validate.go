@@ -32,27 +32,21 @@ func (l *loader) validate(cfg *Config) {
 	connectors := map[string]string{} // name -> path of its first use
 	sources := map[string]bool{}
 	sinks := map[string]bool{}
+	claim := func(name, p string, kind map[string]bool) {
+		if name == "" {
+			return
+		}
+		if first, ok := connectors[name]; ok {
+			l.errorf(join(p, keyName), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", name, first)
+			return
+		}
+		connectors[name], kind[name] = p, true
+	}
 	for i, s := range cfg.Sources {
-		if s.Name == "" {
-			continue
-		}
-		p := index(keySources, i)
-		if first, ok := connectors[s.Name]; ok {
-			l.errorf(join(p, keyName), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
-			continue
-		}
-		connectors[s.Name], sources[s.Name] = p, true
+		claim(s.Name, index(keySources, i), sources)
 	}
 	for i, s := range cfg.Sinks {
-		if s.Name == "" {
-			continue
-		}
-		p := index(keySinks, i)
-		if first, ok := connectors[s.Name]; ok {
-			l.errorf(join(p, keyName), nil, "%q is already the name of %s; source and sink names must be unique, so rename one", s.Name, first)
-			continue
-		}
-		connectors[s.Name], sinks[s.Name] = p, true
+		claim(s.Name, index(keySinks, i), sinks)
 	}
 
 	datasets := map[string]string{}

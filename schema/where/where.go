@@ -153,7 +153,7 @@ func Compile(src string, fields []schema.FieldSpec) (*Filter, error) {
 	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Timezone("UTC"))
 	if err != nil {
-		return nil, errors.New(oneLine(err))
+		return nil, errors.New(exprMessage(err))
 	}
 
 	// The fields the expression names, in declaration order.
@@ -262,7 +262,7 @@ func (f *Filter) evalIn(st *state, row []record.Field) (bool, error) {
 	out, err := st.vm.Run(f.prog, st.env)
 	clear(st.env)
 	if err != nil {
-		return false, errors.New(oneLine(err))
+		return false, errors.New(exprMessage(err))
 	}
 	b, ok := out.(bool)
 	if !ok {
@@ -271,8 +271,9 @@ func (f *Filter) evalIn(st *state, row []record.Field) (bool, error) {
 	return b, nil
 }
 
-// oneLine formats an expr error without its source snippet.
-func oneLine(err error) string {
+// exprMessage is an expr error on one line: its message and position, without
+// the source snippet expr puts under it.
+func exprMessage(err error) string {
 	var fe *file.Error
 	if !errors.As(err, &fe) {
 		return err.Error()

@@ -133,6 +133,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 				continue
 			}
 			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Name]}
+			r.Window, r.Timestamp = window(ds)
 			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
 				r.Where = ds.Filter
 			}
@@ -168,12 +169,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			efo = &kcl.EFO{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN}
 			kopts = append(kopts, kcl.WithFanOutGuard(a.metrics.NewFanOut(src.Name), log.With("source", src.Name, "subsystem", "efo")))
 		}
+		// A relative init_position is resolved here, at this start; shards
+		// with a checkpoint ignore it.
+		pos := k.InitPosition.Resolve(time.Now())
 		c, err := kcl.New(kcl.Config{
 			Source:            src.Name,
 			StreamARN:         k.StreamARN.String(),
 			StreamName:        k.StreamARN.Name,
 			Region:            k.StreamARN.Region,
-			Position:          kcl.Position{Type: k.InitPosition.ShardIteratorType(), Timestamp: k.InitPosition.Timestamp},
+			Position:          kcl.Position{Type: pos.ShardIteratorType(), Timestamp: pos.Timestamp},
 			Application:       LeaseTable(cfg, src.Name),
 			WorkerID:          workerID,
 			ShardSyncInterval: cfg.Consumer.ShardSyncInterval,
@@ -204,6 +208,29 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		}
 	}
 	return a, nil
+}
+
+// window builds a dataset's since/until and sample for the pipeline; nil
+// when it has neither. ts converts the timestamp field alone.
+func window(ds config.Dataset) (w *pipeline.Window, ts pipeline.Converter) {
+	if ds.Since.IsZero() && ds.Until.IsZero() && ds.Sample == nil {
+		return nil, nil
+	}
+	w = &pipeline.Window{Timestamp: ds.Schema.TimestampIndex(), Since: ds.Since, Until: ds.Until}
+	if ds.Sample != nil {
+		w.SampleRate = ds.Sample.Rate
+		for _, name := range ds.Sample.Using {
+			for i, c := range ds.Schema.Columns() {
+				if c.Name == name {
+					w.SampleColumns = append(w.SampleColumns, i)
+				}
+			}
+		}
+	}
+	if ds.TimestampOnly != nil {
+		ts = ds.TimestampOnly
+	}
+	return w, ts
 }
 
 // LeaseTable is the DynamoDB lease table of a source: consumer.application, with

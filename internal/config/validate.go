@@ -115,6 +115,47 @@ func (l *loader) validate(cfg *Config) {
 	for i := range cfg.Datasets {
 		l.compile(index(keyDatasets, i), &cfg.Datasets[i])
 		l.compileWhere(index(keyDatasets, i), &cfg.Datasets[i])
+		l.compileWindow(index(keyDatasets, i), &cfg.Datasets[i])
+	}
+}
+
+// compileWindow checks a dataset's sample columns (defaulting them) and
+// compiles the timestamp-only schema that since/until need.
+func (l *loader) compileWindow(path string, d *Dataset) {
+	if d.Schema == nil {
+		return
+	}
+	if !d.Since.IsZero() || !d.Until.IsZero() {
+		for _, sp := range d.Fields {
+			if sp.Name == d.Timestamp {
+				if s, err := compileSchema(d.Timestamp, []schema.FieldSpec{sp}); err == nil {
+					d.TimestampOnly = s
+				}
+			}
+		}
+	}
+	if d.Sample == nil {
+		return
+	}
+	if len(d.Sample.Using) == 0 {
+		for _, c := range d.Schema.Columns() {
+			if c.Name != d.Timestamp {
+				d.Sample.Using = append(d.Sample.Using, c.Name)
+			}
+		}
+		if len(d.Sample.Using) == 0 {
+			l.errorf(join(path, keySample), nil, "the dataset has no field but its timestamp to hash; add using: [...] naming the fields that identify a record")
+		}
+		return
+	}
+	cols := map[string]bool{}
+	for _, c := range d.Schema.Columns() {
+		cols[c.Name] = true
+	}
+	for i, u := range d.Sample.Using {
+		if !cols[u] {
+			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a field of dataset %q; name fields of the dataset", u, d.Name)
+		}
 	}
 }
 

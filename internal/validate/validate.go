@@ -248,7 +248,7 @@ func (v *validator) source(ctx context.Context, i int, src config.Source) {
 	}
 	retention := time.Duration(aws.ToInt32(d.RetentionPeriodHours)) * time.Hour
 	v.add(pass(streamName, fmt.Sprintf("%s %s, %d open shards, retention %dh", arn, d.StreamStatus, aws.ToInt32(d.OpenShardCount), aws.ToInt32(d.RetentionPeriodHours))))
-	if p := k.InitPosition; p.Kind == config.AtTimestamp && retention > 0 {
+	if p := k.InitPosition.Resolve(time.Now()); p.Kind == config.AtTimestamp && retention > 0 {
 		if oldest := time.Now().Add(-retention); p.Timestamp.Before(oldest) {
 			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("sources[%d].kinesis.init_position: %s is before the retention of stream %s (%dh: nothing older than about %s is kept); shards without a checkpoint start at the oldest retained record, as with trim_horizon",
 				i, p, k.StreamARN.Name, aws.ToInt32(d.RetentionPeriodHours), oldest.UTC().Format(time.RFC3339)))

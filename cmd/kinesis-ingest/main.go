@@ -101,6 +101,22 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 	return cfg, true
 }
 
+// envHelp is the --env flag's help, the same on every command.
+const envHelp = "the deployment: use only the sources and datasets whose env lists it (and those without env); required when the config lists envs"
+
+// loadConfigEnv is loadConfig, then the selection of --env.
+func loadConfigEnv(path, env string, stderr io.Writer) (*config.Config, bool) {
+	cfg, ok := loadConfig(path, stderr)
+	if !ok {
+		return nil, false
+	}
+	if err := cfg.SelectEnv(env); err != nil {
+		fmt.Fprintf(stderr, "config %s: %v\n", path, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
@@ -115,10 +131,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 	path := fs.String("config", "", "path of the YAML configuration (required)")
 	logFormat := fs.String("log-format", "", "text or json; overrides log.format")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error; overrides log.level")
+	env := fs.String("env", "", envHelp)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	cfg, ok := loadConfigEnv(*path, *env, stderr)
 	if !ok {
 		return 2
 	}

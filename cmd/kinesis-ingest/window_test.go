@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,10 +18,18 @@ import (
 const windowTemplate = `
 sources:
   - name: orders
+    env: [prod, staging]
     kinesis:
       stream_arn: %[1]s
       init_position: trim_horizon
 datasets:
+  - name: prod_copy
+    env: [prod]
+    source: orders
+    fields:
+      - {name: id, type: int}
+      - {name: ts, type: datetime}
+    sink: prod_file
   - name: windowed
     source: orders
     timestamp: ts
@@ -36,6 +46,8 @@ datasets:
     fields: *fields
     sink: sampled_file
 sinks:
+  - name: prod_file
+    file: {path: %[6]s}
   - name: windowed_file
     file: {path: %[2]s}
   - name: sampled_file
@@ -122,7 +134,7 @@ func TestSinceUntilAndSample(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		body := fmt.Sprintf(windowTemplate, e.arn, windowDir, sampleDir, lettersDir, name)
+		body := fmt.Sprintf(windowTemplate, e.arn, windowDir, sampleDir, lettersDir, name, filepath.Join(dir, "prod"))
 		if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +144,7 @@ func TestSinceUntilAndSample(t *testing.T) {
 	var sampledRuns [][]int64
 	for run, name := range []string{"orders-window", "orders-replay"} {
 		cfgPath, windowDir, sampleDir, lettersDir := app(name)
-		w := e.start(cfgPath, "w"+strconv.Itoa(run))
+		w := e.startArgs(cfgPath, "w"+strconv.Itoa(run), []string{"--env", "staging"}, nil)
 		addr := w.metricsAddr()
 		// Every record is accounted for once the filtered counters reach the
 		// records outside the window and the sample's misses.
@@ -185,9 +197,36 @@ func TestSinceUntilAndSample(t *testing.T) {
 			t.Errorf("%s: filtered sample %d, want %d", name, got, n-badTotal-len(sampled))
 		}
 		sampledRuns = append(sampledRuns, sampled)
+		// --env staging leaves out the prod-only dataset: not a row, not a
+		// count, not even its sink's directory.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(cfgPath), "prod")); !os.IsNotExist(err) {
+			t.Errorf("%s: the prod-only dataset's sink exists under --env staging (%v)", name, err)
+		}
+		if strings.Contains(m, `dataset="prod_copy"`) {
+			t.Errorf("%s: metrics name the prod-only dataset under --env staging", name)
+		}
+	}
+	// An env that nothing lists is refused before anything runs.
+	cfgPath, _, _, _ := app("orders-typo")
+	cmd := exec.Command(binary, "validate", "--offline", "--config", cfgPath, "--env", "prdo")
+	cmd.Env = append(os.Environ(), "WORKER_ID=v")
+	out, err := cmd.CombinedOutput()
+	if code := exitCode(err); code != 2 || !strings.Contains(string(out), "--env prdo: no source or dataset lists it; the config's envs are prod, staging") {
+		t.Errorf("validate --env prdo: exit %d, output %s; want exit 2 naming the envs", code, out)
 	}
 	if !slices.Equal(sampledRuns[0], sampledRuns[1]) {
 		t.Errorf("the replay sampled other records:\nfirst  %v\nreplay %v", sampledRuns[0], sampledRuns[1])
 	}
 	t.Logf("window: %d before, %d inside (%d bad), %d after; sample kept %d of %d", before, len(wantWindow), len(wantLetters), after, len(sampledRuns[0]), n-badTotal)
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

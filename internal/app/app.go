@@ -237,7 +237,7 @@ func window(ds config.Dataset) (w *pipeline.Window, ts pipeline.Converter) {
 // the source's name appended when there are several sources, because shard ids
 // repeat across streams.
 func LeaseTable(cfg *config.Config, source string) string {
-	if len(cfg.Sources) == 1 {
+	if !cfg.Consumer.TablePerSource {
 		return cfg.Consumer.Application
 	}
 	return cfg.Consumer.Application + "-" + source

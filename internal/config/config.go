@@ -246,6 +246,10 @@ type DeadLetter struct {
 type Consumer struct {
 	// Application names the lease table; defaults to the first source's name.
 	Application string
+	// TablePerSource is set when the config has several sources: each then
+	// has its table, Application-<source>. It is decided on the whole file,
+	// so selecting an env (SelectEnv) never moves a source's checkpoints.
+	TablePerSource bool
 	// WorkerID identifies this process among workers; default hostname-pid.
 	WorkerID string
 	// RoleARN is assumed to access the lease table; nil uses the default chain.

@@ -227,6 +227,7 @@ func names[T any](xs []T, name func(T) string) string {
 
 func (l *loader) validateConsumer(cfg *Config) {
 	c := &cfg.Consumer
+	c.TablePerSource = len(cfg.Sources) > 1
 	if c.Application == "" && len(cfg.Sources) > 0 && cfg.Sources[0].Name != "" {
 		c.Application = cfg.Sources[0].Name
 		if !dynamoTableRE.MatchString(c.Application) {

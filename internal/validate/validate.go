@@ -556,7 +556,7 @@ func checkAWSConfig(ctx context.Context, region string, role *config.RoleARN, ex
 // otherLeaseTable is the name LeaseTable gives a source's table when the
 // config has the other kind of source list (one source versus several).
 func otherLeaseTable(cfg *config.Config, source string) string {
-	if len(cfg.Sources) == 1 {
+	if !cfg.Consumer.TablePerSource {
 		return cfg.Consumer.Application + "-" + source
 	}
 	return cfg.Consumer.Application

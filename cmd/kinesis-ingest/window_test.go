@@ -45,7 +45,19 @@ datasets:
     sample: {rate: 0.3, using: [id]}
     fields: *fields
     sink: sampled_file
+  - name: priced
+    source: orders
+    fields:
+      - {name: id, type: int}
+      - {name: amount, type: float}
+      - {name: ts, type: datetime}
+      - {name: doubled, type: float, expr: amount * 2}
+      - {name: size, type: str, expr: 'amount >= 150 ? "big" : "small"'}
+      - {name: ratio, type: float, expr: 100 / (amount - 150)}
+    sink: priced_file
 sinks:
+  - name: priced_file
+    file: {path: %[7]s}
   - name: prod_file
     file: {path: %[6]s}
   - name: windowed_file
@@ -70,6 +82,14 @@ type idRow struct {
 	ID int64 `json:"id"`
 }
 
+type pricedRow struct {
+	ID      int64   `json:"id"`
+	Amount  float64 `json:"amount"`
+	Doubled float64 `json:"doubled"`
+	Size    string  `json:"size"`
+	Ratio   float64 `json:"ratio"`
+}
+
 func ids[T any](rows []T, id func(T) int64) []int64 {
 	out := make([]int64, 0, len(rows))
 	for _, r := range rows {
@@ -79,13 +99,13 @@ func ids[T any](rows []T, id func(T) int64) []int64 {
 	return out
 }
 
-// TestSinceUntilAndSample puts records one second apart from 12:00:00 on both
+// TestDatasetRules (since/until, sample, env, computed fields) puts records one second apart from 12:00:00 on both
 // sides of a window [12:01, 12:03): the windowed dataset holds exactly the
 // records inside it, a record outside it with a bad amount is neither row nor
 // dead letter, one inside with a bad amount is a dead letter; the sampled
 // dataset keeps about 30%, and a second application replaying the stream keeps
 // exactly the same ids.
-func TestSinceUntilAndSample(t *testing.T) {
+func TestDatasetRules(t *testing.T) {
 	e := newEnv(t, 2)
 	const n = 300
 	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -134,7 +154,7 @@ func TestSinceUntilAndSample(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		body := fmt.Sprintf(windowTemplate, e.arn, windowDir, sampleDir, lettersDir, name, filepath.Join(dir, "prod"))
+		body := fmt.Sprintf(windowTemplate, e.arn, windowDir, sampleDir, lettersDir, name, filepath.Join(dir, "prod"), filepath.Join(dir, "priced"))
 		if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -159,18 +179,22 @@ func TestSinceUntilAndSample(t *testing.T) {
 			return 0
 		}
 		var windowed, sampled []int64
+		var priced []pricedRow
+		pricedDir := filepath.Join(filepath.Dir(cfgPath), "priced")
 		letters := map[string][]int64{}
 		waitFor(t, 90*time.Second, "every record as a row, a dead letter or filtered", func() bool {
 			m = scrape(t, addr)
 			windowed = ids(readLines(t, windowDir, func(*idRow, string) {}), func(r idRow) int64 { return r.ID })
 			sampled = ids(readLines(t, sampleDir, func(*idRow, string) {}), func(r idRow) int64 { return r.ID })
+			priced = readLines(t, pricedDir, func(*pricedRow, string) {})
 			clear(letters)
 			for _, l := range readLines(t, lettersDir, func(*routedLetter, string) {}) {
 				id, _ := strconv.ParseInt(strings.TrimPrefix(l.PartitionKey, "k-"), 10, 64)
 				letters[l.Dataset] = append(letters[l.Dataset], id)
 			}
 			return len(windowed)+len(letters["windowed"])+filtered("windowed", "since")+filtered("windowed", "until") >= n &&
-				len(sampled)+len(letters["sampled"])+filtered("sampled", "sample") >= n
+				len(sampled)+len(letters["sampled"])+filtered("sampled", "sample") >= n &&
+				len(priced)+len(letters["priced"]) >= n
 		})
 		w.stop(30 * time.Second)
 
@@ -197,6 +221,25 @@ func TestSinceUntilAndSample(t *testing.T) {
 			t.Errorf("%s: filtered sample %d, want %d", name, got, n-badTotal-len(sampled))
 		}
 		sampledRuns = append(sampledRuns, sampled)
+		// Computed fields: every good record but amount 150 (ratio 100/0 is
+		// no float) is a row with its computed values; 150 is a dead letter.
+		sizes := map[string]int{}
+		for _, r := range priced {
+			wantSize := "small"
+			if r.Amount >= 150 {
+				wantSize = "big"
+			}
+			sizes[r.Size]++
+			if r.Doubled != 2*r.Amount || r.Size != wantSize || r.Ratio != 100/(r.Amount-150) || r.ID == 150 {
+				t.Errorf("%s: priced row %+v: computed fields wrong", name, r)
+			}
+		}
+		if len(priced) != n-badTotal-1 || sizes["big"] == 0 || sizes["small"] == 0 {
+			t.Errorf("%s: %d priced rows (%v), want %d of both sizes", name, len(priced), sizes, n-badTotal-1)
+		}
+		if !slices.Contains(letters["priced"], 150) || len(letters["priced"]) != badTotal+1 {
+			t.Errorf("%s: priced dead letters %v, want the %d bad records and 150", name, letters["priced"], badTotal)
+		}
 		// --env staging leaves out the prod-only dataset: not a row, not a
 		// count, not even its sink's directory.
 		if _, err := os.Stat(filepath.Join(filepath.Dir(cfgPath), "prod")); !os.IsNotExist(err) {

@@ -12,8 +12,11 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 )
 
-// compileSchema is schema.Compile; tests may replace it.
-var compileSchema = schema.Compile
+// compileSchema is schema.Compile with computed fields in the where
+// language; tests may replace it.
+var compileSchema = func(timestamp string, specs []schema.FieldSpec) (*schema.Schema, error) {
+	return schema.CompileWith(timestamp, specs, where.CompileExpr)
+}
 
 // schemaPathRE splits "fields[2].type: msg" into path and message.
 var schemaPathRE = regexp.MustCompile(`^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (?s:(.*))$`)

@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}
-		kopts := []func(*kinesis.Options){kcl.GuardAggregates}
+		kopts := []func(*kinesis.Options){kcl.GuardAggregates, kcl.StartRewound}
 		var efo *kcl.EFO
 		if e := k.EFO; e != nil {
 			efo = &kcl.EFO{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN}

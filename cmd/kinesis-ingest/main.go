@@ -32,6 +32,11 @@ Usage:
                                          with some bad records, ingest it, print a summary
   kinesis-ingest errors --config FILE    summarize the dead letters: counts by reason and
                                          field, the latest ones with a preview of their data
+  kinesis-ingest leases --config FILE    where each shard stands: state, owner, lease,
+                                         checkpoint, parents, how far behind (read-only)
+  kinesis-ingest reset --config FILE --to latest|trim_horizon|TIMESTAMP [--shard ID] [--yes]
+                                         rewind the application's checkpoints (refused
+                                         while a worker holds a live lease)
 
 Run "kinesis-ingest COMMAND --help" for a command's flags.
 AWS region, credentials and endpoints come from the SDK's standard configuration
@@ -59,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "errors":
 		return cmdErrors(ctx, args[1:], stdout, stderr)
+	case "leases":
+		return cmdLeases(ctx, args[1:], stdout, stderr)
+	case "reset":
+		return cmdReset(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -354,3 +354,14 @@ func (p *isoParser) digits(n int, want string) int {
 	p.i += n
 	return v
 }
+
+// ParsePosition reads a position given outside the YAML file (a command-line
+// flag) in every form init_position takes: the text is read as a YAML scalar,
+// so 1714557600 is epoch seconds and 2024-05-01T10:00:00Z a timestamp.
+func ParsePosition(s string) (InitPosition, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(s), &doc); err != nil || len(doc.Content) == 0 {
+		return InitPosition{}, fmt.Errorf("%q is not a position; want %s", s, initPositionForms)
+	}
+	return parseInitPosition(doc.Content[0])
+}

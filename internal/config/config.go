@@ -96,6 +96,11 @@ type Source struct {
 	Kinesis Kinesis
 	// Env (env) lists the deployments that read this source; empty is all.
 	Env []string
+	// Bounded (bounded) makes the source end: once every shard of it
+	// delivered nothing new for Idleness (idleness) and has nothing left to
+	// read. Both are set or neither, as in Fennel.
+	Bounded  bool
+	Idleness time.Duration
 }
 
 // Kinesis holds a source's stream parameters (sources[].kinesis).

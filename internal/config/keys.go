@@ -67,6 +67,12 @@ const (
 	keyUsing = "using"
 )
 
+// sources[i]: a bounded source ends once idle.
+const (
+	keyBounded  = "bounded"
+	keyIdleness = "idleness"
+)
+
 // Shared by sources and datasets: the deployments that use them.
 const keyEnv = "env"
 

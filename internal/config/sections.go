@@ -107,8 +107,18 @@ func (l *loader) checkListen(path string, n *yaml.Node, s string) {
 }
 
 func (l *loader) source(path string, n *yaml.Node) Source {
-	m := l.mapping(path, n, keyName, keyKinesis, keyEnv)
+	m := l.mapping(path, n, keyName, keyKinesis, keyEnv, keyBounded, keyIdleness)
 	s := Source{Name: l.name(m, "source"), Env: l.envList(m, keyEnv)}
+	s.Bounded = l.boolean(m, keyBounded, false)
+	if m.has(keyIdleness) {
+		s.Idleness = l.durationMin(m, keyIdleness, 10*time.Minute, false)
+	}
+	switch {
+	case s.Bounded && !m.has(keyIdleness):
+		l.errorf(join(path, keyBounded), m.vals[keyBounded], "bounded needs idleness: say how long without a new record means the source is done, e.g. idleness: 10m")
+	case !s.Bounded && m.has(keyIdleness) && !l.bad[join(path, keyIdleness)]:
+		l.errorf(join(path, keyIdleness), m.vals[keyIdleness], "idleness applies to a bounded source only; add bounded: true or remove idleness")
+	}
 	if !m.has(keyKinesis) {
 		l.errorf(join(path, keyKinesis), m.keys[keyKinesis], "required; add kinesis: {stream_arn: arn:aws:kinesis:<region>:<account>:stream/<name>}")
 		return s

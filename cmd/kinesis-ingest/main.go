@@ -135,7 +135,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(h)
 }
 
-func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flags("run", "kinesis-ingest run --config FILE: consume every source of FILE until SIGINT or SIGTERM.", stderr)
 	path := fs.String("config", "", "path of the YAML configuration (required)")
 	logFormat := fs.String("log-format", "", "text or json; overrides log.format")
@@ -170,5 +170,9 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("stopped")
+	if a.Finished() {
+		fmt.Fprintf(stdout, "kinesis-ingest: every bounded source is done; this worker (%s) made durable:\n", cfg.Consumer.WorkerID)
+		a.Summary().Print(stdout)
+	}
 	return 0
 }

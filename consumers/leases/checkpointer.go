@@ -28,6 +28,7 @@ var names = map[string]string{
 	"#ap":  colAdjacent,
 	"#x":   colExpired,
 	"#sa":  colStartAt,
+	"#is":  colIdleSince,
 }
 
 // update builds an UpdateItem input, with only the #names the expressions use

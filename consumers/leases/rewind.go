@@ -89,7 +89,7 @@ func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, now
 	if _, err := ParseStartPosition(p.String()); err != nil {
 		return err
 	}
-	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct",
+	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct, #is",
 		"attribute_not_exists(#o) OR #o = :none OR #lt < :now", map[string]types.AttributeValue{
 			":sa":   s(p.String()),
 			":none": s(""),

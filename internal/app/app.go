@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -49,11 +50,14 @@ type App struct {
 	// For /readyz: started once the pipeline runs and the consumers were
 	// started; stopping from the moment the worker begins to stop.
 	started, stopping health.Flag
+
+	tally    *tally
+	finished atomic.Bool
 }
 
 // New builds every part; nothing runs until Run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}}
+	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}, tally: newTally()}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -76,7 +80,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
-			rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs)
+			rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs), a.tally}
 			a.closers = append(a.closers, rs.Close)
 		case s.Postgres != nil:
 			sinkName := s.Name
@@ -86,7 +90,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if err != nil {
 				return nil, err
 			}
-			rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs)
+			rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs), a.tally}
 			a.closers = append(a.closers, rs.Close)
 			a.pings["sink:"+s.Name] = rs.Ping
 		default:
@@ -145,7 +149,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	// sinks (rows, dead letters, latency, batch sizes, errors) and the pipeline
 	// as the consumers' handler (records in, batch and end-to-end latency); the
 	// pipeline counts only what it alone sees.
-	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: a.metrics.WrapDeadLetterSink(dl), Metrics: a.metrics.Pipeline(), Logger: log.With("component", "pipeline")})
+	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: tallyLetters{a.metrics.WrapDeadLetterSink(dl), a.tally}, Metrics: a.metrics.Pipeline(), Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +192,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			LeaseStealing:     cfg.Consumer.LeaseStealing,
 			MaxLeases:         cfg.Consumer.MaxLeases,
 			DrainTimeout:      cfg.Consumer.ShutdownTimeout,
+			Idleness:          src.Idleness,
 			EFO:               efo,
 			Kinesis:           kinesis.NewFromConfig(kcfg, kopts...),
 			Dynamo:            dynamo,
@@ -354,6 +359,9 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	}
 	a.started.Set(true)
+	if a.bounded() {
+		go a.watchBounded(cctx, stopConsumers)
+	}
 	wg.Wait()
 	stopPipeline()
 	<-pipelineDone

@@ -78,6 +78,10 @@ import (
 type Position struct {
 	Type      string // LATEST, TRIM_HORIZON or AT_TIMESTAMP
 	Timestamp time.Time
+	// Relative says Timestamp was resolved from an offset back from now at
+	// this start (init_position: -72h): only the application's first start
+	// stores it, and a later start's other instant is no change of config.
+	Relative bool
 }
 
 // Config configures one consumer of one stream.
@@ -299,7 +303,8 @@ func (c *Consumer) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer of stream %q: %w", c.cfg.StreamName, err)
 	}
-	if !created && !app.Start.Equal(want.Start) {
+	relativeKept := c.cfg.Position.Relative && app.Start.Type == leases.AtTimestamp
+	if !created && !app.Start.Equal(want.Start) && !relativeKept {
 		c.log.Warn("init_position differs from the application's stored start position, which applies: init_position takes effect only at an application's first start",
 			"init_position", want.Start.String(), "stored_start", app.Start.String(), "first_start", app.FirstStart,
 			"fix", "use a new consumer.application to start over from init_position")

@@ -173,15 +173,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			efo = &kcl.EFO{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN}
 			kopts = append(kopts, kcl.WithFanOutGuard(a.metrics.NewFanOut(src.Name), log.With("source", src.Name, "subsystem", "efo")))
 		}
-		// A relative init_position is resolved here, at this start; shards
-		// with a checkpoint ignore it.
+		// A relative init_position is resolved here, at this start; the lease
+		// table keeps the instant of the application's first start
+		// (leases.Table.Register), which every later start uses.
 		pos := k.InitPosition.Resolve(time.Now())
 		c, err := kcl.New(kcl.Config{
 			Source:            src.Name,
 			StreamARN:         k.StreamARN.String(),
 			StreamName:        k.StreamARN.Name,
 			Region:            k.StreamARN.Region,
-			Position:          kcl.Position{Type: pos.ShardIteratorType(), Timestamp: pos.Timestamp},
+			Position:          kcl.Position{Type: pos.ShardIteratorType(), Timestamp: pos.Timestamp, Relative: k.InitPosition.Relative != 0},
 			Application:       LeaseTable(cfg, src.Name),
 			WorkerID:          workerID,
 			ShardSyncInterval: cfg.Consumer.ShardSyncInterval,

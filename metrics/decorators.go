@@ -212,6 +212,11 @@ type Pipeline struct{ m *Metrics }
 // Pipeline returns the pipeline's own counters.
 func (m *Metrics) Pipeline() *Pipeline { return &Pipeline{m: m} }
 
+// Filtered counts n rows a dataset's own rules dropped.
+func (p *Pipeline) Filtered(dataset, reason string, n int) {
+	p.m.Filtered.WithLabelValues(dataset, reason).Add(float64(n))
+}
+
 // Unrouted counts n records of source that no dataset took.
 func (p *Pipeline) Unrouted(source string, n int) {
 	p.m.Unrouted.WithLabelValues(source).Add(float64(n))

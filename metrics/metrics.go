@@ -48,6 +48,7 @@ type Metrics struct {
 	RowsWritten       *prometheus.CounterVec   // dataset, sink
 	DeadLetters       *prometheus.CounterVec   // source, reason
 	Unrouted          *prometheus.CounterVec   // source
+	Filtered          *prometheus.CounterVec   // dataset, reason (since, until, sample)
 	MillisBehind      *prometheus.GaugeVec     // source, shard
 	LeasesHeld        *prometheus.GaugeVec     // source
 	LeaseEvents       *prometheus.CounterVec   // source, event (gained, lost, renewed)
@@ -115,6 +116,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		"Records made durable in the dead-letter sink, by reason.", "source", "reason")
 	m.Unrouted = counter("records_unrouted_total",
 		"Records that no dataset took (dead-lettered only with dead_letter.unrouted).", "source")
+	m.Filtered = counter("records_filtered_total",
+		"Rows a dataset made and dropped by its own rules, neither rows nor dead letters: reason since or until (outside its time window), sample (outside its sample).", "dataset", "reason")
 	m.MillisBehind = gauge("millis_behind_latest",
 		"How far the last GetRecords of a shard was behind the tip of the stream, in milliseconds (Kinesis' MillisBehindLatest, as the API reports it).", "source", "shard")
 	m.LeasesHeld = gauge("leases_held",

@@ -88,8 +88,9 @@ type jsonBatch struct {
 // rowsFromJSON adds rec's rows (record i of batchLen) straight from its
 // bytes, and says whether any route took it; or, with ok false, adds nothing
 // because the scan or a route declined: the record then takes the general
-// path.
-func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch, rec *record.Record, i, batchLen int, bySink []*sinkBatch) (taken, ok bool) {
+// path. A row the route's Window drops is counted through drop once the
+// record is known to stay on this path.
+func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch, rec *record.Record, i, batchLen int, bySink []*sinkBatch, drop func(route int, reason string)) (taken, ok bool) {
 	if !js.rec.Scan(rec.Data) {
 		return false, false
 	}
@@ -99,6 +100,7 @@ func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch,
 	type routeRow struct {
 		route      int
 		start, end int // in js.fields
+		drop       string
 	}
 	var buf [4]routeRow
 	rows := buf[:0]
@@ -126,9 +128,13 @@ func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch,
 		}
 		js.fields = fields
 		js.width[ri] = len(fields) - start
-		rows = append(rows, routeRow{ri, start, len(fields)})
+		rows = append(rows, routeRow{ri, start, len(fields), routes[ri].Window.Reason(fields[start:])})
 	}
 	for _, row := range rows {
+		if row.drop != "" {
+			drop(row.route, row.drop)
+			continue
+		}
 		sb := bySink[row.route]
 		if sb.rows == nil {
 			// Most records of a batch become rows: size for all of them

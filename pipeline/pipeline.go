@@ -56,7 +56,15 @@ type Route struct {
 	Dataset  string
 	Schema   Converter
 	Where    Filter // nil: every record
-	SinkName string
+	// Window drops rows outside the dataset's since/until and sample (nil:
+	// none); each is counted in records_filtered_total, and is no dead letter.
+	Window *Window
+	// Timestamp converts only the dataset's timestamp (nil: none). A record
+	// that does not fit the dataset but whose timestamp is outside Window's
+	// time window is dropped as outside it, not dead-lettered: as with Where,
+	// what the dataset does not take is never its dead letter.
+	Timestamp Converter
+	SinkName  string
 	Sink     sinks.RowSink
 }
 
@@ -85,6 +93,9 @@ type Backoff struct {
 type Metrics interface {
 	// Unrouted counts n records of source that no dataset took.
 	Unrouted(source string, n int)
+	// Filtered counts n rows of dataset its own rules dropped (reason
+	// FilteredSince, FilteredUntil or FilteredSample).
+	Filtered(dataset, reason string, n int)
 	// DecodeRetried counts a decode retried because the decoder's dependency
 	// was unavailable.
 	DecodeRetried(source string)
@@ -302,6 +313,19 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		})
 	}
 
+	var dropped map[filteredKey]int
+	drop := func(ri int, reason string) {
+		if dropped == nil {
+			dropped = map[filteredKey]int{}
+		}
+		dropped[filteredKey{src.Routes[ri].Dataset, reason}]++
+	}
+	defer func() {
+		for k, n := range dropped {
+			p.cfg.Metrics.Filtered(k.dataset, k.reason, n)
+		}
+	}()
+
 	fast := p.jsonFast[src]
 	unrouted := 0
 	var js *jsonBatch
@@ -315,7 +339,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			continue
 		}
 		if fast != nil {
-			if taken, ok := p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink); ok {
+			if taken, ok := p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink, drop); ok {
 				if !taken {
 					unrouted++
 					p.unrouted(src, rec, deadLetter)
@@ -348,7 +372,15 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			taken = true
 			fields, err := convert(r.Schema, v)
 			if err != nil {
+				if reason := outsideWindow(r, v); reason != "" {
+					drop(ri, reason)
+					continue
+				}
 				deadLetter(rec, r.Dataset, record.ReasonSchema, err)
+				continue
+			}
+			if reason := r.Window.Reason(fields); reason != "" {
+				drop(ri, reason)
 				continue
 			}
 			sb := bySink[ri]
@@ -397,6 +429,21 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	}
 	// Every record of the batch is durable now, as a row or a dead letter.
 	return nil
+}
+
+type filteredKey struct{ dataset, reason string }
+
+// outsideWindow tells, for a record that does not convert whole, whether its
+// timestamp alone puts it outside the route's time window.
+func outsideWindow(r *Route, v any) string {
+	if r.Timestamp == nil || !r.Window.Active() {
+		return ""
+	}
+	ts, err := convert(r.Timestamp, v)
+	if err != nil || len(ts) == 0 {
+		return ""
+	}
+	return r.Window.TimeReason(ts[0].Value)
 }
 
 // unrouted dead-letters a record that no dataset took, if the source says so

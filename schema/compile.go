@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
 // Schema is a compiled dataset schema. It is immutable and safe for concurrent
@@ -18,6 +20,24 @@ type Schema struct {
 	timestamp string
 	tsIndex   int
 	plan      *objPlan // for ConvertJSON
+	computed  []computed
+}
+
+// Expr computes a field's value from the row's other fields. Eval's result
+// is converted to the field's type as a record's value would be; an error
+// makes the record a schema_error dead letter.
+type Expr interface {
+	Eval(row []record.Field) (any, error)
+}
+
+// ExprCompiler compiles the expr of field index i of specs, whose type is
+// want, type-checking it against the fields it may read (those of specs
+// without expr). Package where provides one (where.CompileExpr).
+type ExprCompiler func(src string, i int, specs []FieldSpec, want Type) (Expr, error)
+
+type computed struct {
+	idx  int
+	expr Expr
 }
 
 // Columns returns the fields in declaration order with their types (struct
@@ -108,6 +128,14 @@ func (c *compiler) errf(path, format string, args ...any) {
 // by its path (fields[2].type, fields[0].fields[1].regex, timestamp), joined
 // with errors.Join.
 func Compile(timestamp string, specs []FieldSpec) (*Schema, error) {
+	return CompileWith(timestamp, specs, nil)
+}
+
+// CompileWith is Compile for fields that may be computed (FieldSpec.Expr):
+// exprs compiles each expression; with exprs nil, a computed field is an error.
+// Computed fields are evaluated after every other field converted, in
+// declaration order, and see only the fields that are not computed.
+func CompileWith(timestamp string, specs []FieldSpec, exprs ExprCompiler) (*Schema, error) {
 	c := &compiler{}
 	if len(specs) == 0 {
 		c.errf("fields", "at least one field is required")
@@ -148,6 +176,22 @@ func Compile(timestamp string, specs []FieldSpec) (*Schema, error) {
 		}
 	}
 	s.timestamp = timestamp
+	for i := range specs {
+		if specs[i].Expr == "" || fs[i].node == nil {
+			continue
+		}
+		p := "fields[" + strconv.Itoa(i) + "].expr"
+		if exprs == nil {
+			c.errf(p, "computed fields are not supported here")
+			continue
+		}
+		e, err := exprs(specs[i].Expr, i, specs, cols[i].Type)
+		if err != nil {
+			c.errf(p, "%v", err)
+			continue
+		}
+		s.computed = append(s.computed, computed{idx: i, expr: e})
+	}
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
@@ -182,6 +226,18 @@ func (c *compiler) fields(at string, specs []FieldSpec) ([]field, []Column) {
 		cols[i] = Column{Name: sp.Name, Type: tt}
 		c.restrictions(p, n, sp)
 
+		if sp.Expr != "" {
+			// Computed after the others: no lookup, like a const (nil until
+			// the expression runs).
+			f.isConst = true
+			switch {
+			case at != "fields":
+				c.errf(p+".expr", "only a dataset's own fields may be computed, not a struct's")
+			case sp.Ref != "" || sp.HasConst || sp.Const != nil:
+				c.errf(p+".expr", "a field has one of ref, const and expr")
+			}
+			continue
+		}
 		if sp.HasConst || sp.Const != nil {
 			f.isConst = true
 			if sp.Ref != "" {

@@ -25,7 +25,51 @@ func (s *Schema) Convert(rec any) ([]record.Field, error) {
 	if fe != nil {
 		return nil, fe
 	}
+	if len(s.computed) > 0 {
+		if fe := s.compute(out); fe != nil {
+			return nil, fe
+		}
+	}
 	return out, nil
+}
+
+// compute fills the computed fields of a converted row.
+func (s *Schema) compute(out []record.Field) *FieldError {
+	for _, c := range s.computed {
+		f := &s.fields[c.idx]
+		v, err := c.expr.Eval(out)
+		if err != nil {
+			return ferr("expr: " + err.Error()).prefix(f.name)
+		}
+		if v == nil && f.node.kind != KindOptional {
+			return ferr("expr gave null, but the type is not optional").prefix(f.name)
+		}
+		v = exprValue(v)
+		if t, ok := v.(time.Time); ok && (f.node.kind == KindDate || f.node.kind == KindOptional && f.node.elem.kind == KindDate) {
+			t = t.UTC() // an expression's dates (date("2024-05-01")) are times at midnight
+			v = t.Format(time.DateOnly)
+		}
+		cv, fe := f.node.convert(v)
+		if fe != nil {
+			return (&FieldError{Path: fe.Path, Msg: "expr: " + fe.Msg}).prefix(f.name)
+		}
+		out[c.idx].Value = cv
+	}
+	return nil
+}
+
+// exprValue turns the Go types an expression gives into those a decoded
+// record holds.
+func exprValue(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case float32:
+		return float64(x)
+	}
+	return v
 }
 
 func convertFields(fs []field, obj map[string]any) ([]record.Field, *FieldError) {

@@ -155,7 +155,12 @@ func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups b
 		vals[j], at = find(text, ms, dups, k, guess)
 		guess = at + 1
 	}
-	return s.plan.fill(dst, s.fields, vals, bx)
+	start := len(dst)
+	out, ok := s.plan.fill(dst, s.fields, vals, bx)
+	if ok && len(s.computed) > 0 && s.compute(out[start:]) != nil {
+		return dst, false // Convert gives the error
+	}
+	return out, ok
 }
 
 // maxScanDepth bounds the nesting ConvertJSON validates itself (encoding/json

@@ -18,6 +18,11 @@ type FieldSpec struct {
 	// the key is present; code building a FieldSpec by hand must set it.
 	Const    any  `yaml:"const"`
 	HasConst bool `yaml:"-"`
+	// Expr computes the field (Fennel's preproc eval): an expression in the
+	// where language over the dataset's other fields, evaluated on the row;
+	// see CompileWith. Only top-level fields may have one, without ref or
+	// const.
+	Expr string `yaml:"expr"`
 	// Fields are the fields of a struct type (struct, list[struct],
 	// optional[struct], ...).
 	Fields []FieldSpec `yaml:"fields"`

@@ -32,6 +32,11 @@ Usage:
                                          with some bad records, ingest it, print a summary
   kinesis-ingest errors --config FILE    summarize the dead letters: counts by reason and
                                          field, the latest ones with a preview of their data
+  kinesis-ingest leases --config FILE    where each shard stands: state, owner, lease,
+                                         checkpoint, parents, how far behind (read-only)
+  kinesis-ingest reset --config FILE --to latest|trim_horizon|TIMESTAMP [--shard ID] [--yes]
+                                         rewind the application's checkpoints (refused
+                                         while a worker holds a live lease)
 
 Run "kinesis-ingest COMMAND --help" for a command's flags.
 AWS region, credentials and endpoints come from the SDK's standard configuration
@@ -59,6 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "errors":
 		return cmdErrors(ctx, args[1:], stdout, stderr)
+	case "leases":
+		return cmdLeases(ctx, args[1:], stdout, stderr)
+	case "reset":
+		return cmdReset(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -101,6 +110,22 @@ func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 	return cfg, true
 }
 
+// envHelp is the --env flag's help, the same on every command.
+const envHelp = "the deployment: use only the sources and datasets whose env lists it (and those without env); required when the config lists envs"
+
+// loadConfigEnv is loadConfig, then the selection of --env.
+func loadConfigEnv(path, env string, stderr io.Writer) (*config.Config, bool) {
+	cfg, ok := loadConfig(path, stderr)
+	if !ok {
+		return nil, false
+	}
+	if err := cfg.SelectEnv(env); err != nil {
+		fmt.Fprintf(stderr, "config %s: %v\n", path, err)
+		return nil, false
+	}
+	return cfg, true
+}
+
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
@@ -110,15 +135,16 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(h)
 }
 
-func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flags("run", "kinesis-ingest run --config FILE: consume every source of FILE until SIGINT or SIGTERM.", stderr)
 	path := fs.String("config", "", "path of the YAML configuration (required)")
 	logFormat := fs.String("log-format", "", "text or json; overrides log.format")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error; overrides log.level")
+	env := fs.String("env", "", envHelp)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfg, ok := loadConfig(*path, stderr)
+	cfg, ok := loadConfigEnv(*path, *env, stderr)
 	if !ok {
 		return 2
 	}
@@ -144,5 +170,9 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("stopped")
+	if a.Finished() {
+		fmt.Fprintf(stdout, "kinesis-ingest: every bounded source is done; this worker (%s) made durable:\n", cfg.Consumer.WorkerID)
+		a.Summary().Print(stdout)
+	}
 	return 0
 }

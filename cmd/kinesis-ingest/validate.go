@@ -34,6 +34,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	path := fs.String("config", "", "path of the YAML configuration (required)")
 	offline := fs.Bool("offline", false, "check the file only, do not connect")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up on the checks after this long")
+	env := fs.String("env", "", envHelp)
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -49,7 +50,15 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		return 2
 	}
-	fmt.Fprintf(stdout, "ok    config %s: %d sources, %d datasets, %d sinks\n", *path, len(cfg.Sources), len(cfg.Datasets), len(cfg.Sinks))
+	if err := cfg.SelectEnv(*env); err != nil {
+		fmt.Fprintf(stdout, "FAIL  config %s [invalid_config]: %v\n", *path, err)
+		return 2
+	}
+	envNote := ""
+	if *env != "" {
+		envNote = " (env " + *env + ")"
+	}
+	fmt.Fprintf(stdout, "ok    config %s%s: %d sources, %d datasets, %d sinks\n", *path, envNote, len(cfg.Sources), len(cfg.Datasets), len(cfg.Sinks))
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stdout, "warn  %s\n", validate.OneLine(w))
 	}

@@ -78,6 +78,10 @@ import (
 type Position struct {
 	Type      string // LATEST, TRIM_HORIZON or AT_TIMESTAMP
 	Timestamp time.Time
+	// Relative says Timestamp was resolved from an offset back from now at
+	// this start (init_position: -72h): only the application's first start
+	// stores it, and a later start's other instant is no change of config.
+	Relative bool
 }
 
 // Config configures one consumer of one stream.
@@ -98,6 +102,11 @@ type Config struct {
 	LeaseStealing     bool
 	MaxLeases         int           // 0: no limit
 	DrainTimeout      time.Duration // how long in-flight deliveries may finish after Run's ctx ends
+	// Idleness, when positive, makes the source bounded: each shard's owner
+	// marks in the lease table when the shard is read to its tip with
+	// nothing new (leases.Table.MarkIdle), and Finished tells when every
+	// shard has been so for Idleness, or is finished.
+	Idleness time.Duration
 	// EFO, when set, reads through enhanced fan-out (SubscribeToShard)
 	// instead of polling; Kinesis must then carry WithFanOutGuard.
 	EFO *EFO
@@ -201,6 +210,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	kc.LeaseSyncingTimeIntervalMillis = ms(c.cfg.ShardSyncInterval)
 	kc.LeaseStealingClaimTimeoutMillis = ms(2 * c.cfg.LeaseDuration)
 	kc.MaxLeasesForWorker = c.cfg.MaxLeases
+	// A bounded source must see the empty reads: they carry the
+	// MillisBehindLatest of 0 that says a shard has nothing left.
+	kc.CallProcessRecordsEvenForEmptyRecordList = c.cfg.Idleness > 0
 	if kc.MaxLeasesForWorker <= 0 {
 		kc.MaxLeasesForWorker = 1 << 30
 	}
@@ -291,7 +303,8 @@ func (c *Consumer) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer of stream %q: %w", c.cfg.StreamName, err)
 	}
-	if !created && !app.Start.Equal(want.Start) {
+	relativeKept := c.cfg.Position.Relative && app.Start.Type == leases.AtTimestamp
+	if !created && !app.Start.Equal(want.Start) && !relativeKept {
 		c.log.Warn("init_position differs from the application's stored start position, which applies: init_position takes effect only at an application's first start",
 			"init_position", want.Start.String(), "stored_start", app.Start.String(), "first_start", app.FirstStart,
 			"fix", "use a new consumer.application to start over from init_position")
@@ -317,6 +330,10 @@ type processor struct {
 	shardID string
 	log     *slog.Logger
 	stopped bool // lease lost or delivery abandoned: deliver nothing more
+	// For a bounded source: when the shard last delivered a record (or
+	// since when its row says it is idle), and whether the row says so.
+	lastNew time.Time
+	marked  bool
 }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
@@ -327,10 +344,51 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 		from = aws.ToString(in.ExtendedSequenceNumber.SequenceNumber)
 	}
 	p.log.Info("shard lease taken", "checkpoint", from)
+	if p.c.cfg.Idleness > 0 {
+		// Idleness carries over from the previous owner: a shard idle for
+		// 9 of 10 minutes stays so when its lease moves.
+		p.lastNew = time.Now()
+		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		if l, err := p.c.table.Lease(ctx, in.ShardId); err == nil && !l.IdleSince.IsZero() {
+			p.lastNew, p.marked = l.IdleSince, true
+		}
+		cancel()
+	}
+}
+
+// idle notes a read of the shard for a bounded source: one that delivered
+// records clears the row's idle mark, an empty one at the tip sets it.
+func (p *processor) idle(records int, millisBehind int64) {
+	if p.c.cfg.Idleness <= 0 || p.stopped {
+		return
+	}
+	var since time.Time
+	switch {
+	case records > 0:
+		p.lastNew = time.Now()
+		if !p.marked {
+			return
+		}
+	case millisBehind == 0 && !p.marked:
+		since = p.lastNew
+	default:
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	if err := p.c.table.MarkIdle(ctx, p.shardID, since); err != nil {
+		p.log.Warn("bounded source: idle mark not written; written again at the next read", "err", err)
+		return
+	}
+	p.marked = !since.IsZero()
 }
 
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
-	if p.stopped || len(in.Records) == 0 {
+	if p.stopped {
+		return
+	}
+	if len(in.Records) == 0 {
+		p.idle(0, in.MillisBehindLatest)
 		return
 	}
 	recs := make([]record.Record, len(in.Records))
@@ -367,6 +425,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	last := recs[len(recs)-1].Origin.SequenceNumber
 	p.checkpoint(in.Checkpointer, &last)
+	p.idle(len(recs), in.MillisBehindLatest)
 }
 
 // checkpointAttempts bounds the retries of a checkpoint that failed for a

@@ -27,6 +27,8 @@ var names = map[string]string{
 	"#ct":  colClaimTime,
 	"#ap":  colAdjacent,
 	"#x":   colExpired,
+	"#sa":  colStartAt,
+	"#is":  colIdleSince,
 }
 
 // update builds an UpdateItem input, with only the #names the expressions use
@@ -478,6 +480,9 @@ func (t *Table) CheckpointSequence(shard *par.ShardStatus) error {
 	if cp == "" {
 		return fmt.Errorf("leases: checkpoint of shard %q in table %q: empty sequence number; checkpoint the sequence number of the last processed record, or nil at the end of the shard", id, t.table)
 	}
+	if _, ok := FromStartMarker(cp); ok {
+		return fmt.Errorf("leases: checkpoint of shard %q in table %q: %q is the start position of a rewound shard, not a sequence number; checkpoint the sequence number of a processed record", id, t.table, cp)
+	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
 	in := t.update(id, "SET #cp = :cp", "#o = :me", map[string]types.AttributeValue{
@@ -544,15 +549,24 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 	if t.claimLive(r, t.now()) {
 		claim = r.ClaimRequest
 	}
+	cp := r.Checkpoint
+	if cp == "" && r.StartAt != "" {
+		// A rewound shard: see startMarkerPrefix.
+		if p, err := ParseStartPosition(r.StartAt); err == nil {
+			cp = StartMarker(p)
+		} else {
+			t.log.Warn("malformed start position ignored; the shard starts at init_position", "shard", id, "start_at", r.StartAt, "err", err)
+		}
+	}
 	shard.Mux.Lock()
 	if ownFetch {
-		shard.Checkpoint = r.Checkpoint
+		shard.Checkpoint = cp
 	}
 	shard.AssignedTo = t.memOwner(r.Owner, local != nil)
 	shard.LeaseTimeout = r.LeaseTimeout
 	setClaim(shard, claim)
 	shard.Mux.Unlock()
-	if r.Checkpoint == "" {
+	if cp == "" {
 		return checkpoint.ErrSequenceIDNotFound
 	}
 	return nil

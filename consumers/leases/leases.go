@@ -211,6 +211,12 @@ type Lease struct {
 	ClaimRequest          string    // worker that asked to steal the shard; "" if none
 	LeaseTimeout          time.Time // zero if absent
 	ClaimTime             time.Time // zero if absent
+	// IdleSince is, for a shard of a bounded source, since when it has
+	// delivered nothing and been read to its tip (MarkIdle); zero if not.
+	IdleSince time.Time
+	// StartAt is where a rewound shard starts while it has no checkpoint
+	// (Rewind; StartPosition's form), "" if none.
+	StartAt string
 }
 
 // Table is the lease table of one KCL worker. It implements

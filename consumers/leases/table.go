@@ -171,6 +171,10 @@ func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
 	r.ParentShardID = str(item, colParent)
 	r.AdjacentParentShardID = str(item, colAdjacent)
 	r.ClaimRequest = str(item, colClaim)
+	r.StartAt = str(item, colStartAt)
+	if v := str(item, colIdleSince); v != "" {
+		r.IdleSince, _ = parseTime(v) // a malformed one reads as not idle
+	}
 	r.rawTimeout = str(item, colLeaseTimeout)
 	r.rawClaimTime = str(item, colClaimTime)
 	var err error

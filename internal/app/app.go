@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -49,11 +50,14 @@ type App struct {
 	// For /readyz: started once the pipeline runs and the consumers were
 	// started; stopping from the moment the worker begins to stop.
 	started, stopping health.Flag
+
+	tally    *tally
+	finished atomic.Bool
 }
 
 // New builds every part; nothing runs until Run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}}
+	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}, tally: newTally()}
 	defer func() {
 		if err != nil {
 			a.close()
@@ -76,7 +80,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
-			rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs)
+			rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs), a.tally}
 			a.closers = append(a.closers, rs.Close)
 		case s.Postgres != nil:
 			sinkName := s.Name
@@ -86,7 +90,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if err != nil {
 				return nil, err
 			}
-			rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs)
+			rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs), a.tally}
 			a.closers = append(a.closers, rs.Close)
 			a.pings["sink:"+s.Name] = rs.Ping
 		default:
@@ -133,6 +137,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 				continue
 			}
 			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Name]}
+			r.Window, r.Timestamp = window(ds)
 			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
 				r.Where = ds.Filter
 			}
@@ -144,7 +149,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	// sinks (rows, dead letters, latency, batch sizes, errors) and the pipeline
 	// as the consumers' handler (records in, batch and end-to-end latency); the
 	// pipeline counts only what it alone sees.
-	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: a.metrics.WrapDeadLetterSink(dl), Metrics: a.metrics.Pipeline(), Logger: log.With("component", "pipeline")})
+	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: tallyLetters{a.metrics.WrapDeadLetterSink(dl), a.tally}, Metrics: a.metrics.Pipeline(), Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err
 	}
@@ -162,18 +167,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}
-		kopts := []func(*kinesis.Options){kcl.GuardAggregates}
+		kopts := []func(*kinesis.Options){kcl.GuardAggregates, kcl.StartRewound}
 		var efo *kcl.EFO
 		if e := k.EFO; e != nil {
 			efo = &kcl.EFO{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN}
 			kopts = append(kopts, kcl.WithFanOutGuard(a.metrics.NewFanOut(src.Name), log.With("source", src.Name, "subsystem", "efo")))
 		}
+		// A relative init_position is resolved here, at this start; the lease
+		// table keeps the instant of the application's first start
+		// (leases.Table.Register), which every later start uses.
+		pos := k.InitPosition.Resolve(time.Now())
 		c, err := kcl.New(kcl.Config{
 			Source:            src.Name,
 			StreamARN:         k.StreamARN.String(),
 			StreamName:        k.StreamARN.Name,
 			Region:            k.StreamARN.Region,
-			Position:          kcl.Position{Type: k.InitPosition.ShardIteratorType(), Timestamp: k.InitPosition.Timestamp},
+			Position:          kcl.Position{Type: pos.ShardIteratorType(), Timestamp: pos.Timestamp, Relative: k.InitPosition.Relative != 0},
 			Application:       LeaseTable(cfg, src.Name),
 			WorkerID:          workerID,
 			ShardSyncInterval: cfg.Consumer.ShardSyncInterval,
@@ -184,6 +193,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			LeaseStealing:     cfg.Consumer.LeaseStealing,
 			MaxLeases:         cfg.Consumer.MaxLeases,
 			DrainTimeout:      cfg.Consumer.ShutdownTimeout,
+			Idleness:          src.Idleness,
 			EFO:               efo,
 			Kinesis:           kinesis.NewFromConfig(kcfg, kopts...),
 			Dynamo:            dynamo,
@@ -206,11 +216,34 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	return a, nil
 }
 
+// window builds a dataset's since/until and sample for the pipeline; nil
+// when it has neither. ts converts the timestamp field alone.
+func window(ds config.Dataset) (w *pipeline.Window, ts pipeline.Converter) {
+	if ds.Since.IsZero() && ds.Until.IsZero() && ds.Sample == nil {
+		return nil, nil
+	}
+	w = &pipeline.Window{Timestamp: ds.Schema.TimestampIndex(), Since: ds.Since, Until: ds.Until}
+	if ds.Sample != nil {
+		w.SampleRate = ds.Sample.Rate
+		for _, name := range ds.Sample.Using {
+			for i, c := range ds.Schema.Columns() {
+				if c.Name == name {
+					w.SampleColumns = append(w.SampleColumns, i)
+				}
+			}
+		}
+	}
+	if ds.TimestampOnly != nil {
+		ts = ds.TimestampOnly
+	}
+	return w, ts
+}
+
 // LeaseTable is the DynamoDB lease table of a source: consumer.application, with
 // the source's name appended when there are several sources, because shard ids
 // repeat across streams.
 func LeaseTable(cfg *config.Config, source string) string {
-	if len(cfg.Sources) == 1 {
+	if !cfg.Consumer.TablePerSource {
 		return cfg.Consumer.Application
 	}
 	return cfg.Consumer.Application + "-" + source
@@ -327,6 +360,9 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	}
 	a.started.Set(true)
+	if a.bounded() {
+		go a.watchBounded(cctx, stopConsumers)
+	}
 	wg.Wait()
 	stopPipeline()
 	<-pipelineDone

@@ -94,6 +94,13 @@ type Source struct {
 	// Name identifies the source; unique across sources and sinks.
 	Name    string
 	Kinesis Kinesis
+	// Env (env) lists the deployments that read this source; empty is all.
+	Env []string
+	// Bounded (bounded) makes the source end: once every shard of it
+	// delivered nothing new for Idleness (idleness) and has nothing left to
+	// read. Both are set or neither, as in Fennel.
+	Bounded  bool
+	Idleness time.Duration
 }
 
 // Kinesis holds a source's stream parameters (sources[].kinesis).
@@ -172,6 +179,30 @@ type Dataset struct {
 	// Filter is Where compiled by where.Compile against Fields; nil (which
 	// takes every record) when Where is empty.
 	Filter *where.Filter
+	// Since and Until (since, until) bound the dataset's timestamp field:
+	// a row is kept when Since <= timestamp < Until; zero is unbounded. Unlike
+	// init_position (the Kinesis arrival time, where reading starts), they
+	// are on the payload's own time, and a record outside is counted in
+	// records_filtered_total, neither a row nor a dead letter.
+	Since, Until time.Time
+	// Sample (sample) keeps a deterministic fraction of the rows; nil keeps
+	// every row.
+	Sample *Sample
+	// Env (env) lists the deployments that use this dataset; empty is all.
+	Env []string
+	// TimestampOnly converts the timestamp field alone (set when Since or
+	// Until is), to tell a record outside the window that does not fit the
+	// dataset from one inside it.
+	TimestampOnly *schema.Schema
+}
+
+// Sample keeps the rows whose hash of the Using columns falls under Rate, so
+// the same records are kept on every run and by every worker.
+type Sample struct {
+	Rate float64 // in (0, 1]
+	// Using names the columns hashed; after Load it is never empty (the
+	// default is every field but the timestamp).
+	Using []string
 }
 
 // Sink is a named destination for rows (sinks[]); exactly one of File and
@@ -220,6 +251,10 @@ type DeadLetter struct {
 type Consumer struct {
 	// Application names the lease table; defaults to the first source's name.
 	Application string
+	// TablePerSource is set when the config has several sources: each then
+	// has its table, Application-<source>. It is decided on the whole file,
+	// so selecting an env (SelectEnv) never moves a source's checkpoints.
+	TablePerSource bool
 	// WorkerID identifies this process among workers; default hostname-pid.
 	WorkerID string
 	// RoleARN is assumed to access the lease table; nil uses the default chain.

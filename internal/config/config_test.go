@@ -417,6 +417,7 @@ func TestInitPosition(t *testing.T) {
 		yaml string // one YAML scalar, as written after "init_position: "
 		kind Kind
 		want time.Time
+		rel  time.Duration
 		err  string
 	}{
 		{yaml: "latest", kind: Latest},
@@ -480,6 +481,17 @@ func TestInitPosition(t *testing.T) {
 		{yaml: "~", err: "is empty"},
 		{yaml: "[latest]", err: "expected a scalar, got a list"},
 		{yaml: "!!binary bGF0ZXN0", err: "(!!binary) is not a valid init_position"},
+		// Relative to now: resolved at the first start, so only the offset here.
+		{yaml: "-72h", kind: AtTimestamp, rel: -72 * time.Hour},
+		{yaml: "-30m", kind: AtTimestamp, rel: -30 * time.Minute},
+		{yaml: "-1h30m", kind: AtTimestamp, rel: -90 * time.Minute},
+		{yaml: "-7d", kind: AtTimestamp, rel: -7 * 24 * time.Hour},
+		{yaml: "72h", err: `"72h" is not a valid init_position: expected a 4-digit year`},
+		{yaml: "+72h", err: "is not in the past; a relative init_position goes back from now, so write it negative (e.g. -72h)"},
+		{yaml: "-0s", err: "is not in the past"},
+		{yaml: "-400d", err: "more than 365 days back"},
+		{yaml: "-9000h", err: "more than 365 days back"},
+		{yaml: "-3 days", err: "not a duration (write e.g. -72h, -30m or -7d)"},
 	} {
 		var doc yaml.Node
 		if err := yaml.Unmarshal([]byte(tc.yaml), &doc); err != nil {
@@ -494,6 +506,16 @@ func TestInitPosition(t *testing.T) {
 		}
 		if err != nil {
 			t.Errorf("%s: %v", tc.yaml, err)
+			continue
+		}
+		if tc.rel != 0 {
+			if got.Kind != AtTimestamp || got.Relative != tc.rel || !got.Timestamp.IsZero() {
+				t.Errorf("%s: got %+v, want relative %s", tc.yaml, got, tc.rel)
+			}
+			now := time.Date(2026, 12, 2, 10, 0, 0, 123456789, time.UTC)
+			if r := got.Resolve(now); r.Relative != 0 || !r.Timestamp.Equal(now.Add(tc.rel).Truncate(time.Microsecond)) {
+				t.Errorf("%s: resolved at %s to %+v", tc.yaml, now, r)
+			}
 			continue
 		}
 		if got.Kind != tc.kind || !got.Timestamp.Equal(tc.want) || (tc.kind == AtTimestamp && got.Timestamp.Location() != time.UTC) {
@@ -640,7 +662,7 @@ func TestSchemaErrorsPrefixed(t *testing.T) {
 func TestNoFollowUpErrors(t *testing.T) {
 	in := strings.Replace(minimal, "sources:\n  - name: orders\n    kinesis:", "sources:\n  - orders\n  - name: orders\n    kinesis:", 1)
 	_, err := Parse([]byte(in))
-	want := []string{`sources[0]: expected a mapping with keys name, kinesis, got scalar "orders"`}
+	want := []string{`sources[0]: expected a mapping with keys name, kinesis, env, bounded, idleness, got scalar "orders"`}
 	if err == nil {
 		t.Fatal("no error")
 	}

@@ -41,12 +41,32 @@ func (k Kind) String() string {
 type InitPosition struct {
 	Kind Kind
 	// Timestamp is the arrival time to start at when Kind is AtTimestamp, in
-	// UTC with at most microsecond precision. It is zero otherwise.
+	// UTC with at most microsecond precision. It is zero otherwise, and until
+	// a Relative position is resolved.
 	Timestamp time.Time
+	// Relative (init_position: -72h) is an offset back from now, negative,
+	// when Kind is AtTimestamp: the application's first start resolves it
+	// once (Resolve) and stores the instant, so that a restart or a worker
+	// joining later starts from the same instant, not from its own now.
+	Relative time.Duration
 }
 
-// String returns "latest", "trim_horizon" or the timestamp in RFC 3339 form.
+// Resolve returns p with a Relative offset turned into the absolute instant
+// now+Relative (in microseconds, as Kinesis takes it); other positions are
+// returned as they are.
+func (p InitPosition) Resolve(now time.Time) InitPosition {
+	if p.Kind != AtTimestamp || p.Relative == 0 {
+		return p
+	}
+	return InitPosition{Kind: AtTimestamp, Timestamp: now.Add(p.Relative).UTC().Truncate(time.Microsecond)}
+}
+
+// String returns "latest", "trim_horizon", the offset (-72h0m0s) of an
+// unresolved relative position, or the timestamp in RFC 3339 form.
 func (p InitPosition) String() string {
+	if p.Kind == AtTimestamp && p.Relative != 0 {
+		return p.Relative.String()
+	}
 	if p.Kind == AtTimestamp {
 		return p.Timestamp.UTC().Format(time.RFC3339Nano)
 	}
@@ -69,7 +89,7 @@ func (p *InitPosition) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-const initPositionForms = `latest, trim_horizon, a YAML timestamp, seconds since the epoch as an int (1714557600) or float with up to 6 decimals (1714557600.123456), or an ISO-8601 string like "2024-05-01", "2024-05-01T10:00:00" or "2024-05-01 10:00:00.123456+02:00"`
+const initPositionForms = `latest, trim_horizon, a YAML timestamp, seconds since the epoch as an int (1714557600) or float with up to 6 decimals (1714557600.123456), or an ISO-8601 string like "2024-05-01", "2024-05-01T10:00:00" or "2024-05-01 10:00:00.123456+02:00", or a duration back from now (-72h, -30m, -7d)`
 
 // Python's datetime range, which bounds what Fennel accepts.
 var (
@@ -100,6 +120,9 @@ func parseInitPosition(n *yaml.Node) (InitPosition, error) {
 			return InitPosition{Kind: Latest}, nil
 		case "trim_horizon":
 			return InitPosition{Kind: TrimHorizon}, nil
+		}
+		if strings.HasPrefix(v, "-") || strings.HasPrefix(v, "+") {
+			return parseRelative(v)
 		}
 		t, err := parseISO(v)
 		if err != nil {
@@ -162,6 +185,36 @@ func parseInitPosition(n *yaml.Node) (InitPosition, error) {
 	default:
 		return InitPosition{}, fmt.Errorf("%q (%s) is not a valid init_position; want %s", v, tag, initPositionForms)
 	}
+}
+
+// maxRelative is the longest Kinesis retention (365 days): an offset further
+// back reads from the oldest record, which trim_horizon says plainly.
+const maxRelative = 365 * 24 * time.Hour
+
+// parseRelative parses a negative offset from now: a Go duration (-72h,
+// -1h30m) or a number of days (-7d).
+func parseRelative(v string) (InitPosition, error) {
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		var n int64
+		n, err = strconv.ParseInt(days, 10, 64)
+		if err == nil && (n < -366 || n > 366) {
+			return InitPosition{}, fmt.Errorf("%q is more than 365 days back, beyond the longest Kinesis retention; use trim_horizon", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(v)
+	}
+	switch {
+	case err != nil:
+		return InitPosition{}, fmt.Errorf("%q is not a valid init_position: not a duration (write e.g. -72h, -30m or -7d); want %s", v, initPositionForms)
+	case d >= 0:
+		return InitPosition{}, fmt.Errorf("%q is not in the past; a relative init_position goes back from now, so write it negative (e.g. -%s)", v, strings.TrimPrefix(v, "+"))
+	case d < -maxRelative:
+		return InitPosition{}, fmt.Errorf("%q is more than 365 days back, beyond the longest Kinesis retention; use trim_horizon", v)
+	}
+	return InitPosition{Kind: AtTimestamp, Relative: d}, nil
 }
 
 // parseISO parses what Python's datetime.fromisoformat accepts in extended
@@ -300,4 +353,15 @@ func (p *isoParser) digits(n int, want string) int {
 	}
 	p.i += n
 	return v
+}
+
+// ParsePosition reads a position given outside the YAML file (a command-line
+// flag) in every form init_position takes: the text is read as a YAML scalar,
+// so 1714557600 is epoch seconds and 2024-05-01T10:00:00Z a timestamp.
+func ParsePosition(s string) (InitPosition, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(s), &doc); err != nil || len(doc.Content) == 0 {
+		return InitPosition{}, fmt.Errorf("%q is not a position; want %s", s, initPositionForms)
+	}
+	return parseInitPosition(doc.Content[0])
 }

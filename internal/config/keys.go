@@ -56,7 +56,25 @@ const (
 	keyWhere     = "where"
 	keyFields    = "fields"
 	keySink      = "sink"
+	keySince     = "since"
+	keyUntil     = "until"
+	keySample    = "sample"
 )
+
+// datasets[i].sample as a mapping.
+const (
+	keyRate  = "rate"
+	keyUsing = "using"
+)
+
+// sources[i]: a bounded source ends once idle.
+const (
+	keyBounded  = "bounded"
+	keyIdleness = "idleness"
+)
+
+// Shared by sources and datasets: the deployments that use them.
+const keyEnv = "env"
 
 // sinks[i] and dead_letter: exactly one of file and postgres.
 const (

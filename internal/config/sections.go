@@ -107,8 +107,18 @@ func (l *loader) checkListen(path string, n *yaml.Node, s string) {
 }
 
 func (l *loader) source(path string, n *yaml.Node) Source {
-	m := l.mapping(path, n, keyName, keyKinesis)
-	s := Source{Name: l.name(m, "source")}
+	m := l.mapping(path, n, keyName, keyKinesis, keyEnv, keyBounded, keyIdleness)
+	s := Source{Name: l.name(m, "source"), Env: l.envList(m, keyEnv)}
+	s.Bounded = l.boolean(m, keyBounded, false)
+	if m.has(keyIdleness) {
+		s.Idleness = l.durationMin(m, keyIdleness, 10*time.Minute, false)
+	}
+	switch {
+	case s.Bounded && !m.has(keyIdleness):
+		l.errorf(join(path, keyBounded), m.vals[keyBounded], "bounded needs idleness: say how long without a new record means the source is done, e.g. idleness: 10m")
+	case !s.Bounded && m.has(keyIdleness) && !l.bad[join(path, keyIdleness)]:
+		l.errorf(join(path, keyIdleness), m.vals[keyIdleness], "idleness applies to a bounded source only; add bounded: true or remove idleness")
+	}
 	if !m.has(keyKinesis) {
 		l.errorf(join(path, keyKinesis), m.keys[keyKinesis], "required; add kinesis: {stream_arn: arn:aws:kinesis:<region>:<account>:stream/<name>}")
 		return s
@@ -140,7 +150,7 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 			l.errorf(p, km.vals[keyInitPosition], "%v", err)
 		}
 		k.InitPosition = pos
-		if pos.Kind == AtTimestamp {
+		if pos.Kind == AtTimestamp && pos.Relative == 0 {
 			t, nw := pos.Timestamp, now()
 			switch {
 			case t.After(nw):
@@ -286,8 +296,16 @@ func (l *loader) registry(path string, n *yaml.Node) *Registry {
 }
 
 func (l *loader) dataset(path string, n *yaml.Node) Dataset {
-	m := l.mapping(path, n, keyName, keySource, keyTimestamp, keyWhere, keyFields, keySink)
+	m := l.mapping(path, n, keyName, keySource, keyTimestamp, keyWhere, keyFields, keySink, keySince, keyUntil, keySample, keyEnv)
 	d := Dataset{Name: l.name(m, "dataset")}
+	d.Since = l.instant(m, keySince)
+	d.Until = l.instant(m, keyUntil)
+	if !d.Since.IsZero() && !d.Until.IsZero() && !d.Since.Before(d.Until) {
+		l.errorf(join(path, keyUntil), m.vals[keyUntil], "%s is not after since (%s): the window [since, until) would take no record; swap them or widen the window",
+			d.Until.Format(time.RFC3339Nano), d.Since.Format(time.RFC3339Nano))
+	}
+	d.Sample = l.sample(join(path, keySample), m.vals[keySample])
+	d.Env = l.envList(m, keyEnv)
 	if l.required(m, keySource, "name the source this dataset reads") {
 		d.Source = l.str(m, keySource)
 	}
@@ -390,4 +408,97 @@ func (l *loader) consumer(c *Consumer, m *mapNode) {
 	c.LeaseStealing = l.boolean(m, keyLeaseStealing, c.LeaseStealing)
 	c.MaxLeases = int(l.integer(m, keyMaxLeases, 0, 0, 1<<31-1))
 	c.ShutdownTimeout = l.duration(m, keyShutdownTimeout, c.ShutdownTimeout)
+}
+
+const instantForms = `a YAML timestamp, seconds since the epoch as an int or float, or an ISO-8601 string like "2024-05-01T10:00:00Z"`
+
+// instant reads an optional datetime (since, until) in any timestamp form of
+// init_position; zero when absent.
+func (l *loader) instant(m *mapNode, key string) time.Time {
+	if !m.has(key) {
+		return time.Time{}
+	}
+	n := m.vals[key]
+	pos, err := parseInitPosition(deref(n))
+	switch {
+	case err != nil:
+		msg, _, _ := strings.Cut(strings.Replace(err.Error(), "valid init_position", "datetime", 1), "; want ")
+		l.errorf(join(m.path, key), n, "%s; want %s", msg, instantForms)
+	case pos.Kind != AtTimestamp || pos.Relative != 0:
+		l.errorf(join(m.path, key), n, "%q is not a datetime; %s is compared with the dataset's timestamp field, so give a datetime such as 2024-05-01T10:00:00Z", deref(n).Value, key)
+	default:
+		return pos.Timestamp
+	}
+	return time.Time{}
+}
+
+// sample reads `sample: 0.1` or `sample: {rate: 0.1, using: [user_id]}`.
+func (l *loader) sample(path string, n *yaml.Node) *Sample {
+	n = deref(n)
+	if isNull(n) {
+		return nil
+	}
+	s := &Sample{}
+	rateNode := n
+	if n.Kind == yaml.MappingNode {
+		m := l.mapping(path, n, keyRate, keyUsing)
+		if !l.required(m, keyRate, "give the fraction of records to keep, e.g. rate: 0.1") {
+			return nil
+		}
+		rateNode = deref(m.vals[keyRate])
+		path = join(path, keyRate)
+		if m.has(keyUsing) {
+			for i, un := range l.seq(m, keyUsing) {
+				un = deref(un)
+				if un.Kind != yaml.ScalarNode || un.Value == "" {
+					l.errorf(index(join(m.path, keyUsing), i), un, "want a field name")
+					continue
+				}
+				s.Using = append(s.Using, un.Value)
+			}
+			if len(s.Using) == 0 && !l.bad[join(m.path, keyUsing)] {
+				l.errorf(join(m.path, keyUsing), m.vals[keyUsing], "is empty; list the fields to hash, or omit using for the default")
+			}
+		}
+	}
+	r, err := strconv.ParseFloat(rateNode.Value, 64)
+	if rateNode.Kind != yaml.ScalarNode || (rateNode.ShortTag() != "!!float" && rateNode.ShortTag() != "!!int") || err != nil {
+		l.errorf(path, rateNode, "%q is not a rate; want a number greater than 0 and at most 1, e.g. 0.1", rateNode.Value)
+		return nil
+	}
+	if !(r > 0 && r <= 1) {
+		l.errorf(path, rateNode, "%v is out of range; want a rate greater than 0 and at most 1 (1 keeps every record)", r)
+		return nil
+	}
+	s.Rate = r
+	return s
+}
+
+// envList reads an optional `env: [prod, staging]` (or a single name).
+func (l *loader) envList(m *mapNode, key string) []string {
+	if !m.has(key) {
+		return nil
+	}
+	n := deref(m.vals[key])
+	p := join(m.path, key)
+	if n.Kind == yaml.ScalarNode {
+		if !nameRE.MatchString(n.Value) {
+			l.errorf(p, n, "%q is not an env name; use letters, digits, _ and -", n.Value)
+			return nil
+		}
+		return []string{n.Value}
+	}
+	var out []string
+	for i, en := range l.seq(m, key) {
+		en = deref(en)
+		if en.Kind != yaml.ScalarNode || !nameRE.MatchString(en.Value) {
+			l.errorf(index(p, i), en, "%q is not an env name; use letters, digits, _ and -", en.Value)
+			continue
+		}
+		out = append(out, en.Value)
+	}
+	if len(out) == 0 && !l.bad[p] && !badAncestor(l.broken, p) {
+		l.errorf(p, n, "is empty; list the envs (e.g. [prod, staging]) or omit env to use this everywhere")
+	}
+	return out
 }

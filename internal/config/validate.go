@@ -12,8 +12,11 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 )
 
-// compileSchema is schema.Compile; tests may replace it.
-var compileSchema = schema.Compile
+// compileSchema is schema.Compile with computed fields in the where
+// language; tests may replace it.
+var compileSchema = func(timestamp string, specs []schema.FieldSpec) (*schema.Schema, error) {
+	return schema.CompileWith(timestamp, specs, where.CompileExpr)
+}
 
 // schemaPathRE splits "fields[2].type: msg" into path and message.
 var schemaPathRE = regexp.MustCompile(`^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (?s:(.*))$`)
@@ -109,6 +112,47 @@ func (l *loader) validate(cfg *Config) {
 	for i := range cfg.Datasets {
 		l.compile(index(keyDatasets, i), &cfg.Datasets[i])
 		l.compileWhere(index(keyDatasets, i), &cfg.Datasets[i])
+		l.compileWindow(index(keyDatasets, i), &cfg.Datasets[i])
+	}
+}
+
+// compileWindow checks a dataset's sample columns (defaulting them) and
+// compiles the timestamp-only schema that since/until need.
+func (l *loader) compileWindow(path string, d *Dataset) {
+	if d.Schema == nil {
+		return
+	}
+	if !d.Since.IsZero() || !d.Until.IsZero() {
+		for _, sp := range d.Fields {
+			if sp.Name == d.Timestamp {
+				if s, err := compileSchema(d.Timestamp, []schema.FieldSpec{sp}); err == nil {
+					d.TimestampOnly = s
+				}
+			}
+		}
+	}
+	if d.Sample == nil {
+		return
+	}
+	if len(d.Sample.Using) == 0 {
+		for _, c := range d.Schema.Columns() {
+			if c.Name != d.Timestamp {
+				d.Sample.Using = append(d.Sample.Using, c.Name)
+			}
+		}
+		if len(d.Sample.Using) == 0 {
+			l.errorf(join(path, keySample), nil, "the dataset has no field but its timestamp to hash; add using: [...] naming the fields that identify a record")
+		}
+		return
+	}
+	cols := map[string]bool{}
+	for _, c := range d.Schema.Columns() {
+		cols[c.Name] = true
+	}
+	for i, u := range d.Sample.Using {
+		if !cols[u] {
+			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a field of dataset %q; name fields of the dataset", u, d.Name)
+		}
 	}
 }
 
@@ -180,6 +224,7 @@ func names[T any](xs []T, name func(T) string) string {
 
 func (l *loader) validateConsumer(cfg *Config) {
 	c := &cfg.Consumer
+	c.TablePerSource = len(cfg.Sources) > 1
 	if c.Application == "" && len(cfg.Sources) > 0 && cfg.Sources[0].Name != "" {
 		c.Application = cfg.Sources[0].Name
 		if !dynamoTableRE.MatchString(c.Application) {

@@ -248,7 +248,7 @@ func (v *validator) source(ctx context.Context, i int, src config.Source) {
 	}
 	retention := time.Duration(aws.ToInt32(d.RetentionPeriodHours)) * time.Hour
 	v.add(pass(streamName, fmt.Sprintf("%s %s, %d open shards, retention %dh", arn, d.StreamStatus, aws.ToInt32(d.OpenShardCount), aws.ToInt32(d.RetentionPeriodHours))))
-	if p := k.InitPosition; p.Kind == config.AtTimestamp && retention > 0 {
+	if p := k.InitPosition.Resolve(time.Now()); p.Kind == config.AtTimestamp && retention > 0 {
 		if oldest := time.Now().Add(-retention); p.Timestamp.Before(oldest) {
 			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("sources[%d].kinesis.init_position: %s is before the retention of stream %s (%dh: nothing older than about %s is kept); shards without a checkpoint start at the oldest retained record, as with trim_horizon",
 				i, p, k.StreamARN.Name, aws.ToInt32(d.RetentionPeriodHours), oldest.UTC().Format(time.RFC3339)))
@@ -556,7 +556,7 @@ func checkAWSConfig(ctx context.Context, region string, role *config.RoleARN, ex
 // otherLeaseTable is the name LeaseTable gives a source's table when the
 // config has the other kind of source list (one source versus several).
 func otherLeaseTable(cfg *config.Config, source string) string {
-	if len(cfg.Sources) == 1 {
+	if !cfg.Consumer.TablePerSource {
 		return cfg.Consumer.Application + "-" + source
 	}
 	return cfg.Consumer.Application

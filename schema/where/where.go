@@ -144,8 +144,8 @@ func Compile(src string, fields []schema.FieldSpec) (*Filter, error) {
 	shapes := map[string]*shape{}
 	for i := range fields {
 		sp := &fields[i]
-		if sp.Name == "" {
-			continue
+		if sp.Name == "" || sp.Expr != "" {
+			continue // a computed field is made after the where decided
 		}
 		t, sh := specType(sp)
 		env[sp.Name] = t
@@ -162,7 +162,7 @@ func Compile(src string, fields []schema.FieldSpec) (*Filter, error) {
 	var specs []schema.FieldSpec
 	for i := range fields {
 		sp := &fields[i]
-		if sp.Name == "" || !(u.all || u.names[sp.Name]) {
+		if sp.Name == "" || sp.Expr != "" || !(u.all || u.names[sp.Name]) {
 			continue
 		}
 		specs = append(specs, unrestricted(*sp))

@@ -1,0 +1,111 @@
+package leases
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// colStartAt holds where a rewound shard starts (Rewind), while it has no
+// checkpoint: LATEST, TRIM_HORIZON or AT_TIMESTAMP <RFC 3339>.
+const colStartAt = "StartAt"
+
+// Start positions of Rewind, as Kinesis names the iterator types.
+const (
+	StartLatest      = "LATEST"
+	StartTrimHorizon = "TRIM_HORIZON"
+	StartAtTimestamp = "AT_TIMESTAMP"
+)
+
+// StartPosition is where a rewound shard starts reading.
+type StartPosition struct {
+	Type      string    // StartLatest, StartTrimHorizon or StartAtTimestamp
+	Timestamp time.Time // for StartAtTimestamp: the first arrival time read
+}
+
+// String is the column's form: LATEST, TRIM_HORIZON or AT_TIMESTAMP <RFC 3339>.
+func (p StartPosition) String() string {
+	if p.Type == StartAtTimestamp {
+		return StartAtTimestamp + " " + p.Timestamp.UTC().Format(time.RFC3339Nano)
+	}
+	return p.Type
+}
+
+// ParseStartPosition reads StartPosition.String's form.
+func ParseStartPosition(s string) (StartPosition, error) {
+	typ, ts, _ := strings.Cut(s, " ")
+	switch typ {
+	case StartLatest, StartTrimHorizon:
+		if ts == "" {
+			return StartPosition{Type: typ}, nil
+		}
+	case StartAtTimestamp:
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err == nil {
+			return StartPosition{Type: typ, Timestamp: t.UTC()}, nil
+		}
+	}
+	return StartPosition{}, fmt.Errorf("leases: %q is not a start position (LATEST, TRIM_HORIZON or AT_TIMESTAMP <RFC 3339>)", s)
+}
+
+// startMarkerPrefix starts the in-memory checkpoint FetchCheckpoint hands the
+// KCL for a rewound shard: the KCL knows only "a checkpoint, read after it" or
+// its one configured initial position, so the start position travels as a
+// checkpoint that the GetShardIterator guard (consumers/kcl) turns back into
+// its iterator type. It is never written to the table: CheckpointSequence
+// refuses it.
+const startMarkerPrefix = "kinesis-ingest-start:"
+
+// StartMarker returns the checkpoint string that stands for p.
+func StartMarker(p StartPosition) string { return startMarkerPrefix + p.String() }
+
+// FromStartMarker returns the position a StartMarker stands for; ok is false
+// for a real sequence number.
+func FromStartMarker(cp string) (p StartPosition, ok bool) {
+	rest, ok := strings.CutPrefix(cp, startMarkerPrefix)
+	if !ok {
+		return StartPosition{}, false
+	}
+	p, err := ParseStartPosition(rest)
+	return p, err == nil
+}
+
+// ErrLeaseLive is returned, wrapped, by Rewind when a worker holds a live
+// lease of the shard: its consumer would go on from where it is and then
+// checkpoint over the rewind. Stop the application's workers first.
+var ErrLeaseLive = fmt.Errorf("a worker holds a live lease of the shard")
+
+// Rewind makes shardID start at p the next time a worker leases it: it
+// removes the checkpoint (SHARD_END included, so a finished parent is read
+// again, and its children wait for it as usual) and any steal claim, and
+// writes p in StartAt. A shard without a row gets one. It is refused, with
+// ErrLeaseLive, while a worker's lease of the shard has not expired by now,
+// judged in one conditional write so that a worker taking the lease in the
+// meantime wins and the rewind fails.
+func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, now time.Time) error {
+	if _, err := ParseStartPosition(p.String()); err != nil {
+		return err
+	}
+	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct, #is",
+		"attribute_not_exists(#o) OR #o = :none OR #lt < :now", map[string]types.AttributeValue{
+			":sa":   s(p.String()),
+			":none": s(""),
+			":now":  s(fmtTime(now)),
+		})
+	_, err := t.db.UpdateItem(ctx, in)
+	if ccf, ok := isConditionFailed(err); ok {
+		owner := "unknown"
+		if r, err := t.get(ctx, shardID); err == nil {
+			owner = r.Owner
+		}
+		return fmt.Errorf("leases: rewind shard %q in table %q: worker %q holds its lease; stop the application's workers (SIGTERM releases leases) and rewind again: %w: %w", shardID, t.table, owner, ErrLeaseLive, ccf)
+	}
+	if err != nil {
+		return fmt.Errorf("leases: rewind shard %q in table %q: %w (DynamoDB error; nothing was changed for this shard, rewind again)", shardID, t.table, err)
+	}
+	t.log.Info("shard rewound", "shard", shardID, "start_at", p.String())
+	return nil
+}

@@ -1,0 +1,178 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// tally counts what this worker made durable, per dataset, for the summary a
+// bounded run prints. It wraps the sinks, so it counts exactly what a sink
+// accepted: a row refused by its sink is counted as the dead letter it
+// becomes, not as a row.
+type tally struct {
+	mu      sync.Mutex
+	rows    map[string]int                   // dataset
+	letters map[string]map[record.Reason]int // dataset ("" for none) -> reason
+}
+
+func newTally() *tally {
+	return &tally{rows: map[string]int{}, letters: map[string]map[record.Reason]int{}}
+}
+
+type tallyRows struct {
+	sinks.RowSink
+	t *tally
+}
+
+func (s tallyRows) Write(ctx context.Context, rows []record.Row) error {
+	err := s.RowSink.Write(ctx, rows)
+	rejected, isRejected := sinks.IsRejected(err)
+	if err != nil && !isRejected {
+		return err
+	}
+	refused := map[int]bool{}
+	if isRejected {
+		for _, i := range rejected.Index {
+			refused[i] = true
+		}
+	}
+	s.t.mu.Lock()
+	for i := range rows {
+		if !refused[i] {
+			s.t.rows[rows[i].Dataset]++
+		}
+	}
+	s.t.mu.Unlock()
+	return err
+}
+
+type tallyLetters struct {
+	sinks.DeadLetterSink
+	t *tally
+}
+
+func (s tallyLetters) Write(ctx context.Context, letters []record.DeadLetter) error {
+	if err := s.DeadLetterSink.Write(ctx, letters); err != nil {
+		return err
+	}
+	s.t.mu.Lock()
+	for i := range letters {
+		l := &letters[i]
+		m := s.t.letters[l.Dataset]
+		if m == nil {
+			m = map[record.Reason]int{}
+			s.t.letters[l.Dataset] = m
+		}
+		m[l.Reason]++
+	}
+	s.t.mu.Unlock()
+	return nil
+}
+
+// Summary is what a worker made durable: rows by dataset, dead letters by
+// dataset ("" for a record of no dataset: decode_error, no_route) and reason.
+type Summary struct {
+	Rows        map[string]int
+	DeadLetters map[string]map[record.Reason]int
+}
+
+// Summary returns what this worker made durable so far.
+func (a *App) Summary() Summary {
+	a.tally.mu.Lock()
+	defer a.tally.mu.Unlock()
+	s := Summary{Rows: maps.Clone(a.tally.rows), DeadLetters: map[string]map[record.Reason]int{}}
+	for d, m := range a.tally.letters {
+		s.DeadLetters[d] = maps.Clone(m)
+	}
+	return s
+}
+
+// Print writes the summary, one line per dataset and per reason.
+func (s Summary) Print(w io.Writer) {
+	datasets := slices.Sorted(maps.Keys(s.Rows))
+	for d := range s.DeadLetters {
+		if !slices.Contains(datasets, d) {
+			datasets = append(datasets, d)
+		}
+	}
+	slices.Sort(datasets)
+	rows, letters := 0, 0
+	for _, d := range datasets {
+		name := d
+		if name == "" {
+			name = "(no dataset)"
+		}
+		fmt.Fprintf(w, "  %-24s rows %d\n", name, s.Rows[d])
+		rows += s.Rows[d]
+		for _, r := range slices.Sorted(maps.Keys(s.DeadLetters[d])) {
+			fmt.Fprintf(w, "  %-24s dead letters %-14s %d\n", name, r, s.DeadLetters[d][r])
+			letters += s.DeadLetters[d][r]
+		}
+	}
+	fmt.Fprintf(w, "  total                    rows %d, dead letters %d\n", rows, letters)
+}
+
+// Finished reports whether Run ended because every source was bounded and
+// done (not because of a signal or an error).
+func (a *App) Finished() bool { return a.finished.Load() }
+
+// bounded reports whether every source of the config is bounded: only then
+// does a run end by itself.
+func (a *App) bounded() bool {
+	for _, s := range a.cfg.Sources {
+		if !s.Bounded {
+			return false
+		}
+	}
+	return len(a.cfg.Sources) > 0
+}
+
+// watchBounded polls the lease tables until every source is done, then calls
+// stop; it logs the progress every 30 s meanwhile.
+func (a *App) watchBounded(ctx context.Context, stop func()) {
+	minIdle := a.cfg.Sources[0].Idleness
+	for _, s := range a.cfg.Sources {
+		minIdle = min(minIdle, s.Idleness)
+	}
+	tick := time.NewTicker(min(max(minIdle/4, 200*time.Millisecond), 5*time.Second))
+	defer tick.Stop()
+	lastLog := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		all, logNow := true, now.Sub(lastLog) >= 30*time.Second
+		for i, c := range a.consumers {
+			p, err := c.Finished(ctx, now)
+			if err != nil {
+				a.log.Warn("bounded source: cannot tell whether it is done; asking again", "source", a.cfg.Sources[i].Name, "err", err)
+				all = false
+				continue
+			}
+			if logNow {
+				a.log.Info("bounded source progress", "source", a.cfg.Sources[i].Name, "shards", p.Shards, "shards_done", p.Done)
+			}
+			all = all && p.Finished
+		}
+		if logNow {
+			lastLog = now
+		}
+		if all {
+			a.log.Info("every bounded source is done: stopping (drain, checkpoint, release leases)")
+			a.finished.Store(true)
+			stop()
+			return
+		}
+	}
+}

@@ -25,6 +25,7 @@
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"
 //   - metrics.listen: 127.0.0.1:9108 when the key is absent; "" (or null) disables
+//   - errors.listen: 127.0.0.1:9109 when the key is absent; "" (or null) disables
 //   - log.level: info, log.format: text
 //
 // Load resolves relative file paths (sink and dead-letter paths, Avro
@@ -61,10 +62,14 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultLeaseStealing   = true // so added workers take a fair share
 	DefaultMetricsListen   = "127.0.0.1:9108"
-	DefaultFileMaxBytes    = 64 << 20
-	DefaultBatchRows       = 500
-	DefaultBatchBytes      = 1 << 20
-	DefaultBatchInterval   = 0
+	// DefaultErrorsListen is loopback: the errors view shows record data
+	// (previews, partition keys), which whoever may scrape metrics should
+	// not read.
+	DefaultErrorsListen  = "127.0.0.1:9109"
+	DefaultFileMaxBytes  = 64 << 20
+	DefaultBatchRows     = 500
+	DefaultBatchBytes    = 1 << 20
+	DefaultBatchInterval = 0
 )
 
 // Format kinds.
@@ -81,6 +86,7 @@ type Config struct {
 	DeadLetter DeadLetter
 	Consumer   Consumer
 	Metrics    Metrics
+	Errors     Errors
 	Log        Log
 
 	// Warnings are problems that do not stop loading, each prefixed with a
@@ -240,6 +246,13 @@ type Consumer struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	// Listen is the host:port to serve /metrics on; "" disables it.
+	Listen string
+}
+
+// Errors configures the listener of the errors view (/errors, /errors.html).
+type Errors struct {
+	// Listen is the host:port to serve the errors view on; "" disables it.
+	// It must differ from Metrics.Listen.
 	Listen string
 }
 

@@ -242,6 +242,9 @@ func TestDefaults(t *testing.T) {
 	if cfg.Metrics.Listen != "127.0.0.1:9108" || cfg.Log.Level != "info" || cfg.Log.Format != "text" {
 		t.Errorf("metrics/log = %+v %+v", cfg.Metrics, cfg.Log)
 	}
+	if cfg.Errors.Listen != "127.0.0.1:9109" {
+		t.Errorf("errors.listen = %q, want loopback 127.0.0.1:9109", cfg.Errors.Listen)
+	}
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings = %q", cfg.Warnings)
 	}

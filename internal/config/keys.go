@@ -13,6 +13,7 @@ const (
 	keyDeadLetter = "dead_letter"
 	keyConsumer   = "consumer"
 	keyMetrics    = "metrics"
+	keyErrors     = "errors"
 	keyLog        = "log"
 )
 

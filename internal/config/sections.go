@@ -51,9 +51,10 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			ShutdownTimeout:   DefaultShutdownTimeout,
 		},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
+		Errors:  Errors{Listen: DefaultErrorsListen},
 		Log:     Log{Level: "info", Format: "text"},
 	}
-	top := l.mapping("", n, keySources, keyDatasets, keySinks, keyDeadLetter, keyConsumer, keyMetrics, keyLog)
+	top := l.mapping("", n, keySources, keyDatasets, keySinks, keyDeadLetter, keyConsumer, keyMetrics, keyErrors, keyLog)
 	for i, sn := range l.seq(top, keySources) {
 		cfg.Sources = append(cfg.Sources, l.source(index(keySources, i), sn))
 	}
@@ -78,6 +79,17 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			l.checkListen(join(keyMetrics, keyListen), mm.vals[keyListen], cfg.Metrics.Listen)
 		}
 	}
+	em := l.mapping(keyErrors, top.vals[keyErrors], keyListen)
+	if _, ok := em.vals[keyListen]; ok {
+		cfg.Errors.Listen = l.str(em, keyListen)
+		if cfg.Errors.Listen != "" {
+			l.checkListen(join(keyErrors, keyListen), em.vals[keyListen], cfg.Errors.Listen)
+		}
+	}
+	if cfg.Errors.Listen != "" && cfg.Errors.Listen == cfg.Metrics.Listen && !strings.HasSuffix(cfg.Errors.Listen, ":0") {
+		// One port would serve record data to whoever may scrape metrics.
+		l.errorf(join(keyErrors, keyListen), em.vals[keyListen], "%q is metrics.listen too; the errors view shows record data, so give it its own (loopback) port, or \"\" to turn it off", cfg.Errors.Listen)
+	}
 	lm := l.mapping(keyLog, top.vals[keyLog], keyLevel, keyFormat)
 	if lm.has(keyLevel) {
 		cfg.Log.Level = l.str(lm, keyLevel)
@@ -97,7 +109,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 func (l *loader) checkListen(path string, n *yaml.Node, s string) {
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
-		l.errorf(path, n, "%q is not host:port; write e.g. 127.0.0.1:9108 or :9108, or \"\" to disable metrics", s)
+		l.errorf(path, n, "%q is not host:port; write e.g. 127.0.0.1:9108 or :9108, or \"\" to disable it", s)
 		return
 	}
 	p, err := strconv.Atoi(port)

@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		case s == nil:
 			return nil, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
 		case s.File != nil:
-			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes}, log.With("sink", s.Name))
+			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes, Mode: s.File.Mode}, log.With("sink", s.Name))
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	var dl sinks.DeadLetterSink
 	switch {
 	case cfg.DeadLetter.File != nil:
-		d, err := file.NewDeadLetterSink(file.Config{Dir: cfg.DeadLetter.File.Path, WorkerID: workerID, Prefix: DeadLetterPrefix, MaxBytes: cfg.DeadLetter.File.MaxBytes}, log.With("sink", "dead_letter"))
+		d, err := file.NewDeadLetterSink(file.Config{Dir: cfg.DeadLetter.File.Path, WorkerID: workerID, Prefix: DeadLetterPrefix, MaxBytes: cfg.DeadLetter.File.MaxBytes, Mode: cfg.DeadLetter.File.Mode}, log.With("sink", "dead_letter"))
 		if err != nil {
 			return nil, fmt.Errorf("dead_letter: %w", err)
 		}

@@ -20,6 +20,7 @@
 //     surprise)
 //   - sources[].kinesis.format: json (Fennel's "most common value")
 //   - sinks[].file.max_bytes: 64 MiB
+//   - sinks[].file.mode and dead_letter.file.mode: 0600 (directories 0700)
 //   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
@@ -65,11 +66,13 @@ const (
 	// DefaultErrorsListen is loopback: the errors view shows record data
 	// (previews, partition keys), which whoever may scrape metrics should
 	// not read.
-	DefaultErrorsListen  = "127.0.0.1:9109"
-	DefaultFileMaxBytes  = 64 << 20
-	DefaultBatchRows     = 500
-	DefaultBatchBytes    = 1 << 20
-	DefaultBatchInterval = 0
+	DefaultErrorsListen = "127.0.0.1:9109"
+	DefaultFileMaxBytes = 64 << 20
+	// DefaultFileMode: files of the file sinks hold raw record payloads.
+	DefaultFileMode      os.FileMode = 0o600
+	DefaultBatchRows                 = 500
+	DefaultBatchBytes                = 1 << 20
+	DefaultBatchInterval             = 0
 )
 
 // Format kinds.
@@ -200,6 +203,10 @@ func (s Sink) Kind() string {
 type FileSink struct {
 	Path     string
 	MaxBytes int64 // max_bytes: rotate after this many bytes, default 64 MiB
+	// Mode (mode, octal) is the permission of the files created, default
+	// 0600 (directories 0700): they hold raw record payloads. 0640 lets a
+	// group read them.
+	Mode os.FileMode
 }
 
 // PostgresSink writes rows to a PostgreSQL table.

@@ -67,6 +67,7 @@ const (
 
 	keyPath     = "path" // file
 	keyMaxBytes = "max_bytes"
+	keyMode     = "mode"
 
 	keyDSN           = "dsn" // postgres
 	keyTable         = "table"

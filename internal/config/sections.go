@@ -349,10 +349,21 @@ func (l *loader) fileOrPostgres(path string, n *yaml.Node, m *mapNode, bothHint 
 }
 
 func (l *loader) fileSink(path string, n *yaml.Node) *FileSink {
-	m := l.mapping(path, n, keyPath, keyMaxBytes)
-	f := &FileSink{MaxBytes: l.integer(m, keyMaxBytes, DefaultFileMaxBytes, 1, 1<<62)}
+	m := l.mapping(path, n, keyPath, keyMaxBytes, keyMode)
+	f := &FileSink{MaxBytes: l.integer(m, keyMaxBytes, DefaultFileMaxBytes, 1, 1<<62), Mode: DefaultFileMode}
 	if l.required(m, keyPath, "give the file path to write to") {
 		f.Path = l.filePath(l.str(m, keyPath))
+	}
+	if m.has(keyMode) {
+		// Octal as chmod takes it; yaml.v3 reads an unquoted 0640 as the
+		// decimal 640, so the raw text is parsed, not the int.
+		s := l.str(m, keyMode)
+		v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0"), 8, 32)
+		if err != nil || v > 0o777 || v&0o600 != 0o600 {
+			l.errorf(join(m.path, keyMode), m.vals[keyMode], "%q is not a file mode with read and write for the owner; write it in octal, e.g. 0600 (the default) or 0640 for group read", s)
+		} else {
+			f.Mode = os.FileMode(v)
+		}
 	}
 	return f
 }

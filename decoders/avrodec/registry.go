@@ -48,6 +48,9 @@ type Registry struct {
 	// NotFoundTTL is how long an id the registry answered 404 for, or a
 	// fingerprint none of its schemas has, stays unknown before the registry
 	// is asked again; default 30s. Within it such records fail at once.
+	// It is also the least time between two listings (GET /schemas) of the
+	// registry, whatever fingerprints records carry: a schema registered
+	// since the last listing is found up to NotFoundTTL later.
 	NotFoundTTL time.Duration
 	// Preload caches schemas by id up front, as if fetched.
 	Preload map[int]string
@@ -89,7 +92,8 @@ type registry struct {
 	missingFP  map[uint64]time.Time
 	idCalls    map[int64]*call
 	listCall   *call
-	noListing  bool // the registry has no GET /schemas
+	listedAt   time.Time // the last successful GET /schemas
+	noListing  bool      // the registry has no GET /schemas
 	listWarned bool
 }
 
@@ -348,7 +352,10 @@ func (r *registry) byFingerprint(fp uint64) (*schemaEntry, error) {
 		r.mu.Unlock()
 		return e, nil
 	}
-	if until, ok := r.missingFP[fp]; (ok && r.now().Before(until)) || r.noListing {
+	// One listing per NotFoundTTL, whatever the fingerprint: records with
+	// made-up fingerprints must not each download the whole registry.
+	if until, ok := r.missingFP[fp]; (ok && r.now().Before(until)) || r.noListing ||
+		(!r.listedAt.IsZero() && r.now().Before(r.listedAt.Add(r.ttl))) {
 		r.mu.Unlock()
 		return nil, unknown
 	}
@@ -414,6 +421,7 @@ func (r *registry) list() error {
 	}
 	r.mu.Lock()
 	r.store(add)
+	r.listedAt = r.now()
 	r.mu.Unlock()
 	return nil
 }

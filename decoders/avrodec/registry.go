@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
 )
 
 // Registry is a Confluent-compatible schema registry connection: the
@@ -119,14 +120,14 @@ type call struct {
 func newRegistry(cfg *Registry, onError func(), log *slog.Logger) (*registry, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("avrodec: registry URL %q is not an http or https URL", cfg.URL)
+		return nil, fmt.Errorf("avrodec: registry URL %q is not an http or https URL", redact.URL(cfg.URL))
 	}
 	if cfg.Token != "" && (cfg.Username != "" || cfg.Password != "") {
 		return nil, errors.New("avrodec: registry: set a token or a username and password, not both")
 	}
 	r := &registry{
 		base:     strings.TrimRight(u.String(), "/"),
-		shown:    strings.TrimRight(u.Redacted(), "/"),
+		shown:    strings.TrimRight(redact.URL(u.String()), "/"),
 		username: cfg.Username,
 		password: cfg.Password,
 		token:    cfg.Token,
@@ -487,6 +488,11 @@ func (r *registry) do(u string) (body []byte, status int, retryAfter time.Durati
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
+		// net/http hides the password of a URL's userinfo, not the user.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redact.URL(ue.URL)
+		}
 		return nil, 0, 0, err
 	}
 	defer resp.Body.Close()

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 	"gopkg.in/yaml.v3"
@@ -278,7 +279,8 @@ func (l *loader) registry(path string, n *yaml.Node) *Registry {
 	if l.required(m, keyURL, "give the schema registry's URL, e.g. https://registry.example.com") {
 		u, err := url.Parse(r.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			l.errorf(join(path, keyURL), m.vals[keyURL], "%q is not an http or https URL; write e.g. https://registry.example.com", r.URL)
+			// Redacted: a URL that does not parse may well hold a password.
+			l.errorf(join(path, keyURL), m.vals[keyURL], "%q is not an http or https URL; write e.g. https://registry.example.com (percent-encode special characters in a password)", redact.URL(r.URL))
 		}
 	}
 	switch {

@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"time"
@@ -74,6 +75,10 @@ func describe(v any) string {
 	case *big.Rat:
 		if x == nil {
 			return "null decimal"
+		}
+		// Text of a huge value costs seconds and is clipped anyway: say its size.
+		if bits := x.Num().BitLen() + x.Denom().BitLen(); bits > 512 {
+			return "decimal of about " + strconv.Itoa(int(float64(bits)*math.Log10(2))+1) + " digits"
 		}
 		return "decimal " + clip(x.RatString())
 	case map[string]any:

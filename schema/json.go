@@ -843,7 +843,9 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		if c != '[' {
 			return nil, false
 		}
-		out := make([]float64, 0, n.dim)
+		// An element takes at least two bytes ("1,"), so the input bounds the
+		// vector: a record of "[1]" costs no embedding[1048576]'s 8 MiB.
+		out := make([]float64, 0, min(n.dim, len(val)/2+1))
 		ok := elements(val, func(e string) bool {
 			if len(out) == n.dim || e == "null" || !(e[0] == '-' || e[0] >= '0' && e[0] <= '9') {
 				return false

@@ -384,3 +384,31 @@ func randomScalar(r *rand.Rand, k string) string {
 	}
 	return []string{`null`, `true`, `"s"`, `7`, `-0`, `[]`, `{}`, `[1,"2",null]`, `{"a":{"b":[]}}`, `0.5`}[r.IntN(10)]
 }
+
+// TestEmbeddingAllocatesByInput: an embedding's vector is sized by the
+// record, not by the declared dimension: a short (wrong) record for
+// embedding[1048576] allocates bytes, not 8 MiB, before it is refused; a
+// full one is still one allocation of its size.
+func TestEmbeddingAllocatesByInput(t *testing.T) {
+	const dim = 1 << 20
+	s, err := Compile("ts", []FieldSpec{{Name: "v", Type: "embedding[1048576]"}, {Name: "ts", Type: "datetime"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perCall := func(data []byte, n int) (bytes uint64, ok bool) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range n {
+			_, ok = s.ConvertJSON(data)
+		}
+		runtime.ReadMemStats(&after)
+		return (after.TotalAlloc - before.TotalAlloc) / uint64(n), ok
+	}
+	if got, ok := perCall([]byte(`{"ts":1,"v":[1]}`), 20); ok || got > 64<<10 {
+		t.Errorf(`{"v":[1]} for embedding[%d]: ok=%v, %d bytes allocated per record, want refused with under 64 KiB`, dim, ok, got)
+	}
+	full := []byte(`{"ts":1,"v":[` + strings.TrimSuffix(strings.Repeat("1,", dim), ",") + `]}`)
+	if got, ok := perCall(full, 2); !ok || got > 2*8*dim {
+		t.Errorf("a full embedding[%d]: ok=%v, %d bytes per record, want about %d", dim, ok, got, 8*dim)
+	}
+}

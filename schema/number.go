@@ -241,9 +241,26 @@ func formatDecimal(n *decNum, scale int) (string, string) {
 
 var bigTen = big.NewInt(10)
 
+// Bit lengths beyond which a rational cannot be a decimal[scale] value, for
+// any scale: the value is num/denom in lowest terms, exact with at most
+// maxDecimalDigits digits in all, so denom divides 10^maxDecimalDigits and
+// |num| < 10^maxDecimalDigits·denom. Checked before any arithmetic: goavro
+// gives a bytes decimal of a megabyte as a megabyte-long big.Rat, whose
+// conversions to text take seconds.
+var (
+	maxDecimalDenomBits = new(big.Int).Exp(bigTen, big.NewInt(maxDecimalDigits), nil).BitLen()
+	maxDecimalNumBits   = 2 * maxDecimalDenomBits
+)
+
 // ratToDecimal formats an exact rational (goavro's decimal) with scale digits
 // after the point, if that is exact.
 func ratToDecimal(r *big.Rat, scale int) (string, string) {
+	switch {
+	case r.Denom().BitLen() > maxDecimalDenomBits:
+		return "", "needs more than " + strconv.Itoa(scale) + " digits after the point"
+	case r.Num().BitLen() > maxDecimalNumBits:
+		return "", "outside decimal[" + strconv.Itoa(scale) + "] range (at most " + strconv.Itoa(maxDecimalDigits-scale) + " digits before the point)"
+	}
 	m := new(big.Int).Exp(bigTen, big.NewInt(int64(scale)), nil)
 	num := new(big.Int).Mul(r.Num(), m)
 	q, rem := new(big.Int).QuoRem(num, r.Denom(), new(big.Int))

@@ -1,10 +1,12 @@
 package schema
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math/big"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -779,5 +781,42 @@ func TestConcurrentConvert(t *testing.T) {
 	}
 	for g := 0; g < 8; g++ {
 		<-done
+	}
+}
+
+// TestHugeAvroDecimalIsCheap: goavro hands a bytes decimal of 1 MiB over as
+// a big.Rat of 8M bits; it is out of any decimal[scale] range, and the
+// conversion says so by its size without turning it into text or dividing
+// it (which took seconds per record). Bounded by the bytes a conversion
+// allocates, not by time.
+func TestHugeAvroDecimalIsCheap(t *testing.T) {
+	s, err := Compile("ts", []FieldSpec{{Name: "ts", Type: "datetime"}, {Name: "v", Type: "decimal[2]"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unscaled := new(big.Int).SetBytes(bytes.Repeat([]byte{0x7f}, 1<<20))
+	tests := []struct {
+		name        string
+		v           *big.Rat
+		errContains string
+	}{
+		{"huge integer part", new(big.Rat).SetFrac(unscaled, big.NewInt(100)), "got decimal of about 252"},
+		{"huge fraction", new(big.Rat).SetFrac(big.NewInt(1), unscaled), "needs more than 2 digits after the point"},
+		{"just out of range", new(big.Rat).SetFrac(new(big.Int).Exp(big.NewInt(10), big.NewInt(40), nil), big.NewInt(1)), "outside decimal[2] range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := map[string]any{"ts": time.Unix(0, 0), "v": tt.v}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := s.Convert(rec)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tt.errContains) || len(err.Error()) > 1024 {
+				t.Fatalf("Convert = %v, want an error containing %q", err, tt.errContains)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+				t.Errorf("the conversion allocated %d bytes for a %d-bit decimal, want under 64 KiB: it converted the value", got, tt.v.Num().BitLen()+tt.v.Denom().BitLen())
+			}
+		})
 	}
 }

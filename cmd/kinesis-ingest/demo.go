@@ -101,7 +101,7 @@ func demo(ctx context.Context, log *slog.Logger, stdout io.Writer, out string, n
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- a.Run(runCtx) }()
-	log.Info("ingesting", "metrics", "http://"+a.MetricsAddr()+"/metrics")
+	log.Info("ingesting", "metrics", "http://"+a.MetricsAddr()+"/metrics", "errors", "http://"+a.ErrorsAddr()+"/errors.html")
 
 	deadline := time.After(3 * time.Minute)
 	var rows, letters float64

@@ -158,6 +158,8 @@ consumer:
   max_records: 200
 metrics:
   listen: 127.0.0.1:0
+errors:
+  listen: 127.0.0.1:0
 log:
   level: debug
 `

@@ -107,15 +107,16 @@ func jsonLogLines(t *testing.T, path string) []map[string]any {
 	return out
 }
 
-// jsonMetricsAddr reads the metrics address from a JSON log.
-func jsonMetricsAddr(t *testing.T, w *worker) string {
+// jsonServingAddr reads from a JSON log the address logged as "serving
+// <what>": "metrics" or "errors view".
+func jsonServingAddr(t *testing.T, w *worker, what string) string {
 	t.Helper()
 	var addr string
-	waitFor(t, 30*time.Second, "metrics address in the JSON log", func() bool {
+	waitFor(t, 30*time.Second, what+" address in the JSON log", func() bool {
 		b, _ := os.ReadFile(w.log)
 		for _, line := range strings.Split(string(b), "\n") {
 			var m struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "serving metrics" && m.Addr != "" {
+			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "serving "+what && m.Addr != "" {
 				addr = m.Addr
 				return true
 			}
@@ -155,8 +156,9 @@ func TestObservability(t *testing.T) {
 	}
 	cfg := e.config("trim_horizon")
 	w := e.startArgs(cfg, "obs", []string{"--log-format", "json", "--log-level", "debug"}, nil)
-	addr := jsonMetricsAddr(t, w)
+	addr := jsonServingAddr(t, w, "metrics")
 	base := "http://" + addr
+	errorsBase := "http://" + jsonServingAddr(t, w, "errors view")
 
 	if r := httpGet(t, base+"/healthz", ""); r.code != 200 {
 		t.Errorf("/healthz: %d %q", r.code, r.body)
@@ -234,9 +236,13 @@ func TestObservability(t *testing.T) {
 		}
 	}
 
-	// The errors view: JSON, filtered, HTML, and the command.
+	// The errors view: on its own port (not on the metrics one), JSON,
+	// filtered, HTML, and the command.
+	if r := httpGet(t, base+"/errors", ""); r.code != 404 {
+		t.Errorf("/errors on the metrics port: %d, want 404: record data is not for whoever scrapes metrics", r.code)
+	}
 	var view errview.Summary
-	r := httpGet(t, base+"/errors", "")
+	r := httpGet(t, errorsBase+"/errors", "")
 	if err := json.Unmarshal([]byte(r.body), &view); err != nil || r.code != 200 {
 		t.Fatalf("/errors: %d %v: %s", r.code, err, r.body)
 	}
@@ -258,10 +264,10 @@ func TestObservability(t *testing.T) {
 		}
 	}
 	checkView("/errors", view)
-	if err := json.Unmarshal([]byte(httpGet(t, base+"/errors?reason=decode_error&limit=3", "").body), &view); err != nil || view.Total != int(wantReasons["decode_error"]) || len(view.Latest) != 3 {
+	if err := json.Unmarshal([]byte(httpGet(t, errorsBase+"/errors?reason=decode_error&limit=3", "").body), &view); err != nil || view.Total != int(wantReasons["decode_error"]) || len(view.Latest) != 3 {
 		t.Errorf("/errors?reason=decode_error: %v, total %d, %d latest", err, view.Total, len(view.Latest))
 	}
-	if r := httpGet(t, base+"/errors", "text/html,*/*;q=0.8"); r.code != 200 || !strings.HasPrefix(r.contentType, "text/html") ||
+	if r := httpGet(t, errorsBase+"/errors", "text/html,*/*;q=0.8"); r.code != 200 || !strings.HasPrefix(r.contentType, "text/html") ||
 		!strings.Contains(r.body, "<strong>"+strconv.Itoa(len(want))+"</strong> dead letters") {
 		t.Errorf("/errors for a browser: %d %s:\n%s", r.code, r.contentType, r.body)
 	}
@@ -306,7 +312,7 @@ func TestObservability(t *testing.T) {
 	waitFor(t, 20*time.Second, "/readyz 200 again", func() bool { return httpGet(t, base+"/readyz", "").code == 200 })
 
 	metricsText := scrape(t, addr)
-	errorsText := httpGet(t, base+"/errors", "").body
+	errorsText := httpGet(t, errorsBase+"/errors", "").body
 	w.stop(30 * time.Second)
 
 	// The log: JSON, records named, no secret, no payload.

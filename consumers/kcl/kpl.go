@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -14,17 +15,33 @@ import (
 // The KCL de-aggregates KPL records after GetRecords, and one malformed
 // aggregate (valid magic and MD5, bad protobuf) makes it drop the whole batch;
 // a bad partition-key index panics the process. The library takes only a
-// *kinesis.Client, so the guard sits on that client: a middleware, run once the response is decoded,
-// that tries each aggregate alone and, when it would fail, wraps its bytes in a
-// marker the de-aggregator does not recognise. The processor unwraps the marker
-// and hands the original bytes on as an invalid record, which becomes a
-// decode_error dead letter.
+// *kinesis.Client, so the guard sits on that client: a middleware, run once
+// the response is decoded, that tries each aggregate alone and, when it would
+// fail, replaces its data with a fresh placeholder the de-aggregator does not
+// recognise, and files the original bytes and the reason under that
+// placeholder's address. The de-aggregator passes a record it does not
+// recognise on with its Data untouched, so the processor finds it by address
+// (takeInvalid) and hands the original bytes on as an invalid record, a
+// decode_error dead letter. The flag travels beside the bytes, never in them:
+// a plain record cannot forge it, whatever it starts with.
 
 var kplMagic = []byte("\xf3\x89\x9a\xc2")
 
-// badAggregateMarker starts the data of a record whose aggregate is malformed;
-// the reason follows, then a NUL, then the original bytes.
-var badAggregateMarker = []byte("\x00kinesis-ingest:malformed-kpl-aggregate\x00")
+// invalidAggregate is what the guard filed for a placeholder.
+type invalidAggregate struct {
+	orig   []byte
+	reason string
+}
+
+// invalid maps the first byte of a placeholder's Data to its
+// invalidAggregate. An entry lives from GetRecords to the processor's
+// takeInvalid; only a batch the KCL drops in between (a shutdown) leaves
+// one behind.
+var invalid sync.Map
+
+// placeholder is the data a malformed aggregate is replaced with; each one
+// is a fresh copy, so its address is its own.
+const placeholder = "malformed KPL aggregate"
 
 // GuardAggregates is a kinesis.Options function installing the guard.
 func GuardAggregates(o *kinesis.Options) {
@@ -52,11 +69,9 @@ func guardRecord(r *types.Record) {
 		return
 	}
 	if err := tryDeaggregate(*r); err != nil {
-		data := make([]byte, 0, len(badAggregateMarker)+len(err.Error())+1+len(r.Data))
-		data = append(data, badAggregateMarker...)
-		data = append(data, err.Error()...)
-		data = append(data, 0)
-		r.Data = append(data, r.Data...)
+		p := []byte(placeholder)
+		invalid.Store(&p[0], invalidAggregate{orig: r.Data, reason: err.Error()})
+		r.Data = p
 	}
 }
 
@@ -72,16 +87,17 @@ func tryDeaggregate(r types.Record) (err error) {
 	return nil
 }
 
-// unwrapInvalid returns the original bytes and the reason of a record the guard
-// marked, or ok=false.
-func unwrapInvalid(data []byte) (orig []byte, reason string, ok bool) {
-	if !bytes.HasPrefix(data, badAggregateMarker) {
+// takeInvalid returns the original bytes and the reason of a record whose
+// data is a placeholder the guard filed, and forgets it; ok=false for every
+// other record, whatever its bytes.
+func takeInvalid(data []byte) (orig []byte, reason string, ok bool) {
+	if len(data) == 0 {
 		return nil, "", false
 	}
-	rest := data[len(badAggregateMarker):]
-	i := bytes.IndexByte(rest, 0)
-	if i < 0 {
+	v, ok := invalid.LoadAndDelete(&data[0])
+	if !ok {
 		return nil, "", false
 	}
-	return rest[i+1:], string(rest[:i]), true
+	a := v.(invalidAggregate)
+	return a.orig, a.reason, true
 }

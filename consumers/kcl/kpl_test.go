@@ -2,6 +2,7 @@ package kcl
 
 import (
 	"crypto/md5"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,7 +61,7 @@ func TestGuardAggregatesKeepsTheBatch(t *testing.T) {
 	}
 	var invalid int
 	for _, r := range out {
-		if orig, reason, ok := unwrapInvalid(r.Data); ok {
+		if orig, reason, ok := takeInvalid(r.Data); ok {
 			invalid++
 			want := badProto
 			if aws.ToString(r.SequenceNumber) == "4" {
@@ -73,5 +74,41 @@ func TestGuardAggregatesKeepsTheBatch(t *testing.T) {
 	}
 	if invalid != 2 {
 		t.Errorf("%d records marked invalid, want 2", invalid)
+	}
+}
+
+// TestForgedMarkerDecodesNormally: a plain record whose bytes start with
+// what the guard once put in-band (a marker, a reason, a NUL) is a plain
+// record: its data reaches the pipeline unchanged and is decoded, not turned
+// into a dead letter with a reason the producer chose.
+func TestForgedMarkerDecodesNormally(t *testing.T) {
+	forged := []byte("\x00kinesis-ingest:malformed-kpl-aggregate\x00the producer's reason\x00{\"id\":1}")
+	bad := Aggregate([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01})
+	batch := []types.Record{
+		{Data: append([]byte(nil), forged...), SequenceNumber: aws.String("1"), PartitionKey: aws.String("p")},
+		{Data: []byte(placeholder), SequenceNumber: aws.String("2"), PartitionKey: aws.String("p")}, // the placeholder's bytes, not its address
+		{Data: bad, SequenceNumber: aws.String("3"), PartitionKey: aws.String("p")},
+	}
+	for i := range batch {
+		guardRecord(&batch[i])
+	}
+	out, err := deagg.DeaggregateRecords(batch)
+	if err != nil || len(out) != 3 {
+		t.Fatalf("guarded batch: %d records, %v", len(out), err)
+	}
+	for i, r := range out[:2] {
+		if orig, reason, ok := takeInvalid(r.Data); ok {
+			t.Errorf("plain record %d flagged invalid (%q), data %q", i, reason, orig)
+		}
+	}
+	if string(out[0].Data) != string(forged) {
+		t.Errorf("plain record's data %q, want it unchanged", out[0].Data)
+	}
+	orig, reason, ok := takeInvalid(out[2].Data)
+	if !ok || string(orig) != string(bad) || !strings.HasPrefix(reason, "malformed KPL aggregate") {
+		t.Errorf("the malformed aggregate: %v %q %q", ok, reason, orig)
+	}
+	if _, _, again := takeInvalid(out[2].Data); again {
+		t.Error("a flag is taken once")
 	}
 }

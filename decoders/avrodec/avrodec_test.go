@@ -372,11 +372,16 @@ func TestRecursiveSchema(t *testing.T) {
 	}
 }
 
+// zeroFixedBlocks is an array of 504,100 items of a zero-size type in 8 KB:
+// 8,000 blocks of 63, then 100 of 1, each count within the bytes left.
+var zeroFixedBlocks = append(append(bytes.Repeat([]byte{0x7e}, 8000), bytes.Repeat([]byte{0x02}, 100)...), 0)
+
 func TestDecodeErrors(t *testing.T) {
 	const rec = `{"type":"record","name":"R","fields":[
 		{"name":"b","type":"boolean"},{"name":"i","type":"int"},{"name":"s","type":"string"}]}`
 	const arr = `{"type":"array","items":"long"}`
 	const nulls = `{"type":"array","items":"null"}`
+	const zeroFixed = `{"type":"array","items":{"type":"fixed","name":"Z","size":"0"}}`
 	const enum = `{"type":"enum","name":"E","symbols":["A","B"]}`
 	const union = `["null","string"]`
 	tests := []struct {
@@ -398,6 +403,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"block count beyond the bytes", arr, FramingBinary, []byte{0xfe, 0xff, 0xff, 0xff, 0x0f}, 0, "block of 2147483647 items is longer than the 0 bytes left"},
 		{"negative block, bad size", arr, FramingBinary, []byte{1, 0x7f}, 0, "block size -64 is not in"},
 		{"endless empty items", nulls, FramingBinary, bytes.Repeat([]byte{0xfe, 0xff, 0x07}, 1000), 3, "more than 65536 items of an empty type"},
+		// Each block's 63 items fit the bytes left if they took a byte; fixed
+		// "0" takes none, so 8 KB made 504K items (quadratic in goavro):
+		// bounded like nulls, at the 1041st block.
+		{"endless fixed of size \"0\"", zeroFixed, FramingBinary, zeroFixedBlocks, 1040, "more than 65536 items of an empty type"},
 		{"enum index", enum, FramingBinary, []byte{4}, 0, "enum E index 2 is not in 0..1"},
 		{"union index", union, FramingBinary, []byte{4}, 0, "union branch index 2 is not in 0..1"},
 		{"soe without header", rec, FramingSingleObject, []byte{1, 2, 0}, 0, "not single-object encoded"},

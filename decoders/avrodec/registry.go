@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
 )
 
 // Registry is a Confluent-compatible schema registry connection: the
@@ -48,6 +49,9 @@ type Registry struct {
 	// NotFoundTTL is how long an id the registry answered 404 for, or a
 	// fingerprint none of its schemas has, stays unknown before the registry
 	// is asked again; default 30s. Within it such records fail at once.
+	// It is also the least time between two listings (GET /schemas) of the
+	// registry, whatever fingerprints records carry: a schema registered
+	// since the last listing is found up to NotFoundTTL later.
 	NotFoundTTL time.Duration
 	// Preload caches schemas by id up front, as if fetched.
 	Preload map[int]string
@@ -89,7 +93,8 @@ type registry struct {
 	missingFP  map[uint64]time.Time
 	idCalls    map[int64]*call
 	listCall   *call
-	noListing  bool // the registry has no GET /schemas
+	listedAt   time.Time // the last successful GET /schemas
+	noListing  bool      // the registry has no GET /schemas
 	listWarned bool
 }
 
@@ -115,14 +120,14 @@ type call struct {
 func newRegistry(cfg *Registry, onError func(), log *slog.Logger) (*registry, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("avrodec: registry URL %q is not an http or https URL", cfg.URL)
+		return nil, fmt.Errorf("avrodec: registry URL %q is not an http or https URL", redact.URL(cfg.URL))
 	}
 	if cfg.Token != "" && (cfg.Username != "" || cfg.Password != "") {
 		return nil, errors.New("avrodec: registry: set a token or a username and password, not both")
 	}
 	r := &registry{
 		base:     strings.TrimRight(u.String(), "/"),
-		shown:    strings.TrimRight(u.Redacted(), "/"),
+		shown:    strings.TrimRight(redact.URL(u.String()), "/"),
 		username: cfg.Username,
 		password: cfg.Password,
 		token:    cfg.Token,
@@ -348,7 +353,10 @@ func (r *registry) byFingerprint(fp uint64) (*schemaEntry, error) {
 		r.mu.Unlock()
 		return e, nil
 	}
-	if until, ok := r.missingFP[fp]; (ok && r.now().Before(until)) || r.noListing {
+	// One listing per NotFoundTTL, whatever the fingerprint: records with
+	// made-up fingerprints must not each download the whole registry.
+	if until, ok := r.missingFP[fp]; (ok && r.now().Before(until)) || r.noListing ||
+		(!r.listedAt.IsZero() && r.now().Before(r.listedAt.Add(r.ttl))) {
 		r.mu.Unlock()
 		return nil, unknown
 	}
@@ -414,6 +422,7 @@ func (r *registry) list() error {
 	}
 	r.mu.Lock()
 	r.store(add)
+	r.listedAt = r.now()
 	r.mu.Unlock()
 	return nil
 }
@@ -479,6 +488,11 @@ func (r *registry) do(u string) (body []byte, status int, retryAfter time.Durati
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
+		// net/http hides the password of a URL's userinfo, not the user.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = redact.URL(ue.URL)
+		}
 		return nil, 0, 0, err
 	}
 	defer resp.Body.Close()

@@ -2,6 +2,7 @@ package avrodec
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -489,13 +490,27 @@ func TestRegistrySingleObject(t *testing.T) {
 	if n := h.fake.count("/schemas"); n != 1 {
 		t.Errorf("GET /schemas %d times, want 1", n)
 	}
-	// An unknown fingerprint lists again (once), then is remembered.
-	unknown := append([]byte{0xc3, 1, 1, 2, 3, 4, 5, 6, 7, 8}, h.payload("order_v1", ".bin")...)
-	for range 3 {
+	// Unknown fingerprints, 50 different ones, do not list again within
+	// NotFoundTTL of the last listing: each listing downloads the whole
+	// registry.
+	for i := range 50 {
+		unknown := append(binary.LittleEndian.AppendUint64([]byte{0xc3, 1}, 0x0807060504030201+uint64(i)), h.payload("order_v1", ".bin")...)
 		_, err := h.dec.Decode(unknown)
 		var de *Error
-		if !errors.As(err, &de) || !strings.Contains(err.Error(), "schema fingerprint 0x0807060504030201 is not among the registry's schemas") {
-			t.Fatalf("unknown fingerprint: %v", err)
+		if !errors.As(err, &de) || !strings.Contains(err.Error(), fmt.Sprintf("schema fingerprint %#016x is not among the registry's schemas", 0x0807060504030201+i)) {
+			t.Fatalf("unknown fingerprint %d: %v", i, err)
+		}
+	}
+	if n := h.fake.count("/schemas"); n != 1 {
+		t.Errorf("50 unknown fingerprints: GET /schemas %d times in all, want 1", n)
+	}
+	// After NotFoundTTL one more listing, then none again.
+	later := time.Now().Add(defaultNotFoundTTL + time.Second)
+	h.dec.reg.now = func() time.Time { return later }
+	for i := range 3 {
+		unknown := append(binary.LittleEndian.AppendUint64([]byte{0xc3, 1}, 0x0907060504030201+uint64(i)), h.payload("order_v1", ".bin")...)
+		if _, err := h.dec.Decode(unknown); err == nil {
+			t.Fatal("unknown fingerprint decoded")
 		}
 	}
 	if n := h.fake.count("/schemas"); n != 2 {

@@ -36,7 +36,7 @@ type node struct {
 	byKey    map[string]*node // union: branch by key
 	single   *node            // union: the only non-null branch, if one
 
-	zeroSize bool // a value may take no bytes at all (null, records of such)
+	zeroSize bool // a value may take no bytes at all (null, fixed of size 0, records of such)
 	work     bool // normalize must visit values of this type
 }
 
@@ -205,6 +205,10 @@ func (c *compiler) byName(ns, typeName string, m map[string]any) (*node, error) 
 			n.symbols = len(syms)
 		case kFixed:
 			n.size = fixedSize(m)
+			// goavro takes "size": "0": such a value takes no bytes, so an
+			// array of them must be bounded as one of nulls, not by the bytes
+			// left (8 KB of block counts made goavro build 16M items).
+			n.zeroSize = n.size == 0
 		case kRecord:
 			fs, _ := m["fields"].([]any)
 			for _, f := range fs {

@@ -42,7 +42,8 @@ type App struct {
 	pipeline  *pipeline.Pipeline
 	consumers []*kcl.Consumer
 	closers   []func() error
-	listener  net.Listener
+	listener  net.Listener // metrics and health checks
+	errorsLn  net.Listener // the errors view
 	// pings are readiness probes of sinks on a server (PostgreSQL), by
 	// /readyz check name.
 	pings map[string]func(context.Context) error
@@ -76,7 +77,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		case s == nil:
 			return nil, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
 		case s.File != nil:
-			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes}, log.With("sink", s.Name))
+			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes, Mode: s.File.Mode}, log.With("sink", s.Name))
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
@@ -100,7 +101,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	var dl sinks.DeadLetterSink
 	switch {
 	case cfg.DeadLetter.File != nil:
-		d, err := file.NewDeadLetterSink(file.Config{Dir: cfg.DeadLetter.File.Path, WorkerID: workerID, Prefix: DeadLetterPrefix, MaxBytes: cfg.DeadLetter.File.MaxBytes}, log.With("sink", "dead_letter"))
+		d, err := file.NewDeadLetterSink(file.Config{Dir: cfg.DeadLetter.File.Path, WorkerID: workerID, Prefix: DeadLetterPrefix, MaxBytes: cfg.DeadLetter.File.MaxBytes, Mode: cfg.DeadLetter.File.Mode}, log.With("sink", "dead_letter"))
 		if err != nil {
 			return nil, fmt.Errorf("dead_letter: %w", err)
 		}
@@ -213,6 +214,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			return nil, fmt.Errorf("metrics.listen %q: %w (pick a free port, or \"\" to disable)", cfg.Metrics.Listen, err)
 		}
 	}
+	if cfg.Errors.Listen != "" {
+		a.errorsLn, err = net.Listen("tcp", cfg.Errors.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("errors.listen %q: %w (pick a free port, or \"\" to disable the errors view)", cfg.Errors.Listen, err)
+		}
+	}
 	return a, nil
 }
 
@@ -300,20 +307,35 @@ func (a *App) MetricsAddr() string {
 	return a.listener.Addr().String()
 }
 
+// ErrorsAddr is the address the errors view is served on, "" when disabled.
+func (a *App) ErrorsAddr() string {
+	if a.errorsLn == nil {
+		return ""
+	}
+	return a.errorsLn.Addr().String()
+}
+
 // Run runs until ctx is done, then stops gracefully: consumers drain their
 // batches in flight, checkpoint and release their leases; then the pipeline
 // and the sinks close.
 func (a *App) Run(ctx context.Context) error {
 	defer a.close()
-	var srv *http.Server
-	if a.listener != nil {
-		srv = &http.Server{Handler: a.observabilityMux(), ReadHeaderTimeout: 5 * time.Second}
+	var servers []*http.Server
+	serve := func(ln net.Listener, h http.Handler, what string) {
+		srv := newServer(h)
+		servers = append(servers, srv)
 		go func() {
-			if err := srv.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("metrics server stopped", "err", err)
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error(what+" server stopped", "err", err)
 			}
 		}()
-		a.log.Info("serving metrics", "addr", a.listener.Addr().String())
+		a.log.Info("serving "+what, "addr", ln.Addr().String())
+	}
+	if a.listener != nil {
+		serve(a.listener, a.observabilityMux(), "metrics")
+	}
+	if a.errorsLn != nil {
+		serve(a.errorsLn, a.errorsMux(), "errors view")
 	}
 
 	// The pipeline outlives ctx: consumers drain through it after ctx ends.
@@ -367,7 +389,7 @@ func (a *App) Run(ctx context.Context) error {
 	stopPipeline()
 	<-pipelineDone
 	errs = append(errs, pipelineErr)
-	if srv != nil {
+	for _, srv := range servers {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()
@@ -382,7 +404,9 @@ func (a *App) close() {
 		}
 	}
 	a.closers = nil
-	if a.listener != nil {
-		_ = a.listener.Close()
+	for _, ln := range []net.Listener{a.listener, a.errorsLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
 	}
 }

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
@@ -84,15 +86,71 @@ func (a *App) readiness() *health.Checker {
 	return health.New(checks...)
 }
 
-// observabilityMux serves the metrics port: /metrics, /healthz, /readyz,
-// /errors (JSON, or HTML for a browser) and /errors.html.
+// observabilityMux serves the metrics port: /metrics, /healthz and /readyz,
+// nothing that shows record data, since whoever scrapes metrics may reach it.
 func (a *App) observabilityMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.metrics.Handler())
 	mux.Handle("/healthz", health.LiveHandler())
 	mux.Handle("/readyz", a.readiness().ReadyHandler())
+	return mux
+}
+
+// errorsMux serves the errors port: /errors (JSON, or HTML for a browser) and
+// /errors.html. They show previews of record data and partition keys.
+func (a *App) errorsMux() http.Handler {
+	mux := http.NewServeMux()
 	errs := errview.Handler(DeadLetterView(a.cfg), a.log.With("component", "errview"))
 	mux.Handle("/errors", errs)
 	mux.Handle("/errors.html", errs)
-	return mux
+	return checkHost(mux)
+}
+
+// checkHost refuses a request whose Host is a name other than localhost: a
+// page on evil.example whose name an attacker re-points at 127.0.0.1 (DNS
+// rebinding) would otherwise read a loopback-only errors view through the
+// victim's browser, which sends Host: evil.example. IP literals and
+// localhost are what a person types, or what kubectl port-forward and
+// ssh -L give.
+func checkHost(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r.Host) {
+			http.Error(w, "forbidden: the errors view answers only to an IP address or localhost in the Host header", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func hostAllowed(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	return net.ParseIP(host) != nil
+}
+
+// Limits of the observability servers: a client that sends its request
+// slowly, never sends one, or sends huge headers cannot hold a connection,
+// a goroutine and its buffers forever. WriteTimeout leaves room for an
+// errors view that scans many dead-letter files.
+var serverLimits = struct {
+	ReadHeader, Read, Write, Idle time.Duration
+	MaxHeaderBytes                int
+}{ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 2 * time.Minute, Idle: 60 * time.Second, MaxHeaderBytes: 16 << 10}
+
+func newServer(h http.Handler) *http.Server {
+	l := serverLimits
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeader,
+		ReadTimeout:       l.Read,
+		WriteTimeout:      l.Write,
+		IdleTimeout:       l.Idle,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+	}
 }

@@ -20,11 +20,13 @@
 //     surprise)
 //   - sources[].kinesis.format: json (Fennel's "most common value")
 //   - sinks[].file.max_bytes: 64 MiB
+//   - sinks[].file.mode and dead_letter.file.mode: 0600 (directories 0700)
 //   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"
 //   - metrics.listen: 127.0.0.1:9108 when the key is absent; "" (or null) disables
+//   - errors.listen: 127.0.0.1:9109 when the key is absent; "" (or null) disables
 //   - log.level: info, log.format: text
 //
 // Load resolves relative file paths (sink and dead-letter paths, Avro
@@ -61,10 +63,16 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultLeaseStealing   = true // so added workers take a fair share
 	DefaultMetricsListen   = "127.0.0.1:9108"
-	DefaultFileMaxBytes    = 64 << 20
-	DefaultBatchRows       = 500
-	DefaultBatchBytes      = 1 << 20
-	DefaultBatchInterval   = 0
+	// DefaultErrorsListen is loopback: the errors view shows record data
+	// (previews, partition keys), which whoever may scrape metrics should
+	// not read.
+	DefaultErrorsListen = "127.0.0.1:9109"
+	DefaultFileMaxBytes = 64 << 20
+	// DefaultFileMode: files of the file sinks hold raw record payloads.
+	DefaultFileMode      os.FileMode = 0o600
+	DefaultBatchRows                 = 500
+	DefaultBatchBytes                = 1 << 20
+	DefaultBatchInterval             = 0
 )
 
 // Format kinds.
@@ -81,6 +89,7 @@ type Config struct {
 	DeadLetter DeadLetter
 	Consumer   Consumer
 	Metrics    Metrics
+	Errors     Errors
 	Log        Log
 
 	// Warnings are problems that do not stop loading, each prefixed with a
@@ -225,6 +234,10 @@ func (s Sink) Kind() string {
 type FileSink struct {
 	Path     string
 	MaxBytes int64 // max_bytes: rotate after this many bytes, default 64 MiB
+	// Mode (mode, octal) is the permission of the files created, default
+	// 0600 (directories 0700): they hold raw record payloads. 0640 lets a
+	// group read them.
+	Mode os.FileMode
 }
 
 // PostgresSink writes rows to a PostgreSQL table.
@@ -275,6 +288,13 @@ type Consumer struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	// Listen is the host:port to serve /metrics on; "" disables it.
+	Listen string
+}
+
+// Errors configures the listener of the errors view (/errors, /errors.html).
+type Errors struct {
+	// Listen is the host:port to serve the errors view on; "" disables it.
+	// It must differ from Metrics.Listen.
 	Listen string
 }
 

@@ -242,6 +242,9 @@ func TestDefaults(t *testing.T) {
 	if cfg.Metrics.Listen != "127.0.0.1:9108" || cfg.Log.Level != "info" || cfg.Log.Format != "text" {
 		t.Errorf("metrics/log = %+v %+v", cfg.Metrics, cfg.Log)
 	}
+	if cfg.Errors.Listen != "127.0.0.1:9109" {
+		t.Errorf("errors.listen = %q, want loopback 127.0.0.1:9109", cfg.Errors.Listen)
+	}
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings = %q", cfg.Warnings)
 	}
@@ -712,5 +715,38 @@ dead_letter: {file: {path: out/errors}}
 	}
 	if got := cfg.Sinks[0].Postgres.BatchInterval; got != 0 {
 		t.Errorf("batch_interval = %s, want 0", got)
+	}
+}
+
+// TestFileMode: files of raw payloads are 0600 unless mode says otherwise,
+// in octal however YAML spells it.
+func TestFileMode(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want os.FileMode
+	}{
+		{"", 0o600},
+		{", mode: 0640", 0o640},
+		{`, mode: "0640"`, 0o640},
+		{", mode: 0o660", 0o660},
+		{", mode: 600", 0o600},
+	} {
+		t.Run(tt.yaml, func(t *testing.T) {
+			cfg, err := Parse([]byte(`
+sources: [{name: src, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/s"}}]
+datasets: [{name: d, source: src, sink: f, fields: [{name: ts, type: datetime}]}]
+sinks: [{name: f, file: {path: out/f` + tt.yaml + `}}]
+dead_letter: {file: {path: out/dl` + tt.yaml + `}}
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Sinks[0].File.Mode; got != tt.want {
+				t.Errorf("sink mode %#o, want %#o", got, tt.want)
+			}
+			if got := cfg.DeadLetter.File.Mode; got != tt.want {
+				t.Errorf("dead-letter mode %#o, want %#o", got, tt.want)
+			}
+		})
 	}
 }

@@ -84,7 +84,7 @@ log:
 	// Output:
 	// sources[0].kinesis.stream_arn: not a Kinesis stream ARN: "arn:aws:kinesis:us-east-1": too few parts; want arn:<partition>:kinesis:<region>:<12-digit account>:stream/<name>
 	// datasets[0].source: "order" is not a source; use one of: orders
-	// sinks[0].file.max_byte: unknown key "max_byte" (did you mean "max_bytes"?); valid keys here are path, max_bytes
+	// sinks[0].file.max_byte: unknown key "max_byte" (did you mean "max_bytes"?); valid keys here are path, max_bytes, mode
 	// consumer.lease_refresh: 6s must be less than half of lease_duration (10s) so a lease is renewed at least twice before it expires; lower lease_refresh or raise lease_duration
 	// log.level: "verbose" is not a log level; use debug, info, warn or error
 }

@@ -13,6 +13,7 @@ const (
 	keyDeadLetter = "dead_letter"
 	keyConsumer   = "consumer"
 	keyMetrics    = "metrics"
+	keyErrors     = "errors"
 	keyLog        = "log"
 )
 
@@ -84,6 +85,7 @@ const (
 
 	keyPath     = "path" // file
 	keyMaxBytes = "max_bytes"
+	keyMode     = "mode"
 
 	keyDSN           = "dsn" // postgres
 	keyTable         = "table"

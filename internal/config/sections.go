@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 	"gopkg.in/yaml.v3"
@@ -51,9 +52,10 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			ShutdownTimeout:   DefaultShutdownTimeout,
 		},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
+		Errors:  Errors{Listen: DefaultErrorsListen},
 		Log:     Log{Level: "info", Format: "text"},
 	}
-	top := l.mapping("", n, keySources, keyDatasets, keySinks, keyDeadLetter, keyConsumer, keyMetrics, keyLog)
+	top := l.mapping("", n, keySources, keyDatasets, keySinks, keyDeadLetter, keyConsumer, keyMetrics, keyErrors, keyLog)
 	for i, sn := range l.seq(top, keySources) {
 		cfg.Sources = append(cfg.Sources, l.source(index(keySources, i), sn))
 	}
@@ -78,6 +80,17 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			l.checkListen(join(keyMetrics, keyListen), mm.vals[keyListen], cfg.Metrics.Listen)
 		}
 	}
+	em := l.mapping(keyErrors, top.vals[keyErrors], keyListen)
+	if _, ok := em.vals[keyListen]; ok {
+		cfg.Errors.Listen = l.str(em, keyListen)
+		if cfg.Errors.Listen != "" {
+			l.checkListen(join(keyErrors, keyListen), em.vals[keyListen], cfg.Errors.Listen)
+		}
+	}
+	if cfg.Errors.Listen != "" && cfg.Errors.Listen == cfg.Metrics.Listen && !strings.HasSuffix(cfg.Errors.Listen, ":0") {
+		// One port would serve record data to whoever may scrape metrics.
+		l.errorf(join(keyErrors, keyListen), em.vals[keyListen], "%q is metrics.listen too; the errors view shows record data, so give it its own (loopback) port, or \"\" to turn it off", cfg.Errors.Listen)
+	}
 	lm := l.mapping(keyLog, top.vals[keyLog], keyLevel, keyFormat)
 	if lm.has(keyLevel) {
 		cfg.Log.Level = l.str(lm, keyLevel)
@@ -97,7 +110,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 func (l *loader) checkListen(path string, n *yaml.Node, s string) {
 	_, port, err := net.SplitHostPort(s)
 	if err != nil {
-		l.errorf(path, n, "%q is not host:port; write e.g. 127.0.0.1:9108 or :9108, or \"\" to disable metrics", s)
+		l.errorf(path, n, "%q is not host:port; write e.g. 127.0.0.1:9108 or :9108, or \"\" to disable it", s)
 		return
 	}
 	p, err := strconv.Atoi(port)
@@ -276,7 +289,8 @@ func (l *loader) registry(path string, n *yaml.Node) *Registry {
 	if l.required(m, keyURL, "give the schema registry's URL, e.g. https://registry.example.com") {
 		u, err := url.Parse(r.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			l.errorf(join(path, keyURL), m.vals[keyURL], "%q is not an http or https URL; write e.g. https://registry.example.com", r.URL)
+			// Redacted: a URL that does not parse may well hold a password.
+			l.errorf(join(path, keyURL), m.vals[keyURL], "%q is not an http or https URL; write e.g. https://registry.example.com (percent-encode special characters in a password)", redact.URL(r.URL))
 		}
 	}
 	switch {
@@ -355,10 +369,21 @@ func (l *loader) fileOrPostgres(path string, n *yaml.Node, m *mapNode, bothHint 
 }
 
 func (l *loader) fileSink(path string, n *yaml.Node) *FileSink {
-	m := l.mapping(path, n, keyPath, keyMaxBytes)
-	f := &FileSink{MaxBytes: l.integer(m, keyMaxBytes, DefaultFileMaxBytes, 1, 1<<62)}
+	m := l.mapping(path, n, keyPath, keyMaxBytes, keyMode)
+	f := &FileSink{MaxBytes: l.integer(m, keyMaxBytes, DefaultFileMaxBytes, 1, 1<<62), Mode: DefaultFileMode}
 	if l.required(m, keyPath, "give the file path to write to") {
 		f.Path = l.filePath(l.str(m, keyPath))
+	}
+	if m.has(keyMode) {
+		// Octal as chmod takes it; yaml.v3 reads an unquoted 0640 as the
+		// decimal 640, so the raw text is parsed, not the int.
+		s := l.str(m, keyMode)
+		v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0"), 8, 32)
+		if err != nil || v > 0o777 || v&0o600 != 0o600 {
+			l.errorf(join(m.path, keyMode), m.vals[keyMode], "%q is not a file mode with read and write for the owner; write it in octal, e.g. 0600 (the default) or 0640 for group read", s)
+		} else {
+			f.Mode = os.FileMode(v)
+		}
 	}
 	return f
 }

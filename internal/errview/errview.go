@@ -14,6 +14,7 @@
 package errview
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -29,18 +30,89 @@ import (
 
 // Source is where dead letters are read back from.
 type Source interface {
-	// Scan calls fn once for every dead letter it can read, in no particular
-	// order, until fn returns an error (which Scan returns). It may leave out
-	// letters f does not select (a database filters in its query); the
-	// caller applies f again. What it cannot parse is counted in the stats,
-	// not returned. fn may keep the letter.
-	Scan(ctx context.Context, f Filter, fn func(*record.DeadLetter) error) (ScanStats, error)
+	// Scan reads the dead letters q selects into t: either t.Add for each
+	// letter (it may add letters q does not select; t applies q again), or,
+	// for a source that counts for itself (a database), t.Count for each
+	// group of letters and t.Offer for at least the newest q.Limit of them.
+	// A Letter keeps only the start of the data, so a scan holds at most
+	// q.Limit small letters whatever the size of the records. What the
+	// source cannot parse is counted in the stats, not returned.
+	Scan(ctx context.Context, q Query, t *Tally) (ScanStats, error)
 }
+
+// Letter is a dead letter as the view reads it: all but its data, of which
+// only the size and the first bytes are kept.
+type Letter struct {
+	record.Origin
+	Dataset string
+	Reason  record.Reason
+	Error   string // its start: at least MaxErrorBytes when longer
+	Size    int    // bytes of data
+	// Head is the start of the data: at least PreviewBytes plus
+	// utf8.UTFMax-1 of it (so a rune cut by the preview can be completed),
+	// or all of it when shorter.
+	Head []byte
+}
+
+// HeadBytes is how much of a record's data a Letter keeps.
+const HeadBytes = PreviewBytes + utf8.UTFMax - 1
+
+// LetterOf keeps what the view needs of d.
+func LetterOf(d *record.DeadLetter) *Letter {
+	return &Letter{Origin: d.Origin, Dataset: d.Dataset, Reason: d.Reason, Error: clipBytes(d.Error, MaxErrorBytes+1),
+		Size: len(d.Data), Head: bytes.Clone(d.Data[:min(len(d.Data), HeadBytes)])}
+}
+
+// clipBytes cuts s to at most n bytes, keeping nothing else of it alive.
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.Clone(s[:n])
+}
+
+// Tally collects a scan: the counts of every selected letter and the newest
+// q.Limit letters. It is not safe for concurrent use.
+type Tally struct {
+	q       Query
+	total   int
+	reasons map[string]int
+	fields  map[[2]string]int
+	latest  newest
+}
+
+func newTally(q Query) *Tally {
+	return &Tally{q: q, reasons: map[string]int{}, fields: map[[2]string]int{}, latest: newest{limit: q.Limit}}
+}
+
+// Add counts l and offers it, if q selects it.
+func (t *Tally) Add(l *Letter) {
+	if !t.q.match(l) {
+		return
+	}
+	t.Count(l.Reason, l.Dataset, l.Error, 1)
+	t.Offer(l)
+}
+
+// Count counts n selected letters of a reason and dataset whose error
+// starts with err (which names the field of a schema_error).
+func (t *Tally) Count(reason record.Reason, dataset, err string, n int) {
+	t.total += n
+	t.reasons[string(reason)] += n
+	if f := fieldOf(reason, err); f != "" {
+		t.fields[[2]string{dataset, f}] += n
+	}
+}
+
+// Offer makes l a candidate for the newest letters shown; it keeps l only
+// while l is among the newest q.Limit offered.
+func (t *Tally) Offer(l *Letter) { t.latest.add(l) }
 
 // ScanStats describes what a Scan read.
 type ScanStats struct {
-	Files   int `json:"files"`
-	Skipped int `json:"skipped_lines,omitempty"` // lines that are not dead letters
+	Files        int `json:"files"`
+	Skipped      int `json:"skipped_lines,omitempty"` // lines that are not dead letters
+	SkippedFiles int `json:"skipped_files,omitempty"` // names of dead-letter files that are not regular files
 }
 
 // ErrNotSupported is returned by a Source for a dead-letter sink kind that
@@ -51,7 +123,7 @@ var ErrNotSupported = errors.New("reading dead letters back is not supported for
 // back yet; Scan returns an error wrapping ErrNotSupported that names kind.
 type Unsupported struct{ Kind string }
 
-func (u Unsupported) Scan(context.Context, Filter, func(*record.DeadLetter) error) (ScanStats, error) {
+func (u Unsupported) Scan(context.Context, Query, *Tally) (ScanStats, error) {
 	return ScanStats{}, fmt.Errorf("the %s dead-letter sink: %w yet; query its table directly", u.Kind, ErrNotSupported)
 }
 
@@ -63,7 +135,7 @@ type Filter struct {
 	Until   time.Time // arrival time before
 }
 
-func (f Filter) match(d *record.DeadLetter) bool {
+func (f Filter) match(d *Letter) bool {
 	if len(f.Reasons) > 0 {
 		ok := false
 		for _, r := range f.Reasons {
@@ -160,39 +232,22 @@ type Preview struct {
 
 // Summarize scans src and builds the view of the letters q selects.
 func Summarize(ctx context.Context, src Source, q Query) (*Summary, error) {
-	if q.Limit <= 0 {
-		q.Limit = DefaultLimit
-	}
-	q.Limit = min(q.Limit, MaxLimit)
-	s := &Summary{Filter: q.view()}
-	reasons := map[string]int{}
-	fields := map[[2]string]int{}
-	latest := &newest{limit: q.Limit}
-	stats, err := src.Scan(ctx, q.Filter, func(d *record.DeadLetter) error {
-		if !q.match(d) {
-			return nil
-		}
-		s.Total++
-		reasons[string(d.Reason)]++
-		if f := fieldOf(d); f != "" {
-			fields[[2]string{d.Dataset, f}]++
-		}
-		latest.add(d)
-		return nil
-	})
-	s.Stats = stats
+	q = q.normalized()
+	t := newTally(q)
+	stats, err := src.Scan(ctx, q, t)
 	if err != nil {
 		return nil, err
 	}
-	s.ByReason = make([]ReasonCount, 0, len(reasons))
-	for r, n := range reasons {
+	s := &Summary{Filter: q.view(), Stats: stats, Total: t.total}
+	s.ByReason = make([]ReasonCount, 0, len(t.reasons))
+	for r, n := range t.reasons {
 		s.ByReason = append(s.ByReason, ReasonCount{Reason: r, Count: n})
 	}
 	sortBy(s.ByReason, func(a, b ReasonCount) bool {
 		return a.Count > b.Count || a.Count == b.Count && a.Reason < b.Reason
 	})
-	s.ByField = make([]FieldCount, 0, len(fields))
-	for k, n := range fields {
+	s.ByField = make([]FieldCount, 0, len(t.fields))
+	for k, n := range t.fields {
 		s.ByField = append(s.ByField, FieldCount{Dataset: k[0], Field: k[1], Count: n})
 	}
 	sortBy(s.ByField, func(a, b FieldCount) bool {
@@ -204,11 +259,20 @@ func Summarize(ctx context.Context, src Source, q Query) (*Summary, error) {
 		}
 		return a.Field < b.Field
 	})
-	s.Latest = make([]Entry, 0, latest.Len())
-	for _, d := range latest.sorted() {
-		s.Latest = append(s.Latest, entryOf(d))
+	s.Latest = make([]Entry, 0, t.latest.Len())
+	for _, l := range t.latest.sorted() {
+		s.Latest = append(s.Latest, entryOf(l))
 	}
 	return s, nil
+}
+
+// normalized applies the limit's default and maximum.
+func (q Query) normalized() Query {
+	if q.Limit <= 0 {
+		q.Limit = DefaultLimit
+	}
+	q.Limit = min(q.Limit, MaxLimit)
+	return q
 }
 
 func (q Query) view() FilterView {
@@ -224,7 +288,7 @@ func (q Query) view() FilterView {
 	return v
 }
 
-func entryOf(d *record.DeadLetter) Entry {
+func entryOf(d *Letter) Entry {
 	return Entry{
 		Source:         d.Source,
 		ShardID:        d.ShardID,
@@ -234,19 +298,19 @@ func entryOf(d *record.DeadLetter) Entry {
 		ArrivalTime:    d.ArrivalTime.UTC(),
 		Dataset:        d.Dataset,
 		Reason:         string(d.Reason),
-		Field:          fieldOf(d),
+		Field:          fieldOf(d.Reason, d.Error),
 		Error:          clip(d.Error, MaxErrorBytes),
-		Size:           len(d.Data),
-		Preview:        previewOf(d.Data, PreviewBytes),
+		Size:           d.Size,
+		Preview:        previewOf(d.Head, d.Size, PreviewBytes),
 	}
 }
 
 // fieldOf is the field a schema_error names, "" for other reasons.
-func fieldOf(d *record.DeadLetter) string {
-	if d.Reason != record.ReasonSchema {
+func fieldOf(reason record.Reason, err string) string {
+	if reason != record.ReasonSchema {
 		return ""
 	}
-	return FieldPath(d.Error)
+	return FieldPath(err)
 }
 
 // FieldPath returns the path an error message starts with: the text before
@@ -305,26 +369,36 @@ func foldIndexes(p string) string {
 	return b.String()
 }
 
-// previewOf shows data as text when it is printable UTF-8, else as hex; at
-// most max bytes of data either way (cut on a rune boundary).
-func previewOf(data []byte, max int) Preview {
-	if printable(data) {
-		if len(data) <= max {
-			return Preview{Encoding: "text", Text: string(data)}
-		}
-		cut := max
-		for cut > 0 && !utf8.RuneStart(data[cut]) {
+// previewOf shows data (of which head is the start, size its length) as text
+// when it is printable UTF-8, else as hex; at most max bytes of data either
+// way (cut on a rune boundary). Only head is looked at: a record that turns
+// binary after the preview still shows as text.
+func previewOf(head []byte, size, max int) Preview {
+	if len(head) > size {
+		head = head[:size]
+	}
+	cut := len(head)
+	if cut > max {
+		cut = max
+		for cut > 0 && !utf8.RuneStart(head[cut]) {
 			cut--
 		}
-		return Preview{Encoding: "text", Text: string(data[:cut]), Truncated: true}
 	}
-	n := min(len(data), max/2) // two hex digits per byte: the same width as text
+	// A rune cut by the end of head (data goes on) does not make it binary.
+	whole := head
+	if size > len(head) {
+		whole = head[:cut]
+	}
+	if printable(whole) {
+		return Preview{Encoding: "text", Text: string(head[:cut]), Truncated: cut < size}
+	}
+	n := min(len(head), max/2) // two hex digits per byte: the same width as text
 	const digits = "0123456789abcdef"
 	b := make([]byte, 2*n)
-	for i, c := range data[:n] {
+	for i, c := range head[:n] {
 		b[2*i], b[2*i+1] = digits[c>>4], digits[c&0xf]
 	}
-	return Preview{Encoding: "hex", Text: string(b), Truncated: n < len(data)}
+	return Preview{Encoding: "hex", Text: string(b), Truncated: n < size}
 }
 
 func printable(data []byte) bool {
@@ -396,12 +470,12 @@ func ParseReasons(values ...string) ([]string, error) {
 // newest keeps the limit most recent letters (a min-heap on recency).
 type newest struct {
 	limit int
-	h     []*record.DeadLetter
+	h     []*Letter
 }
 
 // after orders letters by arrival time, then shard, sequence number and
 // subsequence: a total order, so the view is the same on every run.
-func after(a, b *record.DeadLetter) bool {
+func after(a, b *Letter) bool {
 	if !a.ArrivalTime.Equal(b.ArrivalTime) {
 		return a.ArrivalTime.After(b.ArrivalTime)
 	}
@@ -420,14 +494,14 @@ func after(a, b *record.DeadLetter) bool {
 func (n *newest) Len() int           { return len(n.h) }
 func (n *newest) Less(i, j int) bool { return after(n.h[j], n.h[i]) }
 func (n *newest) Swap(i, j int)      { n.h[i], n.h[j] = n.h[j], n.h[i] }
-func (n *newest) Push(x any)         { n.h = append(n.h, x.(*record.DeadLetter)) }
+func (n *newest) Push(x any)         { n.h = append(n.h, x.(*Letter)) }
 func (n *newest) Pop() any {
 	x := n.h[len(n.h)-1]
 	n.h = n.h[:len(n.h)-1]
 	return x
 }
 
-func (n *newest) add(d *record.DeadLetter) {
+func (n *newest) add(d *Letter) {
 	if len(n.h) < n.limit {
 		heap.Push(n, d)
 		return
@@ -439,8 +513,8 @@ func (n *newest) add(d *record.DeadLetter) {
 }
 
 // sorted returns the letters newest first.
-func (n *newest) sorted() []*record.DeadLetter {
-	out := append([]*record.DeadLetter(nil), n.h...)
+func (n *newest) sorted() []*Letter {
+	out := append([]*Letter(nil), n.h...)
 	sortBy(out, after)
 	return out
 }

@@ -192,10 +192,15 @@ func TestPreview(t *testing.T) {
 		{name: "control characters", data: []byte("a\x1b[31mred"), enc: "hex", text: "611b5b33316d726564"},
 		{name: "long text cut on a rune boundary", data: []byte(long), enc: "text", text: strings.Repeat("é", 128), truncated: true},
 		{name: "long binary", data: bytes.Repeat([]byte{0}, 300), enc: "hex", text: strings.Repeat("00", 128), truncated: true},
+		// Only the start of a large record is kept: a rune cut by the end of
+		// that start does not turn it into hex.
+		{name: "1 MiB text", data: []byte(strings.Repeat("aé", 1<<19/3)), enc: "text", text: strings.Repeat("aé", 85) + "a", truncated: true},
+		{name: "text then binary", data: append([]byte(strings.Repeat("x", 300)), 0, 1), enc: "text", text: strings.Repeat("x", 256), truncated: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := previewOf(tt.data, PreviewBytes)
+			l := LetterOf(&record.DeadLetter{Data: tt.data})
+			p := previewOf(l.Head, l.Size, PreviewBytes)
 			if p.Encoding != tt.enc || p.Text != tt.text || p.Truncated != tt.truncated {
 				t.Errorf("got %+v, want %s %q truncated=%v", p, tt.enc, tt.text, tt.truncated)
 			}

@@ -60,14 +60,22 @@ func TestPostgresSource(t *testing.T) {
 		t.Errorf("arrival time %v, want %v", s.Latest[0].ArrivalTime, t0.Add(3*time.Minute))
 	}
 
-	// The filters are in the query: count what the table returns.
-	var returned int
-	f := Filter{Reasons: []string{"schema_error"}, Shard: "shardId-000000000001", Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}
-	if _, err := src.Scan(ctx, f, func(*record.DeadLetter) error { returned++; return nil }); err != nil {
+	// The filters are in the queries: count what the table returns.
+	q := Query{Filter: Filter{Reasons: []string{"schema_error"}, Shard: "shardId-000000000001", Since: t0.Add(time.Minute), Until: t0.Add(3 * time.Minute)}, Limit: 20}
+	tally := newTally(q)
+	if _, err := src.Scan(ctx, q, tally); err != nil {
 		t.Fatal(err)
 	}
-	if returned != 1 {
-		t.Errorf("the query returned %d letters for %+v, want 1", returned, f)
+	if tally.total != 1 || tally.latest.Len() != 1 {
+		t.Errorf("the queries counted %d and returned %d letters for %+v, want 1 and 1", tally.total, tally.latest.Len(), q)
+	}
+	// The newest come from ORDER BY ... LIMIT, the counts from all rows.
+	s, err = Summarize(ctx, src, Query{Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Total != 4 || len(s.Latest) != 2 || s.Latest[0].PartitionKey != "k-d" || s.Latest[1].PartitionKey != "k-c" {
+		t.Errorf("limit 2: total %d, latest %+v", s.Total, s.Latest)
 	}
 
 	_, err = Summarize(ctx, PostgresSource{DSN: dsn, Table: "missing_table"}, Query{})

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -148,12 +150,22 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 
 // Handler serves the errors view of src: JSON, or HTML when the path ends in
 // ".html" or the client prefers text/html (a browser). Query parameters are
-// ParseQuery's. One scan runs at a time; others wait for it.
+// ParseQuery's.
+//
+// A scan reads every dead letter, so the work clients can cause is bounded:
+// one scan runs at a time; requests with the same parameters share one scan
+// and reuse its view for CacheTTL (so 20 requests at once cost one scan,
+// and a relative since=1h may be up to CacheTTL old); at most MaxPending
+// distinct views may be queued or scanning, a request for another gets 503
+// with Retry-After.
 func Handler(src Source, log *slog.Logger) http.Handler {
+	return newViewCache(src).handler(log)
+}
+
+func (c *viewCache) handler(log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	var mu sync.Mutex
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asHTML := strings.HasSuffix(r.URL.Path, ".html") || prefersHTML(r.Header.Get("Accept"))
 		q, err := ParseQuery(r.URL.Query(), time.Now())
@@ -161,15 +173,17 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			writeError(w, asHTML, http.StatusBadRequest, err.Error())
 			return
 		}
-		mu.Lock()
-		s, err := Summarize(r.Context(), src, q)
-		mu.Unlock()
+		s, err := c.summary(r.Context(), viewKey(r.URL.Query()), q)
 		switch {
+		case errors.Is(err, errBusy):
+			w.Header().Set("Retry-After", strconv.Itoa(int(CacheTTL/time.Second)))
+			writeError(w, asHTML, http.StatusServiceUnavailable, "the errors view is busy scanning for other requests; retry in a few seconds")
+			return
 		case errors.Is(err, ErrNotSupported):
 			writeError(w, asHTML, http.StatusNotImplemented, err.Error())
 			return
-		case errors.Is(err, context.Canceled):
-			return
+		case r.Context().Err() != nil:
+			return // the client went away
 		case err != nil:
 			log.Error("errors view: cannot read dead letters", "err", err)
 			writeError(w, asHTML, http.StatusInternalServerError, "cannot read the dead letters; the worker's log says why")
@@ -188,6 +202,127 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			log.Warn("errors view: render page", "err", err)
 		}
 	})
+}
+
+const (
+	// CacheTTL is how long the errors view reuses a scan for the same
+	// parameters.
+	CacheTTL = 5 * time.Second
+	// MaxPending is how many distinct views may be queued or scanning.
+	MaxPending = 4
+	// ScanTimeout bounds one scan of the errors view.
+	ScanTimeout = 2 * time.Minute
+	// maxViews bounds the views kept (each at most MaxLimit entries).
+	maxViews = 8
+)
+
+var errBusy = errors.New("errors view busy")
+
+type cachedView struct {
+	s  *Summary
+	at time.Time
+}
+
+// flight is a scan that requests for one view wait on.
+type flight struct {
+	done    chan struct{}
+	s       *Summary
+	err     error
+	waiters atomic.Int32 // requests waiting, for tests
+}
+
+// viewCache runs one scan at a time, shares it among the requests for the
+// same view and reuses the view for ttl.
+type viewCache struct {
+	src  Source
+	ttl  time.Duration
+	scan chan struct{} // holds a token while a scan runs
+	now  func() time.Time
+
+	mu      sync.Mutex
+	views   map[string]cachedView
+	flights map[string]*flight
+	scans   int // scans run, for tests
+}
+
+func newViewCache(src Source) *viewCache {
+	return &viewCache{src: src, ttl: CacheTTL, scan: make(chan struct{}, 1), now: time.Now,
+		views: map[string]cachedView{}, flights: map[string]*flight{}}
+}
+
+func (c *viewCache) summary(ctx context.Context, key string, q Query) (*Summary, error) {
+	c.mu.Lock()
+	if v, ok := c.views[key]; ok && c.now().Sub(v.at) < c.ttl {
+		c.mu.Unlock()
+		return v.s, nil
+	}
+	f := c.flights[key]
+	if f == nil {
+		if len(c.flights) >= MaxPending {
+			c.mu.Unlock()
+			return nil, errBusy
+		}
+		f = &flight{done: make(chan struct{})}
+		c.flights[key] = f
+		go c.run(key, q, f)
+	}
+	f.waiters.Add(1)
+	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.s, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// run scans for a flight, after the scan before it. It does not stop when
+// the request that started it goes away: others may wait on it.
+func (c *viewCache) run(key string, q Query, f *flight) {
+	c.scan <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), ScanTimeout)
+	s, err := Summarize(ctx, c.src, q)
+	cancel()
+	<-c.scan
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.scans++
+	delete(c.flights, key)
+	f.s, f.err = s, err
+	close(f.done)
+	if err != nil {
+		return
+	}
+	now := c.now()
+	for k, v := range c.views {
+		if now.Sub(v.at) >= c.ttl {
+			delete(c.views, k)
+		}
+	}
+	if len(c.views) >= maxViews {
+		oldest := ""
+		for k, v := range c.views {
+			if oldest == "" || v.at.Before(c.views[oldest].at) {
+				oldest = k
+			}
+		}
+		delete(c.views, oldest)
+	}
+	c.views[key] = cachedView{s: s, at: now}
+}
+
+// viewKey identifies a request's view by its parameters as written (a
+// relative since=1h is the same view for CacheTTL).
+func viewKey(v url.Values) string {
+	reasons, _ := ParseReasons(v["reason"]...)
+	slices.Sort(reasons)
+	reasons = slices.Compact(reasons)
+	limit := v.Get("limit")
+	if limit == "" {
+		limit = strconv.Itoa(DefaultLimit)
+	}
+	return url.Values{"reason": {strings.Join(reasons, ",")}, "shard": {v.Get("shard")}, "since": {v.Get("since")},
+		"until": {v.Get("until")}, "limit": {limit}}.Encode()
 }
 
 // prefersHTML reports whether an Accept header asks for text/html before

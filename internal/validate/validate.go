@@ -37,6 +37,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
 
@@ -155,11 +156,11 @@ func Run(ctx context.Context, cfg *config.Config) *Report {
 		name := "sink " + s.Name + ": writable"
 		switch {
 		case s.File != nil:
-			v.add(probeDir(name, s.File.Path))
+			v.add(probeDir(name, s.File.Path, s.File.Mode))
 		}
 	}
 	if dl := cfg.DeadLetter; dl.File != nil {
-		v.add(probeDir("dead_letter: writable", dl.File.Path))
+		v.add(probeDir("dead_letter: writable", dl.File.Path, dl.File.Mode))
 	}
 	// PostgreSQL sinks and the dead-letter table: reachable, and the table
 	// fits the dataset (or can be created).
@@ -489,7 +490,7 @@ func (v *validator) leaseTables(ctx context.Context) {
 
 // probeDir checks that files can be written durably in dir: it creates dir if
 // missing, then creates, writes, fsyncs and removes a probe file.
-func probeDir(name, dir string) Check {
+func probeDir(name, dir string, mode fs.FileMode) Check {
 	hint := func(err error) (Class, string) {
 		switch {
 		case errors.Is(err, fs.ErrPermission):
@@ -507,7 +508,9 @@ func probeDir(name, dir string) Check {
 		class, h := hint(err)
 		return fail(name, class, err, h)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Created as the sink would create it: a directory of raw payloads is
+	// not for everyone.
+	if err := os.MkdirAll(dir, file.DirMode(mode)); err != nil {
 		return failed(err)
 	}
 	if err := health.ProbeDir(dir); err != nil {

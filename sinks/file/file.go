@@ -55,6 +55,21 @@ type Config struct {
 	Prefix string
 	// MaxBytes: rotate when the current file would exceed it. Default 64 MiB.
 	MaxBytes int64
+	// Mode is the permission of the files created (before the umask), 0600
+	// when 0: they hold raw record payloads. Directories the sink creates get
+	// it plus search (x) wherever it reads: 0700 for 0600, 0750 for 0640.
+	// The owner must have read and write.
+	Mode fs.FileMode
+}
+
+// DefaultMode is the permission of the files a sink creates: only the
+// worker's user reads raw payloads.
+const DefaultMode fs.FileMode = 0o600
+
+// DirMode is the permission of a directory holding files of mode: mode plus
+// search wherever it has read.
+func DirMode(mode fs.FileMode) fs.FileMode {
+	return mode | (mode&0o444)>>2
 }
 
 func (c Config) validate(defaultPrefix string) (Config, error) {
@@ -72,6 +87,12 @@ func (c Config) validate(defaultPrefix string) (Config, error) {
 	}
 	if err := checkNamePart("Prefix", c.Prefix); err != nil {
 		return c, err
+	}
+	switch {
+	case c.Mode == 0:
+		c.Mode = DefaultMode
+	case c.Mode&^fs.ModePerm != 0 || c.Mode&0o600 != 0o600:
+		return c, fmt.Errorf("file sink: Config.Mode is %#o: want permission bits only, with read and write for the owner (e.g. 0600, 0640)", uint32(c.Mode))
 	}
 	switch {
 	case c.MaxBytes < 0:
@@ -172,7 +193,7 @@ func (c *committer) ensureDir() error {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("file sink: Config.Dir %q: %w", c.cfg.Dir, err)
 	}
-	if err := os.MkdirAll(c.cfg.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(c.cfg.Dir, DirMode(c.cfg.Mode)); err != nil {
 		return fmt.Errorf("file sink: creating Config.Dir %q: %w", c.cfg.Dir, err)
 	}
 	if err := syncDir(filepath.Dir(filepath.Clean(c.cfg.Dir))); err != nil {
@@ -353,7 +374,7 @@ func (c *committer) open() error {
 		path := filepath.Join(c.cfg.Dir, name)
 		// O_EXCL: never append to a file left by an earlier instance with the
 		// same worker id, whose last line may be torn by a crash.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, c.cfg.Mode)
 		if errors.Is(err, fs.ErrExist) && tries < 1000 {
 			c.counter++
 			continue

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -695,5 +697,50 @@ func TestRowLinesIndependentOfBatch(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &m); err != nil || len(m) != len(rows[i].Fields)+5 {
 			t.Errorf("line %d %s: %v, %d keys", i, l, err, len(m))
 		}
+	}
+}
+
+// TestFileModes: rows and dead letters hold raw payloads, so files are
+// created 0600 in 0700 directories unless Mode asks for group read.
+func TestFileModes(t *testing.T) {
+	for _, tt := range []struct {
+		name              string
+		mode              fs.FileMode
+		wantFile, wantDir fs.FileMode
+	}{
+		{"default", 0, 0o600, 0o700},
+		{"group read", 0o640, 0o640, 0o750},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			old := syscall.Umask(0o022)
+			defer syscall.Umask(old)
+			dir := filepath.Join(t.TempDir(), "out", "letters")
+			s, err := NewDeadLetterSink(Config{Dir: dir, WorkerID: testWorker, Mode: tt.mode}, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(context.Background(), []record.DeadLetter{{Reason: record.ReasonDecode, Data: []byte("secret payload")}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+			if len(files) != 1 {
+				t.Fatalf("files %v", files)
+			}
+			for path, want := range map[string]fs.FileMode{files[0]: tt.wantFile, dir: tt.wantDir, filepath.Dir(dir): tt.wantDir} {
+				fi, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != want {
+					t.Errorf("%s: %v, want %v", path, fi.Mode().Perm(), want)
+				}
+			}
+		})
+	}
+	if _, err := NewRowSink(Config{Dir: t.TempDir(), WorkerID: testWorker, Mode: 0o444}, testLogger(t)); err == nil || !strings.Contains(err.Error(), "Config.Mode is 0444") {
+		t.Errorf("a mode the owner cannot write: %v", err)
 	}
 }

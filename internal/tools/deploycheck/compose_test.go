@@ -389,6 +389,14 @@ func TestComposeWorkerConfig(t *testing.T) {
 	if err != nil || (host != "0.0.0.0" && host != "" && host != "::") || port == "0" {
 		t.Errorf("worker config metrics.listen %q: want 0.0.0.0:PORT inside a container", listen)
 	}
+	// ... but nothing else may: the errors view shows record data, so it
+	// stays on loopback (docker compose exec, or `kinesis-ingest errors`) or off.
+	if el := cfg.Errors.Listen; el != "" {
+		host, _, err := net.SplitHostPort(el)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			t.Errorf("worker config errors.listen %q: the errors view shows record data; keep it on 127.0.0.1 or turn it off with \"\"", el)
+		}
+	}
 
 	// Sinks write under a named volume that every replica mounts writable.
 	var dirs []string

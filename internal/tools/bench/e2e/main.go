@@ -288,6 +288,8 @@ consumer:
   lease_stealing: true
 metrics:
   listen: %[5]s
+errors:
+  listen: ""
 log:
   level: info
 `

@@ -52,7 +52,7 @@ func CompileExpr(src string, i int, specs []schema.FieldSpec, want schema.Type) 
 	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.Timezone("UTC"))
 	if err != nil {
-		msg := oneLine(err)
+		msg := exprMessage(err)
 		if specs[i].Name != "" {
 			for j := range specs {
 				if j != i && specs[j].Expr != "" && specs[j].Name != "" && isUnknown(msg, specs[j].Name) {
@@ -96,7 +96,7 @@ func (e *Expr) Eval(row []record.Field) (any, error) {
 	out, err := st.vm.Run(e.prog, st.env)
 	clear(st.env)
 	if err != nil {
-		return nil, errors.New(oneLine(err))
+		return nil, errors.New(exprMessage(err))
 	}
 	return out, nil
 }

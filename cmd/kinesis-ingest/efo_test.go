@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"strconv"
@@ -230,5 +231,59 @@ func TestEnhancedFanOutLatestStartsAtTheFirstStart(t *testing.T) {
 	}
 	if lost, _ := report(t, e.rows(), 100); len(lost) > 0 {
 		t.Fatalf("lost %d records put while no worker ran", len(lost))
+	}
+}
+
+// A delivery longer than the lease duration (the sink is down for three
+// lease durations) keeps its lease in enhanced fan-out mode, although the
+// KCL's fan-out consumer renews only between events: no shard changes hands
+// during the outage and nothing is read twice after it.
+func TestEnhancedFanOutSlowDeliveryKeepsTheLease(t *testing.T) {
+	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
+	e := newEnv(t, 2)
+	p := efoproxy.New(t, e.kin.Endpoint)
+	cfg := e.efoConfig("trim_horizon", "orders-efo")
+	data, keys, _ := orders(0, 100, false)
+	e.put(data, keys)
+	w1 := e.startEFO(cfg, "w1", p)
+	w2 := e.startEFO(cfg, "w2", p)
+	e.waitBalanced(map[string]int{"w1": 1, "w2": 1}, 90*time.Second)
+	waitFor(t, 60*time.Second, "the first 100 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 100, nil)) == 0 })
+	owners := func() map[string]string {
+		m := map[string]string{}
+		for id, l := range e.checkpoints() {
+			m[id] = l.Owner
+		}
+		return m
+	}
+	before := owners()
+
+	moved := e.rowsDir() + ".away"
+	if err := os.Rename(e.rowsDir(), moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.rowsDir(), []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, keys, _ = orders(100, 100, false)
+	e.put(data, keys)
+	waitFor(t, 30*time.Second, "both workers retrying the sink", func() bool {
+		b1, _ := os.ReadFile(w1.log)
+		b2, _ := os.ReadFile(w2.log)
+		return strings.Contains(string(b1), "sink write failed; retrying") && strings.Contains(string(b2), "sink write failed; retrying")
+	})
+	for end := time.Now().Add(3 * leaseDuration); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if now := owners(); !maps.Equal(now, before) {
+			t.Fatalf("a shard changed hands during a slow delivery: owners %v, before %v", now, before)
+		}
+	}
+	os.Remove(e.rowsDir())
+	if err := os.Rename(moved, e.rowsDir()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "all 200 rows after the outage", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
+	time.Sleep(2 * time.Second)
+	if lost, dups := report(t, e.rows(), 200); len(lost) > 0 || dups > 0 {
+		t.Fatalf("after a slow delivery: %d lost, %d read twice; want 0 and 0", len(lost), dups)
 	}
 }

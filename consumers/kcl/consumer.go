@@ -418,7 +418,10 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		}
 	}
 	p.c.cfg.Metrics.ObserveIteratorAge(p.c.cfg.Source, p.shardID, recs[len(recs)-1].Origin.ArrivalTime)
-	if err := p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs); err != nil {
+	stopRenewing := p.renewDuringDelivery()
+	err := p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs)
+	stopRenewing()
+	if err != nil {
 		// Only cancellation ends a delivery unfinished; the batch is not
 		// checkpointed and will be read again.
 		p.log.Warn("batch abandoned without checkpoint", "records", len(recs), "err", err)
@@ -428,6 +431,39 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	last := recs[len(recs)-1].Origin.SequenceNumber
 	p.checkpoint(in.Checkpointer, &last)
 	p.idle(len(recs), in.MillisBehindLatest)
+}
+
+// renewDuringDelivery keeps the lease renewed while a batch is delivered, in
+// enhanced fan-out mode: the KCL's fan-out shard consumer renews only inside
+// its event loop, which waits for ProcessRecords, so a delivery longer than
+// the lease duration (a slow or failing sink) would lose the lease to
+// another worker, which would read the batch again. The polling consumer
+// renews from a goroutine of its own and needs none of this.
+func (p *processor) renewDuringDelivery() (stop func()) {
+	if p.c.cfg.EFO == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(p.c.cfg.LeaseRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := p.c.table.RenewHeld(p.shardID); err != nil {
+					p.log.Warn("lease renewal during a delivery failed", "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }
 
 // checkpointAttempts bounds the retries of a checkpoint that failed for a

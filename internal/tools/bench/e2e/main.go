@@ -78,6 +78,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/efoproxy"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
@@ -91,6 +92,7 @@ type options struct {
 	timeout     time.Duration
 	keep        bool
 	skipLatency bool
+	efo         bool
 	rounds      int
 	shardSync   time.Duration
 	maxRecords  int
@@ -106,6 +108,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a consumer run after this long")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, configs, rows, logs)")
 	flag.BoolVar(&o.skipLatency, "skip-latency", false, "skip the latency runs")
+	flag.BoolVar(&o.efo, "efo", true, "also run kinesis-ingest in enhanced fan-out mode (through internal/testenv/efoproxy) and print its table against polling")
 	flag.IntVar(&o.rounds, "rounds", 1, "throughput runs per consumer (the table shows medians)")
 	flag.DurationVar(&o.shardSync, "shard-sync-interval", 250*time.Millisecond, "both consumers' shard sync interval: each takes one lease per sync")
 	flag.IntVar(&o.maxRecords, "max-records", 10000, "both consumers' max_records per GetRecords (1..10000)")
@@ -183,12 +186,25 @@ func run(ctx context.Context, o options) error {
 		"AWS_REGION=" + testaws.Region,
 	}
 	b := &bench{o: o, work: work, bins: bins, env: env, kc: kc, db: db, streams: streams}
+	if o.efo {
+		// kinesis-mock omits the initial-response event the SDK needs on a
+		// subscription; the test proxy inserts it (see its package doc).
+		proxy, err := efoproxy.Start(kin.Endpoint)
+		if err != nil {
+			return err
+		}
+		defer proxy.Close()
+		b.efoEnv = append(slices.Clone(env), "AWS_ENDPOINT_URL_KINESIS="+proxy.URL)
+	}
 	// Rounds alternate which consumer goes first.
 	results := map[string][]*result{}
 	for round := range o.rounds {
 		order := []string{"kinesis-ingest", "bare KCL"}
 		if round%2 == 1 {
 			order[0], order[1] = order[1], order[0]
+		}
+		if o.efo {
+			order = append(order, efoConsumer)
 		}
 		for _, c := range order {
 			r, err := b.throughput(ctx, c)
@@ -207,7 +223,38 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	printTable(os.Stdout, o, size/len(data), results["kinesis-ingest"], results["bare KCL"], lat["kinesis-ingest"], lat["bare KCL"])
+	if o.efo {
+		printEFOTable(os.Stdout, o, results["kinesis-ingest"], results[efoConsumer])
+	}
 	return nil
+}
+
+// efoConsumer is kinesis-ingest reading through enhanced fan-out.
+const efoConsumer = "kinesis-ingest EFO"
+
+// printEFOTable compares kinesis-ingest in enhanced fan-out mode with
+// itself polling, on the same records in the same run.
+func printEFOTable(w io.Writer, o options, polling, efo []*result) {
+	med := func(rs []*result, f func(*result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	fmt.Fprintf(w, "\n### Enhanced fan-out against polling: the same %d records, kinesis-ingest run with the file sink\n\n", o.records)
+	fmt.Fprintf(w, "| | enhanced fan-out | polling | ratio |\n|---|---:|---:|---:|\n")
+	row := func(name string, f func(*result) float64, format string) {
+		a, b := med(efo, f), med(polling, f)
+		fmt.Fprintf(w, "| %s | "+format+" | "+format+" | %.2f× |\n", name, a, b, a/b)
+	}
+	row("records/s, first record → last record", func(r *result) float64 { return float64(r.records) / r.last.Sub(r.first).Seconds() }, "%.0f")
+	row("CPU-s per 100k records, whole process (rusage)", func(r *result) float64 { return r.cpuTotal.Seconds() * 100000 / float64(r.records) }, "%.2f")
+	row("CPU-s per 100k records, first → last record (/proc, 10 ms ticks)", func(r *result) float64 {
+		return (r.cpuLast - r.cpuFirst).Seconds() * 100000 / float64(r.records)
+	}, "%.2f")
+	row("peak RSS, MiB", func(r *result) float64 { return float64(r.maxRSS) / (1 << 20) }, "%.1f")
+	fmt.Fprintf(w, "\nEFO runs through internal/testenv/efoproxy (it inserts the initial-response event kinesis-mock omits, parsing each event-stream message's length only); kinesis-mock pushes events at its own pace, so records/s compare the emulator's two read paths more than the consumers.\n")
 }
 
 // moduleRoot is the directory of the go.mod of this module, from the working
@@ -299,6 +346,7 @@ type bench struct {
 	work    string
 	bins    map[string]string
 	env     []string
+	efoEnv  []string // env with Kinesis through the EFO test proxy
 	kc      *kinesis.Client
 	db      *dynamodb.Client
 	streams map[string]string
@@ -368,13 +416,16 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 	ch := &child{name: c, exited: make(chan struct{}), offsets: map[string]int64{}, partial: map[string][]byte{}}
 	var cmd *exec.Cmd
 	switch c {
-	case "kinesis-ingest":
+	case "kinesis-ingest", efoConsumer:
 		ch.rowsDir, ch.dlDir = filepath.Join(dir, "rows"), filepath.Join(dir, "dead-letters")
 		if ch.metrics, err = freeAddr(); err != nil {
 			return nil, err
 		}
 		cfg := filepath.Join(dir, "config.yaml")
 		body := fmt.Sprintf(configTemplate, b.streams[stream], ch.rowsDir, ch.dlDir, app, ch.metrics, b.o.shardSync, b.o.maxRecords)
+		if c == efoConsumer {
+			body = strings.Replace(body, "      format: json\n", "      format: json\n      efo: {consumer_name: "+app+"}\n", 1)
+		}
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			return nil, err
 		}
@@ -395,6 +446,9 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 		go ch.readBare(out)
 	}
 	cmd.Env = append(os.Environ(), b.env...)
+	if c == efoConsumer {
+		cmd.Env = append(os.Environ(), b.efoEnv...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	ch.cmd = cmd
 	ch.start = time.Now()
@@ -581,7 +635,7 @@ func (b *bench) throughput(ctx context.Context, c string) (*result, error) {
 	}
 	r := &result{records: b.o.records, start: ch.start, first: ch.first, last: last, cpuFirst: ch.cpuFirst, cpuLast: cpuLast,
 		cpuTotal: rusageCPU(ru), maxRSS: ru.Maxrss * 1024, histP50: math.NaN(), histP99: math.NaN()}
-	if c == "kinesis-ingest" {
+	if c == "kinesis-ingest" || c == efoConsumer {
 		_ = ch.pollRows(false)
 		r.rows = ch.count
 		r.deadLetters = countLines(ch.dlDir)

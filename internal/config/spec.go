@@ -1,0 +1,241 @@
+// The spec: every key of the config, its type, default and documentation,
+// in one tree that the JSON Schema (JSONSchema, `kinesis-ingest config
+// schema`) is generated from. The section decoders in sections.go stay
+// hand-written (their error messages are the product), so the spec is tied
+// to them by TestSpecMatchesLoader: it loads configs that reach every object
+// of the spec while the loader records what it accepts, and fails when a key
+// the loader accepts is missing here (or the other way round), when a type,
+// default or bound differs, or when an object of the spec is never reached.
+
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// kind is a spec node's type.
+type kind int
+
+const (
+	kObject kind = iota
+	kArray
+	kString
+	kInteger
+	kNumber
+	kBoolean
+	kDuration // a Go duration string: 500ms, 2s, 1m30s
+	kAny      // any YAML value (a field's const)
+	kOneOf    // one of alts
+)
+
+// spec describes one value of the config.
+type spec struct {
+	kind kind
+	doc  string
+	// def is the default as it appears in YAML (and in `config print`):
+	// an int64, bool, or string (durations as Go writes them, "30s"); nil
+	// when there is none or it is computed (defaultDoc says how).
+	def        any
+	defaultDoc string
+	keys       []keySpec // kObject, in the order `config print` writes them
+	// exactlyOne names keys of which exactly one must be set (file or
+	// postgres).
+	exactlyOne []string
+	items      *spec   // kArray
+	minItems   int     // kArray
+	alts       []*spec // kOneOf
+	enum       []string
+	pattern    string // kString, RE2 and ECMA-262 alike
+	minLen     int
+	maxLen     int
+	min, max   *int64 // kInteger
+	zeroOK     bool   // kDuration: 0 is allowed (switches a window off)
+	nullable   bool   // null is a value of its own (metrics.listen: "" or null disables)
+	secret     bool   // `config print` masks it
+	ref        string // a named definition (recursive dataset fields)
+	// reflected: the loader decodes this object with yaml.v3 into a struct
+	// (schema.FieldSpec) and checks its keys against the struct's yaml tags,
+	// so its scalars have no typed reader to compare with.
+	reflected bool
+}
+
+// keySpec is one key of an object.
+type keySpec struct {
+	name     string
+	required bool
+	*spec
+}
+
+func key(name string, s *spec) keySpec      { return keySpec{name: name, spec: s} }
+func required(name string, s *spec) keySpec { return keySpec{name: name, required: true, spec: s} }
+
+func object(doc string, keys ...keySpec) *spec { return &spec{kind: kObject, doc: doc, keys: keys} }
+func reflectedObject(doc string, keys ...keySpec) *spec {
+	s := object(doc, keys...)
+	s.reflected = true
+	return s
+}
+func list(doc string, items *spec) *spec    { return &spec{kind: kArray, doc: doc, items: items} }
+func str(doc string) *spec                  { return &spec{kind: kString, doc: doc} }
+func boolean(doc string, def bool) *spec    { return &spec{kind: kBoolean, doc: doc, def: def} }
+func oneOf(doc string, alts ...*spec) *spec { return &spec{kind: kOneOf, doc: doc, alts: alts} }
+
+func integer(doc string, def, lo, hi int64) *spec {
+	s := &spec{kind: kInteger, doc: doc, def: def, min: &lo}
+	if hi != unbounded {
+		s.max = &hi
+	}
+	return s
+}
+
+func duration(doc string, def time.Duration) *spec {
+	return &spec{kind: kDuration, doc: doc, def: def.String()}
+}
+
+// unbounded is the upper bound the loader uses for "no maximum".
+const unbounded = 1 << 62
+
+func (s *spec) withPattern(p string) *spec     { s.pattern = p; return s }
+func (s *spec) withEnum(v ...string) *spec     { s.enum = v; return s }
+func (s *spec) withDefault(v any) *spec        { s.def = v; return s }
+func (s *spec) computedDefault(d string) *spec { s.defaultDoc = d; return s }
+func (s *spec) masked() *spec                  { s.secret = true; return s }
+
+// fieldSpec is one field of a dataset (or of a struct field); lists of
+// fields refer to it through the "field" definition.
+var fieldSpec = reflectedObject("A typed field of the dataset (see the schema package doc for the types and their values).",
+	required("name", str("The field's name in the row; the record key read when ref is unset.")),
+	required("type", str("A Fennel type: int, float, bool, str, bytes, datetime, date, decimal[p], optional[T], list[T], map[T], struct, embedding[n].")),
+	key("ref", str("The path of the value in the record (user.address[0].city, [\"key.with.dots\"].x); default: the field's name.")),
+	key("const", &spec{kind: kAny, doc: "A constant used for every record instead of reading it (null is a constant too)."}),
+	key("fields", &spec{kind: kArray, doc: "The fields of a struct type (struct, list[struct], optional[struct], ...).", ref: "field"}),
+	key("oneof", list("Restricts an int or str field to these values.", &spec{kind: kAny})),
+	key("between", object("Restricts an int or float field to a range, inclusive unless strict; at least one bound.",
+		key("min", &spec{kind: kNumber, doc: "The lower bound."}),
+		key("max", &spec{kind: kNumber, doc: "The upper bound."}),
+		key("strict_min", boolean("The lower bound is excluded.", false)),
+		key("strict_max", boolean("The upper bound is excluded.", false)),
+	)),
+	key("regex", str("Restricts a str field to values this RE2 pattern matches in full.")),
+)
+
+func fileSinkSpec(doc string) *spec {
+	return object(doc,
+		required("path", str("The directory the JSON Lines files are written under (relative to the config file's directory); file names carry the worker id, so workers may share it.")),
+		key("max_bytes", integer("Rotate a file after this many bytes.", DefaultFileMaxBytes, 1, unbounded)),
+	)
+}
+
+func postgresSinkSpec(doc string) *spec {
+	return object(doc,
+		required("dsn", str("A PostgreSQL connection string (URL or key=value), usually \"${PG_DSN}\"; `config print` masks its password.").masked()),
+		required("table", str("The table, optionally schema-qualified (schema.table).").withPattern(tableRE.String())),
+		key("create_table", boolean("Create the table from the dataset when it is missing.", false)),
+		key("batch_rows", integer("Rows per transaction at most; larger batches are split.", DefaultBatchRows, 1, 1<<31-1)),
+		key("batch_bytes", integer("Bytes per transaction at most; larger batches are split.", DefaultBatchBytes, 1, unbounded)),
+		key("batch_interval", (&spec{kind: kDuration, doc: "A group-commit window: pays only with many shards writing small batches; 0s switches it off.", def: time.Duration(DefaultBatchInterval).String(), zeroOK: true})),
+	)
+}
+
+func storeOf(s *spec) *spec {
+	s.exactlyOne = []string{"file", "postgres"}
+	return s
+}
+
+// configSpec is the whole config.
+var configSpec = object("A kinesis-ingest configuration: sources (Kinesis streams), datasets (typed rows), sinks, the dead-letter sink, and the consumer, metrics and log settings.",
+	required("sources", &spec{kind: kArray, minItems: 1, doc: "The Kinesis streams to read.", items: object("One Kinesis stream.",
+		required("name", str("The source's name, unique across sources and sinks.").withPattern(nameRE.String())),
+		required("kinesis", object("The stream and how to read it.",
+			required("stream_arn", str("The stream's ARN: arn:aws:kinesis:<region>:<account>:stream/<name>.").withPattern(`^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/[A-Za-z0-9_.-]+$`)),
+			key("role_arn", str("An IAM role to assume (STS AssumeRole) for every Kinesis call of this source; default: the worker's own credentials.")),
+			key("external_id", str("The external id passed to AssumeRole with role_arn; `config print` masks it, since it guards against confused deputies.").withPattern(externalIDRE.String()).masked()),
+			key("init_position", oneOf("Where shards without a checkpoint start: latest, trim_horizon, or a timestamp (YAML timestamp, seconds since the epoch as an int or float, or an ISO-8601 string). A restarted worker always resumes from its checkpoints.",
+				&spec{kind: kString, doc: "latest, trim_horizon (any case) or an ISO-8601 timestamp."},
+				&spec{kind: kNumber, doc: "Seconds since the epoch."},
+			).withDefault("latest")),
+			key("format", oneOf("How record payloads are encoded.",
+				str("JSON records.").withEnum(FormatJSON),
+				object("Avro records.",
+					required("avro", func() *spec {
+						s := object("Where the writer schema comes from: schema_file or registry.",
+							key("schema_file", str("The path of an .avsc file (relative to the config file's directory).")),
+							key("registry", object("A Confluent-compatible schema registry; authenticate with username and password, or token, or not at all.",
+								required("url", str("The registry's http or https URL.")),
+								key("username", str("Basic auth user.")),
+								key("password", str("Basic auth password, usually \"${REGISTRY_PASSWORD}\"; `config print` masks it.").masked()),
+								key("token", str("A bearer token, usually \"${REGISTRY_TOKEN}\"; `config print` masks it.").masked()),
+								key("ca_file", str("A PEM bundle to trust for https (relative to the config file's directory).")),
+							)),
+							key("framing", str("schema_file only: auto reads records starting with C3 01 and the schema's fingerprint as single-object encoded, others as raw binary Avro.").withEnum(AvroFramingAuto, AvroFramingBinary, AvroFramingSingleObject).withDefault(AvroFramingAuto)),
+						)
+						s.exactlyOne = []string{"schema_file", "registry"}
+						return s
+					}()),
+				),
+			).withDefault(FormatJSON)),
+		)),
+	)}),
+	required("datasets", &spec{kind: kArray, minItems: 1, doc: "The datasets: each turns one source's records into typed rows for one sink.", items: object("One dataset.",
+		required("name", str("The dataset's name, unique among datasets.").withPattern(nameRE.String())),
+		required("source", str("The name of the source it reads.")),
+		key("timestamp", str("The datetime field holding the row time.").computedDefault("the only datetime field")),
+		key("where", str("An expr expression over the dataset's fields deciding which records it takes; default: every record.")),
+		required("fields", &spec{kind: kArray, doc: "The dataset's fields.", ref: "field"}),
+		required("sink", str("The name of the sink it writes to.")),
+	)}),
+	required("sinks", list("Where rows go.", storeOf(object("One sink: exactly one of file or postgres.",
+		required("name", str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String())),
+		key("file", fileSinkSpec("JSON Lines files.")),
+		key("postgres", postgresSinkSpec("A PostgreSQL table, written effectively once.")),
+	)))),
+	required("dead_letter", storeOf(object("Where records that cannot become rows go, with their reason: exactly one of file or postgres.",
+		key("file", fileSinkSpec("JSON Lines files.")),
+		key("postgres", postgresSinkSpec("A PostgreSQL table.")),
+		key("unrouted", boolean("Also dead-letter records no dataset takes, as no_route.", false)),
+	))),
+	key("consumer", object("The shard consumer and its DynamoDB lease table.",
+		key("application", str("The lease table's name (with -<source> appended when there are several sources).").withPattern(dynamoTableRE.String()).computedDefault("the first source's name")),
+		key("worker_id", str("This worker's id among the workers sharing the lease table; must be unique per process.").computedDefault("<hostname>-<pid>")),
+		key("role_arn", str("An IAM role to assume for the lease table; default: the worker's own credentials.")),
+		key("shard_sync_interval", duration("How often a worker lists shards and may take one more lease.", DefaultShardSyncInterval)),
+		key("lease_duration", duration("A crashed worker's shards are taken over after about this plus shard_sync_interval.", DefaultLeaseDuration)),
+		key("lease_refresh", duration("Lease renewal period; under half of lease_duration.", DefaultLeaseRefresh)),
+		key("max_records", integer("Records per GetRecords call (one batch, one checkpoint).", DefaultMaxRecords, 1, 10000)),
+		key("idle_between_reads", duration("The pause after an empty read.", DefaultIdleBetweenReads)),
+		key("lease_stealing", boolean("Claim shards from busier workers, so added workers take a fair share.", DefaultLeaseStealing)),
+		key("max_leases", integer("Leases per worker at most; 0: no cap.", 0, 0, 1<<31-1)),
+		key("shutdown_timeout", duration("On SIGTERM, how long batches in flight may take to become durable; keep it under the platform's stop grace period.", DefaultShutdownTimeout)),
+	)),
+	key("metrics", object("The HTTP endpoint for /metrics, /healthz and /readyz.",
+		key("listen", (&spec{kind: kString, doc: "host:port to listen on; \"\" or null disables it. Keep it private: the port also serves the errors view.", nullable: true}).withDefault(DefaultMetricsListen)),
+	)),
+	key("log", object("Logging.",
+		key("level", str("The lowest level logged.").withEnum("debug", "info", "warn", "error").withDefault("info")),
+		key("format", str("text or json (one object per line).").withEnum("text", "json").withDefault("text")),
+	)),
+)
+
+// definitions are the named specs a ref names.
+var definitions = map[string]*spec{"field": fieldSpec}
+
+// defaultString is how the default reads in documentation.
+func (s *spec) defaultString() string {
+	switch v := s.def.(type) {
+	case nil:
+		return s.defaultDoc
+	case string:
+		if v == "" {
+			return `""`
+		}
+		return v
+	case bool:
+		return strconv.FormatBool(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	default:
+		return fmt.Sprint(v)
+	}
+}

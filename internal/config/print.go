@@ -29,13 +29,13 @@ func Print(cfg *Config) ([]byte, error) {
 func render(cfg *Config, mask bool) ([]byte, error) {
 	p := printer{mask: mask}
 	root := p.mapping(
-		"sources", p.seq(len(cfg.Sources), func(i int) *yaml.Node { return p.source(cfg.Sources[i]) }),
-		"datasets", p.seq(len(cfg.Datasets), func(i int) *yaml.Node { return p.dataset(cfg.Datasets[i]) }),
-		"sinks", p.seq(len(cfg.Sinks), func(i int) *yaml.Node { return p.sink(cfg.Sinks[i]) }),
-		"dead_letter", p.deadLetter(cfg.DeadLetter),
-		"consumer", p.consumer(cfg.Consumer),
-		"metrics", p.mapping("listen", p.str(cfg.Metrics.Listen)),
-		"log", p.mapping("level", p.str(cfg.Log.Level), "format", p.str(cfg.Log.Format)),
+		keySources, p.seq(len(cfg.Sources), func(i int) *yaml.Node { return p.source(cfg.Sources[i]) }),
+		keyDatasets, p.seq(len(cfg.Datasets), func(i int) *yaml.Node { return p.dataset(cfg.Datasets[i]) }),
+		keySinks, p.seq(len(cfg.Sinks), func(i int) *yaml.Node { return p.sink(cfg.Sinks[i]) }),
+		keyDeadLetter, p.deadLetter(cfg.DeadLetter),
+		keyConsumer, p.consumer(cfg.Consumer),
+		keyMetrics, p.mapping(keyListen, p.str(cfg.Metrics.Listen)),
+		keyLog, p.mapping(keyLevel, p.str(cfg.Log.Level), keyFormat, p.str(cfg.Log.Format)),
 	)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -122,15 +122,23 @@ func (p printer) source(s Source) *yaml.Node {
 		role = p.str(k.RoleARN.String())
 	}
 	return p.mapping(
-		"name", p.str(s.Name),
-		"kinesis", p.mapping(
-			"stream_arn", p.str(k.StreamARN.String()),
-			"role_arn", role,
-			"external_id", p.secret(k.ExternalID),
-			"init_position", p.str(k.InitPosition.String()),
-			"format", p.format(k.Format),
+		keyName, p.str(s.Name),
+		keyKinesis, p.mapping(
+			keyStreamARN, p.str(k.StreamARN.String()),
+			keyRoleARN, role,
+			keyExternalID, p.secret(k.ExternalID),
+			keyInitPosition, p.str(k.InitPosition.String()),
+			keyFormat, p.format(k.Format),
+			keyEFO, p.efo(k.EFO),
 		),
 	)
+}
+
+func (p printer) efo(e *EFO) *yaml.Node {
+	if e == nil {
+		return nil
+	}
+	return p.mapping(keyConsumerName, p.optStr(e.ConsumerName), keyConsumerARN, p.optStr(e.ConsumerARN))
 }
 
 func (p printer) format(f Format) *yaml.Node {
@@ -140,29 +148,29 @@ func (p printer) format(f Format) *yaml.Node {
 	a := f.Avro
 	if a.Registry != nil {
 		r := a.Registry
-		return p.mapping("avro", p.mapping("registry", p.mapping(
-			"url", p.str(p.maskURL(r.URL)),
-			"username", p.optStr(r.Username),
-			"password", p.secret(r.Password),
-			"token", p.secret(r.Token),
-			"ca_file", p.optStr(r.CAFile),
+		return p.mapping(keyAvro, p.mapping(keyRegistry, p.mapping(
+			keyURL, p.str(p.maskURL(r.URL)),
+			keyUsername, p.optStr(r.Username),
+			keyPassword, p.secret(r.Password),
+			keyToken, p.secret(r.Token),
+			keyCAFile, p.optStr(r.CAFile),
 		)))
 	}
 	framing := a.Framing
 	if framing == "" {
 		framing = AvroFramingAuto
 	}
-	return p.mapping("avro", p.mapping("schema_file", p.str(a.SchemaFile), "framing", p.str(framing)))
+	return p.mapping(keyAvro, p.mapping(keySchemaFile, p.str(a.SchemaFile), keyFraming, p.str(framing)))
 }
 
 func (p printer) dataset(d Dataset) *yaml.Node {
 	return p.mapping(
-		"name", p.str(d.Name),
-		"source", p.str(d.Source),
-		"timestamp", p.optStr(d.Timestamp),
-		"where", p.optStr(d.Where),
-		"fields", p.fields(d.Fields),
-		"sink", p.str(d.Sink),
+		keyName, p.str(d.Name),
+		keySource, p.str(d.Source),
+		keyTimestamp, p.optStr(d.Timestamp),
+		keyWhere, p.optStr(d.Where),
+		keyFields, p.fields(d.Fields),
+		keySink, p.str(d.Sink),
 	)
 }
 
@@ -207,18 +215,18 @@ func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
 }
 
 func (p printer) sink(s Sink) *yaml.Node {
-	return p.mapping("name", p.str(s.Name), "file", p.fileSink(s.File), "postgres", p.postgresSink(s.Postgres))
+	return p.mapping(keyName, p.str(s.Name), keyFile, p.fileSink(s.File), keyPostgres, p.postgresSink(s.Postgres))
 }
 
 func (p printer) deadLetter(d DeadLetter) *yaml.Node {
-	return p.mapping("file", p.fileSink(d.File), "postgres", p.postgresSink(d.Postgres), "unrouted", p.bool(d.Unrouted))
+	return p.mapping(keyFile, p.fileSink(d.File), keyPostgres, p.postgresSink(d.Postgres), keyUnrouted, p.bool(d.Unrouted))
 }
 
 func (p printer) fileSink(f *FileSink) *yaml.Node {
 	if f == nil {
 		return nil
 	}
-	return p.mapping("path", p.str(f.Path), "max_bytes", p.int(f.MaxBytes))
+	return p.mapping(keyPath, p.str(f.Path), keyMaxBytes, p.int(f.MaxBytes))
 }
 
 func (p printer) postgresSink(s *PostgresSink) *yaml.Node {
@@ -230,12 +238,12 @@ func (p printer) postgresSink(s *PostgresSink) *yaml.Node {
 		dsn = MaskDSN(dsn)
 	}
 	return p.mapping(
-		"dsn", p.str(dsn),
-		"table", p.str(s.Table),
-		"create_table", p.bool(s.CreateTable),
-		"batch_rows", p.int(int64(s.BatchRows)),
-		"batch_bytes", p.int(s.BatchBytes),
-		"batch_interval", p.dur(s.BatchInterval),
+		keyDSN, p.str(dsn),
+		keyTable, p.str(s.Table),
+		keyCreateTable, p.bool(s.CreateTable),
+		keyBatchRows, p.int(int64(s.BatchRows)),
+		keyBatchBytes, p.int(s.BatchBytes),
+		keyBatchInterval, p.dur(s.BatchInterval),
 	)
 }
 
@@ -245,17 +253,17 @@ func (p printer) consumer(c Consumer) *yaml.Node {
 		role = p.str(c.RoleARN.String())
 	}
 	return p.mapping(
-		"application", p.str(c.Application),
-		"worker_id", p.str(c.WorkerID),
-		"role_arn", role,
-		"shard_sync_interval", p.dur(c.ShardSyncInterval),
-		"lease_duration", p.dur(c.LeaseDuration),
-		"lease_refresh", p.dur(c.LeaseRefresh),
-		"max_records", p.int(int64(c.MaxRecords)),
-		"idle_between_reads", p.dur(c.IdleBetweenReads),
-		"lease_stealing", p.bool(c.LeaseStealing),
-		"max_leases", p.int(int64(c.MaxLeases)),
-		"shutdown_timeout", p.dur(c.ShutdownTimeout),
+		keyApplication, p.str(c.Application),
+		keyWorkerID, p.str(c.WorkerID),
+		keyRoleARN, role,
+		keyShardSyncInterval, p.dur(c.ShardSyncInterval),
+		keyLeaseDuration, p.dur(c.LeaseDuration),
+		keyLeaseRefresh, p.dur(c.LeaseRefresh),
+		keyMaxRecords, p.int(int64(c.MaxRecords)),
+		keyIdleBetweenReads, p.dur(c.IdleBetweenReads),
+		keyLeaseStealing, p.bool(c.LeaseStealing),
+		keyMaxLeases, p.int(int64(c.MaxLeases)),
+		keyShutdownTimeout, p.dur(c.ShutdownTimeout),
 	)
 }
 

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
 
 // kind is a spec node's type.
@@ -110,7 +112,7 @@ var fieldSpec = reflectedObject("A typed field of the dataset (see the schema pa
 	required("type", str("A Fennel type: int, float, bool, str, bytes, datetime, date, decimal[p], optional[T], list[T], map[T], struct, embedding[n].")),
 	key("ref", str("The path of the value in the record (user.address[0].city, [\"key.with.dots\"].x); default: the field's name.")),
 	key("const", &spec{kind: kAny, doc: "A constant used for every record instead of reading it (null is a constant too)."}),
-	key("fields", &spec{kind: kArray, doc: "The fields of a struct type (struct, list[struct], optional[struct], ...).", ref: "field"}),
+	key(keyFields, &spec{kind: kArray, doc: "The fields of a struct type (struct, list[struct], optional[struct], ...).", ref: "field"}),
 	key("oneof", list("Restricts an int or str field to these values.", &spec{kind: kAny})),
 	key("between", object("Restricts an int or float field to a range, inclusive unless strict; at least one bound.",
 		key("min", &spec{kind: kNumber, doc: "The lower bound."}),
@@ -123,98 +125,106 @@ var fieldSpec = reflectedObject("A typed field of the dataset (see the schema pa
 
 func fileSinkSpec(doc string) *spec {
 	return object(doc,
-		required("path", str("The directory the JSON Lines files are written under (relative to the config file's directory); file names carry the worker id, so workers may share it.")),
-		key("max_bytes", integer("Rotate a file after this many bytes.", DefaultFileMaxBytes, 1, unbounded)),
+		required(keyPath, str("The directory the JSON Lines files are written under (relative to the config file's directory); file names carry the worker id, so workers may share it.")),
+		key(keyMaxBytes, integer("Rotate a file after this many bytes.", DefaultFileMaxBytes, 1, unbounded)),
 	)
 }
 
 func postgresSinkSpec(doc string) *spec {
 	return object(doc,
-		required("dsn", str("A PostgreSQL connection string (URL or key=value), usually \"${PG_DSN}\"; `config print` masks its password.").masked()),
-		required("table", str("The table, optionally schema-qualified (schema.table).").withPattern(tableRE.String())),
-		key("create_table", boolean("Create the table from the dataset when it is missing.", false)),
-		key("batch_rows", integer("Rows per transaction at most; larger batches are split.", DefaultBatchRows, 1, 1<<31-1)),
-		key("batch_bytes", integer("Bytes per transaction at most; larger batches are split.", DefaultBatchBytes, 1, unbounded)),
-		key("batch_interval", (&spec{kind: kDuration, doc: "A group-commit window: pays only with many shards writing small batches; 0s switches it off.", def: time.Duration(DefaultBatchInterval).String(), zeroOK: true})),
+		required(keyDSN, str("A PostgreSQL connection string (URL or key=value), usually \"${PG_DSN}\"; `config print` masks its password.").masked()),
+		required(keyTable, str("The table, optionally schema-qualified (schema.table).").withPattern(postgres.TablePattern)),
+		key(keyCreateTable, boolean("Create the table from the dataset when it is missing.", false)),
+		key(keyBatchRows, integer("Rows per transaction at most; larger batches are split.", DefaultBatchRows, 1, 1<<31-1)),
+		key(keyBatchBytes, integer("Bytes per transaction at most; larger batches are split.", DefaultBatchBytes, 1, unbounded)),
+		key(keyBatchInterval, (&spec{kind: kDuration, doc: "A group-commit window: pays only with many shards writing small batches; 0s switches it off.", def: time.Duration(DefaultBatchInterval).String(), zeroOK: true})),
 	)
 }
 
 func storeOf(s *spec) *spec {
-	s.exactlyOne = []string{"file", "postgres"}
+	s.exactlyOne = []string{keyFile, keyPostgres}
 	return s
 }
 
 // configSpec is the whole config.
 var configSpec = object("A kinesis-ingest configuration: sources (Kinesis streams), datasets (typed rows), sinks, the dead-letter sink, and the consumer, metrics and log settings.",
-	required("sources", &spec{kind: kArray, minItems: 1, doc: "The Kinesis streams to read.", items: object("One Kinesis stream.",
-		required("name", str("The source's name, unique across sources and sinks.").withPattern(nameRE.String())),
-		required("kinesis", object("The stream and how to read it.",
-			required("stream_arn", str("The stream's ARN: arn:aws:kinesis:<region>:<account>:stream/<name>.").withPattern(`^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/[A-Za-z0-9_.-]+$`)),
-			key("role_arn", str("An IAM role to assume (STS AssumeRole) for every Kinesis call of this source; default: the worker's own credentials.")),
-			key("external_id", str("The external id passed to AssumeRole with role_arn; `config print` masks it, since it guards against confused deputies.").withPattern(externalIDRE.String()).masked()),
-			key("init_position", oneOf("Where shards without a checkpoint start: latest, trim_horizon, or a timestamp (YAML timestamp, seconds since the epoch as an int or float, or an ISO-8601 string). A restarted worker always resumes from its checkpoints.",
+	required(keySources, &spec{kind: kArray, minItems: 1, doc: "The Kinesis streams to read.", items: object("One Kinesis stream.",
+		required(keyName, str("The source's name, unique across sources and sinks.").withPattern(nameRE.String())),
+		required(keyKinesis, object("The stream and how to read it.",
+			required(keyStreamARN, str("The stream's ARN: arn:aws:kinesis:<region>:<account>:stream/<name>.").withPattern(`^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/[A-Za-z0-9_.-]+$`)),
+			key(keyRoleARN, str("An IAM role to assume (STS AssumeRole) for every Kinesis call of this source; default: the worker's own credentials.")),
+			key(keyExternalID, str("The external id passed to AssumeRole with role_arn; `config print` masks it, since it guards against confused deputies.").withPattern(externalIDRE.String()).masked()),
+			key(keyInitPosition, oneOf("Where shards without a checkpoint start: latest, trim_horizon, or a timestamp (YAML timestamp, seconds since the epoch as an int or float, or an ISO-8601 string). A restarted worker always resumes from its checkpoints.",
 				&spec{kind: kString, doc: "latest, trim_horizon (any case) or an ISO-8601 timestamp."},
 				&spec{kind: kNumber, doc: "Seconds since the epoch."},
 			).withDefault("latest")),
-			key("format", oneOf("How record payloads are encoded.",
+			key(keyFormat, oneOf("How record payloads are encoded.",
 				str("JSON records.").withEnum(FormatJSON),
 				object("Avro records.",
-					required("avro", func() *spec {
+					required(keyAvro, func() *spec {
 						s := object("Where the writer schema comes from: schema_file or registry.",
-							key("schema_file", str("The path of an .avsc file (relative to the config file's directory).")),
-							key("registry", object("A Confluent-compatible schema registry; authenticate with username and password, or token, or not at all.",
-								required("url", str("The registry's http or https URL.")),
-								key("username", str("Basic auth user.")),
-								key("password", str("Basic auth password, usually \"${REGISTRY_PASSWORD}\"; `config print` masks it.").masked()),
-								key("token", str("A bearer token, usually \"${REGISTRY_TOKEN}\"; `config print` masks it.").masked()),
-								key("ca_file", str("A PEM bundle to trust for https (relative to the config file's directory).")),
+							key(keySchemaFile, str("The path of an .avsc file (relative to the config file's directory).")),
+							key(keyRegistry, object("A Confluent-compatible schema registry; authenticate with username and password, or token, or not at all.",
+								required(keyURL, str("The registry's http or https URL.")),
+								key(keyUsername, str("Basic auth user.")),
+								key(keyPassword, str("Basic auth password, usually \"${REGISTRY_PASSWORD}\"; `config print` masks it.").masked()),
+								key(keyToken, str("A bearer token, usually \"${REGISTRY_TOKEN}\"; `config print` masks it.").masked()),
+								key(keyCAFile, str("A PEM bundle to trust for https (relative to the config file's directory).")),
 							)),
-							key("framing", str("schema_file only: auto reads records starting with C3 01 and the schema's fingerprint as single-object encoded, others as raw binary Avro.").withEnum(AvroFramingAuto, AvroFramingBinary, AvroFramingSingleObject).withDefault(AvroFramingAuto)),
+							key(keyFraming, str("schema_file only: auto reads records starting with C3 01 and the schema's fingerprint as single-object encoded, others as raw binary Avro.").withEnum(AvroFramingAuto, AvroFramingBinary, AvroFramingSingleObject).withDefault(AvroFramingAuto)),
 						)
-						s.exactlyOne = []string{"schema_file", "registry"}
+						s.exactlyOne = []string{keySchemaFile, keyRegistry}
 						return s
 					}()),
 				),
 			).withDefault(FormatJSON)),
+			key(keyEFO, func() *spec {
+				s := object("Read through enhanced fan-out (SubscribeToShard) instead of polling GetRecords: exactly one of consumer_name or consumer_arn.",
+					key(keyConsumerName, str("A consumer the first worker registers on the stream if missing (never deregistered).").withPattern(streamNameRE.String())),
+					key(keyConsumerARN, str("A consumer of this stream registered elsewhere.")),
+				)
+				s.exactlyOne = []string{keyConsumerName, keyConsumerARN}
+				return s
+			}()),
 		)),
 	)}),
-	required("datasets", &spec{kind: kArray, minItems: 1, doc: "The datasets: each turns one source's records into typed rows for one sink.", items: object("One dataset.",
-		required("name", str("The dataset's name, unique among datasets.").withPattern(nameRE.String())),
-		required("source", str("The name of the source it reads.")),
-		key("timestamp", str("The datetime field holding the row time.").computedDefault("the only datetime field")),
-		key("where", str("An expr expression over the dataset's fields deciding which records it takes; default: every record.")),
-		required("fields", &spec{kind: kArray, doc: "The dataset's fields.", ref: "field"}),
-		required("sink", str("The name of the sink it writes to.")),
+	required(keyDatasets, &spec{kind: kArray, minItems: 1, doc: "The datasets: each turns one source's records into typed rows for one sink.", items: object("One dataset.",
+		required(keyName, str("The dataset's name, unique among datasets.").withPattern(nameRE.String())),
+		required(keySource, str("The name of the source it reads.")),
+		key(keyTimestamp, str("The datetime field holding the row time.").computedDefault("the only datetime field")),
+		key(keyWhere, str("An expr expression over the dataset's fields deciding which records it takes; default: every record.")),
+		required(keyFields, &spec{kind: kArray, doc: "The dataset's fields.", ref: "field"}),
+		required(keySink, str("The name of the sink it writes to.")),
 	)}),
-	required("sinks", list("Where rows go.", storeOf(object("One sink: exactly one of file or postgres.",
-		required("name", str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String())),
-		key("file", fileSinkSpec("JSON Lines files.")),
-		key("postgres", postgresSinkSpec("A PostgreSQL table, written effectively once.")),
+	required(keySinks, list("Where rows go.", storeOf(object("One sink: exactly one of file or postgres.",
+		required(keyName, str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String())),
+		key(keyFile, fileSinkSpec("JSON Lines files.")),
+		key(keyPostgres, postgresSinkSpec("A PostgreSQL table, written effectively once.")),
 	)))),
-	required("dead_letter", storeOf(object("Where records that cannot become rows go, with their reason: exactly one of file or postgres.",
-		key("file", fileSinkSpec("JSON Lines files.")),
-		key("postgres", postgresSinkSpec("A PostgreSQL table.")),
-		key("unrouted", boolean("Also dead-letter records no dataset takes, as no_route.", false)),
+	required(keyDeadLetter, storeOf(object("Where records that cannot become rows go, with their reason: exactly one of file or postgres.",
+		key(keyFile, fileSinkSpec("JSON Lines files.")),
+		key(keyPostgres, postgresSinkSpec("A PostgreSQL table.")),
+		key(keyUnrouted, boolean("Also dead-letter records no dataset takes, as no_route.", false)),
 	))),
-	key("consumer", object("The shard consumer and its DynamoDB lease table.",
-		key("application", str("The lease table's name (with -<source> appended when there are several sources).").withPattern(dynamoTableRE.String()).computedDefault("the first source's name")),
-		key("worker_id", str("This worker's id among the workers sharing the lease table; must be unique per process.").computedDefault("<hostname>-<pid>")),
-		key("role_arn", str("An IAM role to assume for the lease table; default: the worker's own credentials.")),
-		key("shard_sync_interval", duration("How often a worker lists shards and may take one more lease.", DefaultShardSyncInterval)),
-		key("lease_duration", duration("A crashed worker's shards are taken over after about this plus shard_sync_interval.", DefaultLeaseDuration)),
-		key("lease_refresh", duration("Lease renewal period; under half of lease_duration.", DefaultLeaseRefresh)),
-		key("max_records", integer("Records per GetRecords call (one batch, one checkpoint).", DefaultMaxRecords, 1, 10000)),
-		key("idle_between_reads", duration("The pause after an empty read.", DefaultIdleBetweenReads)),
-		key("lease_stealing", boolean("Claim shards from busier workers, so added workers take a fair share.", DefaultLeaseStealing)),
-		key("max_leases", integer("Leases per worker at most; 0: no cap.", 0, 0, 1<<31-1)),
-		key("shutdown_timeout", duration("On SIGTERM, how long batches in flight may take to become durable; keep it under the platform's stop grace period.", DefaultShutdownTimeout)),
+	key(keyConsumer, object("The shard consumer and its DynamoDB lease table.",
+		key(keyApplication, str("The lease table's name (with -<source> appended when there are several sources).").withPattern(dynamoTableRE.String()).computedDefault("the first source's name")),
+		key(keyWorkerID, str("This worker's id among the workers sharing the lease table; must be unique per process.").computedDefault("<hostname>-<pid>")),
+		key(keyRoleARN, str("An IAM role to assume for the lease table; default: the worker's own credentials.")),
+		key(keyShardSyncInterval, duration("How often a worker lists shards and may take one more lease.", DefaultShardSyncInterval)),
+		key(keyLeaseDuration, duration("A crashed worker's shards are taken over after about this plus shard_sync_interval.", DefaultLeaseDuration)),
+		key(keyLeaseRefresh, duration("Lease renewal period; under half of lease_duration.", DefaultLeaseRefresh)),
+		key(keyMaxRecords, integer("Records per GetRecords call (one batch, one checkpoint).", DefaultMaxRecords, 1, 10000)),
+		key(keyIdleBetweenReads, duration("The pause after an empty read.", DefaultIdleBetweenReads)),
+		key(keyLeaseStealing, boolean("Claim shards from busier workers, so added workers take a fair share.", DefaultLeaseStealing)),
+		key(keyMaxLeases, integer("Leases per worker at most; 0: no cap.", 0, 0, 1<<31-1)),
+		key(keyShutdownTimeout, duration("On SIGTERM, how long batches in flight may take to become durable; keep it under the platform's stop grace period.", DefaultShutdownTimeout)),
 	)),
-	key("metrics", object("The HTTP endpoint for /metrics, /healthz and /readyz.",
-		key("listen", (&spec{kind: kString, doc: "host:port to listen on; \"\" or null disables it. Keep it private: the port also serves the errors view.", nullable: true}).withDefault(DefaultMetricsListen)),
+	key(keyMetrics, object("The HTTP endpoint for /metrics, /healthz and /readyz.",
+		key(keyListen, (&spec{kind: kString, doc: "host:port to listen on; \"\" or null disables it. Keep it private: the port also serves the errors view.", nullable: true}).withDefault(DefaultMetricsListen)),
 	)),
-	key("log", object("Logging.",
-		key("level", str("The lowest level logged.").withEnum("debug", "info", "warn", "error").withDefault("info")),
-		key("format", str("text or json (one object per line).").withEnum("text", "json").withDefault("text")),
+	key(keyLog, object("Logging.",
+		key(keyLevel, str("The lowest level logged.").withEnum("debug", "info", "warn", "error").withDefault("info")),
+		key(keyFormat, str("text or json (one object per line).").withEnum("text", "json").withDefault("text")),
 	)),
 )
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -282,5 +283,110 @@ func TestVersion(t *testing.T) {
 	}
 	if err := exec.Command(binary, "version", "extra").Run(); err == nil {
 		t.Error("version with an argument exits 0, want 2")
+	}
+}
+
+// TestDemoLogger: without --verbose the demo's stderr gets warnings and
+// errors only and its log file everything from info up; with it, both get
+// debug and up.
+func TestDemoLogger(t *testing.T) {
+	for _, tc := range []struct {
+		verbose              bool
+		wantFile, wantStderr []string
+		notStderr            []string
+	}{
+		{false, []string{"level=INFO msg=leased", "level=WARN msg=retrying"}, []string{"level=WARN msg=retrying"}, []string{"INFO", "DEBUG"}},
+		{true, []string{"level=DEBUG msg=read", "level=INFO msg=leased"}, []string{"level=DEBUG msg=read", "level=INFO msg=leased", "level=WARN msg=retrying"}, nil},
+	} {
+		var file, stderr bytes.Buffer
+		log := demoLogger(&file, &stderr, tc.verbose).With("source", "orders")
+		log.Debug("read")
+		log.Info("leased")
+		log.Warn("retrying")
+		for _, w := range tc.wantFile {
+			if !strings.Contains(file.String(), w) {
+				t.Errorf("verbose=%v: log file lacks %q:\n%s", tc.verbose, w, file.String())
+			}
+		}
+		for _, w := range tc.wantStderr {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("verbose=%v: stderr lacks %q:\n%s", tc.verbose, w, stderr.String())
+			}
+		}
+		for _, w := range tc.notStderr {
+			if strings.Contains(stderr.String(), w) {
+				t.Errorf("verbose=%v: stderr has %q:\n%s", tc.verbose, w, stderr.String())
+			}
+		}
+		if !strings.Contains(stderr.String(), "source=orders") {
+			t.Errorf("verbose=%v: attributes lost on stderr:\n%s", tc.verbose, stderr.String())
+		}
+	}
+}
+
+// TestConfigCommands: `config schema` prints the committed schema (the file
+// editors use), `config print` prints the effective config with secrets
+// masked, and both report misuse with exit 2.
+func TestConfigCommands(t *testing.T) {
+	committed, err := os.ReadFile("../../kinesis-ingest.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "config", "schema").Output()
+	if err != nil {
+		t.Fatalf("config schema: %v", err)
+	}
+	if !bytes.Equal(out, committed) {
+		t.Error("config schema does not print kinesis-ingest.schema.json; regenerate it (go test ./internal/config -run TestSchemaFileIsCurrent -update)")
+	}
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "orders.yaml")
+	if err := os.WriteFile(cfg, []byte(`
+sources:
+  - name: orders
+    kinesis: {stream_arn: "${STREAM_ARN}"}
+datasets:
+  - {name: orders, source: orders, sink: pg, fields: [{name: ts, type: datetime}]}
+sinks:
+  - {name: pg, postgres: {dsn: "postgres://ingest:hunter2@db/x", table: orders}}
+dead_letter:
+  file: {path: errors}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "config", "print", "--config", cfg)
+	cmd.Env = append(userEnv(), "STREAM_ARN=arn:aws:kinesis:eu-west-1:123456789012:stream/orders")
+	out, err = cmd.Output()
+	if err != nil {
+		t.Fatalf("config print: %v", err)
+	}
+	for _, want := range []string{
+		"stream_arn: arn:aws:kinesis:eu-west-1:123456789012:stream/orders",
+		"dsn: postgres://ingest:*****@db/x",
+		"path: " + filepath.Join(dir, "errors"),
+		"init_position: latest",
+		"batch_rows: 500",
+		"application: orders",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("config print lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "hunter2") {
+		t.Errorf("config print shows the DSN password:\n%s", out)
+	}
+
+	for _, args := range [][]string{
+		{"config"},
+		{"config", "frobnicate"},
+		{"config", "print"},
+		{"config", "print", "--config", filepath.Join(dir, "missing.yaml")},
+	} {
+		err := exec.Command(binary, args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%q: %v, want exit 2", args, err)
+		}
 	}
 }

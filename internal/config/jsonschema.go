@@ -104,6 +104,12 @@ func schemaOf(s *spec) obj {
 		if s.pattern != "" {
 			typed = append(typed, member{"pattern", s.pattern})
 		}
+		if s.minLen > 0 {
+			typed = append(typed, member{"minLength", s.minLen})
+		}
+		if s.maxLen > 0 {
+			typed = append(typed, member{"maxLength", s.maxLen})
+		}
 	case kInteger:
 		typed = append(typed, member{"type", "integer"})
 		if s.min != nil {
@@ -147,7 +153,7 @@ func (s *spec) needsEnvRef() bool {
 	case kInteger, kNumber, kBoolean, kDuration:
 		return true
 	case kString:
-		return s.pattern != "" || len(s.enum) > 0
+		return s.pattern != "" || len(s.enum) > 0 || s.minLen > 0 || s.maxLen > 0
 	}
 	return false // a kOneOf's alternatives each accept ${VAR} where they need to
 }

@@ -100,6 +100,7 @@ func duration(doc string, def time.Duration) *spec {
 const unbounded = 1 << 62
 
 func (s *spec) withPattern(p string) *spec     { s.pattern = p; return s }
+func (s *spec) withLength(lo, hi int) *spec    { s.minLen, s.maxLen = lo, hi; return s }
 func (s *spec) withEnum(v ...string) *spec     { s.enum = v; return s }
 func (s *spec) withDefault(v any) *spec        { s.def = v; return s }
 func (s *spec) computedDefault(d string) *spec { s.defaultDoc = d; return s }
@@ -153,7 +154,7 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 		required(keyKinesis, object("The stream and how to read it.",
 			required(keyStreamARN, str("The stream's ARN: arn:aws:kinesis:<region>:<account>:stream/<name>.").withPattern(`^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:[0-9]{12}:stream/[A-Za-z0-9_.-]+$`)),
 			key(keyRoleARN, str("An IAM role to assume (STS AssumeRole) for every Kinesis call of this source; default: the worker's own credentials.")),
-			key(keyExternalID, str("The external id passed to AssumeRole with role_arn; `config print` masks it, since it guards against confused deputies.").withPattern(externalIDRE.String()).masked()),
+			key(keyExternalID, str("The external id passed to AssumeRole with role_arn; `config print` masks it, since it guards against confused deputies.").withPattern(externalIDRE.String()).withLength(2, 1224).masked()),
 			key(keyInitPosition, oneOf("Where shards without a checkpoint start: latest, trim_horizon, or a timestamp (YAML timestamp, seconds since the epoch as an int or float, or an ISO-8601 string). A restarted worker always resumes from its checkpoints.",
 				&spec{kind: kString, doc: "latest, trim_horizon (any case) or an ISO-8601 timestamp."},
 				&spec{kind: kNumber, doc: "Seconds since the epoch."},

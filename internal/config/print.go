@@ -19,9 +19,11 @@ const Mask = "*****"
 // with the value the worker uses (defaults filled in, computed ones such as
 // consumer.application and worker_id included, ${VAR} already expanded,
 // relative paths resolved) and every secret replaced by Mask: PostgreSQL
-// passwords in DSNs, registry passwords and tokens, passwords in URLs and
-// external_id. Keys are in the order of the spec (spec.go); a literal ${ in
-// a value is written as $${, so the output loads back to the same config.
+// passwords in DSNs, registry passwords and tokens, the registry URL's
+// password and query parameters named like a credential (token, key,
+// secret, ...), and external_id. Keys are in the order of the spec
+// (spec.go); a literal ${ in a value is written as $${, so the output loads
+// back to the same config.
 func Print(cfg *Config) ([]byte, error) {
 	return render(cfg, true)
 }
@@ -275,11 +277,35 @@ func (p printer) maskURL(s string) string {
 	if err != nil {
 		return Mask
 	}
+	changed := false
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), Mask)
-		return unescapeMask(u.String())
+		changed = true
 	}
-	return s
+	q := u.Query()
+	for k := range q {
+		if secretParam(k) {
+			q.Set(k, Mask)
+			changed = true
+		}
+	}
+	if !changed {
+		return s
+	}
+	u.RawQuery = q.Encode()
+	return unescapeMask(u.String())
+}
+
+// secretParam reports whether a URL query parameter's name says it holds a
+// credential (?token=, ?api_key=, ?password=...).
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"password", "passwd", "token", "secret", "key", "auth", "signature"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // unescapeMask undoes what url.URL.String does to the mask's asterisks:

@@ -193,7 +193,7 @@ sources:
   - name: clicks
     kinesis:
       stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/clicks"
-      format: {avro: {registry: {url: "https://r.example.com", token: secret-token-4}}}
+      format: {avro: {registry: {url: "https://r.example.com/?api_key=secret-query-10&region=eu", token: secret-token-4}}}
 datasets:
   - {name: orders, source: orders, sink: url, fields: [{name: ts, type: datetime}]}
   - {name: clicks, source: clicks, sink: kv, fields: [{name: ts, type: datetime}]}
@@ -214,7 +214,7 @@ dead_letter:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"secret-external-1", "secret-url-2", "secret-env-3", "secret-token-4", "secret-dsn-5", "secret dsn 6", "secret-dsn-7", "secret-dsn-8", "secret-dsn-9", "secret"} {
+	for _, s := range []string{"secret-external-1", "secret-url-2", "secret-env-3", "secret-token-4", "secret-dsn-5", "secret dsn 6", "secret-dsn-7", "secret-dsn-8", "secret-dsn-9", "secret-query-10", "secret"} {
 		if strings.Contains(string(out), s) {
 			t.Errorf("printed config shows %q:\n%s", s, out)
 		}
@@ -222,6 +222,7 @@ dead_letter:
 	for _, want := range []string{
 		"external_id: '*****'", "password: '*****'", "token: '*****'",
 		"url: https://u:*****@r.example.com",
+		"url: https://r.example.com/?api_key=*****&region=eu",
 		"dsn: postgres://ingest:*****@db:5432/x?sslmode=require",
 		"dsn: host=db user=ingest password=***** sslpassword=***** dbname=x",
 		"dsn: postgresql://db/x?password=*****&user=ingest",

@@ -354,13 +354,17 @@ func TestKubernetesKustomization(t *testing.T) {
 		t.Errorf("kustomization.yaml resources %q, want every manifest of %s: %q", got, kubeDir, want)
 	}
 	img := k.deployment.Spec.Template.Spec.Containers[0].Image
-	if !slices.ContainsFunc(kz.Images, func(i struct {
-		Name    string `yaml:"name"`
-		NewName string `yaml:"newName"`
-		NewTag  string `yaml:"newTag"`
-	}) bool {
-		return i.Name == img
-	}) {
+	found := false
+	for _, i := range kz.Images {
+		if i.Name != img {
+			continue
+		}
+		found = true
+		if i.NewTag == "" || i.NewTag == "latest" {
+			t.Errorf("kustomization.yaml: image %s has tag %q: pin one, so a rollout means one build", img, i.NewTag)
+		}
+	}
+	if !found {
 		t.Errorf("kustomization.yaml: no images entry for the Deployment's image %q (users set theirs there)", img)
 	}
 }

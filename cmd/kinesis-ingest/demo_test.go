@@ -189,6 +189,20 @@ wait:
 			t.Errorf("emulator at %s still answers after the demo stopped", m[1])
 		}
 	}
+
+	// Without --keep the demo prints the same errors and config print steps
+	// after its emulators are gone: they must work now too.
+	for _, c := range commands {
+		if strings.Contains(c, " validate ") {
+			continue
+		}
+		sh := exec.Command("sh", "-c", c)
+		sh.Dir = dir
+		sh.Env = userEnv()
+		if got, err := sh.CombinedOutput(); err != nil {
+			t.Errorf("next step %q fails once the emulators are stopped: %v\n%s", c, err, got)
+		}
+	}
 }
 
 // userEnv is this process's environment without AWS settings, as in a

@@ -65,7 +65,20 @@ func schemaOf(s *spec) obj {
 		props := obj{}
 		var req []string
 		for _, k := range s.keys {
-			props = append(props, member{k.name, schemaOf(k.spec)})
+			ks := schemaOf(k.spec)
+			if k.def == nil && k.defaultDoc == "" {
+				// Every key says what happens without it.
+				note := " Optional; no default."
+				if k.required {
+					note = " Required."
+				}
+				for i := range ks {
+					if ks[i].k == "description" {
+						ks[i].v = ks[i].v.(string) + note
+					}
+				}
+			}
+			props = append(props, member{k.name, ks})
 			if k.required {
 				req = append(req, k.name)
 			}

@@ -286,6 +286,9 @@ func TestSpecMatchesLoader(t *testing.T) {
 		}
 	}
 	configSpec.walk("", map[string]bool{}, false, func(path string, s *spec, reflected bool) {
+		if s.doc == "" && path != "" {
+			t.Errorf("%s: no doc in the spec; editors show it", path)
+		}
 		switch {
 		case reflected && s.kind != kObject:
 			return // yaml.v3 decodes it into schema.FieldSpec: no typed reader

@@ -45,7 +45,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o demoOptions
 	fs.StringVar(&o.out, "out", "demo-out", "directory for rows, dead letters, the config, its environment and the log (emptied first)")
 	fs.IntVar(&o.records, "records", 1000, "records to produce")
-	fs.StringVar(&o.listen, "metrics", "127.0.0.1:0", "address to serve /metrics, /readyz and /errors.html on")
+	fs.StringVar(&o.listen, "metrics", "127.0.0.1:0", "address to serve /metrics, /healthz and /readyz on (the errors view gets a loopback port of its own)")
 	fs.BoolVar(&o.verbose, "verbose", false, "log everything (debug level) to stderr")
 	fs.BoolVar(&o.verbose, "v", false, "short for --verbose")
 	fs.BoolVar(&o.keep, "keep", false, "after the summary, keep the emulators and the worker running until Ctrl-C, to run validate and browse /metrics and /errors.html")
@@ -253,7 +253,7 @@ func demo(ctx context.Context, log *slog.Logger, stdout, stderr io.Writer, abs s
 		fmt.Fprintf(stdout, "    %-14s %d\n", r, reasons[r])
 	}
 	fmt.Fprintf(stdout, "  config:  %s  (the worker's log: %s)\n", filepath.Join(o.out, demoConfigFile), filepath.Join(o.out, demoLogFile))
-	printNextSteps(stdout, o, a.MetricsAddr())
+	printNextSteps(stdout, o, a.MetricsAddr(), a.ErrorsAddr())
 	if !o.keep {
 		return nil
 	}
@@ -265,7 +265,7 @@ func demo(ctx context.Context, log *slog.Logger, stdout, stderr io.Writer, abs s
 
 // printNextSteps prints commands that work when pasted into the shell the
 // demo ran in (TestDemo runs each of them).
-func printNextSteps(w io.Writer, o demoOptions, metricsAddr string) {
+func printNextSteps(w io.Writer, o demoOptions, metricsAddr, errorsAddr string) {
 	self := selfCommand()
 	cfg := shellQuote(filepath.Join(o.out, demoConfigFile))
 	env := shellQuote(filepath.Join(o.out, demoEnvFile))
@@ -280,7 +280,7 @@ func printNextSteps(w io.Writer, o demoOptions, metricsAddr string) {
 		fmt.Fprintf(w, "  the worker is still running:\n")
 		fmt.Fprintf(w, "    metrics:       http://%s/metrics\n", metricsAddr)
 		fmt.Fprintf(w, "    readiness:     http://%s/readyz\n", metricsAddr)
-		fmt.Fprintf(w, "    dead letters:  http://%s/errors.html\n", metricsAddr)
+		fmt.Fprintf(w, "    dead letters:  http://%s/errors.html\n", errorsAddr)
 	} else {
 		fmt.Fprintf(w, "  keep the emulators and the worker running, to run validate and browse /metrics and /errors.html:\n")
 		fmt.Fprintf(w, "    $ %s demo --keep\n", self)

@@ -37,6 +37,7 @@ func render(cfg *Config, mask bool) ([]byte, error) {
 		keyDeadLetter, p.deadLetter(cfg.DeadLetter),
 		keyConsumer, p.consumer(cfg.Consumer),
 		keyMetrics, p.mapping(keyListen, p.str(cfg.Metrics.Listen)),
+		keyErrors, p.mapping(keyListen, p.str(cfg.Errors.Listen)),
 		keyLog, p.mapping(keyLevel, p.str(cfg.Log.Level), keyFormat, p.str(cfg.Log.Format)),
 	)
 	var buf bytes.Buffer
@@ -133,7 +134,35 @@ func (p printer) source(s Source) *yaml.Node {
 			keyFormat, p.format(k.Format),
 			keyEFO, p.efo(k.EFO),
 		),
+		keyEnv, p.strs(s.Env),
+		keyBounded, p.bool(s.Bounded),
+		keyIdleness, p.optDur(s.Idleness),
 	)
+}
+
+// strs is a list of strings, or nil (key left out) for none.
+func (p printer) strs(v []string) *yaml.Node {
+	if len(v) == 0 {
+		return nil
+	}
+	n := p.seq(len(v), func(i int) *yaml.Node { return p.str(v[i]) })
+	n.Style = yaml.FlowStyle
+	return n
+}
+
+func (p printer) optDur(d time.Duration) *yaml.Node {
+	if d == 0 {
+		return nil
+	}
+	return p.dur(d)
+}
+
+// instant is a since or until bound, or nil when unbounded.
+func (p printer) instant(t time.Time) *yaml.Node {
+	if t.IsZero() {
+		return nil
+	}
+	return p.str(t.UTC().Format(time.RFC3339Nano))
 }
 
 func (p printer) efo(e *EFO) *yaml.Node {
@@ -173,7 +202,18 @@ func (p printer) dataset(d Dataset) *yaml.Node {
 		keyWhere, p.optStr(d.Where),
 		keyFields, p.fields(d.Fields),
 		keySink, p.str(d.Sink),
+		keySince, p.instant(d.Since),
+		keyUntil, p.instant(d.Until),
+		keySample, p.sample(d.Sample),
+		keyEnv, p.strs(d.Env),
 	)
+}
+
+func (p printer) sample(s *Sample) *yaml.Node {
+	if s == nil {
+		return nil
+	}
+	return p.mapping(keyRate, p.value(s.Rate), keyUsing, p.strs(s.Using))
 }
 
 func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
@@ -204,6 +244,7 @@ func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
 			"type", p.str(f.Type),
 			"ref", p.optStr(f.Ref),
 			"const", cst,
+			"expr", p.optStr(f.Expr),
 			"fields", sub,
 			"oneof", oneof,
 			"between", between,
@@ -228,7 +269,7 @@ func (p printer) fileSink(f *FileSink) *yaml.Node {
 	if f == nil {
 		return nil
 	}
-	return p.mapping(keyPath, p.str(f.Path), keyMaxBytes, p.int(f.MaxBytes))
+	return p.mapping(keyPath, p.str(f.Path), keyMaxBytes, p.int(f.MaxBytes), keyMode, p.str(fmt.Sprintf("%04o", f.Mode)))
 }
 
 func (p printer) postgresSink(s *PostgresSink) *yaml.Node {

@@ -16,7 +16,7 @@ func comparable(c *Config) *Config {
 	cp.Warnings = nil
 	cp.Datasets = append([]Dataset(nil), c.Datasets...)
 	for i := range cp.Datasets {
-		cp.Datasets[i].Schema, cp.Datasets[i].Filter = nil, nil
+		cp.Datasets[i].Schema, cp.Datasets[i].Filter, cp.Datasets[i].TimestampOnly = nil, nil, nil
 	}
 	return &cp
 }

@@ -96,6 +96,8 @@ func duration(doc string, def time.Duration) *spec {
 	return &spec{kind: kDuration, doc: doc, def: def.String()}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 // unbounded is the upper bound the loader uses for "no maximum".
 const unbounded = 1 << 62
 
@@ -106,6 +108,21 @@ func (s *spec) withDefault(v any) *spec        { s.def = v; return s }
 func (s *spec) computedDefault(d string) *spec { s.defaultDoc = d; return s }
 func (s *spec) masked() *spec                  { s.secret = true; return s }
 
+// envSpec is a source's or dataset's env: one name or a list of names.
+func envSpec(what string) *spec {
+	name := str("An env name.").withPattern(nameRE.String())
+	return oneOf("The deployments (`run --env NAME`) that use this "+what+"; a config that lists envs must be run with one.",
+		name, list("Env names.", name)).computedDefault("every deployment")
+}
+
+// instantSpec is a datetime on the payload's timestamp field.
+func instantSpec(doc string) *spec {
+	return oneOf(doc,
+		&spec{kind: kString, doc: "An ISO-8601 datetime such as 2024-05-01T10:00:00Z (no offset means UTC)."},
+		&spec{kind: kNumber, doc: "Seconds since the epoch."},
+	).computedDefault("unbounded")
+}
+
 // fieldSpec is one field of a dataset (or of a struct field); lists of
 // fields refer to it through the "field" definition.
 var fieldSpec = reflectedObject("A typed field of the dataset (see the schema package doc for the types and their values).",
@@ -113,6 +130,7 @@ var fieldSpec = reflectedObject("A typed field of the dataset (see the schema pa
 	required("type", str("A Fennel type: int, float, bool, str, bytes, datetime, date, decimal[p], optional[T], list[T], map[T], struct, embedding[n].")),
 	key("ref", str("The path of the value in the record (user.address[0].city, [\"key.with.dots\"].x).").computedDefault("the field's name")),
 	key("const", &spec{kind: kAny, doc: "A constant used for every record instead of reading it (null is a constant too)."}),
+	key("expr", str("Computes the field from the dataset's other fields with an expression in the where language, on the row (top-level fields only, without ref or const).")),
 	key(keyFields, &spec{kind: kArray, doc: "The fields of a struct type (struct, list[struct], optional[struct], ...).", ref: "field"}),
 	key("oneof", list("Restricts an int or str field to these values.", &spec{kind: kAny})),
 	key("between", object("Restricts an int or float field to a range, inclusive unless strict; at least one bound.",
@@ -128,6 +146,10 @@ func fileSinkSpec(doc string) *spec {
 	return object(doc,
 		required(keyPath, str("The directory the JSON Lines files are written under (relative to the config file's directory); file names carry the worker id, so workers may share it.")),
 		key(keyMaxBytes, integer("Rotate a file after this many bytes.", DefaultFileMaxBytes, 1, unbounded)),
+		key(keyMode, oneOf("The permission of the files created, in octal (directories get the matching 07x0): they hold raw record payloads; 0640 lets a group read them. It must give the owner read and write.",
+			str("Octal, e.g. \"0640\".").withPattern(`^(0o?)?[0-7]{3}$`),
+			&spec{kind: kInteger, doc: "Octal digits unquoted, e.g. 0640 (YAML reads them as a number; the loader reads the digits).", min: ptr(int64(600)), max: ptr(int64(777))},
+		).withDefault(fmt.Sprintf("%04o", DefaultFileMode))),
 	)
 }
 
@@ -188,6 +210,9 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 				return s
 			}()),
 		)),
+		key(keyEnv, envSpec("source")),
+		key(keyBounded, boolean("The source ends: once every shard delivered nothing new for idleness and has nothing left, run drains, prints a summary and exits 0.", false)),
+		key(keyIdleness, (&spec{kind: kDuration, doc: "With bounded: how long without a new record means the source is done, e.g. 10m."}).computedDefault("none; required with bounded: true")),
 	)}),
 	required(keyDatasets, &spec{kind: kArray, minItems: 1, doc: "The datasets: each turns one source's records into typed rows for one sink.", items: object("One dataset.",
 		required(keyName, str("The dataset's name, unique among datasets.").withPattern(nameRE.String())),
@@ -196,6 +221,16 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 		key(keyWhere, str("An expr expression over the dataset's fields deciding which records it takes.").computedDefault("every record")),
 		required(keyFields, &spec{kind: kArray, doc: "The dataset's fields.", ref: "field"}),
 		required(keySink, str("The name of the sink it writes to.")),
+		key(keySince, instantSpec("Keeps rows whose timestamp field is at or after this datetime (the payload's time, not Kinesis arrival); others are counted in records_filtered_total.")),
+		key(keyUntil, instantSpec("Keeps rows whose timestamp field is before this datetime.")),
+		key(keySample, oneOf("Keeps a deterministic fraction of the rows (the same on every run and worker).",
+			&spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."},
+			object("The fraction and the columns hashed.",
+				required(keyRate, &spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."}),
+				key(keyUsing, list("The columns hashed to decide.", str("A field name.")).computedDefault("every field but the timestamp")),
+			),
+		).computedDefault("every row")),
+		key(keyEnv, envSpec("dataset")),
 	)}),
 	required(keySinks, list("Where rows go.", storeOf(object("One sink: exactly one of file or postgres.",
 		required(keyName, str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String())),
@@ -220,8 +255,11 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 		key(keyMaxLeases, integer("Leases per worker at most; 0: no cap.", 0, 0, 1<<31-1)),
 		key(keyShutdownTimeout, duration("On SIGTERM, how long batches in flight may take to become durable; keep it under the platform's stop grace period.", DefaultShutdownTimeout)),
 	)),
-	key(keyMetrics, object("The HTTP endpoint for /metrics, /healthz and /readyz.",
-		key(keyListen, (&spec{kind: kString, doc: "host:port to listen on; \"\" or null disables it. Keep it private: the port also serves the errors view.", nullable: true}).withDefault(DefaultMetricsListen)),
+	key(keyMetrics, object("The HTTP endpoint for /metrics, /healthz and /readyz, and nothing else.",
+		key(keyListen, (&spec{kind: kString, doc: "host:port to listen on; \"\" or null disables it.", nullable: true}).withDefault(DefaultMetricsListen)),
+	)),
+	key(keyErrors, object("The errors view (/errors, /errors.html): record data, so on a loopback port of its own.",
+		key(keyListen, (&spec{kind: kString, doc: "host:port to serve it on; \"\" or null disables it; never metrics.listen.", nullable: true}).withDefault(DefaultErrorsListen)),
 	)),
 	key(keyLog, object("Logging.",
 		key(keyLevel, str("The lowest level logged.").withEnum("debug", "info", "warn", "error").withDefault("info")),

@@ -193,6 +193,9 @@ sources:
     kinesis:
       stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/orders
       format: {avro: {registry: {url: "https://r.example.com", token: t, ca_file: testdata/clicks.avsc}}}
+    env: [prod, staging]
+    bounded: true
+    idleness: 5m
   - name: clicks
     kinesis:
       stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/clicks
@@ -205,13 +208,28 @@ datasets:
       - {name: n, type: int, between: {min: 0, max: 9, strict_min: true, strict_max: false}, oneof: [1, 2]}
       - {name: s, type: str, regex: "a+", const: a}
       - {name: addr, type: struct, fields: [{name: city, type: str}]}
+      - {name: n2, type: int, expr: n * 2}
     sink: pg
+    since: 2024-05-01T00:00:00Z
+    until: "2024-06-01T00:00:00Z"
+    sample: {rate: 0.5, using: [n]}
+    env: prod
   - {name: clicks, source: clicks, fields: [{name: ts, type: datetime}], sink: pg2}
 sinks:
   - {name: pg, postgres: {dsn: "host=db", table: t}}
   - {name: pg2, postgres: {dsn: "host=db", table: t2}}
 dead_letter:
   postgres: {dsn: "host=db", table: dl}
+errors: {listen: "127.0.0.1:0"}
+`, `
+sources:
+  - {name: orders, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/orders"}}
+datasets:
+  - {name: orders, source: orders, sink: files, sample: 0.1, fields: [{name: ts, type: datetime}, {name: id, type: int}]}
+sinks:
+  - {name: files, file: {path: out/rows, mode: 0640}}
+dead_letter:
+  file: {path: out/errors, mode: "0600"}
 `}
 
 // TestSpecMatchesLoader ties the spec (and so the JSON Schema) to the
@@ -270,9 +288,20 @@ func TestSpecMatchesLoader(t *testing.T) {
 		if s == nil {
 			continue // reported with its mapping
 		}
+		if s.kind == kOneOf {
+			// A scalar read as text whose forms the spec spells out (file.mode:
+			// "0640" or 0640): one alternative must be what the loader reads.
+			if !slices.ContainsFunc(s.alts, func(a *spec) bool { return a.kind == u.kind }) {
+				t.Errorf("%s: the loader reads a %s, which none of the spec's alternatives is", path, kindName2(u.kind))
+			}
+			continue
+		}
 		if s.kind != u.kind {
 			t.Errorf("%s: the loader reads a %s, the spec says %s", path, kindName2(u.kind), kindName2(s.kind))
 			continue
+		}
+		if s.def == nil && s.defaultDoc != "" {
+			continue // no default of its own (idleness: required with bounded)
 		}
 		switch u.kind {
 		case kInteger:

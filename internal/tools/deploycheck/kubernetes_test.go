@@ -1,4 +1,4 @@
-package compose
+package deploycheck
 
 import (
 	"bytes"
@@ -546,6 +546,19 @@ func TestKubernetesDeployment(t *testing.T) {
 		}
 		if pr.p.HTTPGet.Path != pr.path || resolve(pr.p.HTTPGet.Port) != port {
 			t.Errorf("%s: %s on port %s; the worker serves %s on %s", pr.name, pr.p.HTTPGet.Path, resolve(pr.p.HTTPGet.Port), pr.path, port)
+		}
+	}
+	// The errors view shows record data: loopback only (kubectl port-forward
+	// reaches it), never a container port.
+	if el := w.cfg.Errors.Listen; el != "" {
+		eh, ep, err := net.SplitHostPort(el)
+		if ip := net.ParseIP(eh); err != nil || (eh != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			t.Errorf("errors.listen %q: the errors view shows record data; keep it on loopback or \"\"", el)
+		}
+		for _, p := range w.c.Ports {
+			if strconv.Itoa(p.ContainerPort) == ep {
+				t.Errorf("container port %d is the errors view's (errors.listen %s): do not expose it", p.ContainerPort, el)
+			}
 		}
 	}
 	// Liveness must not flap while a worker waits for a sink: /readyz does

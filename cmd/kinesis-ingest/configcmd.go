@@ -10,7 +10,8 @@ import (
 const configUsage = `Usage:
   kinesis-ingest config schema                print the config's JSON Schema (draft-07); the
                                               repository commits it as kinesis-ingest.schema.json
-  kinesis-ingest config print --config FILE   print the effective config: defaults filled in,
+  kinesis-ingest config print --config FILE [--env ENV]
+                                              print the effective config: defaults filled in,
                                               ${VAR} expanded, relative paths resolved,
                                               secrets masked
 `
@@ -34,10 +35,15 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	case "print":
 		fs := flags("config print", "kinesis-ingest config print --config FILE: load FILE as run would and print the effective\nconfig: every key with its value (defaults, consumer.application and worker_id included),\n${VAR} expanded, relative paths resolved, secrets (DSN passwords, registry passwords and\ntokens, external_id) masked.", stderr)
 		path := fs.String("config", "", "path of the YAML configuration (required)")
+		env := fs.String("env", "", "print what the deployment ENV runs (as run --env ENV would select); default: the whole file")
 		if ok, code := parseFlags(fs, args[1:]); !ok {
 			return code
 		}
-		cfg, ok := loadConfig(*path, stderr)
+		load := loadConfig
+		if *env != "" {
+			load = func(p string, w io.Writer) (*config.Config, bool) { return loadConfigEnv(p, *env, w) }
+		}
+		cfg, ok := load(*path, stderr)
 		if !ok {
 			return 2
 		}

@@ -391,7 +391,32 @@ dead_letter:
 		t.Errorf("config print shows the DSN password:\n%s", out)
 	}
 
+	// --env selects as run would.
+	envCfg := filepath.Join(dir, "envs.yaml")
+	if err := os.WriteFile(envCfg, []byte(`
+sources:
+  - {name: orders, env: [prod], kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/orders"}}
+  - {name: test_orders, env: [staging], kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/test-orders"}}
+datasets:
+  - {name: orders, source: orders, sink: out, fields: [{name: ts, type: datetime}]}
+  - {name: test_orders, source: test_orders, sink: out, fields: [{name: ts, type: datetime}]}
+sinks:
+  - {name: out, file: {path: out}}
+dead_letter:
+  file: {path: errors}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(binary, "config", "print", "--config", envCfg, "--env", "staging").Output()
+	if err != nil {
+		t.Fatalf("config print --env staging: %v", err)
+	}
+	if !strings.Contains(string(out), "stream/test-orders") || strings.Contains(string(out), "stream/orders\n") {
+		t.Errorf("config print --env staging does not print the staging source alone:\n%s", out)
+	}
+
 	for _, args := range [][]string{
+		{"config", "print", "--config", envCfg, "--env", "qa"},
 		{"config"},
 		{"config", "frobnicate"},
 		{"config", "print"},

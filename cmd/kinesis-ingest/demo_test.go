@@ -429,3 +429,19 @@ dead_letter:
 		}
 	}
 }
+
+// TestShellQuote: the paths the next steps print survive being pasted.
+func TestShellQuote(t *testing.T) {
+	for _, s := range []string{"demo-out/demo.yaml", "/tmp/x/kinesis-ingest", "my demo/it's.yaml", "", "a$b`c`\"d\\"} {
+		out, err := exec.Command("sh", "-c", "printf %s "+shellQuote(s)).Output()
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		if string(out) != s {
+			t.Errorf("shellQuote(%q) = %s, which sh reads as %q", s, shellQuote(s), out)
+		}
+	}
+	if got := shellQuote("demo-out/demo.yaml"); got != "demo-out/demo.yaml" {
+		t.Errorf("a plain path is quoted: %s", got)
+	}
+}

@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// SchemaID is the $id of the generated JSON Schema.
-const SchemaID = "https://github.com/kinesis-ingest/kinesis-ingest/kinesis-ingest.schema.json"
+// SchemaID is the $id of the generated JSON Schema: where the committed file
+// is served raw, for a modeline that names a URL.
+const SchemaID = "https://raw.githubusercontent.com/kinesis-ingest/kinesis-ingest/main/kinesis-ingest.schema.json"
 
 // durationPattern matches what time.ParseDuration takes without a sign
 // (negative durations are never valid here).

@@ -24,8 +24,11 @@ $(EMU_DIR)/node_modules/.package-lock.json: $(EMU_DIR)/package-lock.json
 $(AVSC_DIR)/node_modules/.package-lock.json: $(AVSC_DIR)/package-lock.json
 	cd $(AVSC_DIR) && npm ci --no-audit --no-fund
 
+# DEMO_FLAGS: e.g. --keep (keep the emulators and the worker running until
+# Ctrl-C), --verbose (every log line on stderr), --records N.
+DEMO_FLAGS ?=
 demo: deps
-	$(GO) run ./cmd/kinesis-ingest demo
+	$(GO) run ./cmd/kinesis-ingest demo $(DEMO_FLAGS)
 
 # Every test, integration tests against the real emulators included, then a
 # short fixed-time run of each fuzz target over its committed corpus.

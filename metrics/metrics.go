@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -154,6 +155,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		"Lease table calls that failed in DynamoDB or on the way to it (not lease refusals), by operation.", "source", "op")
 	m.ShardsExpired = counter("shards_expired_unfinished_total",
 		"Parent shards Kinesis no longer lists whose lease row never reached SHARD_END: their unread records were lost to retention, and their children were leased anyway.", "source")
+	// The build as a constant 1 with labels, Prometheus' own convention
+	// (prometheus_build_info), so a query can join it onto any series to
+	// tell which build produced it during a rollout.
+	bi := buildinfo.Read()
+	gauge("build_info", "Always 1; the labels say which build of kinesis-ingest runs: module version, VCS revision (12 characters, -dirty with local changes), Go version.",
+		"version", "revision", "goversion").WithLabelValues(bi.Version, bi.ShortRevision(), bi.GoVersion).Set(1)
 	return m
 }
 

@@ -193,6 +193,8 @@ func TestMetricNamesLint(t *testing.T) {
 var allowedLabels = map[string]bool{
 	"source": true, "shard": true, "dataset": true, "sink": true, "reason": true,
 	"stage": true, "event": true, "result": true, "op": true,
+	// kinesis_ingest_build_info: one value per process, fixed at build time.
+	"version": true, "revision": true, "goversion": true,
 	// Watermill's router metrics.
 	"handler_name": true, "subscriber_name": true, "publisher_name": true, "acked": true, "success": true,
 }

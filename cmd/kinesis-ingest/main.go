@@ -3,6 +3,9 @@
 //	kinesis-ingest run --config F        consume until SIGINT/SIGTERM
 //	kinesis-ingest validate --config F   check the config and connectivity
 //	kinesis-ingest demo                  run on local emulators with a demo stream
+//	kinesis-ingest errors --config F     the dead letters
+//	kinesis-ingest config schema|print   the config's JSON Schema, the effective config
+//	kinesis-ingest version               the build
 package main
 
 import (
@@ -37,6 +40,12 @@ Usage:
   kinesis-ingest reset --config FILE --to latest|trim_horizon|TIMESTAMP [--shard ID] [--yes]
                                          rewind the application's checkpoints (refused
                                          while a worker holds a live lease)
+  kinesis-ingest config schema           print the config's JSON Schema (for editors)
+  kinesis-ingest config print --config FILE
+                                         print the effective config: defaults filled in,
+                                         ${VAR} expanded, secrets masked
+  kinesis-ingest version                 print the module version, VCS revision and Go
+                                         version this binary was built from (also --version)
 
 Run "kinesis-ingest COMMAND --help" for a command's flags.
 AWS region, credentials and endpoints come from the SDK's standard configuration
@@ -68,6 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdLeases(ctx, args[1:], stdout, stderr)
 	case "reset":
 		return cmdReset(ctx, args[1:], stdout, stderr)
+	case "config":
+		return cmdConfig(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -29,6 +29,34 @@
 //   - errors.listen: 127.0.0.1:9109 when the key is absent; "" (or null) disables
 //   - log.level: info, log.format: text
 //
+// # The spec, the JSON Schema and config print
+//
+// spec.go describes every key (type, default, bounds, pattern, doc, whether
+// it is secret) in one tree, configSpec. JSONSchema generates the editors'
+// JSON Schema from it (committed as kinesis-ingest.schema.json at the
+// repository root, printed by `kinesis-ingest config schema`), and Print
+// renders a loaded Config as its effective YAML, masking the keys the spec
+// marks secret. The section decoders (sections.go) stay hand-written; while
+// TestSpecMatchesLoader runs they record every mapping's keys and every typed
+// scalar's default and bounds, and the test fails where loader and spec
+// disagree. To add a key:
+//
+//  1. read it in sections.go with the typed readers (l.str, l.integer,
+//     l.boolean, l.duration, l.durationMin), which take its default and
+//     bounds, and add it to the mapping's allowed keys;
+//  2. add it to configSpec in spec.go at the same place, with the same
+//     default and bounds, a doc line, and .masked() if it holds a secret;
+//  3. add it to Print (print.go), in the spec's order;
+//  4. if it opens a new mapping or an exactly-one branch, make a config in
+//     specCoverage (spec_test.go) reach it; then regenerate the schema with
+//     go test ./internal/config -run TestSchemaFileIsCurrent -update.
+//
+// TestPrintRoundTrip (the printed config loads back to the same Config),
+// TestPrintShowsSpecDefaults and TestPrintMasksSecrets catch a step 3 that
+// was forgotten; a bad file in testdata whose problem the schema cannot see
+// (a check across keys or sections) says so in its header with
+// `# schema: valid: <why>`.
+//
 // Load resolves relative file paths (sink and dead-letter paths, Avro
 // schema_file and ca_file) against the directory of the configuration file,
 // as Prometheus does; Parse leaves them relative to the working directory.
@@ -369,6 +397,10 @@ func Parse(data []byte) (*Config, error) {
 }
 
 func parse(data []byte, dir string) (*Config, error) {
+	return parseWith(newLoader(dir), data)
+}
+
+func parseWith(l *loader, data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("config is not valid YAML: %w", err)
@@ -376,7 +408,6 @@ func parse(data []byte, dir string) (*Config, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, errors.New("config is empty; it needs at least sources, datasets, sinks and dead_letter")
 	}
-	l := newLoader(dir)
 	l.expandEnv("", &root)
 	cfg := l.decode(root.Content[0])
 	l.validate(cfg)

@@ -234,7 +234,7 @@ func (l *loader) format(path string, n *yaml.Node) Format {
 	case !am.has(keySchemaFile) && !am.has(keyRegistry):
 		l.softErrorf(am.path, m.vals[keyAvro], "needs schema_file or registry; write {schema_file: <file.avsc>} or {registry: {url: ...}}")
 	case am.has(keySchemaFile):
-		f.Avro.SchemaFile = l.filePath(l.str(am, keySchemaFile))
+		f.Avro.SchemaFile, f.Avro.Framing = l.filePath(l.str(am, keySchemaFile)), AvroFramingAuto
 		l.checkSchemaFile(join(am.path, keySchemaFile), am.vals[keySchemaFile], f.Avro.SchemaFile)
 	default:
 		f.Avro.Registry = l.registry(join(am.path, keyRegistry), am.vals[keyRegistry])

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,40 @@ type loader struct {
 	broken   map[string]bool   // paths whose value could not be decoded
 	lines    map[string][2]int // path -> line and column, for ordering errors
 	warnings []string
+	// rec, when set, learns what the loader accepts (see recording).
+	rec *recording
+}
+
+// recording is what the loader accepts, learnt while it decodes: the keys
+// of every mapping it reads and the type, default and bounds of every scalar
+// it reads through the typed readers below. TestSpecMatchesLoader compares
+// it with the spec (spec.go), so the JSON Schema cannot drift from the
+// loader. Paths have their list indexes dropped: sources[].kinesis.
+type recording struct {
+	objects map[string][]string
+	scalars map[string]scalarUse
+}
+
+// scalarUse is how the loader reads one scalar key.
+type scalarUse struct {
+	kind   kind
+	def    any // int64, bool or a duration's String(); nil for strings
+	lo, hi int64
+	zeroOK bool
+}
+
+var indexRE = regexp.MustCompile(`\[\d+\]`)
+
+func (r *recording) object(path string, keys []string) {
+	if r != nil {
+		r.objects[indexRE.ReplaceAllString(path, "[]")] = keys
+	}
+}
+
+func (r *recording) scalar(path string, u scalarUse) {
+	if r != nil {
+		r.scalars[indexRE.ReplaceAllString(path, "[]")] = u
+	}
 }
 
 func newLoader(dir string) *loader {
@@ -160,6 +195,7 @@ func (m *mapNode) has(key string) bool { return !isNull(m.vals[key]) }
 // YAML merge keys (<<) are honoured.
 func (l *loader) mapping(path string, n *yaml.Node, allowed ...string) *mapNode {
 	m := &mapNode{path: path, vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
+	l.rec.object(path, allowed)
 	n = deref(n)
 	if isNull(n) {
 		return m
@@ -292,6 +328,7 @@ func (l *loader) scalar(m *mapNode, key, want string) *yaml.Node {
 }
 
 func (l *loader) str(m *mapNode, key string) string {
+	l.rec.scalar(join(m.path, key), scalarUse{kind: kString})
 	if n := l.scalar(m, key, "a string"); n != nil {
 		return n.Value
 	}
@@ -314,6 +351,7 @@ func (l *loader) required(m *mapNode, key, hint string) bool {
 }
 
 func (l *loader) integer(m *mapNode, key string, def, lo, hi int64) int64 {
+	l.rec.scalar(join(m.path, key), scalarUse{kind: kInteger, def: def, lo: lo, hi: hi})
 	n := l.scalar(m, key, "an integer")
 	if n == nil {
 		return def
@@ -342,6 +380,7 @@ func (l *loader) integer(m *mapNode, key string, def, lo, hi int64) int64 {
 }
 
 func (l *loader) boolean(m *mapNode, key string, def bool) bool {
+	l.rec.scalar(join(m.path, key), scalarUse{kind: kBoolean, def: def})
 	n := l.scalar(m, key, "true or false")
 	if n == nil {
 		return def
@@ -364,6 +403,7 @@ func (l *loader) duration(m *mapNode, key string, def time.Duration) time.Durati
 // durationMin is duration; with zeroOK, 0 is accepted too (a window that can
 // be switched off).
 func (l *loader) durationMin(m *mapNode, key string, def time.Duration, zeroOK bool) time.Duration {
+	l.rec.scalar(join(m.path, key), scalarUse{kind: kDuration, def: def.String(), zeroOK: zeroOK})
 	n := l.scalar(m, key, "a duration")
 	if n == nil {
 		return def

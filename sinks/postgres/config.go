@@ -88,7 +88,10 @@ const maxIdentLen = 63
 // tableRE is the table names we take: unquoted identifiers of at most
 // maxIdentLen bytes, optionally schema-qualified. Unquoted, because the sink's
 // DDL does not quote them either, so every reader folds them the same way.
-var tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`)
+var tableRE = regexp.MustCompile(TablePattern)
+
+// TablePattern is tableRE's pattern, for the config's JSON Schema.
+const TablePattern = `^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$`
 
 // ParseTable is the one table-name rule: the configuration, the sinks and the
 // errors view all take a PostgreSQL table name through it. It turns

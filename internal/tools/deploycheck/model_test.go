@@ -6,7 +6,9 @@
 // variable compose does not set), the AWS variables (the SDK resolves them to
 // LocalStack), Prometheus and Grafana provisioning, and the Dockerfile's build
 // (its `go build` line is run with the same flags and the binary must be
-// static and start).
+// static and start); and deploy/kubernetes (kubernetes_test.go: every
+// manifest strictly decoded, the ConfigMap's config loaded with the
+// Deployment's environment, probes, ports, grace period, selectors).
 package deploycheck
 
 import (

@@ -1,0 +1,443 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"gopkg.in/yaml.v3"
+)
+
+// Mask replaces a secret in Print's output.
+const Mask = "*****"
+
+// Print renders cfg as the YAML of its effective configuration: every key
+// with the value the worker uses (defaults filled in, computed ones such as
+// consumer.application and worker_id included, ${VAR} already expanded,
+// relative paths resolved) and every secret replaced by Mask: PostgreSQL
+// passwords in DSNs, registry passwords and tokens, the registry URL's
+// password and query parameters named like a credential (token, key,
+// secret, ...), and external_id. Keys are in the order of the spec
+// (spec.go); a literal ${ in a value is written as $${, so the output loads
+// back to the same config.
+func Print(cfg *Config) ([]byte, error) {
+	return render(cfg, true)
+}
+
+func render(cfg *Config, mask bool) ([]byte, error) {
+	p := printer{mask: mask}
+	root := p.mapping(
+		keySources, p.seq(len(cfg.Sources), func(i int) *yaml.Node { return p.source(cfg.Sources[i]) }),
+		keyDatasets, p.seq(len(cfg.Datasets), func(i int) *yaml.Node { return p.dataset(cfg.Datasets[i]) }),
+		keySinks, p.seq(len(cfg.Sinks), func(i int) *yaml.Node { return p.sink(cfg.Sinks[i]) }),
+		keyDeadLetter, p.deadLetter(cfg.DeadLetter),
+		keyConsumer, p.consumer(cfg.Consumer),
+		keyMetrics, p.mapping(keyListen, p.str(cfg.Metrics.Listen)),
+		keyErrors, p.mapping(keyListen, p.str(cfg.Errors.Listen)),
+		keyLog, p.mapping(keyLevel, p.str(cfg.Log.Level), keyFormat, p.str(cfg.Log.Format)),
+	)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return nil, fmt.Errorf("print config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("print config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+type printer struct{ mask bool }
+
+// mapping builds a mapping from key, value pairs; a nil value leaves its key
+// out (an optional key that is not set and has no default).
+func (p printer) mapping(kv ...any) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v, _ := kv[i+1].(*yaml.Node)
+		if v == nil {
+			continue
+		}
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: kv[i].(string)}, v)
+	}
+	return n
+}
+
+func (p printer) seq(n int, item func(int) *yaml.Node) *yaml.Node {
+	s := &yaml.Node{Kind: yaml.SequenceNode}
+	for i := range n {
+		s.Content = append(s.Content, item(i))
+	}
+	return s
+}
+
+// str is a string scalar, quoted when YAML would read it as something else.
+func (p printer) str(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.ReplaceAll(s, "${", "$${")}
+	return n
+}
+
+// optStr is str, or nil (key left out) for "".
+func (p printer) optStr(s string) *yaml.Node {
+	if s == "" {
+		return nil
+	}
+	return p.str(s)
+}
+
+func (p printer) secret(s string) *yaml.Node {
+	if s == "" {
+		return nil
+	}
+	if p.mask {
+		return p.str(Mask)
+	}
+	return p.str(s)
+}
+
+func (p printer) int(v int64) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v, 10)}
+}
+
+func (p printer) bool(v bool) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
+}
+
+func (p printer) dur(d time.Duration) *yaml.Node { return p.str(d.String()) }
+
+func (p printer) value(v any) *yaml.Node {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return p.str(fmt.Sprint(v))
+	}
+	return &n
+}
+
+func (p printer) source(s Source) *yaml.Node {
+	k := s.Kinesis
+	var role *yaml.Node
+	if k.RoleARN != nil {
+		role = p.str(k.RoleARN.String())
+	}
+	return p.mapping(
+		keyName, p.str(s.Name),
+		keyKinesis, p.mapping(
+			keyStreamARN, p.str(k.StreamARN.String()),
+			keyRoleARN, role,
+			keyExternalID, p.secret(k.ExternalID),
+			keyInitPosition, p.str(k.InitPosition.String()),
+			keyFormat, p.format(k.Format),
+			keyEFO, p.efo(k.EFO),
+		),
+		keyEnv, p.strs(s.Env),
+		keyBounded, p.bool(s.Bounded),
+		keyIdleness, p.optDur(s.Idleness),
+	)
+}
+
+// strs is a list of strings, or nil (key left out) for none.
+func (p printer) strs(v []string) *yaml.Node {
+	if len(v) == 0 {
+		return nil
+	}
+	n := p.seq(len(v), func(i int) *yaml.Node { return p.str(v[i]) })
+	n.Style = yaml.FlowStyle
+	return n
+}
+
+func (p printer) optDur(d time.Duration) *yaml.Node {
+	if d == 0 {
+		return nil
+	}
+	return p.dur(d)
+}
+
+// instant is a since or until bound, or nil when unbounded.
+func (p printer) instant(t time.Time) *yaml.Node {
+	if t.IsZero() {
+		return nil
+	}
+	return p.str(t.UTC().Format(time.RFC3339Nano))
+}
+
+func (p printer) efo(e *EFO) *yaml.Node {
+	if e == nil {
+		return nil
+	}
+	return p.mapping(keyConsumerName, p.optStr(e.ConsumerName), keyConsumerARN, p.optStr(e.ConsumerARN))
+}
+
+func (p printer) format(f Format) *yaml.Node {
+	if f.Kind != FormatAvro || f.Avro == nil {
+		return p.str(FormatJSON)
+	}
+	a := f.Avro
+	if a.Registry != nil {
+		r := a.Registry
+		return p.mapping(keyAvro, p.mapping(keyRegistry, p.mapping(
+			keyURL, p.str(p.maskURL(r.URL)),
+			keyUsername, p.optStr(r.Username),
+			keyPassword, p.secret(r.Password),
+			keyToken, p.secret(r.Token),
+			keyCAFile, p.optStr(r.CAFile),
+		)))
+	}
+	framing := a.Framing
+	if framing == "" {
+		framing = AvroFramingAuto
+	}
+	return p.mapping(keyAvro, p.mapping(keySchemaFile, p.str(a.SchemaFile), keyFraming, p.str(framing)))
+}
+
+func (p printer) dataset(d Dataset) *yaml.Node {
+	return p.mapping(
+		keyName, p.str(d.Name),
+		keySource, p.str(d.Source),
+		keyTimestamp, p.optStr(d.Timestamp),
+		keyWhere, p.optStr(d.Where),
+		keyFields, p.fields(d.Fields),
+		keySink, p.str(d.Sink),
+		keySince, p.instant(d.Since),
+		keyUntil, p.instant(d.Until),
+		keySample, p.sample(d.Sample),
+		keyEnv, p.strs(d.Env),
+	)
+}
+
+func (p printer) sample(s *Sample) *yaml.Node {
+	if s == nil {
+		return nil
+	}
+	return p.mapping(keyRate, p.value(s.Rate), keyUsing, p.strs(s.Using))
+}
+
+func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
+	return p.seq(len(fs), func(i int) *yaml.Node {
+		f := fs[i]
+		var cst, sub, oneof, between *yaml.Node
+		if f.HasConst {
+			cst = p.value(f.Const)
+		}
+		if len(f.Fields) > 0 {
+			sub = p.fields(f.Fields)
+		}
+		if len(f.Oneof) > 0 {
+			oneof = p.value(f.Oneof)
+		}
+		if b := f.Between; b != nil {
+			var lo, hi *yaml.Node
+			if b.Min != nil {
+				lo = p.value(b.Min)
+			}
+			if b.Max != nil {
+				hi = p.value(b.Max)
+			}
+			between = p.mapping("min", lo, "max", hi, "strict_min", p.bool(b.StrictMin), "strict_max", p.bool(b.StrictMax))
+		}
+		n := p.mapping(
+			"name", p.str(f.Name),
+			"type", p.str(f.Type),
+			"ref", p.optStr(f.Ref),
+			"const", cst,
+			"expr", p.optStr(f.Expr),
+			"fields", sub,
+			"oneof", oneof,
+			"between", between,
+			"regex", p.optStr(f.Regex),
+		)
+		if sub == nil {
+			n.Style = yaml.FlowStyle // one line per field, as configs write them
+		}
+		return n
+	})
+}
+
+func (p printer) sink(s Sink) *yaml.Node {
+	return p.mapping(keyName, p.str(s.Name), keyFile, p.fileSink(s.File), keyPostgres, p.postgresSink(s.Postgres))
+}
+
+func (p printer) deadLetter(d DeadLetter) *yaml.Node {
+	return p.mapping(keyFile, p.fileSink(d.File), keyPostgres, p.postgresSink(d.Postgres), keyUnrouted, p.bool(d.Unrouted))
+}
+
+func (p printer) fileSink(f *FileSink) *yaml.Node {
+	if f == nil {
+		return nil
+	}
+	return p.mapping(keyPath, p.str(f.Path), keyMaxBytes, p.int(f.MaxBytes), keyMode, p.str(fmt.Sprintf("%04o", f.Mode)))
+}
+
+func (p printer) postgresSink(s *PostgresSink) *yaml.Node {
+	if s == nil {
+		return nil
+	}
+	dsn := s.DSN
+	if p.mask {
+		dsn = MaskDSN(dsn)
+	}
+	return p.mapping(
+		keyDSN, p.str(dsn),
+		keyTable, p.str(s.Table),
+		keyCreateTable, p.bool(s.CreateTable),
+		keyBatchRows, p.int(int64(s.BatchRows)),
+		keyBatchBytes, p.int(s.BatchBytes),
+		keyBatchInterval, p.dur(s.BatchInterval),
+	)
+}
+
+func (p printer) consumer(c Consumer) *yaml.Node {
+	var role *yaml.Node
+	if c.RoleARN != nil {
+		role = p.str(c.RoleARN.String())
+	}
+	return p.mapping(
+		keyApplication, p.str(c.Application),
+		keyWorkerID, p.str(c.WorkerID),
+		keyRoleARN, role,
+		keyShardSyncInterval, p.dur(c.ShardSyncInterval),
+		keyLeaseDuration, p.dur(c.LeaseDuration),
+		keyLeaseRefresh, p.dur(c.LeaseRefresh),
+		keyMaxRecords, p.int(int64(c.MaxRecords)),
+		keyIdleBetweenReads, p.dur(c.IdleBetweenReads),
+		keyLeaseStealing, p.bool(c.LeaseStealing),
+		keyMaxLeases, p.int(int64(c.MaxLeases)),
+		keyShutdownTimeout, p.dur(c.ShutdownTimeout),
+	)
+}
+
+func (p printer) maskURL(s string) string {
+	if !p.mask {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return Mask
+	}
+	changed := false
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), Mask)
+		changed = true
+	}
+	q := u.Query()
+	for k := range q {
+		if secretParam(k) {
+			q.Set(k, Mask)
+			changed = true
+		}
+	}
+	if !changed {
+		return s
+	}
+	u.RawQuery = q.Encode()
+	return unescapeMask(u.String())
+}
+
+// secretParam reports whether a URL query parameter's name says it holds a
+// credential (?token=, ?api_key=, ?password=...).
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"password", "passwd", "token", "secret", "key", "auth", "signature"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMask undoes what url.URL.String does to the mask's asterisks:
+// they are the one thing a reader should see plainly.
+func unescapeMask(s string) string {
+	return strings.ReplaceAll(s, url.QueryEscape(Mask), Mask)
+}
+
+// dsnSecrets are the libpq connection parameters that hold a secret.
+var dsnSecrets = map[string]bool{"password": true, "sslpassword": true}
+
+// MaskDSN returns a PostgreSQL connection string with its secrets (the
+// password in a URL's user info, password and sslpassword parameters)
+// replaced by Mask. A DSN it cannot parse is masked whole: it may hold a
+// password in a form this function does not know.
+func MaskDSN(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return Mask
+		}
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), Mask)
+		}
+		q := u.Query()
+		for k := range q {
+			if dsnSecrets[strings.ToLower(k)] {
+				q.Set(k, Mask)
+			}
+		}
+		u.RawQuery = q.Encode()
+		return unescapeMask(u.String())
+	}
+	out, ok := maskKeyValue(dsn)
+	if !ok {
+		return Mask
+	}
+	return out
+}
+
+// maskKeyValue masks the secret values of a key=value connection string
+// (libpq's format: values may be single-quoted with \\ and \' escapes).
+func maskKeyValue(s string) (string, bool) {
+	var b strings.Builder
+	i := 0
+	for i < len(s) {
+		for i < len(s) && s[i] == ' ' {
+			b.WriteByte(' ')
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		eq := strings.IndexByte(s[i:], '=')
+		if eq < 0 {
+			return "", false
+		}
+		k := strings.TrimSpace(s[i : i+eq])
+		b.WriteString(s[i : i+eq+1])
+		i += eq + 1
+		for i < len(s) && s[i] == ' ' {
+			b.WriteByte(' ')
+			i++
+		}
+		start := i
+		if i < len(s) && s[i] == '\'' {
+			i++
+			for i < len(s) && s[i] != '\'' {
+				if s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(s) {
+				return "", false
+			}
+			i++
+		} else {
+			for i < len(s) && s[i] != ' ' {
+				if s[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			i = min(i, len(s))
+		}
+		if dsnSecrets[strings.ToLower(k)] {
+			b.WriteString(Mask)
+		} else {
+			b.WriteString(s[start:i])
+		}
+	}
+	return b.String(), true
+}

@@ -82,10 +82,11 @@ var ErrLeaseLive = fmt.Errorf("a worker holds a live lease of the shard")
 // removes the checkpoint (SHARD_END included, so a finished parent is read
 // again, and its children wait for it as usual) and any steal claim, and
 // writes p in StartAt. A shard without a row gets one. It is refused, with
-// ErrLeaseLive, while a worker's lease of the shard has not expired by now,
-// judged in one conditional write so that a worker taking the lease in the
-// meantime wins and the rewind fails.
-func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, now time.Time) error {
+// ErrLeaseLive, while a worker's lease of the shard has not expired by
+// cutoff (its LeaseTimeout, written on the worker's clock: give a cutoff
+// some skew before now), judged in one conditional write so that a worker
+// taking the lease in the meantime wins and the rewind fails.
+func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, cutoff time.Time) error {
 	if _, err := ParseStartPosition(p.String()); err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, now
 		"attribute_not_exists(#o) OR #o = :none OR #lt < :now", map[string]types.AttributeValue{
 			":sa":   s(p.String()),
 			":none": s(""),
-			":now":  s(fmtTime(now)),
+			":now":  s(fmtTime(cutoff)),
 		})
 	_, err := t.db.UpdateItem(ctx, in)
 	if ccf, ok := isConditionFailed(err); ok {

@@ -218,3 +218,26 @@ func sumCounters(c prometheus.Collector) float64 {
 	}
 	return sum
 }
+
+// MaxMillisBehind is the largest millis_behind_latest of source's shards in
+// this worker (0 when it holds none): for a progress line.
+func (m *Metrics) MaxMillisBehind(source string) int64 {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		m.MillisBehind.Collect(ch)
+		close(ch)
+	}()
+	var out float64
+	for mt := range ch {
+		var d dto.Metric
+		if mt.Write(&d) != nil {
+			continue
+		}
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "source" && l.GetValue() == source {
+				out = max(out, d.GetGauge().GetValue())
+			}
+		}
+	}
+	return int64(out)
+}

@@ -1,10 +1,7 @@
 package pipeline
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 	"slices"
 	"time"
@@ -75,64 +72,80 @@ func (w *Window) TimeReason(ts any) string {
 }
 
 func (w *Window) sampled(fields []record.Field) bool {
-	h := fnv.New64a()
+	h := fnv1a(fnvOffset)
 	for _, i := range w.SampleColumns {
-		hashValue(h, fields[i].Value)
+		h.value(fields[i].Value)
 	}
-	// FNV's low bits are its best mixed; the top 53 make a uniform float.
-	sum := h.Sum64()
+	// FNV's high bits mix poorly for short inputs: finish with a
+	// murmur-style avalanche, then the top 53 bits make a uniform float.
+	sum := uint64(h)
 	sum ^= sum >> 33
 	sum *= 0xff51afd7ed558ccd
 	sum ^= sum >> 33
 	return float64(sum>>11)/(1<<53) < w.SampleRate
 }
 
-// hashValue writes v in a form that depends only on its value (map keys
-// sorted, a type tag before each value) so that the hash is the same in
-// every process.
-func hashValue(h hash.Hash64, v any) {
-	var buf [9]byte
-	put := func(tag byte, n uint64) {
-		buf[0] = tag
-		binary.LittleEndian.PutUint64(buf[1:], n)
-		h.Write(buf[:])
+// fnv1a is a 64-bit FNV-1a hash kept in a value, so that hashing a row
+// allocates nothing (hash/fnv's Hash64 escapes to the heap).
+type fnv1a uint64
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func (h *fnv1a) byte(b byte) { *h = (*h ^ fnv1a(b)) * fnvPrime }
+
+func (h *fnv1a) u64(tag byte, n uint64) {
+	h.byte(tag)
+	for k := 0; k < 64; k += 8 {
+		h.byte(byte(n >> k))
 	}
-	putBytes := func(tag byte, b []byte) {
-		put(tag, uint64(len(b)))
-		h.Write(b)
+}
+
+func (h *fnv1a) str(tag byte, s string) {
+	h.u64(tag, uint64(len(s)))
+	for i := 0; i < len(s); i++ {
+		h.byte(s[i])
 	}
+}
+
+// value hashes v in a form that depends only on its value (map keys sorted,
+// a type tag and a length before each value), so that the hash is the same
+// in every process.
+func (h *fnv1a) value(v any) {
 	switch x := v.(type) {
 	case nil:
-		put('n', 0)
+		h.u64('n', 0)
 	case int64:
-		put('i', uint64(x))
+		h.u64('i', uint64(x))
 	case float64:
-		put('f', math.Float64bits(x))
+		h.u64('f', math.Float64bits(x))
 	case bool:
 		if x {
-			put('b', 1)
+			h.u64('b', 1)
 		} else {
-			put('b', 0)
+			h.u64('b', 0)
 		}
 	case string:
-		putBytes('s', []byte(x))
+		h.str('s', x)
 	case []byte:
-		putBytes('y', x)
+		h.str('y', string(x)) // the conversion does not allocate: it is only read
 	case time.Time:
-		put('t', uint64(x.UnixMicro()))
+		h.u64('t', uint64(x.UnixMicro()))
 	case record.Date:
-		put('d', uint64(x.Year)<<16|uint64(x.Month)<<8|uint64(x.Day))
+		h.u64('d', uint64(x.Year)<<16|uint64(x.Month)<<8|uint64(x.Day))
 	case record.Decimal:
-		putBytes('m', []byte(x))
+		h.str('m', string(x))
 	case []any:
-		put('l', uint64(len(x)))
+		h.u64('l', uint64(len(x)))
 		for _, e := range x {
-			hashValue(h, e)
+			h.value(e)
 		}
 	case []float64:
-		put('e', uint64(len(x)))
+		h.u64('e', uint64(len(x)))
 		for _, e := range x {
-			put('f', math.Float64bits(e))
+			h.u64('f', math.Float64bits(e))
 		}
 	case map[string]any:
 		keys := make([]string, 0, len(x))
@@ -140,18 +153,18 @@ func hashValue(h hash.Hash64, v any) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		put('o', uint64(len(keys)))
+		h.u64('o', uint64(len(keys)))
 		for _, k := range keys {
-			putBytes('s', []byte(k))
-			hashValue(h, x[k])
+			h.str('s', k)
+			h.value(x[k])
 		}
 	case []record.Field:
-		put('r', uint64(len(x)))
+		h.u64('r', uint64(len(x)))
 		for _, f := range x {
-			putBytes('s', []byte(f.Name))
-			hashValue(h, f.Value)
+			h.str('s', f.Name)
+			h.value(f.Value)
 		}
 	default:
-		putBytes('?', fmt.Appendf(nil, "%T:%v", x, x))
+		h.str('?', fmt.Sprintf("%T:%v", x, x))
 	}
 }

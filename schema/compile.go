@@ -21,6 +21,9 @@ type Schema struct {
 	tsIndex   int
 	plan      *objPlan // for ConvertJSON
 	computed  []computed
+	// visible is the number of fields that are columns of the row: the
+	// input fields after them are converted, then cut off.
+	visible int
 }
 
 // Expr computes a field's value from the row's other fields. Eval's result
@@ -141,12 +144,24 @@ func CompileWith(timestamp string, specs []FieldSpec, exprs ExprCompiler) (*Sche
 		c.errf("fields", "at least one field is required")
 	}
 	fs, cols := c.fields("fields", specs)
-	s := &Schema{fields: fs, columns: cols, tsIndex: -1}
+	visible := len(specs)
+	for i := range specs {
+		if specs[i].Input && visible == len(specs) {
+			visible = i
+		}
+		if !specs[i].Input && visible < len(specs) {
+			c.errf("fields["+strconv.Itoa(i)+"]", "an input field must come after every other field")
+		}
+		if specs[i].Input && specs[i].Expr != "" {
+			c.errf("fields["+strconv.Itoa(i)+"].expr", "an input is read from the record, it cannot be computed")
+		}
+	}
+	s := &Schema{fields: fs, columns: cols[:visible], tsIndex: -1, visible: visible}
 
 	if timestamp == "" {
 		var dts []string
 		idx := -1
-		for i, col := range cols {
+		for i, col := range cols[:visible] {
 			if col.Type.Kind == KindDatetime {
 				dts = append(dts, col.Name)
 				idx = i
@@ -163,7 +178,7 @@ func CompileWith(timestamp string, specs []FieldSpec, exprs ExprCompiler) (*Sche
 			c.errf("timestamp", "required: several datetime fields (%s), name one", strings.Join(dts, ", "))
 		}
 	} else {
-		for i, col := range cols {
+		for i, col := range cols[:visible] {
 			if col.Name == timestamp {
 				s.tsIndex = i
 				break

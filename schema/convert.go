@@ -30,7 +30,7 @@ func (s *Schema) Convert(rec any) ([]record.Field, error) {
 			return nil, fe
 		}
 	}
-	return out, nil
+	return out[:s.visible:s.visible], nil
 }
 
 // compute fills the computed fields of a converted row.

@@ -160,6 +160,9 @@ func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups b
 	if ok && len(s.computed) > 0 && s.compute(out[start:]) != nil {
 		return dst, false // Convert gives the error
 	}
+	if ok && s.visible < len(s.fields) {
+		out = out[:start+s.visible] // the inputs' values are not the row's
+	}
 	return out, ok
 }
 

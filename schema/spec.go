@@ -23,6 +23,10 @@ type FieldSpec struct {
 	// see CompileWith. Only top-level fields may have one, without ref or
 	// const.
 	Expr string `yaml:"expr"`
+	// Input marks a field read from the record only for the computed fields
+	// (and where) to use: it is not a column of the row. Inputs come after
+	// every other field. Set by the config's dataset inputs, not in YAML.
+	Input bool `yaml:"-"`
 	// Fields are the fields of a struct type (struct, list[struct],
 	// optional[struct], ...).
 	Fields []FieldSpec `yaml:"fields"`

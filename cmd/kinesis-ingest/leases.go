@@ -185,7 +185,10 @@ func cmdReset(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if live := leaseview.LiveOwners(shards); len(live) > 0 {
+	// Clocks differ between this machine and the workers': a lease counts
+	// as live until a lease duration after it expired here.
+	cutoff := now.Add(-cfg.Consumer.LeaseDuration)
+	if live := leaseview.LiveOwners(shards, cutoff); len(live) > 0 {
 		workers := make([]string, 0, len(live))
 		for w, ids := range live {
 			workers = append(workers, fmt.Sprintf("%s (%s)", w, strings.Join(ids, ", ")))
@@ -211,7 +214,7 @@ func cmdReset(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	failed := 0
 	for _, c := range changes {
-		if err := tables[c.Shard.Table].Rewind(ctx, c.Shard.ShardID, c.To, time.Now()); err != nil {
+		if err := tables[c.Shard.Table].Rewind(ctx, c.Shard.ShardID, c.To, time.Now().Add(-cfg.Consumer.LeaseDuration)); err != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
 			failed++
 		}

@@ -178,6 +178,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		a.ShowProgress(stderr)
+	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped with errors", "err", err)
 		return 1
@@ -188,4 +191,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		a.Summary().Print(stdout)
 	}
 	return 0
+}
+
+// isTerminal reports whether f is a terminal (a character device), where a
+// bounded run's live progress line belongs; a pipe or file gets log lines.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -54,6 +54,9 @@ datasets:
       - {name: doubled, type: float, expr: amount * 2}
       - {name: size, type: str, expr: 'amount >= 150 ? "big" : "small"'}
       - {name: ratio, type: float, expr: 100 / (amount - 150)}
+      - {name: tripled, type: float, expr: raw * 3}
+    inputs:
+      - {name: raw, type: float, ref: amount}
     sink: priced_file
 sinks:
   - name: priced_file
@@ -83,11 +86,13 @@ type idRow struct {
 }
 
 type pricedRow struct {
-	ID      int64   `json:"id"`
-	Amount  float64 `json:"amount"`
-	Doubled float64 `json:"doubled"`
-	Size    string  `json:"size"`
-	Ratio   float64 `json:"ratio"`
+	ID      int64    `json:"id"`
+	Amount  float64  `json:"amount"`
+	Doubled float64  `json:"doubled"`
+	Size    string   `json:"size"`
+	Ratio   float64  `json:"ratio"`
+	Tripled float64  `json:"tripled"`
+	Raw     *float64 `json:"raw"`
 }
 
 func ids[T any](rows []T, id func(T) int64) []int64 {
@@ -230,7 +235,7 @@ func TestDatasetRules(t *testing.T) {
 				wantSize = "big"
 			}
 			sizes[r.Size]++
-			if r.Doubled != 2*r.Amount || r.Size != wantSize || r.Ratio != 100/(r.Amount-150) || r.ID == 150 {
+			if r.Doubled != 2*r.Amount || r.Size != wantSize || r.Ratio != 100/(r.Amount-150) || r.Tripled != 3*r.Amount || r.Raw != nil || r.ID == 150 {
 				t.Errorf("%s: priced row %+v: computed fields wrong", name, r)
 			}
 		}

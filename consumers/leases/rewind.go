@@ -80,20 +80,23 @@ var ErrLeaseLive = fmt.Errorf("a worker holds a live lease of the shard")
 
 // Rewind makes shardID start at p the next time a worker leases it: it
 // removes the checkpoint (SHARD_END included, so a finished parent is read
-// again, and its children wait for it as usual) and any steal claim, and
+// again, and its children wait for it as usual), any steal claim and the
+// expired owner (a worker that was in fact alive then fails its next
+// renewal and stops, rather than checkpoint over the rewind), and
 // writes p in StartAt. A shard without a row gets one. It is refused, with
-// ErrLeaseLive, while a worker's lease of the shard has not expired by now,
-// judged in one conditional write so that a worker taking the lease in the
-// meantime wins and the rewind fails.
-func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, now time.Time) error {
+// ErrLeaseLive, while a worker's lease of the shard has not expired by
+// cutoff (its LeaseTimeout, written on the worker's clock: give a cutoff
+// some skew before now), judged in one conditional write so that a worker
+// taking the lease in the meantime wins and the rewind fails.
+func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, cutoff time.Time) error {
 	if _, err := ParseStartPosition(p.String()); err != nil {
 		return err
 	}
-	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct, #is",
+	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct, #is, #o",
 		"attribute_not_exists(#o) OR #o = :none OR #lt < :now", map[string]types.AttributeValue{
 			":sa":   s(p.String()),
 			":none": s(""),
-			":now":  s(fmtTime(now)),
+			":now":  s(fmtTime(cutoff)),
 		})
 	_, err := t.db.UpdateItem(ctx, in)
 	if ccf, ok := isConditionFailed(err); ok {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,6 +55,7 @@ type App struct {
 
 	tally    *tally
 	finished atomic.Bool
+	progress io.Writer // a terminal for the bounded run's live line, or nil
 }
 
 // New builds every part; nothing runs until Run.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,8 +136,23 @@ func (a *App) bounded() bool {
 	return len(a.cfg.Sources) > 0
 }
 
+// ShowProgress makes a bounded run write a live line per source to w (a
+// terminal) at every check, instead of a log line every 30 s.
+func (a *App) ShowProgress(w io.Writer) { a.progress = w }
+
+func (a *App) rowsSoFar() int {
+	a.tally.mu.Lock()
+	defer a.tally.mu.Unlock()
+	n := 0
+	for _, r := range a.tally.rows {
+		n += r
+	}
+	return n
+}
+
 // watchBounded polls the lease tables until every source is done, then calls
-// stop; it logs the progress every 30 s meanwhile.
+// stop; meanwhile it shows the progress (shards done, how far behind this
+// worker's shards are, rows/s).
 func (a *App) watchBounded(ctx context.Context, stop func()) {
 	minIdle := a.cfg.Sources[0].Idleness
 	for _, s := range a.cfg.Sources {
@@ -144,7 +160,7 @@ func (a *App) watchBounded(ctx context.Context, stop func()) {
 	}
 	tick := time.NewTicker(min(max(minIdle/4, 200*time.Millisecond), 5*time.Second))
 	defer tick.Stop()
-	lastLog := time.Now()
+	lastLog, lastRows := time.Now(), 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -152,7 +168,10 @@ func (a *App) watchBounded(ctx context.Context, stop func()) {
 		case <-tick.C:
 		}
 		now := time.Now()
-		all, logNow := true, now.Sub(lastLog) >= 30*time.Second
+		all, logNow := true, now.Sub(lastLog) >= 30*time.Second || a.progress != nil
+		rows := a.rowsSoFar()
+		rate := float64(rows-lastRows) / now.Sub(lastLog).Seconds()
+		var line []string
 		for i, c := range a.consumers {
 			p, err := c.Finished(ctx, now)
 			if err != nil {
@@ -160,15 +179,26 @@ func (a *App) watchBounded(ctx context.Context, stop func()) {
 				all = false
 				continue
 			}
-			if logNow {
-				a.log.Info("bounded source progress", "source", a.cfg.Sources[i].Name, "shards", p.Shards, "shards_done", p.Done)
+			behind := a.metrics.MaxMillisBehind(a.cfg.Sources[i].Name)
+			switch {
+			case a.progress != nil:
+				line = append(line, fmt.Sprintf("%s: %d/%d shards done, %s behind", a.cfg.Sources[i].Name, p.Done, p.Shards, time.Duration(behind)*time.Millisecond))
+			case logNow:
+				a.log.Info("bounded source progress", "source", a.cfg.Sources[i].Name, "shards", p.Shards, "shards_done", p.Done,
+					"millis_behind_latest", behind, "rows_per_second", rate)
 			}
 			all = all && p.Finished
 		}
+		if a.progress != nil {
+			fmt.Fprintf(a.progress, "\r\x1b[K%s; %.0f rows/s", strings.Join(line, "; "), rate)
+		}
 		if logNow {
-			lastLog = now
+			lastLog, lastRows = now, rows
 		}
 		if all {
+			if a.progress != nil {
+				fmt.Fprintln(a.progress)
+			}
 			a.log.Info("every bounded source is done: stopping (drain, checkpoint, release leases)")
 			a.finished.Store(true)
 			stop()

@@ -210,6 +210,9 @@ type Dataset struct {
 	// Where is an optional filter expression (see package where), as written.
 	Where  string
 	Fields []schema.FieldSpec
+	// Inputs is how many of Fields, at its end, are the dataset's inputs
+	// (inputs: read for computed fields and where, not columns).
+	Inputs int
 	Sink   string // name of a Sink
 	// Schema is Fields compiled by schema.Compile (never nil after Load).
 	Schema *schema.Schema

@@ -60,6 +60,7 @@ const (
 	keySince     = "since"
 	keyUntil     = "until"
 	keySample    = "sample"
+	keyInputs    = "inputs"
 )
 
 // datasets[i].sample as a mapping.

@@ -310,7 +310,7 @@ func (l *loader) registry(path string, n *yaml.Node) *Registry {
 }
 
 func (l *loader) dataset(path string, n *yaml.Node) Dataset {
-	m := l.mapping(path, n, keyName, keySource, keyTimestamp, keyWhere, keyFields, keySink, keySince, keyUntil, keySample, keyEnv)
+	m := l.mapping(path, n, keyName, keySource, keyTimestamp, keyWhere, keyFields, keySink, keySince, keyUntil, keySample, keyEnv, keyInputs)
 	d := Dataset{Name: l.name(m, "dataset")}
 	d.Since = l.instant(m, keySince)
 	d.Until = l.instant(m, keyUntil)
@@ -340,6 +340,19 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 			l.errorf(fp, fn, "%s", yamlErrText(err))
 		}
 		d.Fields = append(d.Fields, fs)
+	}
+	// Inputs are read like fields, for computed fields and where, and are
+	// no columns: they go after the fields, flagged.
+	for i, fn := range l.seq(m, keyInputs) {
+		fp := index(join(path, keyInputs), i)
+		l.checkKeys(fp, fn, ftype)
+		var fs schema.FieldSpec
+		if err := fn.Decode(&fs); err != nil {
+			l.errorf(fp, fn, "%s", yamlErrText(err))
+		}
+		fs.Input = true
+		d.Fields = append(d.Fields, fs)
+		d.Inputs++
 	}
 	return d
 }

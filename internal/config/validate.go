@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
@@ -264,7 +265,7 @@ func (l *loader) compile(path string, d *Dataset) {
 	for _, e := range Problems(err) {
 		p, msg := path, e.Error()
 		if m := schemaPathRE.FindStringSubmatch(msg); m != nil {
-			p, msg = path+"."+m[1], m[2]
+			p, msg = path+"."+inputPath(m[1], len(d.Fields)-d.Inputs), m[2]
 		}
 		if before[p] || badAncestor(l.broken, p) {
 			continue
@@ -298,4 +299,22 @@ func badAncestor(bad map[string]bool, p string) bool {
 		}
 		p = p[:i]
 	}
+}
+
+// inputPath turns schema's fields[N]... of an input (N >= fields) into
+// inputs[N-fields]...
+func inputPath(p string, fields int) string {
+	rest, ok := strings.CutPrefix(p, keyFields+"[")
+	if !ok {
+		return p
+	}
+	end := strings.IndexByte(rest, ']')
+	if end < 0 {
+		return p
+	}
+	n, err := strconv.Atoi(rest[:end])
+	if err != nil || n < fields {
+		return p
+	}
+	return fmt.Sprintf("%s[%d]%s", keyInputs, n-fields, rest[end+1:])
 }

@@ -180,11 +180,14 @@ func behind(ctx context.Context, src Source, sh *Shard) {
 	}
 }
 
-// LiveOwners returns the workers holding a live lease, with their shards.
-func LiveOwners(shards []Shard) map[string][]string {
+// LiveOwners returns the workers holding a lease that expires after cutoff,
+// with their shards. Workers judge expiry on their own clocks (consumers/
+// leases), so a caller deciding for them takes a cutoff a lease duration
+// before its own now: a lease is taken as live until it is plainly dead.
+func LiveOwners(shards []Shard, cutoff time.Time) map[string][]string {
 	out := map[string][]string{}
 	for _, s := range shards {
-		if s.LeaseLive {
+		if s.Owner != "" && s.LeaseExpires != nil && s.LeaseExpires.After(cutoff) {
 			out[s.Owner] = append(out[s.Owner], s.ShardID)
 		}
 	}

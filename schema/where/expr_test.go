@@ -22,6 +22,9 @@ func TestComputedFields(t *testing.T) {
 		{Name: "day", Type: "date", Expr: `date(ts.Format("2006-01-02"))`},
 		{Name: "ratio", Type: "float", Expr: "100 / (amount - 150)"},
 		{Name: "label", Type: "optional[str]", Expr: `qty > 1 ? nil : "single"`},
+		{Name: "fee", Type: "float", Expr: "tax + 0.5"},
+		// An input: read for the expressions, not a column of the row.
+		{Name: "tax", Type: "float", Ref: "billing.tax", Input: true},
 	}
 	s, err := schema.CompileWith("ts", specs, where.CompileExpr)
 	if err != nil {
@@ -31,7 +34,7 @@ func TestComputedFields(t *testing.T) {
 	for _, c := range s.Columns() {
 		cols = append(cols, c.Name)
 	}
-	if got := strings.Join(cols, ","); got != "amount,qty,total,size,ts,day,ratio,label" {
+	if got := strings.Join(cols, ","); got != "amount,qty,total,size,ts,day,ratio,label,fee" {
 		t.Fatalf("columns %s: computed fields must keep their declared place", got)
 	}
 	dec := jsondec.New()
@@ -40,12 +43,12 @@ func TestComputedFields(t *testing.T) {
 		want      map[string]any
 		err       string
 	}{
-		{name: "small", rec: `{"amount":2.5,"qty":4,"ts":"2026-11-01T23:30:00Z"}`, want: map[string]any{
-			"total": 10.0, "size": "small", "day": record.Date{Year: 2026, Month: time.November, Day: 1}, "ratio": 100 / (2.5 - 150), "label": nil}},
-		{name: "big", rec: `{"amount":200,"qty":1,"ts":"2026-11-02T00:00:00Z"}`, want: map[string]any{
+		{name: "small", rec: `{"amount":2.5,"qty":4,"ts":"2026-11-01T23:30:00Z","billing":{"tax":1}}`, want: map[string]any{
+			"fee": 1.5, "total": 10.0, "size": "small", "day": record.Date{Year: 2026, Month: time.November, Day: 1}, "ratio": 100 / (2.5 - 150), "label": nil}},
+		{name: "big", rec: `{"amount":200,"qty":1,"ts":"2026-11-02T00:00:00Z","billing":{"tax":2}}`, want: map[string]any{
 			"total": 200.0, "size": "big", "day": record.Date{Year: 2026, Month: time.November, Day: 2}, "ratio": 2.0, "label": "single"}},
 		// 100/0 is +Inf, which no float field holds: the record's dead letter.
-		{name: "not finite", rec: `{"amount":150,"qty":1,"ts":"2026-11-02T00:00:00Z"}`, err: "ratio: expr: want float, got"},
+		{name: "not finite", rec: `{"amount":150,"qty":1,"ts":"2026-11-02T00:00:00Z","billing":{"tax":2}}`, err: "ratio: expr: want float, got"},
 	} {
 		v, err := dec.Decode([]byte(tc.rec))
 		if err != nil {
@@ -69,6 +72,9 @@ func TestComputedFields(t *testing.T) {
 		got := map[string]any{}
 		for _, f := range row {
 			got[f.Name] = f.Value
+		}
+		if _, in := got["tax"]; in || len(row) != len(s.Columns()) {
+			t.Errorf("%s: row %v carries the input or does not match the columns", tc.name, row)
 		}
 		for k, w := range tc.want {
 			if g := got[k]; !equal(g, w) {

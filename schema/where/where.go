@@ -320,6 +320,7 @@ func taken(specs []schema.FieldSpec, name string) bool {
 // unrestricted returns sp without oneof, between and regex, at every depth.
 func unrestricted(sp schema.FieldSpec) schema.FieldSpec {
 	sp.Oneof, sp.Between, sp.Regex = nil, nil, ""
+	sp.Input = false // in the where's own schema every field it names is a column
 	if len(sp.Fields) > 0 {
 		fs := make([]schema.FieldSpec, len(sp.Fields))
 		for i := range sp.Fields {

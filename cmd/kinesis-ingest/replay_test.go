@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// replayTemplate is a bounded replay of a window: init_position at its start
+// (arrival time), until at its end (the payload's ts), its own application.
+const replayTemplate = `
+sources:
+  - name: orders
+    bounded: true
+    idleness: 3s
+    kinesis:
+      stream_arn: %[1]s
+      init_position: %[2]s
+datasets:
+  - name: orders
+    source: orders
+    timestamp: ts
+    until: %[3]s
+    fields:
+      - {name: id, type: int}
+      - {name: ts, type: datetime}
+    sink: replay_file
+sinks:
+  - name: replay_file
+    file: {path: %[4]s}
+dead_letter:
+  file: {path: %[5]s}
+consumer:
+  application: orders-replay-window
+  worker_id: ${WORKER_ID}
+  shard_sync_interval: 500ms
+  lease_duration: 4s
+  lease_refresh: 1s
+  idle_between_reads: 100ms
+metrics:
+  listen: 127.0.0.1:0
+`
+
+// TestReplayWindow: records A, B and C are put a few seconds apart, each
+// stamped with the time it was put. A bounded replay with init_position at
+// the start of B and until at the end of B, under a new application, puts
+// exactly B into its sink and exits 0 by itself.
+func TestReplayWindow(t *testing.T) {
+	e := newEnv(t, 2)
+	put := func(from int) {
+		ts := time.Now().UTC().Format(time.RFC3339Nano)
+		var data [][]byte
+		var keys []string
+		for i := from; i < from+100; i++ {
+			data = append(data, fmt.Appendf(nil, `{"id":%d,"ts":%q}`, i, ts))
+			keys = append(keys, "k-"+strconv.Itoa(i))
+		}
+		e.put(data, keys)
+	}
+	put(0)
+	time.Sleep(1500 * time.Millisecond)
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	put(100)
+	time.Sleep(1500 * time.Millisecond)
+	end := time.Now().UTC().Truncate(time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	put(200)
+
+	dir := filepath.Join(e.dir, "replay")
+	cfg := filepath.Join(e.dir, "replay.yaml")
+	body := fmt.Sprintf(replayTemplate, e.arn, start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), filepath.Join(dir, "rows"), filepath.Join(dir, "letters"))
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := e.start(cfg, "replay")
+	select {
+	case <-w.exited:
+		if w.err != nil {
+			t.Fatalf("replay exited with %v, want 0", w.err)
+		}
+	case <-time.After(120 * time.Second):
+		t.Fatal("the bounded replay did not exit by itself")
+	}
+	var ids []int64
+	for _, r := range readLines(t, filepath.Join(dir, "rows"), func(*idRow, string) {}) {
+		ids = append(ids, r.ID)
+	}
+	slices.Sort(ids)
+	want := make([]int64, 0, 100)
+	for i := 100; i < 200; i++ {
+		want = append(want, int64(i))
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("replay of [%s, %s) wrote %d rows %v, want exactly ids 100..199", start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), len(ids), ids)
+	}
+	if letters := readLines(t, filepath.Join(dir, "letters"), func(*routedLetter, string) {}); len(letters) != 0 {
+		t.Errorf("the replay wrote %d dead letters, want none", len(letters))
+	}
+}

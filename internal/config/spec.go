@@ -231,6 +231,7 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 			),
 		).computedDefault("every row")),
 		key(keyEnv, envSpec("dataset")),
+		key(keyInputs, &spec{kind: kArray, doc: "Fields read from the record for computed fields (expr) and where, but not written as columns.", ref: "field"}),
 	)}),
 	required(keySinks, list("Where rows go.", storeOf(object("One sink: exactly one of file or postgres.",
 		required(keyName, str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String())),

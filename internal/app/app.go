@@ -159,14 +159,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 
 	handler := a.metrics.WrapHandler(a.pipeline)
 
-	leaseCfg, err := AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID))
+	leaseCfg, err := AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID), cfg.Consumer.CallTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	dynamo := dynamodb.NewFromConfig(leaseCfg)
 	for _, src := range cfg.Sources {
 		k := src.Kinesis
-		kcfg, err := AWSConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID))
+		kcfg, err := AWSConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID), cfg.Consumer.CallTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}

@@ -42,6 +42,18 @@
 //     Run cancels deliveries after DrainTimeout (no checkpoint is written for
 //     them) and stops waiting for the library after a further grace period.
 //
+//   - No call has a deadline: the library calls Kinesis with context.TODO. The
+//     HTTP client it is given (internal/app) ends every attempt after
+//     call_timeout; a GetRecords that fails for good ends the shard's consumer,
+//     which releases the lease, so a hung read cannot keep a shard leased.
+//
+//   - Memory: nothing bounds the sum of the shards' batches (each GetRecords may
+//     return 10 MiB). A Budget shared by the worker's consumers does: a
+//     middleware on GetRecords reserves MaxReadBytes before each call and keeps
+//     what the answer holds until the shard's ProcessRecords has delivered it;
+//     a read that does not fit waits (backpressure; the lease keeps renewing).
+//     Enhanced fan-out pushes records without GetRecords and is not bounded.
+//
 //   - Logging and metrics: slog through the library's Logger interface, its stray
 //     logrus output redirected into slog; metrics through MonitoringService on our
 //     registry, never its global-registry exporter.
@@ -156,7 +168,7 @@ func (c *Config) validate() error {
 }
 
 // DefaultBudget is the in-flight budget of a consumer given none.
-const DefaultBudget = 256 << 20
+const DefaultBudget = 192 << 20
 
 // Consumer runs one KCL worker.
 type Consumer struct {

@@ -95,10 +95,12 @@ const (
 	// about 30 s, and one GetRecords (at most 10 MiB) takes well under a
 	// second in a region.
 	DefaultCallTimeout = 10 * time.Second
-	// DefaultMaxInflightBytes fits a 1 GiB container: the worker's memory
-	// peaks at about twice the record bytes in flight plus a fixed base (see
-	// README, Scaling), which leaves room for the sinks' buffers.
-	DefaultMaxInflightBytes = 256 << 20
+	// DefaultMaxInflightBytes fits a 1 GiB container: measured, the worker's
+	// resident memory is a base of about 35-50 MiB plus about 3.5 times the
+	// record bytes in flight (the answer's JSON and base64, the record, the
+	// row, and the garbage collector's headroom), so 192 MiB peaks near
+	// 750 MiB and leaves room for the sinks' buffers (see README, Scaling).
+	DefaultMaxInflightBytes = 192 << 20
 	// MinInflightBytes is the most one GetRecords call returns (10 MiB), so
 	// that every read fits the budget.
 	MinInflightBytes     = 10 << 20

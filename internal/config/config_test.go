@@ -237,7 +237,7 @@ func TestDefaults(t *testing.T) {
 		LeaseStealing:     true,
 		ShutdownTimeout:   30 * time.Second,
 		CallTimeout:       10 * time.Second,
-		MaxInflightBytes:  256 << 20,
+		MaxInflightBytes:  192 << 20,
 	}
 	if cfg.Consumer != wantC {
 		t.Errorf("consumer = %+v\nwant       %+v", cfg.Consumer, wantC)

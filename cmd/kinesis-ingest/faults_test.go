@@ -238,8 +238,10 @@ func TestHungGetRecordsMovesTheShard(t *testing.T) {
 	data, keys, _ = orders(100, 200, false)
 	e.put(data, keys)
 	// Bound: 3 attempts of call_timeout with the SDK's backoff, then a lease
-	// pass of w2; 60 s is far above it and far below "never".
-	waitFor(t, 60*time.Second, "w2 holding w1's hung shard "+shard, func() bool {
+	// pass of w2: about 5 s. On a loaded machine w2 may miss a renewal and
+	// w1 take the shard back (and give it up again 3 s later), so the wait is
+	// 120 s: far above the bound and far below "never".
+	waitFor(t, 120*time.Second, "w2 holding w1's hung shard "+shard, func() bool {
 		l := e.checkpoints()[shard]
 		return l.Owner == "w2" && l.LeaseTimeout.After(time.Now())
 	})

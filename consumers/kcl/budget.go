@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 )
 
 // MaxReadBytes is the most record data one GetRecords call returns (Kinesis's
@@ -24,6 +27,8 @@ const MaxReadBytes = 10 << 20
 // a record. Waiters are served in arrival order, so a busy shard cannot
 // starve another. It is safe for concurrent use.
 type Budget struct {
+	metrics *metrics.Metrics // nil: none
+
 	mu      sync.Mutex
 	max     int64
 	used    int64
@@ -37,12 +42,16 @@ type waiter struct {
 }
 
 // NewBudget returns a budget of max bytes; max must be at least MaxReadBytes
-// so that every read fits.
-func NewBudget(max int64) (*Budget, error) {
+// so that every read fits. With m, it reports what it holds and how long reads
+// waited.
+func NewBudget(max int64, m *metrics.Metrics) (*Budget, error) {
 	if max < MaxReadBytes {
 		return nil, fmt.Errorf("in-flight budget of %d bytes: must be at least %d, the most one GetRecords returns", max, MaxReadBytes)
 	}
-	return &Budget{max: max}, nil
+	if m != nil {
+		m.InflightLimit.WithLabelValues().Set(float64(max))
+	}
+	return &Budget{max: max, metrics: m}, nil
 }
 
 // Max is the budget's size in bytes.
@@ -70,6 +79,11 @@ func (b *Budget) acquire(ctx context.Context, stop <-chan struct{}, n int64) err
 	w := &waiter{n: n, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
+	if b.metrics != nil {
+		defer func(start time.Time) {
+			b.metrics.InflightWait.WithLabelValues().Add(time.Since(start).Seconds())
+		}(time.Now())
+	}
 	var err error
 	select {
 	case <-w.ready:
@@ -85,6 +99,7 @@ func (b *Budget) acquire(ctx context.Context, stop <-chan struct{}, n int64) err
 	case <-w.ready: // granted meanwhile: give it back
 		b.used -= n
 		b.wake()
+		b.report()
 	default:
 		for i, o := range b.waiters {
 			if o == w {
@@ -113,11 +128,20 @@ func (b *Budget) release(n int64) {
 	defer b.mu.Unlock()
 	b.used -= n
 	b.wake()
+	b.report()
+}
+
+// report sets the gauge. Called with mu held.
+func (b *Budget) report() {
+	if b.metrics != nil {
+		b.metrics.InflightBytes.WithLabelValues().Set(float64(b.used))
+	}
 }
 
 func (b *Budget) take(n int64) {
 	b.used += n
 	b.peak = max(b.peak, b.used)
+	b.report()
 }
 
 // wake grants waiters in order while the first fits. Called with mu held.

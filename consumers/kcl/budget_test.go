@@ -5,6 +5,11 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 )
 
 // granted reports whether ch closes within a short wait; a grant that should
@@ -20,10 +25,11 @@ func granted(ch <-chan error) (error, bool) {
 }
 
 func TestBudget(t *testing.T) {
-	if _, err := NewBudget(MaxReadBytes - 1); err == nil {
+	if _, err := NewBudget(MaxReadBytes-1, nil); err == nil {
 		t.Fatal("a budget smaller than one read was accepted")
 	}
-	b, err := NewBudget(2 * MaxReadBytes)
+	m := metrics.New(prometheus.NewRegistry())
+	b, err := NewBudget(2*MaxReadBytes, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,5 +81,14 @@ func TestBudget(t *testing.T) {
 	}
 	if used, _ := b.Used(); used != before {
 		t.Fatalf("used %d after an abandoned wait, want %d", used, before)
+	}
+	if g := testutil.ToFloat64(m.InflightBytes); g != float64(before) {
+		t.Errorf("inflight_bytes = %v, want %d", g, before)
+	}
+	if g := testutil.ToFloat64(m.InflightLimit); g != 2*MaxReadBytes {
+		t.Errorf("inflight_limit_bytes = %v", g)
+	}
+	if w := testutil.ToFloat64(m.InflightWait); w < 0.2 {
+		t.Errorf("inflight_wait_seconds_total = %v after reads waited 100 ms several times", w)
 	}
 }

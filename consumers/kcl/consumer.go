@@ -192,7 +192,7 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, err
 	}
 	if cfg.Budget == nil {
-		b, err := NewBudget(DefaultBudget)
+		b, err := NewBudget(DefaultBudget, cfg.Metrics)
 		if err != nil {
 			return nil, err
 		}

@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	dynamo := dynamodb.NewFromConfig(leaseCfg)
 	// One budget for the whole worker: memory is the process's, whatever the
 	// number of sources.
-	budget, err := kcl.NewBudget(cfg.Consumer.MaxInflightBytes)
+	budget, err := kcl.NewBudget(cfg.Consumer.MaxInflightBytes, a.metrics)
 	if err != nil {
 		return nil, fmt.Errorf("consumer.max_inflight_bytes: %w", err)
 	}

@@ -82,7 +82,7 @@ const mib = 1 << 20
 func TestInflightBudgetBoundsMemory(t *testing.T) {
 	const (
 		shards     = 16
-		perShard   = 1
+		perShard   = 2
 		recordSize = 1000_000
 		budget     = 10 * mib
 		// overhead is the worker's memory apart from the budget: its base

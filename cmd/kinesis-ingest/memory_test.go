@@ -90,7 +90,7 @@ func TestInflightBudgetBoundsMemory(t *testing.T) {
 		// batch takes while it is decoded (the answer's JSON and base64, the
 		// record, the row) with the garbage collector's headroom. It depends
 		// neither on the number of shards nor on the backlog. Measured on
-		// 2 loaded cores: bounded 46-48 MiB, unbounded 71-100 MiB.
+		// 2 loaded cores: bounded 44-48 MiB, unbounded 69-100 MiB.
 		overhead = 45 * mib
 	)
 	e := newEnv(t, shards)

@@ -69,6 +69,9 @@ type Metrics struct {
 	LeaseTableLastAnswer *prometheus.GaugeVec     // source: Unix seconds
 	LeaseTableErrors     *prometheus.CounterVec   // source, op
 	ShardsExpired        *prometheus.CounterVec   // source: parents lost to retention before their end
+	InflightBytes        *prometheus.GaugeVec     // record bytes the in-flight budget holds now
+	InflightLimit        *prometheus.GaugeVec     // consumer.max_inflight_bytes
+	InflightWait         *prometheus.CounterVec   // seconds reads waited for the budget
 
 	efo efo // enhanced fan-out, made on first use (NewFanOut)
 }
@@ -161,6 +164,12 @@ func New(reg prometheus.Registerer) *Metrics {
 	bi := buildinfo.Read()
 	gauge("build_info", "Always 1; the labels say which build of kinesis-ingest runs: module version, VCS revision (12 characters, -dirty with local changes), Go version.",
 		"version", "revision", "goversion").WithLabelValues(bi.Version, bi.ShortRevision(), bi.GoVersion).Set(1)
+	m.InflightBytes = gauge("inflight_bytes",
+		"Record bytes the worker holds in flight across all shards: reserved for GetRecords calls under way, and of batches not yet durable.")
+	m.InflightLimit = gauge("inflight_limit_bytes",
+		"The in-flight budget, consumer.max_inflight_bytes.")
+	m.InflightWait = counter("inflight_wait_seconds_total",
+		"Seconds reads spent waiting for room in the in-flight budget (backpressure), summed over shards.")
 	return m
 }
 

@@ -156,12 +156,16 @@ func readJSONL(t testing.TB, dir string) []map[string]any {
 			t.Fatal(err)
 		}
 		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 64<<10), 64<<20) // a line of a 10 MiB record fits
 		for sc.Scan() {
 			var m map[string]any
 			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 				t.Fatalf("%s: %v", f, err)
 			}
 			out = append(out, m)
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatalf("%s: %v", f, err)
 		}
 		fh.Close()
 	}

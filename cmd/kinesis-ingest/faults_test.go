@@ -182,3 +182,88 @@ func TestThrottlingIsAnsweredWithBackoff(t *testing.T) {
 		t.Fatalf("the proxy throttled nothing (kinesis %v, dynamodb %v): the test proved nothing", kt, dt)
 	}
 }
+
+// withConsumerSettings adds lines (e.g. "call_timeout: 1s") to the consumer
+// section of the config file at path.
+func withConsumerSettings(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := ""
+	for _, l := range lines {
+		add += "  " + l + "\n"
+	}
+	if !strings.Contains(string(body), "consumer:\n") {
+		t.Fatalf("config %s has no consumer section", path)
+	}
+	body = []byte(strings.Replace(string(body), "consumer:\n", "consumer:\n"+add, 1))
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHungGetRecordsMovesTheShard leaves one shard's GetRecords unanswered on
+// w1's path to Kinesis (a proxy that keeps the connection open and silent),
+// while w2 reaches Kinesis directly. w1's read must give up after
+// call_timeout and its attempts, end the shard's consumer and release the
+// lease (the library renews it from another goroutine, so a read that never
+// returns would keep the shard leased and unread forever), and w2 must take the
+// shard and read every record of it.
+func TestHungGetRecordsMovesTheShard(t *testing.T) {
+	skipIfExternal(t, "it puts a proxy in front of the emulators it starts")
+	e := newEnv(t, 2)
+	cfg := e.config("trim_horizon")
+	withConsumerSettings(t, cfg, "call_timeout: 1s")
+	kp := faultproxy.New(t, e.kin.Endpoint)
+	data, keys, _ := orders(0, 100, false)
+	e.put(data, keys)
+	e.startArgs(cfg, "w1", nil, []string{"AWS_ENDPOINT_URL_KINESIS=" + kp.URL})
+	e.start(cfg, "w2")
+	e.waitBalanced(map[string]int{"w1": 1, "w2": 1}, 90*time.Second)
+	waitFor(t, 60*time.Second, "the first 100 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 100, nil)) == 0 })
+
+	var shard string
+	for id, l := range e.checkpoints() {
+		if l.Owner == "w1" {
+			shard = id
+		}
+	}
+	if shard == "" {
+		t.Fatal("w1 holds no shard")
+	}
+	kp.HangGetRecords(shard)
+	hungAt := time.Now()
+	data, keys, _ = orders(100, 200, false)
+	e.put(data, keys)
+	// Bound: 3 attempts of call_timeout with the SDK's backoff, then a lease
+	// pass of w2: about 5 s. On a loaded machine w2 may miss a renewal and
+	// w1 take the shard back (and give it up again 3 s later), so the wait is
+	// 120 s: far above the bound and far below "never".
+	waitFor(t, 120*time.Second, "w2 holding w1's hung shard "+shard, func() bool {
+		l := e.checkpoints()[shard]
+		return l.Owner == "w2" && l.LeaseTimeout.After(time.Now())
+	})
+	moved := time.Since(hungAt)
+	waitFor(t, 60*time.Second, "all 300 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 300, nil)) == 0 })
+	lost, dups := report(t, e.rows(), 300)
+	if len(lost) > 0 {
+		t.Fatalf("a hung GetRecords lost %d records", len(lost))
+	}
+	hung := kp.Hung()
+	t.Logf("shard %s moved to w2 %s after its GetRecords hung (call_timeout 1s, lease %s); %d calls left unanswered; %d duplicate rows",
+		shard, moved.Round(100*time.Millisecond), leaseDuration, hung[shard], dups)
+	if hung[shard] == 0 {
+		t.Fatal("the proxy left no GetRecords unanswered: the test proved nothing")
+	}
+	var fromW2 int
+	for _, r := range e.rows() {
+		if r.Shard == shard && r.ID >= 100 && strings.Contains(r.File, "w2") {
+			fromW2++
+		}
+	}
+	if fromW2 == 0 {
+		t.Fatalf("no row of shard %s after the hang was written by w2", shard)
+	}
+}

@@ -42,6 +42,18 @@
 //     Run cancels deliveries after DrainTimeout (no checkpoint is written for
 //     them) and stops waiting for the library after a further grace period.
 //
+//   - No call has a deadline: the library calls Kinesis with context.TODO. The
+//     HTTP client it is given (internal/app) ends every attempt after
+//     call_timeout; a GetRecords that fails for good ends the shard's consumer,
+//     which releases the lease, so a hung read cannot keep a shard leased.
+//
+//   - Memory: nothing bounds the sum of the shards' batches (each GetRecords may
+//     return 10 MiB). A Budget shared by the worker's consumers does: a
+//     middleware on GetRecords reserves MaxReadBytes before each call and keeps
+//     what the answer holds until the shard's ProcessRecords has delivered it;
+//     a read that does not fit waits (backpressure; the lease keeps renewing).
+//     Enhanced fan-out pushes records without GetRecords and is not bounded.
+//
 //   - Logging and metrics: slog through the library's Logger interface, its stray
 //     logrus output redirected into slog; metrics through MonitoringService on our
 //     registry, never its global-registry exporter.
@@ -112,6 +124,9 @@ type Config struct {
 	// EFO, when set, reads through enhanced fan-out (SubscribeToShard)
 	// instead of polling; Kinesis must then carry WithFanOutGuard.
 	EFO *EFO
+	// Budget bounds the record bytes in flight; share one among the
+	// consumers of a worker. Nil: a budget of DefaultBudget of its own.
+	Budget *Budget
 
 	Kinesis *kinesis.Client
 	Dynamo  *dynamodb.Client
@@ -152,11 +167,17 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// DefaultBudget is the in-flight budget of a consumer given none.
+const DefaultBudget = 192 << 20
+
 // Consumer runs one KCL worker.
 type Consumer struct {
-	cfg   Config
-	log   *slog.Logger
-	table *leases.Table
+	cfg      Config
+	log      *slog.Logger
+	table    *leases.Table
+	kinesis  *kinesis.Client // cfg.Kinesis with the in-flight budget on GetRecords
+	inflight *inflight
+	stopping chan struct{} // closed when Run's ctx ends: reads waiting for the budget give up
 }
 
 // New validates cfg.
@@ -170,8 +191,19 @@ func New(cfg Config) (*Consumer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Budget == nil {
+		b, err := NewBudget(DefaultBudget, cfg.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Budget = b
+	}
 	log := cfg.Logger.With("source", cfg.Source, "worker_id", cfg.WorkerID)
-	c := &Consumer{cfg: cfg, log: log}
+	c := &Consumer{cfg: cfg, log: log, stopping: make(chan struct{})}
+	c.inflight = newInflight(cfg.Budget, c.stopping)
+	// The library takes a *kinesis.Client only, so the budget goes on a copy
+	// of the caller's client, outside its middlewares (GuardAggregates).
+	c.kinesis = kinesis.New(cfg.Kinesis.Options(), c.inflight.middleware)
 	table, err := leases.New(leases.Config{
 		Client:        cfg.Dynamo,
 		Table:         cfg.Application,
@@ -246,7 +278,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliveries()
 	factory := &processorFactory{c: c, ctx: deliverCtx}
-	kin := withLeaseTable(c.cfg.Kinesis, c.table, c.log)
+	kin := withLeaseTable(c.kinesis, c.table, c.log)
 	w := worker.NewWorker(factory, kc).WithKinesis(kin).WithCheckpointer(c.cfg.Metrics.WrapLeaseTable(c.cfg.Source, c.table))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
@@ -254,6 +286,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Info("consumer started", "stream", c.cfg.StreamName, "lease_table", c.cfg.Application,
 		"initial_position", c.cfg.Position.Type, "mode", mode)
 	<-ctx.Done()
+	close(c.stopping)
 
 	c.log.Info("consumer stopping: draining batches in flight", "drain_timeout", c.cfg.DrainTimeout)
 	c.table.Drain()
@@ -386,6 +419,10 @@ func (p *processor) idle(records int, millisBehind int64) {
 }
 
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	if len(in.Records) > 0 {
+		// Durable, abandoned or skipped: the batch's bytes leave the budget.
+		defer p.c.inflight.done(aws.ToString(in.Records[len(in.Records)-1].SequenceNumber))
+	}
 	if p.stopped {
 		return
 	}

@@ -159,14 +159,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 
 	handler := a.metrics.WrapHandler(a.pipeline)
 
-	leaseCfg, err := AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID))
+	leaseCfg, err := AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID), cfg.Consumer.CallTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	dynamo := dynamodb.NewFromConfig(leaseCfg)
+	// One budget for the whole worker: memory is the process's, whatever the
+	// number of sources.
+	budget, err := kcl.NewBudget(cfg.Consumer.MaxInflightBytes, a.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("consumer.max_inflight_bytes: %w", err)
+	}
 	for _, src := range cfg.Sources {
 		k := src.Kinesis
-		kcfg, err := AWSConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID))
+		kcfg, err := AWSConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID), cfg.Consumer.CallTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}
@@ -197,6 +203,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			MaxLeases:         cfg.Consumer.MaxLeases,
 			DrainTimeout:      cfg.Consumer.ShutdownTimeout,
 			Idleness:          src.Idleness,
+			Budget:            budget,
 			EFO:               efo,
 			Kinesis:           kinesis.NewFromConfig(kcfg, kopts...),
 			Dynamo:            dynamo,

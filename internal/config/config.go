@@ -90,7 +90,21 @@ const (
 	// them unchecked: a stop never hangs, and nothing is lost.
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultLeaseStealing   = true // so added workers take a fair share
-	DefaultMetricsListen   = "127.0.0.1:9108"
+	// DefaultCallTimeout is a third of KCL-Java's 30 s Kinesis request
+	// timeout: with the SDK's 3 attempts a hung read gives its shard up in
+	// about 30 s, and one GetRecords (at most 10 MiB) takes well under a
+	// second in a region.
+	DefaultCallTimeout = 10 * time.Second
+	// DefaultMaxInflightBytes fits a 1 GiB container: measured, the worker's
+	// resident memory is a base of about 35-50 MiB plus about 3.5 times the
+	// record bytes in flight (the answer's JSON and base64, the record, the
+	// row, and the garbage collector's headroom), so 192 MiB peaks near
+	// 750 MiB and leaves room for the sinks' buffers (see README, Scaling).
+	DefaultMaxInflightBytes = 192 << 20
+	// MinInflightBytes is the most one GetRecords call returns (10 MiB), so
+	// that every read fits the budget.
+	MinInflightBytes     = 10 << 20
+	DefaultMetricsListen = "127.0.0.1:9108"
 	// DefaultErrorsListen is loopback: the errors view shows record data
 	// (previews, partition keys), which whoever may scrape metrics should
 	// not read.
@@ -314,6 +328,18 @@ type Consumer struct {
 	// not durable by then are abandoned without a checkpoint and read again
 	// by the next owner. Default 30s.
 	ShutdownTimeout time.Duration
+	// CallTimeout (call_timeout) bounds each attempt of every AWS call the
+	// worker makes (Kinesis, DynamoDB, STS), from sending the request to the
+	// last byte of the answer. The KCL calls Kinesis without a deadline, and
+	// its lease renewal runs apart from its reads: without this bound a read
+	// that never returns would keep its shard leased and unread forever.
+	// Default 10s.
+	CallTimeout time.Duration
+	// MaxInflightBytes (max_inflight_bytes) bounds the record bytes a worker
+	// holds across all its shards, from the GetRecords answer until the
+	// batch is durable: a shard waits before reading while it is spent. At
+	// least MinInflightBytes (one GetRecords answer may be that big).
+	MaxInflightBytes int64
 }
 
 // Metrics configures the Prometheus endpoint.

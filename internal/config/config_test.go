@@ -194,7 +194,8 @@ func TestFull(t *testing.T) {
 	c := cfg.Consumer
 	if c.Application != "orders-ingest" || c.WorkerID != "w1" || c.RoleARN.Name != "leases" ||
 		c.ShardSyncInterval != 2*time.Second || c.LeaseDuration != 10*time.Second || c.LeaseRefresh != 2*time.Second ||
-		c.MaxRecords != 1000 || c.IdleBetweenReads != 500*time.Millisecond || !c.LeaseStealing || c.MaxLeases != 0 {
+		c.MaxRecords != 1000 || c.IdleBetweenReads != 500*time.Millisecond || !c.LeaseStealing || c.MaxLeases != 0 ||
+		c.CallTimeout != 5*time.Second || c.MaxInflightBytes != 512<<20 {
 		t.Errorf("consumer = %+v", c)
 	}
 	if cfg.Metrics.Listen != "127.0.0.1:9108" || cfg.Log != (Log{"info", "text"}) {
@@ -235,6 +236,8 @@ func TestDefaults(t *testing.T) {
 		IdleBetweenReads:  500 * time.Millisecond,
 		LeaseStealing:     true,
 		ShutdownTimeout:   30 * time.Second,
+		CallTimeout:       10 * time.Second,
+		MaxInflightBytes:  192 << 20,
 	}
 	if cfg.Consumer != wantC {
 		t.Errorf("consumer = %+v\nwant       %+v", cfg.Consumer, wantC)

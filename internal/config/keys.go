@@ -108,6 +108,8 @@ const (
 	keyLeaseStealing     = "lease_stealing"
 	keyMaxLeases         = "max_leases"
 	keyShutdownTimeout   = "shutdown_timeout"
+	keyCallTimeout       = "call_timeout"
+	keyMaxInflightBytes  = "max_inflight_bytes"
 )
 
 // metrics and log.

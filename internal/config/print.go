@@ -307,6 +307,8 @@ func (p printer) consumer(c Consumer) *yaml.Node {
 		keyLeaseStealing, p.bool(c.LeaseStealing),
 		keyMaxLeases, p.int(int64(c.MaxLeases)),
 		keyShutdownTimeout, p.dur(c.ShutdownTimeout),
+		keyCallTimeout, p.dur(c.CallTimeout),
+		keyMaxInflightBytes, p.int(c.MaxInflightBytes),
 	)
 }
 

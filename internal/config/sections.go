@@ -50,6 +50,8 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			IdleBetweenReads:  DefaultIdleBetweenReads,
 			LeaseStealing:     DefaultLeaseStealing,
 			ShutdownTimeout:   DefaultShutdownTimeout,
+			CallTimeout:       DefaultCallTimeout,
+			MaxInflightBytes:  DefaultMaxInflightBytes,
 		},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 		Errors:  Errors{Listen: DefaultErrorsListen},
@@ -72,7 +74,8 @@ func (l *loader) decode(n *yaml.Node) *Config {
 	}
 	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer],
 		keyApplication, keyWorkerID, keyRoleARN, keyShardSyncInterval, keyLeaseDuration, keyLeaseRefresh,
-		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyShutdownTimeout))
+		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyShutdownTimeout, keyCallTimeout,
+		keyMaxInflightBytes))
 	mm := l.mapping(keyMetrics, top.vals[keyMetrics], keyListen)
 	if _, ok := mm.vals[keyListen]; ok {
 		cfg.Metrics.Listen = l.str(mm, keyListen)
@@ -446,6 +449,8 @@ func (l *loader) consumer(c *Consumer, m *mapNode) {
 	c.LeaseStealing = l.boolean(m, keyLeaseStealing, c.LeaseStealing)
 	c.MaxLeases = int(l.integer(m, keyMaxLeases, 0, 0, 1<<31-1))
 	c.ShutdownTimeout = l.duration(m, keyShutdownTimeout, c.ShutdownTimeout)
+	c.CallTimeout = l.duration(m, keyCallTimeout, c.CallTimeout)
+	c.MaxInflightBytes = l.integer(m, keyMaxInflightBytes, c.MaxInflightBytes, MinInflightBytes, 1<<62)
 }
 
 const instantForms = `a YAML timestamp, seconds since the epoch as an int or float, or an ISO-8601 string like "2024-05-01T10:00:00Z"`

@@ -255,6 +255,8 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 		key(keyLeaseStealing, boolean("Claim shards from busier workers, so added workers take a fair share.", DefaultLeaseStealing)),
 		key(keyMaxLeases, integer("Leases per worker at most; 0: no cap.", 0, 0, 1<<31-1)),
 		key(keyShutdownTimeout, duration("On SIGTERM, how long batches in flight may take to become durable; keep it under the platform's stop grace period.", DefaultShutdownTimeout)),
+		key(keyCallTimeout, duration("Each attempt of every AWS call (Kinesis, DynamoDB, STS), answer included; the SDK makes 3 attempts, so a hung read gives its shard up after about 3 times this.", DefaultCallTimeout)),
+		key(keyMaxInflightBytes, integer("Record bytes a worker holds across all its shards, from before a GetRecords until the batch is durable; a shard waits to read while it is spent. At least one GetRecords answer (10 MiB).", DefaultMaxInflightBytes, MinInflightBytes, unbounded)),
 	)),
 	key(keyMetrics, object("The HTTP endpoint for /metrics, /healthz and /readyz, and nothing else.",
 		key(keyListen, (&spec{kind: kString, doc: "host:port to listen on; \"\" or null disables it.", nullable: true}).withDefault(DefaultMetricsListen)),

@@ -28,10 +28,6 @@ type FileSource struct {
 
 var _ Source = FileSource{}
 
-// maxLine bounds one line: a dead letter holds a Kinesis record (at most 1
-// MiB, base64 in the line) plus its error.
-const maxLine = 8 << 20
-
 // Scan reads every file whole, keeping of each letter only what t keeps;
 // t applies q. Only regular files are read: a FIFO, a device or a symlink
 // (to /dev/zero, say) named like a dead-letter file is counted in
@@ -207,7 +203,7 @@ func scanFile(ctx context.Context, name string, buf *[]byte, t *Tally) (skipped 
 		if n%64 == 0 && ctx.Err() != nil {
 			return skipped, ctx.Err()
 		}
-		line, tooLong, err := readLine(r, (*buf)[:0])
+		line, err := readLine(r, (*buf)[:0])
 		if cap(line) > cap(*buf) {
 			*buf = line[:0] // one buffer for every line of the scan
 		}
@@ -216,10 +212,6 @@ func scanFile(ctx context.Context, name string, buf *[]byte, t *Tally) (skipped 
 		}
 		if err != nil {
 			return skipped, fmt.Errorf("read dead letters from %s: %w", name, err)
-		}
-		if tooLong {
-			skipped++
-			continue
 		}
 		var d lineLetter
 		if err := decodeLine(line, &scratch, &d); err != nil || d.Reason == "" {
@@ -232,26 +224,21 @@ func scanFile(ctx context.Context, name string, buf *[]byte, t *Tally) (skipped 
 }
 
 // readLine returns the next complete line (without its newline), appended
-// to buf, or io.EOF when only a partial line (or nothing) is left. A line
-// longer than maxLine is consumed and reported as tooLong.
-func readLine(r *bufio.Reader, buf []byte) (line []byte, tooLong bool, err error) {
+// to buf, or io.EOF when only a partial line (or nothing) is left. A line may
+// be of any length: a dead letter of a 10 MiB record is a line of about
+// 14 MiB, and a line skipped for its size would be a dead letter nobody sees.
+// A file is bounded by the sink's rotation, and so is the longest line.
+func readLine(r *bufio.Reader, buf []byte) ([]byte, error) {
 	for {
 		chunk, err := r.ReadSlice('\n')
-		if len(buf)+len(chunk) <= maxLine {
-			buf = append(buf, chunk...)
-		} else {
-			tooLong = true
-		}
+		buf = append(buf, chunk...)
 		switch {
 		case err == nil:
-			if tooLong {
-				return nil, true, nil
-			}
-			return buf[:len(buf)-1], false, nil
+			return buf[:len(buf)-1], nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		default:
-			return buf[:0], false, err
+			return buf[:0], err
 		}
 	}
 }

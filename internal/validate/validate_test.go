@@ -74,7 +74,7 @@ func TestAssumeRoleWithFakeSTS(t *testing.T) {
 	sts := ststest.New(t, ststest.Role{ARN: testRole, ExternalID: "ext-42"})
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 
-	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "ext-42", app.SessionName("host-1/w:2"))
+	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "ext-42", app.SessionName("host-1/w:2"), config.DefaultCallTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestAssumeRoleWithFakeSTS(t *testing.T) {
 	}
 
 	// A role STS does not let the worker assume.
-	cfg, _ = app.AWSConfig(t.Context(), "us-east-1", roleARN(t, "arn:aws:iam::222222222222:role/reader"), "", "s1")
+	cfg, _ = app.AWSConfig(t.Context(), "us-east-1", roleARN(t, "arn:aws:iam::222222222222:role/reader"), "", "s1", config.DefaultCallTimeout)
 	_, err = cfg.Credentials.Retrieve(t.Context())
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDenied" || classify(err) != ClassAccessDenied {
@@ -112,7 +112,7 @@ func TestAssumeRoleRefresh(t *testing.T) {
 	tokens := recordTokens(t)
 	t.Setenv("AWS_ENDPOINT_URL_KINESIS", tokens.url)
 
-	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1")
+	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1", config.DefaultCallTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestAssumeRoleRefreshedBeforeExpiry(t *testing.T) {
 	isolate(t)
 	sts := ststest.New(t, ststest.Role{ARN: testRole, Lifetime: 1500 * time.Millisecond})
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
-	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1")
+	cfg, err := app.AWSConfig(t.Context(), "us-east-1", roleARN(t, testRole), "", "s1", config.DefaultCallTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,16 @@
 // (ProvisionedThroughputExceededException, LimitExceededException,
 // ThrottlingException) instead of forwarding them: the emulators never
 // throttle, and a worker's backoff must be proven against the real error shape.
+// It can also leave one shard's GetRecords calls unanswered (HangGetRecords),
+// as a half-open connection does, to prove that no call waits forever.
 package faultproxy
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -33,6 +39,13 @@ type Proxy struct {
 	mu        sync.Mutex
 	calls     map[string]int
 	throttled map[string]int
+	// shardOf maps every shard iterator the emulator handed out (by
+	// GetShardIterator, or as a GetRecords' NextShardIterator) to its shard:
+	// a GetRecords request names only its iterator.
+	shardOf map[string]string
+	hang    map[string]bool // shards whose GetRecords go unanswered
+	hung    map[string]int  // GetRecords left unanswered, by shard
+	closed  chan struct{}
 }
 
 // New starts a proxy to target for the test's lifetime.
@@ -42,11 +55,34 @@ func New(t testing.TB, target string, rules ...Rule) *Proxy {
 	if err != nil {
 		t.Fatalf("faultproxy: target %q: %v", target, err)
 	}
-	p := &Proxy{rules: rules, calls: map[string]int{}, throttled: map[string]int{}}
+	p := &Proxy{rules: rules, calls: map[string]int{}, throttled: map[string]int{},
+		shardOf: map[string]string{}, hang: map[string]bool{}, hung: map[string]int{}, closed: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = p.learnIterators
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target") // e.g. Kinesis_20131202.GetRecords
 		op := target[strings.LastIndexByte(target, '.')+1:]
+		if op == "GetRecords" || op == "GetShardIterator" {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r = r.WithContext(context.WithValue(r.Context(), requestBody{}, body))
+			if shard, ok := p.hangs(op, body); ok {
+				// Unanswered until the caller gives up (or the test ends):
+				// the client must time out by itself.
+				select {
+				case <-r.Context().Done():
+				case <-p.closed:
+				}
+				p.mu.Lock()
+				p.hung[shard]++
+				p.mu.Unlock()
+				return
+			}
+		}
 		if rule, ok := p.hit(op); ok {
 			// The JSON protocols' error shape: the type in a header and in
 			// __type (DynamoDB prefixes it with its namespace; both forms are
@@ -59,9 +95,82 @@ func New(t testing.TB, target string, rules ...Rule) *Proxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		close(p.closed) // Close waits for the hung requests
+		srv.Close()
+	})
 	p.URL = srv.URL
 	return p
+}
+
+// requestBody is the context key of a request's body, for learnIterators.
+type requestBody struct{}
+
+// HangGetRecords leaves every later GetRecords call on shardID unanswered:
+// the connection stays open and silent until the client gives up.
+func (p *Proxy) HangGetRecords(shardID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hang[shardID] = true
+}
+
+// Hung reports, by shard, how many GetRecords calls were left unanswered and
+// have ended (the client gave up).
+func (p *Proxy) Hung() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.hung))
+	for k, v := range p.hung {
+		out[k] = v
+	}
+	return out
+}
+
+// hangs reports whether a GetRecords request is for a shard to hang, and
+// which; it also remembers the shard a GetShardIterator asks for, so that
+// learnIterators can map the answer to it.
+func (p *Proxy) hangs(op string, body []byte) (string, bool) {
+	var req struct{ ShardId, ShardIterator string }
+	if json.Unmarshal(body, &req) != nil || op != "GetRecords" {
+		return "", false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	shard, ok := p.shardOf[req.ShardIterator]
+	return shard, ok && p.hang[shard]
+}
+
+// learnIterators maps the iterators in GetShardIterator and GetRecords answers
+// to their shards.
+func (p *Proxy) learnIterators(resp *http.Response) error {
+	target := resp.Request.Header.Get("X-Amz-Target")
+	op := target[strings.LastIndexByte(target, '.')+1:]
+	if resp.StatusCode != http.StatusOK || (op != "GetRecords" && op != "GetShardIterator") {
+		return nil
+	}
+	reqBody, _ := resp.Request.Context().Value(requestBody{}).([]byte)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var req struct{ ShardId, ShardIterator string }
+	_ = json.Unmarshal(reqBody, &req)
+	var out struct{ ShardIterator, NextShardIterator string }
+	if json.Unmarshal(body, &out) != nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case op == "GetShardIterator" && req.ShardId != "" && out.ShardIterator != "":
+		p.shardOf[out.ShardIterator] = req.ShardId
+	case op == "GetRecords" && out.NextShardIterator != "":
+		if shard, ok := p.shardOf[req.ShardIterator]; ok {
+			p.shardOf[out.NextShardIterator] = shard
+		}
+	}
+	return nil
 }
 
 func (p *Proxy) hit(op string) (Rule, bool) {

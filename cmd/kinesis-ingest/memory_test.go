@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// peakRSS is the process's VmHWM (its resident set's high-water mark) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("read the worker's memory: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	return 0
+}
+
+// rowIDs counts the rows of every id in dir's row files, reading only the id
+// at the start of each line (rows of 1 MB records are too big to parse whole
+// at every poll).
+func rowIDs(t *testing.T, dir string) map[int64]int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	ids := map[int64]int{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(b) > 0 {
+			line := b
+			if i := bytes.IndexByte(b, '\n'); i >= 0 {
+				line, b = b[:i], b[i+1:]
+			} else {
+				break // a write in progress
+			}
+			rest, ok := bytes.CutPrefix(line, []byte(`{"id":`))
+			if !ok {
+				t.Fatalf("%s: a row that does not start with its id: %.60q", f, line)
+			}
+			end := bytes.IndexByte(rest, ',')
+			id, err := strconv.ParseInt(string(rest[:max(end, 0)]), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: bad id in %.60q", f, line)
+			}
+			ids[id]++
+		}
+	}
+	return ids
+}
+
+const mib = 1 << 20
+
+// TestInflightBudgetBoundsMemory backlogs 16 shards with records of about 1 MB
+// and runs two workers over them (each with its own lease table and output)
+// while their row sinks are down, so that every shard a worker leases reads
+// and then waits on the sink: without a bound a worker holds every shard's
+// batch at once. The worker with max_inflight_bytes at its minimum, 10 MiB,
+// must peak under the budget plus a fixed overhead; the one with an unbounded
+// budget is the baseline, and must peak above that bound, or the load proved
+// nothing. Nothing may be lost.
+func TestInflightBudgetBoundsMemory(t *testing.T) {
+	const (
+		shards     = 16
+		perShard   = 1
+		recordSize = 1040_000 // under the emulator's 1 MiB limit with the JSON around it
+		budget     = 10 * mib
+		// overhead is the worker's memory apart from the budget: its base
+		// (Go runtime, SDK, KCL, sinks: about 35 MiB idle) and the room a
+		// batch takes while it is decoded (the answer's JSON and base64, the
+		// record, the row) with the garbage collector's headroom. It depends
+		// neither on the number of shards nor on the backlog. Measured on
+		// 2 loaded cores: bounded 44-48 MiB, unbounded 69-100 MiB.
+		overhead = 45 * mib
+	)
+	e := newEnv(t, shards)
+	out, err := e.kc.ListShards(t.Context(), &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Shards) != shards {
+		t.Fatalf("%d shards, want %d", len(out.Shards), shards)
+	}
+	note := strings.Repeat("x", recordSize)
+	n := 0
+	putStart := time.Now()
+	for _, s := range out.Shards {
+		var entries []types.PutRecordsRequestEntry
+		for range perShard {
+			rec := fmt.Sprintf(`{"id":%d,"amount":1.5,"ts":"2026-11-01T12:00:00Z","note":%q}`, n, note)
+			entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(rec), PartitionKey: aws.String("k"), ExplicitHashKey: s.HashKeyRange.StartingHashKey})
+			n++
+		}
+		res, err := e.kc.PutRecords(t.Context(), &kinesis.PutRecordsInput{StreamName: aws.String(e.stream), Records: entries})
+		if err != nil {
+			t.Fatalf("put 1 MB records: %v", err)
+		}
+		if aws.ToInt32(res.FailedRecordCount) != 0 {
+			t.Fatalf("put 1 MB records: %d failed", aws.ToInt32(res.FailedRecordCount))
+		}
+	}
+	t.Logf("put %d records of %d bytes in %s", n, recordSize, time.Since(putStart).Round(100*time.Millisecond))
+
+	type run struct {
+		name string
+		w    *worker
+		rows string
+	}
+	start := func(name string, maxInflight int64) run {
+		dir := filepath.Join(e.dir, name)
+		cfg := e.writeConfig(testConfig{InitPosition: "trim_horizon", Table: e.table + "-" + name, Dir: dir})
+		// A loaded emulator takes seconds for a GetRecords of megabytes:
+		// no timed-out read should blur the figures.
+		withConsumerSettings(t, cfg, fmt.Sprintf("max_inflight_bytes: %d", maxInflight), "call_timeout: 60s")
+		return run{name: name, w: e.start(cfg, name), rows: filepath.Join(dir, "rows")}
+	}
+	runs := []run{start("bounded", budget), start("unbounded", 1<<40)}
+	for _, r := range runs {
+		waitFor(t, 60*time.Second, r.name+" started", func() bool {
+			b, _ := os.ReadFile(r.w.log)
+			return strings.Contains(string(b), "consumer started")
+		})
+		// The outage: the rows directory becomes a regular file.
+		if err := os.Rename(r.rows, r.rows+".away"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(r.rows, []byte("in the way"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range runs {
+		waitFor(t, 240*time.Second, r.name+" holding all 16 leases", func() bool {
+			o := 0
+			for _, l := range e.checkpointsOf(e.table + "-" + r.name) {
+				if l.Owner == r.name {
+					o++
+				}
+			}
+			return o == shards
+		})
+	}
+	time.Sleep(5 * time.Second) // every leased shard has read (or waits for the budget)
+	for _, r := range runs {
+		os.Remove(r.rows)
+		if err := os.Rename(r.rows+".away", r.rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peaks := map[string]int64{}
+	for _, r := range runs {
+		waitFor(t, 180*time.Second, fmt.Sprintf("%s: all %d rows", r.name, n), func() bool {
+			ids := rowIDs(t, r.rows)
+			for i := range n {
+				if ids[int64(i)] == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		peaks[r.name] = peakRSS(t, r.w.cmd.Process.Pid)
+	}
+	bounded, unbounded := peaks["bounded"], peaks["unbounded"]
+	t.Logf("peak RSS with max_inflight_bytes %d MiB: %d MiB; unbounded: %d MiB (%.2fx); %d records of %d bytes on %d shards",
+		budget/mib, bounded/mib, unbounded/mib, float64(unbounded)/float64(bounded), n, recordSize, shards)
+	if bounded > budget+overhead {
+		t.Errorf("peak RSS %d MiB with a budget of %d MiB: over budget + overhead (%d MiB)", bounded/mib, budget/mib, (budget+overhead)/mib)
+	}
+	if unbounded <= budget+overhead {
+		t.Errorf("the unbounded worker peaked at %d MiB, under the bound of %d MiB: the load is too small to prove the budget", unbounded/mib, (budget+overhead)/mib)
+	}
+}

@@ -31,8 +31,9 @@ Usage:
                                          checkpoint, release leases and exit 0
   kinesis-ingest validate --config FILE  check the config whole, then that every stream
                                          and the lease table are reachable
-  kinesis-ingest demo [--out DIR]        start local emulators, create a demo stream
+  kinesis-ingest demo [--keep]           start local emulators, create a demo stream
                                          with some bad records, ingest it, print a summary
+                                         and the next steps (--keep: leave it all running)
   kinesis-ingest errors --config FILE    summarize the dead letters: counts by reason and
                                          field, the latest ones with a preview of their data
   kinesis-ingest leases --config FILE    where each shard stands: state, owner, lease,

@@ -200,13 +200,23 @@ func (p printer) dataset(d Dataset) *yaml.Node {
 		keySource, p.str(d.Source),
 		keyTimestamp, p.optStr(d.Timestamp),
 		keyWhere, p.optStr(d.Where),
-		keyFields, p.fields(d.Fields),
+		keyFields, p.fields(d.Fields[:len(d.Fields)-d.Inputs]),
 		keySink, p.str(d.Sink),
 		keySince, p.instant(d.Since),
 		keyUntil, p.instant(d.Until),
 		keySample, p.sample(d.Sample),
 		keyEnv, p.strs(d.Env),
+		keyInputs, p.inputs(d.Fields[len(d.Fields)-d.Inputs:]),
 	)
+}
+
+// inputs are the fields Load appended, flagged Input, after the dataset's
+// own: they print as the inputs list they came from.
+func (p printer) inputs(fs []schema.FieldSpec) *yaml.Node {
+	if len(fs) == 0 {
+		return nil
+	}
+	return p.fields(fs)
 }
 
 func (p printer) sample(s *Sample) *yaml.Node {

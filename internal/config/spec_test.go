@@ -209,6 +209,9 @@ datasets:
       - {name: s, type: str, regex: "a+", const: a}
       - {name: addr, type: struct, fields: [{name: city, type: str}]}
       - {name: n2, type: int, expr: n * 2}
+      - {name: n3, type: int, expr: raw + 1}
+    inputs:
+      - {name: raw, type: int, ref: payload.raw}
     sink: pg
     since: 2024-05-01T00:00:00Z
     until: "2024-06-01T00:00:00Z"

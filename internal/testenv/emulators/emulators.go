@@ -539,6 +539,8 @@ func (s *Server) launch(ctx context.Context) error {
 		return fmt.Errorf("emulators: %s log: %w", s.Name, err)
 	}
 	fmt.Fprintf(logf, "=== %s starting %s %s at %s\n", time.Now().Format(time.RFC3339Nano), node, strings.Join(s.argv, " "), s.Endpoint)
+	// What this launch logs starts here: the file keeps earlier runs'.
+	logStart, _ := logf.Seek(0, io.SeekCurrent)
 	cmd := exec.Command(node, s.argv...)
 	cmd.Dir = s.dir
 	cmd.Env = s.env
@@ -596,6 +598,15 @@ func (s *Server) launch(ctx context.Context) error {
 			return fmt.Errorf("emulators: %s did not answer on %s within %s (last error: %v): %w; log %s:\n%s",
 				s.Name, s.Endpoint, time.Since(began).Round(time.Millisecond), last, context.Cause(ctx), s.LogPath, s.LogTail(logTailBytes))
 		case <-time.After(50 * time.Millisecond):
+		}
+		// kinesis-mock that cannot bind its TLS port logs EADDRINUSE and
+		// keeps running without serving: waiting out startTimeout would only
+		// end in a timeout, so give up on these ports now and let start pick
+		// fresh ones.
+		if bytes.Contains(s.logSince(logStart), []byte("EADDRINUSE")) {
+			_ = s.Kill()
+			return fmt.Errorf("emulators: %s cannot bind its ports: %w: port %v; log %s:\n%s",
+				s.Name, errPortTaken, s.ports, s.LogPath, s.LogTail(logTailBytes))
 		}
 	}
 }
@@ -701,6 +712,20 @@ func (s *Server) cleanupLogs() {
 	if s.logDir != "" {
 		_ = os.RemoveAll(s.logDir)
 	}
+}
+
+// logSince returns the log from offset on (at most 1 MiB).
+func (s *Server) logSince(offset int64) []byte {
+	f, err := os.Open(s.LogPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return b
 }
 
 // LogTail returns up to the last n bytes of the emulator's log.

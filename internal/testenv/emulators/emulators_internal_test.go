@@ -3,11 +3,14 @@
 package emulators
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestOwnsPorts(t *testing.T) {
@@ -51,5 +54,37 @@ func TestPortTakenByAnotherServer(t *testing.T) {
 	defer s.Kill()
 	if err == nil || !strings.Contains(err.Error(), "taken by another process") {
 		t.Fatalf("launch on a taken port: err = %v, want 'taken by another process'", err)
+	}
+}
+
+// kinesis-mock whose TLS port is taken logs EADDRINUSE but keeps running
+// without serving: launch must see it and report the port as taken (so start
+// retries on fresh ports), not wait out startTimeout.
+func TestTLSPortTaken(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	d, err := dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Name: "kinesis-mock", LogPath: filepath.Join(t.TempDir(), "kinesis-mock.log")}
+	if err := s.configure("kinesis-mock", d); err != nil {
+		t.Fatal(err)
+	}
+	tls := taken.Addr().(*net.TCPAddr).Port
+	s.ports[1], s.TLSEndpoint = tls, "https://127.0.0.1:"+strconv.Itoa(tls)
+	s.env = kinesisEnv(s.ports[0], tls)
+	began := time.Now()
+	err = s.launch(t.Context())
+	defer s.Kill()
+	if err == nil || !errors.Is(err, errPortTaken) {
+		t.Fatalf("launch with its TLS port taken: err = %v, want errPortTaken", err)
+	}
+	if waited := time.Since(began); waited >= startTimeout {
+		t.Errorf("launch gave up after %s, the whole startTimeout", waited)
 	}
 }

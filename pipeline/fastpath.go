@@ -136,12 +136,7 @@ func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch,
 			continue
 		}
 		sb := bySink[row.route]
-		if sb.rows == nil {
-			// Most records of a batch become rows: size for all of them
-			// rather than growing (a Row is about 150 bytes).
-			sb.rows = make([]record.Row, 0, batchLen)
-			sb.recIdx = make([]int, 0, batchLen)
-		}
+		sb.reserve(batchLen)
 		// The full slice expression keeps a sink that appends to a row's
 		// fields from writing over the next row's.
 		sb.rows = append(sb.rows, record.Row{Dataset: routes[row.route].Dataset, Origin: rec.Origin,

@@ -19,6 +19,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
@@ -43,7 +44,9 @@ import (
 //	                the fast path, forced here by hiding AppendJSON
 //	json            the pipeline as it runs: schema.JSONRecord.Scan, then
 //	                Schema.AppendJSON
-//	avro            the same data as Avro binary: avrodec (goavro) then Convert
+//	json-where      the same with a where every record passes (the where
+//	                reads the same scan)
+//	avro            the same data as Avro binary: avrodec then Convert
 //	*-convert       the decode+validate stage alone, without the pipeline
 //	*/file          the file row sink (JSON Lines, fsync per batch)
 //	*/postgres      the same with the PostgreSQL row sink (when the server
@@ -220,27 +223,41 @@ func BenchmarkHotPath(b *testing.B) {
 	} else {
 		b.Log("no PostgreSQL server binaries: the postgres cases are skipped")
 	}
+	// A where that every record passes, reading two fields: what the where
+	// adds to json/file (the record is still scanned once).
+	filter, err := where.Compile(`qty >= 1 && channel != "fax"`, hotSpecs)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, sc := range sinkCases {
 		for _, c := range []struct {
 			name   string
 			conv   pipeline.Converter
+			where  pipeline.Filter
 			avro   bool
 			source []record.Record
 			window *pipeline.Window
 		}{
-			{"json-general", generalOnly{sch}, false, jsonRecs, nil},
-			{"json", sch, false, jsonRecs, nil},
+			{"json-general", generalOnly{sch}, nil, false, jsonRecs, nil},
+			{"json", sch, nil, false, jsonRecs, nil},
+			{"json-where", sch, filter, false, jsonRecs, nil},
 			// since/until and a sample that keep every row: what the checks
 			// and the hash cost per record, against "json".
-			{"json-window", sch, false, jsonRecs, keepAllWindow(sch)},
-			{"avro", sch, true, avroRecs, nil},
+			{"json-window", sch, nil, false, jsonRecs, keepAllWindow(sch)},
+			{"avro", sch, nil, true, avroRecs, nil},
 		} {
+			if c.where != nil && sc.name != "file" {
+				continue
+			}
 			name := c.name + "/" + sc.name
 			b.Run(name, func(b *testing.B) {
 				h := newHarness(b, func(cfg *pipeline.Config) {
 					src := &cfg.Sources[0]
 					src.Routes[0].Schema = c.conv
 					src.Routes[0].Window = c.window
+					if c.where != nil {
+						src.Routes[0].Where = c.where
+					}
 					if c.avro {
 						src.Decoder = avroDec
 					}

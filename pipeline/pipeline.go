@@ -288,6 +288,16 @@ type sinkBatch struct {
 	recIdx []int
 }
 
+// reserve sizes an empty sinkBatch for a whole batch of n records: most
+// records of a batch become rows, and growing would copy them (a Row is
+// about 150 bytes) several times.
+func (sb *sinkBatch) reserve(n int) {
+	if sb.rows == nil {
+		sb.rows = make([]record.Row, 0, n)
+		sb.recIdx = make([]int, 0, n)
+	}
+}
+
 func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	src := b.source
 	var letters []record.DeadLetter
@@ -384,6 +394,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 				continue
 			}
 			sb := bySink[ri]
+			sb.reserve(len(b.records))
 			sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields})
 			sb.recIdx = append(sb.recIdx, i)
 		}

@@ -197,6 +197,9 @@ func (n *node) convert(v any) (any, *FieldError) {
 				return nil, fe
 			}
 		}
+		if _, same := v.(int64); same {
+			return v, nil // v already boxes i: re-boxing would allocate
+		}
 		return i, nil
 	case KindFloat:
 		f, fe := toFloat(v, "float")
@@ -207,6 +210,9 @@ func (n *node) convert(v any) (any, *FieldError) {
 			if fe := n.checkFloat(f); fe != nil {
 				return nil, fe
 			}
+		}
+		if _, same := v.(float64); same {
+			return v, nil
 		}
 		return f, nil
 	case KindBool:
@@ -234,6 +240,9 @@ func (n *node) convert(v any) (any, *FieldError) {
 		t, fe := toDatetime(v)
 		if fe != nil {
 			return nil, fe
+		}
+		if in, same := v.(time.Time); same && in == t {
+			return v, nil // already UTC to the microsecond (Avro timestamps)
 		}
 		return t, nil
 	case KindDate:

@@ -208,13 +208,19 @@ func (d *Decoder) Decode(data []byte) (v any, err error) {
 			v, err = nil, &Error{Offset: 0, Msg: fmt.Sprintf("decoder failure (a bug, please report it): %v", p)}
 		}
 	}()
+	return d.decode(data, true)
+}
+
+// decode is Decode, with goavro for every value when direct is false (the
+// tests' reference).
+func (d *Decoder) decode(data []byte, direct bool) (v any, err error) {
 	if d.reg != nil {
-		return d.decodeRegistry(data)
+		return d.decodeRegistry(data, direct)
 	}
 	e := d.local
 	switch d.framing {
 	case FramingBinary:
-		return e.decode(data, 0)
+		return e.decode(data, 0, direct)
 	case FramingSingleObject:
 		fp, ok := soeFingerprint(data)
 		switch {
@@ -223,13 +229,13 @@ func (d *Decoder) Decode(data []byte) (v any, err error) {
 		case !e.hasFingerprint(fp):
 			return nil, &Error{Offset: 2, Msg: fmt.Sprintf("schema fingerprint %#016x is not the schema's (%#016x)", fp, e.fp)}
 		}
-		return e.decode(data, soeHeaderLen)
+		return e.decode(data, soeHeaderLen, direct)
 	}
 	fp, soe := soeFingerprint(data)
 	if soe && e.hasFingerprint(fp) {
-		return e.decode(data, soeHeaderLen)
+		return e.decode(data, soeHeaderLen, direct)
 	}
-	v, err = e.decode(data, 0)
+	v, err = e.decode(data, 0, direct)
 	if err != nil && soe {
 		var de *Error
 		if errors.As(err, &de) {
@@ -239,7 +245,7 @@ func (d *Decoder) Decode(data []byte) (v any, err error) {
 	return v, err
 }
 
-func (d *Decoder) decodeRegistry(data []byte) (any, error) {
+func (d *Decoder) decodeRegistry(data []byte, direct bool) (any, error) {
 	switch {
 	case len(data) == 0:
 		return nil, &Error{Offset: 0, Msg: "empty payload"}
@@ -252,7 +258,7 @@ func (d *Decoder) decodeRegistry(data []byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return e.decode(data, confluentHeaderLen)
+		return e.decode(data, confluentHeaderLen, direct)
 	case data[0] == 0xC3 && len(data) > 1 && data[1] == 0x01:
 		fp, ok := soeFingerprint(data)
 		if !ok {
@@ -262,7 +268,7 @@ func (d *Decoder) decodeRegistry(data []byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return e.decode(data, soeHeaderLen)
+		return e.decode(data, soeHeaderLen, direct)
 	}
 	return nil, &Error{Offset: 0, Msg: fmt.Sprintf("wrong magic byte 0x%02x: want 0x00 (Confluent wire format) or C3 01 (single-object encoding)", data[0])}
 }
@@ -282,7 +288,7 @@ type schemaEntry struct {
 func (e *schemaEntry) hasFingerprint(fp uint64) bool { return fp == e.fp || fp == e.goavroFP }
 
 // decode decodes the record that fills data[off:].
-func (e *schemaEntry) decode(data []byte, off int) (any, error) {
+func (e *schemaEntry) decode(data []byte, off int, direct bool) (any, error) {
 	c := checker{buf: data}
 	end, err := c.value(e.root, off, 0)
 	if err != nil {
@@ -291,6 +297,18 @@ func (e *schemaEntry) decode(data []byte, off int) (any, error) {
 	if end != len(data) {
 		return nil, &Error{Offset: end, Msg: fmt.Sprintf("%d trailing bytes after the record", len(data)-end)}
 	}
+	if direct && !e.root.noDirect {
+		d := directReader{buf: data, pos: off}
+		if v, ok := d.value(e.root); ok {
+			return v, nil
+		}
+	}
+	return e.decodeGoavro(data, off)
+}
+
+// decodeGoavro is decode's second half with goavro: for the types direct
+// leaves to it, and as the reference the tests hold direct to.
+func (e *schemaEntry) decodeGoavro(data []byte, off int) (any, error) {
 	v, rest, err := e.codec.NativeFromBinary(data[off:])
 	if err != nil {
 		return nil, &Error{Offset: off, Msg: err.Error()}

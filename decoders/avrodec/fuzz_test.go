@@ -2,14 +2,21 @@ package avrodec
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/linkedin/goavro/v2"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
@@ -58,6 +65,12 @@ func FuzzDecode(f *testing.F) {
 		Preload:    map[int]string{1: order, 2: schemaText(f, "order_v2"), 3: all},
 		HTTPClient: &http.Client{Transport: noNetwork{}},
 	}})
+	// Decimals are left to goavro: without them every value of all_types
+	// goes through the direct decoder.
+	noDec := mustNew(f, Config{Schema: withoutDecimals(f, all), Framing: FramingBinary})
+	if noDec.local.root.noDirect {
+		f.Fatal("all_types without decimals is still left to goavro")
+	}
 	soeHeader := binary.LittleEndian.AppendUint64([]byte{0xc3, 0x01}, soe.Fingerprint())
 	confluentHeader := []byte{0, 0, 0, 0, 3}
 	decimal := mustNew(f, Config{Schema: `{"type":"record","name":"D","fields":[
@@ -79,6 +92,7 @@ func FuzzDecode(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check(t, bin, data, true)
+		check(t, noDec, data, true)
 		check(t, soe, append(soeHeader[:len(soeHeader):len(soeHeader)], data...), true)
 		check(t, reg, append(confluentHeader[:5:5], data...), true)
 		check(t, reg, data, false)
@@ -108,6 +122,12 @@ func FuzzDecode(f *testing.F) {
 // it returns the value decoded, or nil.
 func check(t *testing.T, d *Decoder, in []byte, record bool) any {
 	v, err := d.Decode(in)
+	// The direct decoder gives goavro's value tree, normalized, or goavro's
+	// error (it leaves every failing payload to goavro's messages).
+	ref, refErr := d.decode(in, false)
+	if (err == nil) != (refErr == nil) || err != nil && err.Error() != refErr.Error() || !sameTree(v, ref) {
+		t.Fatalf("Decode(%q) = %#v, %v; with goavro for every value %#v, %v", in, v, err, ref, refErr)
+	}
 	if err != nil {
 		var de *Error
 		switch {
@@ -129,6 +149,67 @@ func check(t *testing.T, d *Decoder, in []byte, record bool) any {
 		t.Fatalf("Decode(%q) = %#v holds %#v (%T), outside the decoders.Decoder value tree", in, v, bad, bad)
 	}
 	return v
+}
+
+// withoutDecimals returns the record schema text without its fields whose
+// type mentions the decimal logical type.
+func withoutDecimals(tb testing.TB, text string) string {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(text), &m); err != nil {
+		tb.Fatal(err)
+	}
+	var keep []any
+	for _, f := range m["fields"].([]any) {
+		b, _ := json.Marshal(f)
+		if !strings.Contains(string(b), `"decimal"`) {
+			keep = append(keep, f)
+		}
+	}
+	m["fields"] = keep
+	b, err := json.Marshal(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
+}
+
+// sameTree is reflect.DeepEqual, except that a NaN equals a NaN with the
+// same bits.
+func sameTree(a, b any) bool {
+	if reflect.DeepEqual(a, b) {
+		return true
+	}
+	switch x := a.(type) {
+	case float64:
+		y, ok := b.(float64)
+		return ok && math.Float64bits(x) == math.Float64bits(y)
+	case float32:
+		y, ok := b.(float32)
+		return ok && math.Float32bits(x) == math.Float32bits(y)
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameTree(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, e := range x {
+			if f, ok := y[k]; !ok || !sameTree(e, f) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // outsideContract returns a value of the tree that a decoders.Decoder may not
@@ -154,4 +235,57 @@ func outsideContract(v any) any {
 		return nil
 	}
 	return v
+}
+
+// The direct decoder gives goavro's normalized tree for the records avsc
+// wrote (fixtures_test.go): all_types with its decimal fields taken out and
+// re-encoded, so that every other type goes the direct way, and order_v1 as
+// written (its decimal leaves the record to goavro).
+func TestDirectMatchesGoavro(t *testing.T) {
+	all := schemaText(t, "all_types")
+	full := mustNew(t, Config{Schema: all, Framing: FramingBinary})
+	noDecText := withoutDecimals(t, all)
+	noDec := mustNew(t, Config{Schema: noDecText, Framing: FramingBinary})
+	codec, err := goavro.NewCodec(noDecText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"all_types.bin", "all_types_nulls.bin"} {
+		payload, err := os.ReadFile(filepath.Join("testdata/avsc", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		native, _, err := full.local.codec.NativeFromBinary(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := native.(map[string]any)
+		for k := range rec {
+			if !strings.Contains(noDecText, `"`+k+`"`) {
+				delete(rec, k)
+			}
+		}
+		bin, err := codec.BinaryFromNative(nil, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := noDec.Decode(bin)
+		want, wantErr := noDec.decode(bin, false)
+		if err != nil || wantErr != nil || !sameTree(got, want) {
+			t.Errorf("%s: direct %#v, %v\ngoavro %#v, %v", name, got, err, want, wantErr)
+		}
+		if len(got.(map[string]any)) < 10 {
+			t.Errorf("%s: only %d fields left without decimals", name, len(got.(map[string]any)))
+		}
+	}
+	order := mustNew(t, Config{Schema: schemaText(t, "order_v1")})
+	payload, err := os.ReadFile("testdata/avsc/order_v1.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := order.Decode(payload)
+	want, wantErr := order.decode(payload, false)
+	if err != nil || wantErr != nil || !sameTree(got, want) {
+		t.Errorf("order_v1: %#v, %v; goavro %#v, %v", got, err, want, wantErr)
+	}
 }

@@ -38,6 +38,12 @@ type node struct {
 
 	zeroSize bool // a value may take no bytes at all (null, fixed of size 0, records of such)
 	work     bool // normalize must visit values of this type
+
+	symbolNames []string // enum
+	decimal     bool     // bytes or fixed with the decimal logical type
+	// noDirect: values of this type are left to goavro (decimals, and what
+	// holds them); see direct.go.
+	noDirect bool
 }
 
 type field struct {
@@ -203,12 +209,17 @@ func (c *compiler) byName(ns, typeName string, m map[string]any) (*node, error) 
 		case kEnum:
 			syms, _ := m["symbols"].([]any)
 			n.symbols = len(syms)
+			for _, sym := range syms {
+				name, _ := sym.(string)
+				n.symbolNames = append(n.symbolNames, name)
+			}
 		case kFixed:
 			n.size = fixedSize(m)
 			// goavro takes "size": "0": such a value takes no bytes, so an
 			// array of them must be bounded as one of nulls, not by the bytes
 			// left (8 KB of block counts made goavro build 16M items).
 			n.zeroSize = n.size == 0
+			n.decimal = search == "fixed.decimal"
 		case kRecord:
 			fs, _ := m["fields"].([]any)
 			for _, f := range fs {
@@ -242,6 +253,7 @@ func (c *compiler) byName(ns, typeName string, m map[string]any) (*node, error) 
 		c.st[full] = n
 		p, s := decimalParams(m)
 		c.st[fmt.Sprintf("bytes.decimal.%d.%d", p, s)] = n
+		n.decimal = true
 		return n, nil
 	}
 	if hasLT {
@@ -311,8 +323,21 @@ func (c *compiler) settle() {
 			if n.logical != lNone {
 				w = true
 			}
-			if z != n.zeroSize || w != n.work {
-				n.zeroSize, n.work, changed = z, w, true
+			nd := n.noDirect || n.decimal
+			switch n.kind {
+			case kRecord:
+				for _, f := range n.fields {
+					nd = nd || f.node.noDirect
+				}
+			case kUnion:
+				for _, b := range n.branches {
+					nd = nd || b.noDirect
+				}
+			case kArray, kMap:
+				nd = nd || n.elem.noDirect
+			}
+			if z != n.zeroSize || w != n.work || nd != n.noDirect {
+				n.zeroSize, n.work, n.noDirect, changed = z, w, nd, true
 			}
 		}
 	}

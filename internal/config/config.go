@@ -83,8 +83,13 @@ const (
 	DefaultShardSyncInterval = 5 * time.Second
 	DefaultLeaseDuration     = 10 * time.Second
 	DefaultLeaseRefresh      = 2 * time.Second
-	DefaultMaxRecords        = 10000 // the GetRecords maximum
-	DefaultIdleBetweenReads  = 500 * time.Millisecond
+	// DefaultMaxRecords: 1,000 records per GetRecords, not the API's 10,000.
+	// Measured end to end (README "Performance"): the same records/s or more
+	// (a shard takes at most 1,000 records/s, and 5 reads/s of 1,000 catch up
+	// a backlog at 5× that), a third less peak RSS (smaller batches in
+	// memory at once) and a little less CPU.
+	DefaultMaxRecords       = 1000
+	DefaultIdleBetweenReads = 500 * time.Millisecond
 	// DefaultShutdownTimeout bounds how long a stopping worker waits for the
 	// batches in flight to become durable (a sink outage) before it abandons
 	// them unchecked: a stop never hangs, and nothing is lost.
@@ -320,7 +325,7 @@ type Consumer struct {
 	ShardSyncInterval time.Duration // shard_sync_interval, default 5s
 	LeaseDuration     time.Duration // lease_duration, default 10s
 	LeaseRefresh      time.Duration // lease_refresh, default 2s; < LeaseDuration/2
-	MaxRecords        int           // max_records per GetRecords, 1..10000, default 10000
+	MaxRecords        int           // max_records per GetRecords, 1..10000, default 1000
 	IdleBetweenReads  time.Duration // idle_between_reads, default 500ms
 	LeaseStealing     bool          // lease_stealing, default true
 	MaxLeases         int           // max_leases per worker, 0 = unlimited (default)

@@ -232,7 +232,7 @@ func TestDefaults(t *testing.T) {
 		ShardSyncInterval: 5 * time.Second,
 		LeaseDuration:     10 * time.Second,
 		LeaseRefresh:      2 * time.Second,
-		MaxRecords:        10000,
+		MaxRecords:        1000,
 		IdleBetweenReads:  500 * time.Millisecond,
 		LeaseStealing:     true,
 		ShutdownTimeout:   30 * time.Second,

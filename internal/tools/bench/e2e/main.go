@@ -16,8 +16,8 @@
 // first) and the table shows the medians. Both get the same consumer settings:
 // shard sync 250ms (-shard-sync-interval; the KCL takes one lease per sync, so
 // with the production 5s a 4-shard start would be mostly waiting), lease
-// 10s/2s, idle 500ms after an empty read, 10,000 records per GetRecords, lease
-// stealing on.
+// 10s/2s, idle 500ms after an empty read, 1,000 records per GetRecords
+// (kinesis-ingest's default; -max-records sets another), lease stealing on.
 //
 // Measured, per consumer:
 //
@@ -111,7 +111,7 @@ func main() {
 	flag.BoolVar(&o.efo, "efo", true, "also run kinesis-ingest in enhanced fan-out mode (through internal/testenv/efoproxy) and print its table against polling")
 	flag.IntVar(&o.rounds, "rounds", 1, "throughput runs per consumer (the table shows medians)")
 	flag.DurationVar(&o.shardSync, "shard-sync-interval", 250*time.Millisecond, "both consumers' shard sync interval: each takes one lease per sync")
-	flag.IntVar(&o.maxRecords, "max-records", 10000, "both consumers' max_records per GetRecords (1..10000)")
+	flag.IntVar(&o.maxRecords, "max-records", 1000, "both consumers' max_records per GetRecords (1..10000; kinesis-ingest's default is 1000)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

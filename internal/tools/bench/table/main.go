@@ -22,10 +22,11 @@ import (
 var known = []struct{ name, what string }{
 	{"stdlib-struct", "baseline: encoding/json.Unmarshal into a struct, no validation, no sink"},
 	{"json-general-convert", "before: jsondec (map[string]any) + schema.Convert, no pipeline"},
-	{"json-convert", "after: schema.ConvertJSON, no pipeline"},
-	{"avro-convert", "avrodec (goavro) + schema.Convert, no pipeline"},
+	{"json-convert", "after: schema.JSONRecord.Scan + Schema.AppendJSON, no pipeline"},
+	{"avro-convert", "avrodec (straight from the bytes) + schema.Convert, no pipeline"},
 	{"json-general/file", "before: pipeline, general path, file sink (fsync per 500)"},
 	{"json/file", "after: pipeline, JSON fast path, file sink (fsync per 500)"},
+	{"json-where/file", "after, with a where every record passes (one scan for both)"},
 	{"avro/file", "pipeline, Avro, file sink"},
 	{"json-general/postgres", "before: pipeline, general path, PostgreSQL sink"},
 	{"json/postgres", "after: pipeline, JSON fast path, PostgreSQL sink"},

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
@@ -256,5 +257,59 @@ func TestMergedShardWaitsForBothParents(t *testing.T) {
 	}
 	if inversions > 0 {
 		t.Errorf("%d rows written after a later record of the same partition key", inversions)
+	}
+}
+
+// A stream deleted and created again under the same name is not read with
+// the old stream's checkpoints: validate fails on the lease table and run
+// exits, both saying what to do. A changed init_position is a warning that
+// names the stored start position.
+func TestRecreatedStreamIsRefused(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config("trim_horizon")
+	w := e.start(cfg, "w1")
+	e.putKeyed(0, 50)
+	waitFor(t, 60*time.Second, "50 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 50, nil)) == 0 })
+	w.stop(30 * time.Second)
+
+	r := e.validate(e.config("latest"))
+	if r.code != 0 {
+		t.Fatalf("validate of the same stream with another init_position: exit %d, want 0 with a warning", r.code)
+	}
+	if !strings.Contains(r.out, "first started") || !strings.Contains(r.out, "TRIM_HORIZON") {
+		t.Errorf("validate does not warn that the stored TRIM_HORIZON applies:\n%s", r.out)
+	}
+
+	if _, err := e.kc.DeleteStream(t.Context(), &kinesis.DeleteStreamInput{StreamName: aws.String(e.stream)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the stream deleted", func() bool {
+		_, err := e.kc.DescribeStreamSummary(t.Context(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)})
+		return err != nil
+	})
+	time.Sleep(1100 * time.Millisecond) // another creation time, at any precision
+	if arn := envtest.CreateStream(t, e.kc, e.stream, 1); arn != e.arn {
+		t.Fatalf("recreated stream has ARN %s, want %s", arn, e.arn)
+	}
+	e.putKeyed(1000, 1050)
+
+	r = e.validate(cfg)
+	if r.code == 0 {
+		t.Fatalf("validate passed on a lease table of the deleted stream:\n%s", r.out)
+	}
+	wantLines(t, r, map[string][]string{"FAIL  lease table " + e.table: {"deleted and recreated", "delete the items"}})
+
+	w2 := e.start(cfg, "w2")
+	select {
+	case <-w2.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("run on a lease table of the deleted stream did not exit")
+	}
+	b, _ := os.ReadFile(w2.log)
+	if w2.err == nil || !strings.Contains(string(b), "deleted and recreated") {
+		t.Fatalf("run: exit %v, log lacks the reason:\n%s", w2.err, tail(string(b), 20))
+	}
+	if got := len(e.rows()); got != 50 {
+		t.Errorf("%d rows after the refused run, want the first stream's 50", got)
 	}
 }

@@ -196,7 +196,6 @@ func (e *env) ownersIn(table string) map[string]int {
 	return m
 }
 
-
 // A merged shard is read only after both its parents are read to their end,
 // so per partition key, rows are written in the order the records were put.
 // Deterministic: the adjacent parent's lease is held by a worker that died

@@ -141,15 +141,75 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 		return t.notAcquired(nil, "shard %q in table %q: this worker is stopping and takes no new lease", shard.ID, t.table)
 	}
 
+	if local != nil {
+		r, err := t.getForRenewal(ctx, shard)
+		if err != nil {
+			return err
+		}
+		return t.renew(ctx, shard, r, t.now())
+	}
 	r, err := t.get(ctx, shard.ID)
 	if err != nil {
 		return err
 	}
-	now := t.now()
-	if local != nil {
-		return t.renew(ctx, shard, r, now)
+	return t.acquire(ctx, shard, r, t.now())
+}
+
+// getForRenewal reads the row of a shard this worker runs, retrying a failed
+// read while the lease lasts: any error from a renewal ends the shard's
+// consumer in the KCL, and one throttled or dropped read must not.
+func (t *Table) getForRenewal(ctx context.Context, shard *par.ShardStatus) (row, error) {
+	deadline := shard.GetLeaseTimeout()
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		r, err := t.get(ctx, shard.ID)
+		if err == nil {
+			return r, nil
+		}
+		if ctx.Err() != nil || t.now().Add(backoff).After(deadline) {
+			return row{}, fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w", shard.ID, t.table, fmtTime(deadline), err)
+		}
+		t.log.Warn("lease renewal read failed; retrying", "shard", shard.ID, "attempt", attempt, "lease_timeout", deadline, "err", err)
+		if retry.Sleep(ctx, backoff) != nil {
+			return row{}, fmt.Errorf("leases: renew lease on shard %q in table %q: %w (after %v)", shard.ID, t.table, context.Cause(ctx), err)
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	return t.acquire(ctx, shard, r, now)
+}
+
+// BeginBatch tells the table that the consumer of shard starts delivering a
+// batch. While a delivery is in flight the lease keeps being renewed even if
+// another worker claimed the shard, so that a steal never lands in the middle
+// of a batch (the new owner would read it again). It returns false once the
+// shard is being handed over to a claimer: the batch must not be delivered
+// (its records are read by the new owner from the checkpoint).
+func (t *Table) BeginBatch(shardID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.running[shardID]
+	if l == nil {
+		return true
+	}
+	if l.yield {
+		return false
+	}
+	l.inFlight = true
+	return true
+}
+
+// EndBatch ends what BeginBatch began, after the batch's checkpoint. If a
+// claim was seen during the batch, the shard is handed over now: no further
+// batch is delivered and the next renewal ends the consumer (ErrClaimed),
+// whose exit releases the lease to the claimer.
+func (t *Table) EndBatch(shardID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l := t.running[shardID]; l != nil {
+		l.inFlight = false
+		if l.claimed {
+			l.yield = true
+		}
+	}
 }
 
 // Drain makes the table refuse every new lease from now on; leases already
@@ -170,7 +230,7 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 		t.log.Info("lease lost", "shard", id, "owner", r.Owner, "lease_timeout", r.LeaseTimeout)
 		return t.notAcquired(ErrLeaseLost, "renew lease on shard %q in table %q: the row names owner %q (lease until %s), not this worker; its consumer must stop", id, t.table, r.Owner, fmtTime(r.LeaseTimeout))
 	}
-	if t.claimLive(r, now) && r.ClaimRequest != t.me {
+	if t.claimLive(r, now) && r.ClaimRequest != t.me && !t.keepForBatch(id) {
 		t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
 		return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard at %s; ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
 	}
@@ -205,6 +265,27 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// keepForBatch reports whether a claimed shard's lease must still be renewed
+// because a batch is in flight; otherwise it marks the shard as handed over
+// (BeginBatch refuses from now on).
+func (t *Table) keepForBatch(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.running[id]
+	if l == nil {
+		return false
+	}
+	if l.inFlight {
+		if !l.claimed {
+			t.log.Info("lease claimed by another worker; handing it over after the batch in flight", "shard", id)
+		}
+		l.claimed = true
+		return true
+	}
+	l.yield = true
+	return false
 }
 
 func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {

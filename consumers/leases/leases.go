@@ -277,6 +277,10 @@ type localLease struct {
 	status *par.ShardStatus
 	// releasing is set once the KCL started ending the consumer.
 	releasing bool
+	// inFlight is set while the consumer delivers a batch (BeginBatch);
+	// claimed once a claim was seen during it; yield once the shard is being
+	// handed over to the claimer.
+	inFlight, claimed, yield bool
 }
 
 var _ checkpoint.Checkpointer = (*Table)(nil)

@@ -935,3 +935,62 @@ func TestRenewalRetriesAFailedRead(t *testing.T) {
 		}
 	}
 }
+
+// Two workers racing to take over the same expired lease: exactly one wins,
+// every round, and the row names it.
+func TestTakeoverRaceOnAnExpiredLease(t *testing.T) {
+	e := newEnv(t)
+	const lease = 300 * time.Millisecond
+	dead := e.worker("dead", lease, nil)
+	w := []*leases.Table{e.worker("w1", lease, nil), e.worker("w2", lease, nil)}
+	ids := []string{"w1", "w2"}
+	for _, tbl := range w {
+		leases.SetStatsTTL(tbl, 0)
+	}
+	wins := map[string]int{}
+	for round := range 10 {
+		id := fmt.Sprintf("shard-%d", round)
+		mustLease(t, dead, status(id, ""), "dead")
+		// Both see the dead worker's lease, then wait for it to expire.
+		for i := range w {
+			wantNotAcquired(t, w[i].GetLease(status(id, ""), ids[i]), nil)
+		}
+		time.Sleep(lease + 50*time.Millisecond)
+		errs := make([]error, 2)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range 2 {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				errs[i] = w[i].GetLease(status(id, ""), ids[i])
+			}()
+		}
+		start.Done()
+		done.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if winner >= 0 {
+					t.Fatalf("round %d: both workers took over %s", round, id)
+				}
+				winner = i
+			case !isNotAcquired(err):
+				t.Fatalf("round %d: %s: unexpected error %v", round, ids[i], err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: nobody took over the expired lease of %s: %v", round, id, errs)
+		}
+		wins[ids[winner]]++
+		if r := e.row(w[0], id); r.Owner != ids[winner] {
+			t.Fatalf("round %d: row owner %q, winner %s", round, r.Owner, ids[winner])
+		}
+		if err := w[winner].RemoveLeaseOwner(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("takeover wins: %v", wins)
+}

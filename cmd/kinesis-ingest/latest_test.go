@@ -104,9 +104,9 @@ func (w *worker) leasesTaken() int {
 // start becomes a row, whatever happens to the workers and the shards after
 // it: a graceful stop with records put while no worker runs (shards never
 // checkpointed, because they were idle), a split while a worker runs and a
-// kill -9 before the children's first checkpoint, a merge while no worker
-// runs, a split while a worker runs, and a steal of never-checkpointed shards
-// while records flow. Counted by id, phase by phase.
+// kill -9 before the children's first checkpoint, a merge and a split while
+// no worker runs, a split and a merge while a worker runs and records flow,
+// and a steal of never-checkpointed shards. Counted by id, phase by phase.
 func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	e := newEnv(t, 4)
 
@@ -162,21 +162,23 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	phase(t, e.rowsDir(), "split while running, kill -9 before the children's first checkpoint", from, to, 90*time.Second)
 	from = to
 
-	// 3. A merge while no worker runs.
+	// 3. A merge and a split while no worker runs.
 	w3.stop(30 * time.Second)
 	e.mergeShards(1) // the split's upper child and the next shard
+	e.splitShard(0)
 	to = e.putKeyed(from, from+200)
 	w4 := e.start(cfg, "w4")
-	phase(t, e.rowsDir(), "merge while no worker runs", from, to, 90*time.Second)
+	phase(t, e.rowsDir(), "merge and split while no worker runs", from, to, 90*time.Second)
 	from = to
 
-	// 4. A split while w4 runs and records flow.
+	// 4. A split and a merge while w4 runs and records flow.
 	p = e.produceKeyed(100*time.Millisecond, 10, from)
 	time.Sleep(time.Second)
 	e.splitShard(2)
+	e.mergeShards(0)
 	time.Sleep(3 * time.Second)
 	to = p.halt()
-	phase(t, e.rowsDir(), "split while running and records flow", from, to, 90*time.Second)
+	phase(t, e.rowsDir(), "split and merge while running and records flow", from, to, 90*time.Second)
 	w4.stop(30 * time.Second)
 }
 

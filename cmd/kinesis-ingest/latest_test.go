@@ -111,21 +111,32 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	e := newEnv(t, 4)
 
 	// A steal of never-checkpointed shards, in an application of its own on
-	// the same stream: two workers, the second joining while records flow.
+	// the same stream: two workers, records put while a shard changes hands.
 	stealDir := filepath.Join(e.dir, "steal")
 	stealCfg := e.writeConfig(testConfig{InitPosition: "latest", Table: "steal-app", Dir: stealDir})
 	s1 := e.start(stealCfg, "steal1")
 	e.waitRegistered("steal-app")
 	waitFor(t, 60*time.Second, "steal1 to read all 4 idle shards", func() bool { return s1.leasesTaken() >= 4 })
-	p := e.produceKeyed(100*time.Millisecond, 10, 0)
+	// steal2 claims a never-checkpointed shard; steal1 releases it at a
+	// batch boundary; records go in while it is free, before steal2 leases
+	// it.
 	s2 := e.start(stealCfg, "steal2")
+	stealTable := e.leaseTable("steal-app")
+	waitForEvery(t, 60*time.Second, 20*time.Millisecond, "steal1 to release a shard claimed by steal2", func() bool {
+		rows, err := stealTable.Checkpoints(t.Context())
+		for _, r := range rows {
+			if r.ClaimRequest == "steal2" && r.Owner == "" {
+				return err == nil
+			}
+		}
+		return false
+	})
+	n := e.putKeyed(0, 100)
 	waitFor(t, 90*time.Second, "steal2 to take its share", func() bool {
 		o := e.ownersIn("steal-app")
 		return o["steal1"] == 2 && o["steal2"] == 2
 	})
-	time.Sleep(time.Second)
-	n := p.halt()
-	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards while records flow", 0, n, 60*time.Second)
+	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards, records put while they move", 0, n, 60*time.Second)
 	s1.stop(30 * time.Second)
 	s2.stop(30 * time.Second)
 
@@ -172,7 +183,7 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	from = to
 
 	// 4. A split and a merge while w4 runs and records flow.
-	p = e.produceKeyed(100*time.Millisecond, 10, from)
+	p := e.produceKeyed(100*time.Millisecond, 10, from)
 	time.Sleep(time.Second)
 	e.splitShard(2)
 	e.mergeShards(0)
@@ -180,6 +191,17 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	to = p.halt()
 	phase(t, e.rowsDir(), "split and merge while running and records flow", from, to, 90*time.Second)
 	w4.stop(30 * time.Second)
+}
+
+func waitForEvery(t *testing.T, timeout, every time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(every)
+	}
 }
 
 // ownersIn counts live leases per worker in table.

@@ -142,39 +142,13 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	}
 
 	if local != nil {
-		r, err := t.getForRenewal(ctx, shard)
-		if err != nil {
-			return err
-		}
-		return t.renew(ctx, shard, r, t.now())
+		return t.renew(ctx, shard)
 	}
 	r, err := t.get(ctx, shard.ID)
 	if err != nil {
 		return err
 	}
 	return t.acquire(ctx, shard, r, t.now())
-}
-
-// getForRenewal reads the row of a shard this worker runs, retrying a failed
-// read while the lease lasts: any error from a renewal ends the shard's
-// consumer in the KCL, and one throttled or dropped read must not.
-func (t *Table) getForRenewal(ctx context.Context, shard *par.ShardStatus) (row, error) {
-	deadline := shard.GetLeaseTimeout()
-	backoff := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		r, err := t.get(ctx, shard.ID)
-		if err == nil {
-			return r, nil
-		}
-		if ctx.Err() != nil || t.now().Add(backoff).After(deadline) {
-			return row{}, fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w", shard.ID, t.table, fmtTime(deadline), err)
-		}
-		t.log.Warn("lease renewal read failed; retrying", "shard", shard.ID, "attempt", attempt, "lease_timeout", deadline, "err", err)
-		if retry.Sleep(ctx, backoff) != nil {
-			return row{}, fmt.Errorf("leases: renew lease on shard %q in table %q: %w (after %v)", shard.ID, t.table, context.Cause(ctx), err)
-		}
-		backoff = min(2*backoff, time.Second)
-	}
 }
 
 // BeginBatch tells the table that the consumer of shard starts delivering a
@@ -191,6 +165,7 @@ func (t *Table) BeginBatch(shardID string) bool {
 		return true
 	}
 	if l.yield {
+		l.refused = true
 		return false
 	}
 	l.inFlight = true
@@ -224,18 +199,15 @@ func (t *Table) Drain() {
 	t.mu.Unlock()
 }
 
-func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {
+// renew extends this worker's lease on a shard it runs: one conditional
+// write (AssignedTo = this worker) and no read before it. The write returns
+// the row as it now is (ReturnValues costs no read capacity), which tells
+// whether another worker claimed the shard; the claim is honoured at the next
+// batch boundary (keepForBatch). Transient errors are retried while the lease
+// lasts, so one failed call does not end the shard's consumer.
+func (t *Table) renew(ctx context.Context, shard *par.ShardStatus) error {
 	id := shard.ID
-	if r.Owner != t.me {
-		t.log.Info("lease lost", "shard", id, "owner", r.Owner, "lease_timeout", r.LeaseTimeout)
-		return t.notAcquired(ErrLeaseLost, "renew lease on shard %q in table %q: the row names owner %q (lease until %s), not this worker; its consumer must stop", id, t.table, r.Owner, fmtTime(r.LeaseTimeout))
-	}
-	if t.claimLive(r, now) && r.ClaimRequest != t.me && !t.keepForBatch(id) {
-		t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
-		return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard at %s; ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
-	}
-
-	deadline := r.LeaseTimeout
+	deadline := shard.GetLeaseTimeout()
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		newTimeout := t.now().Add(t.leaseDur)
@@ -243,18 +215,27 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 			":lt": s(fmtTime(newTimeout)),
 			":me": s(t.me),
 		})
-		_, err := t.db.UpdateItem(ctx, in)
+		in.ReturnValues = types.ReturnValueAllNew
+		out, err := t.db.UpdateItem(ctx, in)
 		if err == nil {
 			shard.Mux.Lock()
 			shard.AssignedTo = t.me
 			shard.LeaseTimeout = newTimeout
 			shard.Mux.Unlock()
 			t.log.Debug("lease renewed", "shard", id, "lease_timeout", newTimeout)
+			r, perr := t.parse(out.Attributes)
+			if perr != nil {
+				return perr
+			}
+			if t.handOver(id, t.claimLive(r, t.now()) && r.ClaimRequest != t.me) {
+				t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
+				return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard (at %s); ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
+			}
 			return nil
 		}
 		if ccf, ok := isConditionFailed(err); ok {
 			t.log.Info("lease lost", "shard", id)
-			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: another worker took it or it was released", id, t.table)
+			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: the row no longer names this worker (another worker took it, or it was released); its consumer must stop", id, t.table)
 		}
 		if ctx.Err() != nil || t.now().Add(backoff).After(deadline) {
 			return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
@@ -267,25 +248,37 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 	}
 }
 
-// keepForBatch reports whether a claimed shard's lease must still be renewed
-// because a batch is in flight; otherwise it marks the shard as handed over
-// (BeginBatch refuses from now on).
-func (t *Table) keepForBatch(id string) bool {
+// handOver reports, after a renewal, whether the shard's consumer must end
+// so that a claimer can take the shard. A claim seen while a batch is in
+// flight waits for it (EndBatch then hands over); otherwise the shard is
+// handed over now (BeginBatch refuses from now on). Once BeginBatch has
+// refused a batch, the consumer ends even if the claim has expired meanwhile:
+// it delivers nothing more, so it must not keep the lease.
+func (t *Table) handOver(id string, claimed bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := t.running[id]
-	if l == nil {
+	switch {
+	case l == nil:
+		return claimed
+	case l.yield && !claimed && !l.refused:
+		// The claim expired before any batch was refused: nothing was
+		// skipped, the consumer goes on.
+		l.yield, l.claimed = false, false
 		return false
-	}
-	if l.inFlight {
+	case l.yield:
+		return true
+	case !claimed:
+		return false
+	case l.inFlight:
 		if !l.claimed {
 			t.log.Info("lease claimed by another worker; handing it over after the batch in flight", "shard", id)
 		}
 		l.claimed = true
-		return true
+		return false
 	}
 	l.yield = true
-	return false
+	return true
 }
 
 func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {

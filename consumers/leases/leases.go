@@ -279,8 +279,9 @@ type localLease struct {
 	releasing bool
 	// inFlight is set while the consumer delivers a batch (BeginBatch);
 	// claimed once a claim was seen during it; yield once the shard is being
-	// handed over to the claimer.
-	inFlight, claimed, yield bool
+	// handed over to the claimer; refused once BeginBatch refused a batch
+	// for it (the consumer then delivers nothing more).
+	inFlight, claimed, yield, refused bool
 }
 
 var _ checkpoint.Checkpointer = (*Table)(nil)

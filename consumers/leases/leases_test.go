@@ -910,12 +910,13 @@ func TestClaimWaitsForTheBatchInFlight(t *testing.T) {
 	}
 }
 
-// One failed read during a renewal is retried, not the end of the shard's
-// consumer: every second GetItem fails (throttled, and the client makes no
-// retries of its own), and every renewal still succeeds.
-func TestRenewalRetriesAFailedRead(t *testing.T) {
+// One failed call during a renewal is retried, not the end of the shard's
+// consumer: every second UpdateItem fails (throttled, and the client makes no
+// retries of its own), and every renewal still succeeds. A renewal reads
+// nothing: it is one conditional write.
+func TestRenewalRetriesAFailedCall(t *testing.T) {
 	e := newEnv(t)
-	proxy := faultproxy.New(t, endpoint, faultproxy.Rule{Operation: "GetItem", Every: 2, Code: "ProvisionedThroughputExceededException"})
+	proxy := faultproxy.New(t, endpoint, faultproxy.Rule{Operation: "UpdateItem", Every: 2, Code: "ProvisionedThroughputExceededException"})
 	flaky := dynamodb.New(db.Options(), func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(proxy.URL)
 		o.RetryMaxAttempts = 1
@@ -929,10 +930,14 @@ func TestRenewalRetriesAFailedRead(t *testing.T) {
 			t.Fatalf("acquire: %v", err)
 		}
 	}
+	reads := proxy.Calls("GetItem")
 	for i := range 6 {
 		if err := w.GetLease(st, "w1"); err != nil {
-			t.Fatalf("renewal %d with every second read failing: %v", i, err)
+			t.Fatalf("renewal %d with every second write failing: %v", i, err)
 		}
+	}
+	if n := proxy.Calls("GetItem") - reads; n != 0 {
+		t.Errorf("6 renewals made %d GetItem calls, want none", n)
 	}
 }
 
@@ -993,4 +998,33 @@ func TestTakeoverRaceOnAnExpiredLease(t *testing.T) {
 		}
 	}
 	t.Logf("takeover wins: %v", wins)
+}
+
+// Once a batch was refused for a handover, the consumer ends at its next
+// renewal even if the claim expired meanwhile: it delivers nothing more, and
+// keeping the lease would stall the shard.
+func TestRefusedBatchEndsTheConsumerEvenIfTheClaimExpired(t *testing.T) {
+	e := newEnv(t)
+	const lease = 300 * time.Millisecond
+	owner := e.newTable(leases.Config{WorkerID: "owner", LeaseDuration: lease, ClaimTimeout: lease})
+	claimer := e.newTable(leases.Config{WorkerID: "claimer", LeaseDuration: lease, ClaimTimeout: lease})
+	own := status("shard-1", "")
+	mustLease(t, owner, own, "owner")
+	owner.BeginBatch("shard-1")
+	theirs := status("shard-1", "")
+	theirs.SetLeaseOwner("owner")
+	if err := claimer.ClaimShard(theirs, "claimer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.GetLease(own, "owner"); err != nil {
+		t.Fatalf("renewal with the batch in flight: %v", err)
+	}
+	owner.EndBatch("shard-1")
+	if owner.BeginBatch("shard-1") {
+		t.Fatal("BeginBatch allowed a batch after a claimed one")
+	}
+	time.Sleep(lease + 50*time.Millisecond) // the claim expires; the claimer never came
+	if err := owner.GetLease(own, "owner"); !errors.Is(err, leases.ErrClaimed) {
+		t.Fatalf("renewal after a refused batch: %v, want ErrClaimed (the consumer must end)", err)
+	}
 }

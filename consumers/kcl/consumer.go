@@ -177,6 +177,7 @@ func New(cfg Config) (*Consumer, error) {
 		Table:         cfg.Application,
 		WorkerID:      cfg.WorkerID,
 		LeaseDuration: cfg.LeaseDuration,
+		ScanReuse:     cfg.ShardSyncInterval / 2,
 		Logger:        log.With("subsystem", "leases"),
 		OnParentExpired: func(string, string) {
 			cfg.Metrics.ShardsExpired.WithLabelValues(cfg.Source).Inc()

@@ -615,7 +615,13 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	r, err := t.get(ctx, id)
+	var r row
+	var err error
+	if local == nil && shard.StartingSequenceNumber != "" {
+		r, err = t.probe(ctx, id)
+	} else {
+		r, err = t.get(ctx, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -644,6 +650,26 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 		return checkpoint.ErrSequenceIDNotFound
 	}
 	return nil
+}
+
+// probe answers the KCL event loop's FetchCheckpoint of a shard that does not
+// run here from the pass's one table scan (cachedScan) instead of a GetItem
+// per shard: the loop only uses it to skip finished shards and to see owners
+// and claims, and GetLease reads the row again (consistently) before taking
+// it. The loop's ShardStatus comes from ListShards and carries the shard's
+// sequence range; the KCL's parent wait builds one without it and gets a
+// fresh read.
+func (t *Table) probe(ctx context.Context, id string) (row, error) {
+	rows, err := t.cachedScan(ctx)
+	if err != nil {
+		return row{}, err
+	}
+	for _, l := range rows {
+		if l.ShardID == id {
+			return row{exists: true, Lease: l}, nil
+		}
+	}
+	return row{Lease: Lease{ShardID: id}}, nil
 }
 
 // RemoveLeaseOwner releases this worker's lease on the shard. The KCL calls it
@@ -734,7 +760,8 @@ func (t *Table) RemoveLeaseInfo(shardID string) error {
 	return nil
 }
 
-// ListActiveWorkers returns, from one consistent Scan, the workers holding
+// ListActiveWorkers returns, from the pass's consistent Scan (cachedScan: one
+// per Config.ScanReuse, shared with the event loop's FetchCheckpoint probes), the workers holding
 // unexpired leases on unfinished shards of shardStatus and their shards, like
 // the KCL's: shards at SHARD_END are skipped, and if an unfinished shard has
 // no owner (no row, no AssignedTo, or an expired lease) it returns
@@ -745,7 +772,7 @@ func (t *Table) RemoveLeaseInfo(shardID string) error {
 func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[string][]*par.ShardStatus, error) {
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	rows, err := t.scan(ctx)
+	rows, err := t.cachedScan(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -755,7 +782,6 @@ func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[
 		byID[r.ShardID] = r
 	}
 	t.mu.Lock()
-	t.stats, t.statsAt = rows, now
 	running := make(map[string]*par.ShardStatus, len(t.running))
 	for id, l := range t.running {
 		running[id] = l.status

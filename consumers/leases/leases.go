@@ -75,6 +75,7 @@
 package leases
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -193,6 +194,12 @@ type Config struct {
 	// runs, this worker does not take the shard again. It must not panic.
 	// Optional.
 	OnRelease func(shardID string)
+	// ScanReuse is how long one table scan answers the KCL event loop's
+	// per-shard probes (FetchCheckpoint of shards not running here),
+	// ListActiveWorkers and the fair-share guard. Set it to about half the
+	// shard sync interval: each pass then reads the table once, not once per
+	// shard. Default 1s.
+	ScanReuse time.Duration
 	// OnParentExpired is called once per parent shard (across all workers)
 	// whose row never reached SHARD_END while Kinesis no longer lists it:
 	// its unread records were lost to retention and its children are leased
@@ -333,7 +340,7 @@ func New(cfg Config) (*Table, error) {
 		seen:         map[string]sighting{},
 		adjacent:     map[string]string{},
 		running:      map[string]*localLease{},
-		statsTTL:     defaultStatsTTL,
+		statsTTL:     cmp.Or(cfg.ScanReuse, defaultStatsTTL),
 		created:      now(),
 		listingGrace: max(2*cfg.LeaseDuration, minListingGrace),
 	}, nil

@@ -144,11 +144,45 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	if local != nil {
 		return t.renew(ctx, shard)
 	}
+	if err := t.precheck(ctx, shard.ID); err != nil {
+		return err
+	}
 	r, err := t.get(ctx, shard.ID)
 	if err != nil {
 		return err
 	}
 	return t.acquire(ctx, shard, r, t.now())
+}
+
+// precheck refuses, from the pass's table scan and without a read of its own,
+// a shard that scan shows finished, leased by another worker whose lease is
+// live, or claimed by another worker: the KCL's event loop calls GetLease for
+// every shard this worker does not hold, every pass, and a GetItem each would
+// make the table's read cost grow with shards times workers. A shard that
+// looks takeable is read again (consistently) by acquire, which decides.
+func (t *Table) precheck(ctx context.Context, id string) error {
+	rows, err := t.cachedScan(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range rows {
+		if l.ShardID != id {
+			continue
+		}
+		claim := t.claimLive(row{Lease: l}, t.now())
+		switch {
+		case l.Checkpoint == checkpoint.ShardEnd:
+			return t.notAcquired(nil, "shard %q in table %q is finished (checkpoint %s); nothing to lease", id, t.table, checkpoint.ShardEnd)
+		case claim && l.ClaimRequest == t.me:
+			return nil // our claim: its release may be newer than the scan
+		case l.Owner != "" && l.Owner != t.me && t.live(l):
+			return t.notAcquired(nil, "shard %q in table %q is leased by %q (as of this pass's scan)", id, t.table, l.Owner)
+		case claim:
+			return t.notAcquired(ErrClaimed, "shard %q in table %q: worker %q claimed it (as of this pass's scan)", id, t.table, l.ClaimRequest)
+		}
+		return nil
+	}
+	return nil
 }
 
 // BeginBatch tells the table that the consumer of shard starts delivering a
@@ -533,7 +567,7 @@ func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
 		return rows, nil
 	}
 	t.mu.Unlock()
-	rows, err := t.scan(ctx)
+	rows, err := t.scan(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -867,6 +901,11 @@ func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
 	shard.Mux.Lock()
 	setClaim(shard, t.me)
 	shard.Mux.Unlock()
+	// The next GetLease of the shard must see its release as soon as it
+	// happens, not a scan from before the claim.
+	t.mu.Lock()
+	t.statsAt = time.Time{}
+	t.mu.Unlock()
 	t.log.Info("steal claim placed", "shard", id, "owner", owner)
 	return nil
 }

@@ -259,6 +259,7 @@ func TestTwoWorkersSplitShardsAndSurviveKill(t *testing.T) {
 		return a && b
 	})
 	w1.kill()
+	atKill := e.checkpoints() // w1 is dead: its checkpoints are final
 	data, keys, _ = orders(n/2, n/2, false)
 	e.put(data, keys)
 
@@ -278,13 +279,30 @@ func TestTwoWorkersSplitShardsAndSurviveKill(t *testing.T) {
 	if o["w2"] != 4 || len(o) != 1 {
 		t.Errorf("after w1 died, owners are %v, want w2 holding all 4", o)
 	}
-	ids := idsOf(e.rows())
-	dups := 0
-	for _, c := range ids {
-		if c > 1 {
-			dups++
+	// The takeover resumes at w1's checkpoint, not earlier: w2 re-reads at
+	// most what w1 wrote after its last checkpoint (the batches in flight
+	// when it died), and every duplicate is such a record.
+	inFlight := map[int64]bool{}
+	for _, r := range e.rows() {
+		cp := atKill[r.Shard].Checkpoint
+		afterCP := cp == "" || seqLess(cp, r.Sequence)
+		switch {
+		case strings.Contains(r.File, "-w1-") && afterCP:
+			inFlight[r.ID] = true
+		case strings.Contains(r.File, "-w2-") && !afterCP && atKill[r.Shard].Owner == "w1":
+			t.Errorf("w2 re-read row %d (seq %s) of shard %s at or before w1's checkpoint %s: the takeover did not resume at the checkpoint", r.ID, r.Sequence, r.Shard, cp)
 		}
 	}
-	t.Logf("%d ids of %d were written twice (w1's unacknowledged batches, re-read by w2)", dups, n)
+	ids := idsOf(e.rows())
+	dups := 0
+	for id, c := range ids {
+		if c > 1 {
+			dups++
+			if !inFlight[id] {
+				t.Errorf("id %d written %d times, but it was not in a batch w1 had in flight (after its last checkpoint)", id, c)
+			}
+		}
+	}
+	t.Logf("%d ids of %d were written twice, all from the %d rows w1 wrote after its last checkpoint (its batches in flight, re-read by w2)", dups, n, len(inFlight))
 	w2.stop(30 * time.Second)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
@@ -103,28 +104,39 @@ func (w *worker) leasesTaken() int {
 // start becomes a row, whatever happens to the workers and the shards after
 // it: a graceful stop with records put while no worker runs (shards never
 // checkpointed, because they were idle), a split while a worker runs and a
-// kill -9 before the children's first checkpoint, a merge while no worker
-// runs, a split while a worker runs, and a steal of never-checkpointed shards
-// while records flow. Counted by id, phase by phase.
+// kill -9 before the children's first checkpoint, a merge and a split while
+// no worker runs, a split and a merge while a worker runs and records flow,
+// and a steal of never-checkpointed shards. Counted by id, phase by phase.
 func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	e := newEnv(t, 4)
 
 	// A steal of never-checkpointed shards, in an application of its own on
-	// the same stream: two workers, the second joining while records flow.
+	// the same stream: two workers, records put while a shard changes hands.
 	stealDir := filepath.Join(e.dir, "steal")
 	stealCfg := e.writeConfig(testConfig{InitPosition: "latest", Table: "steal-app", Dir: stealDir})
 	s1 := e.start(stealCfg, "steal1")
 	e.waitRegistered("steal-app")
 	waitFor(t, 60*time.Second, "steal1 to read all 4 idle shards", func() bool { return s1.leasesTaken() >= 4 })
-	p := e.produceKeyed(100*time.Millisecond, 10, 0)
+	// steal2 claims a never-checkpointed shard; steal1 releases it at a
+	// batch boundary; records go in while it is free, before steal2 leases
+	// it.
 	s2 := e.start(stealCfg, "steal2")
+	stealTable := e.leaseTable("steal-app")
+	waitForEvery(t, 60*time.Second, 20*time.Millisecond, "steal1 to release a shard claimed by steal2", func() bool {
+		rows, err := stealTable.Checkpoints(t.Context())
+		for _, r := range rows {
+			if r.ClaimRequest == "steal2" && r.Owner == "" {
+				return err == nil
+			}
+		}
+		return false
+	})
+	n := e.putKeyed(0, 100)
 	waitFor(t, 90*time.Second, "steal2 to take its share", func() bool {
 		o := e.ownersIn("steal-app")
 		return o["steal1"] == 2 && o["steal2"] == 2
 	})
-	time.Sleep(time.Second)
-	n := p.halt()
-	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards while records flow", 0, n, 60*time.Second)
+	phase(t, filepath.Join(stealDir, "rows"), "steal of never-checkpointed shards, records put while they move", 0, n, 60*time.Second)
 	s1.stop(30 * time.Second)
 	s2.stop(30 * time.Second)
 
@@ -161,22 +173,35 @@ func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
 	phase(t, e.rowsDir(), "split while running, kill -9 before the children's first checkpoint", from, to, 90*time.Second)
 	from = to
 
-	// 3. A merge while no worker runs.
+	// 3. A merge and a split while no worker runs.
 	w3.stop(30 * time.Second)
 	e.mergeShards(1) // the split's upper child and the next shard
+	e.splitShard(0)
 	to = e.putKeyed(from, from+200)
 	w4 := e.start(cfg, "w4")
-	phase(t, e.rowsDir(), "merge while no worker runs", from, to, 90*time.Second)
+	phase(t, e.rowsDir(), "merge and split while no worker runs", from, to, 90*time.Second)
 	from = to
 
-	// 4. A split while w4 runs and records flow.
-	p = e.produceKeyed(100*time.Millisecond, 10, from)
+	// 4. A split and a merge while w4 runs and records flow.
+	p := e.produceKeyed(100*time.Millisecond, 10, from)
 	time.Sleep(time.Second)
 	e.splitShard(2)
+	e.mergeShards(0)
 	time.Sleep(3 * time.Second)
 	to = p.halt()
-	phase(t, e.rowsDir(), "split while running and records flow", from, to, 90*time.Second)
+	phase(t, e.rowsDir(), "split and merge while running and records flow", from, to, 90*time.Second)
 	w4.stop(30 * time.Second)
+}
+
+func waitForEvery(t *testing.T, timeout, every time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(every)
+	}
 }
 
 // ownersIn counts live leases per worker in table.
@@ -194,7 +219,6 @@ func (e *env) ownersIn(table string) map[string]int {
 	}
 	return m
 }
-
 
 // A merged shard is read only after both its parents are read to their end,
 // so per partition key, rows are written in the order the records were put.
@@ -257,4 +281,116 @@ func TestMergedShardWaitsForBothParents(t *testing.T) {
 	if inversions > 0 {
 		t.Errorf("%d rows written after a later record of the same partition key", inversions)
 	}
+}
+
+// A stream deleted and created again under the same name is not read with
+// the old stream's checkpoints: validate fails on the lease table and run
+// exits, both saying what to do. A changed init_position is a warning that
+// names the stored start position.
+func TestRecreatedStreamIsRefused(t *testing.T) {
+	e := newEnv(t, 1)
+	cfg := e.config("trim_horizon")
+	w := e.start(cfg, "w1")
+	e.putKeyed(0, 50)
+	waitFor(t, 60*time.Second, "50 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 50, nil)) == 0 })
+	w.stop(30 * time.Second)
+
+	r := e.validate(e.config("latest"))
+	if r.code != 0 {
+		t.Fatalf("validate of the same stream with another init_position: exit %d, want 0 with a warning", r.code)
+	}
+	if !strings.Contains(r.out, "first started") || !strings.Contains(r.out, "TRIM_HORIZON") {
+		t.Errorf("validate does not warn that the stored TRIM_HORIZON applies:\n%s", r.out)
+	}
+
+	if _, err := e.kc.DeleteStream(t.Context(), &kinesis.DeleteStreamInput{StreamName: aws.String(e.stream)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the stream deleted", func() bool {
+		_, err := e.kc.DescribeStreamSummary(t.Context(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)})
+		return err != nil
+	})
+	time.Sleep(1100 * time.Millisecond) // another creation time, at any precision
+	if arn := envtest.CreateStream(t, e.kc, e.stream, 1); arn != e.arn {
+		t.Fatalf("recreated stream has ARN %s, want %s", arn, e.arn)
+	}
+	e.putKeyed(1000, 1050)
+
+	r = e.validate(cfg)
+	if r.code == 0 {
+		t.Fatalf("validate passed on a lease table of the deleted stream:\n%s", r.out)
+	}
+	wantLines(t, r, map[string][]string{"FAIL  lease table " + e.table: {"deleted and recreated", "delete the items"}})
+
+	w2 := e.start(cfg, "w2")
+	select {
+	case <-w2.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("run on a lease table of the deleted stream did not exit")
+	}
+	b, _ := os.ReadFile(w2.log)
+	if w2.err == nil || !strings.Contains(string(b), "deleted and recreated") {
+		t.Fatalf("run: exit %v, log lacks the reason:\n%s", w2.err, tail(string(b), 20))
+	}
+	if got := len(e.rows()); got != 50 {
+		t.Errorf("%d rows after the refused run, want the first stream's 50", got)
+	}
+}
+
+// A steal during a slow sink write reads nothing twice: the owner keeps its
+// lease while the batch is in flight (here: its sink is down for three lease
+// durations) and hands the shard over right after the batch is durable and
+// checkpointed; the claimer resumes after that checkpoint. Counted by id
+// over both workers' rows: nothing lost, nothing written twice.
+func TestStealDuringASlowSinkWriteReadsNothingTwice(t *testing.T) {
+	e := newEnv(t, 2)
+	e.putKeyed(0, 100)
+	w1 := e.start(e.config("trim_horizon"), "w1")
+	waitFor(t, 60*time.Second, "w1's first 100 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 100, nil)) == 0 })
+
+	// w1's sink goes down (its rows directory becomes a file) with records
+	// in flight on both shards.
+	moved := e.rowsDir() + ".away"
+	if err := os.Rename(e.rowsDir(), moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.rowsDir(), []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.putKeyed(100, 200)
+	waitFor(t, 30*time.Second, "w1 retrying its sink", func() bool {
+		b, _ := os.ReadFile(w1.log)
+		return strings.Contains(string(b), "sink write failed; retrying")
+	})
+	dir2 := filepath.Join(e.dir, "w2")
+	w2 := e.start(e.writeConfig(testConfig{InitPosition: "trim_horizon", Dir: dir2}), "w2")
+	waitFor(t, 30*time.Second, "w2 to claim a shard", func() bool {
+		for _, l := range e.checkpoints() {
+			if l.ClaimRequest == "w2" {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(3 * leaseDuration)
+	os.Remove(e.rowsDir())
+	if err := os.Rename(moved, e.rowsDir()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "w2 to hold a shard", func() bool { return e.owners()["w2"] == 1 })
+	e.putKeyed(200, 300)
+	all := func() []rowLine {
+		return append(e.rows(), readLines(t, filepath.Join(dir2, "rows"), func(*rowLine, string) {})...)
+	}
+	waitFor(t, 60*time.Second, "all 300 rows", func() bool { return len(missing(idsOf(all()), 0, 300, nil)) == 0 })
+	time.Sleep(2 * time.Second) // a duplicate would come in now
+	lost, dups := report(t, all(), 300)
+	if len(lost) > 0 {
+		t.Fatalf("lost %d records", len(lost))
+	}
+	if dups > 0 {
+		t.Errorf("a steal during a slow sink write wrote %d rows twice", dups)
+	}
+	w1.stop(30 * time.Second)
+	w2.stop(30 * time.Second)
 }

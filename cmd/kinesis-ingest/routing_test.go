@@ -226,3 +226,68 @@ func TestRouteOneStreamIntoTwoDatasets(t *testing.T) {
 	t.Logf("%d records: %v (%d for both datasets)", n, counts, both)
 	w.stop(30 * time.Second)
 }
+
+// With the default dead_letter.unrouted: false, a record no dataset takes is
+// counted (records_unrouted_total), not dead-lettered, and the shard's
+// checkpoint moves past it: here the last records of both shards go nowhere,
+// and each shard's checkpoint reaches the last sequence number put.
+func TestUnroutedByDefaultIsCountedNotDeadLetteredAndCheckpointedPast(t *testing.T) {
+	e := newEnv(t, 2)
+	deDir, bigDir := filepath.Join(e.dir, "de"), filepath.Join(e.dir, "big")
+	cfgPath := filepath.Join(e.dir, "routing.yaml")
+	body := fmt.Sprintf(routingTemplate, e.arn, deDir, bigDir, e.lettersDir(), e.table)
+	if !strings.Contains(body, "  unrouted: true\n") {
+		t.Fatal("routingTemplate has no unrouted line")
+	}
+	body = strings.Replace(body, "  unrouted: true\n", "", 1)
+	if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const routed = 50
+	var data [][]byte
+	var keys []string
+	for i := range routed {
+		data = append(data, fmt.Appendf(nil, `{"id":%d,"amount":500.5,"ts":"2026-11-01T12:00:00Z","country":"DE"}`, i))
+		keys = append(keys, "r-"+strconv.Itoa(i))
+	}
+	e.put(data, keys)
+	data, keys = nil, nil
+	const unrouted = 60
+	for i := range unrouted {
+		data = append(data, fmt.Appendf(nil, `{"id":%d,"amount":1.5,"ts":"2026-11-01T12:00:00Z","country":"FR"}`, routed+i))
+		keys = append(keys, "u-"+strconv.Itoa(i))
+	}
+	last := e.put(data, keys)
+	if len(last) != 2 {
+		t.Fatalf("the unrouted records landed on %d shards, want both", len(last))
+	}
+
+	w := e.start(cfgPath, "w1")
+	addr := w.metricsAddr()
+	waitFor(t, 60*time.Second, "each shard checkpointed at its last (unrouted) record", func() bool {
+		cps := e.checkpoints()
+		for shard, seq := range last {
+			if cps[shard].Checkpoint != seq {
+				return false
+			}
+		}
+		return true
+	})
+	if n := len(readLines(t, deDir, func(*routedRow, string) {})); n != routed {
+		t.Errorf("%d rows in de_orders, want %d", n, routed)
+	}
+	if l := readLines(t, e.lettersDir(), func(*routedLetter, string) {}); len(l) != 0 {
+		t.Errorf("%d dead letters with unrouted: false, want none (e.g. %+v)", len(l), l[0])
+	}
+	want := fmt.Sprintf(`kinesis_ingest_records_unrouted_total{source="orders"} %d`, unrouted)
+	var m string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if m = scrape(t, addr); strings.Contains(m, want+"\n") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(m, want+"\n") {
+		t.Errorf("metrics lack %q", want)
+	}
+	w.stop(30 * time.Second)
+}

@@ -209,6 +209,7 @@ func New(cfg Config) (*Consumer, error) {
 		Table:         cfg.Application,
 		WorkerID:      cfg.WorkerID,
 		LeaseDuration: cfg.LeaseDuration,
+		ScanReuse:     cfg.ShardSyncInterval / 2,
 		Logger:        log.With("subsystem", "leases"),
 		OnParentExpired: func(string, string) {
 			cfg.Metrics.ShardsExpired.WithLabelValues(cfg.Source).Inc()
@@ -430,6 +431,16 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.idle(0, in.MillisBehindLatest)
 		return
 	}
+	// A claimed shard changes hands between batches: while this one is in
+	// flight the lease keeps being renewed, and once the table hands the
+	// shard over no further batch is delivered (the claimer reads it from the
+	// checkpoint).
+	if !p.c.table.BeginBatch(p.shardID) {
+		p.log.Info("shard claimed by another worker: handing it over at this batch boundary", "records_left_to_it", len(in.Records))
+		p.stopped = true
+		return
+	}
+	defer p.c.table.EndBatch(p.shardID)
 	recs := make([]record.Record, len(in.Records))
 	for i, r := range in.Records {
 		seq := aws.ToString(r.SequenceNumber)

@@ -141,15 +141,84 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 		return t.notAcquired(nil, "shard %q in table %q: this worker is stopping and takes no new lease", shard.ID, t.table)
 	}
 
+	if local != nil {
+		return t.renew(ctx, shard)
+	}
+	if err := t.precheck(ctx, shard.ID); err != nil {
+		return err
+	}
 	r, err := t.get(ctx, shard.ID)
 	if err != nil {
 		return err
 	}
-	now := t.now()
-	if local != nil {
-		return t.renew(ctx, shard, r, now)
+	return t.acquire(ctx, shard, r, t.now())
+}
+
+// precheck refuses, from the pass's table scan and without a read of its own,
+// a shard that scan shows finished, leased by another worker whose lease is
+// live, or claimed by another worker: the KCL's event loop calls GetLease for
+// every shard this worker does not hold, every pass, and a GetItem each would
+// make the table's read cost grow with shards times workers. A shard that
+// looks takeable is read again (consistently) by acquire, which decides.
+func (t *Table) precheck(ctx context.Context, id string) error {
+	rows, err := t.cachedScan(ctx)
+	if err != nil {
+		return err
 	}
-	return t.acquire(ctx, shard, r, now)
+	for _, l := range rows {
+		if l.ShardID != id {
+			continue
+		}
+		claim := t.claimLive(row{Lease: l}, t.now())
+		switch {
+		case l.Checkpoint == checkpoint.ShardEnd:
+			return t.notAcquired(nil, "shard %q in table %q is finished (checkpoint %s); nothing to lease", id, t.table, checkpoint.ShardEnd)
+		case claim && l.ClaimRequest == t.me:
+			return nil // our claim: its release may be newer than the scan
+		case l.Owner != "" && l.Owner != t.me && t.live(l):
+			return t.notAcquired(nil, "shard %q in table %q is leased by %q (as of this pass's scan)", id, t.table, l.Owner)
+		case claim:
+			return t.notAcquired(ErrClaimed, "shard %q in table %q: worker %q claimed it (as of this pass's scan)", id, t.table, l.ClaimRequest)
+		}
+		return nil
+	}
+	return nil
+}
+
+// BeginBatch tells the table that the consumer of shard starts delivering a
+// batch. While a delivery is in flight the lease keeps being renewed even if
+// another worker claimed the shard, so that a steal never lands in the middle
+// of a batch (the new owner would read it again). It returns false once the
+// shard is being handed over to a claimer: the batch must not be delivered
+// (its records are read by the new owner from the checkpoint).
+func (t *Table) BeginBatch(shardID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.running[shardID]
+	if l == nil {
+		return true
+	}
+	if l.yield {
+		l.refused = true
+		return false
+	}
+	l.inFlight = true
+	return true
+}
+
+// EndBatch ends what BeginBatch began, after the batch's checkpoint. If a
+// claim was seen during the batch, the shard is handed over now: no further
+// batch is delivered and the next renewal ends the consumer (ErrClaimed),
+// whose exit releases the lease to the claimer.
+func (t *Table) EndBatch(shardID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l := t.running[shardID]; l != nil {
+		l.inFlight = false
+		if l.claimed {
+			l.yield = true
+		}
+	}
 }
 
 // Drain makes the table refuse every new lease from now on; leases already
@@ -164,18 +233,15 @@ func (t *Table) Drain() {
 	t.mu.Unlock()
 }
 
-func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {
+// renew extends this worker's lease on a shard it runs: one conditional
+// write (AssignedTo = this worker) and no read before it. The write returns
+// the row as it now is (ReturnValues costs no read capacity), which tells
+// whether another worker claimed the shard; the claim is honoured at the next
+// batch boundary (keepForBatch). Transient errors are retried while the lease
+// lasts, so one failed call does not end the shard's consumer.
+func (t *Table) renew(ctx context.Context, shard *par.ShardStatus) error {
 	id := shard.ID
-	if r.Owner != t.me {
-		t.log.Info("lease lost", "shard", id, "owner", r.Owner, "lease_timeout", r.LeaseTimeout)
-		return t.notAcquired(ErrLeaseLost, "renew lease on shard %q in table %q: the row names owner %q (lease until %s), not this worker; its consumer must stop", id, t.table, r.Owner, fmtTime(r.LeaseTimeout))
-	}
-	if t.claimLive(r, now) && r.ClaimRequest != t.me {
-		t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
-		return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard at %s; ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
-	}
-
-	deadline := r.LeaseTimeout
+	deadline := shard.GetLeaseTimeout()
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		newTimeout := t.now().Add(t.leaseDur)
@@ -183,18 +249,27 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 			":lt": s(fmtTime(newTimeout)),
 			":me": s(t.me),
 		})
-		_, err := t.db.UpdateItem(ctx, in)
+		in.ReturnValues = types.ReturnValueAllNew
+		out, err := t.db.UpdateItem(ctx, in)
 		if err == nil {
 			shard.Mux.Lock()
 			shard.AssignedTo = t.me
 			shard.LeaseTimeout = newTimeout
 			shard.Mux.Unlock()
 			t.log.Debug("lease renewed", "shard", id, "lease_timeout", newTimeout)
+			r, perr := t.parse(out.Attributes)
+			if perr != nil {
+				return perr
+			}
+			if t.handOver(id, t.claimLive(r, t.now()) && r.ClaimRequest != t.me) {
+				t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
+				return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard (at %s); ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
+			}
 			return nil
 		}
 		if ccf, ok := isConditionFailed(err); ok {
 			t.log.Info("lease lost", "shard", id)
-			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: another worker took it or it was released", id, t.table)
+			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: the row no longer names this worker (another worker took it, or it was released); its consumer must stop", id, t.table)
 		}
 		if ctx.Err() != nil || t.now().Add(backoff).After(deadline) {
 			return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
@@ -205,6 +280,39 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus, r row, now ti
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// handOver reports, after a renewal, whether the shard's consumer must end
+// so that a claimer can take the shard. A claim seen while a batch is in
+// flight waits for it (EndBatch then hands over); otherwise the shard is
+// handed over now (BeginBatch refuses from now on). Once BeginBatch has
+// refused a batch, the consumer ends even if the claim has expired meanwhile:
+// it delivers nothing more, so it must not keep the lease.
+func (t *Table) handOver(id string, claimed bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.running[id]
+	switch {
+	case l == nil:
+		return claimed
+	case l.yield && !claimed && !l.refused:
+		// The claim expired before any batch was refused: nothing was
+		// skipped, the consumer goes on.
+		l.yield, l.claimed = false, false
+		return false
+	case l.yield:
+		return true
+	case !claimed:
+		return false
+	case l.inFlight:
+		if !l.claimed {
+			t.log.Info("lease claimed by another worker; handing it over after the batch in flight", "shard", id)
+		}
+		l.claimed = true
+		return false
+	}
+	l.yield = true
+	return true
 }
 
 func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {
@@ -459,7 +567,7 @@ func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
 		return rows, nil
 	}
 	t.mu.Unlock()
-	rows, err := t.scan(ctx)
+	rows, err := t.scan(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -541,7 +649,13 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	r, err := t.get(ctx, id)
+	var r row
+	var err error
+	if local == nil && shard.StartingSequenceNumber != "" {
+		r, err = t.probe(ctx, id)
+	} else {
+		r, err = t.get(ctx, id)
+	}
 	if err != nil {
 		return err
 	}
@@ -570,6 +684,26 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 		return checkpoint.ErrSequenceIDNotFound
 	}
 	return nil
+}
+
+// probe answers the KCL event loop's FetchCheckpoint of a shard that does not
+// run here from the pass's one table scan (cachedScan) instead of a GetItem
+// per shard: the loop only uses it to skip finished shards and to see owners
+// and claims, and GetLease reads the row again (consistently) before taking
+// it. The loop's ShardStatus comes from ListShards and carries the shard's
+// sequence range; the KCL's parent wait builds one without it and gets a
+// fresh read.
+func (t *Table) probe(ctx context.Context, id string) (row, error) {
+	rows, err := t.cachedScan(ctx)
+	if err != nil {
+		return row{}, err
+	}
+	for _, l := range rows {
+		if l.ShardID == id {
+			return row{exists: true, Lease: l}, nil
+		}
+	}
+	return row{Lease: Lease{ShardID: id}}, nil
 }
 
 // RemoveLeaseOwner releases this worker's lease on the shard. The KCL calls it
@@ -660,7 +794,8 @@ func (t *Table) RemoveLeaseInfo(shardID string) error {
 	return nil
 }
 
-// ListActiveWorkers returns, from one consistent Scan, the workers holding
+// ListActiveWorkers returns, from the pass's consistent Scan (cachedScan: one
+// per Config.ScanReuse, shared with the event loop's FetchCheckpoint probes), the workers holding
 // unexpired leases on unfinished shards of shardStatus and their shards, like
 // the KCL's: shards at SHARD_END are skipped, and if an unfinished shard has
 // no owner (no row, no AssignedTo, or an expired lease) it returns
@@ -671,7 +806,7 @@ func (t *Table) RemoveLeaseInfo(shardID string) error {
 func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[string][]*par.ShardStatus, error) {
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	rows, err := t.scan(ctx)
+	rows, err := t.cachedScan(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -681,7 +816,6 @@ func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[
 		byID[r.ShardID] = r
 	}
 	t.mu.Lock()
-	t.stats, t.statsAt = rows, now
 	running := make(map[string]*par.ShardStatus, len(t.running))
 	for id, l := range t.running {
 		running[id] = l.status
@@ -767,6 +901,11 @@ func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
 	shard.Mux.Lock()
 	setClaim(shard, t.me)
 	shard.Mux.Unlock()
+	// The next GetLease of the shard must see its release as soon as it
+	// happens, not a scan from before the claim.
+	t.mu.Lock()
+	t.statsAt = time.Time{}
+	t.mu.Unlock()
 	t.log.Info("steal claim placed", "shard", id, "owner", owner)
 	return nil
 }

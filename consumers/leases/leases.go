@@ -75,6 +75,7 @@
 package leases
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -193,6 +194,12 @@ type Config struct {
 	// runs, this worker does not take the shard again. It must not panic.
 	// Optional.
 	OnRelease func(shardID string)
+	// ScanReuse is how long one table scan answers the KCL event loop's
+	// per-shard probes (FetchCheckpoint of shards not running here),
+	// ListActiveWorkers and the fair-share guard. Set it to about half the
+	// shard sync interval: each pass then reads the table once, not once per
+	// shard. Default 1s.
+	ScanReuse time.Duration
 	// OnParentExpired is called once per parent shard (across all workers)
 	// whose row never reached SHARD_END while Kinesis no longer lists it:
 	// its unread records were lost to retention and its children are leased
@@ -277,6 +284,11 @@ type localLease struct {
 	status *par.ShardStatus
 	// releasing is set once the KCL started ending the consumer.
 	releasing bool
+	// inFlight is set while the consumer delivers a batch (BeginBatch);
+	// claimed once a claim was seen during it; yield once the shard is being
+	// handed over to the claimer; refused once BeginBatch refused a batch
+	// for it (the consumer then delivers nothing more).
+	inFlight, claimed, yield, refused bool
 }
 
 var _ checkpoint.Checkpointer = (*Table)(nil)
@@ -328,7 +340,7 @@ func New(cfg Config) (*Table, error) {
 		seen:         map[string]sighting{},
 		adjacent:     map[string]string{},
 		running:      map[string]*localLease{},
-		statsTTL:     defaultStatsTTL,
+		statsTTL:     cmp.Or(cfg.ScanReuse, defaultStatsTTL),
 		created:      now(),
 		listingGrace: max(2*cfg.LeaseDuration, minListingGrace),
 	}, nil

@@ -21,11 +21,15 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/faultproxy"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 
 // One dynalite serves the whole test binary; every test uses its own table.
-var db *dynamodb.Client
+var (
+	db       *dynamodb.Client
+	endpoint string
+)
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -35,7 +39,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "start dynalite:", err)
 		os.Exit(1)
 	}
-	db = testaws.Dynamo(srv.Endpoint)
+	db, endpoint = testaws.Dynamo(srv.Endpoint), srv.Endpoint
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "dynalite log tail:\n%s\n", srv.LogTail(4<<10))
@@ -98,7 +102,10 @@ func (e *env) workerClock(id string, leaseDur time.Duration, now func() time.Tim
 // Logger filled in).
 func (e *env) newTable(cfg leases.Config) *leases.Table {
 	e.t.Helper()
-	cfg.Client, cfg.Table = db, e.table
+	if cfg.Client == nil {
+		cfg.Client = db
+	}
+	cfg.Table = e.table
 	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tbl, err := leases.New(cfg)
 	if err != nil {
@@ -677,6 +684,7 @@ func TestListActiveWorkers(t *testing.T) {
 	e := newEnv(t)
 	const lease = 5 * time.Second
 	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
+	leases.SetStatsTTL(w1, 0) // ListActiveWorkers reuses the pass's scan otherwise
 	a, b, c := status("a", ""), status("b", ""), status("c", "")
 	mustLease(t, w1, a, "w1")
 	mustLease(t, w2, b, "w2")
@@ -847,5 +855,177 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A claim placed while the owner delivers a batch waits for the batch: the
+// owner keeps renewing (the claimer cannot take the shard, not even after a
+// lease duration), refuses the next batch once the one in flight ends, and
+// only then gives the lease up to the claimer.
+func TestClaimWaitsForTheBatchInFlight(t *testing.T) {
+	e := newEnv(t)
+	const lease = time.Second
+	// Claims outlive the slow batch here; an expired claim is simply placed
+	// again by the KCL.
+	owner := e.newTable(leases.Config{WorkerID: "owner", LeaseDuration: lease, ClaimTimeout: 10 * lease})
+	claimer := e.newTable(leases.Config{WorkerID: "claimer", LeaseDuration: lease, ClaimTimeout: 10 * lease})
+	leases.SetStatsTTL(claimer, 0)
+	own := status("shard-1", "")
+	mustLease(t, owner, own, "owner")
+	if !owner.BeginBatch("shard-1") {
+		t.Fatal("BeginBatch refused on an unclaimed shard")
+	}
+	theirs := status("shard-1", "")
+	if err := claimer.FetchCheckpoint(theirs); err != nil && !errors.Is(err, checkpoint.ErrSequenceIDNotFound) {
+		t.Fatal(err)
+	}
+	if err := claimer.ClaimShard(theirs, "claimer"); err != nil {
+		t.Fatalf("ClaimShard: %v", err)
+	}
+	// A slow delivery: three lease durations of renewals.
+	for end := time.Now().Add(3 * lease); time.Now().Before(end); time.Sleep(lease / 4) {
+		if err := owner.GetLease(own, "owner"); err != nil {
+			t.Fatalf("renewal during the batch in flight: %v", err)
+		}
+		if err := claimer.GetLease(status("shard-1", ""), "claimer"); err == nil {
+			t.Fatal("the claimer took the shard while its owner's batch was in flight")
+		}
+	}
+	if err := checkpointAt(t, owner, own, "42"); err != nil {
+		t.Fatalf("checkpoint of the batch in flight: %v", err)
+	}
+	owner.EndBatch("shard-1")
+	if owner.BeginBatch("shard-1") {
+		t.Fatal("BeginBatch allowed another batch after the claimed one")
+	}
+	if err := owner.GetLease(own, "owner"); !errors.Is(err, leases.ErrClaimed) {
+		t.Fatalf("renewal after the batch: %v, want ErrClaimed", err)
+	}
+	if err := owner.RemoveLeaseOwner("shard-1"); err != nil {
+		t.Fatal(err)
+	}
+	mine := status("shard-1", "")
+	mustLease(t, claimer, mine, "claimer")
+	if err := claimer.FetchCheckpoint(mine); err != nil || mine.GetCheckpoint() != "42" {
+		t.Fatalf("the claimer resumes at %q (%v), want the owner's last checkpoint 42", mine.GetCheckpoint(), err)
+	}
+}
+
+// One failed call during a renewal is retried, not the end of the shard's
+// consumer: every second UpdateItem fails (throttled, and the client makes no
+// retries of its own), and every renewal still succeeds. A renewal reads
+// nothing: it is one conditional write.
+func TestRenewalRetriesAFailedCall(t *testing.T) {
+	e := newEnv(t)
+	proxy := faultproxy.New(t, endpoint, faultproxy.Rule{Operation: "UpdateItem", Every: 2, Code: "ProvisionedThroughputExceededException"})
+	flaky := dynamodb.New(db.Options(), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(proxy.URL)
+		o.RetryMaxAttempts = 1
+	})
+	w := e.newTable(leases.Config{WorkerID: "w1", LeaseDuration: 2 * time.Second, Client: flaky})
+	st := status("shard-1", "")
+	for attempt := 0; ; attempt++ {
+		if err := w.GetLease(st, "w1"); err == nil {
+			break
+		} else if attempt > 5 {
+			t.Fatalf("acquire: %v", err)
+		}
+	}
+	reads := proxy.Calls("GetItem")
+	for i := range 6 {
+		if err := w.GetLease(st, "w1"); err != nil {
+			t.Fatalf("renewal %d with every second write failing: %v", i, err)
+		}
+	}
+	if n := proxy.Calls("GetItem") - reads; n != 0 {
+		t.Errorf("6 renewals made %d GetItem calls, want none", n)
+	}
+}
+
+// Two workers racing to take over the same expired lease: exactly one wins,
+// every round, and the row names it.
+func TestTakeoverRaceOnAnExpiredLease(t *testing.T) {
+	e := newEnv(t)
+	const lease = 300 * time.Millisecond
+	dead := e.worker("dead", lease, nil)
+	w := []*leases.Table{e.worker("w1", lease, nil), e.worker("w2", lease, nil)}
+	ids := []string{"w1", "w2"}
+	for _, tbl := range w {
+		leases.SetStatsTTL(tbl, 0)
+	}
+	wins := map[string]int{}
+	for round := range 10 {
+		id := fmt.Sprintf("shard-%d", round)
+		mustLease(t, dead, status(id, ""), "dead")
+		// Both see the dead worker's lease, then wait for it to expire.
+		for i := range w {
+			wantNotAcquired(t, w[i].GetLease(status(id, ""), ids[i]), nil)
+		}
+		time.Sleep(lease + 50*time.Millisecond)
+		errs := make([]error, 2)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range 2 {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				errs[i] = w[i].GetLease(status(id, ""), ids[i])
+			}()
+		}
+		start.Done()
+		done.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if winner >= 0 {
+					t.Fatalf("round %d: both workers took over %s", round, id)
+				}
+				winner = i
+			case !isNotAcquired(err):
+				t.Fatalf("round %d: %s: unexpected error %v", round, ids[i], err)
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: nobody took over the expired lease of %s: %v", round, id, errs)
+		}
+		wins[ids[winner]]++
+		if r := e.row(w[0], id); r.Owner != ids[winner] {
+			t.Fatalf("round %d: row owner %q, winner %s", round, r.Owner, ids[winner])
+		}
+		if err := w[winner].RemoveLeaseOwner(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("takeover wins: %v", wins)
+}
+
+// Once a batch was refused for a handover, the consumer ends at its next
+// renewal even if the claim expired meanwhile: it delivers nothing more, and
+// keeping the lease would stall the shard.
+func TestRefusedBatchEndsTheConsumerEvenIfTheClaimExpired(t *testing.T) {
+	e := newEnv(t)
+	const lease = 300 * time.Millisecond
+	owner := e.newTable(leases.Config{WorkerID: "owner", LeaseDuration: lease, ClaimTimeout: lease})
+	claimer := e.newTable(leases.Config{WorkerID: "claimer", LeaseDuration: lease, ClaimTimeout: lease})
+	own := status("shard-1", "")
+	mustLease(t, owner, own, "owner")
+	owner.BeginBatch("shard-1")
+	theirs := status("shard-1", "")
+	theirs.SetLeaseOwner("owner")
+	if err := claimer.ClaimShard(theirs, "claimer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.GetLease(own, "owner"); err != nil {
+		t.Fatalf("renewal with the batch in flight: %v", err)
+	}
+	owner.EndBatch("shard-1")
+	if owner.BeginBatch("shard-1") {
+		t.Fatal("BeginBatch allowed a batch after a claimed one")
+	}
+	time.Sleep(lease + 50*time.Millisecond) // the claim expires; the claimer never came
+	if err := owner.GetLease(own, "owner"); !errors.Is(err, leases.ErrClaimed) {
+		t.Fatalf("renewal after a refused batch: %v, want ErrClaimed (the consumer must end)", err)
 	}
 }

@@ -97,7 +97,7 @@ func (t *Table) checkSchema(desc *types.TableDescription) error {
 // Checkpoints returns every row of the lease table, by shard ID (one
 // consistent Scan). It is meant for tests and operations.
 func (t *Table) Checkpoints(ctx context.Context) (map[string]Lease, error) {
-	rows, err := t.scan(ctx)
+	rows, err := t.scan(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -137,12 +137,16 @@ func (t *Table) get(ctx context.Context, shardID string) (row, error) {
 	return r, nil
 }
 
-// scan reads the whole table with consistent reads.
-func (t *Table) scan(ctx context.Context) ([]Lease, error) {
+// scan reads the whole table. The pass's scan (cachedScan) is eventually
+// consistent, half the read units of a consistent one: what it decides alone
+// is advisory (a refusal until the next pass, a probe answer, the balance),
+// and every lease taken is read again consistently and written under a
+// condition on what was read.
+func (t *Table) scan(ctx context.Context, consistent bool) ([]Lease, error) {
 	var leases []Lease
 	p := dynamodb.NewScanPaginator(t.db, &dynamodb.ScanInput{
 		TableName:      aws.String(t.table),
-		ConsistentRead: aws.Bool(true),
+		ConsistentRead: aws.Bool(consistent),
 	})
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)

@@ -174,6 +174,15 @@ type validator struct {
 	cfg     *config.Config
 	rep     *Report
 	session string
+	// streams holds, per source, what the stream check found, for the lease
+	// table check (is the table this stream's?).
+	streams map[string]streamFound
+}
+
+type streamFound struct {
+	index   int
+	arn     string
+	created time.Time
 }
 
 func (v *validator) add(c Check) { v.rep.Checks = append(v.rep.Checks, c) }
@@ -248,6 +257,10 @@ func (v *validator) source(ctx context.Context, i int, src config.Source) {
 		return
 	}
 	retention := time.Duration(aws.ToInt32(d.RetentionPeriodHours)) * time.Hour
+	if v.streams == nil {
+		v.streams = map[string]streamFound{}
+	}
+	v.streams[src.Name] = streamFound{index: i, arn: aws.ToString(d.StreamARN), created: aws.ToTime(d.StreamCreationTimestamp)}
 	v.add(pass(streamName, fmt.Sprintf("%s %s, %d open shards, retention %dh", arn, d.StreamStatus, aws.ToInt32(d.OpenShardCount), aws.ToInt32(d.RetentionPeriodHours))))
 	if p := k.InitPosition.Resolve(time.Now()); p.Kind == config.AtTimestamp && retention > 0 {
 		if oldest := time.Now().Add(-retention); p.Timestamp.Before(oldest) {
@@ -481,11 +494,51 @@ func (v *validator) leaseTables(ctx context.Context) {
 			continue
 		}
 		if existed {
+			if c, ok := v.tableOfStream(ctx, lt, table, names[i]); !ok {
+				v.add(c)
+				continue
+			}
 			v.add(pass(names[i], "exists, ACTIVE, key ShardID"))
 		} else {
 			v.add(pass(names[i], "did not exist; created (on demand, key ShardID), as run would"))
 		}
 	}
+}
+
+// tableOfStream checks, for an existing lease table, that its application
+// row (if the application started) names the stream of its source as the
+// stream check found it: a stream deleted and recreated under the same name
+// has new shards with new sequence numbers, and the old checkpoints would be
+// applied to them. It also warns when init_position differs from the stored
+// start position, which is the one that applies.
+func (v *validator) tableOfStream(ctx context.Context, lt *leases.Table, table, name string) (Check, bool) {
+	for _, src := range v.cfg.Sources {
+		if app.LeaseTable(v.cfg, src.Name) != table {
+			continue
+		}
+		found, ok := v.streams[src.Name]
+		if !ok {
+			continue // the stream check failed: nothing to compare with
+		}
+		cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+		stored, started, err := lt.CheckStream(cctx, found.arn, found.created)
+		cancel()
+		if errors.Is(err, leases.ErrOtherStream) {
+			return fail(name, ClassInvalidConfig, err,
+				"the stream was deleted and created again under the same name, so the table's checkpoints belong to the old stream: delete the items of table "+table+" (or set another consumer.application) to start the new stream from init_position"), false
+		}
+		if err != nil {
+			class := classify(err)
+			return fail(name, class, err, hintFor(class, "dynamodb", "grant the consumer's credentials dynamodb:GetItem on table "+table)), false
+		}
+		want := src.Kinesis.InitPosition
+		configured := leases.Position{Type: want.ShardIteratorType(), Timestamp: want.Timestamp}
+		if started && !stored.Start.Equal(configured) {
+			v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf("sources[%d].kinesis.init_position: %s, but application %s first started on %s with %s, which applies: init_position takes effect only at an application's first start (use a new consumer.application to start over)",
+				found.index, want, table, stored.FirstStart.UTC().Format(time.RFC3339), stored.Start))
+		}
+	}
+	return Check{}, true
 }
 
 // probeDir checks that files can be written durably in dir: it creates dir if

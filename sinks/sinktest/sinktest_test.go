@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +24,10 @@ type memStore[T any] struct {
 	seen   map[key]bool
 	broken bool
 	key    func(T) key
+	// fault makes a faulty sink for the negative self-test: "drop" loses
+	// every fifth item it acknowledges, "dup" stores every item twice.
+	fault  string
+	writes int
 }
 
 type memSink[T any] struct {
@@ -46,6 +53,14 @@ func (s *memSink[T]) Write(ctx context.Context, items []T) error {
 		return errors.New("storage unavailable")
 	}
 	for _, it := range items {
+		st.writes++
+		switch {
+		case st.fault == "drop" && st.writes%5 == 0:
+			continue
+		case st.fault == "dup":
+			st.items = append(st.items, it, it)
+			continue
+		}
 		if k := st.key(it); !st.seen[k] {
 			st.seen[k] = true
 			st.items = append(st.items, it)
@@ -100,6 +115,36 @@ func TestSuiteOnReferenceSinks(t *testing.T) {
 			Dedupes: true,
 		})
 	})
+}
+
+// The suite fails a sink that drops or duplicates rows: run, in a child
+// process of this test binary, on a reference sink with that fault; the
+// child must fail, and in the subtests that check it.
+func TestSuiteFailsAFaultySink(t *testing.T) {
+	if fault := os.Getenv("SINKTEST_FAULT"); fault != "" {
+		var st *memStore[record.Row]
+		RunRowSink(t, RowHarness{
+			New: func(t *testing.T) sinks.RowSink {
+				st = &memStore[record.Row]{seen: map[key]bool{}, key: func(r record.Row) key { return keyOf(r.Origin) }, fault: fault}
+				return &memSink[record.Row]{st: st}
+			},
+			Reopen:  func(t *testing.T) sinks.RowSink { return &memSink[record.Row]{st: st} },
+			Read:    func(t *testing.T) []record.Row { return st.read() },
+			Dedupes: true,
+		})
+		return
+	}
+	for fault, failing := range map[string]string{
+		"drop": "--- FAIL: TestSuiteFailsAFaultySink/DurableBeforeAck",
+		"dup":  "--- FAIL: TestSuiteFailsAFaultySink/ReplayIdempotence",
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSuiteFailsAFaultySink$", "-test.v")
+		cmd.Env = append(os.Environ(), "SINKTEST_FAULT="+fault)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), failing) {
+			t.Errorf("a sink that %ss rows: the suite exited with %v; want a failure with %q in:\n%s", fault, err, failing, out)
+		}
+	}
 }
 
 func TestMatchValue(t *testing.T) {

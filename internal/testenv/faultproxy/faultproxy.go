@@ -186,6 +186,14 @@ func (p *Proxy) hit(op string) (Rule, bool) {
 	return Rule{}, false
 }
 
+// Calls reports how many calls of op the proxy received (throttled ones
+// included).
+func (p *Proxy) Calls(op string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[op]
+}
+
 // Throttled reports how many calls of each operation were throttled.
 func (p *Proxy) Throttled() map[string]int {
 	p.mu.Lock()

@@ -2,6 +2,9 @@ package pgtest
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +69,30 @@ func TestStartStopStart(t *testing.T) {
 		t.Fatalf("after crash recovery: %d rows, %v; want 2 committed rows", n, err)
 	}
 	_ = pgx.Identifier{}
+}
+
+// Without server binaries a test that needs PostgreSQL fails (it does not
+// skip), unless KINESIS_INGEST_PG_SKIP=1 asks for the skip. Run in a child
+// process of this test binary, with the binary lookup pointed at an empty
+// directory and PATH emptied.
+func TestStartFailsWithoutBinaries(t *testing.T) {
+	if os.Getenv("PGTEST_CHILD") == "1" {
+		Start(t)
+		return
+	}
+	for _, c := range []struct {
+		skip     string
+		wantCode bool // a non-zero exit
+		want     string
+	}{
+		{"", true, "--- FAIL: TestStartFailsWithoutBinaries"},
+		{"1", false, "--- SKIP: TestStartFailsWithoutBinaries"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStartFailsWithoutBinaries$", "-test.v")
+		cmd.Env = append(os.Environ(), "PGTEST_CHILD=1", BinDirEnv+"="+t.TempDir(), "PATH="+t.TempDir(), SkipEnv+"="+c.skip, "CI=")
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != c.wantCode || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s=%q: exit error %v, want non-zero %v and %q in:\n%s", SkipEnv, c.skip, err, c.wantCode, c.want, out)
+		}
+	}
 }

@@ -242,6 +242,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		WithLogger(slogAdapter{c.log.With("subsystem", "kcl")}).
 		WithMonitoringService(c.cfg.Metrics.NewKCL(c.cfg.Source))
 	kc.LeaseStealingIntervalMillis = ms(c.cfg.ShardSyncInterval)
+	// The fan-out shard consumer renews when the lease has this long left;
+	// the library's 5 s default is longer than a short lease_duration, which
+	// made it renew on every pass of its event loop. Renew lease_refresh
+	// after each renewal, as the polling consumer does.
+	kc.LeaseRefreshPeriodMillis = ms(c.cfg.LeaseDuration - c.cfg.LeaseRefresh)
 	kc.LeaseSyncingTimeIntervalMillis = ms(c.cfg.ShardSyncInterval)
 	kc.LeaseStealingClaimTimeoutMillis = ms(2 * c.cfg.LeaseDuration)
 	kc.MaxLeasesForWorker = c.cfg.MaxLeases

@@ -158,17 +158,23 @@ func (g *FanOutGuard) Do(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return resp, err
 		}
+		var code string
+		var first <-chan rawMessage
 		if resp.StatusCode == http.StatusOK {
-			return g.opened(shard, resp), nil
-		}
-		code := errorCode(resp)
-		if code != "ResourceInUseException" || attempt >= g.Attempts {
+			// Kinesis (and the emulator) may also refuse inside the
+			// stream: a ResourceInUseException as its first message.
+			if first, code = g.firstMessage(resp.Body); code != "ResourceInUseException" || attempt >= g.Attempts {
+				return g.opened(shard, resp, first), nil
+			}
+		} else if code = errorCode(resp); code != "ResourceInUseException" || attempt >= g.Attempts {
 			return resp, nil
 		}
 		// Refused because a subscription is still open or too recent (the
 		// previous owner's, after a lease move). Drain the refusal and try
 		// again once the gap has passed.
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if resp.StatusCode != http.StatusOK {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		}
 		resp.Body.Close()
 		g.metrics.Retried(code)
 		wait = min(max(2*wait, time.Second), 10*time.Second)
@@ -201,7 +207,46 @@ func (g *FanOutGuard) waitGap(ctx context.Context, shard string) error {
 	}
 }
 
-func (g *FanOutGuard) opened(shard string, resp *http.Response) *http.Response {
+// rawMessage is one event-stream message as read, or the read's error.
+type rawMessage struct {
+	b   []byte
+	err error
+}
+
+// firstEventWait bounds how long a new subscription is held back to see
+// whether its first message is a refusal. Kinesis sends the first event at
+// once; a stream that is silent longer is handed on and read as it comes.
+const firstEventWait = 2 * time.Second
+
+// firstMessage starts reading the stream's first message and waits up to
+// firstEventWait for it; code is its exception type if it is one. The
+// message (or the read still under way) is returned for the stream to
+// deliver first.
+func (g *FanOutGuard) firstMessage(body io.Reader) (<-chan rawMessage, string) {
+	ch := make(chan rawMessage, 1)
+	go func() {
+		b, err := readMessage(body)
+		ch <- rawMessage{b, err}
+	}()
+	t := time.NewTimer(firstEventWait)
+	defer t.Stop()
+	select {
+	case m := <-ch:
+		code := ""
+		if m.err == nil {
+			if msg, err := eventstream.NewDecoder().Decode(bytes.NewReader(m.b), nil); err == nil && header(msg, ":message-type") == "exception" {
+				code = header(msg, ":exception-type")
+			}
+		}
+		done := make(chan rawMessage, 1)
+		done <- m
+		return done, code
+	case <-t.C:
+		return ch, ""
+	}
+}
+
+func (g *FanOutGuard) opened(shard string, resp *http.Response, first <-chan rawMessage) *http.Response {
 	now := time.Now()
 	g.mu.Lock()
 	prev, ok := g.last[shard]
@@ -212,7 +257,7 @@ func (g *FanOutGuard) opened(shard string, resp *http.Response) *http.Response {
 		since = now.Sub(prev.ended)
 	}
 	g.metrics.Started(since)
-	resp.Body = &guardedStream{g: g, shard: shard, up: resp.Body}
+	resp.Body = &guardedStream{g: g, shard: shard, up: resp.Body, first: first}
 	return resp
 }
 
@@ -263,7 +308,8 @@ type guardedStream struct {
 	shard string
 	up    io.ReadCloser
 
-	buf    []byte // the rest of the message being relayed
+	first  <-chan rawMessage // the first message, read before the stream was handed on
+	buf    []byte            // the rest of the message being relayed
 	err    error  // the upstream's end, once reached
 	sawErr bool   // an exception message passed
 	done   bool   // ended was reported
@@ -309,12 +355,12 @@ func (s *guardedStream) finish() {
 	})
 }
 
-// next reads one whole message and returns it, repaired if needed.
-func (s *guardedStream) next() ([]byte, error) {
+// readMessage reads one whole event-stream message.
+func readMessage(r io.Reader) ([]byte, error) {
 	var prelude [4]byte
-	if _, err := io.ReadFull(s.up, prelude[:]); err != nil {
+	if _, err := io.ReadFull(r, prelude[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("event stream of shard %s broke off mid-message: %w", s.shard, err)
+			return nil, fmt.Errorf("event stream broke off mid-message: %w", err)
 		}
 		return nil, err
 	}
@@ -322,12 +368,32 @@ func (s *guardedStream) next() ([]byte, error) {
 	// A message is at most 16 MiB plus headers by the event-stream spec; a
 	// larger length is a broken stream, not a reason to allocate.
 	if total < 16 || total > 24<<20 {
-		return nil, fmt.Errorf("event stream of shard %s: message length %d out of range", s.shard, total)
+		return nil, fmt.Errorf("event stream: message length %d out of range", total)
 	}
 	m := make([]byte, total)
 	copy(m, prelude[:])
-	if _, err := io.ReadFull(s.up, m[4:]); err != nil {
-		return nil, fmt.Errorf("event stream of shard %s broke off mid-message: %w", s.shard, err)
+	if _, err := io.ReadFull(r, m[4:]); err != nil {
+		return nil, fmt.Errorf("event stream broke off mid-message: %w", err)
+	}
+	return m, nil
+}
+
+// next reads one whole message and returns it, repaired if needed.
+func (s *guardedStream) next() ([]byte, error) {
+	var m []byte
+	var err error
+	if s.first != nil {
+		f := <-s.first
+		s.first = nil
+		m, err = f.b, f.err
+	} else {
+		m, err = readMessage(s.up)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			err = fmt.Errorf("shard %s: %w", s.shard, err)
+		}
+		return nil, err
 	}
 	msg, err := eventstream.NewDecoder().Decode(bytes.NewReader(m), nil)
 	if err != nil {

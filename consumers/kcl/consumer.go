@@ -34,8 +34,17 @@
 //     the library's minute.
 //
 //   - A child shard read while its parent still has data: consumers/leases refuses
-//     the child's lease until the parent's row says SHARD_END, so the library's
-//     parent wait (which ignores Shutdown) returns at once.
+//     the child's lease until the parent's row says SHARD_END (both parents'
+//     after a merge: the adjacent parent, which the library drops, is read from
+//     its ListShards answers), so the library's parent wait (which ignores
+//     Shutdown) returns at once.
+//
+//   - Where a shard without a checkpoint starts: the library uses one initial
+//     position for every shard and every start, so LATEST skipped what was put
+//     while a never-checkpointed shard had no reader. The application's first
+//     start stores its start position in the lease table (Table.Register), and
+//     a middleware on the Kinesis client (withLeaseTable) rewrites the
+//     library's GetShardIterator for such a shard to Table.StartOf.
 //
 //   - Shutdown can hang: Worker.Shutdown waits, without a timeout, for every shard
 //     consumer, and one may be blocked in a delivery to a sink that is down.

@@ -829,6 +829,19 @@ func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[
 	for id, shard := range shardStatus {
 		listed[id] = true
 		r, ok := byID[id]
+		if running[id] == shard {
+			// This worker holds the lease and its consumer runs here: the
+			// in-memory state is newer than any scan (the pass's scan may
+			// predate the acquisition; showing the shard free would make the
+			// KCL's loop think its consumer is ending). Only claims are
+			// the renewal's to see.
+			if r.Checkpoint == checkpoint.ShardEnd {
+				continue
+			}
+			open++
+			workers[t.me] = append(workers[t.me], shard)
+			continue
+		}
 		if ok {
 			claim := ""
 			if t.claimLive(row{Lease: r}, now) {

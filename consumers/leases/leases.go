@@ -58,12 +58,18 @@
 //     while the drain runs; the drain's checkpoints then fail with
 //     ErrLeaseLost.
 //   - A child shard whose parent has no row is leased when the parent is not
-//     in the KCL's shard list (trimmed), or, without lease stealing (no list),
-//     once the Table is max(2*LeaseDuration, 10s) old: if the parent was in
-//     fact unprocessed, child and parent can then run together. After a
-//     merge, the KCL keeps only ParentShardId, not the adjacent parent, so the
-//     child waits for one parent only.
-//   - The fair-share guard reads a table scan up to a second old.
+//     in the shard list (trimmed; the list comes from ListActiveWorkers and
+//     from ListShards answers, see ObserveListing), or, before any list, once
+//     the Table is max(2*LeaseDuration, 10s) old: if the parent was in fact
+//     unprocessed, child and parent can then run together. A parent whose
+//     row never reached SHARD_END but that is no longer listed was lost to
+//     retention: its children are leased and the loss reported once
+//     (Config.OnParentExpired). A merged child waits for both parents; the
+//     KCL keeps only ParentShardId, so the adjacent one must be told
+//     (ObserveShards, from ListShards answers) or found in the child's row.
+//   - The pass's table scan (Config.ScanReuse) answers the KCL's probes, the
+//     fair-share guard and ListActiveWorkers: they see the table up to that
+//     long ago. Nothing is taken on it alone: acquire reads the row again.
 //   - ListActiveWorkers reports checkpoint.ErrShardNotAssigned while any open
 //     shard is free, including children waiting for their parent, so the KCL
 //     does not rebalance (and logs a warning each shard sync) until they are

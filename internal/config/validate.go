@@ -255,6 +255,7 @@ func (l *loader) compile(path string, d *Dataset) {
 	s, err := compileSchema(d.Timestamp, d.Fields)
 	if err == nil {
 		d.Schema, d.Timestamp = s, s.Timestamp()
+		l.checkCDC(path, d)
 		return
 	}
 	// Keep every schema problem, except on paths that already failed to decode.
@@ -271,6 +272,33 @@ func (l *loader) compile(path string, d *Dataset) {
 			continue
 		}
 		l.report(p, nil, msg)
+	}
+}
+
+// checkCDC applies Fennel's rules binding a dataset to its source: append
+// takes keyless datasets only (two rows of one key would both be kept), upsert
+// and debezium keyed ones only (without a key there is nothing to replace or
+// delete).
+func (l *loader) checkCDC(path string, d *Dataset) {
+	keys := d.Schema.Keys()
+	if d.CDC == CDCAppend {
+		_, written := l.lines[join(path, keyCDC)]
+		for _, k := range keys {
+			how := "cdc: append"
+			if !written {
+				how = "the default cdc: append"
+			}
+			l.errorf(fmt.Sprintf("%s.fields[%d].key", path, k), nil, "keys need cdc: upsert or cdc: debezium, and the dataset has %s, which takes keyless datasets only; set cdc or drop key: true", how)
+		}
+		return
+	}
+	if len(keys) == 0 {
+		l.errorf(join(path, keyCDC), nil, "%s needs a keyed dataset: mark the fields that identify a row with key: true", d.CDC)
+	}
+	for _, k := range keys {
+		if k == d.Schema.TimestampIndex() {
+			l.errorf(fmt.Sprintf("%s.fields[%d].key", path, k), nil, "the timestamp field %q cannot be a key: it orders the versions of a key's row", d.Timestamp)
+		}
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -51,6 +52,17 @@ type Filter interface {
 	Match(rec any) (bool, error)
 }
 
+// KeyConverter converts only a record's key fields and timestamp, for a
+// delete (*schema.Schema has it).
+type KeyConverter interface {
+	ConvertKeys(rec any) ([]record.Field, error)
+}
+
+// ChangeReader reads a decoded record as a change event (cdc.Debezium).
+type ChangeReader interface {
+	Read(rec any) (cdc.Change, error)
+}
+
 // Route sends the records a source's dataset takes to a row sink.
 type Route struct {
 	Dataset  string
@@ -66,6 +78,14 @@ type Route struct {
 	Timestamp Converter
 	SinkName  string
 	Sink     sinks.RowSink
+	// Changes, set for a cdc: debezium dataset, reads every record as a
+	// change event: the dataset's fields (and Where) see its row image; a
+	// delete becomes a Row with Delete set, converted by Schema's
+	// ConvertKeys (Schema must be a KeyConverter) and not filtered by Where,
+	// so that a key that was taken is always deleted; an event that changes
+	// no row is counted (cdc_events_skipped_total) and is neither a row nor a
+	// dead letter, like a record Where does not take.
+	Changes ChangeReader
 }
 
 // Source is one Kinesis source and the datasets it feeds.
@@ -170,6 +190,9 @@ func New(cfg Config) (*Pipeline, error) {
 		for j, r := range s.Routes {
 			if r.Schema == nil || r.Sink == nil || r.Dataset == "" {
 				errs = append(errs, fmt.Errorf("pipeline: source %q route %d (%q) needs a dataset, a schema and a sink", s.Name, j, r.Dataset))
+			}
+			if _, ok := r.Schema.(KeyConverter); r.Changes != nil && !ok {
+				errs = append(errs, fmt.Errorf("pipeline: source %q route %d (%q) reads changes, so its schema must convert deletes (a KeyConverter)", s.Name, j, r.Dataset))
 			}
 		}
 		p.sources[s.Name] = s
@@ -368,8 +391,23 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		taken := false
 		for ri := range src.Routes {
 			r := &src.Routes[ri]
-			if r.Where != nil {
-				ok, err := match(r.Where, v)
+			rv, del := v, false
+			if r.Changes != nil {
+				ch, err := readChange(r.Changes, v)
+				if err != nil {
+					deadLetter(rec, r.Dataset, record.ReasonSchema, err)
+					taken = true
+					continue
+				}
+				if ch.Op == cdc.Skip {
+					p.cfg.Metrics.CDCSkipped.WithLabelValues(r.Dataset, ch.Skipped).Inc()
+					taken = true
+					continue
+				}
+				rv, del = ch.Image, ch.Op == cdc.Delete
+			}
+			if r.Where != nil && !del {
+				ok, err := match(r.Where, rv)
 				if err != nil {
 					deadLetter(rec, r.Dataset, record.ReasonSchema, fmt.Errorf("where: %w", err))
 					taken = true
@@ -380,7 +418,13 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 				}
 			}
 			taken = true
-			fields, err := convert(r.Schema, v)
+			var fields []record.Field
+			var err error
+			if del {
+				fields, err = convertKeys(r.Schema.(KeyConverter), rv)
+			} else {
+				fields, err = convert(r.Schema, rv)
+			}
 			if err != nil {
 				if reason := outsideWindow(r, v); reason != "" {
 					drop(ri, reason)
@@ -395,7 +439,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			}
 			sb := bySink[ri]
 			sb.reserve(len(b.records))
-			sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields})
+			sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields, Delete: del})
 			sb.recIdx = append(sb.recIdx, i)
 		}
 		if !taken {
@@ -488,6 +532,24 @@ func convert(c Converter, v any) (fields []record.Field, err error) {
 		}
 	}()
 	return c.Convert(v)
+}
+
+func convertKeys(c KeyConverter, v any) (fields []record.Field, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fields, err = nil, stagePanic("schema validation", r)
+		}
+	}()
+	return c.ConvertKeys(v)
+}
+
+func readChange(c ChangeReader, v any) (ch cdc.Change, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ch, err = cdc.Change{}, stagePanic("change reader", r)
+		}
+	}()
+	return c.Read(v)
 }
 
 func match(f Filter, v any) (ok bool, err error) {

@@ -266,6 +266,8 @@ func (c *compiler) fields(at string, specs []FieldSpec) ([]field, []Column) {
 				c.errf(p+".expr", "only a dataset's own fields may be computed, not a struct's")
 			case sp.Ref != "" || sp.HasConst || sp.Const != nil:
 				c.errf(p+".expr", "a field has one of ref, const and expr")
+			case sp.Key:
+				c.errf(p+".key", "a computed field cannot be a key: a delete carries its key fields only, so there is nothing to compute it from")
 			}
 			continue
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
+	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
@@ -79,7 +80,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		case s == nil:
 			return nil, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
 		case s.File != nil:
-			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes, Mode: s.File.Mode}, log.With("sink", s.Name))
+			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes, Mode: s.File.Mode, Changelog: ds.Keyed()}, log.With("sink", s.Name))
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
@@ -143,6 +144,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			r.Window, r.Timestamp = window(ds)
 			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
 				r.Where = ds.Filter
+			}
+			if ds.CDC == config.CDCDebezium {
+				r.Changes = cdc.Debezium{}
 			}
 			ps.Routes = append(ps.Routes, r)
 		}

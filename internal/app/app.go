@@ -90,6 +90,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			sinkName := s.Name
 			rs, err := newPostgresRowSink(ctx, s, ds, log, func(n int) {
 				a.metrics.SinkDuplicates.WithLabelValues(sinkName).Add(float64(n))
+			}, func(upserted, deleted, older int) {
+				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeUpserted).Add(float64(upserted))
+				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeDeleted).Add(float64(deleted))
+				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeOlder).Add(float64(older))
 			})
 			if err != nil {
 				return nil, err

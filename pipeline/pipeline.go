@@ -86,6 +86,13 @@ type Route struct {
 	// no row is counted (cdc_events_skipped_total) and is neither a row nor a
 	// dead letter, like a record Where does not take.
 	Changes ChangeReader
+	// Disorder (Fennel's disorder) > 0 makes a row whose timestamp (field
+	// TimestampIndex) is older than its shard's watermark, the newest
+	// timestamp of the dataset seen so far in the shard minus Disorder, a
+	// late dead letter. The watermarks are the state DeliverState returns,
+	// which the consumer stores with the shard's checkpoint.
+	Disorder       time.Duration
+	TimestampIndex int
 }
 
 // Source is one Kinesis source and the datasets it feeds.
@@ -123,6 +130,9 @@ type Metrics interface {
 	SinkRetried(sink string)
 	// DeliveryRetried counts a batch of source retried whole.
 	DeliveryRetried(source string)
+	// CDCSkipped counts n Debezium events of dataset that change no row, by
+	// event (cdc.SkipTruncate, ...).
+	CDCSkipped(dataset, event string, n int)
 	// InstrumentRouter decorates the pipeline's Watermill router before it runs.
 	InstrumentRouter(*message.Router)
 }
@@ -145,15 +155,20 @@ type Pipeline struct {
 	sources map[string]*Source
 	// jsonFast: sources whose records may skip decoding (see JSONConverter).
 	jsonFast map[*Source][]jsonRoute
+	// late: per source, the datasets with a disorder.
+	late map[*Source]map[string]lateRule
 }
 
-var _ consumers.Handler = (*Pipeline)(nil)
+var _ consumers.StateHandler = (*Pipeline)(nil)
 
 type batchKey struct{}
 
 type batch struct {
 	source  *Source
 	records []record.Record
+	// in is the shard's state before the batch; process sets out, the state
+	// after it (each attempt starts again from in).
+	in, out watermarks
 }
 
 // New validates cfg and builds the Watermill router, one handler per source.
@@ -219,6 +234,10 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	p.router = router
 	p.jsonFast = jsonPaths(p.sources)
+	p.late = map[*Source]map[string]lateRule{}
+	for _, s := range p.sources {
+		p.late[s] = lateRules(s)
+	}
 	return p, nil
 }
 
@@ -243,14 +262,39 @@ func (p *Pipeline) Close() error {
 
 // Deliver implements consumers.Handler: it publishes the batch as one message
 // and waits for its ack. A Nack (a panic in a stage) is retried with backoff.
+// Late rows are judged against watermarks of this batch alone; a consumer
+// that keeps them calls DeliverState.
 func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.Record) error {
+	_, err := p.DeliverState(ctx, source, nil, records)
+	return err
+}
+
+// DeliverState implements consumers.StateHandler: Deliver, starting from the
+// shard's watermarks in state (as DeliverState returned them; nil for none)
+// and returning them after the batch.
+func (p *Pipeline) DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error) {
 	if len(records) == 0 {
-		return nil
+		return state, nil
 	}
 	src, ok := p.sources[source]
 	if !ok {
-		return fmt.Errorf("deliver to unknown source %q: it is not in the pipeline's config", source)
+		return nil, fmt.Errorf("deliver to unknown source %q: it is not in the pipeline's config", source)
 	}
+	in, err := decodeWatermarks(state)
+	if err != nil {
+		// Only this process writes it; a state it cannot read is a bug or a
+		// foreign writer, and guessing would classify records differently.
+		return nil, fmt.Errorf("deliver to source %q, shard %q: %w", source, records[0].Origin.ShardID, err)
+	}
+	b := &batch{source: src, records: records, in: in}
+	if err := p.deliver(ctx, source, b); err != nil {
+		return nil, err
+	}
+	return b.out.encode(), nil
+}
+
+func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
+	records := b.records
 	t := p.sub.topic(source)
 	select {
 	case <-t.subscribed:
@@ -258,7 +302,6 @@ func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.
 		return ctx.Err()
 	}
 	first := records[0].Origin
-	b := &batch{source: src, records: records}
 	delay := p.cfg.Backoff.Initial
 	for attempt := 1; ; attempt++ {
 		msg := message.NewMessage(first.ShardID+"/"+first.SequenceNumber+"/"+strconv.Itoa(attempt), nil)
@@ -365,6 +408,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	if fast != nil {
 		js = &jsonBatch{}
 	}
+	var skipped map[[2]string]int // Debezium events that change no row, by dataset and event
 	for i := range b.records {
 		rec := &b.records[i]
 		if rec.Invalid != nil {
@@ -400,7 +444,10 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 					continue
 				}
 				if ch.Op == cdc.Skip {
-					p.cfg.Metrics.CDCSkipped.WithLabelValues(r.Dataset, ch.Skipped).Inc()
+					if skipped == nil {
+						skipped = map[[2]string]int{}
+					}
+					skipped[[2]string{r.Dataset, ch.Skipped}]++
 					taken = true
 					continue
 				}
@@ -450,7 +497,14 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	if unrouted > 0 {
 		p.cfg.Metrics.Unrouted(src.Name, unrouted)
 	}
+	for k, n := range skipped {
+		p.cfg.Metrics.CDCSkipped(k[0], k[1], n)
+	}
 
+	b.out = b.in.clone()
+	for _, sb := range sinkIndex {
+		p.dropLate(src, sb, &b.out, b.records, deadLetter)
+	}
 	for _, sb := range sinkIndex {
 		if len(sb.rows) == 0 {
 			continue

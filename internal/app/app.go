@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if ds.CDC == config.CDCDebezium {
 				r.Changes = cdc.Debezium{}
 			}
+			r.Disorder, r.TimestampIndex = ds.Disorder, ds.Schema.TimestampIndex()
 			ps.Routes = append(ps.Routes, r)
 		}
 		sources = append(sources, ps)

@@ -167,4 +167,3 @@ func TestLateRowsSameOnReplay(t *testing.T) {
 		t.Errorf("replay: late records %v, want %v as the first time", got, wantLate)
 	}
 }
-

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"log/slog"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -41,7 +43,7 @@ func (c change) row() record.Row {
 	}
 	return record.Row{
 		Dataset: "users",
-		Origin: record.Origin{Source: "users", ShardID: c.shard, SequenceNumber: fmt.Sprintf("%d", c.seq), ArrivalTime: c.arrive},
+		Origin:  record.Origin{Source: "users", ShardID: c.shard, SequenceNumber: fmt.Sprintf("%d", c.seq), ArrivalTime: c.arrive},
 		Fields: []record.Field{
 			{Name: "tenant", Value: c.tenant}, {Name: "id", Value: c.id}, {Name: "name", Value: name}, {Name: "ts", Value: c.ts},
 		},
@@ -250,6 +252,63 @@ func TestKeyedTableDDLAndCheck(t *testing.T) {
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("check of a table keyed by origin: %v\nwant %q", err, want)
+		}
+	}
+}
+
+// BenchmarkKeyedUpsert writes one shard's changes with one Write per
+// transaction of the given size into a keyed table (the guarded upsert) and,
+// in the same run, the same rows into a keyless table (plain inserts), the
+// baseline. Keys repeat every 10,000 rows, so after the first pass every
+// change updates an existing row; changes=newer has every change newer than
+// the stored row, changes=older (a replay) has none.
+func BenchmarkKeyedUpsert(b *testing.B) {
+	dsn := server(b).CreateDatabase(b)
+	const keys = 10000
+	keyless := []schema.Column{{Name: "tenant", Type: typ("str")}, {Name: "id", Type: typ("int")}, {Name: "name", Type: typ("str")}, {Name: "ts", Type: typ("datetime")}}
+	rows := func(seq, n int, older bool) []record.Row {
+		out := make([]record.Row, n)
+		for i := range out {
+			s := seq + i
+			ts := t0.Add(time.Duration(s) * time.Millisecond)
+			if older {
+				ts = t0.Add(-time.Duration(s) * time.Millisecond)
+			}
+			out[i] = change{tenant: "t", id: int64(s % keys), name: fmt.Sprintf("name %d", s), ts: ts,
+				shard: "shardId-000000000000", seq: s + 1, arrive: t0}.row()
+		}
+		return out
+	}
+	for _, size := range []int{100, 500, 2000} {
+		for _, kind := range []string{"keyless", "keyed-newer", "keyed-older"} {
+			b.Run(fmt.Sprintf("rows=%d/%s", size, kind), func(b *testing.B) {
+				cols := userColumns
+				if kind == "keyless" {
+					cols = keyless
+				}
+				s, err := NewRowSink(context.Background(), Config{DSN: dsn, Table: fmt.Sprintf("bench_keyed_%d", tableSeq.Add(1)), Columns: cols, Timestamp: "ts",
+					CreateTable: true, BatchRows: size, BatchBytes: 1 << 30}, slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				// Every key present first, so that both kinds update, not insert.
+				for seq := 0; seq < keys && kind != "keyless"; seq += 1000 {
+					if err := s.Write(context.Background(), rows(seq, 1000, false)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				seq, n := keys, 0
+				start := time.Now()
+				for b.Loop() {
+					if err := s.Write(context.Background(), rows(seq, size, kind == "keyed-older")); err != nil {
+						b.Fatal(err)
+					}
+					seq += size
+					n += size
+				}
+				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "rows/s")
+			})
 		}
 	}
 }

@@ -139,12 +139,15 @@ func TestUpsertsByEventTime(t *testing.T) {
       - {name: name, type: str}
       - {name: ts, type: datetime}`
 
+	start := time.Now()
+	phase := func(what string) { t.Logf("%s after %s", what, time.Since(start).Round(time.Millisecond)) }
 	e.put(data[:len(data)/2], pkeys[:len(data)/2])
 	cfg := e.cdcConfig("users-ingest", "json", "upsert", fields)
 	w1 := e.start(cfg, "w1")
 	w2 := e.start(cfg, "w2")
 	waitFor(t, 60*time.Second, "the first upserts", func() bool { return len(e.users()) >= 100 })
 	w1.kill()
+	phase("w1 killed")
 	e.put(data[len(data)/2:], pkeys[len(data)/2:])
 
 	matches := func(table map[int64]userState) (bad []string) {
@@ -169,6 +172,7 @@ func TestUpsertsByEventTime(t *testing.T) {
 		final = e.users()
 		return final != nil && len(matches(final)) == 0
 	})
+	phase("every key at its newest change")
 	addr := w2.metricsAddr()
 	waitFor(t, 60*time.Second, "w2 to have committed every change it read", func() bool {
 		m := scrape(t, addr)
@@ -192,6 +196,7 @@ func TestUpsertsByEventTime(t *testing.T) {
 		return older+upserted+deleted >= float64(len(changes))
 	})
 	w3.stop(30 * time.Second)
+	phase("replay done")
 	if upserted != 0 || deleted != 0 || older != float64(len(changes)) {
 		t.Errorf("replay: upserted %v, deleted %v, older %v; want 0, 0, %d", upserted, deleted, older, len(changes))
 	}

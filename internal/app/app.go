@@ -20,11 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"

@@ -576,8 +576,8 @@ func dataError(err error) bool {
 }
 
 type bisector struct {
-	e        *engine
-	tx       pgx.Tx
+	e    *engine
+	tx   pgx.Tx
 	rows []prepared
 	done counts
 	bad  []rowErr

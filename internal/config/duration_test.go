@@ -47,6 +47,7 @@ datasets:
     source: src
     cdc: debezium
     disorder: 1h
+    sample: 0.5
     fields:
       - {name: tenant, type: str, key: true}
       - {name: id, type: int, key: true}
@@ -69,6 +70,10 @@ dead_letter: {file: {path: out/e}}
 	}
 	if k := d.Schema.Keys(); len(k) != 2 || k[0] != 0 || k[1] != 1 {
 		t.Errorf("keys %v, want [0 1]", k)
+	}
+	// Fennel samples a keyed dataset by its keys.
+	if u := d.Sample.Using; len(u) != 2 || u[0] != "tenant" || u[1] != "id" {
+		t.Errorf("sample.using defaulted to %v, want the keys [tenant id]", u)
 	}
 	if l := cfg.Datasets[1]; l.CDC != CDCAppend || l.Keyed() || l.Disorder != 0 {
 		t.Errorf("default dataset: cdc %q disorder %v, want append, 0", l.CDC, l.Disorder)

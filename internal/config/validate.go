@@ -137,7 +137,10 @@ func (l *loader) compileWindow(path string, d *Dataset) {
 	}
 	if len(d.Sample.Using) == 0 {
 		for _, c := range d.Schema.Columns() {
-			if c.Name != d.Timestamp {
+			// A keyed dataset samples by key, as Fennel does: every change of a
+			// key, its deletes included (which carry only the key), is kept or
+			// dropped together.
+			if c.Name != d.Timestamp && (!d.Keyed() || c.Key) {
 				d.Sample.Using = append(d.Sample.Using, c.Name)
 			}
 		}
@@ -147,12 +150,16 @@ func (l *loader) compileWindow(path string, d *Dataset) {
 		return
 	}
 	cols := map[string]bool{}
+	keys := map[string]bool{}
 	for _, c := range d.Schema.Columns() {
-		cols[c.Name] = true
+		cols[c.Name], keys[c.Name] = true, c.Key
 	}
 	for i, u := range d.Sample.Using {
-		if !cols[u] {
+		switch {
+		case !cols[u]:
 			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a field of dataset %q; name fields of the dataset", u, d.Name)
+		case d.Keyed() && !keys[u]:
+			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a key of the keyed dataset %q: a keyed dataset is sampled by its keys, so that all the changes of a key, deletes included, are kept or dropped together", u, d.Name)
 		}
 	}
 }

@@ -302,6 +302,9 @@ func (l *loader) checkCDC(path string, d *Dataset) {
 	if len(keys) == 0 {
 		l.errorf(join(path, keyCDC), nil, "%s needs a keyed dataset: mark the fields that identify a row with key: true", d.CDC)
 	}
+	if ts := d.Schema.TimestampIndex(); d.CDC == CDCDebezium && ts >= 0 && ts < len(d.Fields) && d.Fields[ts].Expr != "" {
+		l.errorf(fmt.Sprintf("%s.fields[%d].expr", path, ts), nil, "the timestamp of a debezium dataset cannot be computed: a delete carries only its keys and timestamp; ref the envelope's $ts_ms instead")
+	}
 	for _, k := range keys {
 		if k == d.Schema.TimestampIndex() {
 			l.errorf(fmt.Sprintf("%s.fields[%d].key", path, k), nil, "the timestamp field %q cannot be a key: it orders the versions of a key's row", d.Timestamp)

@@ -22,3 +22,19 @@ import (
 type Handler interface {
 	Deliver(ctx context.Context, source string, records []record.Record) error
 }
+
+// StateHandler is a Handler whose work on a shard depends on state that must
+// travel with the shard's checkpoint (the late-row watermarks of datasets with
+// a disorder), so that whoever reads the shard next, after a crash or a lease
+// move, resumes from the checkpoint with the state it was taken with and
+// classifies the records it re-reads as the first reader did. A consumer
+// calls DeliverState instead of Deliver when its Handler has it.
+type StateHandler interface {
+	Handler
+	// DeliverState is Deliver with the shard's state: state is what the
+	// previous batch's DeliverState returned or, for the first batch after
+	// taking the shard, what was stored with its checkpoint (nil if
+	// nothing). The state it returns with nil is stored with the checkpoint
+	// past the batch, in the same conditional write.
+	DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error)
+}

@@ -37,6 +37,11 @@ type deliverer interface {
 	Deliver(ctx context.Context, source string, records []record.Record) error
 }
 
+// stateDeliverer is consumers.StateHandler's method.
+type stateDeliverer interface {
+	DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error)
+}
+
 // refusal is what a *sinks.RejectedError answers: the rows the sink refused
 // for themselves (the rest of the call is durable).
 type refusal interface{ Refused() []int }
@@ -173,14 +178,35 @@ type Handler struct {
 	m     *Metrics
 }
 
-// WrapHandler returns inner (a consumers.Handler) decorated.
+// WrapHandler returns inner (a consumers.Handler) decorated. If inner keeps a
+// shard state (a consumers.StateHandler), so does the decorator.
 func (m *Metrics) WrapHandler(inner deliverer) *Handler {
 	return &Handler{inner: inner, m: m}
 }
 
 func (h *Handler) Deliver(ctx context.Context, source string, records []record.Record) error {
-	if len(records) == 0 {
+	_, err := h.deliver(ctx, source, nil, records, false)
+	return err
+}
+
+// DeliverState passes the shard's state through to the inner handler if it
+// keeps one (consumers.StateHandler), else returns state as it was.
+func (h *Handler) DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error) {
+	return h.deliver(ctx, source, state, records, true)
+}
+
+func (h *Handler) deliver(ctx context.Context, source string, state []byte, records []record.Record, withState bool) ([]byte, error) {
+	sh, stateful := h.inner.(stateDeliverer)
+	call := func() error {
+		if withState && stateful {
+			var err error
+			state, err = sh.DeliverState(ctx, source, state, records)
+			return err
+		}
 		return h.inner.Deliver(ctx, source, records)
+	}
+	if len(records) == 0 {
+		return state, call()
 	}
 	start := time.Now()
 	shard := records[0].Origin.ShardID
@@ -190,8 +216,8 @@ func (h *Handler) Deliver(ctx context.Context, source string, records []record.R
 	}
 	h.m.RecordsReceived.WithLabelValues(source, shard).Add(float64(len(records)))
 	h.m.BytesReceived.WithLabelValues(source, shard).Add(float64(bytes))
-	if err := h.inner.Deliver(ctx, source, records); err != nil {
-		return err
+	if err := call(); err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	h.m.BatchSeconds.WithLabelValues(source).Observe(now.Sub(start).Seconds())
@@ -201,7 +227,7 @@ func (h *Handler) Deliver(ctx context.Context, source string, records []record.R
 			e2e.Observe(max(0, now.Sub(at).Seconds()))
 		}
 	}
-	return nil
+	return state, nil
 }
 
 // Pipeline counts what only the pipeline sees: records no dataset took, and
@@ -236,6 +262,11 @@ func (p *Pipeline) SinkRetried(string) {
 // DeliveryRetried counts one batch of source retried whole.
 func (p *Pipeline) DeliveryRetried(string) {
 	p.m.Retries.WithLabelValues(StageDelivery).Inc()
+}
+
+// CDCSkipped counts n Debezium events of dataset that changed no row.
+func (p *Pipeline) CDCSkipped(dataset, event string, n int) {
+	p.m.CDCSkipped.WithLabelValues(dataset, event).Add(float64(n))
 }
 
 // InstrumentRouter adds Watermill's router metrics (see Metrics.InstrumentRouter).

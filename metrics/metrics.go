@@ -72,9 +72,18 @@ type Metrics struct {
 	InflightBytes        *prometheus.GaugeVec     // record bytes the in-flight budget holds now
 	InflightLimit        *prometheus.GaugeVec     // consumer.max_inflight_bytes
 	InflightWait         *prometheus.CounterVec   // seconds reads waited for the budget
+	CDCSkipped           *prometheus.CounterVec   // dataset, event (truncate, message, heartbeat, tombstone)
+	SinkChanges          *prometheus.CounterVec   // sink, result (upserted, deleted, older)
 
 	efo efo // enhanced fan-out, made on first use (NewFanOut)
 }
+
+// Results of a keyed sink's changes, the values of SinkChanges' result label.
+const (
+	ChangeUpserted = "upserted" // the change became the key's row
+	ChangeDeleted  = "deleted"  // the change deleted the key (a tombstone)
+	ChangeOlder    = "older"    // the key's row was already as new or newer: nothing changed
+)
 
 // Retry stages, the values of Retries' stage label.
 const (
@@ -170,6 +179,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		"The in-flight budget, consumer.max_inflight_bytes.")
 	m.InflightWait = counter("inflight_wait_seconds_total",
 		"Seconds reads spent waiting for room in the in-flight budget (backpressure), summed over shards.")
+	m.CDCSkipped = counter("cdc_events_skipped_total",
+		"Debezium events of a cdc: debezium dataset that change no row: truncate, message, heartbeat, tombstone.", "dataset", "event")
+	m.SinkChanges = counter("sink_changes_total",
+		"Changes of keyed datasets committed by a sink, by result: upserted, deleted (a tombstone), older (the key's row was as new or newer, so nothing changed: replays, disorder).", "sink", "result")
 	return m
 }
 

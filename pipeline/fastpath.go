@@ -55,7 +55,7 @@ func jsonPaths(sources map[string]*Source) map[*Source][]jsonRoute {
 		for i := range s.Routes {
 			r := &s.Routes[i]
 			c, ok := r.Schema.(JSONConverter)
-			if !ok {
+			if !ok || r.Changes != nil { // a change event's fields are in its row image
 				routes = nil
 				break
 			}

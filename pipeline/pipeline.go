@@ -33,6 +33,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
+	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -51,6 +52,17 @@ type Filter interface {
 	Match(rec any) (bool, error)
 }
 
+// KeyConverter converts only a record's key fields and timestamp, for a
+// delete (*schema.Schema has it).
+type KeyConverter interface {
+	ConvertKeys(rec any) ([]record.Field, error)
+}
+
+// ChangeReader reads a decoded record as a change event (cdc.Debezium).
+type ChangeReader interface {
+	Read(rec any) (cdc.Change, error)
+}
+
 // Route sends the records a source's dataset takes to a row sink.
 type Route struct {
 	Dataset  string
@@ -66,6 +78,21 @@ type Route struct {
 	Timestamp Converter
 	SinkName  string
 	Sink     sinks.RowSink
+	// Changes, set for a cdc: debezium dataset, reads every record as a
+	// change event: the dataset's fields (and Where) see its row image; a
+	// delete becomes a Row with Delete set, converted by Schema's
+	// ConvertKeys (Schema must be a KeyConverter) and not filtered by Where,
+	// so that a key that was taken is always deleted; an event that changes
+	// no row is counted (cdc_events_skipped_total) and is neither a row nor a
+	// dead letter, like a record Where does not take.
+	Changes ChangeReader
+	// Disorder (Fennel's disorder) > 0 makes a row whose timestamp (field
+	// TimestampIndex) is older than its shard's watermark, the newest
+	// timestamp of the dataset seen so far in the shard minus Disorder, a
+	// late dead letter. The watermarks are the state DeliverState returns,
+	// which the consumer stores with the shard's checkpoint.
+	Disorder       time.Duration
+	TimestampIndex int
 }
 
 // Source is one Kinesis source and the datasets it feeds.
@@ -103,6 +130,9 @@ type Metrics interface {
 	SinkRetried(sink string)
 	// DeliveryRetried counts a batch of source retried whole.
 	DeliveryRetried(source string)
+	// CDCSkipped counts n Debezium events of dataset that change no row, by
+	// event (cdc.SkipTruncate, ...).
+	CDCSkipped(dataset, event string, n int)
 	// InstrumentRouter decorates the pipeline's Watermill router before it runs.
 	InstrumentRouter(*message.Router)
 }
@@ -125,15 +155,20 @@ type Pipeline struct {
 	sources map[string]*Source
 	// jsonFast: sources whose records may skip decoding (see JSONConverter).
 	jsonFast map[*Source][]jsonRoute
+	// late: per source, the datasets with a disorder.
+	late map[*Source]map[string]lateRule
 }
 
-var _ consumers.Handler = (*Pipeline)(nil)
+var _ consumers.StateHandler = (*Pipeline)(nil)
 
 type batchKey struct{}
 
 type batch struct {
 	source  *Source
 	records []record.Record
+	// in is the shard's state before the batch; process sets out, the state
+	// after it (each attempt starts again from in).
+	in, out watermarks
 }
 
 // New validates cfg and builds the Watermill router, one handler per source.
@@ -171,6 +206,9 @@ func New(cfg Config) (*Pipeline, error) {
 			if r.Schema == nil || r.Sink == nil || r.Dataset == "" {
 				errs = append(errs, fmt.Errorf("pipeline: source %q route %d (%q) needs a dataset, a schema and a sink", s.Name, j, r.Dataset))
 			}
+			if _, ok := r.Schema.(KeyConverter); r.Changes != nil && !ok {
+				errs = append(errs, fmt.Errorf("pipeline: source %q route %d (%q) reads changes, so its schema must convert deletes (a KeyConverter)", s.Name, j, r.Dataset))
+			}
 		}
 		p.sources[s.Name] = s
 	}
@@ -196,6 +234,10 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	p.router = router
 	p.jsonFast = jsonPaths(p.sources)
+	p.late = map[*Source]map[string]lateRule{}
+	for _, s := range p.sources {
+		p.late[s] = lateRules(s)
+	}
 	return p, nil
 }
 
@@ -220,14 +262,39 @@ func (p *Pipeline) Close() error {
 
 // Deliver implements consumers.Handler: it publishes the batch as one message
 // and waits for its ack. A Nack (a panic in a stage) is retried with backoff.
+// Late rows are judged against watermarks of this batch alone; a consumer
+// that keeps them calls DeliverState.
 func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.Record) error {
+	_, err := p.DeliverState(ctx, source, nil, records)
+	return err
+}
+
+// DeliverState implements consumers.StateHandler: Deliver, starting from the
+// shard's watermarks in state (as DeliverState returned them; nil for none)
+// and returning them after the batch.
+func (p *Pipeline) DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error) {
 	if len(records) == 0 {
-		return nil
+		return state, nil
 	}
 	src, ok := p.sources[source]
 	if !ok {
-		return fmt.Errorf("deliver to unknown source %q: it is not in the pipeline's config", source)
+		return nil, fmt.Errorf("deliver to unknown source %q: it is not in the pipeline's config", source)
 	}
+	in, err := decodeWatermarks(state)
+	if err != nil {
+		// Only this process writes it; a state it cannot read is a bug or a
+		// foreign writer, and guessing would classify records differently.
+		return nil, fmt.Errorf("deliver to source %q, shard %q: %w", source, records[0].Origin.ShardID, err)
+	}
+	b := &batch{source: src, records: records, in: in}
+	if err := p.deliver(ctx, source, b); err != nil {
+		return nil, err
+	}
+	return b.out.encode(), nil
+}
+
+func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
+	records := b.records
 	t := p.sub.topic(source)
 	select {
 	case <-t.subscribed:
@@ -235,7 +302,6 @@ func (p *Pipeline) Deliver(ctx context.Context, source string, records []record.
 		return ctx.Err()
 	}
 	first := records[0].Origin
-	b := &batch{source: src, records: records}
 	delay := p.cfg.Backoff.Initial
 	for attempt := 1; ; attempt++ {
 		msg := message.NewMessage(first.ShardID+"/"+first.SequenceNumber+"/"+strconv.Itoa(attempt), nil)
@@ -342,6 +408,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	if fast != nil {
 		js = &jsonBatch{}
 	}
+	var skipped map[[2]string]int // Debezium events that change no row, by dataset and event
 	for i := range b.records {
 		rec := &b.records[i]
 		if rec.Invalid != nil {
@@ -368,8 +435,26 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 		taken := false
 		for ri := range src.Routes {
 			r := &src.Routes[ri]
-			if r.Where != nil {
-				ok, err := match(r.Where, v)
+			rv, del := v, false
+			if r.Changes != nil {
+				ch, err := readChange(r.Changes, v)
+				if err != nil {
+					deadLetter(rec, r.Dataset, record.ReasonSchema, err)
+					taken = true
+					continue
+				}
+				if ch.Op == cdc.Skip {
+					if skipped == nil {
+						skipped = map[[2]string]int{}
+					}
+					skipped[[2]string{r.Dataset, ch.Skipped}]++
+					taken = true
+					continue
+				}
+				rv, del = ch.Image, ch.Op == cdc.Delete
+			}
+			if r.Where != nil && !del {
+				ok, err := match(r.Where, rv)
 				if err != nil {
 					deadLetter(rec, r.Dataset, record.ReasonSchema, fmt.Errorf("where: %w", err))
 					taken = true
@@ -380,7 +465,13 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 				}
 			}
 			taken = true
-			fields, err := convert(r.Schema, v)
+			var fields []record.Field
+			var err error
+			if del {
+				fields, err = convertKeys(r.Schema.(KeyConverter), rv)
+			} else {
+				fields, err = convert(r.Schema, rv)
+			}
 			if err != nil {
 				if reason := outsideWindow(r, v); reason != "" {
 					drop(ri, reason)
@@ -395,7 +486,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			}
 			sb := bySink[ri]
 			sb.reserve(len(b.records))
-			sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields})
+			sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields, Delete: del})
 			sb.recIdx = append(sb.recIdx, i)
 		}
 		if !taken {
@@ -406,7 +497,14 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	if unrouted > 0 {
 		p.cfg.Metrics.Unrouted(src.Name, unrouted)
 	}
+	for k, n := range skipped {
+		p.cfg.Metrics.CDCSkipped(k[0], k[1], n)
+	}
 
+	b.out = b.in.clone()
+	for _, sb := range sinkIndex {
+		p.dropLate(src, sb, &b.out, b.records, deadLetter)
+	}
 	for _, sb := range sinkIndex {
 		if len(sb.rows) == 0 {
 			continue
@@ -488,6 +586,24 @@ func convert(c Converter, v any) (fields []record.Field, err error) {
 		}
 	}()
 	return c.Convert(v)
+}
+
+func convertKeys(c KeyConverter, v any) (fields []record.Field, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fields, err = nil, stagePanic("schema validation", r)
+		}
+	}()
+	return c.ConvertKeys(v)
+}
+
+func readChange(c ChangeReader, v any) (ch cdc.Change, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ch, err = cdc.Change{}, stagePanic("change reader", r)
+		}
+	}()
+	return c.Read(v)
 }
 
 func match(f Filter, v any) (ok bool, err error) {

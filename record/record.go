@@ -74,6 +74,10 @@ type Row struct {
 	Dataset string
 	Origin  Origin
 	Fields  []Field
+	// Delete marks a change that deletes its key from a keyed dataset (a
+	// Debezium delete): only the key fields and the timestamp are set, the
+	// other fields are nil. Rows of keyless datasets never delete.
+	Delete bool
 }
 
 // Reason is why a record became a dead letter. The set is small and fixed so that
@@ -89,6 +93,10 @@ const (
 	ReasonNoRoute Reason = "no_route"
 	// ReasonSinkRejected: the row sink refused the row itself (not an outage).
 	ReasonSinkRejected Reason = "sink_rejected"
+	// ReasonLate: the record's dataset timestamp is older than its shard's
+	// watermark (the newest timestamp seen in the shard minus the dataset's
+	// disorder).
+	ReasonLate Reason = "late"
 )
 
 // DeadLetter is a record that could not become a row, with the reason.

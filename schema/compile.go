@@ -19,6 +19,7 @@ type Schema struct {
 	columns   []Column
 	timestamp string
 	tsIndex   int
+	keys      []int    // indexes of the key fields, in declaration order
 	plan      *objPlan // for ConvertJSON
 	computed  []computed
 	// visible is the number of fields that are columns of the row: the
@@ -42,6 +43,10 @@ type computed struct {
 	idx  int
 	expr Expr
 }
+
+// Keys returns the indexes (in Columns and in Convert's result) of the key
+// fields, in declaration order; none for a keyless dataset.
+func (s *Schema) Keys() []int { return s.keys }
 
 // Columns returns the fields in declaration order with their types (struct
 // types have their Fields).
@@ -152,11 +157,19 @@ func CompileWith(timestamp string, specs []FieldSpec, exprs ExprCompiler) (*Sche
 		if !specs[i].Input && visible < len(specs) {
 			c.errf("fields["+strconv.Itoa(i)+"]", "an input field must come after every other field")
 		}
+		if specs[i].Input && specs[i].Key {
+			c.errf("fields["+strconv.Itoa(i)+"].key", "an input field is not a column of the row, so it cannot be a key")
+		}
 		if specs[i].Input && specs[i].Expr != "" {
 			c.errf("fields["+strconv.Itoa(i)+"].expr", "an input is read from the record, it cannot be computed")
 		}
 	}
 	s := &Schema{fields: fs, columns: cols[:visible], tsIndex: -1, visible: visible}
+	for i, col := range s.columns {
+		if col.Key {
+			s.keys = append(s.keys, i)
+		}
+	}
 
 	if timestamp == "" {
 		var dts []string
@@ -238,8 +251,11 @@ func (c *compiler) fields(at string, specs []FieldSpec) ([]field, []Column) {
 		}
 		n, tt := c.node(p, t, sp)
 		f.node = n
-		cols[i] = Column{Name: sp.Name, Type: tt}
+		cols[i] = Column{Name: sp.Name, Type: tt, Key: sp.Key}
 		c.restrictions(p, n, sp)
+		if sp.Key {
+			c.key(p, at, tt)
+		}
 
 		if sp.Expr != "" {
 			// Computed after the others: no lookup, like a const (nil until
@@ -250,6 +266,8 @@ func (c *compiler) fields(at string, specs []FieldSpec) ([]field, []Column) {
 				c.errf(p+".expr", "only a dataset's own fields may be computed, not a struct's")
 			case sp.Ref != "" || sp.HasConst || sp.Const != nil:
 				c.errf(p+".expr", "a field has one of ref, const and expr")
+			case sp.Key:
+				c.errf(p+".key", "a computed field cannot be a key: a delete carries its key fields only, so there is nothing to compute it from")
 			}
 			continue
 		}
@@ -294,6 +312,23 @@ func (c *compiler) fields(at string, specs []FieldSpec) ([]field, []Column) {
 		}
 	}
 	return fs, cols
+}
+
+// key checks that a field marked key: true can be one, by Fennel's rules: a
+// top-level field of a type with a total order and an exact equality, never
+// null (a row without its key could not be found again).
+func (c *compiler) key(p, at string, t Type) {
+	if at != "fields" {
+		c.errf(p+".key", "only a dataset's own fields can be keys, not a struct's")
+		return
+	}
+	switch t.Kind {
+	case KindInt, KindStr, KindBool, KindDate, KindDatetime, KindDecimal:
+	case KindOptional:
+		c.errf(p+".key", "a key cannot be %s: a key is never null; drop optional[] or key: true", t)
+	default:
+		c.errf(p+".key", "a key cannot be %s: keys are int, str, bool, date, datetime or decimal", t)
+	}
 }
 
 // node builds the node of type t; struct fields come from sp.Fields.

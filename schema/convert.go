@@ -72,6 +72,36 @@ func exprValue(v any) any {
 	return v
 }
 
+// ConvertKeys is Convert for a delete: only the key fields and the timestamp
+// are read (a deleted row's image may hold nothing else, as Debezium's before
+// image of a table without REPLICA IDENTITY FULL); the other fields are nil.
+func (s *Schema) ConvertKeys(rec any) ([]record.Field, error) {
+	obj, ok := rec.(map[string]any)
+	if !ok {
+		return nil, &FieldError{Path: "$", Msg: "want object, got " + describe(rec)}
+	}
+	out := make([]record.Field, len(s.fields))
+	for i := range s.fields {
+		f := &s.fields[i]
+		out[i].Name = f.name
+		if !s.columns[i].Key && i != s.tsIndex {
+			continue
+		}
+		if f.isConst {
+			out[i].Value = f.constVal
+			continue
+		}
+		raw, found, fe := f.lookup(obj)
+		if fe == nil {
+			out[i].Value, fe = f.convertValue(raw, found)
+		}
+		if fe != nil {
+			return nil, fe.prefix(f.name)
+		}
+	}
+	return out, nil
+}
+
 func convertFields(fs []field, obj map[string]any) ([]record.Field, *FieldError) {
 	out := make([]record.Field, len(fs))
 	for i := range fs {

@@ -37,6 +37,11 @@ type FieldSpec struct {
 	// Regex restricts a str (or optional[str]) to values the RE2 pattern
 	// matches in full.
 	Regex string `yaml:"regex"`
+	// Key makes the field part of the dataset's key (Fennel's field(key=True)):
+	// a keyed dataset holds one current row per key. Only top-level fields of
+	// type int, str, bool, date, datetime or decimal, never optional, may be
+	// keys.
+	Key bool `yaml:"key"`
 }
 
 // Between restricts an int or float field to a range, inclusive by default.

@@ -69,6 +69,8 @@ type Type struct {
 type Column struct {
 	Name string
 	Type Type
+	// Key says the field is part of the dataset's key (FieldSpec.Key).
+	Key bool
 }
 
 // Nullable reports whether the type accepts null (it is optional[T]).

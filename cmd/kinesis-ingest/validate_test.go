@@ -271,3 +271,32 @@ func TestValidateRefusesAMovedLeaseTable(t *testing.T) {
 		t.Errorf("validate created the new lease table although the checkpoints are in the old one")
 	}
 }
+
+// TestValidateCDCRules runs validate on the config package's cdc.bad.yaml:
+// every rule binding keys to a cdc mode is reported by the command, with its
+// YAML path, and the config is refused (exit 2).
+func TestValidateCDCRules(t *testing.T) {
+	path := filepath.Join("..", "..", "internal", "config", "testdata", "cdc.bad.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "validate", "--config", path).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("validate of cdc.bad.yaml: %v, want exit code 2\n%s", err, out)
+	}
+	var n int
+	for _, line := range strings.Split(string(data), "\n") {
+		want, ok := strings.CutPrefix(line, "# want: ")
+		if !ok {
+			continue
+		}
+		n++
+		if !strings.Contains(string(out), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("cdc.bad.yaml has %d want lines, expected one per rule", n)
+	}
+}

@@ -384,6 +384,10 @@ type processor struct {
 	// since when its row says it is idle), and whether the row says so.
 	lastNew time.Time
 	marked  bool
+	// state is a consumers.StateHandler's state after the last batch; loaded
+	// tells whether it was read from the lease table yet.
+	state  []byte
+	loaded bool
 }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
@@ -480,8 +484,14 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		}
 	}
 	p.c.cfg.Metrics.ObserveIteratorAge(p.c.cfg.Source, p.shardID, recs[len(recs)-1].Origin.ArrivalTime)
+	last := recs[len(recs)-1].Origin.SequenceNumber
 	stopRenewing := p.renewDuringDelivery()
-	err := p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs)
+	var err error
+	if sh, ok := p.c.cfg.Handler.(consumers.StateHandler); ok {
+		err = p.deliverState(sh, recs, last)
+	} else {
+		err = p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs)
+	}
 	stopRenewing()
 	if err != nil {
 		// Only cancellation ends a delivery unfinished; the batch is not
@@ -490,7 +500,6 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		p.stopped = true
 		return
 	}
-	last := recs[len(recs)-1].Origin.SequenceNumber
 	p.checkpoint(in.Checkpointer, &last)
 	p.idle(len(recs), in.MillisBehindLatest)
 }
@@ -526,6 +535,34 @@ func (p *processor) renewDuringDelivery() (stop func()) {
 		close(done)
 		<-finished
 	}
+}
+
+// deliverState delivers a batch to a StateHandler with the shard's state
+// (read from the lease table before the first batch, retried until it
+// answers: a guessed state would classify records differently from the
+// worker that checkpointed) and stages the new state with the checkpoint at
+// last.
+func (p *processor) deliverState(sh consumers.StateHandler, recs []record.Record, last string) error {
+	for wait := 100 * time.Millisecond; !p.loaded; wait = min(2*wait, 5*time.Second) {
+		st, err := p.c.table.ShardState(p.ctx, p.shardID)
+		if err == nil {
+			p.state, p.loaded = st, true
+			break
+		}
+		p.log.Warn("reading the state stored with the checkpoint failed; retrying, nothing delivered meanwhile", "retry_in", wait, "err", err)
+		select {
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	st, err := sh.DeliverState(p.ctx, p.c.cfg.Source, p.state, recs)
+	if err != nil {
+		return err
+	}
+	p.state = st
+	p.c.table.StageState(p.shardID, last, st)
+	return nil
 }
 
 // checkpointAttempts bounds the retries of a checkpoint that failed for a

@@ -29,6 +29,7 @@ var names = map[string]string{
 	"#x":   colExpired,
 	"#sa":  colStartAt,
 	"#is":  colIdleSince,
+	"#st":  colState,
 }
 
 // update builds an UpdateItem input, with only the #names the expressions use
@@ -593,10 +594,17 @@ func (t *Table) CheckpointSequence(shard *par.ShardStatus) error {
 	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	in := t.update(id, "SET #cp = :cp", "#o = :me", map[string]types.AttributeValue{
-		":cp": s(cp),
-		":me": s(t.me),
-	})
+	set, values := "SET #cp = :cp", map[string]types.AttributeValue{":cp": s(cp), ":me": s(t.me)}
+	if st, ok := t.stagedState(id, cp); ok {
+		// The state belongs to this checkpoint: both in one write.
+		if len(st) > 0 {
+			set += ", #st = :st"
+			values[":st"] = &types.AttributeValueMemberB{Value: st}
+		} else {
+			set += " REMOVE #st"
+		}
+	}
+	in := t.update(id, set, "#o = :me", values)
 	_, err := t.db.UpdateItem(ctx, in)
 	if ccf, ok := isConditionFailed(err); ok {
 		owner := "unknown"

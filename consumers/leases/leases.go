@@ -230,6 +230,8 @@ type Lease struct {
 	// StartAt is where a rewound shard starts while it has no checkpoint
 	// (Rewind; StartPosition's form), "" if none.
 	StartAt string
+	// State is the handler's state stored with Checkpoint (see StageState).
+	State []byte
 }
 
 // Table is the lease table of one KCL worker. It implements
@@ -256,6 +258,8 @@ type Table struct {
 	// running holds the shards whose consumer runs in this process: added
 	// when GetLease acquires a lease, removed when RemoveLeaseOwner returns.
 	running map[string]*localLease
+	// states are handler states waiting for their checkpoint (StageState).
+	states map[string]staged
 	// stats is the last table scan (fair-share guard); statsAt its time.
 	stats    []Lease
 	statsAt  time.Time

@@ -79,7 +79,7 @@ func FromStartMarker(cp string) (p StartPosition, ok bool) {
 var ErrLeaseLive = fmt.Errorf("a worker holds a live lease of the shard")
 
 // Rewind makes shardID start at p the next time a worker leases it: it
-// removes the checkpoint (SHARD_END included, so a finished parent is read
+// removes the checkpoint and the state stored with it (SHARD_END included, so a finished parent is read
 // again, and its children wait for it as usual), any steal claim and the
 // expired owner (a worker that was in fact alive then fails its next
 // renewal and stops, rather than checkpoint over the rewind), and
@@ -92,7 +92,8 @@ func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, cut
 	if _, err := ParseStartPosition(p.String()); err != nil {
 		return err
 	}
-	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct, #is, #o",
+	// The handler state (State) belongs to the checkpoint removed here.
+	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct, #is, #o, #st",
 		"attribute_not_exists(#o) OR #o = :none OR #lt < :now", map[string]types.AttributeValue{
 			":sa":   s(p.String()),
 			":none": s(""),

@@ -181,6 +181,7 @@ func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
 	}
 	r.rawTimeout = str(item, colLeaseTimeout)
 	r.rawClaimTime = str(item, colClaimTime)
+	r.State = binaryAttr(item, colState)
 	var err error
 	if r.LeaseTimeout, err = parseTime(r.rawTimeout); err != nil {
 		return row{}, fmt.Errorf("leases: shard %q in table %q has a malformed %s %q: %w (fix or delete the row)", r.ShardID, t.table, colLeaseTimeout, r.rawTimeout, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
@@ -79,7 +80,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		case s == nil:
 			return nil, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
 		case s.File != nil:
-			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes, Mode: s.File.Mode}, log.With("sink", s.Name))
+			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes, Mode: s.File.Mode, Changelog: ds.Keyed()}, log.With("sink", s.Name))
 			if err != nil {
 				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
@@ -89,6 +90,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			sinkName := s.Name
 			rs, err := newPostgresRowSink(ctx, s, ds, log, func(n int) {
 				a.metrics.SinkDuplicates.WithLabelValues(sinkName).Add(float64(n))
+			}, func(upserted, deleted, older int) {
+				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeUpserted).Add(float64(upserted))
+				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeDeleted).Add(float64(deleted))
+				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeOlder).Add(float64(older))
 			})
 			if err != nil {
 				return nil, err
@@ -144,6 +149,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
 				r.Where = ds.Filter
 			}
+			if ds.CDC == config.CDCDebezium {
+				r.Changes = cdc.Debezium{}
+			}
+			r.Disorder, r.TimestampIndex = ds.Disorder, ds.Schema.TimestampIndex()
 			ps.Routes = append(ps.Routes, r)
 		}
 		sources = append(sources, ps)

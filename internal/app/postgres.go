@@ -14,6 +14,7 @@ import (
 func postgresRowConfig(p *config.PostgresSink, ds config.Dataset) postgres.Config {
 	c := postgresConfig(p)
 	c.Columns = ds.Schema.Columns()
+	c.Timestamp = ds.Timestamp
 	return c
 }
 
@@ -68,9 +69,10 @@ func PostgresTables(cfg *config.Config) []PostgresTable {
 // It fails if the table does not fit (or is missing without create_table);
 // an unreachable server is not an error here (the sink retries at the first
 // Write). onDuplicates may be nil.
-func newPostgresRowSink(ctx context.Context, s *config.Sink, ds config.Dataset, log *slog.Logger, onDuplicates func(n int)) (*postgres.RowSink, error) {
+func newPostgresRowSink(ctx context.Context, s *config.Sink, ds config.Dataset, log *slog.Logger, onDuplicates func(n int), onChanges func(upserted, deleted, older int)) (*postgres.RowSink, error) {
 	c := postgresRowConfig(s.Postgres, ds)
 	c.OnDuplicates = onDuplicates
+	c.OnChanges = onChanges
 	rs, err := postgres.NewRowSink(ctx, c, log.With("sink", s.Name, "dataset", ds.Name))
 	if err != nil {
 		return nil, fmt.Errorf("sink %q (dataset %q): %w", s.Name, ds.Name, err)

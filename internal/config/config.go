@@ -22,6 +22,8 @@
 //   - sinks[].file.max_bytes: 64 MiB
 //   - sinks[].file.mode and dead_letter.file.mode: 0600 (directories 0700)
 //   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
+//   - datasets[].cdc: append (keyless datasets, as Fennel's default);
+//     datasets[].disorder: none (no record is late)
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"
@@ -227,8 +229,15 @@ type Dataset struct {
 	// omits it, the only datetime field is used.
 	Timestamp string
 	// Where is an optional filter expression (see package where), as written.
-	Where  string
-	Fields []schema.FieldSpec
+	Where string
+	// CDC (cdc) is how records change the dataset: CDCAppend (the default,
+	// keyless datasets only), CDCUpsert or CDCDebezium (keyed datasets only).
+	CDC string
+	// Disorder (disorder, Fennel's duration syntax such as 14d or "1h 30m")
+	// is how far behind the newest timestamp seen in its shard a record may
+	// be; an older one is a late dead letter. 0 (the default) takes any.
+	Disorder time.Duration
+	Fields   []schema.FieldSpec
 	// Inputs is how many of Fields, at its end, are the dataset's inputs
 	// (inputs: read for computed fields and where, not columns).
 	Inputs int
@@ -263,6 +272,22 @@ type Sample struct {
 	// default is every field but the timestamp).
 	Using []string
 }
+
+// Change-data-capture modes of a dataset (datasets[].cdc), as Fennel names
+// them.
+const (
+	// CDCAppend: every record is a new row (keyless datasets only).
+	CDCAppend = "append"
+	// CDCUpsert: every record is the new version of its key's row; the row
+	// with the newest timestamp wins (keyed datasets only).
+	CDCUpsert = "upsert"
+	// CDCDebezium: records are Debezium change events (creates, updates,
+	// deletes) of a keyed dataset.
+	CDCDebezium = "debezium"
+)
+
+// Keyed reports whether the dataset holds one current row per key.
+func (d *Dataset) Keyed() bool { return d.CDC == CDCUpsert || d.CDC == CDCDebezium }
 
 // Sink is a named destination for rows (sinks[]); exactly one of File and
 // Postgres is set.

@@ -55,6 +55,8 @@ const (
 	keySource    = "source"
 	keyTimestamp = "timestamp"
 	keyWhere     = "where"
+	keyCDC       = "cdc"
+	keyDisorder  = "disorder"
 	keyFields    = "fields"
 	keySink      = "sink"
 	keySince     = "since"

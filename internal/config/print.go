@@ -195,11 +195,17 @@ func (p printer) format(f Format) *yaml.Node {
 }
 
 func (p printer) dataset(d Dataset) *yaml.Node {
+	var disorder *yaml.Node
+	if d.Disorder > 0 {
+		disorder = p.dur(d.Disorder) // 1h0m0s reads back in Fennel's syntax too
+	}
 	return p.mapping(
 		keyName, p.str(d.Name),
 		keySource, p.str(d.Source),
 		keyTimestamp, p.optStr(d.Timestamp),
 		keyWhere, p.optStr(d.Where),
+		keyCDC, p.str(d.CDC),
+		keyDisorder, disorder,
 		keyFields, p.fields(d.Fields[:len(d.Fields)-d.Inputs]),
 		keySink, p.str(d.Sink),
 		keySince, p.instant(d.Since),
@@ -229,7 +235,10 @@ func (p printer) sample(s *Sample) *yaml.Node {
 func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
 	return p.seq(len(fs), func(i int) *yaml.Node {
 		f := fs[i]
-		var cst, sub, oneof, between *yaml.Node
+		var cst, sub, oneof, between, key *yaml.Node
+		if f.Key {
+			key = p.bool(true)
+		}
 		if f.HasConst {
 			cst = p.value(f.Const)
 		}
@@ -259,6 +268,7 @@ func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
 			"oneof", oneof,
 			"between", between,
 			"regex", p.optStr(f.Regex),
+			"key", key,
 		)
 		if sub == nil {
 			n.Style = yaml.FlowStyle // one line per field, as configs write them

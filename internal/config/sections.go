@@ -313,8 +313,8 @@ func (l *loader) registry(path string, n *yaml.Node) *Registry {
 }
 
 func (l *loader) dataset(path string, n *yaml.Node) Dataset {
-	m := l.mapping(path, n, keyName, keySource, keyTimestamp, keyWhere, keyFields, keySink, keySince, keyUntil, keySample, keyEnv, keyInputs)
-	d := Dataset{Name: l.name(m, "dataset")}
+	m := l.mapping(path, n, keyName, keySource, keyTimestamp, keyWhere, keyCDC, keyDisorder, keyFields, keySink, keySince, keyUntil, keySample, keyEnv, keyInputs)
+	d := Dataset{Name: l.name(m, "dataset"), CDC: CDCAppend}
 	d.Since = l.instant(m, keySince)
 	d.Until = l.instant(m, keyUntil)
 	if !d.Since.IsZero() && !d.Until.IsZero() && !d.Since.Before(d.Until) {
@@ -328,6 +328,21 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 	}
 	d.Timestamp = l.str(m, keyTimestamp) // optional when exactly one field is a datetime
 	d.Where = l.str(m, keyWhere)
+	if m.has(keyCDC) {
+		switch v := l.str(m, keyCDC); v {
+		case CDCAppend, CDCUpsert, CDCDebezium:
+			d.CDC = v
+		default:
+			l.errorf(join(path, keyCDC), m.vals[keyCDC], "%q is not a cdc mode; use append (keyless datasets), upsert or debezium (keyed datasets)", v)
+		}
+	}
+	if n := l.scalar(m, keyDisorder, "a duration"); n != nil {
+		dur, err := ParseFennelDuration(n.Value)
+		if err != nil {
+			l.errorf(join(path, keyDisorder), n, "%v", err)
+		}
+		d.Disorder = dur
+	}
 	if l.required(m, keySink, "name the sink this dataset writes to") {
 		d.Sink = l.str(m, keySink)
 	}

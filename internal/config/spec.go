@@ -140,6 +140,7 @@ var fieldSpec = reflectedObject("A typed field of the dataset (see the schema pa
 		key("strict_max", boolean("The upper bound is excluded.", false)),
 	)),
 	key("regex", str("Restricts a str field to values this RE2 pattern matches in full.")),
+	key("key", boolean("Part of the dataset's key (top-level int, str, bool, date, datetime or decimal, not optional): the dataset holds one current row per key; needs cdc: upsert or debezium.", false)),
 )
 
 func fileSinkSpec(doc string) *spec {
@@ -219,6 +220,8 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 		required(keySource, str("The name of the source it reads.")),
 		key(keyTimestamp, str("The datetime field holding the row time.").computedDefault("the only datetime field")),
 		key(keyWhere, str("An expr expression over the dataset's fields deciding which records it takes.").computedDefault("every record")),
+		key(keyCDC, str("How records change the dataset (Fennel's cdc): append, a new row each (keyless datasets only); upsert, the new version of its key's row; debezium, Debezium change events (keyed datasets only). The newest version of a key wins by the timestamp field.").withEnum(CDCAppend, CDCUpsert, CDCDebezium).withDefault(CDCAppend)),
+		key(keyDisorder, str("Fennel's disorder, in its duration syntax (14d, \"1h 30m\"; units y, w, d, h, m, s): a record whose timestamp is older than the newest one seen in its shard minus this is a late dead letter.").withPattern(`^\s*([0-9]+(\.[0-9]+)?\s*[ywdhms]\s*)+$`).computedDefault("none: no record is late")),
 		required(keyFields, &spec{kind: kArray, doc: "The dataset's fields.", ref: "field"}),
 		required(keySink, str("The name of the sink it writes to.")),
 		key(keySince, instantSpec("Keeps rows whose timestamp field is at or after this datetime (the payload's time, not Kinesis arrival); others are counted in records_filtered_total.")),
@@ -227,7 +230,7 @@ var configSpec = object("A kinesis-ingest configuration: sources (Kinesis stream
 			&spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."},
 			object("The fraction and the columns hashed.",
 				required(keyRate, &spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."}),
-				key(keyUsing, list("The columns hashed to decide.", str("A field name.")).computedDefault("every field but the timestamp")),
+				key(keyUsing, list("The columns hashed to decide; only keys for a keyed dataset.", str("A field name.")).computedDefault("the keys of a keyed dataset, else every field but the timestamp")),
 			),
 		).computedDefault("every row")),
 		key(keyEnv, envSpec("dataset")),

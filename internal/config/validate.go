@@ -137,7 +137,10 @@ func (l *loader) compileWindow(path string, d *Dataset) {
 	}
 	if len(d.Sample.Using) == 0 {
 		for _, c := range d.Schema.Columns() {
-			if c.Name != d.Timestamp {
+			// A keyed dataset samples by key, as Fennel does: every change of a
+			// key, its deletes included (which carry only the key), is kept or
+			// dropped together.
+			if c.Name != d.Timestamp && (!d.Keyed() || c.Key) {
 				d.Sample.Using = append(d.Sample.Using, c.Name)
 			}
 		}
@@ -147,12 +150,16 @@ func (l *loader) compileWindow(path string, d *Dataset) {
 		return
 	}
 	cols := map[string]bool{}
+	keys := map[string]bool{}
 	for _, c := range d.Schema.Columns() {
-		cols[c.Name] = true
+		cols[c.Name], keys[c.Name] = true, c.Key
 	}
 	for i, u := range d.Sample.Using {
-		if !cols[u] {
+		switch {
+		case !cols[u]:
 			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a field of dataset %q; name fields of the dataset", u, d.Name)
+		case d.Keyed() && !keys[u]:
+			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a key of the keyed dataset %q: a keyed dataset is sampled by its keys, so that all the changes of a key, deletes included, are kept or dropped together", u, d.Name)
 		}
 	}
 }
@@ -255,6 +262,7 @@ func (l *loader) compile(path string, d *Dataset) {
 	s, err := compileSchema(d.Timestamp, d.Fields)
 	if err == nil {
 		d.Schema, d.Timestamp = s, s.Timestamp()
+		l.checkCDC(path, d)
 		return
 	}
 	// Keep every schema problem, except on paths that already failed to decode.
@@ -271,6 +279,36 @@ func (l *loader) compile(path string, d *Dataset) {
 			continue
 		}
 		l.report(p, nil, msg)
+	}
+}
+
+// checkCDC applies Fennel's rules binding a dataset to its source: append
+// takes keyless datasets only (two rows of one key would both be kept), upsert
+// and debezium keyed ones only (without a key there is nothing to replace or
+// delete).
+func (l *loader) checkCDC(path string, d *Dataset) {
+	keys := d.Schema.Keys()
+	if d.CDC == CDCAppend {
+		_, written := l.lines[join(path, keyCDC)]
+		for _, k := range keys {
+			how := "cdc: append"
+			if !written {
+				how = "the default cdc: append"
+			}
+			l.errorf(fmt.Sprintf("%s.fields[%d].key", path, k), nil, "keys need cdc: upsert or cdc: debezium, and the dataset has %s, which takes keyless datasets only; set cdc or drop key: true", how)
+		}
+		return
+	}
+	if len(keys) == 0 {
+		l.errorf(join(path, keyCDC), nil, "%s needs a keyed dataset: mark the fields that identify a row with key: true", d.CDC)
+	}
+	if ts := d.Schema.TimestampIndex(); d.CDC == CDCDebezium && ts >= 0 && ts < len(d.Fields) && d.Fields[ts].Expr != "" {
+		l.errorf(fmt.Sprintf("%s.fields[%d].expr", path, ts), nil, "the timestamp of a debezium dataset cannot be computed: a delete carries only its keys and timestamp; ref the envelope's $ts_ms instead")
+	}
+	for _, k := range keys {
+		if k == d.Schema.TimestampIndex() {
+			l.errorf(fmt.Sprintf("%s.fields[%d].key", path, k), nil, "the timestamp field %q cannot be a key: it orders the versions of a key's row", d.Timestamp)
+		}
 	}
 }
 

@@ -456,11 +456,11 @@ func ParseReasons(values ...string) ([]string, error) {
 				continue
 			}
 			switch record.Reason(r) {
-			case record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected:
+			case record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected, record.ReasonLate:
 				out = append(out, r)
 			default:
-				return nil, fmt.Errorf("unknown reason %q: use %s, %s, %s or %s", r,
-					record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected)
+				return nil, fmt.Errorf("unknown reason %q: use %s, %s, %s, %s or %s", r,
+					record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected, record.ReasonLate)
 			}
 		}
 	}

@@ -71,6 +71,30 @@ func (e *rowEncoder) appendRow(b []byte, r *record.Row) ([]byte, error) {
 	return append(b, '}', '\n'), nil
 }
 
+// appendChange writes one changelog line: appendRow's, with _op after
+// _arrival_time. A delete carries only its key fields and timestamp (see
+// record.Row.Delete), so its nil fields are left out.
+func (e *rowEncoder) appendChange(b []byte, r *record.Row) ([]byte, error) {
+	if r.Delete {
+		kept := record.Row{Dataset: r.Dataset, Origin: r.Origin, Delete: true}
+		for _, f := range r.Fields {
+			if f.Value != nil {
+				kept.Fields = append(kept.Fields, f)
+			}
+		}
+		r = &kept
+	}
+	b, err := e.appendRow(b, r)
+	if err != nil {
+		return b, err
+	}
+	b = b[:len(b)-2] // appendRow's closing "}\n"
+	if r.Delete {
+		return append(b, `,"_op":"delete"}`+"\n"...), nil
+	}
+	return append(b, `,"_op":"upsert"}`+"\n"...), nil
+}
+
 // appendDeadLetter writes one dead letter line.
 func appendDeadLetter(b []byte, d *record.DeadLetter) ([]byte, error) {
 	b = append(b, `{"source":`...)

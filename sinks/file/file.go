@@ -60,6 +60,11 @@ type Config struct {
 	// it plus search (x) wherever it reads: 0700 for 0600, 0750 for 0640.
 	// The owner must have read and write.
 	Mode fs.FileMode
+	// Changelog (a RowSink of a keyed dataset) adds "_op" to every line:
+	// "upsert" or "delete". The file is then the dataset's changes in
+	// arrival order, not its current state: a reader applies them by key,
+	// the greatest timestamp winning, as the PostgreSQL sink does.
+	Changelog bool
 }
 
 // DefaultMode is the permission of the files a sink creates: only the

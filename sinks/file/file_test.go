@@ -744,3 +744,54 @@ func TestFileModes(t *testing.T) {
 		t.Errorf("a mode the owner cannot write: %v", err)
 	}
 }
+
+// TestChangelog: a keyed dataset's file is its changes in arrival order, each
+// with _op; a delete line holds the key and the timestamp only, and a
+// keyless sink's lines have no _op.
+func TestChangelog(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewRowSink(Config{Dir: dir, WorkerID: testWorker, Prefix: "users", Changelog: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := record.Origin{Source: "src", ShardID: "shardId-1", SequenceNumber: "1", ArrivalTime: fixedTime}
+	at := func(seq string) record.Origin { c := o; c.SequenceNumber = seq; return c }
+	rows := []record.Row{
+		{Origin: at("1"), Fields: []record.Field{{Name: "id", Value: int64(7)}, {Name: "name", Value: "ann"}, {Name: "ts", Value: fixedTime}}},
+		{Origin: at("2"), Delete: true, Fields: []record.Field{{Name: "id", Value: int64(7)}, {Name: "name", Value: nil}, {Name: "ts", Value: fixedTime.Add(time.Second)}}},
+		{Origin: at("3"), Fields: []record.Field{{Name: "id", Value: int64(7)}, {Name: "name", Value: nil}, {Name: "ts", Value: fixedTime}}},
+	}
+	if err := s.Write(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	origin := func(seq string) string {
+		return `"_source":"src","_shard_id":"shardId-1","_sequence_number":"` + seq + `","_subsequence":0,"_arrival_time":"2024-01-02T03:04:05.000006Z"`
+	}
+	want := []string{
+		`{"id":7,"name":"ann","ts":"2024-01-02T03:04:05.000006Z",` + origin("1") + `,"_op":"upsert"}`,
+		`{"id":7,"ts":"2024-01-02T03:04:06.000006Z",` + origin("2") + `,"_op":"delete"}`,
+		`{"id":7,"name":null,"ts":"2024-01-02T03:04:05.000006Z",` + origin("3") + `,"_op":"upsert"}`,
+	}
+	got := lines(t, dir, "users")
+	if len(got) != len(want) {
+		t.Fatalf("%d lines, want %d: %q", len(got), len(want), got)
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("line %d\n got: %s\nwant: %s", i, got[i], want[i])
+		}
+	}
+
+	plain := t.TempDir()
+	p := newRowSink(t, plain, 0)
+	if err := p.Write(context.Background(), rows[:1]); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if l := lines(t, plain, "orders"); len(l) != 1 || bytes.Contains(l[0], []byte(`"_op"`)) {
+		t.Errorf("keyless sink wrote %q, want one line without _op", l)
+	}
+}

@@ -16,7 +16,13 @@ import (
 // order, nil as null. A row holding a value JSON cannot represent (NaN, ±Inf, a
 // year outside 0000-9999, a Go type not listed in record.Field) is refused with a
 // *sinks.RejectedError while the rest of the batch is written.
-type RowSink struct{ c *committer }
+//
+// With Config.Changelog each line also has "_op" ("upsert" or "delete", after
+// _arrival_time); a delete line has the key fields and the timestamp only.
+type RowSink struct {
+	c         *committer
+	changelog bool
+}
 
 // DeadLetterSink writes dead letters as JSON Lines with the keys source,
 // stream_arn, shard_id, sequence_number, subsequence, partition_key,
@@ -35,7 +41,7 @@ func NewRowSink(cfg Config, log *slog.Logger) (*RowSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RowSink{c: c}, nil
+	return &RowSink{c: c, changelog: cfg.Changelog}, nil
 }
 
 // NewDeadLetterSink is NewRowSink for dead letters (default Prefix
@@ -53,6 +59,9 @@ func NewDeadLetterSink(cfg Config, log *slog.Logger) (*DeadLetterSink, error) {
 // order.
 func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
 	var e rowEncoder
+	if s.changelog {
+		return writeBatch(ctx, s.c, rows, "row", e.appendChange)
+	}
 	return writeBatch(ctx, s.c, rows, "row", e.appendRow)
 }
 

@@ -39,6 +39,10 @@ type Config struct {
 	// the table's columns, in this order, before the origin columns. A
 	// RowSink needs them; a DeadLetterSink must leave them nil.
 	Columns []schema.Column
+	// Timestamp names the dataset's timestamp column. A keyed dataset (a
+	// Column with Key set) needs it: it orders the versions of a key's row
+	// (see the package doc, Keyed datasets).
+	Timestamp string
 	// CreateTable creates the table when it does not exist. An existing table
 	// is never altered: it is checked and must fit (see Check).
 	CreateTable bool
@@ -68,8 +72,15 @@ type Config struct {
 
 	// OnDuplicates, if set, is called after a commit in which rows that were
 	// already in the table (a replay after a crash or a lease move) were
-	// skipped, with their number. It must not block.
+	// skipped, with their number. It must not block. A keyed table calls
+	// OnChanges instead.
 	OnDuplicates func(n int)
+	// OnChanges, if set, is called after every commit into a keyed table with
+	// how many changes became their key's row (upserted), deleted their key
+	// (deleted), or changed nothing because the key's row was as new or newer
+	// (older: replays, disorder, several changes of a key in one batch). It
+	// must not block.
+	OnChanges func(upserted, deleted, older int)
 }
 
 // Origin columns every row table has, after the dataset's columns.
@@ -79,6 +90,11 @@ const (
 	colSequence    = "_sequence_number"
 	colSubSequence = "_subsequence"
 	colArrival     = "_arrival_time"
+	// colDeletedAt is a keyed table's tombstone: the timestamp of the delete
+	// that removed the key, NULL while the key is live.
+	colDeletedAt = "_deleted_at"
+	// liveSuffix names a keyed table's view of its live rows.
+	liveSuffix = "_live"
 )
 
 // maxIdentLen is PostgreSQL's identifier limit (NAMEDATALEN-1 bytes); longer
@@ -130,6 +146,9 @@ func (c Config) normalize(rows bool) (Config, error) {
 		if err := checkColumns(c.Columns); err != nil {
 			errs = append(errs, err)
 		}
+		if keyed(c.Columns) {
+			errs = append(errs, checkKeyed(c)...)
+		}
 	} else if len(c.Columns) > 0 {
 		errs = append(errs, errors.New("postgres sink: Config.Columns must be empty for a dead-letter sink: its columns are fixed"))
 	}
@@ -167,7 +186,7 @@ func (c Config) normalize(rows bool) (Config, error) {
 // with each other or with the origin columns, and types the sink cannot store.
 func checkColumns(cols []schema.Column) error {
 	var errs []error
-	seen := map[string]bool{colSource: true, colShardID: true, colSequence: true, colSubSequence: true, colArrival: true}
+	seen := map[string]bool{colSource: true, colShardID: true, colSequence: true, colSubSequence: true, colArrival: true, colDeletedAt: keyed(cols)}
 	for i, c := range cols {
 		switch {
 		case c.Name == "":
@@ -193,7 +212,7 @@ func checkColumns(cols []schema.Column) error {
 
 func isOriginColumn(name string) bool {
 	switch name {
-	case colSource, colShardID, colSequence, colSubSequence, colArrival:
+	case colSource, colShardID, colSequence, colSubSequence, colArrival, colDeletedAt:
 		return true
 	}
 	return false

@@ -82,8 +82,9 @@ import (
 
 // RowSink writes rows into a typed table. It is safe for concurrent use.
 type RowSink struct {
-	e      *engine
-	fields map[string]int // column index by field name
+	e       *engine
+	fields  map[string]int // column index by field name
+	tsIndex int            // the timestamp's column, for a keyed table's tombstones
 }
 
 // DeadLetterSink writes dead letters into a table. It is safe for concurrent
@@ -105,7 +106,7 @@ func NewRowSink(ctx context.Context, cfg Config, log *slog.Logger) (*RowSink, er
 	if err != nil {
 		return nil, err
 	}
-	spec, err := rowSpec(cfg.Table, cfg.Columns)
+	spec, err := rowSpec(cfg.Table, cfg.Columns, cfg.Timestamp)
 	if err != nil {
 		return nil, err
 	}
@@ -113,9 +114,12 @@ func NewRowSink(ctx context.Context, cfg Config, log *slog.Logger) (*RowSink, er
 	if err != nil {
 		return nil, err
 	}
-	s := &RowSink{e: e, fields: make(map[string]int, len(cfg.Columns))}
+	s := &RowSink{e: e, fields: make(map[string]int, len(cfg.Columns)), tsIndex: -1}
 	for i, c := range cfg.Columns {
 		s.fields[c.Name] = i
+		if c.Name == cfg.Timestamp {
+			s.tsIndex = i
+		}
 	}
 	return s, nil
 }
@@ -152,7 +156,7 @@ func Check(ctx context.Context, cfg Config) error {
 	}
 	var spec *tableSpec
 	if rows {
-		spec, err = rowSpec(cfg.Table, cfg.Columns)
+		spec, err = rowSpec(cfg.Table, cfg.Columns, cfg.Timestamp)
 	} else {
 		spec, err = deadLetterSpec(cfg.Table)
 	}
@@ -184,14 +188,14 @@ func CreateTableSQL(cfg Config) (string, error) {
 		if err := checkColumns(cfg.Columns); err != nil {
 			return "", err
 		}
-		spec, err = rowSpec(cfg.Table, cfg.Columns)
+		spec, err = rowSpec(cfg.Table, cfg.Columns, cfg.Timestamp)
 	} else {
 		spec, err = deadLetterSpec(cfg.Table)
 	}
 	if err != nil {
 		return "", err
 	}
-	return spec.createSQL(), nil
+	return spec.ddl(), nil
 }
 
 func originKey(o *record.Origin) string {
@@ -212,7 +216,7 @@ func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
 		return nil
 	}
 	cols := s.e.spec.cols
-	nf := len(cols) - 5
+	nf := s.e.spec.nFields()
 	prep := make([]prepared, 0, len(rows))
 	idx := make([]int, 0, len(rows))
 	var refused []rowErr
@@ -269,8 +273,21 @@ func (s *RowSink) prepare(r *record.Row, cols []column, nf int) (prepared, error
 		size += int64(n)
 	}
 	o := &r.Origin
-	for j, v := range []any{o.Source, o.ShardID, o.SequenceNumber, o.SubSequence, o.ArrivalTime} {
+	origin := []any{o.Source, o.ShardID, o.SequenceNumber, o.SubSequence, o.ArrivalTime}
+	if s.e.spec.keyed {
+		var deletedAt any
+		if r.Delete {
+			deletedAt = vals[s.tsIndex]
+		}
+		origin = append(origin, deletedAt)
+	} else if r.Delete {
+		return prepared{}, fmt.Errorf("a delete of a keyless dataset: table %s has no keys to delete", s.e.spec.display)
+	}
+	for j, v := range origin {
 		c := &cols[nf+j]
+		if v == nil {
+			continue // the tombstone of a live key
+		}
 		pv, n, err := toPG(c.typ.vk, v)
 		if err != nil {
 			return prepared{}, fmt.Errorf("%s: %w", c.name, err)

@@ -98,6 +98,9 @@ type column struct {
 	typ      pgType
 	nullable bool
 	field    string // the dataset type, for messages ("" for origin columns)
+	// nullWhy says why a column of a non-optional field is nullable (a
+	// keyed table's tombstones), for messages; "" otherwise.
+	nullWhy string
 }
 
 // tableSpec is the layout a sink needs.
@@ -107,6 +110,31 @@ type tableSpec struct {
 	cols    []column
 	key     []string // the conflict key
 	what    string   // "rows" or "dead letters"
+	// keyed: the table holds one row per dataset key (key is the dataset's
+	// keys), upserted by version (see upsertSQL), with the timestamp column
+	// named timestamp and the tombstone column _deleted_at.
+	keyed     bool
+	timestamp string
+}
+
+// nFields is the number of the dataset's columns, before the origin columns.
+func (s *tableSpec) nFields() int {
+	n := 0
+	for _, c := range s.cols {
+		if c.field != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// ddl is what creates the table: CREATE TABLE and, for a keyed table, its
+// view of the live rows.
+func (s *tableSpec) ddl() string {
+	if s.keyed {
+		return s.createSQL() + ";\n" + s.liveViewSQL()
+	}
+	return s.createSQL()
 }
 
 func (s *tableSpec) quoted() string { return s.name.Sanitize() }
@@ -119,18 +147,32 @@ func (s *tableSpec) colNames() []string {
 	return out
 }
 
-func rowSpec(table string, fields []schema.Column) (*tableSpec, error) {
+func rowSpec(table string, fields []schema.Column, timestamp string) (*tableSpec, error) {
 	id, err := parseTable(table)
 	if err != nil {
 		return nil, err
 	}
 	s := &tableSpec{name: id, display: table, what: "rows", key: []string{colShardID, colSequence, colSubSequence}}
+	if keyed(fields) {
+		s.keyed, s.timestamp, s.key = true, timestamp, nil
+	}
 	for _, f := range fields {
 		t, err := pgTypeOf(f.Type)
 		if err != nil {
 			return nil, fmt.Errorf("postgres sink: field %q: %w", f.Name, err)
 		}
-		s.cols = append(s.cols, column{name: f.Name, typ: t, nullable: f.Type.Nullable(), field: f.Type.String()})
+		c := column{name: f.Name, typ: t, nullable: f.Type.Nullable(), field: f.Type.String()}
+		if s.keyed {
+			switch {
+			case f.Key:
+				s.key = append(s.key, f.Name)
+			case f.Name != timestamp && !c.nullable:
+				// A delete of a key never seen before leaves a tombstone
+				// with nothing but the key and the timestamp.
+				c.nullable, c.nullWhy = true, "a tombstone of a key deleted before any of its rows arrived has no value for it"
+			}
+		}
+		s.cols = append(s.cols, c)
 	}
 	text := pgType{vk: vkText, ddl: "text", accept: []uint32{oidText, oidVarchar}}
 	s.cols = append(s.cols,
@@ -140,6 +182,9 @@ func rowSpec(table string, fields []schema.Column) (*tableSpec, error) {
 		column{name: colSubSequence, typ: pgType{vk: vkInt4, ddl: "integer", accept: []uint32{oidInt4, oidInt8}}},
 		column{name: colArrival, typ: pgType{vk: vkTime, ddl: "timestamptz", accept: []uint32{oidTimestamptz}}},
 	)
+	if s.keyed {
+		s.cols = append(s.cols, column{name: colDeletedAt, typ: pgType{vk: vkTime, ddl: "timestamptz", accept: []uint32{oidTimestamptz}}, nullable: true})
+	}
 	return s, nil
 }
 
@@ -330,8 +375,15 @@ func (s *tableSpec) check(ctx context.Context, q querier, create bool) (tableInf
 			}
 		}
 		if c.nullable && a.notNull {
-			problems = append(problems, fmt.Sprintf("column %s is NOT NULL but the field is %s, which may be null: ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL",
-				pgx.Identifier{c.name}.Sanitize(), c.field, s.quoted(), pgx.Identifier{c.name}.Sanitize()))
+			why := fmt.Sprintf("the field is %s, which may be null", c.field)
+			switch {
+			case c.nullWhy != "":
+				why = c.nullWhy
+			case c.field == "":
+				why = "it is NULL while the key is live"
+			}
+			problems = append(problems, fmt.Sprintf("column %s is NOT NULL but %s: ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL",
+				pgx.Identifier{c.name}.Sanitize(), why, s.quoted(), pgx.Identifier{c.name}.Sanitize()))
 		}
 	}
 	for _, name := range order {
@@ -354,7 +406,11 @@ func (s *tableSpec) check(ctx context.Context, q querier, create bool) (tableInf
 	if err != nil {
 		return tableInfo{}, fmt.Errorf("read the indexes of %s: %w", s.display, err)
 	}
-	if !hasKey {
+	switch {
+	case !hasKey && s.keyed:
+		problems = append(problems, fmt.Sprintf("no primary key or unique index on exactly the dataset's keys (%s), which the upsert (ON CONFLICT) needs: ALTER TABLE %s ADD PRIMARY KEY (%s)",
+			quoteList(s.key), s.quoted(), quoteList(s.key)))
+	case !hasKey:
 		problems = append(problems, fmt.Sprintf("no primary key or unique index on exactly (%s), which de-duplicates replayed %s: ALTER TABLE %s ADD PRIMARY KEY (%s)",
 			quoteList(s.key), s.what, s.quoted(), quoteList(s.key)))
 	}
@@ -366,6 +422,17 @@ func (s *tableSpec) check(ctx context.Context, q querier, create bool) (tableInf
 	}
 	if !canInsert {
 		problems = append(problems, "the connecting role may not INSERT into it: GRANT INSERT ON "+s.quoted()+" TO <role>")
+	}
+	if s.keyed {
+		// ON CONFLICT DO UPDATE reads the stored version and updates the row.
+		var canUpdate, canSelect bool
+		err = q.QueryRow(ctx, "SELECT has_table_privilege($1::oid, 'UPDATE'), has_table_privilege($1::oid, 'SELECT')", *oid).Scan(&canUpdate, &canSelect)
+		if err != nil {
+			return tableInfo{}, fmt.Errorf("read the privileges on %s: %w", s.display, err)
+		}
+		if !canUpdate || !canSelect {
+			problems = append(problems, "the connecting role may not SELECT and UPDATE it, which upserting newer versions of a key needs: GRANT SELECT, UPDATE ON "+s.quoted()+" TO <role>")
+		}
 	}
 	if hasKey {
 		// ON CONFLICT (key) reads the key of existing rows.
@@ -383,7 +450,7 @@ func (s *tableSpec) check(ctx context.Context, q querier, create bool) (tableInf
 		problems = append(problems, "the connecting role may not create temporary tables in this database, which batches are copied into: GRANT TEMP ON DATABASE <db> TO <role>")
 	}
 	if len(problems) > 0 {
-		return info, &TableError{Table: s.display, Problems: problems, DDL: s.createSQL()}
+		return info, &TableError{Table: s.display, Problems: problems, DDL: s.ddl()}
 	}
 	return info, nil
 }
@@ -478,7 +545,7 @@ func (s *tableSpec) ensure(ctx context.Context, conn *pgx.Conn, create bool) (in
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "kinesis-ingest create "+s.quoted()); err != nil {
 		return info, false, err
 	}
-	if _, err := tx.Exec(ctx, s.createSQL()); err != nil {
+	if _, err := tx.Exec(ctx, s.ddl()); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "3F000" {
 			return info, false, &TableError{Table: s.display, DDL: s.createSQL(),

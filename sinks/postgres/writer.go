@@ -29,6 +29,13 @@ type prepared struct {
 	key  string // shard/sequence/subsequence, for messages
 }
 
+// counts is what a transaction did with its rows: inserted (for a keyed
+// table: upserted) and, for a keyed table, deleted (tombstones set). The
+// rest were already there (or, keyed, older than the key's row).
+type counts struct{ inserted, deleted int64 }
+
+func (c *counts) add(o counts) { c.inserted += o.inserted; c.deleted += o.deleted }
+
 // rowErr is a row the table refused, by its index in the caller's batch.
 type rowErr struct {
 	idx int
@@ -117,8 +124,12 @@ func newEngine(ctx context.Context, cfg Config, spec *tableSpec, log *slog.Logge
 		cols:   spec.colNames(),
 	}
 	qcols := quoteList(e.cols)
-	e.insertSQL = fmt.Sprintf("WITH batch AS (DELETE FROM pg_temp.%s RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM batch ON CONFLICT (%s) DO NOTHING",
-		pgx.Identifier{stageTable}.Sanitize(), qcols, spec.quoted(), qcols, qcols, quoteList(spec.key))
+	if spec.keyed {
+		e.insertSQL = spec.upsertSQL()
+	} else {
+		e.insertSQL = fmt.Sprintf("WITH batch AS (DELETE FROM pg_temp.%s RETURNING %s) INSERT INTO %s (%s) SELECT %s FROM batch ON CONFLICT (%s) DO NOTHING",
+			pgx.Identifier{stageTable}.Sanitize(), qcols, spec.quoted(), qcols, qcols, quoteList(spec.key))
+	}
 	e.base, e.baseCancel = context.WithCancel(context.Background())
 
 	if err := e.init(ctx); err != nil {
@@ -386,7 +397,8 @@ func (e *engine) commitGroup(g *group) {
 	if err == nil {
 		pool = e.pool.Load()
 	}
-	var total, inserted int64
+	var total int64
+	var done counts
 	var refused []rowErr
 	for start := 0; err == nil && start < len(rows); {
 		end, size := start, int64(0)
@@ -394,7 +406,7 @@ func (e *engine) commitGroup(g *group) {
 			size += rows[end].size
 			end++
 		}
-		var n int64
+		var n counts
 		var bad []rowErr
 		n, bad, err = e.commitChunk(g.ctx, pool, rows[start:end])
 		if err != nil {
@@ -404,14 +416,22 @@ func (e *engine) commitGroup(g *group) {
 			b.idx += start
 			refused = append(refused, b)
 		}
-		inserted += n
+		done.add(n)
 		total += int64(end - start)
 		start = end
 	}
 	if err != nil {
 		err = e.red.err(e.explain(err))
 	} else {
-		if dups := total - inserted - int64(len(refused)); dups > 0 {
+		dups := total - done.inserted - done.deleted - int64(len(refused))
+		if e.spec.keyed {
+			if e.cfg.OnChanges != nil {
+				e.cfg.OnChanges(int(done.inserted), int(done.deleted), int(dups))
+			}
+			if dups > 0 {
+				e.log.Debug("postgres sink: changes older than their key's row changed nothing (replays, disorder, several changes of a key in one batch)", "older", dups)
+			}
+		} else if dups > 0 {
 			e.log.Info("postgres sink: skipped "+e.spec.what+" already in the table (records read again after a restart, a crash or a lease move)", "skipped", dups)
 			if e.cfg.OnDuplicates != nil {
 				e.cfg.OnDuplicates(int(dups))
@@ -444,11 +464,11 @@ func (e *engine) explain(err error) error {
 // commitChunk runs one transaction, on a pooled connection. A connection
 // that turns out dead before anything was sent (the server restarted since
 // it was last used) is replaced once.
-func (e *engine) commitChunk(ctx context.Context, pool *pgxpool.Pool, rows []prepared) (int64, []rowErr, error) {
+func (e *engine) commitChunk(ctx context.Context, pool *pgxpool.Pool, rows []prepared) (counts, []rowErr, error) {
 	for attempt := 1; ; attempt++ {
 		c, err := pool.Acquire(ctx)
 		if err != nil {
-			return 0, nil, err
+			return counts{}, nil, err
 		}
 		n, bad, err := e.txChunk(ctx, c.Conn(), rows)
 		if err != nil && !c.Conn().IsClosed() && c.Conn().PgConn().TxStatus() != 'I' {
@@ -483,56 +503,63 @@ func begin(ctx context.Context, conn *pgx.Conn) (pgx.Tx, error) {
 	return tx, nil
 }
 
-func (e *engine) txChunk(ctx context.Context, conn *pgx.Conn, rows []prepared) (int64, []rowErr, error) {
+func (e *engine) txChunk(ctx context.Context, conn *pgx.Conn, rows []prepared) (counts, []rowErr, error) {
 	all := make([]int, len(rows))
 	for i := range all {
 		all[i] = i
 	}
 	tx, err := begin(ctx, conn)
 	if err != nil {
-		return 0, nil, err
+		return counts{}, nil, err
 	}
 	n, err := e.load(ctx, tx, rows, all)
 	if err == nil {
 		if err = tx.Commit(ctx); err == nil {
 			return n, nil, nil
 		}
-		return 0, nil, err
+		return counts{}, nil, err
 	}
 	_ = tx.Rollback(ctx)
 	if !dataError(err) {
-		return 0, nil, err
+		return counts{}, nil, err
 	}
 
 	tx, err2 := begin(ctx, conn)
 	if err2 != nil {
-		return 0, nil, err2
+		return counts{}, nil, err2
 	}
 	b := bisector{e: e, tx: tx, rows: rows}
 	if err := b.run(ctx, all, err); err != nil {
 		_ = tx.Rollback(ctx)
-		return 0, nil, err
+		return counts{}, nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, nil, err
+		return counts{}, nil, err
 	}
-	return b.inserted, b.bad, nil
+	return b.done, b.bad, nil
 }
 
 // load copies rows[seg] into the stage table and moves them on; it returns
-// how many were inserted (not already there).
-func (e *engine) load(ctx context.Context, tx pgx.Tx, rows []prepared, seg []int) (int64, error) {
+// what they did (see counts).
+func (e *engine) load(ctx context.Context, tx pgx.Tx, rows []prepared, seg []int) (counts, error) {
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, e.cols, pgx.CopyFromSlice(len(seg), func(i int) ([]any, error) {
 		return rows[seg[i]].vals, nil
 	}))
 	if err != nil {
-		return 0, err
+		return counts{}, err
+	}
+	if e.spec.keyed {
+		var c counts
+		if err := tx.QueryRow(ctx, e.insertSQL).Scan(&c.inserted, &c.deleted); err != nil {
+			return counts{}, err
+		}
+		return c, nil
 	}
 	tag, err := tx.Exec(ctx, e.insertSQL)
 	if err != nil {
-		return 0, err
+		return counts{}, err
 	}
-	return tag.RowsAffected(), nil
+	return counts{inserted: tag.RowsAffected()}, nil
 }
 
 // dataError reports whether the server refused a value: SQLSTATE class 22
@@ -549,11 +576,11 @@ func dataError(err error) bool {
 }
 
 type bisector struct {
-	e        *engine
-	tx       pgx.Tx
-	rows     []prepared
-	inserted int64
-	bad      []rowErr
+	e    *engine
+	tx   pgx.Tx
+	rows []prepared
+	done counts
+	bad  []rowErr
 }
 
 // run loads seg, known to fail with segErr, by halves, each in a savepoint,
@@ -573,7 +600,7 @@ func (b *bisector) run(ctx context.Context, seg []int, segErr error) error {
 			if _, err := b.tx.Exec(ctx, "RELEASE SAVEPOINT kinesis_ingest"); err != nil {
 				return err
 			}
-			b.inserted += n
+			b.done.add(n)
 			continue
 		}
 		if !dataError(err) {

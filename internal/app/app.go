@@ -62,9 +62,12 @@ type App struct {
 // New builds every part; nothing runs until Run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
 	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}, tally: newTally()}
+	// The error returns below set a to nil: close what was built through
+	// its own pointer.
+	built := a
 	defer func() {
 		if err != nil {
-			a.close()
+			built.close()
 		}
 	}()
 	a.metrics, _ = metrics.NewWithRuntime()

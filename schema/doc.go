@@ -23,7 +23,11 @@
 // record to that general path: invalid JSON, a record that does not fit (the
 // general path then names the error, so decode and schema errors and their
 // messages are those of Convert), or nesting deeper than 1000. The table tests
-// run every record through both, and FuzzConvert compares them.
+// run every record through both, and FuzzConvert compares them. A caller with
+// many records, or several datasets per record, scans each record once into a
+// reused JSONRecord and converts it with AppendJSON (the pipeline does, and
+// where.Filter.MatchScanned reads the same scan): the rows of a batch then
+// share one []record.Field and their values are boxed in slabs.
 //
 // # Records and fields
 //

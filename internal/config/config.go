@@ -469,7 +469,9 @@ func parseWith(l *loader, data []byte) (*Config, error) {
 	}
 	l.expandEnv("", &root)
 	cfg := l.decode(root.Content[0])
-	l.validate(cfg)
+	if !l.exhausted {
+		l.validate(cfg)
+	}
 	if err := l.err(); err != nil {
 		return nil, err
 	}

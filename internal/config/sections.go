@@ -353,6 +353,9 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 	for i, fn := range l.seq(m, keyFields) {
 		fp := index(join(path, keyFields), i)
 		l.checkKeys(fp, fn, ftype)
+		if !l.expanded(fp, fn) { // Decode follows the aliases too
+			break
+		}
 		var fs schema.FieldSpec
 		if err := fn.Decode(&fs); err != nil {
 			l.errorf(fp, fn, "%s", yamlErrText(err))

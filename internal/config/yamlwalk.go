@@ -30,6 +30,10 @@ type loader struct {
 	warnings []string
 	// rec, when set, learns what the loader accepts (see recording).
 	rec *recording
+	// visited counts the YAML nodes walked, aliases and merge keys followed
+	// each time: a few hundred bytes of anchors can stand for 2^n nodes.
+	visited   int
+	exhausted bool // visited passed MaxNodes: the walk stopped
 }
 
 // recording is what the loader accepts, learnt while it decodes: the keys
@@ -64,6 +68,57 @@ func (r *recording) scalar(path string, u scalarUse) {
 	}
 }
 
+// MaxNodes bounds the YAML nodes a config may expand to through aliases and
+// merge keys (<<). Configs are checked on pull requests by validate, so a
+// hostile one must cost no more than this; real ones have a few thousand.
+const MaxNodes = 50_000
+
+// maxErrors bounds the problems a config error lists.
+const maxErrors = 200
+
+// visit counts n nodes walked at path. It reports false, and reports the
+// config once, when the walk has gone past MaxNodes: callers then stop.
+func (l *loader) visit(path string, node *yaml.Node, n int) bool {
+	if l.exhausted {
+		return false
+	}
+	l.visited += n
+	if l.visited <= MaxNodes {
+		return true
+	}
+	l.exhausted = true
+	l.errs = nil // what was found so far may be the bomb's noise
+	l.report(path, node, fmt.Sprintf("the config expands to more than %d YAML nodes through aliases and merge keys (<<); stopped reading it here. Anchors that refer to anchors that refer to anchors multiply: write the repeated parts out, or nest fewer aliases", MaxNodes))
+	return false
+}
+
+// expanded counts the nodes under n with aliases followed, as yaml.v3's
+// Decode will see them, and visits them; it stops early, reporting false,
+// once MaxNodes would be passed.
+func (l *loader) expanded(path string, n *yaml.Node) bool {
+	count := 0
+	var walk func(n *yaml.Node, depth int) bool
+	walk = func(n *yaml.Node, depth int) bool {
+		count++
+		if count > MaxNodes-l.visited || depth > 1000 {
+			return false
+		}
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			return walk(n.Alias, depth+1)
+		}
+		for _, c := range n.Content {
+			if !walk(c, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	if !walk(n, 0) {
+		return l.visit(path, n, MaxNodes+1)
+	}
+	return l.visit(path, n, count)
+}
+
 func newLoader(dir string) *loader {
 	return &loader{dir: dir, bad: map[string]bool{}, broken: map[string]bool{}, lines: map[string][2]int{}}
 }
@@ -89,8 +144,12 @@ func (l *loader) softErrorf(path string, n *yaml.Node, format string, args ...an
 	l.report(path, n, fmt.Sprintf(format, args...))
 }
 
-// report records a problem at path unconditionally.
+// report records a problem at path; once the walk stopped at MaxNodes, only
+// that.
 func (l *loader) report(path string, n *yaml.Node, msg string) {
+	if l.exhausted && len(l.errs) > 0 {
+		return
+	}
 	l.bad[path] = true
 	e := &Error{Path: path, Msg: msg}
 	if n != nil {
@@ -135,9 +194,12 @@ func (l *loader) err() error {
 		}
 		return cmp.Or(cmp.Compare(la, lb), cmp.Compare(a.col, b.col))
 	})
-	errs := make([]error, len(l.errs))
-	for i, e := range l.errs {
-		errs[i] = e
+	errs := make([]error, 0, min(len(l.errs), maxErrors)+1)
+	for _, e := range l.errs[:min(len(l.errs), maxErrors)] {
+		errs = append(errs, e)
+	}
+	if more := len(l.errs) - maxErrors; more > 0 {
+		errs = append(errs, fmt.Errorf("... and %d more problems; fix these first", more))
 	}
 	return errors.Join(errs...)
 }
@@ -197,7 +259,7 @@ func (l *loader) mapping(path string, n *yaml.Node, allowed ...string) *mapNode 
 	m := &mapNode{path: path, vals: map[string]*yaml.Node{}, keys: map[string]*yaml.Node{}}
 	l.rec.object(path, allowed)
 	n = deref(n)
-	if isNull(n) {
+	if isNull(n) || !l.visit(path, n, 1+len(n.Content)/2) {
 		return m
 	}
 	if n.Kind != yaml.MappingNode {
@@ -303,6 +365,9 @@ func (l *loader) seq(m *mapNode, key string) []*yaml.Node {
 	}
 	if n.Kind != yaml.SequenceNode {
 		l.errorf(path, n, "expected a list, got a %s", kindName(n))
+		return nil
+	}
+	if !l.visit(path, n, 1+len(n.Content)) {
 		return nil
 	}
 	items := make([]*yaml.Node, len(n.Content))
@@ -521,7 +586,7 @@ func (l *loader) checkKeys(path string, n *yaml.Node, t reflect.Type) {
 		case reflect.Struct:
 			l.checkKeys(kp, v, ft)
 		case reflect.Slice:
-			if v = deref(v); v != nil && v.Kind == yaml.SequenceNode {
+			if v = deref(v); v != nil && v.Kind == yaml.SequenceNode && l.visit(kp, v, len(v.Content)) {
 				for i, item := range v.Content {
 					l.lines[index(kp, i)] = pos(item)
 					l.checkKeys(index(kp, i), item, ft.Elem())

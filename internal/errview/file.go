@@ -176,20 +176,27 @@ func base64Len(enc []byte) (int, error) {
 		return 0, errors.New("data: base64 length is not a multiple of 4")
 	}
 	pad := 0
-	for i, c := range enc {
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
-			if pad > 0 {
-				return 0, errors.New("data: base64 after its padding")
-			}
-		case c == '=' && i >= len(enc)-2:
+	if len(enc) > 0 && enc[len(enc)-1] == '=' {
+		pad++
+		if enc[len(enc)-2] == '=' {
 			pad++
-		default:
+		}
+	}
+	for i, c := range enc[:len(enc)-pad] {
+		if !isBase64[c] {
 			return 0, fmt.Errorf("data: %q at %d is not base64", c, i)
 		}
 	}
 	return len(enc)/4*3 - pad, nil
 }
+
+// isBase64 is the standard alphabet.
+var isBase64 = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = true
+	}
+	return t
+}()
 
 func scanFile(ctx context.Context, name string, buf *[]byte, t *Tally) (skipped int, err error) {
 	f, err := openRegular(name)

@@ -82,7 +82,7 @@ func TestScanHeapOfLargeLetters(t *testing.T) {
 // (text) data with 4 KiB errors: one written by the real file sink, copied
 // n times into one file (the sink's fsyncs would make the test slow, not
 // truer).
-func writeLargeLetters(t *testing.T, dir string, n, size int) {
+func writeLargeLetters(t testing.TB, dir string, n, size int) {
 	t.Helper()
 	tmp := t.TempDir()
 	sink, err := file.NewDeadLetterSink(file.Config{Dir: tmp, WorkerID: "w1", Prefix: "dead-letters"}, slog.New(slog.DiscardHandler))
@@ -277,5 +277,21 @@ func TestDecodeLine(t *testing.T) {
 				t.Errorf("got size %d head %q reason %q, want %d %q decode_error", d.Data.size, d.Data.head, d.Reason, tt.size, tt.head)
 			}
 		})
+	}
+}
+
+// BenchmarkFileScan scans 100 dead letters of 1 MiB (the view's worst
+// case per letter): throughput (-benchmem shows what one view allocates).
+func BenchmarkFileScan(b *testing.B) {
+	dir := b.TempDir()
+	writeLargeLetters(b, dir, 100, 1<<20)
+	info, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	fi, _ := os.Stat(info[0])
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Summarize(context.Background(), FileSource{Dir: dir, Prefix: "dead-letters"}, Query{Limit: MaxLimit}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -347,6 +347,12 @@ func TestDockerfile(t *testing.T) {
 	if !slices.Contains(strings.Fields(final.last("EXPOSE")), port) {
 		t.Errorf("final stage: EXPOSE %q, want the metrics port %s", final.last("EXPOSE"), port)
 	}
+	// Only the metrics port: the errors view shows record data.
+	for _, p := range strings.Fields(final.last("EXPOSE")) {
+		if p := strings.TrimSuffix(p, "/tcp"); p != port {
+			t.Errorf("final stage: EXPOSE %s besides the metrics port %s; expose nothing else (the errors view stays on loopback)", p, port)
+		}
+	}
 
 	// The default command runs the config the compose worker mounts.
 	cmd := final.execForm("CMD")

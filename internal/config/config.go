@@ -22,6 +22,9 @@
 //   - sinks[].file.max_bytes: 64 MiB
 //   - sinks[].file.mode and dead_letter.file.mode: 0600 (directories 0700)
 //   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
+//   - datasets[].since, until: unbounded; sample: none (sample.using: every
+//     field but the timestamp); env: none (used in every deployment)
+//   - sources[].bounded: false (bounded needs idleness, and idleness bounded)
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"

@@ -121,6 +121,11 @@ type Config struct {
 	// nothing new (leases.Table.MarkIdle), and Finished tells when every
 	// shard has been so for Idleness, or is finished.
 	Idleness time.Duration
+	// PastWindow, for a bounded source whose every dataset ends (until),
+	// is an arrival time from which the shard is past the window: once it
+	// delivered a record that arrived then or later, it is done, however
+	// busy the stream (a replay of a window of a live stream ends).
+	PastWindow time.Time
 	// EFO, when set, reads through enhanced fan-out (SubscribeToShard)
 	// instead of polling; Kinesis must then carry WithFanOutGuard.
 	EFO *EFO
@@ -370,6 +375,9 @@ type processor struct {
 	// since when its row says it is idle), and whether the row says so.
 	lastNew time.Time
 	marked  bool
+	past    bool // delivered a record past PastWindow: done for good
+	// lastArrival is the arrival time of the last record delivered.
+	lastArrival time.Time
 }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
@@ -400,6 +408,13 @@ func (p *processor) idle(records int, millisBehind int64) {
 	}
 	var since time.Time
 	switch {
+	case p.past:
+		return
+	case records > 0 && p.pastWindow():
+		// Marked idle since the epoch: done at once, and kept so by
+		// every later read of this consumer.
+		p.past, since = true, time.Unix(0, 0)
+		p.log.Info("bounded source: shard past its window, done", "arrival", p.lastArrival, "past_window", p.c.cfg.PastWindow)
 	case records > 0:
 		p.lastNew = time.Now()
 		if !p.marked {
@@ -417,6 +432,11 @@ func (p *processor) idle(records int, millisBehind int64) {
 		return
 	}
 	p.marked = !since.IsZero()
+}
+
+// pastWindow reports whether the last batch delivered reached PastWindow.
+func (p *processor) pastWindow() bool {
+	return !p.c.cfg.PastWindow.IsZero() && !p.lastArrival.Before(p.c.cfg.PastWindow)
 }
 
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
@@ -478,6 +498,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	}
 	last := recs[len(recs)-1].Origin.SequenceNumber
 	p.checkpoint(in.Checkpointer, &last)
+	p.lastArrival = recs[len(recs)-1].Origin.ArrivalTime
 	p.idle(len(recs), in.MillisBehindLatest)
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,9 +47,11 @@ metrics:
 `
 
 // TestReplayWindow: records A, B and C are put a few seconds apart, each
-// stamped with the time it was put. A bounded replay with init_position at
-// the start of B and until at the end of B, under a new application, puts
-// exactly B into its sink and exits 0 by itself.
+// stamped with the time it was put, and a producer goes on putting records
+// every 250 ms, so the stream is never idle. A bounded replay with
+// init_position at the start of B and until at the end of B, under a new
+// application, puts exactly B into its sink and exits 0 by itself, once every
+// shard delivered a record that arrived past until + idleness.
 func TestReplayWindow(t *testing.T) {
 	e := newEnv(t, 2)
 	put := func(from int) {
@@ -77,7 +80,29 @@ func TestReplayWindow(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A live producer keeps the stream busy (never idle for the 3 s
+	// idleness): the replay ends because it is past its window.
+	stopProducer := make(chan struct{})
+	produced := make(chan int)
+	go func() {
+		i := 1000
+		defer func() { produced <- i - 1000 }()
+		for {
+			select {
+			case <-stopProducer:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			rec := fmt.Appendf(nil, `{"id":%d,"ts":%q}`, i, time.Now().UTC().Format(time.RFC3339Nano))
+			e.put([][]byte{rec, rec}, []string{"k-" + strconv.Itoa(i), "j-" + strconv.Itoa(i)})
+			i++
+		}
+	}()
 	w := e.start(cfg, "replay")
+	defer func() {
+		close(stopProducer)
+		t.Logf("the producer put %d pairs of records while the replay ran", <-produced)
+	}()
 	select {
 	case <-w.exited:
 		if w.err != nil {
@@ -85,6 +110,9 @@ func TestReplayWindow(t *testing.T) {
 		}
 	case <-time.After(120 * time.Second):
 		t.Fatal("the bounded replay did not exit by itself")
+	}
+	if b, _ := os.ReadFile(w.log); strings.Count(string(b), "shard past its window, done") < 2 {
+		t.Errorf("the replay did not end by its window on both shards (a producer kept the stream busy); log tail:\n%s", tail(string(b), 15))
 	}
 	var ids []int64
 	for _, r := range readLines(t, filepath.Join(dir, "rows"), func(*idRow, string) {}) {

@@ -130,6 +130,11 @@ type Config struct {
 	// nothing new (leases.Table.MarkIdle), and Finished tells when every
 	// shard has been so for Idleness, or is finished.
 	Idleness time.Duration
+	// PastWindow, for a bounded source whose every dataset ends (until),
+	// is an arrival time from which the shard is past the window: once it
+	// delivered a record that arrived then or later, it is done, however
+	// busy the stream (a replay of a window of a live stream ends).
+	PastWindow time.Time
 	// EFO, when set, reads through enhanced fan-out (SubscribeToShard)
 	// instead of polling; Kinesis must then carry WithFanOutGuard.
 	EFO *EFO
@@ -388,6 +393,9 @@ type processor struct {
 	// tells whether it was read from the lease table yet.
 	state  []byte
 	loaded bool
+	past   bool // delivered a record past PastWindow: done for good
+	// lastArrival is the arrival time of the last record delivered.
+	lastArrival time.Time
 }
 
 func (p *processor) Initialize(in *kcl.InitializationInput) {
@@ -418,6 +426,13 @@ func (p *processor) idle(records int, millisBehind int64) {
 	}
 	var since time.Time
 	switch {
+	case p.past:
+		return
+	case records > 0 && p.pastWindow():
+		// Marked idle since the epoch: done at once, and kept so by
+		// every later read of this consumer.
+		p.past, since = true, time.Unix(0, 0)
+		p.log.Info("bounded source: shard past its window, done", "arrival", p.lastArrival, "past_window", p.c.cfg.PastWindow)
 	case records > 0:
 		p.lastNew = time.Now()
 		if !p.marked {
@@ -435,6 +450,11 @@ func (p *processor) idle(records int, millisBehind int64) {
 		return
 	}
 	p.marked = !since.IsZero()
+}
+
+// pastWindow reports whether the last batch delivered reached PastWindow.
+func (p *processor) pastWindow() bool {
+	return !p.c.cfg.PastWindow.IsZero() && !p.lastArrival.Before(p.c.cfg.PastWindow)
 }
 
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
@@ -501,6 +521,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	p.checkpoint(in.Checkpointer, &last)
+	p.lastArrival = recs[len(recs)-1].Origin.ArrivalTime
 	p.idle(len(recs), in.MillisBehindLatest)
 }
 

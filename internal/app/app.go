@@ -216,6 +216,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			DrainTimeout:      cfg.Consumer.ShutdownTimeout,
 			Idleness:          src.Idleness,
 			Budget:            budget,
+			PastWindow:        pastWindow(cfg, src),
 			EFO:               efo,
 			Kinesis:           kinesis.NewFromConfig(kcfg, kopts...),
 			Dynamo:            dynamo,
@@ -242,6 +243,32 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 		}
 	}
 	return a, nil
+}
+
+// pastWindow is, for a bounded source whose every dataset has an until, the
+// arrival time after which its records are past every window: the latest
+// until plus the idleness (the grace for records stamped before until that
+// arrive late). Zero otherwise.
+func pastWindow(cfg *config.Config, src config.Source) time.Time {
+	if !src.Bounded {
+		return time.Time{}
+	}
+	var last time.Time
+	for _, ds := range cfg.Datasets {
+		if ds.Source != src.Name {
+			continue
+		}
+		if ds.Until.IsZero() {
+			return time.Time{}
+		}
+		if ds.Until.After(last) {
+			last = ds.Until
+		}
+	}
+	if last.IsZero() {
+		return time.Time{}
+	}
+	return last.Add(src.Idleness)
 }
 
 // window builds a dataset's since/until and sample for the pipeline; nil

@@ -24,6 +24,9 @@
 //   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
 //   - datasets[].cdc: append (keyless datasets, as Fennel's default);
 //     datasets[].disorder: none (no record is late)
+//   - datasets[].since, until: unbounded; sample: none (sample.using: the keys
+//     of a keyed dataset, else every field but the timestamp); env: none (used in every deployment)
+//   - sources[].bounded: false (bounded needs idleness, and idleness bounded)
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"

@@ -65,9 +65,9 @@ type ChangeReader interface {
 
 // Route sends the records a source's dataset takes to a row sink.
 type Route struct {
-	Dataset  string
-	Schema   Converter
-	Where    Filter // nil: every record
+	Dataset string
+	Schema  Converter
+	Where   Filter // nil: every record
 	// Window drops rows outside the dataset's since/until and sample (nil:
 	// none); each is counted in records_filtered_total, and is no dead letter.
 	Window *Window
@@ -77,7 +77,7 @@ type Route struct {
 	// what the dataset does not take is never its dead letter.
 	Timestamp Converter
 	SinkName  string
-	Sink     sinks.RowSink
+	Sink      sinks.RowSink
 	// Changes, set for a cdc: debezium dataset, reads every record as a
 	// change event: the dataset's fields (and Where) see its row image; a
 	// delete becomes a Row with Delete set, converted by Schema's

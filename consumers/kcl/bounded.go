@@ -13,8 +13,8 @@ import (
 // Progress is where a bounded source stands, as every worker sees it in the
 // lease table.
 type Progress struct {
-	Shards int // every shard Kinesis lists, children included
-	Done   int // finished (SHARD_END) or idle for Idleness
+	Shards   int  // every shard Kinesis lists, children included
+	Done     int  // finished (SHARD_END) or idle for Idleness
 	Finished bool // every shard done
 }
 

@@ -310,9 +310,9 @@ type guardedStream struct {
 
 	first  <-chan rawMessage // the first message, read before the stream was handed on
 	buf    []byte            // the rest of the message being relayed
-	err    error  // the upstream's end, once reached
-	sawErr bool   // an exception message passed
-	done   bool   // ended was reported
+	err    error             // the upstream's end, once reached
+	sawErr bool              // an exception message passed
+	done   bool              // ended was reported
 	once   sync.Once
 }
 

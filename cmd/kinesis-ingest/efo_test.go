@@ -40,6 +40,23 @@ func (e *env) startEFO(cfg, id string, p *efoproxy.Proxy) *worker {
 	return e.startArgs(cfg, id, nil, []string{"AWS_ENDPOINT_URL_KINESIS=" + p.URL})
 }
 
+// twoEFOWorkers starts two enhanced fan-out workers on a 2-shard stream
+// holding n records, through the initial-response proxy, and waits until they
+// split the shards and every record is a row.
+func twoEFOWorkers(t *testing.T, n int) (*env, *efoproxy.Proxy, string, *worker, *worker) {
+	t.Helper()
+	e := newEnv(t, 2)
+	p := efoproxy.New(t, e.kin.Endpoint)
+	cfg := e.efoConfig("trim_horizon", "orders-efo")
+	data, keys, _ := orders(0, n, false)
+	e.put(data, keys)
+	w1 := e.startEFO(cfg, "w1", p)
+	w2 := e.startEFO(cfg, "w2", p)
+	e.waitBalanced(map[string]int{"w1": 1, "w2": 1}, 90*time.Second)
+	waitFor(t, 60*time.Second, fmt.Sprintf("the first %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })
+	return e, p, cfg, w1, w2
+}
+
 // counter sums a counter's samples whose labels contain every one of labels
 // (e.g. `reason="expired"`).
 func counter(metrics, name string, labels ...string) float64 {
@@ -63,15 +80,7 @@ func counter(metrics, name string, labels ...string) float64 {
 // checkpoints. Every record is a row, and no GetRecords call is ever made.
 func TestEnhancedFanOutSurvivesKillAndResumes(t *testing.T) {
 	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
-	e := newEnv(t, 2)
-	p := efoproxy.New(t, e.kin.Endpoint)
-	cfg := e.efoConfig("trim_horizon", "orders-efo")
-	data, keys, _ := orders(0, 200, false)
-	e.put(data, keys)
-	w1 := e.startEFO(cfg, "w1", p)
-	w2 := e.startEFO(cfg, "w2", p)
-	e.waitBalanced(map[string]int{"w1": 1, "w2": 1}, 90*time.Second)
-	waitFor(t, 60*time.Second, "the first 200 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
+	e, p, cfg, w1, w2 := twoEFOWorkers(t, 200)
 
 	prod := e.produceFrom(100*time.Millisecond, 10, 200)
 	time.Sleep(2 * time.Second)
@@ -92,7 +101,7 @@ func TestEnhancedFanOutSurvivesKillAndResumes(t *testing.T) {
 
 	// A restart resumes from the checkpoints: what was durable before the
 	// graceful stop is not read again.
-	data, keys, _ = orders(n, 50, false)
+	data, keys, _ := orders(n, 50, false)
 	e.put(data, keys)
 	w3 := e.startEFO(cfg, "w3", p)
 	waitFor(t, 90*time.Second, "the 50 rows put while no worker ran", func() bool { return len(missing(idsOf(e.rows()), 0, n+50, nil)) == 0 })
@@ -240,15 +249,7 @@ func TestEnhancedFanOutLatestStartsAtTheFirstStart(t *testing.T) {
 // during the outage and nothing is read twice after it.
 func TestEnhancedFanOutSlowDeliveryKeepsTheLease(t *testing.T) {
 	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
-	e := newEnv(t, 2)
-	p := efoproxy.New(t, e.kin.Endpoint)
-	cfg := e.efoConfig("trim_horizon", "orders-efo")
-	data, keys, _ := orders(0, 100, false)
-	e.put(data, keys)
-	w1 := e.startEFO(cfg, "w1", p)
-	w2 := e.startEFO(cfg, "w2", p)
-	e.waitBalanced(map[string]int{"w1": 1, "w2": 1}, 90*time.Second)
-	waitFor(t, 60*time.Second, "the first 100 rows", func() bool { return len(missing(idsOf(e.rows()), 0, 100, nil)) == 0 })
+	e, _, _, w1, w2 := twoEFOWorkers(t, 100)
 	owners := func() map[string]string {
 		m := map[string]string{}
 		for id, l := range e.checkpoints() {
@@ -258,14 +259,8 @@ func TestEnhancedFanOutSlowDeliveryKeepsTheLease(t *testing.T) {
 	}
 	before := owners()
 
-	moved := e.rowsDir() + ".away"
-	if err := os.Rename(e.rowsDir(), moved); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.rowsDir(), []byte("in the way"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	data, keys, _ = orders(100, 100, false)
+	restore := e.breakRowSink()
+	data, keys, _ := orders(100, 100, false)
 	e.put(data, keys)
 	waitFor(t, 30*time.Second, "both workers retrying the sink", func() bool {
 		b1, _ := os.ReadFile(w1.log)
@@ -277,10 +272,7 @@ func TestEnhancedFanOutSlowDeliveryKeepsTheLease(t *testing.T) {
 			t.Fatalf("a shard changed hands during a slow delivery: owners %v, before %v", now, before)
 		}
 	}
-	os.Remove(e.rowsDir())
-	if err := os.Rename(moved, e.rowsDir()); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	waitFor(t, 60*time.Second, "all 200 rows after the outage", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
 	time.Sleep(2 * time.Second)
 	if lost, dups := report(t, e.rows(), 200); len(lost) > 0 || dups > 0 {

@@ -98,6 +98,26 @@ func TestEmulatorRestartsLoseNothing(t *testing.T) {
 // TestShutdownDuringSinkOutageIsBoundedAndLosesNothing stops a worker whose row
 // sink is down: it must exit within shutdown_timeout (abandoning the batch in
 // flight without checkpointing it), and the next worker must deliver it.
+// breakRowSink makes the file row sink fail until restore is called: the rows
+// directory becomes a regular file (a real ENOTDIR, for root too).
+func (e *env) breakRowSink() (restore func()) {
+	e.t.Helper()
+	moved := e.rowsDir() + ".away"
+	if err := os.Rename(e.rowsDir(), moved); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.WriteFile(e.rowsDir(), []byte("in the way"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return func() {
+		e.t.Helper()
+		os.Remove(e.rowsDir())
+		if err := os.Rename(moved, e.rowsDir()); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
 func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
 	e := newEnv(t, 2)
 	cfg := e.config("trim_horizon")
@@ -114,15 +134,7 @@ func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
 	w1 := e.start(cfg, "w1")
 	waitFor(t, 60*time.Second, "first rows", func() bool { return len(e.rows()) > 0 })
 
-	// The outage: the rows directory becomes a regular file (a real ENOTDIR,
-	// for root too).
-	moved := e.rowsDir() + ".away"
-	if err := os.Rename(e.rowsDir(), moved); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.rowsDir(), []byte("in the way"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore := e.breakRowSink()
 	data, keys, _ = orders(100, 100, false)
 	e.put(data, keys)
 	waitFor(t, 30*time.Second, "the worker retrying the sink", func() bool {
@@ -133,10 +145,7 @@ func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
 	w1.stop(3*time.Second + 2*leaseDuration + 10*time.Second)
 	t.Logf("stopped %s after SIGTERM during the outage (shutdown_timeout 3s)", time.Since(stopping).Round(100*time.Millisecond))
 
-	os.Remove(e.rowsDir())
-	if err := os.Rename(moved, e.rowsDir()); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	e.start(cfg, "w2")
 	waitFor(t, 60*time.Second, "all 200 rows after the outage", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
 	if dls := e.letters(); len(dls) != 0 {

@@ -350,13 +350,7 @@ func TestStealDuringASlowSinkWriteReadsNothingTwice(t *testing.T) {
 
 	// w1's sink goes down (its rows directory becomes a file) with records
 	// in flight on both shards.
-	moved := e.rowsDir() + ".away"
-	if err := os.Rename(e.rowsDir(), moved); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(e.rowsDir(), []byte("in the way"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore := e.breakRowSink()
 	e.putKeyed(100, 200)
 	waitFor(t, 30*time.Second, "w1 retrying its sink", func() bool {
 		b, _ := os.ReadFile(w1.log)
@@ -373,10 +367,7 @@ func TestStealDuringASlowSinkWriteReadsNothingTwice(t *testing.T) {
 		return false
 	})
 	time.Sleep(3 * leaseDuration)
-	os.Remove(e.rowsDir())
-	if err := os.Rename(moved, e.rowsDir()); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	waitFor(t, 60*time.Second, "w2 to hold a shard", func() bool { return e.owners()["w2"] == 1 })
 	e.putKeyed(200, 300)
 	all := func() []rowLine {

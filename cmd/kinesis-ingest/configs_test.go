@@ -77,7 +77,7 @@ func (e *env) awsEnv(extra ...string) []string {
 	if e.ddb != nil {
 		ddb = e.ddb.Endpoint
 	}
-	return append(os.Environ(), append([]string{
+	return append(append(os.Environ(), e.extra...), append([]string{
 		"WORKER_ID=validator",
 		"AWS_ENDPOINT_URL_KINESIS=" + kin,
 		"AWS_ENDPOINT_URL_DYNAMODB=" + ddb,

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,6 +67,9 @@ type env struct {
 	stream   string
 	arn      string
 	table    string
+	// extra is added to the environment of every process the test starts
+	// (kept off os.Environ so that tests can run in parallel).
+	extra []string
 }
 
 func newEnv(t *testing.T, shards int) *env {
@@ -365,7 +369,7 @@ func (e *env) startArgs(configPath, id string, args, env []string) *worker {
 		"AWS_ACCESS_KEY_ID="+testaws.Account,
 		"AWS_SECRET_ACCESS_KEY=secret-must-not-leak",
 		"AWS_REGION=us-east-1",
-	), env...)
+	), slices.Concat(e.extra, env)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

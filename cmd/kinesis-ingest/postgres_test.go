@@ -42,8 +42,9 @@ func newPGEnv(t *testing.T, shards int) *pgEnv {
 	pg := pgtest.Start(t)
 	db := pg.CreateDatabase(t)
 	dsn := strings.Replace(db, "postgres@", "postgres:"+pgPassword+"@", 1)
-	t.Setenv("PG_DSN", dsn)
-	return &pgEnv{env: newEnv(t, shards), pg: pg, dsn: db}
+	e := &pgEnv{env: newEnv(t, shards), pg: pg, dsn: db}
+	e.extra = append(e.extra, "PG_DSN="+dsn)
+	return e
 }
 
 // pgConfig is the harness config (configTemplate) with PostgreSQL sinks,
@@ -122,6 +123,7 @@ func metricValue(metrics, prefix string) float64 {
 // second worker with a fresh lease table re-reads the whole stream (as after
 // a lost checkpoint): it must add no row, and say how many it skipped.
 func TestPostgresOutageMidStream(t *testing.T) {
+	t.Parallel()
 	const n, outage = 20000, 30 * time.Second
 	e := newPGEnv(t, 4)
 	testStart := time.Now()

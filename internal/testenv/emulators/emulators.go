@@ -651,7 +651,15 @@ func probeDynamo(ctx context.Context, endpoint string) error {
 // nothing, and kinesis-mock does not exit on SIGTERM while any client holds
 // an idle keep-alive connection (it keeps accepting for ~30s and then
 // lingers). Without such connections both emulators exit in well under 100ms.
+//
+// A kinesis-mock with persistence is first frozen at a moment when its state
+// file is whole (see freezeBetweenSaves): it rewrites the file every 500 ms in
+// place, and a SIGKILL in the middle of a write left a truncated file that the
+// next start could not load (NoSuchElementException while reading it).
 func (s *Server) Stop() error {
+	if s.Name == "kinesis-mock" && s.persistDir != "" {
+		s.freezeBetweenSaves()
+	}
 	err := s.signalAndWait(syscall.SIGTERM, stopGrace)
 	s.cleanupLogs()
 	return err
@@ -672,6 +680,41 @@ func (s *Server) Restart(ctx context.Context) error {
 		return err
 	}
 	return s.launch(ctx)
+}
+
+// kinesisStateFile is where kinesis-mock keeps its state under persistDir.
+const kinesisStateFile = "kinesis-data.json"
+
+// freezeBetweenSaves stops (SIGSTOP) the emulator's process group at a moment
+// when its state file is complete JSON, so that the SIGKILL that follows
+// cannot cut a save short. A frozen process writes nothing more, so what the
+// check reads is what the next start loads. It gives up after a few seconds
+// and leaves the process running.
+func (s *Server) freezeBetweenSaves() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	pgid := cmd.Process.Pid
+	path := filepath.Join(s.persistDir, kinesisStateFile)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
+			return
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) || (err == nil && json.Valid(b)) {
+			return // frozen with a whole file (or none yet)
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGCONT)
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (s *Server) signalAndWait(sig syscall.Signal, grace time.Duration) error {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -284,10 +285,8 @@ func operation(req *http.Request) string {
 // the SDK will decode.
 func errorCode(resp *http.Response) string {
 	if c := resp.Header.Get("X-Amzn-ErrorType"); c != "" {
-		if i := bytes.IndexByte([]byte(c), ':'); i >= 0 {
-			c = c[:i]
-		}
-		return c
+		code, _, _ := strings.Cut(c, ":")
+		return code
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -296,10 +295,7 @@ func errorCode(resp *http.Response) string {
 		Type string `json:"__type"`
 	}
 	_ = json.Unmarshal(b, &e)
-	if i := bytes.LastIndexByte([]byte(e.Type), '#'); i >= 0 {
-		return e.Type[i+1:]
-	}
-	return e.Type
+	return e.Type[strings.LastIndexByte(e.Type, '#')+1:]
 }
 
 // guardedStream relays a subscription's event stream message by message.

@@ -46,6 +46,8 @@ consumer:
   max_records: 100
 metrics:
   listen: 127.0.0.1:0
+errors:
+  listen: 127.0.0.1:0
 log:
   level: info
 `

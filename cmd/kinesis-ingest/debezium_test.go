@@ -198,6 +198,8 @@ consumer:
   idle_between_reads: 100ms
 metrics:
   listen: 127.0.0.1:0
+errors:
+  listen: 127.0.0.1:0
 `, e.arn, avroARN, registry.URL, fields, fields)
 	path := filepath.Join(e.dir, "debezium.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {

@@ -44,6 +44,8 @@ consumer:
   idle_between_reads: 100ms
 metrics:
   listen: 127.0.0.1:0
+errors:
+  listen: 127.0.0.1:0
 `
 
 // TestReplayWindow: records A, B and C are put a few seconds apart, each

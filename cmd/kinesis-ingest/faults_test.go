@@ -14,7 +14,6 @@ import (
 )
 
 func TestCrashWhileRecordsFlow(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, 6)
 	cfg := e.config("trim_horizon")
 	w1 := e.start(cfg, "w1")
@@ -52,7 +51,6 @@ func newPersistentEnv(t *testing.T, shards int) *env {
 }
 
 func TestEmulatorRestartsLoseNothing(t *testing.T) {
-	t.Parallel()
 	e := newPersistentEnv(t, 4)
 	cfg := e.config("trim_horizon")
 	e.start(cfg, "w1")
@@ -121,7 +119,6 @@ func (e *env) breakRowSink() (restore func()) {
 }
 
 func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, 2)
 	cfg := e.config("trim_horizon")
 	body, err := os.ReadFile(cfg)
@@ -162,7 +159,6 @@ func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
 // LimitExceeded, every fourth lease-table update ProvisionedThroughputExceeded.
 // The worker must back off, keep or re-acquire its leases, and lose nothing.
 func TestThrottlingIsAnsweredWithBackoff(t *testing.T) {
-	t.Parallel()
 	skipIfExternal(t, "it puts a proxy in front of the emulators it starts")
 	e := newEnv(t, 2)
 	kp := faultproxy.New(t, e.kin.Endpoint,
@@ -225,7 +221,6 @@ func withConsumerSettings(t *testing.T, path string, lines ...string) {
 // returns would keep the shard leased and unread forever), and w2 must take the
 // shard and read every record of it.
 func TestHungGetRecordsMovesTheShard(t *testing.T) {
-	t.Parallel()
 	skipIfExternal(t, "it puts a proxy in front of the emulators it starts")
 	e := newEnv(t, 2)
 	cfg := e.config("trim_horizon")

@@ -142,7 +142,6 @@ var aboutRecord = regexp.MustCompile(`(?i)^record\b|\b(a|the|this|one) record\b`
 // throughout, names source, shard and sequence number on every line about a
 // record, and carries neither the AWS secret nor record payloads.
 func TestObservability(t *testing.T) {
-	t.Parallel()
 	e := newEnv(t, 2)
 	const n = 200
 	data, keys, want := orders(0, n, true)
@@ -362,7 +361,6 @@ func TestObservability(t *testing.T) {
 
 // TestErrorsCommandUsage covers the errors command's flags without a worker.
 func TestErrorsCommandUsage(t *testing.T) {
-	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	body := strings.Replace(configTemplate, "worker_id: ${WORKER_ID}", "worker_id: w1", 1)
@@ -405,7 +403,6 @@ func TestErrorsCommandUsage(t *testing.T) {
 }
 
 func TestRunLogFlags(t *testing.T) {
-	t.Parallel()
 	for _, tt := range []struct {
 		args        []string
 		errContains string

@@ -69,6 +69,10 @@ type Metrics struct {
 	LeaseTableLastAnswer *prometheus.GaugeVec     // source: Unix seconds
 	LeaseTableErrors     *prometheus.CounterVec   // source, op
 	ShardsExpired        *prometheus.CounterVec   // source: parents lost to retention before their end
+	LeasePasses          *prometheus.CounterVec   // source: lease passes run
+	LeasesTaken          *prometheus.CounterVec   // source, how (free, expired): leases taken by passes
+	LeaseClaims          *prometheus.CounterVec   // source: steal claims placed by passes
+	LeaseShare           *prometheus.GaugeVec     // source: this worker's target share at the last pass
 	InflightBytes        *prometheus.GaugeVec     // record bytes the in-flight budget holds now
 	InflightLimit        *prometheus.GaugeVec     // consumer.max_inflight_bytes
 	InflightWait         *prometheus.CounterVec   // seconds reads waited for the budget
@@ -167,6 +171,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		"Lease table calls that failed in DynamoDB or on the way to it (not lease refusals), by operation.", "source", "op")
 	m.ShardsExpired = counter("shards_expired_unfinished_total",
 		"Parent shards Kinesis no longer lists whose lease row never reached SHARD_END: their unread records were lost to retention, and their children were leased anyway.", "source")
+	m.LeasePasses = counter("lease_passes_total",
+		"Lease passes run: each reads the lease table once and takes this worker's due leases in bulk.", "source")
+	m.LeasesTaken = counter("leases_taken_total",
+		"Leases taken by lease passes: free (never leased, released, or released to this worker's claim), expired (its owner stopped renewing).", "source", "how")
+	m.LeaseClaims = counter("lease_claims_total",
+		"Steal claims placed by lease passes on shards of workers above their share.", "source")
+	m.LeaseShare = gauge("lease_share",
+		"This worker's share of the leasable shards at its last lease pass.", "source")
 	// The build as a constant 1 with labels, Prometheus' own convention
 	// (prometheus_build_info), so a query can join it onto any series to
 	// tell which build produced it during a rollout.

@@ -124,6 +124,7 @@ type Config struct {
 	MaxRecords        int
 	LeaseStealing     bool
 	MaxLeases         int           // 0: no limit
+	MaxLeasesPerPass  int           // 0: the lease table's default
 	DrainTimeout      time.Duration // how long in-flight deliveries may finish after Run's ctx ends
 	// Idleness, when positive, makes the source bounded: each shard's owner
 	// marks in the lease table when the shard is read to its tip with
@@ -228,6 +229,11 @@ func New(cfg Config) (*Consumer, error) {
 		OnParentExpired: func(string, string) {
 			cfg.Metrics.ShardsExpired.WithLabelValues(cfg.Source).Inc()
 		},
+		Coordinated:      true,
+		MaxLeasesPerPass: cfg.MaxLeasesPerPass,
+		MaxLeases:        cfg.MaxLeases,
+		DisableStealing:  !cfg.LeaseStealing,
+		AnnounceWait:     min(cfg.ShardSyncInterval, 2*time.Second),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease table %q: %w", cfg.Application, err)
@@ -249,10 +255,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		WithTableName(c.cfg.Application).
 		WithFailoverTimeMillis(ms(c.cfg.LeaseDuration)).
 		WithLeaseRefreshWaitTime(ms(c.cfg.LeaseRefresh)).
-		WithShardSyncIntervalMillis(ms(c.cfg.ShardSyncInterval)).
+		// The coordinator paces the loop (see coordinator.go).
+		WithShardSyncIntervalMillis(ms(loopTick)).
 		WithIdleTimeBetweenReadsInMillis(ms(c.cfg.IdleBetweenReads)).
 		WithMaxRecords(c.cfg.MaxRecords).
-		WithLeaseStealing(c.cfg.LeaseStealing).
+		// Passes place the claims; the library's own steal loop stays off.
+		WithLeaseStealing(false).
 		WithLogger(slogAdapter{c.log.With("subsystem", "kcl")}).
 		WithMonitoringService(c.cfg.Metrics.NewKCL(c.cfg.Source))
 	kc.LeaseStealingIntervalMillis = ms(c.cfg.ShardSyncInterval)
@@ -298,7 +306,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliveries()
 	factory := &processorFactory{c: c, ctx: deliverCtx}
-	kin := withLeaseTable(c.kinesis, c.table, c.log)
+	coord := newCoordinator(c.table, c.cfg.Kinesis, c.cfg.StreamName, c.cfg.ShardSyncInterval, c.cfg.Source, c.cfg.Metrics, c.log.With("subsystem", "leases"))
+	kin := withLeaseTable(c.kinesis, c.table, c.log, coord.gate)
+	passCtx, cancelPasses := context.WithCancel(ctx)
+	defer cancelPasses()
+	passesDone := make(chan struct{})
+	go func() {
+		defer close(passesDone)
+		coord.run(passCtx)
+	}()
 	w := worker.NewWorker(factory, kc).WithKinesis(kin).WithCheckpointer(c.cfg.Metrics.WrapLeaseTable(c.cfg.Source, c.table))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
@@ -309,7 +325,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	close(c.stopping)
 
 	c.log.Info("consumer stopping: draining batches in flight", "drain_timeout", c.cfg.DrainTimeout)
+	cancelPasses()
+	<-passesDone
 	c.table.Drain()
+	coord.stop()
 	drain := time.AfterFunc(c.cfg.DrainTimeout, func() {
 		c.log.Warn("drain timeout: abandoning deliveries in flight without checkpointing them")
 		cancelDeliveries()

@@ -22,10 +22,11 @@ import (
 // which the KCL drops. The KCL takes one client for everything, and its
 // initial position is one setting for all shards and all starts, so this is
 // where a per-shard, per-application start can be put.
-func withLeaseTable(client *kinesis.Client, table *leases.Table, log *slog.Logger) *kinesis.Client {
+func withLeaseTable(client *kinesis.Client, table *leases.Table, log *slog.Logger, more ...func(*middleware.Stack) error) *kinesis.Client {
 	l := &listing{}
 	o := client.Options()
-	o.APIOptions = append(slices.Clone(o.APIOptions), func(st *middleware.Stack) error {
+	o.APIOptions = append(slices.Clone(o.APIOptions), more...)
+	o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
 		if err := st.Initialize.Add(middleware.InitializeMiddlewareFunc("kinesis-ingest/start-position",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				switch p := in.Parameters.(type) {

@@ -127,9 +127,6 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	if err := t.checkWorker("GetLease", worker); err != nil {
 		return err
 	}
-	ctx, cancel := t.callCtx()
-	defer cancel()
-
 	t.mu.Lock()
 	local := t.running[shard.ID]
 	releasing := local != nil && local.releasing
@@ -142,6 +139,11 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 		return t.notAcquired(nil, "shard %q in table %q: this worker is stopping and takes no new lease", shard.ID, t.table)
 	}
 
+	if t.coordinated && local == nil {
+		return t.startPending(shard)
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
 	if local != nil {
 		return t.renew(ctx, shard)
 	}
@@ -230,8 +232,12 @@ func (t *Table) EndBatch(shardID string) {
 // waits a whole lease duration for its next owner.
 func (t *Table) Drain() {
 	t.mu.Lock()
+	already := t.draining
 	t.draining = true
 	t.mu.Unlock()
+	if !already {
+		t.retire()
+	}
 }
 
 // renew extends this worker's lease on a shard it runs: one conditional
@@ -359,7 +365,34 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 		}
 	}
 
-	newTimeout := now.Add(t.leaseDur)
+	newTimeout, err := t.acquireWrite(ctx, r, parent, adjacent)
+	if err != nil {
+		return err
+	}
+
+	t.mu.Lock()
+	t.running[id] = &localLease{status: shard}
+	t.mu.Unlock()
+	shard.Mux.Lock()
+	shard.AssignedTo = t.me
+	shard.LeaseTimeout = newTimeout
+	setClaim(shard, "")
+	shard.Mux.Unlock()
+	t.log.Info("lease taken", "shard", id, "previous_owner", r.Owner, "previous_lease_timeout", r.LeaseTimeout,
+		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "adjacent_parent", adjacent, "lease_timeout", newTimeout)
+	for _, p := range expired {
+		t.reportExpired(ctx, id, p)
+	}
+	return nil
+}
+
+// acquireWrite writes this worker as the owner of r's shard with a fresh
+// LeaseTimeout (and its parents), removing any claim, under the condition
+// that the row is still as read: owner, timeout and claim unchanged, not
+// finished. Exactly one of several racing workers wins.
+func (t *Table) acquireWrite(ctx context.Context, r row, parent, adjacent string) (time.Time, error) {
+	id := r.ShardID
+	newTimeout := t.now().Add(t.leaseDur)
 	values := map[string]types.AttributeValue{
 		":me": s(t.me),
 		":lt": s(fmtTime(newTimeout)),
@@ -415,26 +448,12 @@ func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now 
 	_, err := t.db.UpdateItem(ctx, t.update(id, updateExpr, strings.Join(conds, " AND "), values))
 	if ccf, ok := isConditionFailed(err); ok {
 		t.log.Debug("lease not acquired: the row changed since it was read", "shard", id)
-		return t.notAcquired(ccf, "acquire lease on shard %q in table %q: the row changed since it was read (another worker acquired or claimed it)", id, t.table)
+		return time.Time{}, t.notAcquired(ccf, "acquire lease on shard %q in table %q: the row changed since it was read (another worker acquired or claimed it)", id, t.table)
 	}
 	if err != nil {
-		return fmt.Errorf("leases: acquire lease on shard %q in table %q: %w (DynamoDB error; the KCL retries at its next shard sync)", id, t.table, err)
+		return time.Time{}, fmt.Errorf("leases: acquire lease on shard %q in table %q: %w (DynamoDB error; retried at the next shard sync)", id, t.table, err)
 	}
-
-	t.mu.Lock()
-	t.running[id] = &localLease{status: shard}
-	t.mu.Unlock()
-	shard.Mux.Lock()
-	shard.AssignedTo = t.me
-	shard.LeaseTimeout = newTimeout
-	setClaim(shard, "")
-	shard.Mux.Unlock()
-	t.log.Info("lease taken", "shard", id, "previous_owner", r.Owner, "previous_lease_timeout", r.LeaseTimeout,
-		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "adjacent_parent", adjacent, "lease_timeout", newTimeout)
-	for _, p := range expired {
-		t.reportExpired(ctx, id, p)
-	}
-	return nil
+	return newTimeout, nil
 }
 
 // reportExpired logs and counts, once across all workers (a conditional
@@ -655,14 +674,14 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 	}
 	t.mu.Unlock()
 
-	ctx, cancel := t.callCtx()
-	defer cancel()
 	var r row
 	var err error
 	if local == nil && shard.StartingSequenceNumber != "" {
-		r, err = t.probe(ctx, id)
+		r, err = t.probe(id)
 	} else {
+		ctx, cancel := t.callCtx()
 		r, err = t.get(ctx, id)
+		cancel()
 	}
 	if err != nil {
 		return err
@@ -701,7 +720,18 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 // it. The loop's ShardStatus comes from ListShards and carries the shard's
 // sequence range; the KCL's parent wait builds one without it and gets a
 // fresh read.
-func (t *Table) probe(ctx context.Context, id string) (row, error) {
+func (t *Table) probe(id string) (row, error) {
+	if t.coordinated {
+		t.mu.Lock()
+		r, ok := t.passRows[id]
+		t.mu.Unlock()
+		if !ok {
+			r = row{Lease: Lease{ShardID: id}}
+		}
+		return r, nil
+	}
+	ctx, cancel := t.callCtx()
+	defer cancel()
 	rows, err := t.cachedScan(ctx)
 	if err != nil {
 		return row{}, err

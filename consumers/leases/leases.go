@@ -211,6 +211,25 @@ type Config struct {
 	// its unread records were lost to retention and its children are leased
 	// anyway. Optional; the loss is logged at error in any case.
 	OnParentExpired func(parentID, checkpoint string)
+
+	// Coordinated makes passes (Pass) take the leases: GetLease then only
+	// hands the KCL's event loop the leases a pass took, and refuses every
+	// other shard without a call to DynamoDB. Without it, GetLease acquires
+	// any shard the fair-share guard allows, one per KCL shard sync.
+	Coordinated bool
+	// MaxLeasesPerPass bounds the leases a pass takes plus the claims it
+	// places. Default 50: 1,000 shards over 10 workers are leased in two
+	// passes.
+	MaxLeasesPerPass int
+	// MaxLeases caps this worker's leases (0: none); passes share the
+	// shards among the workers within their caps.
+	MaxLeases int
+	// DisableStealing: passes take free shards only, never claim.
+	DisableStealing bool
+	// AnnounceWait is how long the first pass waits between announcing this
+	// worker and reading the table (default 2s), so that workers started
+	// together share the shards at once instead of by claims.
+	AnnounceWait time.Duration
 }
 
 // Lease is one row of the lease table.
@@ -280,6 +299,19 @@ type Table struct {
 	// adjacent maps a merged shard to its adjacent parent, which the KCL
 	// drops (see ObserveShards).
 	adjacent map[string]string
+
+	// Coordinated mode (pass.go).
+	coordinated  bool
+	maxPerPass   int
+	maxLeases    int
+	stealing     bool
+	announceWait time.Duration
+	passes       int
+	// pending are the leases passes took that the KCL has not started.
+	pending map[string]*pendingLease
+	// passRows is the last pass's scan by shard ID: it answers the KCL
+	// loop's probes in coordinated mode.
+	passRows map[string]row
 }
 
 // sighting is a lease as this worker saw it.
@@ -325,6 +357,9 @@ func New(cfg Config) (*Table, error) {
 	if cfg.ClaimTimeout < cfg.LeaseDuration {
 		errs = append(errs, fmt.Errorf("ClaimTimeout %v is shorter than LeaseDuration %v: a claim would expire before the lease it waits for", cfg.ClaimTimeout, cfg.LeaseDuration))
 	}
+	if cfg.MaxLeasesPerPass < 0 || cfg.MaxLeases < 0 || cfg.AnnounceWait < 0 {
+		errs = append(errs, fmt.Errorf("MaxLeasesPerPass %d, MaxLeases %d and AnnounceWait %v must not be negative", cfg.MaxLeasesPerPass, cfg.MaxLeases, cfg.AnnounceWait))
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("leases: invalid config for table %q: %w", cfg.Table, errors.Join(errs...))
 	}
@@ -353,6 +388,12 @@ func New(cfg Config) (*Table, error) {
 		statsTTL:     cmp.Or(cfg.ScanReuse, defaultStatsTTL),
 		created:      now(),
 		listingGrace: max(2*cfg.LeaseDuration, minListingGrace),
+		coordinated:  cfg.Coordinated,
+		maxPerPass:   cmp.Or(cfg.MaxLeasesPerPass, defaultMaxLeasesPerPass),
+		maxLeases:    cfg.MaxLeases,
+		stealing:     !cfg.DisableStealing,
+		announceWait: cmp.Or(cfg.AnnounceWait, defaultAnnounceWait),
+		pending:      map[string]*pendingLease{},
 	}, nil
 }
 

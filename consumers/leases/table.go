@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -115,6 +117,8 @@ type row struct {
 	Lease
 	rawTimeout   string
 	rawClaimTime string
+	// maxLeases is a worker row's cap (0: none).
+	maxLeases int
 }
 
 // get reads the row of shardID with a consistent read.
@@ -137,13 +141,25 @@ func (t *Table) get(ctx context.Context, shardID string) (row, error) {
 	return r, nil
 }
 
-// scan reads the whole table. The pass's scan (cachedScan) is eventually
+// scan reads the whole table's lease rows. The pass's scan is eventually
 // consistent, half the read units of a consistent one: what it decides alone
-// is advisory (a refusal until the next pass, a probe answer, the balance),
-// and every lease taken is read again consistently and written under a
-// condition on what was read.
+// is advisory (a refusal until the next pass, a probe answer, the plan), and
+// every lease taken on it is a write under a condition on what was read.
 func (t *Table) scan(ctx context.Context, consistent bool) ([]Lease, error) {
-	var leases []Lease
+	rows, _, err := t.scanRows(ctx, consistent)
+	if err != nil {
+		return nil, err
+	}
+	leases := make([]Lease, len(rows))
+	for i, r := range rows {
+		leases[i] = r.Lease
+	}
+	return leases, nil
+}
+
+// scanRows reads the whole table: the shards' rows, and apart from them the
+// worker rows (see workerKeyPrefix); the metadata row is skipped.
+func (t *Table) scanRows(ctx context.Context, consistent bool) (rows, workers []row, err error) {
 	p := dynamodb.NewScanPaginator(t.db, &dynamodb.ScanInput{
 		TableName:      aws.String(t.table),
 		ConsistentRead: aws.Bool(consistent),
@@ -151,20 +167,28 @@ func (t *Table) scan(ctx context.Context, consistent bool) ([]Lease, error) {
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("leases: scan lease table %q: %w (DynamoDB unreachable or throttled; retried at the next call)", t.table, err)
+			return nil, nil, fmt.Errorf("leases: scan lease table %q: %w (DynamoDB unreachable or throttled; retried at the next pass)", t.table, err)
 		}
 		for _, item := range out.Items {
-			if str(item, colShardID) == applicationKey {
+			id := str(item, colShardID)
+			if id == applicationKey {
 				continue
 			}
 			r, err := t.parse(item)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			leases = append(leases, r.Lease)
+			if strings.HasPrefix(id, workerKeyPrefix) {
+				if n, ok := item[colMaxLeases].(*types.AttributeValueMemberN); ok {
+					r.maxLeases, _ = strconv.Atoi(n.Value)
+				}
+				workers = append(workers, r)
+				continue
+			}
+			rows = append(rows, r)
 		}
 	}
-	return leases, nil
+	return rows, workers, nil
 }
 
 func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {

@@ -213,6 +213,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 			MaxRecords:        cfg.Consumer.MaxRecords,
 			LeaseStealing:     cfg.Consumer.LeaseStealing,
 			MaxLeases:         cfg.Consumer.MaxLeases,
+			MaxLeasesPerPass:  cfg.Consumer.MaxLeasesPerPass,
 			DrainTimeout:      cfg.Consumer.ShutdownTimeout,
 			Idleness:          src.Idleness,
 			Budget:            budget,

@@ -88,6 +88,7 @@ const (
 	DefaultShardSyncInterval = 5 * time.Second
 	DefaultLeaseDuration     = 10 * time.Second
 	DefaultLeaseRefresh      = 2 * time.Second
+	DefaultMaxLeasesPerPass  = 50
 	// DefaultMaxRecords: 1,000 records per GetRecords, not the API's 10,000.
 	// Measured end to end (README "Performance"): the same records/s or more
 	// (a shard takes at most 1,000 records/s, and 5 reads/s of 1,000 catch up
@@ -357,6 +358,7 @@ type Consumer struct {
 	IdleBetweenReads  time.Duration // idle_between_reads, default 500ms
 	LeaseStealing     bool          // lease_stealing, default true
 	MaxLeases         int           // max_leases per worker, 0 = unlimited (default)
+	MaxLeasesPerPass  int           // max_leases_per_pass, default 50
 	// ShutdownTimeout (shutdown_timeout) bounds the drain on SIGTERM; batches
 	// not durable by then are abandoned without a checkpoint and read again
 	// by the next owner. Default 30s.

@@ -238,6 +238,7 @@ func TestDefaults(t *testing.T) {
 		ShutdownTimeout:   30 * time.Second,
 		CallTimeout:       10 * time.Second,
 		MaxInflightBytes:  192 << 20,
+		MaxLeasesPerPass:  50,
 	}
 	if cfg.Consumer != wantC {
 		t.Errorf("consumer = %+v\nwant       %+v", cfg.Consumer, wantC)

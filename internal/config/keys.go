@@ -109,6 +109,7 @@ const (
 	keyIdleBetweenReads  = "idle_between_reads"
 	keyLeaseStealing     = "lease_stealing"
 	keyMaxLeases         = "max_leases"
+	keyMaxLeasesPerPass  = "max_leases_per_pass"
 	keyShutdownTimeout   = "shutdown_timeout"
 	keyCallTimeout       = "call_timeout"
 	keyMaxInflightBytes  = "max_inflight_bytes"

@@ -326,6 +326,7 @@ func (p printer) consumer(c Consumer) *yaml.Node {
 		keyIdleBetweenReads, p.dur(c.IdleBetweenReads),
 		keyLeaseStealing, p.bool(c.LeaseStealing),
 		keyMaxLeases, p.int(int64(c.MaxLeases)),
+		keyMaxLeasesPerPass, p.int(int64(c.MaxLeasesPerPass)),
 		keyShutdownTimeout, p.dur(c.ShutdownTimeout),
 		keyCallTimeout, p.dur(c.CallTimeout),
 		keyMaxInflightBytes, p.int(c.MaxInflightBytes),

@@ -52,6 +52,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			ShutdownTimeout:   DefaultShutdownTimeout,
 			CallTimeout:       DefaultCallTimeout,
 			MaxInflightBytes:  DefaultMaxInflightBytes,
+			MaxLeasesPerPass:  DefaultMaxLeasesPerPass,
 		},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 		Errors:  Errors{Listen: DefaultErrorsListen},
@@ -74,7 +75,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 	}
 	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer],
 		keyApplication, keyWorkerID, keyRoleARN, keyShardSyncInterval, keyLeaseDuration, keyLeaseRefresh,
-		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyShutdownTimeout, keyCallTimeout,
+		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyMaxLeasesPerPass, keyShutdownTimeout, keyCallTimeout,
 		keyMaxInflightBytes))
 	mm := l.mapping(keyMetrics, top.vals[keyMetrics], keyListen)
 	if _, ok := mm.vals[keyListen]; ok {
@@ -466,6 +467,7 @@ func (l *loader) consumer(c *Consumer, m *mapNode) {
 	c.IdleBetweenReads = l.duration(m, keyIdleBetweenReads, c.IdleBetweenReads)
 	c.LeaseStealing = l.boolean(m, keyLeaseStealing, c.LeaseStealing)
 	c.MaxLeases = int(l.integer(m, keyMaxLeases, 0, 0, 1<<31-1))
+	c.MaxLeasesPerPass = int(l.integer(m, keyMaxLeasesPerPass, DefaultMaxLeasesPerPass, 1, 10000))
 	c.ShutdownTimeout = l.duration(m, keyShutdownTimeout, c.ShutdownTimeout)
 	c.CallTimeout = l.duration(m, keyCallTimeout, c.CallTimeout)
 	c.MaxInflightBytes = l.integer(m, keyMaxInflightBytes, c.MaxInflightBytes, MinInflightBytes, 1<<62)

@@ -48,12 +48,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./schema
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/avrodec
 
-# The two benchmarks of issue 10, each printed as a Markdown table:
+# The benchmarks, each printed as a Markdown table:
 #  1. the hot path on one core (pipeline.BenchmarkHotPath: decode, validate,
 #     route, file sink; PostgreSQL too when its server binaries are installed)
 #     with encoding/json-into-a-struct as the baseline in the same run;
 #  2. end to end on the local emulators (internal/tools/bench/e2e): kinesis-ingest
-#     run against a bare KCL consumer on the same 20,000 records.
+#     run against a bare KCL consumer on the same 20,000 records;
+#  3. coordination (consumers/kcl.BenchmarkCoordination): lease-table read units,
+#     scans, GetItems, ListShards and writes per second of idle workers, counted
+#     by proxies, beside the formula's prediction and its projection.
 # Raw outputs go to $(BENCH_OUT). The tables show medians of BENCH_COUNT runs
 # per hot-path case and of E2E_ROUNDS throughput runs per consumer.
 BENCH_OUT   ?= bench-out
@@ -64,6 +67,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench '^BenchmarkHotPath$$' -benchmem -cpu 1 -count $(BENCH_COUNT) ./pipeline \
 		| tee $(BENCH_OUT)/hotpath.txt | $(GO) run ./internal/tools/bench/table | tee $(BENCH_OUT)/hotpath.md
 	$(GO) run ./internal/tools/bench/e2e -rounds $(E2E_ROUNDS) | tee $(BENCH_OUT)/e2e.md
+	$(GO) test -run '^$$' -bench '^BenchmarkCoordination$$' -benchtime 1x ./consumers/kcl \
+		| tee $(BENCH_OUT)/coordination.txt | grep -v '^\(goos\|goarch\|pkg\|cpu\|Benchmark\|PASS\|ok\)' | tee $(BENCH_OUT)/coordination.md
 
 # The end-to-end suite (cmd/kinesis-ingest) against endpoints someone else
 # runs instead of the emulators it starts itself: LocalStack from

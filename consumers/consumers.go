@@ -3,6 +3,14 @@
 // consumers/kcl (Kinesis through the KCL, leases in DynamoDB through
 // consumers/leases). A consumer knows nothing of sinks or of the pipeline
 // beyond Handler: internal/layout's test holds it to that.
+//
+// Why leases are not the KCL's to take: the library's event loop takes one
+// lease per shard sync and stops, and it alone can start a shard consumer
+// (newShardConsumer is unexported; its source cannot be copied in). So
+// consumers/kcl runs lease passes of its own (consumers/leases Table.Pass:
+// one table scan plans the whole assignment, and every due lease is taken at
+// once) and leaves the loop only the starts, pacing it through its
+// ListShards call (consumers/kcl/coordinator.go).
 package consumers
 
 import (

@@ -30,6 +30,8 @@ var names = map[string]string{
 	"#sa":  colStartAt,
 	"#is":  colIdleSince,
 	"#st":  colState,
+	"#fo":  colFailedOn,
+	"#fa":  colFailedAt,
 }
 
 // update builds an UpdateItem input, with only the #names the expressions use
@@ -761,10 +763,21 @@ func (t *Table) RemoveLeaseOwner(shardID string) error {
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
+		defer t.mu.Unlock()
 		if local != nil && t.running[shardID] == local {
 			delete(t.running, shardID)
+			// A probe during the release may have shown the KCL this
+			// worker as the owner again (the row still named it); its loop
+			// never offers a shard it thinks it owns, so the next lease of
+			// the shard would never start.
+			if st := local.status; st != nil {
+				st.Mux.Lock()
+				if st.AssignedTo == t.me {
+					st.AssignedTo = ""
+				}
+				st.Mux.Unlock()
+			}
 		}
-		t.mu.Unlock()
 	}()
 
 	if t.onRelease != nil {
@@ -774,11 +787,23 @@ func (t *Table) RemoveLeaseOwner(shardID string) error {
 	ctx, cancel := t.callCtx()
 	defer cancel()
 	in := t.update(shardID, "REMOVE #o", "#o = :me", map[string]types.AttributeValue{":me": s(t.me)})
+	failed := t.coordinated && t.failedEnd(local)
+	if failed {
+		// Its consumer here ended in failure (no shard end, no stop, no
+		// claim): the passes give the shard to another worker for a while,
+		// as a read that hangs or fails on this worker's path would
+		// otherwise come back to it at once.
+		in = t.update(shardID, "SET #fo = :me, #fa = :now REMOVE #o", "#o = :me", map[string]types.AttributeValue{":me": s(t.me), ":now": s(fmtTime(t.now()))})
+	}
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		_, err := t.db.UpdateItem(ctx, in)
 		if err == nil {
-			t.log.Info("lease released", "shard", shardID)
+			if failed {
+				t.log.Warn("lease released after its consumer failed; lease passes give the shard to another worker first for a while", "shard", shardID, "for", t.failureMemory())
+			} else {
+				t.log.Info("lease released", "shard", shardID)
+			}
 			return nil
 		}
 		if _, ok := isConditionFailed(err); ok {
@@ -795,6 +820,22 @@ func (t *Table) RemoveLeaseOwner(shardID string) error {
 		backoff *= 2
 	}
 }
+
+// failedEnd reports whether the consumer whose lease local is ended in
+// failure: not at the shard's end, not because this worker stops, not
+// handed over to a claim.
+func (t *Table) failedEnd(local *localLease) bool {
+	if local == nil || local.status == nil {
+		return false
+	}
+	t.mu.Lock()
+	draining, yield := t.draining, local.yield
+	t.mu.Unlock()
+	return !draining && !yield && local.status.GetCheckpoint() != checkpoint.ShardEnd
+}
+
+// failureMemory is how long lease passes remember a failed end.
+func (t *Table) failureMemory() time.Duration { return 2 * t.leaseDur }
 
 // GetLeaseOwner returns the worker named in the shard's row. Without a row or
 // owner it returns an error wrapping checkpoint.NoLeaseOwnerErr.

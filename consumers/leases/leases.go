@@ -19,6 +19,9 @@
 //     (GetLease returns ErrClaimed), and only the claimer may take it while the
 //     claim is live.
 //   - A fair-share guard keeps one worker from grabbing every free shard.
+//   - Coordinated mode (Config.Coordinated, what consumers/kcl uses): leases
+//     are taken in bulk by passes (Pass, pass.go, plan.go), one table scan
+//     each, and the KCL's GetLease only hands its loop what a pass took.
 //   - Config.OnRelease tells the application that the KCL ended a shard
 //     consumer (the KCL never sends a ZOMBIE shutdown).
 //
@@ -107,6 +110,12 @@ const (
 	// colExpired marks a parent row found unfinished after Kinesis stopped
 	// listing it, so that exactly one worker reports the loss.
 	colExpired = "ExpiredUnfinished"
+	// colFailedOn and colFailedAt name the worker whose consumer of the
+	// shard last ended in failure (a hung or failing read, renewals that
+	// kept failing) and when: lease passes give the shard to another worker
+	// for a while (see failureMemory).
+	colFailedOn = "FailedOn"
+	colFailedAt = "FailedAt"
 )
 
 // timeFormat is RFC 3339 with a fixed 9-digit fraction. Written in UTC, the
@@ -243,6 +252,10 @@ type Lease struct {
 	ClaimRequest          string    // worker that asked to steal the shard; "" if none
 	LeaseTimeout          time.Time // zero if absent
 	ClaimTime             time.Time // zero if absent
+	// FailedOn is the worker whose consumer of the shard last ended in
+	// failure, at FailedAt (see colFailedOn); "" if none.
+	FailedOn string
+	FailedAt time.Time
 	// IdleSince is, for a shard of a bounded source, since when it has
 	// delivered nothing and been read to its tip (MarkIdle); zero if not.
 	IdleSince time.Time

@@ -206,6 +206,9 @@ func (t *Table) planInput(shards []ShardInfo, byID map[string]row, listed map[st
 		if ok && t.claimLive(r, now) {
 			ps.claimer = r.ClaimRequest
 		}
+		if ok && r.FailedOn != "" && now.Before(r.FailedAt.Add(t.failureMemory())) {
+			ps.avoid = r.FailedOn
+		}
 		if ps.owner != "" && ps.owner != t.me {
 			if _, known := live[ps.owner]; !known {
 				live[ps.owner] = 0

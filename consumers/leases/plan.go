@@ -28,6 +28,9 @@ type planShard struct {
 	// mine says the lease is this worker's and its consumer runs here (or
 	// was taken and waits for the KCL to start it).
 	mine bool
+	// avoid is a worker whose consumer of the shard recently ended in
+	// failure: the shard goes to another worker if there is one.
+	avoid string
 }
 
 // planWorker is a live worker: one holding a live lease, or whose worker row
@@ -109,18 +112,54 @@ func makePlan(in planInput) plan {
 		}
 	}
 	p := plan{target: target[in.me], held: count[in.me], take: mineNow}
-	next := 0
-	for _, id := range ids {
-		n := min(deficit[id], len(free)-next)
-		if id == in.me {
-			p.take = append(p.take, free[next:next+n]...)
+	avoid := map[string]string{}
+	for _, s := range in.shards {
+		if s.avoid != "" && live[s.avoid] {
+			avoid[s.id] = s.avoid
 		}
-		deficit[id] -= n
-		next += n
+	}
+	given := make([]bool, len(free))
+	first := 0 // free[:first] are all given
+	for _, id := range ids {
+		for i := first; i < len(free) && deficit[id] > 0; i++ {
+			if given[i] || avoid[free[i]] == id {
+				continue
+			}
+			given[i] = true
+			deficit[id]--
+			count[id]++
+			if id == in.me {
+				p.take = append(p.take, free[i])
+			}
+		}
+		for first < len(free) && given[first] {
+			first++
+		}
+	}
+	// A free shard that only its avoider wanted goes to the least loaded
+	// other worker (beyond its target: the balance then moves another shard
+	// instead), or, without one, to its avoider after all.
+	for i, sid := range free {
+		if given[i] || avoid[sid] == "" {
+			continue
+		}
+		to := ""
+		for _, id := range ids {
+			if id != avoid[sid] && (to == "" || count[id] < count[to]) && (caps[id] == 0 || count[id] < caps[id]) {
+				to = id
+			}
+		}
+		if to == "" {
+			to = avoid[sid]
+		}
+		count[to]++
+		if to == in.me {
+			p.take = append(p.take, sid)
+		}
 	}
 
 	if in.stealing && deficit[in.me] > 0 {
-		p.claim = claims(in, ids, live, count, target, deficit)
+		p.claim = claims(in, ids, live, count, target, deficit, avoid)
 	}
 	room := max(in.maxTake, 1)
 	if len(p.take) > room {
@@ -176,7 +215,7 @@ func targets(workers []planWorker, count map[string]int, n int) map[string]int {
 // target with the shards of those above theirs: deficits in id order, each
 // served from the busiest surplus first, shards of a victim in id order,
 // never a shard already claimed.
-func claims(in planInput, ids []string, live map[string]bool, count, target, deficit map[string]int) []string {
+func claims(in planInput, ids []string, live map[string]bool, count, target, deficit map[string]int, avoid map[string]string) []string {
 	byOwner := map[string][]string{}
 	for _, s := range in.shards {
 		if s.owner != "" && live[s.owner] && (s.claimer == "" || !live[s.claimer]) && s.owner != in.me {
@@ -202,10 +241,14 @@ func claims(in planInput, ids []string, live map[string]bool, count, target, def
 		d := deficit[id]
 		for _, v := range vs {
 			for d > 0 && v.surplus > 0 {
-				if id == in.me {
-					mine = append(mine, v.shards[0])
+				j := slices.IndexFunc(v.shards, func(s string) bool { return avoid[s] != id })
+				if j < 0 {
+					break
 				}
-				v.shards = v.shards[1:]
+				if id == in.me {
+					mine = append(mine, v.shards[j])
+				}
+				v.shards = slices.Delete(v.shards, j, j+1)
 				v.surplus--
 				d--
 			}

@@ -262,3 +262,69 @@ func TestPlanCapsAndBounds(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkPlan is one worker's plan of a pass: the CPU a pass costs beyond
+// its calls, O(S log S + W log W) for S shards and W workers.
+//
+//	go test -run '^$' -bench '^BenchmarkPlan$' ./consumers/leases
+func BenchmarkPlan(b *testing.B) {
+	for _, c := range []struct{ shards, workers int }{{16, 8}, {1000, 100}, {4000, 100}} {
+		b.Run(fmt.Sprintf("shards=%d/workers=%d", c.shards, c.workers), func(b *testing.B) {
+			var ws []string
+			for w := range c.workers {
+				ws = append(ws, fmt.Sprintf("worker-%03d", w))
+			}
+			s := newSim(c.shards, ws...)
+			for i, id := range s.shards {
+				if i%10 != 0 { // a tenth free: a worker died
+					s.owner[id] = ws[i%c.workers]
+				}
+			}
+			in := s.input(ws[0])
+			b.ReportAllocs()
+			for b.Loop() {
+				makePlan(in)
+			}
+		})
+	}
+}
+
+// A shard whose consumer just failed on a worker (a read hanging on its
+// path) goes to another worker, and the balance moves another shard back
+// instead of the failing one.
+func TestPlanAvoidsTheWorkerAShardFailedOn(t *testing.T) {
+	shard := func(id, owner, avoid string) planShard {
+		return planShard{id: id, owner: owner, avoid: avoid, mine: false}
+	}
+	workers := []planWorker{{id: "a"}, {id: "b"}}
+	shards := []planShard{shard("s0", "", "a"), shard("s1", "b", "")}
+	// In the same pass b takes it and a, left with nothing, claims b's
+	// other shard.
+	for _, tc := range []struct {
+		me          string
+		take, claim []string
+	}{
+		{me: "a", claim: []string{"s1"}},
+		{me: "b", take: []string{"s0"}},
+	} {
+		in := planInput{me: tc.me, workers: workers, shards: slices.Clone(shards), maxTake: 10, stealing: true}
+		for i := range in.shards {
+			in.shards[i].mine = in.shards[i].owner == tc.me
+		}
+		p := makePlan(in)
+		if !slices.Equal(p.take, tc.take) || !slices.Equal(p.claim, tc.claim) {
+			t.Errorf("%s: plan %+v, want take %v, claim %v", tc.me, p, tc.take, tc.claim)
+		}
+	}
+	// b took it: a, now without a shard, claims b's other one.
+	in := planInput{me: "a", workers: workers, maxTake: 10, stealing: true,
+		shards: []planShard{shard("s0", "b", "a"), shard("s1", "b", "")}}
+	if p := makePlan(in); !slices.Equal(p.claim, []string{"s1"}) {
+		t.Errorf("a's plan %+v, want a claim on s1, not on s0 which failed on it", p)
+	}
+	// Alone, a takes it back all the same.
+	in = planInput{me: "a", workers: workers[:1], maxTake: 10, stealing: true, shards: []planShard{shard("s0", "", "a")}}
+	if p := makePlan(in); !slices.Equal(p.take, []string{"s0"}) {
+		t.Errorf("a alone: plan %+v, want s0 taken", p)
+	}
+}

@@ -200,6 +200,10 @@ func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
 	r.AdjacentParentShardID = str(item, colAdjacent)
 	r.ClaimRequest = str(item, colClaim)
 	r.StartAt = str(item, colStartAt)
+	r.FailedOn = str(item, colFailedOn)
+	if v := str(item, colFailedAt); v != "" {
+		r.FailedAt, _ = parseTime(v) // a malformed one reads as long ago
+	}
 	if v := str(item, colIdleSince); v != "" {
 		r.IdleSince, _ = parseTime(v) // a malformed one reads as not idle
 	}

@@ -140,6 +140,7 @@ func (t *Table) Pass(ctx context.Context, shards []ShardInfo) (PassReport, error
 	rep.Target, rep.Held = p.target, p.held
 
 	t.expirePending(ctx, now)
+	t.sweepWorkers(ctx, workers)
 	if len(p.take) > 0 || len(p.claim) > 0 {
 		t.execute(ctx, p, byID, shards, orphans, &rep)
 	}
@@ -424,6 +425,37 @@ func (t *Table) announce(ctx context.Context) error {
 		return fmt.Errorf("leases: announce worker %q in table %q: %w (DynamoDB unreachable or throttled; the pass is retried)", t.me, t.table, err)
 	}
 	return nil
+}
+
+// staleWorkerRows is how long a worker row must be seen unchanged before a
+// pass deletes it: a worker killed without retiring leaves its row behind,
+// and workers come and go (a deployment's pods get new ids), so without this
+// every scan would carry the rows of all the workers that ever ran.
+const staleWorkerRows = 10
+
+// sweepWorkers deletes the worker rows this worker has seen unchanged for
+// staleWorkerRows lease durations, each under the condition that it is
+// still as read (a worker that came back keeps its row).
+func (t *Table) sweepWorkers(ctx context.Context, workers []row) {
+	for _, w := range workers {
+		if w.Owner == t.me || t.unchangedFor(w.Lease) < staleWorkerRows*t.leaseDur {
+			continue
+		}
+		_, err := t.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName:                 aws.String(t.table),
+			Key:                       key(w.ShardID),
+			ConditionExpression:       aws.String("#lt = :lt"),
+			ExpressionAttributeNames:  map[string]string{"#lt": colLeaseTimeout},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":lt": s(w.rawTimeout)},
+		})
+		if _, ok := isConditionFailed(err); err != nil && !ok {
+			t.log.Debug("could not delete a stale worker row; tried again at the next pass", "row", w.ShardID, "err", err)
+			continue
+		}
+		if err == nil {
+			t.log.Info("stale worker row deleted", "worker", w.Owner, "unchanged_for", t.unchangedFor(w.Lease).Round(time.Second))
+		}
+	}
 }
 
 // retire deletes this worker's row and gives up the leases taken but not

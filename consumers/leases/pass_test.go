@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
@@ -275,5 +278,39 @@ func TestDrainRetiresTheWorker(t *testing.T) {
 	}
 	if rep := e.pass(b, shards); len(rep.Taken) != 4 || rep.Workers != 1 {
 		t.Fatalf("b's pass after a drained: %+v, want a's 4 shards", rep)
+	}
+}
+
+// A worker killed without retiring leaves its row; once seen unchanged for
+// ten lease durations, a pass deletes it, so scans do not grow with every
+// worker that ever ran.
+func TestPassSweepsStaleWorkerRows(t *testing.T) {
+	e := newEnv(t)
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	a := e.coordinated("a", time.Second, now)
+	c := e.coordinated("c", time.Second, now)
+	shards := listing(2)
+	e.pass(c, shards)
+	e.pass(a, shards)
+	rowOf := func(id string) bool {
+		out, err := db.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(e.table), Key: map[string]types.AttributeValue{"ShardID": &types.AttributeValueMemberS{Value: "#worker#" + id}}, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Item != nil
+	}
+	if !rowOf("c") {
+		t.Fatal("c's pass wrote no worker row")
+	}
+	offset.Add(int64(9 * time.Second))
+	e.pass(a, shards)
+	if !rowOf("c") {
+		t.Fatal("c's row deleted after 9 lease durations, want 10")
+	}
+	offset.Add(int64(2 * time.Second))
+	e.pass(a, shards)
+	if rowOf("c") || !rowOf("a") {
+		t.Fatalf("after 11 lease durations: c's row present %v, a's %v; want c's deleted, a's kept", rowOf("c"), rowOf("a"))
 	}
 }

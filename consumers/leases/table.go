@@ -253,6 +253,18 @@ func (t *Table) live(r Lease) bool {
 	return t.now().Sub(s.since) < t.leaseDur
 }
 
+// unchangedFor is how long this worker has seen r's owner and LeaseTimeout
+// as they are now (0 if never).
+func (t *Table) unchangedFor(r Lease) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.seen[r.ShardID]
+	if !ok || s.owner != r.Owner {
+		return 0
+	}
+	return t.now().Sub(s.since)
+}
+
 // str returns the string attribute name of item, or "" if it is absent or not
 // a string.
 func str(item map[string]types.AttributeValue, name string) string {

@@ -70,7 +70,7 @@ type Metrics struct {
 	LeaseTableErrors     *prometheus.CounterVec   // source, op
 	ShardsExpired        *prometheus.CounterVec   // source: parents lost to retention before their end
 	LeasePasses          *prometheus.CounterVec   // source: lease passes run
-	LeasesTaken          *prometheus.CounterVec   // source, how (free, expired): leases taken by passes
+	LeasesTaken          *prometheus.CounterVec   // source, reason (free, expired): leases taken by passes
 	LeaseClaims          *prometheus.CounterVec   // source: steal claims placed by passes
 	LeaseShare           *prometheus.GaugeVec     // source: this worker's target share at the last pass
 	InflightBytes        *prometheus.GaugeVec     // record bytes the in-flight budget holds now
@@ -174,7 +174,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.LeasePasses = counter("lease_passes_total",
 		"Lease passes run: each reads the lease table once and takes this worker's due leases in bulk.", "source")
 	m.LeasesTaken = counter("leases_taken_total",
-		"Leases taken by lease passes: free (never leased, released, or released to this worker's claim), expired (its owner stopped renewing).", "source", "how")
+		"Leases taken by lease passes: free (never leased, released, or released to this worker's claim), expired (its owner stopped renewing).", "source", "reason")
 	m.LeaseClaims = counter("lease_claims_total",
 		"Steal claims placed by lease passes on shards of workers above their share.", "source")
 	m.LeaseShare = gauge("lease_share",

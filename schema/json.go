@@ -100,6 +100,14 @@ func scanRecord(s string, ms []member) (_ []member, dups, ok bool) {
 	return ms, dups, sc.i == len(sc.s)
 }
 
+// Reset makes r forget the values of every field converted from it so far
+// (AppendJSON's rows): their memory is reused by the next conversions, so a
+// caller that reuses r from batch to batch allocates nothing once it has seen
+// its largest batch. Call it only when no row converted from r before is in
+// use any more; such a row would then read the values of later rows. The
+// record last scanned stays scanned.
+func (r *JSONRecord) Reset() { r.boxes.reset() }
+
 // Valid reports whether the last Scan succeeded.
 func (r *JSONRecord) Valid() bool { return r.ok }
 

@@ -250,6 +250,53 @@ func TestAppendJSONBoxesSurviveGC(t *testing.T) {
 	}
 }
 
+// A JSONRecord reset between batches reuses its slabs: from the second batch
+// on, converting allocates nothing, and every row of each batch still equals
+// ConvertJSON's, the garbage collector running in between.
+func TestJSONRecordResetReusesBoxes(t *testing.T) {
+	s, err := Compile("ts", []FieldSpec{
+		{Name: "id", Type: "int"}, {Name: "amount", Type: "float"}, {Name: "ts", Type: "datetime"},
+		{Name: "note", Type: "optional[str]"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batch = 300 // more than two slabs of each type
+	var r JSONRecord
+	fields := make([]record.Field, 0, batch*4)
+	for b := range 4 {
+		recs := make([][]byte, batch)
+		for i := range recs {
+			n := b*batch + i
+			recs[i] = []byte(fmt.Sprintf(`{"id":%d,"amount":%d.5,"ts":%d,"note":"n%d"}`, 1000+n, n, 1700000000+n, n))
+		}
+		convert := func() {
+			fields = fields[:0]
+			for _, data := range recs {
+				var ok bool
+				if !r.Scan(data) {
+					t.Fatal("Scan failed")
+				}
+				if fields, ok = s.AppendJSON(fields, &r); !ok {
+					t.Fatalf("declined %s", data)
+				}
+			}
+		}
+		if b == 0 {
+			convert()
+		} else if n := testing.AllocsPerRun(1, func() { r.Reset(); convert() }); n > 0 {
+			t.Errorf("batch %d after Reset: %v allocations, want 0", b, n)
+		}
+		runtime.GC()
+		for i, data := range recs {
+			want, _ := s.ConvertJSON(data)
+			if got := fields[4*i : 4*i+4]; !reflect.DeepEqual(got, want) {
+				t.Fatalf("batch %d row %d = %v, want %v", b, i, got, want)
+			}
+		}
+	}
+}
+
 // TestConvertJSONRandom compares both paths on generated records: every key
 // of fuzzSpecs (and unknown ones), with values of every JSON kind and of the
 // forms each type accepts or rejects, escapes, repeated keys and odd spacing.

@@ -172,11 +172,13 @@ func AppendFloat(b []byte, f float64) ([]byte, error) {
 
 func AppendTime(b []byte, t time.Time) ([]byte, error) {
 	t = t.UTC()
-	if y := t.Year(); y < 0 || y > 9999 {
+	// Date once: Year and then Date worked the calendar out twice, for
+	// every time of every row.
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
 		return b, fmt.Errorf("time %v: year outside 0000-9999 cannot be written as RFC 3339", t)
 	}
 	// By hand: about 4x faster than t.AppendFormat(b, TimeLayout).
-	year, month, day := t.Date()
 	hour, minute, sec := t.Clock()
 	us := t.Nanosecond() / 1000
 	b = append(b, '"',

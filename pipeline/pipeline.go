@@ -156,6 +156,9 @@ type Pipeline struct {
 	sources map[string]*Source
 	// jsonFast: sources whose records may skip decoding (see JSONConverter).
 	jsonFast map[*Source][]jsonRoute
+	// named: sources whose records may skip the decoded tree (see
+	// NamedConverter).
+	named map[*Source][]NamedConverter
 	// late: per source, the datasets with a disorder.
 	late map[*Source]map[string]lateRule
 }
@@ -235,6 +238,7 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	p.router = router
 	p.jsonFast = jsonPaths(p.sources)
+	p.named = namedPaths(p.sources)
 	p.late = map[*Source]map[string]lateRule{}
 	for _, s := range p.sources {
 		p.late[s] = lateRules(s)
@@ -432,9 +436,11 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	}()
 
 	fast := p.jsonFast[src]
+	named := p.named[src]
+	namedDec, _ := src.Decoder.(NamedDecoder)
 	unrouted := 0
 	var js *jsonBatch
-	if fast != nil {
+	if fast != nil || named != nil {
 		js = jsonBatches.Get().(*jsonBatch)
 	}
 	var skipped map[[2]string]int // Debezium events that change no row, by dataset and event
@@ -444,8 +450,14 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			deadLetter(rec, "", record.ReasonDecode, rec.Invalid)
 			continue
 		}
-		if fast != nil {
-			if taken, ok := p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink, drop); ok {
+		if fast != nil || named != nil {
+			var taken, ok bool
+			if fast != nil {
+				taken, ok = p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink, drop)
+			} else {
+				taken, ok = p.rowsFromNamed(src.Routes, named, namedDec, js, rec, i, len(b.records), bySink, drop)
+			}
+			if ok {
 				if !taken {
 					unrouted++
 					p.unrouted(src, rec, deadLetter)

@@ -270,8 +270,9 @@ func (js *jsonBatch) keep(routes []Route, rows []routeRow, rec *record.Record, i
 	}
 }
 
-// convertJSON, convertNamed and matchJSON turn a panic (a bug) into a decline: the general
-// path then handles the record, with its own panic guard.
+// convertJSON, convertNamed and matchJSON turn a panic (a bug) into a
+// decline: the general path then handles the record, with its own panic
+// guard.
 func (p *Pipeline) convertJSON(c JSONConverter, dst []record.Field, js *schema.JSONRecord, rec *record.Record) (fields []record.Field, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -39,21 +39,24 @@ func (d *Decoder) DecodeNamed(data []byte, vals []any) (names []string, out []an
 }
 
 // entryFor finds the writer schema of data and where its record starts, as
-// decode does; ok false wherever decode would fail or fall back.
+// decode does; ok false wherever decode would fail or fall back. Registry
+// schemas come from the cache only: a fetch (and its retries, during an
+// outage) is left to Decode, which caches what it fetched for the next
+// records, so that no record waits for the registry twice.
 func (d *Decoder) entryFor(data []byte) (e *schemaEntry, off int, ok bool) {
 	if d.reg != nil {
 		switch {
 		case len(data) >= confluentHeaderLen && data[0] == 0:
 			id := int64(data[1])<<24 | int64(data[2])<<16 | int64(data[3])<<8 | int64(data[4])
-			e, err := d.reg.byID(id)
-			return e, confluentHeaderLen, err == nil
+			c, ok := (*d.reg.ids.Load())[id]
+			return c.cachedEntry(), confluentHeaderLen, ok && c.cachedEntry() != nil
 		case len(data) > 1 && data[0] == 0xC3 && data[1] == 0x01:
 			fp, ok := soeFingerprint(data)
 			if !ok {
 				return nil, 0, false
 			}
-			e, err := d.reg.byFingerprint(fp)
-			return e, soeHeaderLen, err == nil
+			e := (*d.reg.fps.Load())[fp]
+			return e, soeHeaderLen, e != nil
 		}
 		return nil, 0, false
 	}
@@ -69,4 +72,12 @@ func (d *Decoder) entryFor(data []byte) (e *schemaEntry, off int, ok bool) {
 		return e, soeHeaderLen, true
 	}
 	return e, 0, true
+}
+
+// cachedEntry is c's schema, nil for none (c nil, or a cached failure).
+func (c *cached) cachedEntry() *schemaEntry {
+	if c == nil || c.err != "" {
+		return nil
+	}
+	return c.entry
 }

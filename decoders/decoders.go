@@ -11,7 +11,9 @@ import "errors"
 // float64 (Avro), time.Time (Avro logical timestamps), []any and map[string]any.
 // An error means the bytes are not valid in the format: the record becomes a
 // decode_error dead letter. Decode must consume the whole payload, never panic,
-// and be safe for concurrent use.
+// and be safe for concurrent use. Strings and []byte in the value may share
+// data's memory (avrodec's do), so data must not change while the value is in
+// use; the pipeline never modifies a record it received.
 type Decoder interface {
 	Decode(data []byte) (any, error)
 }

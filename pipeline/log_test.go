@@ -40,7 +40,7 @@ func TestFastPathPanicLogsThroughTheInjectedLogger(t *testing.T) {
 		t.Fatalf("rows = %v, want the record's row from the general path", rows)
 	}
 	log := injected.String()
-	if !strings.Contains(log, "JSON fast path panicked") || !strings.Contains(log, "sequence_number=1000") || !strings.Contains(log, "bug in the fast path") {
+	if !strings.Contains(log, "fast path panicked") || !strings.Contains(log, "sequence_number=1000") || !strings.Contains(log, "bug in the fast path") {
 		t.Errorf("the injected logger got %q, want the panic with the record's sequence number", log)
 	}
 	if strings.Contains(global.String(), "fast path") {

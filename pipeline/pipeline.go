@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -155,6 +156,9 @@ type Pipeline struct {
 	sources map[string]*Source
 	// jsonFast: sources whose records may skip decoding (see JSONConverter).
 	jsonFast map[*Source][]jsonRoute
+	// named: sources whose records may skip the decoded tree (see
+	// NamedConverter).
+	named map[*Source][]NamedConverter
 	// late: per source, the datasets with a disorder.
 	late map[*Source]map[string]lateRule
 }
@@ -234,6 +238,7 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	p.router = router
 	p.jsonFast = jsonPaths(p.sources)
+	p.named = namedPaths(p.sources)
 	p.late = map[*Source]map[string]lateRule{}
 	for _, s := range p.sources {
 		p.late[s] = lateRules(s)
@@ -356,13 +361,41 @@ type sinkBatch struct {
 
 // reserve sizes an empty sinkBatch for a whole batch of n records: most
 // records of a batch become rows, and growing would copy them (a Row is
-// about 150 bytes) several times.
+// about 150 bytes) several times. The slices come from an earlier batch
+// when one has released them.
 func (sb *sinkBatch) reserve(n int) {
-	if sb.rows == nil {
-		sb.rows = make([]record.Row, 0, n)
-		sb.recIdx = make([]int, 0, n)
+	if sb.rows != nil {
+		return
 	}
+	if rb, ok := rowBufs.Get().(*rowBuf); ok && cap(rb.rows) >= n {
+		sb.rows, sb.recIdx = rb.rows[:0], rb.recIdx[:0]
+		return
+	}
+	sb.rows = make([]record.Row, 0, n)
+	sb.recIdx = make([]int, 0, n)
 }
+
+// rowBuf is a sinkBatch's slices between batches.
+type rowBuf struct {
+	rows   []record.Row
+	recIdx []int
+}
+
+var rowBufs sync.Pool
+
+// release gives sb's slices back for another batch, once its sink's Write
+// has returned (a sink keeps no row past its Write).
+func (sb *sinkBatch) release() {
+	if sb.rows == nil || cap(sb.rows) > maxPooledRows {
+		return
+	}
+	clear(sb.rows)
+	rowBufs.Put(&rowBuf{rows: sb.rows[:0], recIdx: sb.recIdx[:0]})
+	sb.rows, sb.recIdx = nil, nil
+}
+
+// maxPooledRows keeps an outsized batch's rows out of the pool.
+const maxPooledRows = 1 << 14
 
 func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	src := b.source
@@ -403,10 +436,12 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	}()
 
 	fast := p.jsonFast[src]
+	named := p.named[src]
+	namedDec, _ := src.Decoder.(NamedDecoder)
 	unrouted := 0
 	var js *jsonBatch
-	if fast != nil {
-		js = &jsonBatch{}
+	if fast != nil || named != nil {
+		js = jsonBatches.Get().(*jsonBatch)
 	}
 	var skipped map[[2]string]int // Debezium events that change no row, by dataset and event
 	for i := range b.records {
@@ -415,8 +450,14 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			deadLetter(rec, "", record.ReasonDecode, rec.Invalid)
 			continue
 		}
-		if fast != nil {
-			if taken, ok := p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink, drop); ok {
+		if fast != nil || named != nil {
+			var taken, ok bool
+			if fast != nil {
+				taken, ok = p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink, drop)
+			} else {
+				taken, ok = p.rowsFromNamed(src.Routes, named, namedDec, js, rec, i, len(b.records), bySink, drop)
+			}
+			if ok {
 				if !taken {
 					unrouted++
 					p.unrouted(src, rec, deadLetter)
@@ -536,7 +577,16 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			}
 		}
 	}
-	// Every record of the batch is durable now, as a row or a dead letter.
+	// Every record of the batch is durable now, as a row or a dead letter,
+	// and no sink holds a row any more: their memory serves the next batch.
+	// (An attempt that fails leaves it to the garbage collector: a sink
+	// whose Write was cancelled may still be reading.)
+	for _, sb := range sinkIndex {
+		sb.release()
+	}
+	if js != nil {
+		js.release()
+	}
 	return nil
 }
 

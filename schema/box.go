@@ -15,17 +15,65 @@ import (
 // The interfaces are built as the runtime builds them (a type word and a
 // pointer to the value), only the pointer goes into a slab instead of a fresh
 // object. That is sound because a slot is written once, before its interface
-// exists, and never again (slabs are only appended to, a full one is left to
-// the rows that point into it), and because an interior pointer keeps the
-// whole slab alive for the garbage collector.
+// exists, and not again until reset, which the caller calls only once every
+// row boxed before is out of use (JSONRecord.Reset); a slab only ever holds
+// one type, so even a row kept past that would read a value of its own type.
+// An interior pointer keeps the whole slab alive for the garbage collector.
 type boxes struct {
-	strs   []string
-	ints   []int64
-	floats []float64
-	times  []time.Time
+	strs   slab[string]
+	ints   slab[int64]
+	floats slab[float64]
+	times  slab[time.Time]
 }
 
 const boxSlab = 128
+
+// slab is the slots of one type: cur is being filled; full were filled
+// since the last reset; spare are cleared ones reset gave back, used before
+// any new one is made, so that a JSONRecord reused from batch to batch stops
+// allocating (and the garbage collector, with its write barriers on every
+// row's field, stops running) once it has seen its largest batch.
+type slab[T any] struct {
+	cur         []T
+	full, spare [][]T
+}
+
+func (s *slab[T]) put(v T) unsafe.Pointer {
+	if len(s.cur) == cap(s.cur) {
+		if s.cur != nil {
+			s.full = append(s.full, s.cur)
+		}
+		if n := len(s.spare); n > 0 {
+			s.cur, s.spare = s.spare[n-1][:0], s.spare[:n-1]
+		} else {
+			s.cur = make([]T, 0, boxSlab)
+		}
+	}
+	s.cur = append(s.cur, v)
+	return unsafe.Pointer(&s.cur[len(s.cur)-1])
+}
+
+// reset makes every slot reusable, cleared so that the slabs keep no
+// record's text alive.
+func (s *slab[T]) reset() {
+	if s.cur != nil {
+		s.full = append(s.full, s.cur)
+		s.cur = nil
+	}
+	for i, f := range s.full {
+		clear(f)
+		s.spare = append(s.spare, f)
+		s.full[i] = nil
+	}
+	s.full = s.full[:0]
+}
+
+func (b *boxes) reset() {
+	b.strs.reset()
+	b.ints.reset()
+	b.floats.reset()
+	b.times.reset()
+}
 
 type eface struct {
 	typ, data unsafe.Pointer
@@ -49,42 +97,26 @@ func (b *boxes) str(s string) any {
 	if b == nil || s == "" {
 		return s
 	}
-	if len(b.strs) == cap(b.strs) {
-		b.strs = make([]string, 0, boxSlab)
-	}
-	b.strs = append(b.strs, s)
-	return boxed(strType, unsafe.Pointer(&b.strs[len(b.strs)-1]))
+	return boxed(strType, b.strs.put(s))
 }
 
 func (b *boxes) int(i int64) any {
 	if b == nil || i >= 0 && i < 256 { // the runtime boxes these without allocating
 		return i
 	}
-	if len(b.ints) == cap(b.ints) {
-		b.ints = make([]int64, 0, boxSlab)
-	}
-	b.ints = append(b.ints, i)
-	return boxed(intType, unsafe.Pointer(&b.ints[len(b.ints)-1]))
+	return boxed(intType, b.ints.put(i))
 }
 
 func (b *boxes) float(f float64) any {
 	if b == nil {
 		return f
 	}
-	if len(b.floats) == cap(b.floats) {
-		b.floats = make([]float64, 0, boxSlab)
-	}
-	b.floats = append(b.floats, f)
-	return boxed(floatType, unsafe.Pointer(&b.floats[len(b.floats)-1]))
+	return boxed(floatType, b.floats.put(f))
 }
 
 func (b *boxes) time(t time.Time) any {
 	if b == nil {
 		return t
 	}
-	if len(b.times) == cap(b.times) {
-		b.times = make([]time.Time, 0, boxSlab)
-	}
-	b.times = append(b.times, t)
-	return boxed(timeType, unsafe.Pointer(&b.times[len(b.times)-1]))
+	return boxed(timeType, b.times.put(t))
 }

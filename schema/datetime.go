@@ -236,11 +236,30 @@ func parseISO(s string) (time.Time, bool) {
 	if i != len(s) {
 		return time.Time{}, false
 	}
-	t := time.Date(y, time.Month(mo), d, h, mi, sec, micro*1000, time.UTC)
-	if off != 0 {
-		t = t.Add(-time.Duration(off) * time.Second)
+	// The fields are in range (checked above), so the instant is plain
+	// arithmetic; time.Date normalizes and was half of this function's cost.
+	// time.Unix(…).UTC() is the same Time as time.Date(…, time.UTC).
+	unix := daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+sec-off)
+	return time.Unix(unix, int64(micro)*1000).UTC(), true
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to the proleptic
+// Gregorian date y-m-d (m 1..12, d valid for it), by Howard Hinnant's
+// civil-to-days method: 400-year eras of 146097 days, each year starting on
+// 1 March so that the leap day ends it.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
 	}
-	return t, true
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400 // [0, 399]
+	mp := (m + 9) % 12 // March 0 .. February 11
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy // [0, 146096]
+	return int64(era)*146097 + int64(doe) - 719468
 }
 
 var monthNames = [12]string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -58,6 +59,16 @@ func FuzzConvert(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	var flatSpecs []FieldSpec
+	for _, sp := range fuzzSpecs {
+		if !strings.ContainsAny(sp.Ref, ".[") {
+			flatSpecs = append(flatSpecs, sp)
+		}
+	}
+	flat, err := Compile("ts", flatSpecs)
+	if err != nil {
+		f.Fatal(err)
+	}
 	dec := jsondec.New()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// ConvertJSON must agree with the general path: the same row where it
@@ -93,6 +104,11 @@ func FuzzConvert(f *testing.F) {
 		if (fields == nil) == (err == nil) {
 			t.Fatalf("Convert returned fields %v and error %v", fields, err)
 		}
+		// AppendNamed, given the decoded object's members, agrees with
+		// Convert too (fuzzSpecs has ref paths, which it leaves to Convert:
+		// flatSpecs are its own).
+		checkNamed(t, s, rec, fields, err)
+		checkNamed(t, flat, rec, nil, nil)
 		switch {
 		case err != nil && fastOK:
 			t.Fatalf("ConvertJSON gave a row %v where Convert says %v", fast, err)
@@ -117,6 +133,39 @@ func FuzzConvert(f *testing.F) {
 			checkValue(t, fl.Name, fl.Value)
 		}
 	})
+}
+
+// checkNamed holds s.AppendNamed, given rec's members, to Convert's answer
+// (computed here when want and wantErr are both nil): the same fields after
+// the row already in dst, or a decline where Convert fails.
+func checkNamed(t *testing.T, s *Schema, rec any, want []record.Field, wantErr error) {
+	t.Helper()
+	obj, ok := rec.(map[string]any)
+	if !ok {
+		return
+	}
+	if want == nil && wantErr == nil {
+		want, wantErr = s.Convert(rec)
+	}
+	var names []string
+	var vals []any
+	for k, v := range obj {
+		names, vals = append(names, k), append(vals, v)
+	}
+	prev := []record.Field{{Name: "prev", Value: int64(1)}}
+	got, ok := s.AppendNamed(prev, names, vals)
+	hasPath := false
+	for i := range s.fields {
+		hasPath = hasPath || s.fields[i].path != nil
+	}
+	switch {
+	case ok && wantErr != nil:
+		t.Fatalf("AppendNamed gave %v where Convert says %v", got, wantErr)
+	case !ok && wantErr == nil && !hasPath:
+		t.Fatalf("AppendNamed declined where Convert gives %v", want)
+	case ok && (!reflect.DeepEqual(got[1:], want) || got[0] != prev[0]):
+		t.Fatalf("AppendNamed gave\n%#v\nConvert\n%#v", got, want)
+	}
 }
 
 // checkValue asserts v is one of the Go types documented on record.Field.

@@ -100,6 +100,14 @@ func scanRecord(s string, ms []member) (_ []member, dups, ok bool) {
 	return ms, dups, sc.i == len(sc.s)
 }
 
+// Reset makes r forget the values of every field converted from it so far
+// (AppendJSON's rows): their memory is reused by the next conversions, so a
+// caller that reuses r from batch to batch allocates nothing once it has seen
+// its largest batch. Call it only when no row converted from r before is in
+// use any more; such a row would then read the values of later rows. The
+// record last scanned stays scanned.
+func (r *JSONRecord) Reset() { r.boxes.reset() }
+
 // Valid reports whether the last Scan succeeded.
 func (r *JSONRecord) Valid() bool { return r.ok }
 
@@ -964,10 +972,57 @@ func jsonFloat(lit string) (float64, bool) {
 	if i, ok := smallInt(lit); ok && i < 1<<53 && i > -(1<<53) {
 		return float64(i), true
 	}
+	if f, ok := exactFloat(lit); ok {
+		return f, true
+	}
 	// lit passed the scanner's number grammar, which is stricter than
 	// toFloat's parseDec check.
 	f, _ := strconv.ParseFloat(lit, 64)
 	return f, !math.IsInf(f, 0) && !math.IsNaN(f)
+}
+
+// pow10 holds the powers of ten a float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// exactFloat reads a number of the scanner's grammar without an exponent and
+// with at most 15 digits, such as 1234.25: its digits as an integer m (below
+// 2^53) and the value m/10^k, both exact in a float64, so the one division is
+// correctly rounded: the float strconv.ParseFloat gives, without its general
+// machinery. ok false for anything else.
+func exactFloat(lit string) (float64, bool) {
+	i, neg := 0, false
+	if lit != "" && lit[0] == '-' {
+		i, neg = 1, true
+	}
+	var m uint64
+	nd, frac := 0, -1
+	for ; i < len(lit); i++ {
+		c := lit[i]
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			nd++
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.' && frac < 0:
+			frac = 0
+		default:
+			return 0, false
+		}
+	}
+	if nd == 0 || nd > 15 {
+		return 0, false
+	}
+	f := float64(m)
+	if frac > 0 {
+		f /= pow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
 }
 
 // datetimeString is toDatetime of a string.

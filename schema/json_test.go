@@ -2,11 +2,14 @@ package schema
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -250,6 +253,53 @@ func TestAppendJSONBoxesSurviveGC(t *testing.T) {
 	}
 }
 
+// A JSONRecord reset between batches reuses its slabs: from the second batch
+// on, converting allocates nothing, and every row of each batch still equals
+// ConvertJSON's, the garbage collector running in between.
+func TestJSONRecordResetReusesBoxes(t *testing.T) {
+	s, err := Compile("ts", []FieldSpec{
+		{Name: "id", Type: "int"}, {Name: "amount", Type: "float"}, {Name: "ts", Type: "datetime"},
+		{Name: "note", Type: "optional[str]"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batch = 300 // more than two slabs of each type
+	var r JSONRecord
+	fields := make([]record.Field, 0, batch*4)
+	for b := range 4 {
+		recs := make([][]byte, batch)
+		for i := range recs {
+			n := b*batch + i
+			recs[i] = []byte(fmt.Sprintf(`{"id":%d,"amount":%d.5,"ts":%d,"note":"n%d"}`, 1000+n, n, 1700000000+n, n))
+		}
+		convert := func() {
+			fields = fields[:0]
+			for _, data := range recs {
+				var ok bool
+				if !r.Scan(data) {
+					t.Fatal("Scan failed")
+				}
+				if fields, ok = s.AppendJSON(fields, &r); !ok {
+					t.Fatalf("declined %s", data)
+				}
+			}
+		}
+		if b == 0 {
+			convert()
+		} else if n := testing.AllocsPerRun(1, func() { r.Reset(); convert() }); n > 0 {
+			t.Errorf("batch %d after Reset: %v allocations, want 0", b, n)
+		}
+		runtime.GC()
+		for i, data := range recs {
+			want, _ := s.ConvertJSON(data)
+			if got := fields[4*i : 4*i+4]; !reflect.DeepEqual(got, want) {
+				t.Fatalf("batch %d row %d = %v, want %v", b, i, got, want)
+			}
+		}
+	}
+}
+
 // TestConvertJSONRandom compares both paths on generated records: every key
 // of fuzzSpecs (and unknown ones), with values of every JSON kind and of the
 // forms each type accepts or rejects, escapes, repeated keys and odd spacing.
@@ -410,5 +460,76 @@ func TestEmbeddingAllocatesByInput(t *testing.T) {
 	full := []byte(`{"ts":1,"v":[` + strings.TrimSuffix(strings.Repeat("1,", dim), ",") + `]}`)
 	if got, ok := perCall(full, 2); !ok || got > 2*8*dim {
 		t.Errorf("a full embedding[%d]: ok=%v, %d bytes per record, want about %d", dim, ok, got, 8*dim)
+	}
+}
+
+// exactFloat gives strconv.ParseFloat's float wherever it answers, and
+// answers for the short decimals records carry.
+func TestExactFloatMatchesParseFloat(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	answered := 0
+	for i := range 200000 {
+		var lit string
+		switch i % 3 {
+		case 0: // short decimals, as amounts are written
+			lit = fmt.Sprintf("%d.%0*d", r.Int64N(1e9), 1+r.IntN(6), r.Int64N(1e6))
+		case 1: // around the 15 digits where exactFloat stops
+			lit = fmt.Sprintf("%d.%d", r.Int64N(1e8), r.Int64N(1e9))
+		default:
+			lit = strconv.FormatFloat(r.NormFloat64()*math.Pow(10, float64(r.IntN(30)-15)), 'f', -1, 64)
+		}
+		if r.IntN(2) == 0 {
+			lit = "-" + lit
+		}
+		got, ok := exactFloat(lit)
+		if !ok {
+			continue
+		}
+		answered++
+		want, err := strconv.ParseFloat(lit, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("exactFloat(%s) = %v, ParseFloat gives %v, %v", lit, got, want, err)
+		}
+	}
+	if answered < 50000 { // the first case alone is 66,667
+		t.Errorf("exactFloat answered %d of 200000", answered)
+	}
+	for _, lit := range []string{"", "-", "1e5", "1234567890123456", "0.0000000000000001", "1.5e-3"} {
+		if f, ok := exactFloat(lit); ok {
+			t.Errorf("exactFloat(%q) = %v, want no answer", lit, f)
+		}
+	}
+}
+
+// daysFromCivil agrees with time.Date on every day of 0000-9999 and on
+// dates around them.
+func TestDaysFromCivil(t *testing.T) {
+	for d := time.Date(-401, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 10401; d = d.AddDate(0, 0, 1) {
+		// Midnight UTC: Unix is a whole number of days.
+		if got, want := daysFromCivil(d.Year(), int(d.Month()), d.Day()), d.Unix()/86400; got != want {
+			t.Fatalf("daysFromCivil(%v) = %d, want %d", d, got, want)
+		}
+	}
+}
+
+// parseISO's arithmetic gives the very Time (wall, ext and location words,
+// compared with ==) that time.Date and Add give.
+func TestParseISOMatchesTimeDate(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 100000 {
+		y, mo := r.IntN(10000), 1+r.IntN(12)
+		d := 1 + r.IntN(daysIn(mo, y))
+		h, mi, sec, us := r.IntN(24), r.IntN(60), r.IntN(60), r.IntN(1e6)
+		oh, om := r.IntN(24), r.IntN(60)
+		sign := []byte("+-")[r.IntN(2)]
+		s := fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06d%c%02d:%02d", y, mo, d, h, mi, sec, us, sign, oh, om)
+		off := (oh*60 + om) * 60
+		if sign == '-' {
+			off = -off
+		}
+		want := time.Date(y, time.Month(mo), d, h, mi, sec, us*1000, time.UTC).Add(-time.Duration(off) * time.Second)
+		if got, ok := parseISO(s); !ok || got != want {
+			t.Fatalf("parseISO(%s) = %#v, %v, want %#v", s, got, ok, want)
+		}
 	}
 }

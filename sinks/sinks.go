@@ -22,6 +22,8 @@ import (
 // the Origin key does so. An error is transient (outage) unless it is a
 // *RejectedError; the caller retries transient errors with the same rows. ctx
 // cancels a Write in progress, which then returns ctx's error and promises nothing.
+// A Write that returned nil or a *RejectedError keeps no reference to rows, their
+// Fields or their values: the pipeline reuses that memory for its next batch.
 // Close flushes and releases resources; Write must not be called after it.
 type RowSink interface {
 	Write(ctx context.Context, rows []record.Row) error

@@ -283,6 +283,9 @@ type schemaEntry struct {
 	// goavro's own single-object writers send it, so it is accepted too.
 	fp       uint64
 	goavroFP uint64
+	// names are the root record's field names, for DecodeNamed (nil if the
+	// root is no record).
+	names []string
 }
 
 func (e *schemaEntry) hasFingerprint(fp uint64) bool { return fp == e.fp || fp == e.goavroFP }
@@ -353,7 +356,13 @@ func compileSchema(text string) (*schemaEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a valid Avro schema: %w", err)
 	}
-	return &schemaEntry{codec: codec, root: root, fp: rabin([]byte(pcf)), goavroFP: codec.Rabin}, nil
+	e := &schemaEntry{codec: codec, root: root, fp: rabin([]byte(pcf)), goavroFP: codec.Rabin}
+	if root.kind == kRecord {
+		for _, f := range root.fields {
+			e.names = append(e.names, f.name)
+		}
+	}
+	return e, nil
 }
 
 func dropValidatedString(v any) bool {

@@ -128,6 +128,7 @@ func check(t *testing.T, d *Decoder, in []byte, record bool) any {
 	if (err == nil) != (refErr == nil) || err != nil && err.Error() != refErr.Error() || !sameTree(v, ref) {
 		t.Fatalf("Decode(%q) = %#v, %v; with goavro for every value %#v, %v", in, v, err, ref, refErr)
 	}
+	checkNamed(t, d, in, v, err)
 	if err != nil {
 		var de *Error
 		switch {
@@ -149,6 +150,28 @@ func check(t *testing.T, d *Decoder, in []byte, record bool) any {
 		t.Fatalf("Decode(%q) = %#v holds %#v (%T), outside the decoders.Decoder value tree", in, v, bad, bad)
 	}
 	return v
+}
+
+// checkNamed holds DecodeNamed to Decode's answer v, err for in: where it
+// answers, Decode gives a record of exactly those fields and values.
+func checkNamed(t *testing.T, d *Decoder, in []byte, v any, err error) {
+	t.Helper()
+	names, vals, ok := d.DecodeNamed(in, []any{"kept"})
+	if !ok {
+		if len(vals) != 1 {
+			t.Fatalf("DecodeNamed(%q) declined but changed vals to %#v", in, vals)
+		}
+		return
+	}
+	m, isRecord := v.(map[string]any)
+	if err != nil || !isRecord || len(vals) != 1+len(names) || len(m) != len(names) || vals[0] != "kept" {
+		t.Fatalf("DecodeNamed(%q) = %q, %#v; Decode gives %#v, %v", in, names, vals, v, err)
+	}
+	for i, n := range names {
+		if want, found := m[n]; !found || !sameTree(vals[1+i], want) {
+			t.Fatalf("DecodeNamed(%q): %s = %#v; Decode gives %#v", in, n, vals[1+i], want)
+		}
+	}
 }
 
 // withoutDecimals returns the record schema text without its fields whose

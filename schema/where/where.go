@@ -259,8 +259,9 @@ func (f *Filter) evalIn(st *state, row []record.Field) (bool, error) {
 		}
 		st.env[v.name] = val
 	}
+	// No clear(st.env) after the run: every run sets every name first, and
+	// clearing and refilling the map cost a tenth of a where.
 	out, err := st.vm.Run(f.prog, st.env)
-	clear(st.env)
 	if err != nil {
 		return false, errors.New(exprMessage(err))
 	}

@@ -171,22 +171,71 @@ func AppendFloat(b []byte, f float64) ([]byte, error) {
 }
 
 func AppendTime(b []byte, t time.Time) ([]byte, error) {
-	t = t.UTC()
-	if y := t.Year(); y < 0 || y > 9999 {
+	// From the Unix time by arithmetic: Date and Clock each look the
+	// location up and work the calendar out again, and a row has two times
+	// (its own and its arrival); this was a fifth of a row's encoding.
+	secs := t.Unix()
+	days, sod := secs/86400, secs%86400
+	if sod < 0 {
+		days, sod = days-1, sod+86400
+	}
+	year, month, day := civil(days)
+	if year < 0 || year > 9999 {
 		return b, fmt.Errorf("time %v: year outside 0000-9999 cannot be written as RFC 3339", t)
 	}
-	// By hand: about 4x faster than t.AppendFormat(b, TimeLayout).
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
+	hour, minute, sec := int(sod/3600), int(sod/60%60), int(sod%60)
 	us := t.Nanosecond() / 1000
-	b = append(b, '"',
-		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
-		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
-		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
-		byte('0'+sec/10), byte('0'+sec%10), '.',
-		byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10),
-		byte('0'+us/100%10), byte('0'+us/10%10), byte('0'+us%10), 'Z', '"')
+	// Two digits at a time into a template: the same bytes as a digit per
+	// append, in about half the time.
+	n := len(b)
+	b = append(b, `"0000-00-00T00:00:00.000000Z"`...)
+	o := b[n : n+29 : n+29]
+	put2(o[1:3], year/100)
+	put2(o[3:5], year%100)
+	put2(o[6:8], month)
+	put2(o[9:11], day)
+	put2(o[12:14], hour)
+	put2(o[15:17], minute)
+	put2(o[18:20], sec)
+	put2(o[21:23], us/10000)
+	put2(o[23:25], us/100%100)
+	put2(o[25:27], us%100)
 	return b, nil
+}
+
+// pairs holds "00" to "99".
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// put2 writes v (0..99) as two digits into o.
+func put2(o []byte, v int) {
+	o[0], o[1] = pairs[2*v], pairs[2*v+1]
+}
+
+// civil is the proleptic Gregorian date days after 1970-01-01, by Howard
+// Hinnant's days-to-civil method: count in 400-year eras of 146097 days
+// that start on 1 March, so that the leap day ends a year.
+func civil(days int64) (year, month, day int) {
+	z := days + 719468 // days since 0000-03-01
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	doy := doe - (365*yoe + yoe/4 - yoe/100)               // [0, 365], from 1 March
+	mp := (5*doy + 2) / 153                                // [0, 11], March first
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if mp >= 10 {
+		month = int(mp - 9)
+	}
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
 }
 
 func AppendDate(b []byte, d record.Date) ([]byte, error) {

@@ -29,7 +29,16 @@ func TestAppendTimeMatchesFormat(t *testing.T) {
 			t.Errorf("AppendTime(%v) = %s, %v, want %s", ts, got, err, want)
 		}
 	}
-	if _, err := AppendTime(nil, time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)); err == nil {
-		t.Error("year -1 accepted")
+	for _, ts := range []time.Time{time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-400000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got, err := AppendTime(nil, ts); err == nil {
+			t.Errorf("AppendTime(%v) = %s, want an error", ts, got)
+		}
+	}
+	// Every day of the range: month lengths, leap years, century rules.
+	for d := time.Date(0, 1, 1, 12, 0, 0, 0, time.UTC); d.Year() < 10000; d = d.AddDate(0, 0, 1) {
+		got, _ := AppendTime(nil, d)
+		if want := `"` + d.Format(TimeLayout) + `"`; string(got) != want {
+			t.Fatalf("AppendTime(%v) = %s, want %s", d, got, want)
+		}
 	}
 }

@@ -56,6 +56,7 @@ var summaryTotalRE = regexp.MustCompile(`total\s+rows (\d+), dead letters (\d+)`
 // once every record is a row or a dead letter and nothing new came for the
 // idleness; their summaries add up to the rows and dead letters written.
 func TestBoundedSourceExitsByItself(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 4)
 	cfgPath := e.boundedConfig("trim_horizon", "3s")
 	const half, n = 400, 800

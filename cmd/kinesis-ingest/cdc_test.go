@@ -109,6 +109,7 @@ func (e *pgEnv) users() map[int64]userState {
 // was put; the replay must change no row (not even the origin columns) and
 // count every change as older.
 func TestUpsertsByEventTime(t *testing.T) {
+	t.Parallel()
 	const keys, perKey = 500, 10
 	e := newPGEnv(t, 4)
 	rng := rand.New(rand.NewPCG(14, 5000))

@@ -140,6 +140,7 @@ func (ev dbzEvent) avro(t *testing.T, codec *goavro.Codec) []byte {
 // tombstones change nothing and are counted; a malformed envelope is a
 // schema_error dead letter.
 func TestDebeziumChanges(t *testing.T) {
+	t.Parallel()
 	e := newPGEnv(t, 2)
 	codec, err := goavro.NewCodec(debeziumEnvelope)
 	if err != nil {

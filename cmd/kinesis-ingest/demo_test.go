@@ -24,6 +24,7 @@ import (
 // URLs it prints answer, that /metrics carries the binary's build info, and
 // that Ctrl-C stops the worker and both emulators.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	const records = 300
 	const bad = records / 10
 	dir := t.TempDir()
@@ -257,6 +258,7 @@ func versionJSON(t *testing.T) versionInfo {
 // from the binary (`go version -m`): module version, VCS revision, time and
 // modified flag, and the Go version.
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	v := versionJSON(t)
 	out, err := exec.Command("go", "version", "-m", binary).Output()
 	if err != nil {
@@ -304,6 +306,7 @@ func TestVersion(t *testing.T) {
 // errors only and its log file everything from info up; with it, both get
 // debug and up.
 func TestDemoLogger(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		verbose              bool
 		wantFile, wantStderr []string
@@ -342,6 +345,7 @@ func TestDemoLogger(t *testing.T) {
 // editors use), `config print` prints the effective config with secrets
 // masked, and both report misuse with exit 2.
 func TestConfigCommands(t *testing.T) {
+	t.Parallel()
 	committed, err := os.ReadFile("../../kinesis-ingest.schema.json")
 	if err != nil {
 		t.Fatal(err)
@@ -432,6 +436,7 @@ dead_letter:
 
 // TestShellQuote: the paths the next steps print survive being pasted.
 func TestShellQuote(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"demo-out/demo.yaml", "/tmp/x/kinesis-ingest", "my demo/it's.yaml", "", "a$b`c`\"d\\"} {
 		out, err := exec.Command("sh", "-c", "printf %s "+shellQuote(s)).Output()
 		if err != nil {

@@ -63,6 +63,7 @@ func missing(ids map[int64]int, from, n int, want map[string]string) []int {
 }
 
 func TestIngestRowsAndDeadLetters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 4)
 	const n = 2000
 	data, keys, want := orders(0, n, true)
@@ -188,6 +189,7 @@ func TestIngestRowsAndDeadLetters(t *testing.T) {
 }
 
 func TestStopAndRestartMidStream(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 4)
 	cfg := e.config("trim_horizon")
 	data, keys, _ := orders(0, 1000, false)
@@ -226,6 +228,7 @@ func TestStopAndRestartMidStream(t *testing.T) {
 }
 
 func TestTwoWorkersSplitShardsAndSurviveKill(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 4)
 	cfg := e.config("trim_horizon")
 	w1 := e.start(cfg, "w1")

@@ -79,6 +79,7 @@ func counter(metrics, name string, labels ...string) float64 {
 // third, started after the survivor stops gracefully, resumes from the
 // checkpoints. Every record is a row, and no GetRecords call is ever made.
 func TestEnhancedFanOutSurvivesKillAndResumes(t *testing.T) {
+	t.Parallel()
 	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
 	e, p, cfg, w1, w2 := twoEFOWorkers(t, 200)
 
@@ -130,6 +131,7 @@ func TestEnhancedFanOutSurvivesKillAndResumes(t *testing.T) {
 // subscription refused with ResourceInUseException are resumed from where
 // they were: nothing is lost and nothing is read twice.
 func TestEnhancedFanOutResubscribes(t *testing.T) {
+	t.Parallel()
 	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
 	e := newEnv(t, 2)
 	p := efoproxy.New(t, e.kin.Endpoint)
@@ -169,6 +171,7 @@ func TestEnhancedFanOutResubscribes(t *testing.T) {
 // (the first worker registers it), one registered and ACTIVE, an ARN that
 // names no consumer, and a stream at Kinesis's limit of 20 consumers.
 func TestValidateEnhancedFanOut(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 1)
 	const check = "source orders: enhanced fan-out consumer"
 	r := e.validate(e.efoConfig("trim_horizon", "orders-efo"))
@@ -215,6 +218,7 @@ func TestValidateEnhancedFanOut(t *testing.T) {
 // are not read, and records put while no worker ran are, on shards that were
 // never checkpointed.
 func TestEnhancedFanOutLatestStartsAtTheFirstStart(t *testing.T) {
+	t.Parallel()
 	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
 	e := newEnv(t, 2)
 	p := efoproxy.New(t, e.kin.Endpoint)
@@ -248,6 +252,7 @@ func TestEnhancedFanOutLatestStartsAtTheFirstStart(t *testing.T) {
 // KCL's fan-out consumer renews only between events: no shard changes hands
 // during the outage and nothing is read twice after it.
 func TestEnhancedFanOutSlowDeliveryKeepsTheLease(t *testing.T) {
+	t.Parallel()
 	skipIfExternal(t, "it puts the initial-response proxy in front of the emulator it starts")
 	e, _, _, w1, w2 := twoEFOWorkers(t, 100)
 	owners := func() map[string]string {

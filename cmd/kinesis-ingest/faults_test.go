@@ -14,6 +14,7 @@ import (
 )
 
 func TestCrashWhileRecordsFlow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 6)
 	cfg := e.config("trim_horizon")
 	w1 := e.start(cfg, "w1")
@@ -51,6 +52,7 @@ func newPersistentEnv(t *testing.T, shards int) *env {
 }
 
 func TestEmulatorRestartsLoseNothing(t *testing.T) {
+	t.Parallel()
 	e := newPersistentEnv(t, 4)
 	cfg := e.config("trim_horizon")
 	e.start(cfg, "w1")
@@ -119,6 +121,7 @@ func (e *env) breakRowSink() (restore func()) {
 }
 
 func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	cfg := e.config("trim_horizon")
 	body, err := os.ReadFile(cfg)
@@ -159,6 +162,7 @@ func TestShutdownDuringSinkOutageIsBoundedAndLosesNothing(t *testing.T) {
 // LimitExceeded, every fourth lease-table update ProvisionedThroughputExceeded.
 // The worker must back off, keep or re-acquire its leases, and lose nothing.
 func TestThrottlingIsAnsweredWithBackoff(t *testing.T) {
+	t.Parallel()
 	skipIfExternal(t, "it puts a proxy in front of the emulators it starts")
 	e := newEnv(t, 2)
 	kp := faultproxy.New(t, e.kin.Endpoint,
@@ -221,6 +225,7 @@ func withConsumerSettings(t *testing.T, path string, lines ...string) {
 // returns would keep the shard leased and unread forever), and w2 must take the
 // shard and read every record of it.
 func TestHungGetRecordsMovesTheShard(t *testing.T) {
+	t.Parallel()
 	skipIfExternal(t, "it puts a proxy in front of the emulators it starts")
 	e := newEnv(t, 2)
 	cfg := e.config("trim_horizon")

@@ -20,6 +20,7 @@ import (
 // comes later; trim_horizon lands everything; latest lands only records C,
 // put after it started reading.
 func TestInitPositionForms(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	dataA, keysA, _ := orders(0, 100, false)
 	e.put(dataA, keysA)

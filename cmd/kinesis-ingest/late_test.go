@@ -44,6 +44,7 @@ func cmp(have, k string) string {
 // the kill). A second application replaying the stream from trim_horizon
 // dead-letters exactly the same records.
 func TestLateRowsSameOnReplay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	laneA, laneB := partitionKeys()
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)

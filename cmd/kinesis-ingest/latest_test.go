@@ -108,6 +108,7 @@ func (w *worker) leasesTaken() int {
 // no worker runs, a split and a merge while a worker runs and records flow,
 // and a steal of never-checkpointed shards. Counted by id, phase by phase.
 func TestLatestSkipsNothingAfterTheFirstStart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 4)
 
 	// A steal of never-checkpointed shards, in an application of its own on
@@ -227,6 +228,7 @@ func (e *env) ownersIn(table string) map[string]int {
 // after the other parent reached SHARD_END; the KCL alone would lease the
 // child then, since it keeps only ParentShardId.
 func TestMergedShardWaitsForBothParents(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	e.putKeyed(0, 300)
 	open := e.openShards()
@@ -288,6 +290,7 @@ func TestMergedShardWaitsForBothParents(t *testing.T) {
 // exits, both saying what to do. A changed init_position is a warning that
 // names the stored start position.
 func TestRecreatedStreamIsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 1)
 	cfg := e.config("trim_horizon")
 	w := e.start(cfg, "w1")
@@ -343,6 +346,7 @@ func TestRecreatedStreamIsRefused(t *testing.T) {
 // checkpointed; the claimer resumes after that checkpoint. Counted by id
 // over both workers' rows: nothing lost, nothing written twice.
 func TestStealDuringASlowSinkWriteReadsNothingTwice(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	e.putKeyed(0, 100)
 	w1 := e.start(e.config("trim_horizon"), "w1")

@@ -54,6 +54,7 @@ func maxSeqs(ms ...map[string]string) map[string]string {
 // `reset --to T` makes the next start read exactly the records that arrived
 // after T.
 func TestLeasesAndReset(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 4)
 	cfgPath := e.config("trim_horizon")
 	const n = 200

@@ -80,6 +80,7 @@ const mib = 1 << 20
 // budget is the baseline, and must peak above that bound, or the load proved
 // nothing. Nothing may be lost.
 func TestInflightBudgetBoundsMemory(t *testing.T) {
+	t.Parallel()
 	const (
 		shards     = 16
 		perShard   = 1

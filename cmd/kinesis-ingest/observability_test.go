@@ -142,6 +142,7 @@ var aboutRecord = regexp.MustCompile(`(?i)^record\b|\b(a|the|this|one) record\b`
 // throughout, names source, shard and sequence number on every line about a
 // record, and carries neither the AWS secret nor record payloads.
 func TestObservability(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	const n = 200
 	data, keys, want := orders(0, n, true)
@@ -361,6 +362,7 @@ func TestObservability(t *testing.T) {
 
 // TestErrorsCommandUsage covers the errors command's flags without a worker.
 func TestErrorsCommandUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.yaml")
 	body := strings.Replace(configTemplate, "worker_id: ${WORKER_ID}", "worker_id: w1", 1)
@@ -403,6 +405,7 @@ func TestErrorsCommandUsage(t *testing.T) {
 }
 
 func TestRunLogFlags(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		args        []string
 		errContains string

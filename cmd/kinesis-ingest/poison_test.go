@@ -37,6 +37,7 @@ func kplFrame(msg []byte) []byte {
 // sub-record must be a row, each bad aggregate a decode_error dead letter with
 // its original bytes, and the shard must get past all of them.
 func TestPoisonDataNeverBlocksAShard(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 1)
 	rec := func(id int, note string) string {
 		return fmt.Sprintf(`{"id":%d,"amount":1.5,"ts":"2026-11-01T12:00:00Z","note":%q}`, id, note)

@@ -123,6 +123,7 @@ func metricValue(metrics, prefix string) float64 {
 // second worker with a fresh lease table re-reads the whole stream (as after
 // a lost checkpoint): it must add no row, and say how many it skipped.
 func TestPostgresOutageMidStream(t *testing.T) {
+	t.Parallel()
 	const n, outage = 20000, 30 * time.Second
 	e := newPGEnv(t, 4)
 	testStart := time.Now()

@@ -16,6 +16,7 @@ import (
 // lease table stores the instant of that first start, and a restart later
 // (whose own now-4s would be another instant) keeps it without a warning.
 func TestRelativeInitPositionResolvedOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	dataA, keysA, _ := orders(0, 100, false)
 	e.put(dataA, keysA)

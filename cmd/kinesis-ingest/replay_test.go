@@ -55,6 +55,7 @@ errors:
 // application, puts exactly B into its sink and exits 0 by itself, once every
 // shard delivered a record that arrived past until + idleness.
 func TestReplayWindow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	put := func(from int) {
 		ts := time.Now().UTC().Format(time.RFC3339Nano)

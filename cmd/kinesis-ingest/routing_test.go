@@ -110,6 +110,7 @@ func routingRecords(n int) (data [][]byte, keys []string, want map[string][]stri
 }
 
 func TestRouteOneStreamIntoTwoDatasets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	deDir, bigDir := filepath.Join(e.dir, "de"), filepath.Join(e.dir, "big")
 	cfgPath := filepath.Join(e.dir, "routing.yaml")
@@ -232,6 +233,7 @@ func TestRouteOneStreamIntoTwoDatasets(t *testing.T) {
 // checkpoint moves past it: here the last records of both shards go nowhere,
 // and each shard's checkpoint reaches the last sequence number put.
 func TestUnroutedByDefaultIsCountedNotDeadLetteredAndCheckpointedPast(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	deDir, bigDir := filepath.Join(e.dir, "de"), filepath.Join(e.dir, "big")
 	cfgPath := filepath.Join(e.dir, "routing.yaml")

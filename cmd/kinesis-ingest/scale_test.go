@@ -58,6 +58,7 @@ func report(t *testing.T, rows []rowLine, n int) (lost []int, dups int) {
 }
 
 func TestBalanceThreeWorkersOnTwelveShardsThenAFourthJoins(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 12)
 	cfg := e.config("trim_horizon")
 	e.start(cfg, "w1")
@@ -88,6 +89,7 @@ func TestBalanceThreeWorkersOnTwelveShardsThenAFourthJoins(t *testing.T) {
 }
 
 func TestBalanceWorkersStartedOneByOne(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 12)
 	cfg := e.config("trim_horizon")
 	e.start(cfg, "w1")
@@ -164,6 +166,7 @@ func (p *producer) halt() int {
 }
 
 func TestRollingRestartOfThreeWorkersLosesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 6)
 	cfg := e.config("trim_horizon")
 	workers := []*worker{e.start(cfg, "a1"), e.start(cfg, "b1"), e.start(cfg, "c1")}
@@ -224,6 +227,7 @@ func (e *env) waitActive() {
 }
 
 func TestReshardWhileRecordsFlow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	// Records put before the split stay in the closed parent: they must be
 	// read, not skipped, and before any of the children's.

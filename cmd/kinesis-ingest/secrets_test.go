@@ -13,6 +13,7 @@ import (
 // errors and run print (exit code aside, their whole output) for the
 // password, and for the user of a URL's userinfo.
 func TestSecretsNeverEchoed(t *testing.T) {
+	t.Parallel()
 	const secret = "Hunter2xyz"
 	dir := t.TempDir()
 	const source = `sources:

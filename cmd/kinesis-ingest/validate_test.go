@@ -18,6 +18,7 @@ import (
 )
 
 func TestValidateReportsEveryMistake(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := `
 sources:
@@ -68,6 +69,7 @@ consumer:
 // of them fail in turn: a stream that does not exist, an unwritable sink
 // directory; and run refuses to start on a failed check.
 func TestValidateChecks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 
 	t.Run("all pass", func(t *testing.T) {
@@ -225,6 +227,7 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 // TestValidateUnreachableEndpoint points Kinesis and DynamoDB at a closed port:
 // validate must fail those checks as unreachable, quickly.
 func TestValidateUnreachableEndpoint(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +255,7 @@ func TestValidateUnreachableEndpoint(t *testing.T) {
 // config that changed between the two must not start over from init_position
 // in a new, empty table while the checkpoints are in the old one.
 func TestValidateRefusesAMovedLeaseTable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 1)
 	old, err := leases.New(leases.Config{Client: testaws.Dynamo(e.ddb.Endpoint), Table: "moved-app-orders", WorkerID: "earlier", LeaseDuration: time.Second})
 	if err != nil {
@@ -276,6 +280,7 @@ func TestValidateRefusesAMovedLeaseTable(t *testing.T) {
 // every rule binding keys to a cdc mode is reported by the command, with its
 // YAML path, and the config is refused (exit 2).
 func TestValidateCDCRules(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join("..", "..", "internal", "config", "testdata", "cdc.bad.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {

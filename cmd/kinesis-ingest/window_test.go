@@ -113,6 +113,7 @@ func ids[T any](rows []T, id func(T) int64) []int64 {
 // dataset keeps about 30%, and a second application replaying the stream keeps
 // exactly the same ids.
 func TestDatasetRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, 2)
 	const n = 300
 	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)

@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,6 +41,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ports"
 )
 
 // DirEnv overrides the directory holding package.json, package-lock.json and
@@ -320,7 +321,9 @@ type Server struct {
 	// directory that Stop removes; Kinesis and Dynamo put it in t.TempDir.
 	LogPath string
 
-	ports  []int
+	ports []int
+	// res holds ports locked for this server across its restarts.
+	res    *ports.Reservation
 	argv   []string
 	env    []string
 	dir    string
@@ -413,18 +416,20 @@ func start(ctx context.Context, name, logDir string, persist ...string) (*Server
 		}
 	}
 	s.cleanupLogs()
+	if s.res != nil {
+		s.res.Release()
+	}
 	return nil, err
 }
 
 func (s *Server) configure(name, d string) error {
 	switch name {
 	case "kinesis-mock":
-		ports, err := freePorts(2)
+		ps, err := s.reserve(2)
 		if err != nil {
 			return err
 		}
-		plain, tls := ports[0], ports[1]
-		s.ports = ports
+		plain, tls := ps[0], ps[1]
 		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(plain)
 		s.TLSEndpoint = "https://127.0.0.1:" + strconv.Itoa(tls)
 		// main.js resolves server.json (its TLS certificate) relative to the
@@ -438,15 +443,14 @@ func (s *Server) configure(name, d string) error {
 		}
 		s.probe = probeKinesis
 	case "dynalite":
-		ports, err := freePorts(1)
+		ps, err := s.reserve(1)
 		if err != nil {
 			return err
 		}
 		ms := strconv.Itoa(int(transitionDuration / time.Millisecond))
-		s.ports = ports
-		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(ports[0])
+		s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(ps[0])
 		s.dir = d
-		s.argv = []string{filepath.FromSlash(dynaliteMain), "--host", "127.0.0.1", "--port", strconv.Itoa(ports[0]),
+		s.argv = []string{filepath.FromSlash(dynaliteMain), "--host", "127.0.0.1", "--port", strconv.Itoa(ps[0]),
 			"--createTableMs", ms, "--deleteTableMs", ms, "--updateTableMs", ms}
 		if s.persistDir != "" {
 			s.argv = append(s.argv, "--path", s.persistDir)
@@ -505,23 +509,19 @@ func kinesisEnv(plain, tls int) []string {
 	return env
 }
 
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("emulators: find a free loopback port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+// reserve locks n fresh ports for the server (see internal/testenv/ports:
+// below the ephemeral range, exclusive among test processes), releasing any
+// it held from an earlier attempt.
+func (s *Server) reserve(n int) ([]int, error) {
+	if s.res != nil {
+		s.res.Release()
 	}
-	return ports, nil
+	res, err := ports.Reserve(n)
+	if err != nil {
+		return nil, fmt.Errorf("emulators: %w", err)
+	}
+	s.res, s.ports = res, res.Ports
+	return res.Ports, nil
 }
 
 // launch starts the process and waits until it answers. On failure the
@@ -662,6 +662,9 @@ func (s *Server) Stop() error {
 	}
 	err := s.signalAndWait(syscall.SIGTERM, stopGrace)
 	s.cleanupLogs()
+	if s.res != nil {
+		s.res.Release()
+	}
 	return err
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ports"
 )
 
 func TestOwnsPorts(t *testing.T) {
@@ -23,10 +25,12 @@ func TestOwnsPorts(t *testing.T) {
 	if !ownsPorts(os.Getpid(), []int{mine}) {
 		t.Errorf("ownsPorts(self, %d) = false", mine)
 	}
-	free, err := freePorts(1)
+	res, err := ports.Reserve(1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer res.Release()
+	free := res.Ports
 	if ownsPorts(os.Getpid(), []int{mine, free[0]}) {
 		t.Errorf("ownsPorts(self, %d, %d) = true; %d is not listening", mine, free[0], free[0])
 	}

@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ports"
 )
 
 // BinDirEnv names the environment variable that overrides BinDir.
@@ -71,6 +73,7 @@ type Server struct {
 	exited chan struct{}
 	closed bool
 	dbs    atomic.Int64
+	res    *ports.Reservation
 }
 
 // BinDir returns the directory holding initdb and postgres:
@@ -178,14 +181,19 @@ func New(ctx context.Context) (_ *Server, err error) {
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out.String())
 	}
 
-	// A port picked by listening on :0 may be taken by someone else before
-	// postgres binds it: try a few.
+	// The port is reserved (internal/testenv/ports) for the server's life,
+	// restarts included; something outside the tests may still hold it:
+	// try a few.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+		if s.res != nil {
+			s.res.Release()
 		}
-		s.Port = port
+		res, err := ports.Reserve(1)
+		if err != nil {
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+		port := res.Ports[0]
+		s.res, s.Port = res, port
 		s.DSN = fmt.Sprintf("postgres://%s@%s/postgres?sslmode=disable", superuser, net.JoinHostPort(s.Host, strconv.Itoa(port)))
 		err = s.start(ctx)
 		if err == nil {
@@ -213,15 +221,6 @@ func unprivileged() (*syscall.Credential, error) {
 		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 	}
 	return nil, errors.New(`pgtest: running as root, and initdb refuses root: need an unprivileged "postgres" or "nobody" user to run the server as`)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgtest: pick a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.Dir, "data") }
@@ -277,6 +276,9 @@ func (s *Server) Close() error {
 	err := s.stop(syscall.SIGINT)
 	if s.log != nil {
 		s.log.Close()
+	}
+	if s.res != nil {
+		s.res.Release()
 	}
 	if rerr := os.RemoveAll(s.Dir); rerr != nil && err == nil {
 		err = fmt.Errorf("pgtest: remove %s: %w", s.Dir, rerr)

@@ -150,3 +150,37 @@ func TestKilledWorkersShardsAreTakenOverInOnePass(t *testing.T) {
 		t.Fatalf("lost %d of %d records after the kill", len(lost), n)
 	}
 }
+
+// Eight workers started one by one on 16 shards settle at two each and stay
+// there: every move goes from a worker above its share to one below it, so
+// nothing moves once balanced (the earlier steal loop ping-ponged here).
+func TestEightWorkersStartedOneByOneSettleWithoutPingPong(t *testing.T) {
+	e := newEnv(t, 16)
+	cfg := e.bulkConfig()
+	var ws []*worker
+	want := map[string]int{}
+	for i := 1; i <= 8; i++ {
+		id := fmt.Sprintf("w%d", i)
+		ws = append(ws, e.start(cfg, id))
+		want[id] = 2
+		time.Sleep(700 * time.Millisecond)
+	}
+	e.waitBalanced(want, 120*time.Second)
+	moves := func() (n int) {
+		for _, w := range ws {
+			for _, p := range w.passes() {
+				n += p.taken + p.claimed
+			}
+		}
+		return n
+	}
+	settled := moves()
+	time.Sleep(4 * time.Second) // eight passes of every worker
+	if o := e.owners(); !balanced(o, want) {
+		t.Fatalf("balance moved after settling: %v", o)
+	}
+	if n := moves(); n != settled {
+		t.Fatalf("%d takes and claims after the table was balanced (%d before): a ping-pong", n-settled, settled)
+	}
+	t.Logf("16 shards over 8 workers started 0.7 s apart: balanced after %d takes and claims in all, none since", settled)
+}

@@ -24,7 +24,8 @@ const leasesHelp = `kinesis-ingest leases --config FILE: one line per shard of e
 state (open, closed, finished, gone), the worker holding its lease and when that lease
 expires, its checkpoint, its parents, and how far behind the checkpoint is: Kinesis'
 MillisBehindLatest read at the checkpoint and the arrival time of the next unread
-record. Read-only: it reads one record per shard and writes nothing.`
+record; then the workers that announced themselves in each lease table. Read-only: it
+reads one record per shard and writes nothing.`
 
 const resetHelp = `kinesis-ingest reset --config FILE --to latest|trim_horizon|TIMESTAMP [--shard ID] [--yes]:
 rewind the application's checkpoints: the next start reads each shard (or only --shard)
@@ -89,7 +90,7 @@ func cmdLeases(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 2
 	}
 	now := time.Now()
-	_, shards, err := readShards(ctx, cfg, now)
+	srcs, shards, err := readShards(ctx, cfg, now)
 	if err != nil {
 		fmt.Fprintf(stderr, "cannot read the leases: %v\n", err)
 		return 1
@@ -106,7 +107,33 @@ func cmdLeases(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 0
 	}
 	printShards(stdout, shards, now)
+	for _, src := range srcs {
+		ws, err := src.Table.Workers(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "cannot read the workers of source %s: %v\n", src.Name, err)
+			return 1
+		}
+		printWorkers(stdout, src.Name, ws)
+	}
 	return 0
+}
+
+// printWorkers lists the workers that announced themselves in a source's
+// lease table (lease passes: each live worker rewrites its row every
+// shard_sync_interval, so "until" keeps moving while it runs).
+func printWorkers(w io.Writer, source string, ws []leases.Worker) {
+	if len(ws) == 0 {
+		fmt.Fprintf(w, "\nworkers of %s: none announced (none running, or all stopped cleanly)\n", source)
+		return
+	}
+	fmt.Fprintf(w, "\nworkers of %s (announced every shard_sync_interval; a killed worker's row stays until swept):\n", source)
+	for _, x := range ws {
+		limit := "no max_leases"
+		if x.MaxLeases > 0 {
+			limit = fmt.Sprintf("max_leases %d", x.MaxLeases)
+		}
+		fmt.Fprintf(w, "  %s  announced until %s  %s\n", x.ID, x.Until.UTC().Format("15:04:05.000Z"), limit)
+	}
 }
 
 func printShards(w io.Writer, shards []leaseview.Shard, now time.Time) {

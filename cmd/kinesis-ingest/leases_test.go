@@ -118,6 +118,9 @@ func TestLeasesAndReset(t *testing.T) {
 	if code != 0 || !strings.Contains(text, "SHARD") || strings.Count(text, "shardId-") != 4 {
 		t.Errorf("leases (text): exit %d:\n%s", code, text)
 	}
+	if !strings.Contains(text, "workers of orders") || !strings.Contains(text, "  w1  announced until") || !strings.Contains(text, "  w2  announced until") {
+		t.Errorf("leases (text) does not list the running workers w1 and w2:\n%s", text)
+	}
 
 	to := resetAt.Format(time.RFC3339Nano)
 	_, errOut, code = e.cli("reset", "--config", cfgPath, "--to", to, "--yes")
@@ -129,6 +132,10 @@ func TestLeasesAndReset(t *testing.T) {
 	}
 	w1.stop(30 * time.Second)
 	w2.stop(30 * time.Second)
+	// Stopped cleanly, both deleted their worker rows.
+	if text, _, _ := e.cli("leases", "--config", cfgPath); !strings.Contains(text, "workers of orders: none announced") {
+		t.Errorf("leases (text) after both workers stopped still lists workers:\n%s", text)
+	}
 
 	before := e.checkpoints()
 	out, errOut, code = e.cli("reset", "--config", cfgPath, "--to", to)

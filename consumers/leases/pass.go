@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -484,4 +485,30 @@ func (t *Table) retire() {
 	}); err != nil {
 		t.log.Warn("could not delete this worker's row; it expires by itself", "err", err)
 	}
+}
+
+// Worker is a worker row: a coordinated worker as it last announced itself.
+type Worker struct {
+	ID string
+	// MaxLeases is its cap (0: none).
+	MaxLeases int
+	// Until is the LeaseTimeout of its last announcement, on its clock: a
+	// running worker keeps moving it forward every pass.
+	Until time.Time
+}
+
+// Workers reads the worker rows (one consistent scan), by id. A worker that
+// stopped cleanly deleted its row; a killed one's row stays until passes
+// sweep it (staleWorkerRows lease durations).
+func (t *Table) Workers(ctx context.Context) ([]Worker, error) {
+	_, rows, err := t.scanRows(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Worker, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Worker{ID: strings.TrimPrefix(r.ShardID, workerKeyPrefix), MaxLeases: r.maxLeases, Until: r.LeaseTimeout})
+	}
+	slices.SortFunc(out, func(a, b Worker) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }

@@ -876,5 +876,5 @@ func printTable(w io.Writer, o options, avgSize int, ki, bare []*result, kiLat, 
 		fmt.Fprintf(w, "| CPU-s per 100k records while tailing at %d/s (mostly idle polling) | %.2f | %.2f | %.2f× |\n", o.latRate, a, b, a/b)
 		fmt.Fprintf(w, "\nLatency: kinesis-ingest %s; bare KCL %s.", kiLat.latencyWhat, bareLat.latencyWhat)
 	}
-	fmt.Fprintf(w, " Records/s from process start include startup and taking the %d leases (one per %s shard sync). Both consumers: max_records %d.\n", o.shards, o.shardSync, o.maxRecords)
+	fmt.Fprintf(w, " Records/s from process start include startup and taking the %d leases (kinesis-ingest: in its first lease pass, after announcing itself; the bare KCL: one per %s shard sync). Both consumers: max_records %d.\n", o.shards, o.shardSync, o.maxRecords)
 }

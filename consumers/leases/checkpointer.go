@@ -674,6 +674,10 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 			t.log.Debug("consumer ending: shard not leased again until released", "shard", id)
 		}
 	}
+	// A consumer being released no longer runs here for the KCL's loop:
+	// shown as its owner, the shard would never be offered again (the loop
+	// skips shards it thinks it owns), though the release frees it.
+	runs := local != nil && !local.releasing
 	t.mu.Unlock()
 
 	var r row
@@ -705,7 +709,7 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 	if ownFetch {
 		shard.Checkpoint = cp
 	}
-	shard.AssignedTo = t.memOwner(r.Owner, local != nil)
+	shard.AssignedTo = t.memOwner(r.Owner, runs)
 	shard.LeaseTimeout = r.LeaseTimeout
 	setClaim(shard, claim)
 	shard.Mux.Unlock()
@@ -766,17 +770,6 @@ func (t *Table) RemoveLeaseOwner(shardID string) error {
 		defer t.mu.Unlock()
 		if local != nil && t.running[shardID] == local {
 			delete(t.running, shardID)
-			// A probe during the release may have shown the KCL this
-			// worker as the owner again (the row still named it); its loop
-			// never offers a shard it thinks it owns, so the next lease of
-			// the shard would never start.
-			if st := local.status; st != nil {
-				st.Mux.Lock()
-				if st.AssignedTo == t.me {
-					st.AssignedTo = ""
-				}
-				st.Mux.Unlock()
-			}
 		}
 	}()
 
@@ -973,17 +966,7 @@ func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
 	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	now := t.now()
-	in := t.update(id, "SET #c = :me, #ct = :now",
-		"#o = :owner AND (attribute_not_exists(#c) OR attribute_not_exists(#ct) OR #ct < :expired) AND (attribute_not_exists(#cp) OR #cp <> :end)",
-		map[string]types.AttributeValue{
-			":me":      s(t.me),
-			":now":     s(fmtTime(now)),
-			":owner":   s(owner),
-			":expired": s(fmtTime(now.Add(-t.claimTimeout))),
-			":end":     s(checkpoint.ShardEnd),
-		})
-	_, err := t.db.UpdateItem(ctx, in)
+	err := t.claimRow(ctx, id, owner)
 	if ccf, ok := isConditionFailed(err); ok {
 		return fmt.Errorf("leases: claim shard %q from %q in table %q refused: the owner changed, the shard finished, or another live claim exists; the KCL retries at its next rebalance: %w", id, owner, t.table, ccf)
 	}
@@ -998,7 +981,6 @@ func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
 	t.mu.Lock()
 	t.statsAt = time.Time{}
 	t.mu.Unlock()
-	t.log.Info("steal claim placed", "shard", id, "owner", owner)
 	return nil
 }
 

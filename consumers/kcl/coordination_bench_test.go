@@ -19,6 +19,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/faultproxy"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
@@ -118,11 +119,11 @@ type discard struct{}
 
 func (discard) Deliver(context.Context, string, []record.Record) error { return nil }
 
-// Default consumer settings (internal/config).
+// The default consumer settings, which the figures are for.
 const (
-	pass    = 5 * time.Second
-	lease   = 10 * time.Second
-	refresh = 2 * time.Second
+	pass    = config.DefaultShardSyncInterval
+	lease   = config.DefaultLeaseDuration
+	refresh = config.DefaultLeaseRefresh
 	// Row sizes the projection takes at least: a lease row with a
 	// checkpoint, a worker row (the bench measures both).
 	rowBytes = 250
@@ -184,7 +185,7 @@ func BenchmarkCoordination(b *testing.B) {
 					Position:    kcl.Position{Type: "TRIM_HORIZON"},
 					Application: app, WorkerID: fmt.Sprintf("w%d", i),
 					ShardSyncInterval: pass, LeaseDuration: lease, LeaseRefresh: refresh,
-					IdleBetweenReads: 500 * time.Millisecond, MaxRecords: 1000, LeaseStealing: true,
+					IdleBetweenReads: config.DefaultIdleBetweenReads, MaxRecords: config.DefaultMaxRecords, LeaseStealing: true,
 					DrainTimeout: 5 * time.Second,
 					Kinesis:      testaws.Kinesis(kproxy.URL), Dynamo: dyn,
 					Handler: discard{}, Metrics: metrics.New(prometheus.NewRegistry()), Logger: log,

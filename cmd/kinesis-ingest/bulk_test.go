@@ -70,6 +70,16 @@ func (e *env) bulkConfig() string {
 	return path
 }
 
+// startWorkers starts workers w1..wn on cfg together.
+func (e *env) startWorkers(cfg string, n int) []*worker {
+	e.t.Helper()
+	ws := make([]*worker, 0, n)
+	for i := 1; i <= n; i++ {
+		ws = append(ws, e.start(cfg, fmt.Sprintf("w%d", i)))
+	}
+	return ws
+}
+
 // One worker takes all 48 shards of a stream in its first lease pass (the
 // default max_leases_per_pass, 50), where the library alone takes one per
 // shard sync; every record is read.
@@ -88,15 +98,10 @@ func TestOneWorkerLeases48ShardsInAtMostThreePasses(t *testing.T) {
 }
 
 // Four workers started together converge on 24 shards each of 96 within
-// three passes each, and a fifth worker's kill -9 (see below) is covered by
-// the next test; here nothing is lost while they converge.
+// three passes each, and nothing is lost.
 func TestFourWorkersConvergeOn96ShardsInAtMostThreePasses(t *testing.T) {
 	e := newEnv(t, 96)
-	cfg := e.bulkConfig()
-	var ws []*worker
-	for i := 1; i <= 4; i++ {
-		ws = append(ws, e.start(cfg, fmt.Sprintf("w%d", i)))
-	}
+	ws := e.startWorkers(e.bulkConfig(), 4)
 	e.waitBalanced(map[string]int{"w1": 24, "w2": 24, "w3": 24, "w4": 24}, 120*time.Second)
 	for _, w := range ws {
 		last, _ := lastActivePass(w.passes())
@@ -118,11 +123,7 @@ func TestFourWorkersConvergeOn96ShardsInAtMostThreePasses(t *testing.T) {
 // and no record is lost (counted by id).
 func TestKilledWorkersShardsAreTakenOverInOnePass(t *testing.T) {
 	e := newEnv(t, 24)
-	cfg := e.bulkConfig()
-	var ws []*worker
-	for i := 1; i <= 4; i++ {
-		ws = append(ws, e.start(cfg, fmt.Sprintf("w%d", i)))
-	}
+	ws := e.startWorkers(e.bulkConfig(), 4)
 	e.waitBalanced(map[string]int{"w1": 6, "w2": 6, "w3": 6, "w4": 6}, 90*time.Second)
 	p := e.produce(100*time.Millisecond, 20)
 	time.Sleep(2 * time.Second)

@@ -38,7 +38,11 @@ prints what it would change.`
 // viewSources opens each source's Kinesis client and lease table.
 func viewSources(ctx context.Context, cfg *config.Config) ([]leaseview.Source, error) {
 	session := app.SessionName(cfg.Consumer.WorkerID)
-	dcfg, err := app.AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", session, cfg.Consumer.CallTimeout)
+	ac, err := app.NewAWS(cfg.Consumer.CallTimeout)
+	if err != nil {
+		return nil, err
+	}
+	dcfg, err := ac.Config(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", session)
 	if err != nil {
 		return nil, fmt.Errorf("lease table credentials: %w", err)
 	}
@@ -46,7 +50,7 @@ func viewSources(ctx context.Context, cfg *config.Config) ([]leaseview.Source, e
 	var out []leaseview.Source
 	for _, src := range cfg.Sources {
 		k := src.Kinesis
-		kcfg, err := app.AWSConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, session, cfg.Consumer.CallTimeout)
+		kcfg, err := ac.Config(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, session)
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}

@@ -171,10 +171,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "warning", w)
 	}
-	if !preflight(ctx, cfg, log, stderr) {
+	// One load of the AWS configuration serves the checks and the worker.
+	ac, err := app.NewAWS(cfg.Consumer.CallTimeout)
+	if err != nil {
+		log.Error("cannot start", "err", err)
 		return 1
 	}
-	a, err := app.New(ctx, cfg, log)
+	if !preflight(ctx, cfg, ac, log, stderr) {
+		return 1
+	}
+	a, err := app.New(ctx, cfg, log, ac)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/validate"
 )
@@ -67,7 +68,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	vctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep := validate.Run(vctx, cfg)
+	rep := validate.Run(vctx, cfg, nil)
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warn  %s\n", validate.OneLine(w))
 	}
@@ -85,10 +86,10 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // preflight runs the validate checks before run starts the worker: passing
 // checks and warnings are logged, failing ones are printed to stderr one per
 // line. It reports whether the worker may start.
-func preflight(ctx context.Context, cfg *config.Config, log *slog.Logger, stderr io.Writer) bool {
+func preflight(ctx context.Context, cfg *config.Config, ac *app.AWS, log *slog.Logger, stderr io.Writer) bool {
 	vctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	rep := validate.Run(vctx, cfg)
+	rep := validate.Run(vctx, cfg, ac)
 	for _, w := range rep.Warnings {
 		log.Warn("check warning", "warning", w)
 	}

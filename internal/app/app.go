@@ -59,8 +59,13 @@ type App struct {
 	progress io.Writer // a terminal for the bounded run's live line, or nil
 }
 
-// New builds every part; nothing runs until Run.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
+// New builds every part; nothing runs until Run. The AWS configurations come
+// from ac, which the command shares with its checks (validate.Run), so that
+// the standard configuration is loaded once.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ac *AWS) (a *App, err error) {
+	if ac == nil {
+		return nil, errors.New("app.New: no AWS loader (app.NewAWS); this is a bug")
+	}
 	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}, tally: newTally()}
 	// The error returns below set a to nil: close what was built through
 	// its own pointer.
@@ -171,7 +176,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 
 	handler := a.metrics.WrapHandler(a.pipeline)
 
-	leaseCfg, err := AWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID), cfg.Consumer.CallTimeout)
+	leaseCfg, err := ac.Config(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID))
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
@@ -184,7 +189,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err
 	}
 	for _, src := range cfg.Sources {
 		k := src.Kinesis
-		kcfg, err := AWSConfig(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID), cfg.Consumer.CallTimeout)
+		kcfg, err := ac.Config(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID))
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,38 +17,88 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 )
 
-// AWSConfig loads the SDK's standard configuration (environment, profiles,
-// AWS_ENDPOINT_URL and the per-service AWS_ENDPOINT_URL_<SERVICE> variables) in
-// region, which comes from the stream's ARN and so wins over the default region.
-// With role, credentials come from STS AssumeRole on it, refreshed before they
-// expire by the credentials cache.
+// AWS loads the SDK's standard configuration (environment, profiles,
+// AWS_ENDPOINT_URL and the per-service AWS_ENDPOINT_URL_<SERVICE> variables,
+// AWS_CA_BUNDLE, the credential chain) once per region and derives from it
+// every configuration a command needs: the checks', the lease table's and each
+// source's. Loading costs about 10 ms of CPU with a CA bundle (every
+// certificate is parsed), which a run paid four times before it shared one
+// load; the credential chain's cache is shared too, so the checks' retrieval
+// serves the worker.
 //
-// Every attempt of every call made with the result (Kinesis, DynamoDB, STS,
-// the credential providers) ends after callTimeout, answer read included: the
-// KCL calls Kinesis with context.TODO and the SDK's default client waits for
-// an answer forever, so one silent connection would stall a shard whose lease
-// another goroutine keeps renewing. A timed-out attempt is retried by the
-// SDK's retryer like a dropped connection. SubscribeToShard (enhanced fan-out)
-// streams for up to 5 minutes: its answer must start within callTimeout, and
-// the stream then lasts as long as Kinesis keeps it open.
-func AWSConfig(ctx context.Context, region string, role *config.RoleARN, externalID, session string, callTimeout time.Duration) (aws.Config, error) {
+// The load is per region, not per process: the credential chain is built with
+// it (web identity calls STS in that region), and the region comes from the
+// stream's ARN, winning over the default region. An AWS is for one command's
+// life: a later command (or test) sees the environment as it is then.
+type AWS struct {
+	callTimeout time.Duration
+	mu          sync.Mutex
+	loaded      map[string]loadedAWS
+}
+
+type loadedAWS struct {
+	cfg    aws.Config
+	client *awshttp.BuildableClient
+}
+
+// NewAWS returns a loader whose loads, and the configurations derived by
+// Config, give each attempt of each call callTimeout (see Config).
+func NewAWS(callTimeout time.Duration) (*AWS, error) {
 	if callTimeout <= 0 {
-		return aws.Config{}, fmt.Errorf("AWS call timeout %v: must be positive", callTimeout)
+		return nil, fmt.Errorf("AWS call timeout %v: must be positive", callTimeout)
+	}
+	return &AWS{callTimeout: callTimeout, loaded: map[string]loadedAWS{}}, nil
+}
+
+// Shared returns the standard configuration loaded in region (loading it the
+// first time) and the HTTP client it was loaded with, the CA bundle's roots
+// in its TLS settings, to derive other clients from. The configuration is a
+// copy: setting its fields changes no other caller's.
+func (a *AWS) Shared(ctx context.Context, region string) (aws.Config, *awshttp.BuildableClient, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if l, ok := a.loaded[region]; ok {
+		return l.cfg, l.client, nil
 	}
 	opts := []func(*awsconfig.LoadOptions) error{
-		// A BuildableClient while loading: the SDK adds AWS_CA_BUNDLE to it.
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(callTimeout)),
+		// A BuildableClient while loading: the SDK adds AWS_CA_BUNDLE to it,
+		// and the credential providers (IMDS, ECS, SSO, STS) call with it.
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(a.callTimeout)),
 	}
 	if region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS configuration (environment, profiles): %w", err)
+		return aws.Config{}, nil, fmt.Errorf("load AWS configuration (environment, profiles): %w", err)
 	}
-	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		cfg.HTTPClient = newDeadlineClient(b, callTimeout)
+	b, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		return aws.Config{}, nil, fmt.Errorf("load AWS configuration: the SDK replaced the HTTP client with a %T; report this as a bug", cfg.HTTPClient)
 	}
+	a.loaded[region] = loadedAWS{cfg: cfg, client: b}
+	return cfg, b, nil
+}
+
+// Config is the configuration the worker calls AWS with in region. With
+// role, credentials come from STS AssumeRole on it, refreshed before they
+// expire by the credentials cache.
+//
+// Every attempt of every call made with the result (Kinesis, DynamoDB, STS,
+// the credential providers) ends after the call timeout, answer read
+// included: the KCL calls Kinesis with context.TODO and the SDK's default
+// client waits for an answer forever, so one silent connection would stall a
+// shard whose lease another goroutine keeps renewing. A timed-out attempt is
+// retried by the SDK's retryer like a dropped connection. SubscribeToShard
+// (enhanced fan-out) streams for up to 5 minutes: its answer must start
+// within the call timeout, and the stream then lasts as long as Kinesis keeps
+// it open.
+func (a *AWS) Config(ctx context.Context, region string, role *config.RoleARN, externalID, session string) (aws.Config, error) {
+	cfg, b, err := a.Shared(ctx, region)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	cfg.HTTPClient = newDeadlineClient(b, a.callTimeout)
 	if role == nil {
 		return cfg, nil
 	}
@@ -64,6 +115,16 @@ func AWSConfig(ctx context.Context, region string, role *config.RoleARN, externa
 		o.ExpiryWindowJitterFrac = 0.5
 	})
 	return cfg, nil
+}
+
+// AWSConfig is Config of a loader of its own, for a caller that needs one
+// configuration.
+func AWSConfig(ctx context.Context, region string, role *config.RoleARN, externalID, session string, callTimeout time.Duration) (aws.Config, error) {
+	a, err := NewAWS(callTimeout)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	return a.Config(ctx, region, role, externalID, session)
 }
 
 // deadlineClient sends each AWS call through a client with a whole-call

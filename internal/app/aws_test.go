@@ -2,9 +2,12 @@ package app
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -140,5 +143,65 @@ func TestSubscriptionsOutliveTheCallTimeout(t *testing.T) {
 				t.Fatalf("reading a 600 ms answer with a %s call timeout: err = %v, want error: %v", timeout, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestOneLoadServesTheChecksAndTheWorker: the standard configuration is loaded
+// once per region, and every configuration derived from it (the worker's, and a
+// client derived as the checks derive theirs) still trusts AWS_CA_BUNDLE.
+// The bundle is replaced with garbage after the first load: a loader that
+// loaded again would fail, as a new loader does.
+func TestOneLoadServesTheChecksAndTheWorker(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		io.WriteString(w, `{"Shards":[]}`)
+	}))
+	defer srv.Close()
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(bundle, pemCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_CA_BUNDLE", bundle)
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", srv.URL)
+	list := func(c aws.Config) error {
+		_, err := kinesis.NewFromConfig(c).ListShards(t.Context(), &kinesis.ListShardsInput{StreamName: aws.String("s")})
+		return err
+	}
+
+	ac, err := NewAWS(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ac.Config(t.Context(), "us-east-1", nil, "", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := list(first); err != nil {
+		t.Fatalf("a call over TLS with the server's certificate as AWS_CA_BUNDLE: %v", err)
+	}
+	if err := os.WriteFile(bundle, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again, err := ac.Config(t.Context(), "us-east-1", nil, "", "s1")
+	if err != nil {
+		t.Fatalf("the second configuration in the same region loaded again: %v", err)
+	}
+	shared, client, err := ac.Shared(t.Context(), "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared.HTTPClient = client.WithTimeout(time.Second) // as validate derives its checks' client
+	for name, c := range map[string]aws.Config{"second worker configuration": again, "derived check client": shared} {
+		if err := list(c); err != nil {
+			t.Errorf("%s: the call no longer trusts the bundle's certificate: %v", name, err)
+		}
+	}
+	if _, err := AWSConfig(t.Context(), "us-east-1", nil, "", "s1", time.Second); err == nil {
+		t.Error("a new loader accepted the garbage bundle: the test cannot tell one load from two")
 	}
 }

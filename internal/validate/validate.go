@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -146,8 +145,19 @@ var CheckTimeout = 10 * time.Second
 // (the KCL's way), so the stream check looks it up by name and requires that
 // to resolve to stream_arn. A check that needs a failed one is skipped. An
 // init_position timestamp older than the stream's retention is a warning.
-func Run(ctx context.Context, cfg *config.Config) *Report {
-	v := &validator{cfg: cfg, rep: &Report{}, session: app.SessionName(cfg.Consumer.WorkerID)}
+//
+// The checks derive their AWS configurations from ac, the loader the command
+// then builds the worker with (app.New), so that the standard configuration is
+// loaded once; with a nil ac they load their own.
+func Run(ctx context.Context, cfg *config.Config, ac *app.AWS) *Report {
+	v := &validator{cfg: cfg, rep: &Report{}, session: app.SessionName(cfg.Consumer.WorkerID), aws: ac}
+	if v.aws == nil {
+		var err error
+		if v.aws, err = app.NewAWS(cfg.Consumer.CallTimeout); err != nil {
+			v.add(fail("AWS configuration", ClassOther, err, "set consumer.call_timeout to a positive duration"))
+			return v.rep
+		}
+	}
 	for i, src := range cfg.Sources {
 		v.source(ctx, i, src)
 	}
@@ -174,6 +184,7 @@ type validator struct {
 	cfg     *config.Config
 	rep     *Report
 	session string
+	aws     *app.AWS
 	// streams holds, per source, what the stream check found, for the lease
 	// table check (is the table this stream's?).
 	streams map[string]streamFound
@@ -376,7 +387,7 @@ func efoCheck(ctx context.Context, name string, kc *kinesis.Client, streamARN st
 // credentials loads the AWS configuration for a check and retrieves its
 // credentials (assuming role), adding the check named name.
 func (v *validator) credentials(ctx context.Context, name, region string, role *config.RoleARN, externalID string) (aws.Config, bool) {
-	acfg, base, err := checkAWSConfig(ctx, region, role, externalID, v.session)
+	acfg, base, err := v.checkAWSConfig(ctx, region, role, externalID)
 	if err != nil {
 		v.add(fail(name, ClassCredentials, err, "fix the AWS configuration (AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"))
 		return acfg, false
@@ -443,7 +454,7 @@ func (v *validator) leaseTables(ctx context.Context) {
 		}
 	} else {
 		var err error
-		if lcfg, _, err = checkAWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, nil, "", v.session); err != nil {
+		if lcfg, _, err = v.checkAWSConfig(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, nil, ""); err != nil {
 			for _, n := range names {
 				v.add(fail(n, ClassCredentials, err, "fix the AWS configuration (AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"))
 			}
@@ -572,35 +583,30 @@ func probeDir(name, dir string, mode fs.FileMode) Check {
 	return pass(name, dir)
 }
 
-// checkAWSConfig is awsConfig for checks: the same credentials (the role
-// assumed the same way, with the same session name), but calls that give up
-// quickly: at most 3 attempts, backoff at most 1s, connect timeout 3s. base
-// is the worker's own credentials (the ones that assume the role).
-func checkAWSConfig(ctx context.Context, region string, role *config.RoleARN, externalID, session string) (cfg aws.Config, base aws.CredentialsProvider, err error) {
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 3
-				o.MaxBackoff = time.Second
-			})
-		}),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().
-			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 3 * time.Second }).
-			WithTimeout(CheckTimeout)),
-	}
-	if region != "" {
-		opts = append(opts, awsconfig.WithRegion(region))
-	}
-	cfg, err = awsconfig.LoadDefaultConfig(ctx, opts...)
+// checkAWSConfig is the worker's configuration (app.AWS.Config) for checks:
+// the same credentials (the role assumed the same way, with the same session
+// name), but calls that give up quickly: at most 3 attempts, backoff at most
+// 1s, connect timeout 3s. base is the worker's own credentials (the ones that
+// assume the role).
+func (v *validator) checkAWSConfig(ctx context.Context, region string, role *config.RoleARN, externalID string) (cfg aws.Config, base aws.CredentialsProvider, err error) {
+	cfg, client, err := v.aws.Shared(ctx, region)
 	if err != nil {
-		return aws.Config{}, nil, fmt.Errorf("load AWS configuration (environment, profiles): %w", err)
+		return aws.Config{}, nil, err
 	}
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 3
+			o.MaxBackoff = time.Second
+		})
+	}
+	// Derived from the loaded client, which holds AWS_CA_BUNDLE's roots.
+	cfg.HTTPClient = client.WithDialerOptions(func(d *net.Dialer) { d.Timeout = 3 * time.Second }).WithTimeout(CheckTimeout)
 	base = cfg.Credentials
 	if role == nil {
 		return cfg, base, nil
 	}
 	prov := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), role.String(), func(o *stscreds.AssumeRoleOptions) {
-		o.RoleSessionName = session
+		o.RoleSessionName = v.session
 		if externalID != "" {
 			o.ExternalID = aws.String(externalID)
 		}

@@ -28,7 +28,9 @@
 //     rusage after it exited (startup and graceful shutdown included), and
 //     the CPU spent between the first and the last record, sampled from
 //     /proc/PID/stat (10 ms clock ticks);
-//   - peak RSS: the child's rusage maxrss;
+//   - peak RSS: the child's rusage maxrss, and split, the highest RssAnon
+//     (heap, stacks) and RssFile (the binary's pages, mapped from the page
+//     cache) of /proc/PID/status sampled at every poll;
 //   - latency, in a second run per consumer on a stream of its own: once the
 //     consumer holds every lease, records are put at a steady rate (100/s for
 //     15 s by default) and each one's time from its Kinesis arrival
@@ -360,6 +362,7 @@ type result struct {
 	cpuFirst, cpuLast     time.Duration // /proc/PID/stat at the first and last record
 	cpuTotal              time.Duration // rusage after exit
 	maxRSS                int64         // bytes
+	peakAnon, peakFile    int64         // bytes, /proc/PID/status sampled at every poll
 	latencies             []time.Duration
 	latencyWhat           string
 	histP50, histP99      float64 // seconds, kinesis-ingest's own histogram; NaN if none
@@ -385,6 +388,11 @@ type child struct {
 	cpuFirst  time.Duration
 	latencies []time.Duration
 	exited    chan struct{}
+	// The highest RssAnon and RssFile seen while polling: maxrss does not
+	// tell the process's own memory (heap, stacks) from its binary's pages,
+	// which the kernel maps from the page cache and every worker on a node
+	// shares.
+	peakAnon, peakFile int64
 	waitErr   error
 
 	// rows files polling state
@@ -554,6 +562,11 @@ func (ch *child) waitFor(ctx context.Context, want int, timeout time.Duration, p
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
+		if anon, file := procRSS(ch.cmd.Process.Pid); anon > 0 {
+			ch.mu.Lock()
+			ch.peakAnon, ch.peakFile = max(ch.peakAnon, anon), max(ch.peakFile, file)
+			ch.mu.Unlock()
+		}
 		if ch.rowsDir != "" {
 			if err := ch.pollRows(latency); err != nil {
 				return time.Time{}, 0, err
@@ -601,6 +614,29 @@ func rusageCPU(ru *syscall.Rusage) time.Duration {
 
 var clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
 
+// procRSS is a running process's resident anonymous and file-backed memory,
+// in bytes (0, 0 once it is gone).
+func procRSS(pid int) (anon, file int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb << 10
+		case "RssFile:":
+			file = kb << 10
+		}
+	}
+	return anon, file
+}
+
 // procCPU is a running process's user+system time so far.
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -635,6 +671,9 @@ func (b *bench) throughput(ctx context.Context, c string) (*result, error) {
 	}
 	r := &result{records: b.o.records, start: ch.start, first: ch.first, last: last, cpuFirst: ch.cpuFirst, cpuLast: cpuLast,
 		cpuTotal: rusageCPU(ru), maxRSS: ru.Maxrss * 1024, histP50: math.NaN(), histP99: math.NaN()}
+	ch.mu.Lock()
+	r.peakAnon, r.peakFile = ch.peakAnon, ch.peakFile
+	ch.mu.Unlock()
 	if c == "kinesis-ingest" || c == efoConsumer {
 		_ = ch.pollRows(false)
 		r.rows = ch.count
@@ -865,6 +904,8 @@ func printTable(w io.Writer, o options, avgSize int, ki, bare []*result, kiLat, 
 	row("CPU-s per 100k records, whole process (rusage)", cpuTotal, "%.2f")
 	row("CPU-s per 100k records, first → last record (/proc, 10 ms ticks)", cpuFlow, "%.2f")
 	row("peak RSS, MiB", rss, "%.1f")
+	row("of which anonymous (heap, stacks; /proc status at each poll), MiB", func(r *result) float64 { return float64(r.peakAnon) / (1 << 20) }, "%.1f")
+	row("of which file-backed (the binary's mapped pages), MiB", func(r *result) float64 { return float64(r.peakFile) / (1 << 20) }, "%.1f")
 	if kiLat.latRecords > 0 && bareLat.latRecords > 0 {
 		fmt.Fprintf(w, "| latency p50, %d records put at %d/s | %s | %s | |\n", kiLat.latPut, o.latRate, ms(quantile(kiLat.latencies, 0.5)), ms(quantile(bareLat.latencies, 0.5)))
 		fmt.Fprintf(w, "| latency p99 | %s | %s | |\n", ms(quantile(kiLat.latencies, 0.99)), ms(quantile(bareLat.latencies, 0.99)))

@@ -67,6 +67,9 @@ type JSONRecord struct {
 type member struct {
 	key string
 	val span
+	// raw: key is the string's bytes as they stand in the text (no escapes),
+	// so they hold no '"', '\\' or control byte and are valid UTF-8.
+	raw bool
 }
 
 // Scan validates data as one JSON object and indexes its members; false means
@@ -337,13 +340,31 @@ func (sc *jscan) index(ms []member, dups *bool) ([]member, bool) {
 			return ms, false
 		}
 		ks := sc.i
-		esc, ok := sc.str()
-		if !ok {
-			return ms, false
+		var key string
+		esc := false
+		// Records of a stream mostly list the same keys in the same order:
+		// if the text here is the previous record's raw key at this position
+		// followed by '"', it is that same valid, escape-free string, and
+		// one comparison replaces scanning it. ms's spare capacity still
+		// holds the previous record's members (stale or zero entries only
+		// make the guess miss).
+		if n := len(ms); n < cap(ms) {
+			if g := ms[:n+1][n]; g.raw && g.key != "" {
+				if e := ks + 1 + len(g.key); e < len(sc.s) && sc.s[e] == '"' && sc.s[ks+1:e] == g.key {
+					key = sc.s[ks+1 : e]
+					sc.i = e + 1
+				}
+			}
 		}
-		key := sc.s[ks+1 : sc.i-1]
-		if esc {
-			key = unquote(key)
+		if key == "" {
+			var ok bool
+			if esc, ok = sc.str(); !ok {
+				return ms, false
+			}
+			key = sc.s[ks+1 : sc.i-1]
+			if esc {
+				key = unquote(key)
+			}
 		}
 		sc.ws()
 		if sc.peek() != ':' {
@@ -357,7 +378,9 @@ func (sc *jscan) index(ms []member, dups *bool) ([]member, bool) {
 		}
 		var bit uint64
 		if len(key) > 0 {
-			bit = 1 << ((uint(len(key)) ^ uint(key[0])*7) & 63)
+			// The last byte too: keys of a record often share their length
+			// and first letter (country, channel).
+			bit = 1 << ((uint(len(key)) ^ uint(key[0])*7 ^ uint(key[len(key)-1])*13) & 63)
 		}
 		if bloom&bit != 0 && !*dups {
 			for j := range ms {
@@ -368,7 +391,7 @@ func (sc *jscan) index(ms []member, dups *bool) ([]member, bool) {
 			}
 		}
 		bloom |= bit
-		ms = append(ms, member{key, span{vs, sc.i}})
+		ms = append(ms, member{key, span{vs, sc.i}, !esc})
 		sc.ws()
 		switch sc.peek() {
 		case ',':

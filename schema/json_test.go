@@ -533,3 +533,46 @@ func TestParseISOMatchesTimeDate(t *testing.T) {
 		}
 	}
 }
+
+// Scan takes the previous record's raw keys as guesses for the next one's:
+// a JSONRecord reused over records whose keys are the previous ones escaped,
+// cut short, extended, moved, repeated or followed by invalid text gives
+// what a fresh ConvertJSON gives for each (and the generated records, one
+// after the other, too).
+func TestScanKeyGuesses(t *testing.T) {
+	s, err := Compile("ts", fuzzSpecs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := []string{
+		`{"ts":0,"note":"a","kind":"a"}`,
+		`{"ts":0,"note":"a","kind":"a"}`,
+		`{"ts":0,"no\u0074e":"b","kind":"b"}`, // escaped where a raw key was
+		`{"ts":0,"no\u0074e":"b","kind":"b"}`, // and again (the escaped key is no guess)
+		`{"ts":0,"not":"c","note":"c"}`,       // a guess longer than the key
+		`{"ts":0,"notes":"c","note":"d"}`,     // the guess is a prefix
+		`{"ts":0,"note`,                       // cut inside the guessed key
+		`{"ts":0,"note"`,                      // just after it
+		`{"ts":0,"note":"e","ts":1}`,          // repeated: the last wins
+		`{"note":"f","ts":2}`,                 // moved
+		`{"ts":0,"note":"g","kind":"a"}`,
+		`{"ts":0,"note":"g"x,"kind":"a"}`, // invalid after a guessed key's value
+		`{"ts":0,"level":1,"ok":true}`,
+		`{"ts":0,"level":1,"ok":true,"level":2}`, // same length, first and last letters differ: found by the repeat check
+		`{"ts":0,"le\u0076el":1,"level":3}`,
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 2000 {
+		seq = append(seq, randomRecord(r))
+	}
+	var rec JSONRecord
+	for i, js := range seq {
+		want, wantOK := s.ConvertJSON([]byte(js))
+		rec.Scan([]byte(js))
+		got, ok := s.AppendJSON(nil, &rec)
+		if ok != wantOK || ok && !reflect.DeepEqual(got, want) {
+			t.Fatalf("record %d %s after %s: AppendJSON gave %v (ok %v), ConvertJSON %v (ok %v)", i, js, seq[max(i-1, 0)], got, ok, want, wantOK)
+		}
+		rec.Reset()
+	}
+}

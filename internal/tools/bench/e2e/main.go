@@ -393,7 +393,7 @@ type child struct {
 	// which the kernel maps from the page cache and every worker on a node
 	// shares.
 	peakAnon, peakFile int64
-	waitErr   error
+	waitErr            error
 
 	// rows files polling state
 	offsets map[string]int64

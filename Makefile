@@ -56,7 +56,10 @@ fuzz:
 #     run against a bare KCL consumer on the same 20,000 records;
 #  3. coordination (consumers/kcl.BenchmarkCoordination): lease-table read units,
 #     scans, GetItems, ListShards and writes per second of idle workers, counted
-#     by proxies, beside the formula's prediction and its projection.
+#     by proxies, beside the formula's prediction and its projection;
+#  4. per-shard cost (internal/tools/bench/pershard): an idle worker's memory,
+#     goroutines, metric series, GetRecords calls and CPU at 8 and 64 shards,
+#     as a fixed part plus a part per shard.
 # Raw outputs go to $(BENCH_OUT). The tables show medians of BENCH_COUNT runs
 # per hot-path case and of E2E_ROUNDS throughput runs per consumer.
 BENCH_OUT   ?= bench-out
@@ -69,6 +72,7 @@ bench: deps
 	$(GO) run ./internal/tools/bench/e2e -rounds $(E2E_ROUNDS) | tee $(BENCH_OUT)/e2e.md
 	$(GO) test -run '^$$' -bench '^BenchmarkCoordination$$' -benchtime 1x ./consumers/kcl \
 		| tee $(BENCH_OUT)/coordination.txt | grep -v '^\(goos\|goarch\|pkg\|cpu\|Benchmark\|PASS\|ok\)' | tee $(BENCH_OUT)/coordination.md
+	$(GO) run ./internal/tools/bench/pershard | tee $(BENCH_OUT)/pershard.md
 
 # The end-to-end suite (cmd/kinesis-ingest) against endpoints someone else
 # runs instead of the emulators it starts itself: LocalStack from

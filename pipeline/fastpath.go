@@ -3,9 +3,9 @@ package pipeline
 import (
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/freelist"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
@@ -140,7 +140,11 @@ type jsonBatch struct {
 	width []int
 }
 
-var jsonBatches = sync.Pool{New: func() any { return new(jsonBatch) }}
+// jsonBatches holds the batches' scan state, fields and boxed values
+// between batches: a freelist, not a sync.Pool, which the garbage collector
+// emptied between one shard's batches (see internal/freelist). Eight, about
+// the batches a worker decodes at once; outsized ones are not kept.
+var jsonBatches = freelist.New[*jsonBatch](8)
 
 // release gives js back for another batch, once no row made from it is in
 // use: every sink Write of its batch has returned.

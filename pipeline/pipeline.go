@@ -27,7 +27,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -37,6 +36,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/freelist"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
@@ -367,7 +367,7 @@ func (sb *sinkBatch) reserve(n int) {
 	if sb.rows != nil {
 		return
 	}
-	if rb, ok := rowBufs.Get().(*rowBuf); ok && cap(rb.rows) >= n {
+	if rb, ok := rowBufs.Get(); ok && cap(rb.rows) >= n {
 		sb.rows, sb.recIdx = rb.rows[:0], rb.recIdx[:0]
 		return
 	}
@@ -381,7 +381,9 @@ type rowBuf struct {
 	recIdx []int
 }
 
-var rowBufs sync.Pool
+// rowBufs holds sinkBatches' slices between batches (a freelist: see
+// jsonBatches).
+var rowBufs = freelist.New[*rowBuf](8)
 
 // release gives sb's slices back for another batch, once its sink's Write
 // has returned (a sink keeps no row past its Write).
@@ -441,7 +443,10 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	unrouted := 0
 	var js *jsonBatch
 	if fast != nil || named != nil {
-		js = jsonBatches.Get().(*jsonBatch)
+		var ok bool
+		if js, ok = jsonBatches.Get(); !ok {
+			js = new(jsonBatch)
+		}
 	}
 	var skipped map[[2]string]int // Debezium events that change no row, by dataset and event
 	for i := range b.records {

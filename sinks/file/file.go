@@ -36,6 +36,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/freelist"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
@@ -535,9 +536,16 @@ func encodeBatch[T any](buf []byte, items []T, what string, enc func([]byte, *T)
 	return buf, rejected, firstErr
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// encodeBufs holds the encoded batches' buffers between Writes. A freelist,
+// not a sync.Pool: one shard's batches come about as often as the worker
+// collects garbage, which emptied the pool between them.
+// It keeps 8, about the batches a worker has in its sinks at once, and only
+// buffers of at most maxPooledBuf, so that it never holds over 32 MiB: what
+// the worker's busiest moment needed anyway.
+var encodeBufs = freelist.New[*[]byte](8)
 
-const maxPooledBuf = 8 << 20
+// maxPooledBuf keeps an outsized batch's buffer out of encodeBufs.
+const maxPooledBuf = 4 << 20
 
 // writeBatch encodes items, writes and fsyncs them.
 func writeBatch[T any](ctx context.Context, c *committer, items []T, what string, enc func([]byte, *T) ([]byte, error)) error {
@@ -553,7 +561,11 @@ func writeBatch[T any](ctx context.Context, c *committer, items []T, what string
 		}
 		return nil
 	}
-	bp := bufPool.Get().(*[]byte)
+	bp, ok := encodeBufs.Get()
+	if !ok {
+		b := make([]byte, 0, 64<<10)
+		bp = &b
+	}
 	buf, rejected, rerr := encodeBatch((*bp)[:0], items, what, enc)
 	released, err := true, error(nil)
 	if len(buf) > 0 {
@@ -567,7 +579,7 @@ func writeBatch[T any](ctx context.Context, c *committer, items []T, what string
 	}
 	if released && cap(buf) <= maxPooledBuf {
 		*bp = buf[:0]
-		bufPool.Put(bp)
+		encodeBufs.Put(bp)
 	}
 	if err != nil {
 		return err

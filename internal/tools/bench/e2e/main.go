@@ -98,6 +98,7 @@ type options struct {
 	rounds      int
 	shardSync   time.Duration
 	maxRecords  int
+	bin         string
 }
 
 func main() {
@@ -113,6 +114,7 @@ func main() {
 	flag.BoolVar(&o.efo, "efo", true, "also run kinesis-ingest in enhanced fan-out mode (through internal/testenv/efoproxy) and print its table against polling")
 	flag.IntVar(&o.rounds, "rounds", 1, "throughput runs per consumer (the table shows medians)")
 	flag.DurationVar(&o.shardSync, "shard-sync-interval", 250*time.Millisecond, "both consumers' shard sync interval: each takes one lease per sync")
+	flag.StringVar(&o.bin, "bin", "", "run this kinesis-ingest binary instead of building ./cmd/kinesis-ingest (to compare two builds against the same bare consumer)")
 	flag.IntVar(&o.maxRecords, "max-records", 1000, "both consumers' max_records per GetRecords (1..10000; kinesis-ingest's default is 1000)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -141,6 +143,10 @@ func run(ctx context.Context, o options) error {
 	}
 	bins := map[string]string{"kinesis-ingest": "./cmd/kinesis-ingest", "barekcl": "./internal/tools/bench/barekcl"}
 	for name, pkg := range bins {
+		if name == "kinesis-ingest" && o.bin != "" {
+			bins[name] = o.bin
+			continue
+		}
 		out := filepath.Join(work, name)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr

@@ -63,7 +63,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -83,6 +82,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/efoproxy"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/tools/bench/procstat"
 )
 
 type options struct {
@@ -406,15 +406,6 @@ type child struct {
 	partial map[string][]byte
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // startConsumer starts consumer c on stream, its own lease table, work dir.
 func (b *bench) startConsumer(ctx context.Context, c, stream string, latency bool) (*child, error) {
 	b.runs++
@@ -432,7 +423,7 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 	switch c {
 	case "kinesis-ingest", efoConsumer:
 		ch.rowsDir, ch.dlDir = filepath.Join(dir, "rows"), filepath.Join(dir, "dead-letters")
-		if ch.metrics, err = freeAddr(); err != nil {
+		if ch.metrics, err = procstat.FreeAddr(); err != nil {
 			return nil, err
 		}
 		cfg := filepath.Join(dir, "config.yaml")
@@ -568,7 +559,7 @@ func (ch *child) waitFor(ctx context.Context, want int, timeout time.Duration, p
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		if anon, file := procRSS(ch.cmd.Process.Pid); anon > 0 {
+		if anon, file := procstat.RSS(ch.cmd.Process.Pid); anon > 0 {
 			ch.mu.Lock()
 			ch.peakAnon, ch.peakFile = max(ch.peakAnon, anon), max(ch.peakFile, file)
 			ch.mu.Unlock()
@@ -619,29 +610,6 @@ func rusageCPU(ru *syscall.Rusage) time.Duration {
 }
 
 var clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-
-// procRSS is a running process's resident anonymous and file-backed memory,
-// in bytes (0, 0 once it is gone).
-func procRSS(pid int) (anon, file int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "RssAnon:":
-			anon = kb << 10
-		case "RssFile:":
-			file = kb << 10
-		}
-	}
-	return anon, file
-}
 
 // procCPU is a running process's user+system time so far.
 func procCPU(pid int) time.Duration {

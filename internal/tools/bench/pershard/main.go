@@ -31,7 +31,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +42,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/tools/bench/procstat"
 )
 
 func main() {
@@ -164,7 +164,7 @@ func measure(ctx context.Context, bin string, env []string, dir, arn, app string
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return sample{}, err
 	}
-	addr, err := freeAddr()
+	addr, err := procstat.FreeAddr()
 	if err != nil {
 		return sample{}, err
 	}
@@ -225,10 +225,11 @@ func measure(ctx context.Context, bin string, env []string, dir, arn, app string
 		return sample{}, err
 	}
 	secs := time.Since(start).Seconds()
+	anon, _ := procstat.RSS(cmd.Process.Pid)
 	rate := func(name string) float64 { return (after[name] - before[name]) / secs }
 	sm := sample{
 		shards:     shards,
-		rssAnon:    float64(rssAnon(cmd.Process.Pid)),
+		rssAnon:    float64(anon),
 		heap:       after["go_memstats_heap_inuse_bytes"],
 		goroutines: after["go_goroutines"],
 		series:     float64(len(after)),
@@ -274,29 +275,6 @@ func scrape(addr string) (map[string]float64, int, error) {
 		out[line[:i]] = v
 	}
 	return out, len(b), sc.Err()
-}
-
-func rssAnon(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func printTable(w io.Writer, s []sample, window time.Duration) {

@@ -28,6 +28,9 @@ const MaxReadBytes = 10 << 20
 // starve another. It is safe for concurrent use.
 type Budget struct {
 	metrics *metrics.Metrics // nil: none
+	// inflight is metrics' gauge of the bytes held, looked up once: report
+	// runs twice per GetRecords.
+	inflight interface{ Set(float64) }
 
 	mu      sync.Mutex
 	max     int64
@@ -48,10 +51,12 @@ func NewBudget(max int64, m *metrics.Metrics) (*Budget, error) {
 	if max < MaxReadBytes {
 		return nil, fmt.Errorf("in-flight budget of %d bytes: must be at least %d, the most one GetRecords returns", max, MaxReadBytes)
 	}
+	b := &Budget{max: max, metrics: m}
 	if m != nil {
 		m.InflightLimit.WithLabelValues().Set(float64(max))
+		b.inflight = m.InflightBytes.WithLabelValues()
 	}
-	return &Budget{max: max, metrics: m}, nil
+	return b, nil
 }
 
 // Max is the budget's size in bytes.
@@ -133,8 +138,8 @@ func (b *Budget) release(n int64) {
 
 // report sets the gauge. Called with mu held.
 func (b *Budget) report() {
-	if b.metrics != nil {
-		b.metrics.InflightBytes.WithLabelValues().Set(float64(b.used))
+	if b.inflight != nil {
+		b.inflight.Set(float64(b.used))
 	}
 }
 

@@ -201,11 +201,7 @@ func demo(ctx context.Context, log *slog.Logger, stdout, stderr io.Writer, abs s
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
-	ac, err := app.NewAWS(cfg.Consumer.CallTimeout)
-	if err != nil {
-		return fmt.Errorf("demo config: %w", err)
-	}
-	a, err := app.New(ctx, cfg, log, ac)
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -180,7 +180,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !preflight(ctx, cfg, ac, log, stderr) {
 		return 1
 	}
-	a, err := app.New(ctx, cfg, log, ac)
+	a, err := app.New(ctx, cfg, log, app.WithAWS(ac))
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

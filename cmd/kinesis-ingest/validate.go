@@ -68,7 +68,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	vctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep := validate.Run(vctx, cfg, nil)
+	rep := validate.Run(vctx, cfg)
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warn  %s\n", validate.OneLine(w))
 	}
@@ -89,7 +89,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func preflight(ctx context.Context, cfg *config.Config, ac *app.AWS, log *slog.Logger, stderr io.Writer) bool {
 	vctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	rep := validate.Run(vctx, cfg, ac)
+	rep := validate.Run(vctx, cfg, validate.WithAWS(ac))
 	for _, w := range rep.Warnings {
 		log.Warn("check warning", "warning", w)
 	}

@@ -59,12 +59,29 @@ type App struct {
 	progress io.Writer // a terminal for the bounded run's live line, or nil
 }
 
-// New builds every part; nothing runs until Run. The AWS configurations come
-// from ac, which the command shares with its checks (validate.Run), so that
-// the standard configuration is loaded once.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, ac *AWS) (a *App, err error) {
+// Option changes how New builds the worker.
+type Option func(*options)
+
+type options struct {
+	aws *AWS
+}
+
+// WithAWS has New derive its AWS configurations from ac, the loader the
+// command's checks used too (validate.WithAWS), so that a run loads the
+// standard configuration once. Without it New loads its own.
+func WithAWS(ac *AWS) Option { return func(o *options) { o.aws = ac } }
+
+// New builds every part; nothing runs until Run.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (a *App, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ac := o.aws
 	if ac == nil {
-		return nil, errors.New("app.New: no AWS loader (app.NewAWS); this is a bug")
+		if ac, err = NewAWS(cfg.Consumer.CallTimeout); err != nil {
+			return nil, fmt.Errorf("consumer.call_timeout: %w", err)
+		}
 	}
 	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}, tally: newTally()}
 	// The error returns below set a to nil: close what was built through

@@ -42,11 +42,7 @@ errors: {listen: "${KI_TAKEN}"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac, err := NewAWS(cfg.Consumer.CallTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), ac)
+	a, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil {
 		a.close()
 		t.Fatal("New with errors.listen in use: no error")

@@ -145,12 +145,11 @@ var CheckTimeout = 10 * time.Second
 // (the KCL's way), so the stream check looks it up by name and requires that
 // to resolve to stream_arn. A check that needs a failed one is skipped. An
 // init_position timestamp older than the stream's retention is a warning.
-//
-// The checks derive their AWS configurations from ac, the loader the command
-// then builds the worker with (app.New), so that the standard configuration is
-// loaded once; with a nil ac they load their own.
-func Run(ctx context.Context, cfg *config.Config, ac *app.AWS) *Report {
-	v := &validator{cfg: cfg, rep: &Report{}, session: app.SessionName(cfg.Consumer.WorkerID), aws: ac}
+func Run(ctx context.Context, cfg *config.Config, opts ...Option) *Report {
+	v := &validator{cfg: cfg, rep: &Report{}, session: app.SessionName(cfg.Consumer.WorkerID)}
+	for _, opt := range opts {
+		opt(v)
+	}
 	if v.aws == nil {
 		var err error
 		if v.aws, err = app.NewAWS(cfg.Consumer.CallTimeout); err != nil {
@@ -179,6 +178,14 @@ func Run(ctx context.Context, cfg *config.Config, ac *app.AWS) *Report {
 	}
 	return v.rep
 }
+
+// Option changes how Run checks.
+type Option func(*validator)
+
+// WithAWS has the checks derive their AWS configurations from ac, the loader
+// the command then builds the worker with (app.WithAWS), so that a run loads
+// the standard configuration once. Without it Run loads its own.
+func WithAWS(ac *app.AWS) Option { return func(v *validator) { v.aws = ac } }
 
 type validator struct {
 	cfg     *config.Config

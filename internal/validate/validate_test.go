@@ -276,7 +276,7 @@ func TestValidateCredentialFailures(t *testing.T) {
 				t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 			}
 			start := time.Now()
-			rep := Run(t.Context(), testConfig(t, tc.extra), nil)
+			rep := Run(t.Context(), testConfig(t, tc.extra))
 			if took := time.Since(start); took > 15*time.Second {
 				t.Errorf("Validate took %s", took)
 			}
@@ -361,7 +361,7 @@ func TestValidateConsumerRole(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 	cfg := testConfig(t, "")
 	cfg.Consumer.RoleARN = roleARN(t, "arn:aws:iam::222222222222:role/leases")
-	rep := Run(t.Context(), cfg, nil)
+	rep := Run(t.Context(), cfg)
 	if c := find(t, rep, "consumer: role assumable"); c.OK || c.Class != ClassAccessDenied {
 		t.Errorf("consumer role check: %s", c)
 	}
@@ -370,7 +370,7 @@ func TestValidateConsumerRole(t *testing.T) {
 	}
 
 	cfg.Consumer.RoleARN = roleARN(t, testRole)
-	rep = Run(t.Context(), cfg, nil)
+	rep = Run(t.Context(), cfg)
 	if c := find(t, rep, "consumer: role assumable"); !c.OK {
 		t.Errorf("consumer role check: %s", c)
 	}

@@ -63,7 +63,7 @@ func (a *AWS) Shared(ctx context.Context, region string) (aws.Config, *awshttp.B
 	opts := []func(*awsconfig.LoadOptions) error{
 		// A BuildableClient while loading: the SDK adds AWS_CA_BUNDLE to it,
 		// and the credential providers (IMDS, ECS, SSO, STS) call with it.
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(a.callTimeout)),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(a.callTimeout).WithTransportOptions(keepConns)),
 	}
 	if region != "" {
 		opts = append(opts, awsconfig.WithRegion(region))
@@ -78,6 +78,20 @@ func (a *AWS) Shared(ctx context.Context, region string) (aws.Config, *awshttp.B
 	}
 	a.loaded[region] = loadedAWS{cfg: cfg, client: b}
 	return cfg, b, nil
+}
+
+// idleConnsPerHost is how many idle connections to one endpoint a worker
+// keeps. The SDK keeps 10: a worker with more shards than that reading at
+// once closed the connections beyond 10 after each call and opened new ones
+// for the next (3 connects a second for an idle 64-shard worker on the
+// emulator; on AWS each is a TLS handshake). Idle connections beyond what
+// the worker's reads need are closed after the SDK's 90 s idle timeout.
+const idleConnsPerHost = 256
+
+func keepConns(tr *http.Transport) {
+	tr.MaxIdleConnsPerHost = idleConnsPerHost
+	// Kinesis, DynamoDB and STS: each may keep its share.
+	tr.MaxIdleConns = 3 * idleConnsPerHost
 }
 
 // Config is the configuration the worker calls AWS with in region. With

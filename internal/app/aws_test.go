@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -203,5 +205,66 @@ func TestOneLoadServesTheChecksAndTheWorker(t *testing.T) {
 	}
 	if _, err := AWSConfig(t.Context(), "us-east-1", nil, "", "s1", time.Second); err == nil {
 		t.Error("a new loader accepted the garbage bundle: the test cannot tell one load from two")
+	}
+}
+
+// TestConnectionsAreKeptForEveryShard: a worker reading many shards at once
+// reuses its connections on the next round of reads. With the SDK's default
+// of 10 idle connections per host, every connection beyond 10 was closed
+// after its call and dialed again for the next (on AWS, a TLS handshake per
+// read).
+func TestConnectionsAreKeptForEveryShard(t *testing.T) {
+	const shards = 48
+	var dials atomic.Int64
+	release := make(chan struct{})
+	var inFlight sync.WaitGroup
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Done()
+		<-release // hold every call until all are in flight: one connection each
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		io.WriteString(w, `{"Records":[],"MillisBehindLatest":0}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", srv.URL)
+	cfg, err := AWSConfig(t.Context(), "us-east-1", nil, "", "s1", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := kinesis.NewFromConfig(cfg)
+	round := func() {
+		release = make(chan struct{})
+		inFlight.Add(shards)
+		var done sync.WaitGroup
+		for range shards {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				if _, err := kc.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: aws.String("it")}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		inFlight.Wait()
+		close(release)
+		done.Wait()
+	}
+	round()
+	first := dials.Load()
+	if first < shards {
+		t.Fatalf("%d connections for %d concurrent calls: the calls did not run at once, the test proves nothing", first, shards)
+	}
+	round()
+	if again := dials.Load() - first; again != 0 {
+		t.Errorf("the second round of %d reads dialed %d new connections, want 0 (all kept from the first round)", shards, again)
 	}
 }

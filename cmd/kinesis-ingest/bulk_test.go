@@ -89,6 +89,12 @@ func TestOneWorkerLeases48ShardsInAtMostThreePasses(t *testing.T) {
 	e.put(data, keys)
 	w := e.start(e.bulkConfig(), "w1")
 	e.waitBalanced(map[string]int{"w1": 48}, 90*time.Second)
+	// The table shows the last take a moment before the worker logs its
+	// pass: wait for the log to catch up.
+	waitFor(t, 15*time.Second, "the pass lines to account for 48 takes", func() bool {
+		_, taken := lastActivePass(w.passes())
+		return taken >= 48
+	})
 	last, taken := lastActivePass(w.passes())
 	t.Logf("48 shards leased by one worker; last pass that took a lease: %d; passes: %+v", last, w.passes())
 	if taken != 48 || last > 3 {
@@ -134,13 +140,27 @@ func TestKilledWorkersShardsAreTakenOverInOnePass(t *testing.T) {
 	ws[3].kill()
 	e.waitBalanced(map[string]int{"w1": 8, "w2": 8, "w3": 8}, 90*time.Second)
 	n := p.halt()
-	for _, w := range ws[:3] {
-		var after []passLine
+	expiredTaken := func(w *worker) (after []passLine, total int) {
 		for _, pl := range w.passes() {
 			if pl.expired > 0 {
 				after = append(after, pl)
+				total += pl.expired
 			}
 		}
+		return after, total
+	}
+	// The table shows the takes a moment before the workers log their
+	// passes: wait until the logs account for the dead worker's 6 shards.
+	waitFor(t, 15*time.Second, "the pass lines to account for the dead worker's 6 shards", func() bool {
+		sum := 0
+		for _, w := range ws[:3] {
+			_, total := expiredTaken(w)
+			sum += total
+		}
+		return sum >= 6
+	})
+	for _, w := range ws[:3] {
+		after, _ := expiredTaken(w)
 		t.Logf("%s: passes that took expired leases: %+v", w.id, after)
 		if len(after) != 1 || after[0].expired != 2 {
 			t.Errorf("%s took the dead worker's leases in %d passes (%+v); want its 2 in one pass", w.id, len(after), after)
@@ -175,7 +195,17 @@ func TestEightWorkersStartedOneByOneSettleWithoutPingPong(t *testing.T) {
 		}
 		return n
 	}
+	// The table shows the last move a moment before its worker logs the
+	// pass: count once two reads half a second apart agree.
 	settled := moves()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		n := moves()
+		if n == settled {
+			break
+		}
+		settled = n
+	}
 	time.Sleep(4 * time.Second) // eight passes of every worker
 	if o := e.owners(); !balanced(o, want) {
 		t.Fatalf("balance moved after settling: %v", o)

@@ -12,8 +12,8 @@ var partitions = map[string]bool{"aws": true, "aws-cn": true, "aws-us-gov": true
 var (
 	regionRE     = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]{1,2}$`)
 	accountRE    = regexp.MustCompile(`^[0-9]{12}$`)
-	streamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-	roleNameRE   = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	streamNameRE = sized(`^[a-zA-Z0-9_.-]{1,128}$`, `^[a-zA-Z0-9_.-]+$`, 1, 128)
+	roleNameRE   = sized(`^[\w+=,.@-]{1,64}$`, `^[\w+=,.@-]+$`, 1, 64)
 	rolePathRE   = regexp.MustCompile(`^/([\x21-\x7e]*/)?$`)
 )
 

@@ -26,7 +26,7 @@ const envRefPattern = `\$\{[^}]+\}`
 // of file or postgres), not what only the loader can check (references
 // between sections, file contents, where expressions, field types).
 func JSONSchema() []byte {
-	root := schemaOf(configSpec)
+	root := schemaOf(configSpec())
 	doc := obj{
 		{"$schema", "http://json-schema.org/draft-07/schema#"},
 		{"$id", SchemaID},
@@ -39,7 +39,7 @@ func JSONSchema() []byte {
 		{"description", "${VAR}: the value of an environment variable, expanded when the config loads."},
 	}}}
 	for _, name := range []string{"field"} {
-		defs = append(defs, member{name, schemaOf(definitions[name])})
+		defs = append(defs, member{name, schemaOf(definitions()[name])})
 	}
 	doc = append(doc, member{"definitions", defs})
 	var buf bytes.Buffer

@@ -170,7 +170,7 @@ dead_letter:
 					}
 				}
 			}
-			check("", configSpec, root.Content[0])
+			check("", configSpec(), root.Content[0])
 			if checked < 10 {
 				t.Errorf("only %d defaults checked", checked)
 			}
@@ -255,7 +255,7 @@ dead_letter:
 		}
 	}
 	collect("", root.Content[0])
-	configSpec.walk("", map[string]bool{}, false, func(path string, s *spec, _ bool) {
+	configSpec().walk("", map[string]bool{}, false, func(path string, s *spec, _ bool) {
 		if s.secret && !set[path] {
 			t.Errorf("%s is secret in the spec but this test does not set it", path)
 		}

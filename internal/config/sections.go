@@ -24,9 +24,9 @@ import (
 
 var (
 	// Connector and dataset names.
-	nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
+	nameRE = sized(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`, `^[A-Za-z_][A-Za-z0-9_-]*$`, 1, 64)
 	// DynamoDB table names.
-	dynamoTableRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,255}$`)
+	dynamoTableRE = sized(`^[a-zA-Z0-9_.-]{3,255}$`, `^[a-zA-Z0-9_.-]+$`, 3, 255)
 	// The "line N: " yaml.v3 puts before type errors; the path says where.
 	yamlLineRE = regexp.MustCompile(`^line \d+: `)
 	// STS external IDs.

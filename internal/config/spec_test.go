@@ -266,7 +266,7 @@ func TestSpecMatchesLoader(t *testing.T) {
 	}
 
 	for path, keys := range rec.objects {
-		s := configSpec.at(path)
+		s := configSpec().at(path)
 		if s == nil || s.kind != kObject {
 			t.Errorf("%s: the loader reads a mapping here (keys %s) that the spec does not have; add it to spec.go", path, strings.Join(keys, ", "))
 			continue
@@ -287,7 +287,7 @@ func TestSpecMatchesLoader(t *testing.T) {
 		}
 	}
 	for path, u := range rec.scalars {
-		s := configSpec.at(path)
+		s := configSpec().at(path)
 		if s == nil {
 			continue // reported with its mapping
 		}
@@ -317,7 +317,7 @@ func TestSpecMatchesLoader(t *testing.T) {
 			}
 		}
 	}
-	configSpec.walk("", map[string]bool{}, false, func(path string, s *spec, reflected bool) {
+	configSpec().walk("", map[string]bool{}, false, func(path string, s *spec, reflected bool) {
 		if s.doc == "" && path != "" {
 			t.Errorf("%s: no doc in the spec; editors show it", path)
 		}
@@ -363,7 +363,7 @@ func (s *spec) at(path string) *spec {
 				return nil
 			}
 			if cur.ref != "" {
-				cur = definitions[cur.ref]
+				cur = definitions()[cur.ref]
 			} else {
 				cur = cur.items
 			}
@@ -435,7 +435,7 @@ func (s *spec) walk(path string, seen map[string]bool, reflected bool, fn func(s
 		if s.ref != "" {
 			if !seen[s.ref] {
 				seen[s.ref] = true
-				definitions[s.ref].walk(path+"[]", seen, reflected, fn)
+				definitions()[s.ref].walk(path+"[]", seen, reflected, fn)
 			}
 		} else if s.items != nil && s.items.kind != kAny {
 			s.items.walk(path+"[]", seen, reflected, fn)
@@ -461,10 +461,10 @@ func TestSplitPath(t *testing.T) {
 			t.Errorf("splitPath(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if s := configSpec.at("sources[].kinesis.format.avro.registry"); s == nil || s.kind != kObject {
+	if s := configSpec().at("sources[].kinesis.format.avro.registry"); s == nil || s.kind != kObject {
 		t.Errorf("at(registry) = %v", s)
 	}
-	if s := configSpec.at("datasets[].fields[].fields[].between"); s == nil || s.kind != kObject {
+	if s := configSpec().at("datasets[].fields[].fields[].between"); s == nil || s.kind != kObject {
 		t.Errorf("at(nested between) = %v", s)
 	}
 }

@@ -198,7 +198,7 @@ func (c *viewCache) handler(log *slog.Logger) http.Handler {
 			return
 		}
 		setHTMLHeaders(w)
-		if err := page.Execute(w, pageData{S: s, Q: r.URL.Query(), Generated: time.Now().UTC()}); err != nil {
+		if err := page().Execute(w, pageData{S: s, Q: r.URL.Query(), Generated: time.Now().UTC()}); err != nil {
 			log.Warn("errors view: render page", "err", err)
 		}
 	})
@@ -354,7 +354,7 @@ func writeError(w http.ResponseWriter, asHTML bool, code int, msg string) {
 	if asHTML {
 		setHTMLHeaders(w)
 		w.WriteHeader(code)
-		_ = errorPage.Execute(w, msg)
+		_ = errorPage().Execute(w, msg)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -368,6 +368,7 @@ type pageData struct {
 	Generated time.Time
 }
 
+// The pages are parsed on first use, not at every process start.
 var funcs = template.FuncMap{
 	"ts": func(v any) string {
 		switch t := v.(type) {
@@ -382,7 +383,8 @@ var funcs = template.FuncMap{
 	"q":    func(v url.Values, k string) string { return v.Get(k) },
 }
 
-var page = template.Must(template.New("errors").Funcs(funcs).Parse(`<!DOCTYPE html>
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("errors").Funcs(funcs).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -443,8 +445,11 @@ form label { margin-right: 1em; }
 </body>
 </html>
 `))
+})
 
-var errorPage = template.Must(template.New("error").Parse(`<!DOCTYPE html>
+var errorPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("error").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>kinesis-ingest: dead letters</title></head>
 <body><h1>Dead letters</h1><p id="error">{{.}}</p></body></html>
 `))
+})

@@ -877,6 +877,11 @@ func printTable(w io.Writer, o options, avgSize int, ki, bare []*result, kiLat, 
 	row("time to first record, ms", firstMS, "%.0f")
 	row("CPU-s per 100k records, whole process (rusage)", cpuTotal, "%.2f")
 	row("CPU-s per 100k records, first → last record (/proc, 10 ms ticks)", cpuFlow, "%.2f")
+	// The whole process split at the first and the last record: what
+	// startup (checks, leases) and shutdown (drain, release) cost apart
+	// from the records.
+	row("CPU ms, start → first record (/proc, 10 ms ticks)", func(r *result) float64 { return float64(r.cpuFirst.Milliseconds()) }, "%.0f")
+	row("CPU ms, last record → exit after SIGTERM", func(r *result) float64 { return float64((r.cpuTotal - r.cpuLast).Milliseconds()) }, "%.0f")
 	row("peak RSS, MiB", rss, "%.1f")
 	row("of which anonymous (heap, stacks; /proc status at each poll), MiB", func(r *result) float64 { return float64(r.peakAnon) / (1 << 20) }, "%.1f")
 	row("of which file-backed (the binary's mapped pages), MiB", func(r *result) float64 { return float64(r.peakFile) / (1 << 20) }, "%.1f")

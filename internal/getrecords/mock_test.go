@@ -61,7 +61,7 @@ func TestKinesisMockResponses(t *testing.T) {
 	}
 	var data [][]byte
 	var keys []string
-	for i, n := range []int{0, 1, 2, 3, 200, 1000, 64 << 10, 1 << 20 - 300} {
+	for i, n := range []int{0, 1, 2, 3, 200, 1000, 64 << 10, 1<<20 - 300} {
 		d := make([]byte, n)
 		for j := range d {
 			d[j] = byte(i*31 + j)

@@ -41,7 +41,7 @@ test: deps
 # The race detector over the packages that share state between goroutines
 # (shards deliver concurrently; the lease table is used by the KCL's goroutines).
 race:
-	$(GO) test -race -count=1 -timeout 10m ./pipeline/... ./sinks/... ./consumers/... ./internal/health ./internal/getrecords
+	$(GO) test -race -count=1 -timeout 10m ./pipeline/... ./sinks/... ./consumers/... ./internal/health
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/jsondec
@@ -49,7 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/avrodec
 	$(GO) test -run '^$$' -fuzz '^FuzzDatetime$$' -fuzztime $(FUZZTIME) ./schema
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendFloat$$' -fuzztime $(FUZZTIME) ./sinks/jsonenc
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/getrecords
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./consumers/getrecords
 
 # The benchmarks, each printed as a Markdown table:
 #  1. the hot path on one core (pipeline.BenchmarkHotPath: decode, validate,

@@ -92,8 +92,8 @@ import (
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/getrecords"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/getrecords"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )

@@ -235,7 +235,7 @@ func asExpired(err error, target **types.ExpiredIteratorException) bool {
 // bytes through a client whose transport answers from memory: the SDK's
 // deserializer against the fast path, the rest of the SDK's stack the same.
 //
-//	go test -run '^$' -bench '^BenchmarkGetRecords$' -benchmem ./internal/getrecords
+//	go test -run '^$' -bench '^BenchmarkGetRecords$' -benchmem ./consumers/getrecords
 func BenchmarkGetRecords(b *testing.B) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	body := batchBody(rng, 1000)

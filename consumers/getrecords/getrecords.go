@@ -32,12 +32,21 @@ import (
 )
 
 // Option is a kinesis.Options function that installs the fast path on a
-// client, for its GetRecords calls only.
+// client, for its GetRecords calls only. kinesis.New sets the protocol
+// before it runs its option functions: a client made again from another's
+// Options needs Option again.
 func Option(o *kinesis.Options) {
 	if _, ok := o.Protocol.(protocol); ok || o.Protocol == nil {
 		return
 	}
 	o.Protocol = protocol{o.Protocol}
+}
+
+// Installed reports whether a client with options o reads GetRecords
+// responses with the fast path.
+func Installed(o kinesis.Options) bool {
+	_, ok := o.Protocol.(protocol)
+	return ok
 }
 
 // protocol is the client's protocol with GetRecords' successful responses

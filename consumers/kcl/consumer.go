@@ -92,7 +92,6 @@ import (
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/worker"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
-	"github.com/kinesis-ingest/kinesis-ingest/consumers/getrecords"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -218,9 +217,8 @@ func New(cfg Config) (*Consumer, error) {
 	c := &Consumer{cfg: cfg, log: log, stopping: make(chan struct{})}
 	c.inflight = newInflight(cfg.Budget, c.stopping)
 	// The library takes a *kinesis.Client only, so the budget goes on a copy
-	// of the caller's client, outside its middlewares (GuardAggregates). The
-	// copy decodes GetRecords responses with the fast path (getrecords).
-	c.kinesis = kinesis.New(cfg.Kinesis.Options(), c.inflight.middleware, getrecords.Option)
+	// of the caller's client, outside its middlewares (GuardAggregates).
+	c.kinesis = kinesis.New(cfg.Kinesis.Options(), c.inflight.middleware)
 	table, err := leases.New(leases.Config{
 		Client:        cfg.Dynamo,
 		Table:         cfg.Application,

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/getrecords"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 )
 
@@ -43,7 +44,10 @@ func withLeaseTable(client *kinesis.Client, table *leases.Table, log *slog.Logge
 				return next.HandleInitialize(ctx, in)
 			}), middleware.Before)
 	})
-	return kinesis.New(o)
+	// kinesis.New sets o.Protocol anew before it runs its option functions,
+	// so the GetRecords fast path goes on here, on the client the KCL reads
+	// with, and not on one it is copied from.
+	return kinesis.New(o, getrecords.Option)
 }
 
 // startAt rewrites the start of a shard without a checkpoint.

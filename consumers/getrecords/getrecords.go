@@ -85,6 +85,9 @@ func (p protocol) DeserializeResponse(ctx context.Context, schema *smithy.Operat
 	ok = Decode(body, o)
 	if !ok {
 		// The SDK reads the same bytes; its output refers to none of them.
+		// It closes the body it is given, so the one read here is closed
+		// now (it is at its end: the connection goes back to the pool).
+		_ = resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		err = p.ClientProtocol.DeserializeResponse(ctx, schema, reg, resp, out)
 	}

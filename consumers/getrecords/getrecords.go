@@ -57,12 +57,13 @@ type protocol struct {
 
 // bodies holds response bodies between calls: nothing decoded refers to
 // one, the records' data and strings are copies. It keeps 8 of at most
-// maxKeptBody (a read of 1,000 records of 1 KB is 1.4 MB), so it never
-// holds over 32 MiB; a larger body's buffer is left to the collector.
+// maxKeptBody (a read of 1,000 records of 500 bytes), so it never holds over
+// 8 MiB, which max_inflight_bytes does not count; a larger body is read
+// into a buffer of its own size, left to the collector.
 var bodies = freelist.New[*[]byte](8)
 
 const (
-	maxKeptBody = 4 << 20
+	maxKeptBody = 1 << 20
 	// maxBody bounds the one read of a body of known length: a GetRecords
 	// response is at most 10 MB of records in base64, ~14 MB.
 	maxBody = 64 << 20

@@ -49,7 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/avrodec
 	$(GO) test -run '^$$' -fuzz '^FuzzDatetime$$' -fuzztime $(FUZZTIME) ./schema
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendFloat$$' -fuzztime $(FUZZTIME) ./sinks/jsonenc
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./consumers/getrecords
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./consumers/getrecords
 
 # The benchmarks, each printed as a Markdown table:
 #  1. the hot path on one core (pipeline.BenchmarkHotPath: decode, validate,

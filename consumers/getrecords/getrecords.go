@@ -55,15 +55,23 @@ type protocol struct {
 	smithyhttp.ClientProtocol
 }
 
-// bodies holds response bodies between calls: nothing decoded refers to
-// one, the records' data and strings are copies. It keeps 8 of at most
-// maxKeptBody (a read of 1,000 records of 500 bytes), so it never holds over
-// 8 MiB, which max_inflight_bytes does not count; a larger body is read
-// into a buffer of its own size, left to the collector.
-var bodies = freelist.New[*[]byte](8)
+// scratch is what one decoding needs only while it runs: the body and the
+// records' members as they stand in it. Nothing decoded refers to either
+// (the records' data and strings are copies), so they serve the next call.
+type scratch struct {
+	body []byte
+	raw  []record
+}
+
+// scratches keeps 8, with bodies of at most maxKeptBody (a read of 1,000
+// records of 500 bytes), so it never holds over about 16 MiB, which
+// max_inflight_bytes does not count; a larger body is read into a buffer of
+// its own size, left to the collector.
+var scratches = freelist.New[*scratch](8)
 
 const (
-	maxKeptBody = 1 << 20
+	maxKeptBody    = 1 << 20
+	maxKeptRecords = 10000 // the most one GetRecords returns
 	// maxBody bounds the one read of a body of known length: a GetRecords
 	// response is at most 10 MB of records in base64, ~14 MB.
 	maxBody = 64 << 20
@@ -74,16 +82,15 @@ func (p protocol) DeserializeResponse(ctx context.Context, schema *smithy.Operat
 	if !ok || resp.StatusCode < 200 || resp.StatusCode >= 300 || resp.Header.Get("Content-Encoding") != "" {
 		return p.ClientProtocol.DeserializeResponse(ctx, schema, reg, resp, out)
 	}
-	bp, ok := bodies.Get()
+	sc, ok := scratches.Get()
 	if !ok {
-		b := []byte(nil)
-		bp = &b
+		sc = &scratch{}
 	}
-	body, err := readBody((*bp)[:0], resp.Body, resp.ContentLength)
+	body, err := readBody(sc.body[:0], resp.Body, resp.ContentLength)
 	if err != nil {
 		return &smithy.DeserializationError{Err: err}
 	}
-	ok = Decode(body, o)
+	sc.raw, ok = decode(body, o, sc.raw[:0])
 	if !ok {
 		// The SDK reads the same bytes; its output refers to none of them.
 		// It closes the body it is given, so the one read here is closed
@@ -92,9 +99,12 @@ func (p protocol) DeserializeResponse(ctx context.Context, schema *smithy.Operat
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		err = p.ClientProtocol.DeserializeResponse(ctx, schema, reg, resp, out)
 	}
-	if cap(body) <= maxKeptBody {
-		*bp = body[:0]
-		bodies.Put(bp)
+	// The members refer to this body: cleared, a kept scratch pins no
+	// body but its own.
+	clear(sc.raw)
+	if cap(body) <= maxKeptBody && cap(sc.raw) <= maxKeptRecords {
+		sc.body, sc.raw = body[:0], sc.raw[:0]
+		scratches.Put(sc)
 	}
 	return err
 }
@@ -135,93 +145,105 @@ func readBody(buf []byte, r io.Reader, n int64) ([]byte, error) {
 // Decode fills out from a GetRecords response body and reports whether it
 // could; when it cannot, out is as it was.
 func Decode(body []byte, out *kinesis.GetRecordsOutput) bool {
+	_, ok := decode(body, out, nil)
+	return ok
+}
+
+// The top-level members, as bits of what decode has seen.
+const (
+	seenRecords = 1 << iota
+	seenIterator
+	seenLag
+	seenChildren
+)
+
+// decode is Decode reading the records' members into raw's room; it
+// returns raw for the next call.
+func decode(body []byte, out *kinesis.GetRecordsOutput, raw []record) ([]record, bool) {
 	d := decoder{b: body}
 	var (
 		res        kinesis.GetRecordsOutput
-		raw        []record
-		hasRecords bool
 		childShard bool
 		seen       uint8
 	)
 	if !d.consume('{') {
-		return false
+		return raw, false
 	}
 	if !d.consume('}') {
 		for {
 			key, ok := d.str()
 			if !ok || !d.consume(':') {
-				return false
+				return raw, false
 			}
 			var bit uint8
 			switch string(key) {
 			case "Records":
-				bit = 1
-				if raw, ok = d.records(); !ok {
-					return false
+				bit = seenRecords
+				if raw, ok = d.records(raw); !ok {
+					return raw, false
 				}
-				hasRecords = true
 			case "NextShardIterator":
-				bit = 2
+				bit = seenIterator
 				s, ok := d.str()
 				if !ok {
-					return false
+					return raw, false
 				}
 				it := string(s)
 				res.NextShardIterator = &it
 			case "MillisBehindLatest":
-				bit = 4
+				bit = seenLag
 				n, ok := d.int()
 				if !ok {
-					return false
+					return raw, false
 				}
 				res.MillisBehindLatest = &n
 			case "ChildShards":
 				// Only null (kinesis-mock's answer on an open shard) or the
 				// empty list: a shard's end, with its children, is the
 				// SDK's to read.
-				bit = 8
+				bit = seenChildren
 				switch {
 				case d.null():
 				case d.consume('['):
 					if !d.consume(']') {
-						return false
+						return raw, false
 					}
 					childShard = true
 				default:
-					return false
+					return raw, false
 				}
 			default:
-				return false
+				return raw, false
 			}
 			if seen&bit != 0 {
-				return false
+				return raw, false
 			}
 			seen |= bit
 			if d.consume(',') {
 				continue
 			}
 			if !d.consume('}') {
-				return false
+				return raw, false
 			}
 			break
 		}
 	}
 	d.ws()
 	if d.i != len(d.b) {
-		return false
+		return raw, false
 	}
 	if childShard {
 		res.ChildShards = []types.ChildShard{}
 	}
-	if hasRecords {
+	if seen&seenRecords != 0 {
 		recs, ok := build(raw)
 		if !ok {
-			return false
+			return raw, false
 		}
 		res.Records = recs
 	}
 	out.Records, out.NextShardIterator, out.MillisBehindLatest, out.ChildShards = res.Records, res.NextShardIterator, res.MillisBehindLatest, res.ChildShards
-	return true
+	return raw, true
 }
 
 // record is one record's members as they stand in the body.
@@ -239,19 +261,18 @@ const (
 	hasEnc
 )
 
-// records reads the Records array.
-func (d *decoder) records() ([]record, bool) {
+// records reads the Records array, appending to raw.
+func (d *decoder) records(raw []record) ([]record, bool) {
 	if !d.consume('[') {
-		return nil, false
+		return raw, false
 	}
-	raw := []record{}
 	if d.consume(']') {
 		return raw, true
 	}
 	for {
 		r, ok := d.record()
 		if !ok {
-			return nil, false
+			return raw, false
 		}
 		raw = append(raw, r)
 		if d.consume(',') {

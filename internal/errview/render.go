@@ -368,7 +368,6 @@ type pageData struct {
 	Generated time.Time
 }
 
-// The pages are parsed on first use, not at every process start.
 var funcs = template.FuncMap{
 	"ts": func(v any) string {
 		switch t := v.(type) {
@@ -383,6 +382,7 @@ var funcs = template.FuncMap{
 	"q":    func(v url.Values, k string) string { return v.Get(k) },
 }
 
+// The pages are parsed on first use, not at every process start.
 var page = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("errors").Funcs(funcs).Parse(`<!DOCTYPE html>
 <html lang="en">

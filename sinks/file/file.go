@@ -567,12 +567,11 @@ func writeBatch[T any](ctx context.Context, c *committer, items []T, what string
 		return nil
 	}
 	// A batch's encoded size is about its items times the last batch's size
-	// per item; a new buffer gets that plus an eighth. One that doubled its
-	// way there from 64 KiB left 1.9 times its size as garbage and kept up
-	// to twice the size it needed in encodeBufs.
-	// A kept buffer is replaced only when it is short of the estimate
-	// itself, so that batches a little larger than the last do not each
-	// replace it.
+	// per item; a new buffer gets that plus an eighth (one that doubled its
+	// way there from 64 KiB left 1.9 times its size as garbage, and kept up
+	// to twice what it needed). A kept buffer is replaced only when it is
+	// short of the estimate itself, so that batches a little larger than
+	// the last do not each replace it.
 	need, want := 0, 64<<10
 	if per := c.itemBytes.Load(); per > 0 {
 		need = min(int(per)*len(items), maxPooledBuf)

@@ -242,44 +242,6 @@ func TestScanSkipsWhatIsNotARegularFile(t *testing.T) {
 	}
 }
 
-// TestDecodeLine: cutting the data off a line (decodeLine) gives what
-// decoding the whole line gives, for the sink's lines and for lines it did
-// not write.
-func TestDecodeLine(t *testing.T) {
-	tests := []struct {
-		name, line string
-		size       int
-		head       string
-		err        bool
-	}{
-		{name: "as the sink writes it", line: `{"source":"s","reason":"decode_error","error":"e","data":"aGVsbG8="}`, size: 5, head: "hello"},
-		{name: "empty data", line: `{"source":"s","reason":"decode_error","error":"e","data":""}`, size: 0, head: ""},
-		{name: "data key quoted in the error", line: `{"reason":"decode_error","error":"x\",\"data\":\"QQ==","data":"aGk="}`, size: 2, head: "hi"},
-		{name: "data first", line: `{"data":"aGk=","reason":"decode_error","error":"e"}`, size: 2, head: "hi"},
-		{name: "nested data key", line: `{"x":{"data":"QQ=="},"reason":"decode_error","error":"e","data":"aGk="}`, size: 2, head: "hi"},
-		{name: "escaped base64", line: `{"reason":"decode_error","error":"e","data":"aGk\u003d"}`, size: 2, head: "hi"},
-		{name: "not base64", line: `{"reason":"decode_error","error":"e","data":"a*k="}`, err: true},
-		{name: "bad padding", line: `{"reason":"decode_error","error":"e","data":"a=k="}`, err: true},
-		{name: "not JSON before the data", line: `{"reason":"decode_error","error":,"data":"aGk="}`, err: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var d lineLetter
-			var scratch []byte
-			err := decodeLine([]byte(tt.line), &scratch, &d)
-			if (err != nil) != tt.err {
-				t.Fatalf("err %v, want error %v", err, tt.err)
-			}
-			if err != nil {
-				return
-			}
-			if d.Data.size != tt.size || string(d.Data.head) != tt.head || d.Reason != record.ReasonDecode {
-				t.Errorf("got size %d head %q reason %q, want %d %q decode_error", d.Data.size, d.Data.head, d.Reason, tt.size, tt.head)
-			}
-		})
-	}
-}
-
 // BenchmarkFileScan scans 100 dead letters of 1 MiB (the view's worst
 // case per letter): throughput (-benchmem shows what one view allocates).
 func BenchmarkFileScan(b *testing.B) {

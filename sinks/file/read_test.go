@@ -2,13 +2,11 @@ package file
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,11 +19,10 @@ import (
 // files returns the sink's files in dir, sorted by name (= by time).
 func files(t testing.TB, dir, prefix string) []string {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, prefix+"-*.jsonl"))
+	names, err := Reader{Dir: dir, Prefix: prefix}.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices.Sort(names)
 	return names
 }
 
@@ -34,28 +31,17 @@ func files(t testing.TB, dir, prefix string) []string {
 func lines(t testing.TB, dir, prefix string) [][]byte {
 	t.Helper()
 	var out [][]byte
-	for _, name := range files(t, dir, prefix) {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(data) > 0 && data[len(data)-1] != '\n' {
-			t.Fatalf("%s ends in a torn line: %q", name, tail(data))
-		}
-		for len(data) > 0 {
-			i := bytes.IndexByte(data, '\n')
-			out = append(out, data[:i])
-			data = data[i+1:]
-		}
+	st, err := Reader{Dir: dir, Prefix: prefix}.Lines(context.Background(), func(_ string, line []byte) error {
+		out = append(out, bytes.Clone(line))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Partial > 0 {
+		t.Fatalf("%d files in %s end in a torn line", st.Partial, dir)
 	}
 	return out
-}
-
-func tail(b []byte) []byte {
-	if len(b) > 200 {
-		return b[len(b)-200:]
-	}
-	return b
 }
 
 // readRows parses the row files in dir back, failing the test on any line that

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package errview
+package file
 
 // Without O_NOFOLLOW and O_NONBLOCK, openRegular relies on its Stat check.
 const (

@@ -1,6 +1,6 @@
 //go:build unix
 
-package errview
+package file
 
 import (
 	"errors"

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
 )
 
 const errorsHelp = `kinesis-ingest errors --config FILE [filters]: summarize the dead letters of FILE's
@@ -55,7 +55,7 @@ func cmdErrors(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if !ok {
 		return 2
 	}
-	s, err := errview.Summarize(ctx, app.DeadLetterView(cfg), q)
+	s, err := errview.Summarize(ctx, sinkreg.Errors(cfg), q)
 	if err != nil {
 		fmt.Fprintf(stderr, "cannot read the dead letters: %v\n", err)
 		return 1

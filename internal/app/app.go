@@ -27,14 +27,11 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
-
-// DeadLetterPrefix starts the names of dead-letter files.
-const DeadLetterPrefix = "dead-letters"
 
 // App is one worker process.
 type App struct {
@@ -46,9 +43,9 @@ type App struct {
 	closers   []func() error
 	listener  net.Listener // metrics and health checks
 	errorsLn  net.Listener // the errors view
-	// pings are readiness probes of sinks on a server (PostgreSQL), by
-	// /readyz check name.
-	pings map[string]func(context.Context) error
+	// ready are the readiness checks of the sinks, by /readyz check name:
+	// several datasets on one sink share one.
+	ready map[string]func(context.Context) error
 
 	// For /readyz: started once the pipeline runs and the consumers were
 	// started; stopping from the moment the worker begins to stop.
@@ -83,7 +80,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, fmt.Errorf("consumer.call_timeout: %w", err)
 		}
 	}
-	a = &App{cfg: cfg, log: log, pings: map[string]func(context.Context) error{}, tally: newTally()}
+	a = &App{cfg: cfg, log: log, ready: map[string]func(context.Context) error{}, tally: newTally()}
 	// The error returns below set a to nil: close what was built through
 	// its own pointer.
 	built := a
@@ -95,62 +92,49 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	a.metrics, _ = metrics.NewWithRuntime()
 	workerID := cfg.Consumer.WorkerID
 
-	// One row sink per dataset: a file row carries no dataset column, so two
-	// datasets sharing a file sink still write files of their own (the dataset's
-	// name starts the file name).
+	// One row sink per dataset, of its sink's kind (internal/sinkreg).
 	rowSinks := map[string]sinks.RowSink{} // by dataset
 	for _, ds := range cfg.Datasets {
 		s := cfg.Sink(ds.Sink)
-		switch {
-		case s == nil:
+		if s == nil {
 			return nil, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
-		case s.File != nil:
-			rs, err := file.NewRowSink(file.Config{Dir: s.File.Path, WorkerID: workerID, Prefix: ds.Name, MaxBytes: s.File.MaxBytes, Mode: s.File.Mode, Changelog: ds.Keyed()}, log.With("sink", s.Name))
-			if err != nil {
-				return nil, fmt.Errorf("sink %q: %w", s.Name, err)
-			}
-			rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs), a.tally}
-			a.closers = append(a.closers, rs.Close)
-		case s.Postgres != nil:
-			sinkName := s.Name
-			rs, err := newPostgresRowSink(ctx, s, ds, log, func(n int) {
-				a.metrics.SinkDuplicates.WithLabelValues(sinkName).Add(float64(n))
-			}, func(upserted, deleted, older int) {
+		}
+		kind, err := sinkreg.Lookup(s.Kind())
+		if err != nil {
+			return nil, fmt.Errorf("sink %q: %w", s.Name, err)
+		}
+		sinkName := s.Name
+		rs, err := kind.Rows(ctx, *s, ds, sinkreg.Env{WorkerID: workerID, Log: log,
+			OnDuplicates: func(n int) { a.metrics.SinkDuplicates.WithLabelValues(sinkName).Add(float64(n)) },
+			OnChanges: func(upserted, deleted, older int) {
 				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeUpserted).Add(float64(upserted))
 				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeDeleted).Add(float64(deleted))
 				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeOlder).Add(float64(older))
-			})
-			if err != nil {
-				return nil, err
-			}
-			rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs), a.tally}
-			a.closers = append(a.closers, rs.Close)
-			a.pings["sink:"+s.Name] = rs.Ping
-		default:
-			return nil, fmt.Errorf("sink %q: kind %q is not supported by this build", s.Name, s.Kind())
-		}
-	}
-	var dl sinks.DeadLetterSink
-	switch {
-	case cfg.DeadLetter.File != nil:
-		d, err := file.NewDeadLetterSink(file.Config{Dir: cfg.DeadLetter.File.Path, WorkerID: workerID, Prefix: DeadLetterPrefix, MaxBytes: cfg.DeadLetter.File.MaxBytes, Mode: cfg.DeadLetter.File.Mode}, log.With("sink", "dead_letter"))
-		if err != nil {
-			return nil, fmt.Errorf("dead_letter: %w", err)
-		}
-		dl = d
-		a.closers = append(a.closers, d.Close)
-	case cfg.DeadLetter.Postgres != nil:
-		d, err := newPostgresDeadLetterSink(ctx, cfg.DeadLetter.Postgres, log, func(n int) {
-			a.metrics.SinkDuplicates.WithLabelValues(metrics.DeadLetterSinkName).Add(float64(n))
+			},
 		})
 		if err != nil {
 			return nil, err
 		}
-		dl = d
-		a.pings["sink:dead_letter"] = d.Ping
-		a.closers = append(a.closers, d.Close)
-	default:
-		return nil, errors.New("dead_letter: neither file nor postgres is set (config validation requires one)")
+		rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs.Sink), a.tally}
+		a.closers = append(a.closers, rs.Sink.Close)
+		if rs.Ready != nil {
+			a.ready["sink:"+s.Name] = rs.Ready
+		}
+	}
+	kind, err := sinkreg.Lookup(cfg.DeadLetter.Kind())
+	if err != nil {
+		return nil, fmt.Errorf("dead_letter: %w", err)
+	}
+	d, err := kind.DeadLetters(ctx, cfg.DeadLetter, sinkreg.Env{WorkerID: workerID, Log: log,
+		OnDuplicates: func(n int) { a.metrics.SinkDuplicates.WithLabelValues(metrics.DeadLetterSinkName).Add(float64(n)) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	dl := d.Sink
+	a.closers = append(a.closers, dl.Close)
+	if d.Ready != nil {
+		a.ready["sink:dead_letter"] = d.Ready
 	}
 
 	var sources []pipeline.Source

@@ -11,23 +11,11 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
 )
 
 // SinkProbeTTL is how long a sink directory's writability probe is reused.
 const SinkProbeTTL = 5 * time.Second
-
-// DeadLetterView is where the errors view reads the dead letters of cfg from:
-// the file dead-letter sink's files of every worker sharing its directory, or
-// the PostgreSQL dead-letter table.
-func DeadLetterView(cfg *config.Config) errview.Source {
-	switch dl := cfg.DeadLetter; {
-	case dl.File != nil:
-		return errview.FileSource{Dir: dl.File.Path, Prefix: DeadLetterPrefix}
-	case dl.Postgres != nil:
-		return errview.PostgresSource{DSN: dl.Postgres.DSN, Table: dl.Postgres.Table}
-	}
-	return errview.Unsupported{Kind: "unknown"}
-}
 
 // leaseTableWindow is how long the lease table may stay silent before the
 // worker is unready: the KCL calls it at every shard sync and lease renewal,
@@ -55,31 +43,19 @@ func (a *App) readiness() *health.Checker {
 			Run:  health.Recent("lease table "+table, func() time.Time { return a.metrics.LeaseTableAnsweredAt(name) }, window, time.Now),
 		})
 	}
-	seen := map[string]bool{}
-	for _, ds := range a.cfg.Datasets {
-		s := a.cfg.Sink(ds.Sink)
-		if s == nil || s.File == nil || seen[s.Name] {
-			continue
-		}
-		seen[s.Name] = true
-		checks = append(checks, health.Check{Name: "sink:" + s.Name, TTL: SinkProbeTTL, Run: health.DirWritable(s.File.Path)})
-	}
-	if f := a.cfg.DeadLetter.File; f != nil {
-		checks = append(checks, health.Check{Name: "sink:dead_letter", TTL: SinkProbeTTL, Run: health.DirWritable(f.Path)})
-	}
-	// Sinks on a server (PostgreSQL): it answers a ping. Several datasets on one
-	// sink share one check.
-	names := make([]string, 0, len(a.pings))
-	for name := range a.pings {
+	// The sinks: a file sink's directory is writable, a server (PostgreSQL)
+	// answers.
+	names := make([]string, 0, len(a.ready))
+	for name := range a.ready {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		ping := a.pings[name]
+		check := a.ready[name]
 		checks = append(checks, health.Check{Name: name, TTL: SinkProbeTTL, Run: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
-			return ping(ctx)
+			return check(ctx)
 		}})
 	}
 	checks = append(checks, health.Check{Name: "not_shutting_down", Run: health.WhenUnset(&a.stopping, "the worker is shutting down")})
@@ -100,7 +76,7 @@ func (a *App) observabilityMux() *http.ServeMux {
 // /errors.html. They show previews of record data and partition keys.
 func (a *App) errorsMux() http.Handler {
 	mux := http.NewServeMux()
-	errs := errview.Handler(DeadLetterView(a.cfg), a.log.With("component", "errview"))
+	errs := errview.Handler(sinkreg.Errors(a.cfg), a.log.With("component", "errview"))
 	mux.Handle("/errors", errs)
 	mux.Handle("/errors.html", errs)
 	return checkHost(mux)

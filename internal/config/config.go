@@ -293,20 +293,11 @@ const (
 // Keyed reports whether the dataset holds one current row per key.
 func (d *Dataset) Keyed() bool { return d.CDC == CDCUpsert || d.CDC == CDCDebezium }
 
-// Sink is a named destination for rows (sinks[]); exactly one of File and
-// Postgres is set.
+// Sink is a named destination for rows (sinks[]); its Store has exactly one
+// kind set.
 type Sink struct {
-	Name     string // unique across sources and sinks
-	File     *FileSink
-	Postgres *PostgresSink
-}
-
-// Kind returns "file" or "postgres".
-func (s Sink) Kind() string {
-	if s.Postgres != nil {
-		return "postgres"
-	}
-	return "file"
+	Name string // unique across sources and sinks
+	Store
 }
 
 // FileSink writes rows to files under Path.
@@ -329,11 +320,10 @@ type PostgresSink struct {
 	BatchInterval time.Duration // batch_interval, default 0: no group-commit window
 }
 
-// DeadLetter receives records that could not be decoded or converted;
-// exactly one of File and Postgres is set.
+// DeadLetter receives records that could not be decoded or converted; its
+// Store has exactly one kind set.
 type DeadLetter struct {
-	File     *FileSink
-	Postgres *PostgresSink
+	Store
 	// Unrouted also sends records that no dataset accepted (for example,
 	// filtered out by every where clause) to the dead letter.
 	Unrouted bool

@@ -278,11 +278,11 @@ func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
 }
 
 func (p printer) sink(s Sink) *yaml.Node {
-	return p.mapping(keyName, p.str(s.Name), keyFile, p.fileSink(s.File), keyPostgres, p.postgresSink(s.Postgres))
+	return p.mapping(append([]any{keyName, p.str(s.Name)}, p.printStore(s.Store)...)...)
 }
 
 func (p printer) deadLetter(d DeadLetter) *yaml.Node {
-	return p.mapping(keyFile, p.fileSink(d.File), keyPostgres, p.postgresSink(d.Postgres), keyUnrouted, p.bool(d.Unrouted))
+	return p.mapping(append(p.printStore(d.Store), keyUnrouted, p.bool(d.Unrouted))...)
 }
 
 func (p printer) fileSink(f *FileSink) *yaml.Node {

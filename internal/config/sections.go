@@ -380,27 +380,10 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 }
 
 func (l *loader) sink(path string, n *yaml.Node) Sink {
-	m := l.mapping(path, n, keyName, keyFile, keyPostgres)
+	m := l.mapping(path, n, sinkKindKeys(keyName)...)
 	s := Sink{Name: l.name(m, "sink")}
-	s.File, s.Postgres = l.fileOrPostgres(path, n, m, "a sink writes to exactly one, so split it into two sinks")
+	s.Store = l.store(path, n, m, "a sink writes to exactly one, so split it into two sinks")
 	return s
-}
-
-// fileOrPostgres decodes the one store of a sink or of the dead-letter
-// section: exactly one of file and postgres. bothHint says what to do when
-// both are given.
-func (l *loader) fileOrPostgres(path string, n *yaml.Node, m *mapNode, bothHint string) (*FileSink, *PostgresSink) {
-	switch {
-	case m.has(keyFile) && m.has(keyPostgres):
-		l.softErrorf(path, nil, "has both file and postgres; %s", bothHint)
-	case !m.has(keyFile) && !m.has(keyPostgres):
-		l.softErrorf(path, n, "needs exactly one of file: {path: ...} or postgres: {dsn: ..., table: ...}")
-	case m.has(keyFile):
-		return l.fileSink(join(path, keyFile), m.vals[keyFile]), nil
-	default:
-		return nil, l.postgresSink(join(path, keyPostgres), m.vals[keyPostgres])
-	}
-	return nil, nil
 }
 
 func (l *loader) fileSink(path string, n *yaml.Node) *FileSink {
@@ -450,9 +433,9 @@ func (l *loader) postgresSink(path string, n *yaml.Node) *PostgresSink {
 }
 
 func (l *loader) deadLetter(path string, n *yaml.Node) DeadLetter {
-	m := l.mapping(path, n, keyFile, keyPostgres, keyUnrouted)
+	m := l.mapping(path, n, sinkKindKeys(keyUnrouted)...)
 	d := DeadLetter{Unrouted: l.boolean(m, keyUnrouted, false)}
-	d.File, d.Postgres = l.fileOrPostgres(path, n, m, "keep exactly one")
+	d.Store = l.store(path, n, m, "keep exactly one")
 	return d
 }
 

@@ -169,7 +169,7 @@ func postgresSinkSpec(doc string) *spec {
 }
 
 func storeOf(s *spec) *spec {
-	s.exactlyOne = []string{keyFile, keyPostgres}
+	s.exactlyOne = SinkKinds()
 	return s
 }
 
@@ -242,14 +242,10 @@ var configSpec = sync.OnceValue(func() *spec {
 			key(keyInputs, &spec{kind: kArray, doc: "Fields read from the record for computed fields (expr) and where, but not written as columns.", ref: "field"}),
 		)}),
 		required(keySinks, list("Where rows go.", storeOf(object("One sink: exactly one of file or postgres.",
-			required(keyName, str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String())),
-			key(keyFile, fileSinkSpec("JSON Lines files.")),
-			key(keyPostgres, postgresSinkSpec("A PostgreSQL table, written effectively once.")),
+			append([]keySpec{required(keyName, str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String()))}, storeSpecs(true)...)...,
 		)))),
 		required(keyDeadLetter, storeOf(object("Where records that cannot become rows go, with their reason: exactly one of file or postgres.",
-			key(keyFile, fileSinkSpec("JSON Lines files.")),
-			key(keyPostgres, postgresSinkSpec("A PostgreSQL table.")),
-			key(keyUnrouted, boolean("Also dead-letter records no dataset takes, as no_route.", false)),
+			append(storeSpecs(false), key(keyUnrouted, boolean("Also dead-letter records no dataset takes, as no_route.", false)))...,
 		))),
 		key(keyConsumer, object("The shard consumer and its DynamoDB lease table.",
 			key(keyApplication, str("The lease table's name (with -<source> appended when there are several sources).").withPattern(dynamoTableRE.String()).computedDefault("the first source's name")),

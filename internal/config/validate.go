@@ -89,24 +89,9 @@ func (l *loader) validate(cfg *Config) {
 		}
 	}
 
-	// Two file sinks writing the same path would corrupt each other.
-	files := map[string]string{}
-	checkFile := func(p string, f *FileSink) {
-		if f == nil || f.Path == "" {
-			return
-		}
-		clean := filepath.Clean(f.Path)
-		if first, ok := files[clean]; ok {
-			l.errorf(join(p, keyPath), nil, "%q is also written by %s; give each file sink its own path", f.Path, first)
-			return
-		}
-		files[clean] = p
+	for _, k := range sinkKinds {
+		k.lint(l, cfg)
 	}
-	for i, s := range cfg.Sinks {
-		checkFile(join(index(keySinks, i), keyFile), s.File)
-	}
-	checkFile("dead_letter.file", cfg.DeadLetter.File)
-	l.checkPostgresTables(cfg)
 
 	l.validateConsumer(cfg)
 
@@ -162,6 +147,27 @@ func (l *loader) compileWindow(path string, d *Dataset) {
 			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a key of the keyed dataset %q: a keyed dataset is sampled by its keys, so that all the changes of a key, deletes included, are kept or dropped together", u, d.Name)
 		}
 	}
+}
+
+// checkFilePaths refuses two file sinks writing the same path: they would
+// corrupt each other.
+func (l *loader) checkFilePaths(cfg *Config) {
+	files := map[string]string{}
+	checkFile := func(p string, f *FileSink) {
+		if f == nil || f.Path == "" {
+			return
+		}
+		clean := filepath.Clean(f.Path)
+		if first, ok := files[clean]; ok {
+			l.errorf(join(p, keyPath), nil, "%q is also written by %s; give each file sink its own path", f.Path, first)
+			return
+		}
+		files[clean] = p
+	}
+	for i, s := range cfg.Sinks {
+		checkFile(join(index(keySinks, i), keyFile), s.File)
+	}
+	checkFile("dead_letter.file", cfg.DeadLetter.File)
 }
 
 // checkPostgresTables refuses two datasets writing into one PostgreSQL table

@@ -64,7 +64,7 @@ func TestPostgresChecks(t *testing.T) {
       - {name: id, type: int}
       - {name: ts, type: datetime}
     sink: strict`, fmt.Sprintf("postgres: {dsn: %q, table: dead_letters}", dsn))
-	checks := postgresChecks(context.Background(), cfg)
+	checks := tableChecks(context.Background(), cfg)
 	var lines []string
 	for _, c := range checks {
 		lines = append(lines, c.String())
@@ -88,11 +88,23 @@ func TestPostgresChecks(t *testing.T) {
 	closed := fmt.Sprintf("postgres://u:secret-pw@%s/db?sslmode=disable", l.Addr())
 	l.Close()
 	cfg = postgresTestConfig(t, closed, "", "file: {path: /tmp/dl}")
-	checks = postgresChecks(context.Background(), cfg)
+	checks = tableChecks(context.Background(), cfg)
 	if len(checks) != 1 || checks[0].OK || checks[0].Class != ClassUnreachable {
 		t.Fatalf("unreachable: %v", checks)
 	}
 	if strings.Contains(checks[0].String(), "secret-pw") {
 		t.Errorf("the check shows the password: %s", checks[0])
 	}
+}
+
+// tableChecks are the checks of the PostgreSQL tables among cfg's sink
+// checks.
+func tableChecks(ctx context.Context, cfg *config.Config) []Check {
+	var out []Check
+	for _, c := range sinkChecks(ctx, cfg) {
+		if strings.Contains(c.Name, ": table ") {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -30,14 +29,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
 )
 
 // Class says why a check failed.
@@ -138,8 +134,10 @@ var CheckTimeout = 10 * time.Second
 //     shards readable (GetShardIterator on one);
 //   - the consumer's role assumable, when consumer.role_arn is set; each lease
 //     table reachable, or created if missing (as run would), with the right key;
-//   - each file sink and the dead-letter file sink writable: a probe file is
-//     created, fsynced and removed in its directory (created if missing).
+//   - every sink and the dead-letter sink, as its kind probes it: a file
+//     sink's directory writable (a probe file is created, fsynced and
+//     removed in it, the directory created if missing); a PostgreSQL table
+//     reachable and fitting its dataset, or missing and creatable.
 //
 // The consumer addresses the stream by name in the account of its credentials
 // (the KCL's way), so the stream check looks it up by name and requires that
@@ -161,19 +159,10 @@ func Run(ctx context.Context, cfg *config.Config, opts ...Option) *Report {
 		v.source(ctx, i, src)
 	}
 	v.leaseTables(ctx)
-	for _, s := range cfg.Sinks {
-		name := "sink " + s.Name + ": writable"
-		switch {
-		case s.File != nil:
-			v.add(probeDir(name, s.File.Path, s.File.Mode))
-		}
-	}
-	if dl := cfg.DeadLetter; dl.File != nil {
-		v.add(probeDir("dead_letter: writable", dl.File.Path, dl.File.Mode))
-	}
-	// PostgreSQL sinks and the dead-letter table: reachable, and the table
-	// fits the dataset (or can be created).
-	for _, c := range postgresChecks(ctx, cfg) {
+	// Every sink, by its kind (internal/sinkreg): a file sink's directory
+	// writable, a PostgreSQL table reachable and fitting its dataset (or
+	// creatable).
+	for _, c := range sinkChecks(ctx, cfg) {
 		v.add(c)
 	}
 	return v.rep
@@ -559,37 +548,6 @@ func (v *validator) tableOfStream(ctx context.Context, lt *leases.Table, table, 
 	return Check{}, true
 }
 
-// probeDir checks that files can be written durably in dir: it creates dir if
-// missing, then creates, writes, fsyncs and removes a probe file.
-func probeDir(name, dir string, mode fs.FileMode) Check {
-	hint := func(err error) (Class, string) {
-		switch {
-		case errors.Is(err, fs.ErrPermission):
-			return ClassAccessDenied, fmt.Sprintf("give the worker's user write permission on %s, or change the path", dir)
-		case errors.Is(err, syscall.EROFS):
-			return ClassAccessDenied, fmt.Sprintf("%s is on a read-only file system; use a writable path", dir)
-		case errors.Is(err, syscall.ENOTDIR), errors.Is(err, fs.ErrExist):
-			return ClassNotWritable, fmt.Sprintf("%s or one of its parents is a file, not a directory; change the path or move the file", dir)
-		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-			return ClassNotWritable, fmt.Sprintf("the file system of %s is full; free space or use another path", dir)
-		}
-		return ClassNotWritable, fmt.Sprintf("make %s a writable directory", dir)
-	}
-	failed := func(err error) Check {
-		class, h := hint(err)
-		return fail(name, class, err, h)
-	}
-	// Created as the sink would create it: a directory of raw payloads is
-	// not for everyone.
-	if err := os.MkdirAll(dir, file.DirMode(mode)); err != nil {
-		return failed(err)
-	}
-	if err := health.ProbeDir(dir); err != nil {
-		return failed(err)
-	}
-	return pass(name, dir)
-}
-
 // checkAWSConfig is the worker's configuration (app.AWS.Config) for checks:
 // the same credentials (the role assumed the same way, with the same session
 // name), but calls that give up quickly: at most 3 attempts, backoff at most
@@ -709,45 +667,20 @@ func hintFor(class Class, service, denied string) string {
 	return "see the error; run kinesis-ingest validate again once it is fixed"
 }
 
-// postgresChecks is the commit-time check of every postgres table the
-// config writes: the server is reachable with the DSN, and the table fits
-// its dataset (or is missing and will be created). Nothing is changed.
-func postgresChecks(ctx context.Context, cfg *config.Config) []Check {
+// sinkChecks runs the commit-time checks of every sink of cfg, each
+// bounded by CheckTimeout.
+func sinkChecks(ctx context.Context, cfg *config.Config) []Check {
 	var out []Check
-	for _, t := range app.PostgresTables(cfg) {
-		name := t.Name + ": fits"
+	for _, p := range sinkreg.Probes(cfg) {
 		cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
-		err := postgres.Check(cctx, t.Config)
+		detail, err := p.Run(cctx)
 		cancel()
 		if err == nil {
-			out = append(out, pass(name, "reachable; the table exists and fits, or will be created"))
+			out = append(out, pass(p.Name, detail))
 			continue
 		}
-		class, hint := classifyPostgres(err)
-		out = append(out, fail(name, class, err, hint))
+		class, hint := p.Explain(err)
+		out = append(out, fail(p.Name, Class(class), err, hint))
 	}
 	return out
-}
-
-func classifyPostgres(err error) (Class, string) {
-	var te *postgres.TableError
-	if errors.As(err, &te) {
-		return ClassNotWritable, "change the table as the error says, or point the sink at another table (create_table: true creates a missing one)"
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "28"):
-			return ClassCredentials, "check the user and password in the DSN"
-		case pe.Code == "3D000":
-			return ClassNotFound, "create the database or fix its name in the DSN"
-		case pe.Code == "42501":
-			return ClassAccessDenied, "grant the DSN's role the privileges the error names"
-		}
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) || errors.Is(err, context.DeadlineExceeded) {
-		return ClassUnreachable, "check the DSN's host and port, and that PostgreSQL runs and accepts connections from this host"
-	}
-	return ClassOther, ""
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -292,33 +291,6 @@ func TestValidateCredentialFailures(t *testing.T) {
 			}
 			t.Log(c)
 		})
-	}
-}
-
-func TestProbeDir(t *testing.T) {
-	dir := t.TempDir()
-	c := probeDir("sink x: writable", filepath.Join(dir, "a", "b"), 0o600)
-	if !c.OK {
-		t.Fatalf("probe of a new directory: %s", c)
-	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "a", "b")); len(ents) != 0 {
-		t.Errorf("probe left %v", ents)
-	}
-	// validate creates the directory as the sink would: not readable by others.
-	if fi, err := os.Stat(filepath.Join(dir, "a", "b")); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("directory created by the probe: %v %v, want 0700", fi.Mode().Perm(), err)
-	}
-	file := filepath.Join(dir, "file")
-	os.WriteFile(file, nil, 0o644)
-	if c := probeDir("sink x: writable", filepath.Join(file, "rows"), 0o600); c.OK || c.Class != ClassNotWritable || !strings.Contains(c.Hint, "is a file") {
-		t.Errorf("probe under a file: %s", c)
-	}
-	if os.Geteuid() != 0 {
-		ro := filepath.Join(dir, "ro")
-		os.Mkdir(ro, 0o555)
-		if c := probeDir("sink x: writable", ro, 0o600); c.OK || c.Class != ClassAccessDenied {
-			t.Errorf("probe of a read-only directory: %s", c)
-		}
 	}
 }
 

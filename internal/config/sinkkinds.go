@@ -1,0 +1,131 @@
+package config
+
+import (
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Store is where a sink or the dead-letter sink writes: exactly one kind's
+// settings are set (validation refuses none or several).
+type Store struct {
+	File     *FileSink
+	Postgres *PostgresSink
+}
+
+// Kind names the store's kind, its key in the config ("file", "postgres"),
+// "" when none is set: internal/sinkreg looks the kind's sinks up by it.
+func (s Store) Kind() string {
+	for _, k := range sinkKinds {
+		if k.set(s) {
+			return k.key
+		}
+	}
+	return ""
+}
+
+// SinkKinds lists the kinds of sink the config accepts, sorted.
+func SinkKinds() []string {
+	out := make([]string, len(sinkKinds))
+	for i, k := range sinkKinds {
+		out[i] = k.key
+	}
+	return out
+}
+
+// sinkKind is one kind of sink as the config knows it: its key, its spec
+// (docs and JSON Schema), how it is loaded, printed and checked across the
+// whole config. A kind's sinks are internal/sinkreg's, under the same key.
+type sinkKind struct {
+	key     string
+	example string // how the kind's section starts, for messages
+	// rowsDoc and lettersDoc document the kind under sinks[] and
+	// dead_letter.
+	rowsDoc, lettersDoc string
+	spec                func(doc string) *spec
+	load                func(l *loader, path string, n *yaml.Node, s *Store)
+	set                 func(s Store) bool
+	print               func(p printer, s Store) *yaml.Node // nil when not set
+	// lint checks what no single sink shows: two sinks writing one place.
+	lint func(l *loader, cfg *Config)
+}
+
+// sinkKinds are the kinds, in key order.
+var sinkKinds = []sinkKind{
+	{
+		key: keyFile, example: "file: {path: ...}",
+		rowsDoc: "JSON Lines files.", lettersDoc: "JSON Lines files.",
+		spec:  fileSinkSpec,
+		load:  func(l *loader, path string, n *yaml.Node, s *Store) { s.File = l.fileSink(path, n) },
+		set:   func(s Store) bool { return s.File != nil },
+		print: func(p printer, s Store) *yaml.Node { return p.fileSink(s.File) },
+		lint:  (*loader).checkFilePaths,
+	},
+	{
+		key: keyPostgres, example: "postgres: {dsn: ..., table: ...}",
+		rowsDoc: "A PostgreSQL table, written effectively once.", lettersDoc: "A PostgreSQL table.",
+		spec:  postgresSinkSpec,
+		load:  func(l *loader, path string, n *yaml.Node, s *Store) { s.Postgres = l.postgresSink(path, n) },
+		set:   func(s Store) bool { return s.Postgres != nil },
+		print: func(p printer, s Store) *yaml.Node { return p.postgresSink(s.Postgres) },
+		lint:  (*loader).checkPostgresTables,
+	},
+}
+
+// sinkKindKeys are the kinds' keys, after the keys of the section itself.
+func sinkKindKeys(section ...string) []string {
+	return append(section, SinkKinds()...)
+}
+
+// store decodes the one store of a sink or of the dead-letter section:
+// exactly one kind. bothHint says what to do when several are given.
+func (l *loader) store(path string, n *yaml.Node, m *mapNode, bothHint string) Store {
+	var s Store
+	var given []sinkKind
+	for _, k := range sinkKinds {
+		if m.has(k.key) {
+			given = append(given, k)
+		}
+	}
+	switch len(given) {
+	case 1:
+		k := given[0]
+		k.load(l, join(path, k.key), m.vals[k.key], &s)
+	case 0:
+		examples := make([]string, len(sinkKinds))
+		for i, k := range sinkKinds {
+			examples[i] = k.example
+		}
+		l.softErrorf(path, n, "needs exactly one of %s", strings.Join(examples, " or "))
+	default:
+		keys := make([]string, len(given))
+		for i, k := range given {
+			keys[i] = k.key
+		}
+		l.softErrorf(path, nil, "has both %s; %s", strings.Join(keys, " and "), bothHint)
+	}
+	return s
+}
+
+// storeSpecs are the kinds' keys of a sink (rows) or of the dead-letter
+// section.
+func storeSpecs(rows bool) []keySpec {
+	out := make([]keySpec, len(sinkKinds))
+	for i, k := range sinkKinds {
+		doc := k.lettersDoc
+		if rows {
+			doc = k.rowsDoc
+		}
+		out[i] = key(k.key, k.spec(doc))
+	}
+	return out
+}
+
+// printStore is the kinds' part of a sink or the dead-letter section.
+func (p printer) printStore(s Store) []any {
+	var kv []any
+	for _, k := range sinkKinds {
+		kv = append(kv, k.key, k.print(p, s))
+	}
+	return kv
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
@@ -237,9 +238,14 @@ func demo(ctx context.Context, log *slog.Logger, stdout, stderr io.Writer, abs s
 			return err
 		}
 	}
-	reasons, err := countReasons(filepath.Join(abs, "dead-letters"))
+	// Read back as the errors view reads them, whatever the sink's kind.
+	view, err := errview.Summarize(ctx, sinkreg.Errors(cfg), errview.Query{})
 	if err != nil {
-		return err
+		return fmt.Errorf("read the dead letters back: %w", err)
+	}
+	reasons := map[string]int{}
+	for _, r := range view.ByReason {
+		reasons[r.Reason] = r.Count
 	}
 	fmt.Fprintf(stdout, "\nkinesis-ingest demo: %d records from %s\n", o.records, arn)
 	fmt.Fprintf(stdout, "  rows:         %6.0f  in %s\n", rows, filepath.Join(o.out, "rows"))
@@ -410,29 +416,4 @@ func demoRecords(n int) (data [][]byte, keys []string, bad int) {
 		keys = append(keys, "order-"+strconv.Itoa(i))
 	}
 	return data, keys, bad
-}
-
-func countReasons(dir string) (map[string]int, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		dec := json.NewDecoder(bytes.NewReader(b))
-		for dec.More() {
-			var dl struct {
-				Reason string `json:"reason"`
-			}
-			if err := dec.Decode(&dl); err != nil {
-				return nil, fmt.Errorf("read dead letters %s: %w", f, err)
-			}
-			out[dl.Reason]++
-		}
-	}
-	return out, nil
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +26,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
 
 // binary is the kinesis-ingest command built once for the tests that run it as
@@ -291,31 +290,26 @@ type letterLine struct {
 	File           string `json:"-"`
 }
 
-// readLines parses every JSON line of every file in dir. A partial last line
-// (a worker killed mid-write) would fail the test: sinks must never leave one
-// behind as durable.
+// readLines parses every JSON line of every file sink file in dir, read
+// through the sink's reader. A partial last line (a worker killed mid-write)
+// fails the test: sinks must never leave one behind as durable.
 func readLines[T any](t *testing.T, dir string, setFile func(*T, string)) []T {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	var out []T
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	st, err := file.Reader{Dir: dir}.Lines(context.Background(), func(f string, line []byte) error {
+		var v T
+		if err := json.Unmarshal(line, &v); err != nil {
+			return fmt.Errorf("%s: bad line %q: %w", f, line, err)
 		}
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		sc.Buffer(make([]byte, 1<<20), 1<<26)
-		for sc.Scan() {
-			var v T
-			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-				t.Fatalf("%s: bad line %q: %v", f, sc.Text(), err)
-			}
-			setFile(&v, filepath.Base(f))
-			out = append(out, v)
-		}
-		if err := sc.Err(); err != nil { // a line over 64 MiB: never skip it silently
-			t.Fatalf("%s: %v", f, err)
-		}
+		setFile(&v, filepath.Base(f))
+		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Partial > 0 {
+		t.Fatalf("%d files in %s end in a partial line", st.Partial, dir)
 	}
 	return out
 }

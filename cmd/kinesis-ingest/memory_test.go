@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
 
 // peakRSS is the process's VmHWM (its resident set's high-water mark) in bytes.
@@ -40,31 +43,22 @@ func peakRSS(t *testing.T, pid int) int64 {
 // at every poll).
 func rowIDs(t *testing.T, dir string) map[int64]int {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	ids := map[int64]int{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	_, err := file.Reader{Dir: dir}.Lines(context.Background(), func(f string, line []byte) error {
+		rest, ok := bytes.CutPrefix(line, []byte(`{"id":`))
+		if !ok {
+			return fmt.Errorf("%s: a row that does not start with its id: %.60q", f, line)
+		}
+		end := bytes.IndexByte(rest, ',')
+		id, err := strconv.ParseInt(string(rest[:max(end, 0)]), 10, 64)
 		if err != nil {
-			t.Fatal(err)
+			return fmt.Errorf("%s: bad id in %.60q", f, line)
 		}
-		for len(b) > 0 {
-			line := b
-			if i := bytes.IndexByte(b, '\n'); i >= 0 {
-				line, b = b[:i], b[i+1:]
-			} else {
-				break // a write in progress
-			}
-			rest, ok := bytes.CutPrefix(line, []byte(`{"id":`))
-			if !ok {
-				t.Fatalf("%s: a row that does not start with its id: %.60q", f, line)
-			}
-			end := bytes.IndexByte(rest, ',')
-			id, err := strconv.ParseInt(string(rest[:max(end, 0)]), 10, 64)
-			if err != nil {
-				t.Fatalf("%s: bad id in %.60q", f, line)
-			}
-			ids[id]++
-		}
+		ids[id]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ids
 }

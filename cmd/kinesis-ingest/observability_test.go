@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
 
 // series maps each exposed series ("name{l1="v1",...}", labels as the
@@ -338,10 +340,11 @@ func TestObservability(t *testing.T) {
 	}
 	logText, _ := os.ReadFile(w.log)
 	var letterFiles []byte
-	files, _ := filepath.Glob(filepath.Join(e.lettersDir(), "*.jsonl"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		letterFiles = append(letterFiles, b...)
+	if _, err := (file.Reader{Dir: e.lettersDir()}).Lines(context.Background(), func(_ string, line []byte) error {
+		letterFiles = append(append(letterFiles, line...), '\n')
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	for what, text := range map[string]string{"log": string(logText), "metrics": metricsText, "/errors": errorsText, "dead letters": string(letterFiles)} {
 		if strings.Contains(text, "secret-must-not-leak") {

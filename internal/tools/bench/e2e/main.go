@@ -83,6 +83,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/tools/bench/procstat"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
 
 type options struct {
@@ -401,9 +402,7 @@ type child struct {
 	peakAnon, peakFile int64
 	waitErr            error
 
-	// rows files polling state
-	offsets map[string]int64
-	partial map[string][]byte
+	rows *file.Tail // kinesis-ingest: what was read of rowsDir
 }
 
 // startConsumer starts consumer c on stream, its own lease table, work dir.
@@ -418,11 +417,12 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 	if err != nil {
 		return nil, err
 	}
-	ch := &child{name: c, exited: make(chan struct{}), offsets: map[string]int64{}, partial: map[string][]byte{}}
+	ch := &child{name: c, exited: make(chan struct{})}
 	var cmd *exec.Cmd
 	switch c {
 	case "kinesis-ingest", efoConsumer:
 		ch.rowsDir, ch.dlDir = filepath.Join(dir, "rows"), filepath.Join(dir, "dead-letters")
+		ch.rows = &file.Tail{Reader: file.Reader{Dir: ch.rowsDir}}
 		if ch.metrics, err = procstat.FreeAddr(); err != nil {
 			return nil, err
 		}
@@ -498,49 +498,26 @@ func (ch *child) readBare(r io.Reader) {
 // time to now.
 func (ch *child) pollRows(latency bool) error {
 	now := time.Now()
-	files, err := filepath.Glob(filepath.Join(ch.rowsDir, "*.jsonl"))
-	if err != nil {
-		return err
-	}
-	slices.Sort(files)
 	n := 0
 	var lats []time.Duration
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			continue
+	_, err := ch.rows.Lines(context.Background(), func(_ string, line []byte) error {
+		n++
+		if !latency {
+			return nil
 		}
-		if _, err := fh.Seek(ch.offsets[f], io.SeekStart); err != nil {
-			fh.Close()
-			return err
-		}
-		buf, err := io.ReadAll(fh)
-		fh.Close()
-		if err != nil {
-			return err
-		}
-		ch.offsets[f] += int64(len(buf))
-		buf = append(ch.partial[f], buf...)
-		end := bytes.LastIndexByte(buf, '\n') + 1
-		lines := buf[:end]
-		ch.partial[f] = append([]byte(nil), buf[end:]...)
-		n += bytes.Count(lines, []byte{'\n'})
-		if latency {
-			for len(lines) > 0 {
-				i := bytes.IndexByte(lines, '\n')
-				line := lines[:i]
-				lines = lines[i+1:]
-				const key = `"_arrival_time":"`
-				if k := bytes.Index(line, []byte(key)); k >= 0 {
-					rest := line[k+len(key):]
-					if q := bytes.IndexByte(rest, '"'); q > 0 {
-						if at, err := time.Parse(time.RFC3339Nano, string(rest[:q])); err == nil {
-							lats = append(lats, now.Sub(at))
-						}
-					}
+		const key = `"_arrival_time":"`
+		if k := bytes.Index(line, []byte(key)); k >= 0 {
+			rest := line[k+len(key):]
+			if q := bytes.IndexByte(rest, '"'); q > 0 {
+				if at, err := time.Parse(time.RFC3339Nano, string(rest[:q])); err == nil {
+					lats = append(lats, now.Sub(at))
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	ch.mu.Lock()
 	if ch.count == 0 && n > 0 {
@@ -663,13 +640,10 @@ func (b *bench) throughput(ctx context.Context, c string) (*result, error) {
 	return r, nil
 }
 
+// countLines counts the complete lines of the file sink's files in dir.
 func countLines(dir string) int {
-	files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
 	n := 0
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		n += bytes.Count(b, []byte{'\n'})
-	}
+	_, _ = file.Reader{Dir: dir}.Lines(context.Background(), func(string, []byte) error { n++; return nil })
 	return n
 }
 

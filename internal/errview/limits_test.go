@@ -97,7 +97,7 @@ func writeLargeLetters(t testing.TB, dir string, n, size int) {
 	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
-	written, _ := filepath.Glob(filepath.Join(tmp, "dead-letters-*.jsonl"))
+	written, _ := file.Reader{Dir: tmp, Prefix: "dead-letters"}.Files()
 	if len(written) != 1 {
 		t.Fatalf("the sink wrote %v", written)
 	}
@@ -247,7 +247,7 @@ func TestScanSkipsWhatIsNotARegularFile(t *testing.T) {
 func BenchmarkFileScan(b *testing.B) {
 	dir := b.TempDir()
 	writeLargeLetters(b, dir, 100, 1<<20)
-	info, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	info, _ := file.Reader{Dir: dir}.Files()
 	fi, _ := os.Stat(info[0])
 	b.SetBytes(fi.Size())
 	b.ReportAllocs()

@@ -51,7 +51,7 @@ func init() {
 			return []Probe{tableProbe("dead_letter: table "+dl.Postgres.Table+": fits", postgresDeadLetterConfig(dl.Postgres))}
 		},
 		Errors: func(dl config.DeadLetter) errview.Source {
-			return errview.PostgresSource{DSN: dl.Postgres.DSN, Table: dl.Postgres.Table}
+			return errview.PostgresSource{Reader: postgres.Reader{DSN: dl.Postgres.DSN, Table: dl.Postgres.Table}}
 		},
 	})
 }

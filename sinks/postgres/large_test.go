@@ -11,7 +11,8 @@ import (
 
 // TestTenMiBValues writes a row whose note is a 10 MiB string, next to small
 // rows and over batch_bytes on its own, and a dead letter of a 10 MiB record,
-// and reads both back whole: Kinesis records may be 10 MiB.
+// and reads both back whole, and the letter's start and size through the
+// Reader: Kinesis records may be 10 MiB.
 func TestTenMiBValues(t *testing.T) {
 	const tenMiB = 10 << 20
 	dsn := server(t).CreateDatabase(t)
@@ -51,5 +52,17 @@ func TestTenMiBValues(t *testing.T) {
 	back := readLetters(t, conn, "dead_letters")
 	if len(back) != 1 || string(back[0].Data) != string(data) {
 		t.Fatalf("read back %d dead letters, want 1 with its 10 MiB of data", len(back))
+	}
+
+	// The errors view reads only the start of it, and its size.
+	var heads []*Letter
+	if _, err := (Reader{DSN: dsn, Table: "dead_letters"}).DeadLetters(ctx, LetterQuery{Newest: 20}, 259, func(l *Letter) error {
+		heads = append(heads, l)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != 1 || heads[0].Size != tenMiB || string(heads[0].Data) != string(data[:259]) {
+		t.Fatalf("read %d dead letters through the reader, want 1 of size %d with its first 259 bytes", len(heads), tenMiB)
 	}
 }

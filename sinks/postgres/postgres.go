@@ -22,6 +22,8 @@
 // shard_id, sequence_number, subsequence, partition_key, arrival_time,
 // dataset (” when none), reason, error and data (bytea, the raw record),
 // keyed by (stream_arn, shard_id, sequence_number, subsequence, dataset).
+// Reader reads both kinds of table back (the errors view and the tests read
+// them through it, not with SQL of their own).
 //
 // # Effectively once
 //

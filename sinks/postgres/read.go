@@ -94,9 +94,9 @@ func (r Reader) DeadLetters(ctx context.Context, q LetterQuery, head int, fn fun
 	if head < 0 {
 		head = math.MaxInt32 // bytea holds at most 1 GB
 	}
-	limit := "ALL"
+	var limit *int // NULL: no limit
 	if q.Newest > 0 {
-		limit = fmt.Sprint(q.Newest)
+		limit = &q.Newest
 	}
 	conn, table, err := r.connect(ctx)
 	if err != nil {
@@ -107,7 +107,7 @@ func (r Reader) DeadLetters(ctx context.Context, q LetterQuery, head int, fn fun
 	`+dlArrival+`, `+dlDataset+`, `+dlReason+`, left(`+dlError+`, $5), octet_length(`+dlData+`), substring(`+dlData+` from 1 for $6)
 FROM `+table+letterWhere+`
 ORDER BY `+dlArrival+` DESC, `+dlShardID+` COLLATE "C" DESC, length(`+dlSequence+`) DESC, `+dlSequence+` COLLATE "C" DESC, `+dlSubSequence+` DESC
-LIMIT `+limit, append(q.args(), q.errorChars(), head)...)
+LIMIT $7`, append(q.args(), q.errorChars(), head, limit)...)
 	if err != nil {
 		return st, fmt.Errorf("query dead-letter table %s: %w", r.Table, err)
 	}

@@ -7,21 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Why an enhanced fan-out subscription ended, the values of
-// EFOSubscriptionsEnded's reason label.
-const (
-	// EFOEndExpired: Kinesis ended the stream (AWS does after 5 minutes);
-	// the consumer resubscribes from the last continuation.
-	EFOEndExpired = "expired"
-	// EFOEndError: the stream carried an exception (or broke off); the
-	// consumer resubscribes or gives the shard up and starts over from its
-	// checkpoint.
-	EFOEndError = "error"
-	// EFOEndClosed: the consumer closed it (shutdown, lease lost, shard end,
-	// or a resubscription).
-	EFOEndClosed = "closed"
-)
-
 // efo holds the enhanced fan-out collectors, made on first use so that a
 // polling-only worker exposes none of them.
 type efo struct {
@@ -32,7 +17,8 @@ type efo struct {
 	resubscribeIn *prometheus.HistogramVec // source
 }
 
-// FanOut reports the enhanced fan-out subscriptions of one source.
+// FanOut reports the enhanced fan-out subscriptions of one source
+// (consumers/kcl.FanOutHooks).
 type FanOut struct {
 	e      *efo
 	source string
@@ -65,7 +51,7 @@ func (f *FanOut) Started(since time.Duration) {
 	}
 }
 
-// Ended counts a subscription that ended, for reason (EFOEnd*).
+// Ended counts a subscription that ended, for reason (expired, error, closed).
 func (f *FanOut) Ended(reason string) { f.e.ended.WithLabelValues(f.source, reason).Inc() }
 
 // Retried counts a SubscribeToShard call refused with code and sent again.

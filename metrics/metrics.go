@@ -8,7 +8,9 @@
 //     reason, write latency, batch sizes and transient errors, per sink;
 //   - WrapHandler: records and bytes handed to the pipeline, batch and
 //     end-to-end latency;
-//   - WrapLeaseTable, NewKCL: the lease table and the KCL's MonitoringService;
+//   - Consumer, Budget, NewFanOut: the hooks of consumers/kcl (leases,
+//     reads, checkpoints, the lease table, the in-flight budget, enhanced
+//     fan-out subscriptions);
 //   - InstrumentRouter: Watermill's router metrics;
 //   - Pipeline: the few counters only the pipeline can feed (records no
 //     dataset took, its retries), through its pipeline.Metrics interface.
@@ -42,7 +44,7 @@ type Metrics struct {
 	reg *recorder
 
 	// leaseTables holds, per source, when its lease table last answered.
-	leaseTables sync.Map // string -> *leaseTableState
+	leaseTables sync.Map // string -> *atomic.Int64 (Unix nanoseconds)
 
 	RecordsReceived   *prometheus.CounterVec   // source, shard
 	BytesReceived     *prometheus.CounterVec   // source, shard

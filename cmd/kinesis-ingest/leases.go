@@ -201,7 +201,7 @@ func cmdReset(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	now := time.Now()
 	ip = ip.Resolve(now)
-	pos := leases.StartPosition{Type: ip.ShardIteratorType(), Timestamp: ip.Timestamp}
+	pos := leases.Position{Type: ip.ShardIteratorType(), Timestamp: ip.Timestamp}
 	cfg, ok := loadConfigEnv(*path, *env, stderr)
 	if !ok {
 		return 2
@@ -233,7 +233,7 @@ func cmdReset(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if c.Shard.Checkpoint == "" && c.Shard.StartAt != "" {
 			from = "rewound: " + c.Shard.StartAt
 		}
-		fmt.Fprintf(stdout, "%s %s (%s): %s -> %s\n", c.Shard.Table, c.Shard.ShardID, c.Shard.State, from, c.To)
+		fmt.Fprintf(stdout, "%s %s (%s): %s -> %s\n", c.Shard.Table, c.Shard.ShardID, c.Shard.State, from, c.To.Encode())
 	}
 	if !*yes {
 		fmt.Fprintf(stdout, "%d shards would be rewound; nothing changed: run again with --yes to apply\n", len(changes))

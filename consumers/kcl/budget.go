@@ -10,8 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/middleware"
-
-	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 )
 
 // MaxReadBytes is the most record data one GetRecords call returns (Kinesis's
@@ -27,10 +25,7 @@ const MaxReadBytes = 10 << 20
 // a record. Waiters are served in arrival order, so a busy shard cannot
 // starve another. It is safe for concurrent use.
 type Budget struct {
-	metrics *metrics.Metrics // nil: none
-	// inflight is metrics' gauge of the bytes held, looked up once: report
-	// runs twice per GetRecords.
-	inflight interface{ Set(float64) }
+	hooks BudgetHooks // nil: none
 
 	mu      sync.Mutex
 	max     int64
@@ -45,16 +40,15 @@ type waiter struct {
 }
 
 // NewBudget returns a budget of max bytes; max must be at least MaxReadBytes
-// so that every read fits. With m, it reports what it holds and how long reads
+// so that every read fits. With h, it reports what it holds and how long reads
 // waited.
-func NewBudget(max int64, m *metrics.Metrics) (*Budget, error) {
+func NewBudget(max int64, h BudgetHooks) (*Budget, error) {
 	if max < MaxReadBytes {
 		return nil, fmt.Errorf("in-flight budget of %d bytes: must be at least %d, the most one GetRecords returns", max, MaxReadBytes)
 	}
-	b := &Budget{max: max, metrics: m}
-	if m != nil {
-		m.InflightLimit.WithLabelValues().Set(float64(max))
-		b.inflight = m.InflightBytes.WithLabelValues()
+	b := &Budget{max: max, hooks: h}
+	if h != nil {
+		h.Limit(max)
 	}
 	return b, nil
 }
@@ -84,10 +78,8 @@ func (b *Budget) acquire(ctx context.Context, stop <-chan struct{}, n int64) err
 	w := &waiter{n: n, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
-	if b.metrics != nil {
-		defer func(start time.Time) {
-			b.metrics.InflightWait.WithLabelValues().Add(time.Since(start).Seconds())
-		}(time.Now())
+	if b.hooks != nil {
+		defer func(start time.Time) { b.hooks.Waited(time.Since(start)) }(time.Now())
 	}
 	var err error
 	select {
@@ -136,10 +128,10 @@ func (b *Budget) release(n int64) {
 	b.report()
 }
 
-// report sets the gauge. Called with mu held.
+// report tells the hooks what is held. Called with mu held.
 func (b *Budget) report() {
-	if b.inflight != nil {
-		b.inflight.Set(float64(b.used))
+	if b.hooks != nil {
+		b.hooks.Held(b.used)
 	}
 }
 

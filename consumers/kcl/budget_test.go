@@ -29,7 +29,7 @@ func TestBudget(t *testing.T) {
 		t.Fatal("a budget smaller than one read was accepted")
 	}
 	m := metrics.New(prometheus.NewRegistry())
-	b, err := NewBudget(2*MaxReadBytes, m)
+	b, err := NewBudget(2*MaxReadBytes, m.Budget())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,19 +93,9 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
-	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
 )
-
-// Position is where a shard without a checkpoint starts.
-type Position struct {
-	Type      string // LATEST, TRIM_HORIZON or AT_TIMESTAMP
-	Timestamp time.Time
-	// Relative says Timestamp was resolved from an offset back from now at
-	// this start (init_position: -72h): only the application's first start
-	// stores it, and a later start's other instant is no change of config.
-	Relative bool
-}
 
 // Config configures one consumer of one stream.
 type Config struct {
@@ -113,7 +103,14 @@ type Config struct {
 	StreamARN   string
 	StreamName  string
 	Region      string
-	Position    Position
+	// Start is where the application starts reading at its first start
+	// (init_position); later starts use what the lease table stored.
+	Start leases.Position
+	// StartRelative says Start.Timestamp was resolved from an offset back
+	// from now at this start (init_position: -72h): only the application's
+	// first start stores it, and a later start's other instant is no change
+	// of config.
+	StartRelative bool
 	Application string // lease table
 	WorkerID    string
 
@@ -137,7 +134,7 @@ type Config struct {
 	// busy the stream (a replay of a window of a live stream ends).
 	PastWindow time.Time
 	// EFO, when set, reads through enhanced fan-out (SubscribeToShard)
-	// instead of polling; Kinesis must then carry WithFanOutGuard.
+	// instead of polling.
 	EFO *EFO
 	// Budget bounds the record bytes in flight; share one among the
 	// consumers of a worker. Nil: a budget of DefaultBudget of its own.
@@ -146,7 +143,7 @@ type Config struct {
 	Kinesis *kinesis.Client
 	Dynamo  *dynamodb.Client
 	Handler consumers.Handler
-	Metrics *metrics.Metrics
+	Hooks   Hooks // what the consumer reports (metrics.Consumer)
 	Logger  *slog.Logger
 }
 
@@ -164,13 +161,13 @@ func (c *Config) validate() error {
 	req(c.WorkerID != "", "worker id is empty")
 	req(c.Kinesis != nil && c.Dynamo != nil, "needs Kinesis and DynamoDB clients")
 	req(c.Handler != nil, "needs a handler")
-	req(c.Metrics != nil, "needs metrics")
-	switch c.Position.Type {
-	case "LATEST", "TRIM_HORIZON":
-	case "AT_TIMESTAMP":
-		req(!c.Position.Timestamp.IsZero(), "AT_TIMESTAMP needs a timestamp")
+	req(c.Hooks != nil, "needs hooks")
+	switch c.Start.Type {
+	case leases.Latest, leases.TrimHorizon:
+	case leases.AtTimestamp:
+		req(!c.Start.Timestamp.IsZero(), "AT_TIMESTAMP needs a timestamp")
 	default:
-		errs = append(errs, fmt.Errorf("kcl consumer: position %q: want LATEST, TRIM_HORIZON or AT_TIMESTAMP", c.Position.Type))
+		errs = append(errs, fmt.Errorf("kcl consumer: position %q: want LATEST, TRIM_HORIZON or AT_TIMESTAMP", c.Start.Type))
 	}
 	req(c.MaxRecords >= 1 && c.MaxRecords <= 10000, "max_records must be in 1..10000")
 	req(c.LeaseDuration > 0 && c.LeaseRefresh > 0 && c.LeaseRefresh < c.LeaseDuration/2,
@@ -178,6 +175,7 @@ func (c *Config) validate() error {
 	req(c.ShardSyncInterval > 0 && c.IdleBetweenReads > 0, "intervals must be positive")
 	if c.EFO != nil {
 		req((c.EFO.ConsumerName == "") != (c.EFO.ConsumerARN == ""), "efo needs exactly one of consumer_name and consumer_arn")
+		req(c.EFO.Hooks != nil, "efo needs hooks")
 	}
 	return errors.Join(errs...)
 }
@@ -207,7 +205,7 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, err
 	}
 	if cfg.Budget == nil {
-		b, err := NewBudget(DefaultBudget, cfg.Metrics)
+		b, err := NewBudget(DefaultBudget, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -216,20 +214,24 @@ func New(cfg Config) (*Consumer, error) {
 	log := cfg.Logger.With("source", cfg.Source, "worker_id", cfg.WorkerID)
 	c := &Consumer{cfg: cfg, log: log, stopping: make(chan struct{})}
 	c.inflight = newInflight(cfg.Budget, c.stopping)
-	// The library takes a *kinesis.Client only, so the budget goes on a copy
-	// of the caller's client, outside its middlewares (GuardAggregates).
-	c.kinesis = kinesis.New(cfg.Kinesis.Options(), c.inflight.middleware)
+	// The library takes a *kinesis.Client only, so what the project puts
+	// between it and Kinesis goes on a copy of the caller's client: the KPL
+	// guard, then the budget outside it (Initialize middlewares added later
+	// run outside earlier ones, so the budget sees the records as the KCL
+	// will), and the fan-out guard on its HTTP client. Run adds the lease
+	// pass gate and the start positions (readClient).
+	opts := []func(*kinesis.Options){GuardAggregates, c.inflight.middleware}
+	if cfg.EFO != nil {
+		opts = append(opts, WithFanOutGuard(cfg.EFO.Hooks, log.With("subsystem", "efo")))
+	}
+	c.kinesis = kinesis.New(cfg.Kinesis.Options(), opts...)
 	table, err := leases.New(leases.Config{
 		Client:        cfg.Dynamo,
 		Table:         cfg.Application,
 		WorkerID:      cfg.WorkerID,
 		LeaseDuration: cfg.LeaseDuration,
-		ScanReuse:     cfg.ShardSyncInterval / 2,
 		Logger:        log.With("subsystem", "leases"),
-		OnParentExpired: func(string, string) {
-			cfg.Metrics.ShardsExpired.WithLabelValues(cfg.Source).Inc()
-		},
-		Coordinated:      true,
+		OnParentExpired:  func(string, string) { cfg.Hooks.ParentExpired() },
 		MaxLeasesPerPass: cfg.MaxLeasesPerPass,
 		MaxLeases:        cfg.MaxLeases,
 		DisableStealing:  !cfg.LeaseStealing,
@@ -262,7 +264,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// Passes place the claims; the library's own steal loop stays off.
 		WithLeaseStealing(false).
 		WithLogger(slogAdapter{c.log.With("subsystem", "kcl")}).
-		WithMonitoringService(c.cfg.Metrics.NewKCL(c.cfg.Source))
+		WithMonitoringService(newMonitor(c.cfg.Hooks))
 	kc.LeaseStealingIntervalMillis = ms(c.cfg.ShardSyncInterval)
 	// The fan-out shard consumer renews when the lease has this long left;
 	// the library's 5 s default is longer than a short lease_duration, which
@@ -306,8 +308,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	deliverCtx, cancelDeliveries := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliveries()
 	factory := &processorFactory{c: c, ctx: deliverCtx}
-	coord := newCoordinator(c.table, c.cfg.Kinesis, c.cfg.StreamName, c.cfg.ShardSyncInterval, c.cfg.Source, c.cfg.Metrics, c.log.With("subsystem", "leases"))
-	kin := withLeaseTable(c.kinesis, c.table, c.log, coord.gate)
+	coord := newCoordinator(c.table, c.cfg.Kinesis, c.cfg.StreamName, c.cfg.ShardSyncInterval, c.cfg.Hooks, c.log.With("subsystem", "leases"))
+	kin := readClient(c.kinesis, c.table, c.log, coord.gate)
 	passCtx, cancelPasses := context.WithCancel(ctx)
 	defer cancelPasses()
 	passesDone := make(chan struct{})
@@ -315,12 +317,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(passesDone)
 		coord.run(passCtx)
 	}()
-	w := worker.NewWorker(factory, kc).WithKinesis(kin).WithCheckpointer(c.cfg.Metrics.WrapLeaseTable(c.cfg.Source, c.table))
+	w := worker.NewWorker(factory, kc).WithKinesis(kin).WithCheckpointer(&leaseTable{t: c.table, hooks: c.cfg.Hooks})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
 	}
 	c.log.Info("consumer started", "stream", c.cfg.StreamName, "lease_table", c.cfg.Application,
-		"initial_position", c.cfg.Position.Type, "mode", mode)
+		"initial_position", c.cfg.Start.Type, "mode", mode)
 	<-ctx.Done()
 	close(c.stopping)
 
@@ -366,7 +368,7 @@ func (c *Consumer) register(ctx context.Context) error {
 	}
 	d := sum.StreamDescriptionSummary
 	want := leases.Application{
-		Start:         leases.Position{Type: c.cfg.Position.Type, Timestamp: c.cfg.Position.Timestamp},
+		Start:         c.cfg.Start,
 		StreamARN:     aws.ToString(d.StreamARN),
 		StreamCreated: aws.ToTime(d.StreamCreationTimestamp),
 	}
@@ -377,7 +379,7 @@ func (c *Consumer) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer of stream %q: %w", c.cfg.StreamName, err)
 	}
-	relativeKept := c.cfg.Position.Relative && app.Start.Type == leases.AtTimestamp
+	relativeKept := c.cfg.StartRelative && app.Start.Type == leases.AtTimestamp
 	if !created && !app.Start.Equal(want.Start) && !relativeKept {
 		c.log.Warn("init_position differs from the application's stored start position, which applies: init_position takes effect only at an application's first start",
 			"init_position", want.Start.String(), "stored_start", app.Start.String(), "first_start", app.FirstStart,
@@ -522,7 +524,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 			recs[i].Data, recs[i].Invalid = orig, errors.New(reason)
 		}
 	}
-	p.c.cfg.Metrics.ObserveIteratorAge(p.c.cfg.Source, p.shardID, recs[len(recs)-1].Origin.ArrivalTime)
+	p.c.cfg.Hooks.Delivering(p.shardID, recs[len(recs)-1].Origin.ArrivalTime)
 	last := recs[len(recs)-1].Origin.SequenceNumber
 	stopRenewing := p.renewDuringDelivery()
 	var err error
@@ -583,18 +585,18 @@ func (p *processor) renewDuringDelivery() (stop func()) {
 // worker that checkpointed) and stages the new state with the checkpoint at
 // last.
 func (p *processor) deliverState(sh consumers.StateHandler, recs []record.Record, last string) error {
-	for wait := 100 * time.Millisecond; !p.loaded; wait = min(2*wait, 5*time.Second) {
-		st, err := p.c.table.ShardState(p.ctx, p.shardID)
-		if err == nil {
-			p.state, p.loaded = st, true
-			break
-		}
-		p.log.Warn("reading the state stored with the checkpoint failed; retrying, nothing delivered meanwhile", "retry_in", wait, "err", err)
-		select {
-		case <-p.ctx.Done():
+	if !p.loaded {
+		err := statePolicy.Do(p.ctx, retry.Options{OnRetry: func(a retry.Attempt) {
+			p.log.Warn("reading the state stored with the checkpoint failed; retrying, nothing delivered meanwhile", "retry_in", a.Wait, "err", a.Err)
+		}}, func(ctx context.Context) error {
+			st, err := p.c.table.ShardState(ctx, p.shardID)
+			p.state = st
+			return err
+		})
+		if err != nil {
 			return p.ctx.Err()
-		case <-time.After(wait):
 		}
+		p.loaded = true
 	}
 	st, err := sh.DeliverState(p.ctx, p.c.cfg.Source, p.state, recs)
 	if err != nil {
@@ -605,31 +607,35 @@ func (p *processor) deliverState(sh consumers.StateHandler, recs []record.Record
 	return nil
 }
 
-// checkpointAttempts bounds the retries of a checkpoint that failed for a
+// statePolicy retries the read of a shard's stored state until it answers
+// or the delivery is cancelled.
+var statePolicy = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// checkpointPolicy bounds the retries of a checkpoint that failed for a
 // transient reason (DynamoDB throttled or briefly unreachable). A per-batch
 // checkpoint that still fails is covered by the next one; SHARD_END matters
 // more, since a shard's children are not leased until it is written.
-const checkpointAttempts = 3
+var checkpointPolicy = retry.Policy{Initial: 100 * time.Millisecond, Attempts: 3}
 
 func (p *processor) checkpoint(cp kcl.IRecordProcessorCheckpointer, seq *string) {
-	m := p.c.cfg.Metrics.Checkpoints
-	err := cp.Checkpoint(seq)
-	for attempt, wait := 1, 100*time.Millisecond; err != nil && !errors.Is(err, leases.ErrLeaseLost) && attempt < checkpointAttempts; attempt, wait = attempt+1, 2*wait {
-		p.log.Warn("checkpoint failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
-		time.Sleep(wait)
-		err = cp.Checkpoint(seq)
-	}
+	err := checkpointPolicy.Do(p.ctx, retry.Options{
+		Retryable: func(err error) bool { return !errors.Is(err, leases.ErrLeaseLost) },
+		OnRetry: func(a retry.Attempt) {
+			p.log.Warn("checkpoint failed; retrying", "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
+		},
+	}, func(context.Context) error { return cp.Checkpoint(seq) })
+	end := seq == nil
 	switch {
 	case err == nil:
-		m.WithLabelValues(p.c.cfg.Source, "ok").Inc()
+		p.c.cfg.Hooks.Checkpointed(p.shardID, CheckpointOK, end)
 	case errors.Is(err, leases.ErrLeaseLost):
-		m.WithLabelValues(p.c.cfg.Source, "lease_lost").Inc()
+		p.c.cfg.Hooks.Checkpointed(p.shardID, CheckpointLeaseLost, end)
 		p.log.Warn("lease lost; another worker owns this shard now, stopping", "err", err)
 		p.stopped = true
 	default:
 		// Not fatal: the next batch's checkpoint covers this one, and a crash
 		// before then only re-reads durable records.
-		m.WithLabelValues(p.c.cfg.Source, "error").Inc()
+		p.c.cfg.Hooks.Checkpointed(p.shardID, CheckpointError, end)
 		p.log.Warn("checkpoint failed; the next one will cover it (a restart before then re-reads durable records only)", "err", err)
 	}
 }

@@ -182,13 +182,13 @@ func BenchmarkCoordination(b *testing.B) {
 			for i := range workers {
 				cons, err := kcl.New(kcl.Config{
 					Source: "bench", StreamName: stream, Region: testaws.Region,
-					Position:    kcl.Position{Type: "TRIM_HORIZON"},
+					Start:       leases.Position{Type: leases.TrimHorizon},
 					Application: app, WorkerID: fmt.Sprintf("w%d", i),
 					ShardSyncInterval: pass, LeaseDuration: lease, LeaseRefresh: refresh,
 					IdleBetweenReads: config.DefaultIdleBetweenReads, MaxRecords: config.DefaultMaxRecords, LeaseStealing: true,
 					DrainTimeout: 5 * time.Second,
 					Kinesis:      testaws.Kinesis(kproxy.URL), Dynamo: dyn,
-					Handler: discard{}, Metrics: metrics.New(prometheus.NewRegistry()), Logger: log,
+					Handler: discard{}, Hooks: metrics.New(prometheus.NewRegistry()).Consumer("bench"), Logger: log,
 				})
 				if err != nil {
 					b.Fatal(err)

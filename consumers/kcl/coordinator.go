@@ -15,7 +15,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
-	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
 )
 
 // The KCL v1.0.0 event loop takes one lease per shard sync and stops
@@ -46,8 +46,7 @@ type coordinator struct {
 	kinesis *kinesis.Client // the caller's client, for the passes' ListShards
 	stream  string
 	every   time.Duration
-	source  string
-	metrics *metrics.Metrics
+	hooks   Hooks
 	log     *slog.Logger
 
 	wake chan struct{} // a pass ended, or the worker stops
@@ -60,8 +59,8 @@ type coordinator struct {
 	stopped bool
 }
 
-func newCoordinator(table *leases.Table, kin *kinesis.Client, stream string, every time.Duration, source string, m *metrics.Metrics, log *slog.Logger) *coordinator {
-	return &coordinator{table: table, kinesis: kin, stream: stream, every: every, source: source, metrics: m, log: log, wake: make(chan struct{}, 1)}
+func newCoordinator(table *leases.Table, kin *kinesis.Client, stream string, every time.Duration, h Hooks, log *slog.Logger) *coordinator {
+	return &coordinator{table: table, kinesis: kin, stream: stream, every: every, hooks: h, log: log, wake: make(chan struct{}, 1)}
 }
 
 // run runs a pass at once and then every interval (±10% jitter, so that
@@ -70,10 +69,8 @@ func (c *coordinator) run(ctx context.Context) {
 	for {
 		c.pass(ctx)
 		d := c.every + time.Duration((rand.Float64()-0.5)*0.2*float64(c.every))
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, d) != nil {
 			return
-		case <-time.After(d):
 		}
 	}
 }
@@ -87,8 +84,8 @@ func (c *coordinator) pass(ctx context.Context) {
 		return
 	}
 	rep, err := c.table.Pass(ctx, shards)
-	c.metrics.LeasePasses.WithLabelValues(c.source).Inc()
 	if err != nil {
+		c.hooks.LeasePass(false, 0, 0, 0, 0)
 		if ctx.Err() == nil {
 			c.log.Warn("lease pass failed; retried at the next pass", "pass", rep.Pass, "err", err)
 		}
@@ -103,17 +100,7 @@ func (c *coordinator) pass(ctx context.Context) {
 }
 
 func (c *coordinator) report(rep leases.PassReport) {
-	m := c.metrics
-	m.LeaseShare.WithLabelValues(c.source).Set(float64(rep.Target))
-	if n := len(rep.Taken) - rep.Expired; n > 0 {
-		m.LeasesTaken.WithLabelValues(c.source, "free").Add(float64(n))
-	}
-	if rep.Expired > 0 {
-		m.LeasesTaken.WithLabelValues(c.source, "expired").Add(float64(rep.Expired))
-	}
-	if len(rep.Claimed) > 0 {
-		m.LeaseClaims.WithLabelValues(c.source).Add(float64(len(rep.Claimed)))
-	}
+	c.hooks.LeasePass(true, rep.Target, len(rep.Taken)-rep.Expired, rep.Expired, len(rep.Claimed))
 	level := slog.LevelDebug
 	if len(rep.Taken) > 0 || len(rep.Claimed) > 0 {
 		level = slog.LevelInfo
@@ -177,7 +164,9 @@ func (c *coordinator) answer(ctx context.Context) (*kinesis.ListShardsOutput, er
 			c.mu.Unlock()
 			// Paced, so that the loop, which only reaches its stop check
 			// after this call, does not spin meanwhile.
-			time.Sleep(10 * time.Millisecond)
+			if err := retry.Sleep(ctx, 10*time.Millisecond); err != nil {
+				return nil, err
+			}
 			return out, nil
 		case c.version != c.served:
 			c.served = c.version

@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
 )
 
 // EFO turns enhanced fan-out on for a consumer: records are pushed over
@@ -32,6 +32,8 @@ type EFO struct {
 	ConsumerName string
 	// ConsumerARN names a consumer registered elsewhere.
 	ConsumerARN string
+	// Hooks receives what the subscriptions do (metrics.FanOut).
+	Hooks FanOutHooks
 }
 
 // consumerActiveTimeout bounds the wait for a registered consumer to become
@@ -64,21 +66,39 @@ func RegisterConsumer(ctx context.Context, kc *kinesis.Client, streamARN, name s
 	if err != nil {
 		return "", fmt.Errorf("describe enhanced fan-out consumer %q of stream %s: %w; grant kinesis:DescribeStreamConsumer", name, streamARN, err)
 	}
-	for wait := 50 * time.Millisecond; status != types.ConsumerStatusActive; wait = min(2*wait, 2*time.Second) {
-		if status == types.ConsumerStatusDeleting {
-			return "", fmt.Errorf("enhanced fan-out consumer %q of stream %s is being deleted; wait for it to go, then start again (it will be registered anew)", name, streamARN)
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("enhanced fan-out consumer %q of stream %s still %s: %w", name, streamARN, status, context.Cause(ctx))
-		case <-time.After(wait):
-		}
-		if arn, status, err = describeConsumer(ctx, kc, streamARN, name); err != nil {
-			return "", fmt.Errorf("describe enhanced fan-out consumer %q of stream %s: %w", name, streamARN, err)
-		}
+	first := true
+	err = activePolicy.Do(ctx, retry.Options{Retryable: func(err error) bool { return errors.Is(err, errNotActive) }},
+		func(ctx context.Context) error {
+			if !first {
+				if arn, status, err = describeConsumer(ctx, kc, streamARN, name); err != nil {
+					return fmt.Errorf("describe enhanced fan-out consumer %q of stream %s: %w", name, streamARN, err)
+				}
+			}
+			first = false
+			switch status {
+			case types.ConsumerStatusActive:
+				return nil
+			case types.ConsumerStatusDeleting:
+				return fmt.Errorf("enhanced fan-out consumer %q of stream %s is being deleted; wait for it to go, then start again (it will be registered anew)", name, streamARN)
+			}
+			return errNotActive
+		})
+	if errors.Is(err, errNotActive) {
+		return "", fmt.Errorf("enhanced fan-out consumer %q of stream %s still %s: %w", name, streamARN, status, context.Cause(ctx))
+	}
+	if err != nil {
+		return "", err
 	}
 	return arn, nil
 }
+
+// errNotActive is a stream consumer still CREATING: RegisterConsumer asks
+// again.
+var errNotActive = errors.New("enhanced fan-out consumer not active")
+
+// activePolicy paces RegisterConsumer's wait for the consumer to become
+// ACTIVE.
+var activePolicy = retry.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second}
 
 func describeConsumer(ctx context.Context, kc *kinesis.Client, streamARN, name string) (string, types.ConsumerStatus, error) {
 	out, err := kc.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: &streamARN, ConsumerName: &name})
@@ -98,7 +118,7 @@ func describeConsumer(ctx context.Context, kc *kinesis.Client, streamARN, name s
 //     shard's consumer and its lease. The guard holds such a call until the
 //     gap has passed, and sends a refused one again after a pause.
 //   - It reads an exception in the stream as a normal end. The guard logs it
-//     and counts it (efo_subscriptions_ended_total{reason="error"}).
+//     and counts it (FanOutHooks.Ended with SubscriptionError).
 //   - It dereferences MillisBehindLatest without a nil check, which would
 //     crash the process on an event without one. The guard fills in -1
 //     (unknown), which the metrics adapter ignores.
@@ -106,7 +126,7 @@ func describeConsumer(ctx context.Context, kc *kinesis.Client, streamARN, name s
 // Everything else passes through untouched.
 type FanOutGuard struct {
 	inner   aws.HTTPClient
-	metrics *metrics.FanOut
+	hooks   FanOutHooks
 	log     *slog.Logger
 	// Gap is the least time between two subscriptions to one shard.
 	Gap time.Duration
@@ -128,11 +148,11 @@ const subscribeGap = 5 * time.Second
 
 // NewFanOutGuard wraps inner (nil: http.DefaultClient's transport through a
 // new client with no timeout, since a subscription streams for 5 minutes).
-func NewFanOutGuard(inner aws.HTTPClient, m *metrics.FanOut, log *slog.Logger) *FanOutGuard {
+func NewFanOutGuard(inner aws.HTTPClient, h FanOutHooks, log *slog.Logger) *FanOutGuard {
 	if inner == nil {
 		inner = &http.Client{}
 	}
-	return &FanOutGuard{inner: inner, metrics: m, log: log, Gap: subscribeGap, Attempts: 6, last: map[string]shardSub{}}
+	return &FanOutGuard{inner: inner, hooks: h, log: log, Gap: subscribeGap, Attempts: 6, last: map[string]shardSub{}}
 }
 
 // Do implements aws.HTTPClient.
@@ -148,16 +168,28 @@ func (g *FanOutGuard) Do(req *http.Request) (*http.Response, error) {
 	var in struct{ ShardId string }
 	_ = json.Unmarshal(body, &in) // an unreadable body is Kinesis's to refuse
 	shard := in.ShardId
-	wait := 0 * time.Second
-	for attempt := 1; ; attempt++ {
-		if err := g.waitGap(req.Context(), shard); err != nil {
-			return nil, err
+	var resp *http.Response
+	attempt := 0
+	err = refusedPolicy.Do(req.Context(), retry.Options{
+		Retryable: func(err error) bool { return errors.Is(err, errRefused) },
+		OnRetry: func(a retry.Attempt) {
+			g.log.Debug("SubscribeToShard refused; retrying", "shard_id", shard, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
+			g.mu.Lock()
+			sub := g.last[shard]
+			sub.ended = time.Now()
+			g.last[shard] = sub
+			g.mu.Unlock()
+		},
+	}, func(ctx context.Context) error {
+		attempt++
+		if err := g.waitGap(ctx, shard); err != nil {
+			return err
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		resp, err := g.inner.Do(req)
-		if err != nil {
-			return resp, err
+		var err error
+		if resp, err = g.inner.Do(req); err != nil {
+			return err
 		}
 		var code string
 		var first <-chan rawMessage
@@ -165,26 +197,35 @@ func (g *FanOutGuard) Do(req *http.Request) (*http.Response, error) {
 			// Kinesis (and the emulator) may also refuse inside the
 			// stream: a ResourceInUseException as its first message.
 			if first, code = g.firstMessage(resp.Body); code != "ResourceInUseException" || attempt >= g.Attempts {
-				return g.opened(shard, resp, first), nil
+				resp = g.opened(shard, resp, first)
+				return nil
 			}
 		} else if code = errorCode(resp); code != "ResourceInUseException" || attempt >= g.Attempts {
-			return resp, nil
+			return nil
 		}
 		// Refused because a subscription is still open or too recent (the
 		// previous owner's, after a lease move). Drain the refusal and try
-		// again once the gap has passed.
+		// again after a pause.
 		if resp.StatusCode != http.StatusOK {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		}
 		resp.Body.Close()
-		g.metrics.Retried(code)
-		wait = min(max(2*wait, time.Second), 10*time.Second)
-		g.log.Debug("SubscribeToShard refused; retrying", "shard_id", shard, "code", code, "attempt", attempt, "retry_in", wait)
-		g.mu.Lock()
-		g.last[shard] = shardSub{opened: time.Now().Add(wait - g.Gap), ended: time.Now()}
-		g.mu.Unlock()
+		g.hooks.Retried(code)
+		return fmt.Errorf("SubscribeToShard of shard %s: %s: %w", shard, code, errRefused)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return resp, nil
 }
+
+// errRefused is a SubscribeToShard refused with ResourceInUseException:
+// FanOutGuard.Do sends it again after a pause.
+var errRefused = errors.New("subscription refused: in use")
+
+// refusedPolicy paces the sends of a refused SubscribeToShard (each also
+// waits for the gap since the shard's last subscription).
+var refusedPolicy = retry.Policy{Initial: time.Second, Max: 10 * time.Second}
 
 // waitGap holds a subscription to shard until Gap after its last one opened.
 func (g *FanOutGuard) waitGap(ctx context.Context, shard string) error {
@@ -257,7 +298,7 @@ func (g *FanOutGuard) opened(shard string, resp *http.Response, first <-chan raw
 	if ok && !prev.ended.IsZero() {
 		since = now.Sub(prev.ended)
 	}
-	g.metrics.Started(since)
+	g.hooks.Started(since)
 	resp.Body = &guardedStream{g: g, shard: shard, up: resp.Body, first: first}
 	return resp
 }
@@ -268,7 +309,7 @@ func (g *FanOutGuard) ended(shard, reason string) {
 	s.ended = time.Now()
 	g.last[shard] = s
 	g.mu.Unlock()
-	g.metrics.Ended(reason)
+	g.hooks.Ended(reason)
 }
 
 func operation(req *http.Request) string {
@@ -329,10 +370,10 @@ func (s *guardedStream) Close() error {
 	s.once.Do(func() {
 		if !s.done {
 			s.done = true
-			reason := metrics.EFOEndClosed
+			reason := SubscriptionClosed
 			if s.sawErr {
 				// The SDK stops reading at an exception and closes.
-				reason = metrics.EFOEndError
+				reason = SubscriptionError
 			}
 			s.g.ended(s.shard, reason)
 		}
@@ -343,9 +384,9 @@ func (s *guardedStream) Close() error {
 func (s *guardedStream) finish() {
 	s.once.Do(func() {
 		s.done = true
-		reason := metrics.EFOEndExpired
+		reason := SubscriptionExpired
 		if s.sawErr || !errors.Is(s.err, io.EOF) {
-			reason = metrics.EFOEndError
+			reason = SubscriptionError
 		}
 		s.g.ended(s.shard, reason)
 	})
@@ -451,8 +492,8 @@ func withMillisBehind(msg eventstream.Message) ([]byte, bool) {
 
 // WithFanOutGuard is a Kinesis client option that puts a FanOutGuard in
 // front of the client's HTTP client.
-func WithFanOutGuard(m *metrics.FanOut, log *slog.Logger) func(*kinesis.Options) {
+func WithFanOutGuard(h FanOutHooks, log *slog.Logger) func(*kinesis.Options) {
 	return func(o *kinesis.Options) {
-		o.HTTPClient = NewFanOutGuard(o.HTTPClient, m, log)
+		o.HTTPClient = NewFanOutGuard(o.HTTPClient, h, log)
 	}
 }

@@ -17,7 +17,7 @@ func TestTheKCLReadsWithTheFastPath(t *testing.T) {
 		kinesis.New(kinesis.Options{Region: "us-east-1"}),
 		kinesis.New(kinesis.Options{Region: "us-east-1"}, getrecords.Option),
 	} {
-		kin := withLeaseTable(kinesis.New(base.Options()), nil, slog.Default())
+		kin := readClient(kinesis.New(base.Options()), nil, slog.Default())
 		if !getrecords.Installed(kin.Options()) {
 			t.Fatal("the KCL's client decodes GetRecords with the SDK's deserializer")
 		}

@@ -33,7 +33,11 @@ const (
 	AtTimestamp = "AT_TIMESTAMP"
 )
 
-// Position is where an application starts reading.
+// Position is where reading starts: an application (init_position, stored
+// at its first start), a rewound shard (Rewind), a shard without a
+// checkpoint (StartOf). It is the one start-position type of the consumers;
+// internal/config's parsed init_position converts into it where the worker
+// is wired.
 type Position struct {
 	Type      string    // Latest, TrimHorizon or AtTimestamp
 	Timestamp time.Time // AtTimestamp: the timestamp; Latest, once stored: the instant of the first start

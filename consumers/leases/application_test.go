@@ -2,11 +2,13 @@ package leases_test
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
+	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 )
@@ -66,8 +68,8 @@ func TestRegisterStoresOneStartPosition(t *testing.T) {
 	if err != nil || len(rows) != 0 {
 		t.Fatalf("Checkpoints after Register: %v, %v; want no rows", rows, err)
 	}
-	if _, err := later.ListActiveWorkers(nil); err != nil {
-		t.Fatalf("ListActiveWorkers with only the metadata row: %v", err)
+	if rep, err := later.Pass(t.Context(), nil); err != nil || rep.Leasable != 0 || len(rep.Taken) != 0 {
+		t.Fatalf("pass with only the metadata row: %+v, %v; want nothing leasable", rep, err)
 	}
 }
 
@@ -94,9 +96,9 @@ func TestRegisterRefusesARecreatedStream(t *testing.T) {
 }
 
 // A parent whose row never reached SHARD_END but which Kinesis no longer
-// lists (lost to retention) does not block its children: once the listing is
-// known they are leased, and the loss is reported once for both children of
-// the split.
+// lists (lost to retention) does not block its children: once the listing no
+// longer has it they are leased, and the loss is reported once for both
+// children of the split.
 func TestOrphanParentDoesNotBlockItsChildren(t *testing.T) {
 	e := newEnv(t)
 	var reported []string
@@ -106,7 +108,6 @@ func TestOrphanParentDoesNotBlockItsChildren(t *testing.T) {
 		reported = append(reported, p+"@"+cp)
 		mu.Unlock()
 	}})
-	leases.SetStatsTTL(w, 0)
 	parent := status("shard-p", "")
 	mustLease(t, w, parent, "w1")
 	if err := checkpointAt(t, w, parent, "100"); err != nil {
@@ -116,10 +117,19 @@ func TestOrphanParentDoesNotBlockItsChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While Kinesis lists the parent, the children wait for it.
-	w.ObserveListing(map[string]bool{"shard-p": true, "shard-c1": true, "shard-c2": true})
-	wantNotAcquired(t, w.GetLease(status("shard-c1", "shard-p"), "w1"), leases.ErrParentOpen)
+	c1, c2 := leases.ShardInfo{ID: "shard-c1", Parent: "shard-p"}, leases.ShardInfo{ID: "shard-c2", Parent: "shard-p"}
+	rep, err := w.Pass(t.Context(), []leases.ShardInfo{{ID: "shard-p"}, c1, c2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(rep.Taken, "shard-c1") || slices.Contains(rep.Taken, "shard-c2") {
+		t.Fatalf("children taken while their parent is listed and open: %+v", rep)
+	}
+	wantNotAcquired(t, w.GetLease(status("shard-c1", "shard-p"), "w1"), nil)
 	// Then the parent is gone from the listing.
-	w.ObserveListing(map[string]bool{"shard-c1": true, "shard-c2": true})
+	if _, err := w.Pass(t.Context(), []leases.ShardInfo{c1, c2}); err != nil {
+		t.Fatal(err)
+	}
 	mustLease(t, w, status("shard-c1", "shard-p"), "w1")
 	mustLease(t, w, status("shard-c2", "shard-p"), "w1")
 	mu.Lock()
@@ -133,31 +143,39 @@ func TestOrphanParentDoesNotBlockItsChildren(t *testing.T) {
 }
 
 // A merged child is leased only when both its parent and its adjacent
-// parent (which the KCL drops; the table learns it from ListShards) are at
+// parent (which the KCL drops; the passes learn it from ListShards) are at
 // SHARD_END.
 func TestMergedChildWaitsForBothParents(t *testing.T) {
 	e := newEnv(t)
 	w := e.worker("w1", time.Second, nil)
-	leases.SetStatsTTL(w, 0)
+	parents := map[string]*par.ShardStatus{}
 	for _, id := range []string{"shard-p", "shard-a"} {
-		st := status(id, "")
-		mustLease(t, w, st, "w1")
-		if err := checkpointAt(t, w, st, "7"); err != nil {
+		parents[id] = status(id, "")
+		mustLease(t, w, parents[id], "w1")
+		if err := checkpointAt(t, w, parents[id], "7"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w.ObserveListing(map[string]bool{"shard-p": true, "shard-a": true, "shard-c": true})
-	w.ObserveShards(map[string]string{"shard-c": "shard-a"})
+	listing := []leases.ShardInfo{{ID: "shard-p"}, {ID: "shard-a"}, {ID: "shard-c", Parent: "shard-p", AdjacentParent: "shard-a"}}
 	child := status("shard-c", "shard-p")
-	wantNotAcquired(t, w.GetLease(child, "w1"), leases.ErrParentOpen)
-
-	if err := checkpointAt(t, w, status("shard-p", ""), checkpoint.ShardEnd); err != nil {
+	refused := func(when string) {
+		t.Helper()
+		if _, err := w.Pass(t.Context(), listing); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.GetLease(child, "w1"); err == nil {
+			t.Fatalf("merged child leased %s", when)
+		}
+	}
+	refused("while both parents are open")
+	if err := checkpointAt(t, w, parents["shard-p"], checkpoint.ShardEnd); err != nil {
 		t.Fatal(err)
 	}
-	// The KCL's ShardStatus has only ParentShardId, which is finished now.
-	wantNotAcquired(t, w.GetLease(child, "w1"), leases.ErrParentOpen)
-
-	if err := checkpointAt(t, w, status("shard-a", ""), checkpoint.ShardEnd); err != nil {
+	refused("while its adjacent parent is open")
+	if err := checkpointAt(t, w, parents["shard-a"], checkpoint.ShardEnd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Pass(t.Context(), listing); err != nil {
 		t.Fatal(err)
 	}
 	mustLease(t, w, child, "w1")

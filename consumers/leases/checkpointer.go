@@ -107,24 +107,19 @@ func (t *Table) Init() error {
 	return t.EnsureTable(ctx)
 }
 
-// GetLease acquires or renews this worker's lease on shard. The KCL calls it
-// from its event loop to acquire free shards and from each shard consumer's
-// renewal loop; any error from a renewal ends that consumer.
+// GetLease starts or renews this worker's lease on shard. The KCL calls it
+// from its event loop for every shard it does not run, and from each shard
+// consumer's renewal loop; any error from a renewal ends that consumer.
+//
+// Start (no consumer of the shard runs here): it hands the loop a lease a
+// pass took (Pass) and refuses every other shard, without a call to
+// DynamoDB, with an error matching the KCL's checkpoint.ErrLeaseNotAcquired.
 //
 // Renewal (a consumer of the shard runs in this worker): if another worker
 // holds a live claim it returns ErrClaimed (so the consumer ends and releases
 // the shard); if the row names another owner, or none, ErrLeaseLost;
 // otherwise it extends LeaseTimeout under the condition AssignedTo = this
 // worker. Transient DynamoDB errors are retried while the lease lasts.
-//
-// Acquisition: it refuses, with an error matching the KCL's
-// checkpoint.ErrLeaseNotAcquired, a shard leased by another worker until its
-// lease expires, a shard with another worker's live claim (ErrClaimed), a
-// finished shard, a child whose parent is not finished (ErrParentOpen), and,
-// unless this worker holds the claim, a shard beyond this worker's fair share
-// (ErrFairShare). It writes AssignedTo, LeaseTimeout and ParentShardId and
-// removes the claim, under a condition that the row is still as read, so
-// exactly one of several racing workers wins. It never touches Checkpoint.
 func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	if err := t.checkWorker("GetLease", worker); err != nil {
 		return err
@@ -134,60 +129,17 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 	releasing := local != nil && local.releasing
 	draining := t.draining
 	t.mu.Unlock()
-	if releasing {
+	switch {
+	case releasing:
 		return t.notAcquired(nil, "shard %q in table %q: this worker is still releasing it (its consumer is ending); retry later", shard.ID, t.table)
-	}
-	if draining && local == nil {
+	case draining && local == nil:
 		return t.notAcquired(nil, "shard %q in table %q: this worker is stopping and takes no new lease", shard.ID, t.table)
-	}
-
-	if t.coordinated && local == nil {
+	case local == nil:
 		return t.startPending(shard)
 	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
-	if local != nil {
-		return t.renew(ctx, shard)
-	}
-	if err := t.precheck(ctx, shard.ID); err != nil {
-		return err
-	}
-	r, err := t.get(ctx, shard.ID)
-	if err != nil {
-		return err
-	}
-	return t.acquire(ctx, shard, r, t.now())
-}
-
-// precheck refuses, from the pass's table scan and without a read of its own,
-// a shard that scan shows finished, leased by another worker whose lease is
-// live, or claimed by another worker: the KCL's event loop calls GetLease for
-// every shard this worker does not hold, every pass, and a GetItem each would
-// make the table's read cost grow with shards times workers. A shard that
-// looks takeable is read again (consistently) by acquire, which decides.
-func (t *Table) precheck(ctx context.Context, id string) error {
-	rows, err := t.cachedScan(ctx)
-	if err != nil {
-		return err
-	}
-	for _, l := range rows {
-		if l.ShardID != id {
-			continue
-		}
-		claim := t.claimLive(row{Lease: l}, t.now())
-		switch {
-		case l.Checkpoint == checkpoint.ShardEnd:
-			return t.notAcquired(nil, "shard %q in table %q is finished (checkpoint %s); nothing to lease", id, t.table, checkpoint.ShardEnd)
-		case claim && l.ClaimRequest == t.me:
-			return nil // our claim: its release may be newer than the scan
-		case l.Owner != "" && l.Owner != t.me && t.live(l):
-			return t.notAcquired(nil, "shard %q in table %q is leased by %q (as of this pass's scan)", id, t.table, l.Owner)
-		case claim:
-			return t.notAcquired(ErrClaimed, "shard %q in table %q: worker %q claimed it (as of this pass's scan)", id, t.table, l.ClaimRequest)
-		}
-		return nil
-	}
-	return nil
+	return t.renew(ctx, shard)
 }
 
 // BeginBatch tells the table that the consumer of shard starts delivering a
@@ -251,45 +203,54 @@ func (t *Table) Drain() {
 func (t *Table) renew(ctx context.Context, shard *par.ShardStatus) error {
 	id := shard.ID
 	deadline := shard.GetLeaseTimeout()
-	backoff := 50 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		newTimeout := t.now().Add(t.leaseDur)
+	var out *dynamodb.UpdateItemOutput
+	var newTimeout time.Time
+	// The waits end with the lease (on this worker's clock); a call under
+	// way then may still land, and its condition decides.
+	waits, cancel := context.WithTimeout(ctx, deadline.Sub(t.now()))
+	defer cancel()
+	err := renewPolicy.Do(waits, retry.Options{
+		Retryable: func(err error) bool { _, ccf := isConditionFailed(err); return !ccf },
+		OnRetry: func(a retry.Attempt) {
+			t.log.Warn("lease renewal failed; retrying", "shard", id, "attempt", a.N, "lease_timeout", deadline, "err", a.Err)
+		},
+	}, func(context.Context) error {
+		newTimeout = t.now().Add(t.leaseDur)
 		in := t.update(id, "SET #lt = :lt", "#o = :me", map[string]types.AttributeValue{
 			":lt": s(fmtTime(newTimeout)),
 			":me": s(t.me),
 		})
 		in.ReturnValues = types.ReturnValueAllNew
-		out, err := t.db.UpdateItem(ctx, in)
-		if err == nil {
-			shard.Mux.Lock()
-			shard.AssignedTo = t.me
-			shard.LeaseTimeout = newTimeout
-			shard.Mux.Unlock()
-			t.log.Debug("lease renewed", "shard", id, "lease_timeout", newTimeout)
-			r, perr := t.parse(out.Attributes)
-			if perr != nil {
-				return perr
-			}
-			if t.handOver(id, t.claimLive(r, t.now()) && r.ClaimRequest != t.me) {
-				t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
-				return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard (at %s); ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
-			}
-			return nil
-		}
-		if ccf, ok := isConditionFailed(err); ok {
-			t.log.Info("lease lost", "shard", id)
-			return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: the row no longer names this worker (another worker took it, or it was released); its consumer must stop", id, t.table)
-		}
-		if ctx.Err() != nil || t.now().Add(backoff).After(deadline) {
-			return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
-		}
-		t.log.Warn("lease renewal failed; retrying", "shard", id, "attempt", attempt, "lease_timeout", deadline, "err", err)
-		if retry.Sleep(ctx, backoff) != nil {
-			return fmt.Errorf("leases: renew lease on shard %q in table %q: %w (after %v)", id, t.table, context.Cause(ctx), err)
-		}
-		backoff = min(2*backoff, time.Second)
+		var err error
+		out, err = t.db.UpdateItem(ctx, in)
+		return err
+	})
+	if ccf, ok := isConditionFailed(err); ok {
+		t.log.Info("lease lost", "shard", id)
+		return t.notAcquired(fmt.Errorf("%w: %w", ErrLeaseLost, ccf), "renew lease on shard %q in table %q: the row no longer names this worker (another worker took it, or it was released); its consumer must stop", id, t.table)
 	}
+	if err != nil {
+		return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
+	}
+	shard.Mux.Lock()
+	shard.AssignedTo = t.me
+	shard.LeaseTimeout = newTimeout
+	shard.Mux.Unlock()
+	t.log.Debug("lease renewed", "shard", id, "lease_timeout", newTimeout)
+	r, err := t.parse(out.Attributes)
+	if err != nil {
+		return err
+	}
+	if t.handOver(id, t.claimLive(r, t.now()) && r.ClaimRequest != t.me) {
+		t.log.Info("lease claimed by another worker; giving it up", "shard", id, "claimer", r.ClaimRequest, "claim_time", r.ClaimTime)
+		return fmt.Errorf("leases: renew lease on shard %q in table %q: worker %q claimed the shard (at %s); ending this consumer so that it can take over: %w", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), ErrClaimed)
+	}
+	return nil
 }
+
+// renewPolicy retries a failed renewal while the lease lasts, so that one
+// failed call does not end the shard's consumer.
+var renewPolicy = retry.Policy{Initial: 50 * time.Millisecond, Max: time.Second}
 
 // handOver reports, after a renewal, whether the shard's consumer must end
 // so that a claimer can take the shard. A claim seen while a batch is in
@@ -322,70 +283,6 @@ func (t *Table) handOver(id string, claimed bool) bool {
 	}
 	l.yield = true
 	return true
-}
-
-func (t *Table) acquire(ctx context.Context, shard *par.ShardStatus, r row, now time.Time) error {
-	id := shard.ID
-	if r.Checkpoint == checkpoint.ShardEnd {
-		return t.notAcquired(nil, "shard %q in table %q is finished (checkpoint %s); nothing to lease", id, t.table, checkpoint.ShardEnd)
-	}
-	if r.Owner != "" && r.Owner != t.me && t.live(r.Lease) {
-		return t.notAcquired(nil, "shard %q in table %q is leased by %q (lease timeout %s on its clock); it expires once unrenewed for %v as seen by this worker", id, t.table, r.Owner, fmtTime(r.LeaseTimeout), t.leaseDur)
-	}
-	claimLive := t.claimLive(r, now)
-	ourClaim := claimLive && r.ClaimRequest == t.me
-	if claimLive && !ourClaim {
-		return t.notAcquired(ErrClaimed, "shard %q in table %q: worker %q claimed it at %s; not taking it before the claim expires at %s", id, t.table, r.ClaimRequest, fmtTime(r.ClaimTime), fmtTime(r.ClaimTime.Add(t.claimTimeout)))
-	}
-	parent := shard.ParentShardId
-	if parent == "" {
-		parent = r.ParentShardID
-	}
-	adjacent := t.adjacentOf(id)
-	if adjacent == "" {
-		adjacent = r.AdjacentParentShardID
-	}
-	var expired []row
-	for _, p := range []string{parent, adjacent} {
-		if p == "" {
-			continue
-		}
-		pr, err := t.checkParent(ctx, id, p)
-		if err != nil {
-			return err
-		}
-		if pr.exists && pr.Checkpoint != checkpoint.ShardEnd {
-			expired = append(expired, pr)
-		}
-	}
-	// A shard this worker claimed was assigned to it by the KCL's rebalance,
-	// and a row still naming this worker (restart, stale release) is already
-	// counted as ours: neither changes the balance.
-	if !ourClaim && r.Owner != t.me {
-		if err := t.checkFairShare(ctx, id, now); err != nil {
-			return err
-		}
-	}
-
-	newTimeout, err := t.acquireWrite(ctx, r, parent, adjacent)
-	if err != nil {
-		return err
-	}
-
-	t.mu.Lock()
-	t.running[id] = &localLease{status: shard}
-	t.mu.Unlock()
-	shard.Mux.Lock()
-	shard.AssignedTo = t.me
-	shard.LeaseTimeout = newTimeout
-	setClaim(shard, "")
-	shard.Mux.Unlock()
-	t.log.Info("lease taken", "shard", id, "previous_owner", r.Owner, "previous_lease_timeout", r.LeaseTimeout,
-		"stolen", ourClaim, "checkpoint", r.Checkpoint, "parent", parent, "adjacent_parent", adjacent, "lease_timeout", newTimeout)
-	for _, p := range expired {
-		t.reportExpired(ctx, id, p)
-	}
-	return nil
 }
 
 // acquireWrite writes this worker as the owner of r's shard with a fresh
@@ -477,128 +374,6 @@ func (t *Table) reportExpired(ctx context.Context, child string, p row) {
 	}
 }
 
-// ObserveShards records the adjacent parents of merged shards (child ->
-// adjacent parent) from a ListShards answer: the KCL's ShardStatus keeps only
-// ParentShardId, and a merged child must wait for both parents.
-func (t *Table) ObserveShards(adjacent map[string]string) {
-	if len(adjacent) == 0 {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for c, p := range adjacent {
-		t.adjacent[c] = p
-	}
-}
-
-// ObserveListing records a complete ListShards listing (every page): the
-// shards Kinesis lists, which decide whether a parent without SHARD_END was
-// lost to retention. ListActiveWorkers records the same from the KCL's map.
-func (t *Table) ObserveListing(ids map[string]bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.listed = ids
-}
-
-func (t *Table) adjacentOf(id string) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.adjacent[id]
-}
-
-// checkParent refuses a child shard while its parent is unfinished, and
-// returns the parent's row. The parent's row decides, unless Kinesis no
-// longer lists the parent: then a row without SHARD_END is a parent lost to
-// retention (workers were down longer than it, or its row was not deleted),
-// and the child is allowed (the caller reports the loss). The shard list is
-// the last ListActiveWorkers map (the shards Kinesis lists; the KCL passes it
-// on every shard sync when lease stealing is on). Without a row, the parent
-// counts as unfinished if that list contains it; before any such list, for
-// the first listingGrace of this Table, it counts as unfinished too (at a
-// fresh start the KCL may try the child before anyone leased the parent).
-// Otherwise the parent was trimmed or is unknown, and the child is allowed.
-func (t *Table) checkParent(ctx context.Context, id, parent string) (row, error) {
-	p, err := t.get(ctx, parent)
-	if err != nil {
-		return row{}, err
-	}
-	t.mu.Lock()
-	listed, known, grace := t.listed[parent], t.listed != nil, t.listingGrace
-	t.mu.Unlock()
-	if p.exists {
-		if p.Checkpoint == checkpoint.ShardEnd || known && !listed {
-			return p, nil
-		}
-		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q to reach %s (parent checkpoint %q, owner %q)", id, t.table, parent, checkpoint.ShardEnd, p.Checkpoint, p.Owner)
-	}
-	if listed {
-		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q waits for its parent %q, which Kinesis still lists but which has no lease row yet", id, t.table, parent)
-	}
-	if !known && t.now().Sub(t.created) < grace {
-		return row{}, t.notAcquired(ErrParentOpen, "child shard %q in table %q: its parent %q has no lease row and the shard list is not known yet (no ListActiveWorkers call); retrying until %s", id, t.table, parent, fmtTime(t.created.Add(grace)))
-	}
-	t.log.Debug("parent shard has no lease row and is not listed; leasing the child", "shard", id, "parent", parent, "list_known", known)
-	return p, nil
-}
-
-// checkFairShare refuses a lease when this worker already holds
-// ceil(open shards / active workers) of them.
-func (t *Table) checkFairShare(ctx context.Context, id string, now time.Time) error {
-	rows, err := t.cachedScan(ctx)
-	if err != nil {
-		return err
-	}
-	open := map[string]bool{id: true}
-	owned := map[string]bool{}
-	active := map[string]bool{t.me: true}
-	for _, r := range rows {
-		if r.Checkpoint == checkpoint.ShardEnd {
-			continue
-		}
-		open[r.ShardID] = true
-		if t.live(r) {
-			active[r.Owner] = true
-			if r.Owner == t.me {
-				owned[r.ShardID] = true
-			}
-		}
-	}
-	t.mu.Lock()
-	for sid := range t.running {
-		open[sid] = true
-		owned[sid] = true
-	}
-	listedOpen := t.listedOpen
-	t.mu.Unlock()
-	delete(owned, id)
-
-	nOpen := max(len(open), listedOpen)
-	share := (nOpen + len(active) - 1) / len(active)
-	if len(owned) >= share {
-		return t.notAcquired(ErrFairShare, "shard %q in table %q: worker %q holds %d leases, its share of %d open shards among %d active workers is %d; leaving it to other workers", id, t.table, t.me, len(owned), nOpen, len(active), share)
-	}
-	return nil
-}
-
-// cachedScan returns the table rows, scanning at most once per statsTTL.
-func (t *Table) cachedScan(ctx context.Context) ([]Lease, error) {
-	t.mu.Lock()
-	if !t.statsAt.IsZero() && t.now().Sub(t.statsAt) < t.statsTTL {
-		rows := t.stats
-		t.mu.Unlock()
-		return rows, nil
-	}
-	t.mu.Unlock()
-	rows, err := t.scan(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	t.stats, t.statsAt = rows, t.now()
-	t.mu.Unlock()
-	return rows, nil
-}
-
 // CheckpointSequence writes shard.GetCheckpoint() (a sequence number, or
 // SHARD_END at the end of the shard) as the shard's checkpoint, only if this
 // worker owns the lease (condition AssignedTo = this worker). Otherwise it
@@ -683,7 +458,7 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 	var r row
 	var err error
 	if local == nil && shard.StartingSequenceNumber != "" {
-		r, err = t.probe(id)
+		r = t.probe(id)
 	} else {
 		ctx, cancel := t.callCtx()
 		r, err = t.get(ctx, id)
@@ -699,7 +474,7 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 	cp := r.Checkpoint
 	if cp == "" && r.StartAt != "" {
 		// A rewound shard: see startMarkerPrefix.
-		if p, err := ParseStartPosition(r.StartAt); err == nil {
+		if p, err := ParsePosition(r.StartAt); err == nil {
 			cp = StartMarker(p)
 		} else {
 			t.log.Warn("malformed start position ignored; the shard starts at init_position", "shard", id, "start_at", r.StartAt, "err", err)
@@ -726,28 +501,13 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 // it. The loop's ShardStatus comes from ListShards and carries the shard's
 // sequence range; the KCL's parent wait builds one without it and gets a
 // fresh read.
-func (t *Table) probe(id string) (row, error) {
-	if t.coordinated {
-		t.mu.Lock()
-		r, ok := t.passRows[id]
-		t.mu.Unlock()
-		if !ok {
-			r = row{Lease: Lease{ShardID: id}}
-		}
-		return r, nil
+func (t *Table) probe(id string) row {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r, ok := t.passRows[id]; ok {
+		return r
 	}
-	ctx, cancel := t.callCtx()
-	defer cancel()
-	rows, err := t.cachedScan(ctx)
-	if err != nil {
-		return row{}, err
-	}
-	for _, l := range rows {
-		if l.ShardID == id {
-			return row{exists: true, Lease: l}, nil
-		}
-	}
-	return row{Lease: Lease{ShardID: id}}, nil
+	return row{Lease: Lease{ShardID: id}}
 }
 
 // RemoveLeaseOwner releases this worker's lease on the shard. The KCL calls it
@@ -780,7 +540,7 @@ func (t *Table) RemoveLeaseOwner(shardID string) error {
 	ctx, cancel := t.callCtx()
 	defer cancel()
 	in := t.update(shardID, "REMOVE #o", "#o = :me", map[string]types.AttributeValue{":me": s(t.me)})
-	failed := t.coordinated && t.failedEnd(local)
+	failed := t.failedEnd(local)
 	if failed {
 		// Its consumer here ended in failure (no shard end, no stop, no
 		// claim): the passes give the shard to another worker for a while,
@@ -788,31 +548,32 @@ func (t *Table) RemoveLeaseOwner(shardID string) error {
 		// otherwise come back to it at once.
 		in = t.update(shardID, "SET #fo = :me, #fa = :now REMOVE #o", "#o = :me", map[string]types.AttributeValue{":me": s(t.me), ":now": s(fmtTime(t.now()))})
 	}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	err := releasePolicy.Do(ctx, retry.Options{
+		Retryable: func(err error) bool { _, ccf := isConditionFailed(err); return !ccf },
+		OnRetry: func(a retry.Attempt) {
+			t.log.Warn("lease release failed; retrying", "shard", shardID, "attempt", a.N, "err", a.Err)
+		},
+	}, func(ctx context.Context) error {
 		_, err := t.db.UpdateItem(ctx, in)
-		if err == nil {
-			if failed {
-				t.log.Warn("lease released after its consumer failed; lease passes give the shard to another worker first for a while", "shard", shardID, "for", t.failureMemory())
-			} else {
-				t.log.Info("lease released", "shard", shardID)
-			}
-			return nil
-		}
-		if _, ok := isConditionFailed(err); ok {
-			t.log.Debug("lease release: this worker no longer owns the shard", "shard", shardID)
-			return nil
-		}
-		if attempt >= releaseAttempts || ctx.Err() != nil {
-			return fmt.Errorf("leases: release lease on shard %q in table %q after %d attempts: %w (the lease expires by itself after %v)", shardID, t.table, attempt, err, t.leaseDur)
-		}
-		t.log.Warn("lease release failed; retrying", "shard", shardID, "attempt", attempt, "err", err)
-		if retry.Sleep(ctx, backoff) != nil {
-			return fmt.Errorf("leases: release lease on shard %q in table %q: %w (the lease expires by itself after %v)", shardID, t.table, context.Cause(ctx), t.leaseDur)
-		}
-		backoff *= 2
+		return err
+	})
+	switch _, ccf := isConditionFailed(err); {
+	case ccf:
+		t.log.Debug("lease release: this worker no longer owns the shard", "shard", shardID)
+		return nil
+	case err != nil:
+		return fmt.Errorf("leases: release lease on shard %q in table %q: %w (the lease expires by itself after %v)", shardID, t.table, err, t.leaseDur)
+	case failed:
+		t.log.Warn("lease released after its consumer failed; lease passes give the shard to another worker first for a while", "shard", shardID, "for", t.failureMemory())
+	default:
+		t.log.Info("lease released", "shard", shardID)
 	}
+	return nil
 }
+
+// releasePolicy bounds the retries of a release; if it still fails, the
+// lease expires by itself after LeaseDuration.
+var releasePolicy = retry.Policy{Initial: 100 * time.Millisecond, Attempts: 3}
 
 // failedEnd reports whether the consumer whose lease local is ended in
 // failure: not at the shard's end, not because this worker stops, not
@@ -829,21 +590,6 @@ func (t *Table) failedEnd(local *localLease) bool {
 
 // failureMemory is how long lease passes remember a failed end.
 func (t *Table) failureMemory() time.Duration { return 2 * t.leaseDur }
-
-// GetLeaseOwner returns the worker named in the shard's row. Without a row or
-// owner it returns an error wrapping checkpoint.NoLeaseOwnerErr.
-func (t *Table) GetLeaseOwner(shardID string) (string, error) {
-	ctx, cancel := t.callCtx()
-	defer cancel()
-	r, err := t.get(ctx, shardID)
-	if err != nil {
-		return "", err
-	}
-	if r.Owner == "" {
-		return "", fmt.Errorf("leases: shard %q in table %q: %w", shardID, t.table, checkpoint.NoLeaseOwnerErr)
-	}
-	return r.Owner, nil
-}
 
 // RemoveLeaseInfo deletes the shard's row. The KCL calls it for a shard that
 // Kinesis no longer lists. The deleted row is logged, so a checkpoint deleted
@@ -863,124 +609,6 @@ func (t *Table) RemoveLeaseInfo(shardID string) error {
 		t.log.Info("lease row deleted: shard no longer listed by Kinesis", "shard", shardID,
 			"checkpoint", str(out.Attributes, colCheckpoint), "owner", str(out.Attributes, colOwner), "parent", str(out.Attributes, colParent))
 	}
-	return nil
-}
-
-// ListActiveWorkers returns, from the pass's consistent Scan (cachedScan: one
-// per Config.ScanReuse, shared with the event loop's FetchCheckpoint probes), the workers holding
-// unexpired leases on unfinished shards of shardStatus and their shards, like
-// the KCL's: shards at SHARD_END are skipped, and if an unfinished shard has
-// no owner (no row, no AssignedTo, or an expired lease) it returns
-// checkpoint.ErrShardNotAssigned (wrapped), so that the KCL does not steal
-// while free shards remain. It updates the shards' AssignedTo, LeaseTimeout,
-// ClaimRequest and Checkpoint (not the Checkpoint of the ShardStatus a consumer
-// of this worker runs with: the consumer writes it), and remembers the shard list for the fair-share and parent guards.
-func (t *Table) ListActiveWorkers(shardStatus map[string]*par.ShardStatus) (map[string][]*par.ShardStatus, error) {
-	ctx, cancel := t.callCtx()
-	defer cancel()
-	rows, err := t.cachedScan(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := t.now()
-	byID := make(map[string]Lease, len(rows))
-	for _, r := range rows {
-		byID[r.ShardID] = r
-	}
-	t.mu.Lock()
-	running := make(map[string]*par.ShardStatus, len(t.running))
-	for id, l := range t.running {
-		running[id] = l.status
-	}
-	t.mu.Unlock()
-
-	workers := map[string][]*par.ShardStatus{}
-	listed := make(map[string]bool, len(shardStatus))
-	open := 0
-	var unassigned []string
-	for id, shard := range shardStatus {
-		listed[id] = true
-		r, ok := byID[id]
-		if running[id] == shard {
-			// This worker holds the lease and its consumer runs here: the
-			// in-memory state is newer than any scan (the pass's scan may
-			// predate the acquisition; showing the shard free would make the
-			// KCL's loop think its consumer is ending). Only claims are
-			// the renewal's to see.
-			if r.Checkpoint == checkpoint.ShardEnd {
-				continue
-			}
-			open++
-			workers[t.me] = append(workers[t.me], shard)
-			continue
-		}
-		if ok {
-			claim := ""
-			if t.claimLive(row{Lease: r}, now) {
-				claim = r.ClaimRequest
-			}
-			shard.Mux.Lock()
-			shard.AssignedTo = t.memOwner(r.Owner, running[id] != nil)
-			shard.LeaseTimeout = r.LeaseTimeout
-			setClaim(shard, claim)
-			if running[id] != shard {
-				shard.Checkpoint = r.Checkpoint
-			}
-			shard.Mux.Unlock()
-		}
-		if r.Checkpoint == checkpoint.ShardEnd {
-			continue
-		}
-		open++
-		if !t.live(r) {
-			unassigned = append(unassigned, id)
-			continue
-		}
-		workers[r.Owner] = append(workers[r.Owner], shard)
-	}
-	t.mu.Lock()
-	t.listed, t.listedOpen = listed, open
-	t.mu.Unlock()
-
-	if len(unassigned) > 0 {
-		t.log.Debug("open shards without a live lease; not rebalancing", "count", len(unassigned), "example", unassigned[0])
-		return nil, fmt.Errorf("leases: %d open shards in table %q have no live lease (e.g. %q); they are leased at the next shard sync before any steal: %w", len(unassigned), t.table, unassigned[0], checkpoint.ErrShardNotAssigned)
-	}
-	return workers, nil
-}
-
-// ClaimShard asks the owner of shard to give it up to claimer (this worker):
-// it writes ClaimRequest and ClaimTime under the condition that the owner is
-// still shard's in-memory owner, the shard is not finished and no other live
-// claim exists. The owner ends its consumer at its next renewal (ErrClaimed)
-// and, after the release, only this worker may take the shard until the claim
-// expires (ClaimTimeout). Checkpoints and renewals leave the claim in place.
-func (t *Table) ClaimShard(shard *par.ShardStatus, claimer string) error {
-	if err := t.checkWorker("ClaimShard", claimer); err != nil {
-		return err
-	}
-	id := shard.ID
-	owner := shard.GetLeaseOwner()
-	if owner == "" || owner == t.me {
-		return fmt.Errorf("leases: claim shard %q in table %q: its owner is %q, not another worker; nothing to steal", id, t.table, owner)
-	}
-	ctx, cancel := t.callCtx()
-	defer cancel()
-	err := t.claimRow(ctx, id, owner)
-	if ccf, ok := isConditionFailed(err); ok {
-		return fmt.Errorf("leases: claim shard %q from %q in table %q refused: the owner changed, the shard finished, or another live claim exists; the KCL retries at its next rebalance: %w", id, owner, t.table, ccf)
-	}
-	if err != nil {
-		return fmt.Errorf("leases: claim shard %q from %q in table %q: %w (DynamoDB error; the KCL retries at its next rebalance)", id, owner, t.table, err)
-	}
-	shard.Mux.Lock()
-	setClaim(shard, t.me)
-	shard.Mux.Unlock()
-	// The next GetLease of the shard must see its release as soon as it
-	// happens, not a scan from before the claim.
-	t.mu.Lock()
-	t.statsAt = time.Time{}
-	t.mu.Unlock()
 	return nil
 }
 

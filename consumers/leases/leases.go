@@ -1,9 +1,13 @@
 // Package leases is a lease and checkpoint table in DynamoDB for the KCL
-// (github.com/vmware/vmware-go-kcl-v2 v1.0.0). It implements the KCL's
-// checkpoint.Checkpointer interface and is plugged in with
-// worker.WithCheckpointer. It replaces the KCL's own DynamoCheckpoint, which
-// loses data (see /work/shared/notes/dependency-traps.md, section 1):
+// (github.com/vmware/vmware-go-kcl-v2 v1.0.0). It implements the part of the
+// KCL's checkpoint.Checkpointer that the library calls with lease stealing
+// off (consumers/kcl adapts the rest); it replaces the KCL's own
+// DynamoCheckpoint, which loses data (see
+// /work/shared/notes/dependency-traps.md, section 1):
 //
+//   - Leases are taken in passes (Pass, pass.go, plan.go): one table scan
+//     plans the whole assignment and every due lease is taken at once; the
+//     KCL's GetLease only hands its loop what a pass took.
 //   - A checkpoint is written only while this worker owns the lease
 //     (UpdateItem with the condition AssignedTo = this worker). A worker that
 //     lost a shard can never overwrite the new owner's checkpoint, and nothing
@@ -12,16 +16,13 @@
 //   - Every write is an UpdateItem of the columns it owns, never a full-item
 //     PutItem, so a checkpoint never erases a steal claim and a lease write
 //     never erases a checkpoint.
-//   - A child shard is not leased while its parent's row exists without
-//     SHARD_END, so a child never runs alongside its parent.
-//   - Steal claims work: a claim carries a time (ClaimTime) and expires after
-//     Config.ClaimTimeout; the owner gives the shard up at its next renewal
-//     (GetLease returns ErrClaimed), and only the claimer may take it while the
+//   - A child shard is not planned while its parents' rows lack SHARD_END, so
+//     a child never runs alongside its parent.
+//   - Steal claims work: passes place them on workers above their share; a
+//     claim carries a time (ClaimTime) and expires after Config.ClaimTimeout;
+//     the owner gives the shard up at its next renewal (GetLease returns
+//     ErrClaimed) between batches, and only the claimer may take it while the
 //     claim is live.
-//   - A fair-share guard keeps one worker from grabbing every free shard.
-//   - Coordinated mode (Config.Coordinated, what consumers/kcl uses): leases
-//     are taken in bulk by passes (Pass, pass.go, plan.go), one table scan
-//     each, and the KCL's GetLease only hands its loop what a pass took.
 //   - Config.OnRelease tells the application that the KCL ended a shard
 //     consumer (the KCL never sends a ZOMBIE shutdown).
 //
@@ -32,10 +33,7 @@
 //
 // KCL settings to pair with it: WorkerID equal to Config.WorkerID,
 // FailoverTimeMillis equal to LeaseDuration, LeaseRefreshWaitTime at most a
-// third of it, LeaseStealingClaimTimeoutMillis equal to ClaimTimeout, lease
-// stealing on (the KCL then passes its shard list to ListActiveWorkers on
-// every shard sync, which the fair-share and parent guards use), and a
-// ShardSyncIntervalMillis of a few seconds.
+// third of it, lease stealing off.
 //
 // Limits that remain:
 //
@@ -60,23 +58,12 @@
 //     longer than the rest of the lease lets another worker start the shard
 //     while the drain runs; the drain's checkpoints then fail with
 //     ErrLeaseLost.
-//   - A child shard whose parent has no row is leased when the parent is not
-//     in the shard list (trimmed; the list comes from ListActiveWorkers and
-//     from ListShards answers, see ObserveListing), or, before any list, once
-//     the Table is max(2*LeaseDuration, 10s) old: if the parent was in fact
-//     unprocessed, child and parent can then run together. A parent whose
-//     row never reached SHARD_END but that is no longer listed was lost to
-//     retention: its children are leased and the loss reported once
-//     (Config.OnParentExpired). A merged child waits for both parents; the
-//     KCL keeps only ParentShardId, so the adjacent one must be told
-//     (ObserveShards, from ListShards answers) or found in the child's row.
-//   - The pass's table scan (Config.ScanReuse) answers the KCL's probes, the
-//     fair-share guard and ListActiveWorkers: they see the table up to that
-//     long ago. Nothing is taken on it alone: acquire reads the row again.
-//   - ListActiveWorkers reports checkpoint.ErrShardNotAssigned while any open
-//     shard is free, including children waiting for their parent, so the KCL
-//     does not rebalance (and logs a warning each shard sync) until they are
-//     leased.
+//   - A parent whose row never reached SHARD_END but that Kinesis no longer
+//     lists was lost to retention: its children are leased and the loss
+//     reported once (Config.OnParentExpired).
+//   - The pass's table scan answers the KCL's probes (FetchCheckpoint of a
+//     shard not running here): they see the table as of the last pass.
+//     Nothing is taken on it alone: every take is a conditional write.
 //   - Detecting that the KCL is ending a consumer (so that the same worker
 //     does not restart the shard during OnRelease) relies on KCL v1.0.0
 //     internals: releaseLease clears the in-memory owner before calling
@@ -131,16 +118,6 @@ const (
 	// minCallTimeout is the smallest per-call timeout for the KCL methods,
 	// which get no context. The timeout is max(LeaseDuration, minCallTimeout).
 	minCallTimeout = 5 * time.Second
-	// defaultStatsTTL is how long the table scan behind the fair-share guard
-	// is reused.
-	defaultStatsTTL = time.Second
-	// minListingGrace is the least time a new Table refuses a child shard
-	// whose parent has no row, until ListActiveWorkers tells which shards
-	// Kinesis lists. The grace is max(2*LeaseDuration, minListingGrace).
-	minListingGrace = 10 * time.Second
-	// releaseAttempts bounds the tries of RemoveLeaseOwner on errors other
-	// than a failed condition.
-	releaseAttempts = 3
 )
 
 // ErrLeaseLost is returned, wrapped, when this worker no longer owns the lease
@@ -159,23 +136,10 @@ const (
 var ErrLeaseLost = errors.New("lease lost: this worker no longer owns the shard")
 
 // ErrClaimed is returned, wrapped, by GetLease when another worker holds a
-// live steal claim on the shard (ClaimShard). When this worker owns the lease
-// (a renewal), the error is not a checkpoint.ErrLeaseNotAcquired: the KCL's
-// renewal loop ends the consumer, whose exit releases the lease
-// (RemoveLeaseOwner) so that the claimer can take it. When this worker tries to
-// acquire a free shard, the error also matches checkpoint.ErrLeaseNotAcquired.
+// live steal claim on a shard this worker renews: the KCL's renewal loop ends
+// the consumer, whose exit releases the lease (RemoveLeaseOwner) so that the
+// claimer can take it.
 var ErrClaimed = errors.New("shard is claimed by another worker")
-
-// ErrParentOpen is returned, wrapped with checkpoint.ErrLeaseNotAcquired, by
-// GetLease for a child shard whose parent has not been processed to its end
-// (its row has no SHARD_END checkpoint, or it has no row but Kinesis still
-// lists it). The KCL retries at its next shard sync.
-var ErrParentOpen = errors.New("parent shard not finished")
-
-// ErrFairShare is returned, wrapped with checkpoint.ErrLeaseNotAcquired, by
-// GetLease when this worker already holds its share of the open shards,
-// ceil(open shards / active workers).
-var ErrFairShare = errors.New("worker already holds its fair share of shards")
 
 // Config configures a Table.
 type Config struct {
@@ -209,23 +173,12 @@ type Config struct {
 	// runs, this worker does not take the shard again. It must not panic.
 	// Optional.
 	OnRelease func(shardID string)
-	// ScanReuse is how long one table scan answers the KCL event loop's
-	// per-shard probes (FetchCheckpoint of shards not running here),
-	// ListActiveWorkers and the fair-share guard. Set it to about half the
-	// shard sync interval: each pass then reads the table once, not once per
-	// shard. Default 1s.
-	ScanReuse time.Duration
 	// OnParentExpired is called once per parent shard (across all workers)
 	// whose row never reached SHARD_END while Kinesis no longer lists it:
 	// its unread records were lost to retention and its children are leased
 	// anyway. Optional; the loss is logged at error in any case.
 	OnParentExpired func(parentID, checkpoint string)
 
-	// Coordinated makes passes (Pass) take the leases: GetLease then only
-	// hands the KCL's event loop the leases a pass took, and refuses every
-	// other shard without a call to DynamoDB. Without it, GetLease acquires
-	// any shard the fair-share guard allows, one per KCL shard sync.
-	Coordinated bool
 	// MaxLeasesPerPass bounds the leases a pass takes plus the claims it
 	// places. Default 50: 1,000 shards over 10 workers are leased in two
 	// passes.
@@ -260,7 +213,7 @@ type Lease struct {
 	// delivered nothing and been read to its tip (MarkIdle); zero if not.
 	IdleSince time.Time
 	// StartAt is where a rewound shard starts while it has no checkpoint
-	// (Rewind; StartPosition's form), "" if none.
+	// (Rewind; Position.Encode's form), "" if none.
 	StartAt string
 	// State is the handler's state stored with Checkpoint (see StageState).
 	State []byte
@@ -292,29 +245,16 @@ type Table struct {
 	running map[string]*localLease
 	// states are handler states waiting for their checkpoint (StageState).
 	states map[string]staged
-	// stats is the last table scan (fair-share guard); statsAt its time.
-	stats    []Lease
-	statsAt  time.Time
-	statsTTL time.Duration
-	// created is when New ran; listingGrace how long after that a child
-	// whose parent has no row waits for a shard list (see checkParent).
-	created      time.Time
-	listingGrace time.Duration
-	// listedOpen is the number of open shards in the last ListActiveWorkers
-	// map, listed the IDs of all its shards (what Kinesis lists).
-	listedOpen int
-	listed     map[string]bool
 	// draining is set by Drain: the worker is stopping and takes no new
 	// lease.
 	draining bool
 	// app is the metadata row, once read or written (Register).
 	app *Application
 	// adjacent maps a merged shard to its adjacent parent, which the KCL
-	// drops (see ObserveShards).
+	// drops (from the passes' listings).
 	adjacent map[string]string
 
-	// Coordinated mode (pass.go).
-	coordinated  bool
+	// Passes (pass.go).
 	maxPerPass   int
 	maxLeases    int
 	stealing     bool
@@ -323,7 +263,7 @@ type Table struct {
 	// pending are the leases passes took that the KCL has not started.
 	pending map[string]*pendingLease
 	// passRows is the last pass's scan by shard ID: it answers the KCL
-	// loop's probes in coordinated mode.
+	// loop's probes.
 	passRows map[string]row
 }
 
@@ -345,8 +285,6 @@ type localLease struct {
 	// for it (the consumer then delivers nothing more).
 	inFlight, claimed, yield, refused bool
 }
-
-var _ checkpoint.Checkpointer = (*Table)(nil)
 
 // New validates cfg and returns a Table. It does not touch DynamoDB; the KCL
 // calls Init (EnsureTable) when the worker starts.
@@ -398,10 +336,6 @@ func New(cfg Config) (*Table, error) {
 		seen:         map[string]sighting{},
 		adjacent:     map[string]string{},
 		running:      map[string]*localLease{},
-		statsTTL:     cmp.Or(cfg.ScanReuse, defaultStatsTTL),
-		created:      now(),
-		listingGrace: max(2*cfg.LeaseDuration, minListingGrace),
-		coordinated:  cfg.Coordinated,
 		maxPerPass:   cmp.Or(cfg.MaxLeasesPerPass, defaultMaxLeasesPerPass),
 		maxLeases:    cfg.MaxLeases,
 		stealing:     !cfg.DisableStealing,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -102,6 +104,9 @@ func (e *env) workerClock(id string, leaseDur time.Duration, now func() time.Tim
 // Logger filled in).
 func (e *env) newTable(cfg leases.Config) *leases.Table {
 	e.t.Helper()
+	if cfg.AnnounceWait == 0 {
+		cfg.AnnounceWait = time.Millisecond
+	}
 	if cfg.Client == nil {
 		cfg.Client = db
 	}
@@ -137,11 +142,49 @@ func status(id, parent string) *par.ShardStatus {
 	return &par.ShardStatus{ID: id, ParentShardId: parent, Mux: &sync.RWMutex{}}
 }
 
+// mustLease takes st's lease for worker as a running worker does: a lease
+// pass over the shard (and its parent) when no consumer of it runs here,
+// then the KCL's GetLease, which starts or renews it.
 func mustLease(t *testing.T, tbl *leases.Table, st *par.ShardStatus, worker string) {
 	t.Helper()
-	if err := tbl.GetLease(st, worker); err != nil {
-		t.Fatalf("%s: GetLease(%s): %v", worker, st.ID, err)
+	// A worker row another worker left unrenewed counts in the plan until
+	// this one sees it unchanged for a lease duration: take passes until then.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := take(t, tbl, st, worker)
+		if err == nil {
+			return
+		}
+		if !isNotAcquired(err) || errors.Is(err, leases.ErrLeaseLost) || time.Now().After(deadline) {
+			t.Fatalf("%s: GetLease(%s): %v", worker, st.ID, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// take is mustLease returning the refusal.
+func take(t *testing.T, tbl *leases.Table, st *par.ShardStatus, worker string) error {
+	t.Helper()
+	err := tbl.GetLease(st, worker)
+	if err == nil || !isNotAcquired(err) || errors.Is(err, leases.ErrLeaseLost) {
+		return err
+	}
+	if _, err := tbl.Pass(t.Context(), []leases.ShardInfo{{ID: st.ID, Parent: st.ParentShardId}}); err != nil {
+		t.Fatalf("%s: pass: %v", worker, err)
+	}
+	return tbl.GetLease(st, worker)
+}
+
+// claim places claimer's steal claim on shard, as its lease pass does.
+func (e *env) claim(shard, claimer string) error {
+	e.t.Helper()
+	_, err := db.UpdateItem(e.t.Context(), &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(e.table),
+		Key:                       map[string]types.AttributeValue{"ShardID": &types.AttributeValueMemberS{Value: shard}},
+		UpdateExpression:          aws.String("SET ClaimRequest = :c, ClaimTime = :t"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: claimer}, ":t": &types.AttributeValueMemberS{Value: time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z07:00")}},
+	})
+	return err
 }
 
 func checkpointAt(t *testing.T, tbl *leases.Table, st *par.ShardStatus, seq string) error {
@@ -183,7 +226,7 @@ func TestLostLeaseCannotCheckpoint(t *testing.T) {
 	}
 	// w2 judges expiry by its own sighting of the lease: it must see it
 	// unchanged for a lease duration.
-	wantNotAcquired(t, w2.GetLease(s2, "w2"), nil)
+	wantNotAcquired(t, take(t, w2, s2, "w2"), nil)
 	time.Sleep(lease + 100*time.Millisecond)
 	mustLease(t, w2, s2, "w2")
 	if err := checkpointAt(t, w2, s2, "200"); err != nil {
@@ -216,9 +259,6 @@ func TestLostLeaseCannotCheckpoint(t *testing.T) {
 	if r := e.row(w1, "shard-1"); r.Checkpoint != "200" || r.Owner != "w2" {
 		t.Fatalf("row after w1's release: %+v, want checkpoint 200 owner w2", r)
 	}
-	if owner, err := w1.GetLeaseOwner("shard-1"); err != nil || owner != "w2" {
-		t.Fatalf("GetLeaseOwner = %q, %v; want w2", owner, err)
-	}
 }
 
 // 2. Renewal by the owner extends the timeout; an unexpired foreign lease is
@@ -243,7 +283,7 @@ func TestRenewalAndForeignLease(t *testing.T) {
 		t.Fatalf("in-memory timeout %v, row %v", s1.GetLeaseTimeout(), second.LeaseTimeout)
 	}
 
-	err := w2.GetLease(status("shard-1", ""), "w2")
+	err := take(t, w2, status("shard-1", ""), "w2")
 	wantNotAcquired(t, err, nil)
 	if r := e.row(w1, "shard-1"); r.Owner != "w1" || !r.LeaseTimeout.Equal(second.LeaseTimeout) {
 		t.Fatalf("row changed by a refused acquisition: %+v", r)
@@ -264,7 +304,7 @@ func TestDrainRefusesNewLeases(t *testing.T) {
 	held, free := status("shard-1", ""), status("shard-2", "")
 	mustLease(t, w1, held, "w1")
 	w1.Drain()
-	wantNotAcquired(t, w1.GetLease(free, "w1"), nil)
+	wantNotAcquired(t, take(t, w1, free, "w1"), nil)
 	before := e.row(w1, "shard-1").LeaseTimeout
 	time.Sleep(20 * time.Millisecond)
 	mustLease(t, w1, held, "w1")
@@ -274,116 +314,6 @@ func TestDrainRefusesNewLeases(t *testing.T) {
 	mustLease(t, w2, free, "w2")
 }
 
-// 3. Steal protocol.
-func TestStealProtocol(t *testing.T) {
-	e := newEnv(t)
-	const lease = 5 * time.Second
-	var released []string
-	var mu sync.Mutex
-	w1 := e.worker("w1", lease, func(id string) {
-		mu.Lock()
-		released = append(released, id)
-		mu.Unlock()
-	})
-	w2, w3 := e.worker("w2", lease, nil), e.worker("w3", lease, nil)
-	s1 := status("shard-1", "")
-	mustLease(t, w1, s1, "w1")
-
-	// w2 learns the owner as the KCL's rebalance does, and claims.
-	s2 := status("shard-1", "")
-	workers, err := w2.ListActiveWorkers(map[string]*par.ShardStatus{"shard-1": s2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(workers["w1"]) != 1 || workers["w1"][0] != s2 || len(workers) != 1 {
-		t.Fatalf("ListActiveWorkers = %v", workers)
-	}
-	if err := w2.ClaimShard(s2, "w2"); err != nil {
-		t.Fatalf("w2 claim: %v", err)
-	}
-	if s2.ClaimRequest != "w2" {
-		t.Fatalf("in-memory claim after ClaimShard = %q", s2.ClaimRequest)
-	}
-	// A second claim while w2's is live fails.
-	s3 := status("shard-1", "")
-	s3.SetLeaseOwner("w1")
-	if err := w3.ClaimShard(s3, "w3"); err == nil {
-		t.Fatal("w3 claimed a shard with a live claim by w2")
-	}
-	// FetchCheckpoint exposes the claim (the KCL's own never sets it).
-	if err := w3.FetchCheckpoint(s3); !errors.Is(err, checkpoint.ErrSequenceIDNotFound) {
-		t.Fatalf("FetchCheckpoint without checkpoint: %v", err)
-	}
-	s3.Mux.RLock()
-	claim, owner := s3.ClaimRequest, s3.AssignedTo
-	s3.Mux.RUnlock()
-	if claim != "w2" || owner != "w1" {
-		t.Fatalf("FetchCheckpoint: claim %q owner %q", claim, owner)
-	}
-	// The claimer cannot take the lease before the owner lets go.
-	wantNotAcquired(t, w2.GetLease(s2, "w2"), nil)
-
-	// w1's renewal gives the shard up.
-	err = w1.GetLease(s1, "w1")
-	if !errors.Is(err, leases.ErrClaimed) {
-		t.Fatalf("w1 renewal under claim: %v, want ErrClaimed", err)
-	}
-	if isNotAcquired(err) {
-		t.Fatalf("renewal refusal under claim matches ErrLeaseNotAcquired: %v", err)
-	}
-	if err := w1.RemoveLeaseOwner("shard-1"); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	if len(released) != 1 || released[0] != "shard-1" {
-		t.Fatalf("OnRelease calls: %v", released)
-	}
-	mu.Unlock()
-	if r := e.row(w1, "shard-1"); r.Owner != "" || r.ClaimRequest != "w2" {
-		t.Fatalf("row after release: %+v, want no owner, claim w2", r)
-	}
-
-	// A third worker cannot take it while w2's claim is live.
-	wantNotAcquired(t, w3.GetLease(status("shard-1", ""), "w3"), leases.ErrClaimed)
-
-	mustLease(t, w2, s2, "w2")
-	r := e.row(w1, "shard-1")
-	if r.Owner != "w2" || r.ClaimRequest != "" || !r.ClaimTime.IsZero() {
-		t.Fatalf("row after w2 took the shard: %+v", r)
-	}
-	if s2.ClaimRequest != "" {
-		t.Fatalf("in-memory claim after the steal: %q", s2.ClaimRequest)
-	}
-}
-
-// An expired claim neither blocks others nor stops a renewal.
-func TestClaimExpires(t *testing.T) {
-	e := newEnv(t)
-	const lease = 200 * time.Millisecond // claim timeout 400ms
-	w1, w2, w3 := e.worker("w1", lease, nil), e.worker("w2", lease, nil), e.worker("w3", lease, nil)
-	s1 := status("shard-1", "")
-	mustLease(t, w1, s1, "w1")
-	s2 := status("shard-1", "")
-	s2.SetLeaseOwner("w1")
-	claimAt := time.Now()
-	if err := w2.ClaimShard(s2, "w2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := w1.GetLease(s1, "w1"); !errors.Is(err, leases.ErrClaimed) {
-		t.Fatalf("renewal under a live claim: %v, want ErrClaimed", err)
-	}
-	// w2 never took the shard (say it died); once its claim expired, the
-	// owner renews again.
-	time.Sleep(time.Until(claimAt.Add(2*lease + 50*time.Millisecond)))
-	mustLease(t, w1, s1, "w1")
-	// w3 may claim again now.
-	s3 := status("shard-1", "")
-	s3.SetLeaseOwner("w1")
-	if err := w3.ClaimShard(s3, "w3"); err != nil {
-		t.Fatalf("claim after the previous one expired: %v", err)
-	}
-}
-
 // 4. A checkpoint does not erase the claim; a lease write does not erase the
 // checkpoint.
 func TestWritesKeepOtherColumns(t *testing.T) {
@@ -391,17 +321,15 @@ func TestWritesKeepOtherColumns(t *testing.T) {
 	const lease = 5 * time.Second
 	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
 	s1 := status("shard-1", "parent-0")
-	// The parent row is missing and no shard list is known: after the
-	// listing grace (here 0) the child may be leased.
-	leases.SetListingGrace(w1, 0)
-	leases.SetListingGrace(w2, 0)
+	// The parent row is missing and Kinesis does not list it: the child is
+	// leased.
 	mustLease(t, w1, s1, "w1")
 	if err := checkpointAt(t, w1, s1, "100"); err != nil {
 		t.Fatal(err)
 	}
 	s2 := status("shard-1", "")
 	s2.SetLeaseOwner("w1")
-	if err := w2.ClaimShard(s2, "w2"); err != nil {
+	if err := e.claim(s2.ID, "w2"); err != nil {
 		t.Fatal(err)
 	}
 	claimTime := e.row(w1, "shard-1").ClaimTime
@@ -436,183 +364,6 @@ func TestWritesKeepOtherColumns(t *testing.T) {
 	}
 }
 
-// 5. A child shard is not leased while its parent is unfinished.
-func TestChildWaitsForParent(t *testing.T) {
-	e := newEnv(t)
-	const lease = 5 * time.Second
-	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
-	parent := status("shard-p", "")
-	mustLease(t, w1, parent, "w1")
-	if err := checkpointAt(t, w1, parent, "10"); err != nil {
-		t.Fatal(err)
-	}
-
-	child := status("shard-c", "shard-p")
-	wantNotAcquired(t, w2.GetLease(child, "w2"), leases.ErrParentOpen)
-	wantNotAcquired(t, w1.GetLease(status("shard-c", "shard-p"), "w1"), leases.ErrParentOpen)
-	// The parent released without finishing: still refused.
-	if err := w1.RemoveLeaseOwner("shard-p"); err != nil {
-		t.Fatal(err)
-	}
-	wantNotAcquired(t, w2.GetLease(child, "w2"), leases.ErrParentOpen)
-
-	mustLease(t, w1, parent, "w1")
-	if err := checkpointAt(t, w1, parent, checkpoint.ShardEnd); err != nil {
-		t.Fatal(err)
-	}
-	mustLease(t, w2, child, "w2")
-	if r := e.row(w1, "shard-c"); r.Owner != "w2" || r.ParentShardID != "shard-p" {
-		t.Fatalf("child row: %+v", r)
-	}
-	// A finished shard is never leased again.
-	if err := w1.RemoveLeaseOwner("shard-p"); err != nil {
-		t.Fatal(err)
-	}
-	wantNotAcquired(t, w2.GetLease(status("shard-p", ""), "w2"), nil)
-}
-
-// A parent without a row blocks its child while Kinesis still lists it
-// (learned from ListActiveWorkers) and, before any list is known, for the
-// listing grace of a new Table.
-func TestChildOfUnleasedParent(t *testing.T) {
-	e := newEnv(t)
-	w1 := e.worker("w1", 5*time.Second, nil)
-	parent, child := status("shard-p", ""), status("shard-c", "shard-p")
-	// Fresh start: the KCL may try the child before anyone leased the parent.
-	wantNotAcquired(t, w1.GetLease(child, "w1"), leases.ErrParentOpen)
-
-	shards := map[string]*par.ShardStatus{"shard-p": parent, "shard-c": child}
-	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
-		t.Fatalf("ListActiveWorkers with free shards: %v, want ErrShardNotAssigned", err)
-	}
-	wantNotAcquired(t, w1.GetLease(child, "w1"), leases.ErrParentOpen)
-
-	// The parent was trimmed: Kinesis no longer lists it.
-	delete(shards, "shard-p")
-	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
-		t.Fatalf("ListActiveWorkers: %v", err)
-	}
-	mustLease(t, w1, child, "w1")
-
-	// Without lease stealing the KCL never calls ListActiveWorkers: after the
-	// grace, a child of a parent without a row is leased (residual risk).
-	w2 := e.worker("w2", 5*time.Second, nil)
-	leases.SetListingGrace(w2, 0)
-	mustLease(t, w2, status("shard-c2", "shard-q"), "w2")
-}
-
-// 6. Fair share: with 4 shards and two active workers, a worker holding 2
-// cannot take a third.
-func TestFairShare(t *testing.T) {
-	e := newEnv(t)
-	const lease = 5 * time.Second
-	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
-	leases.SetStatsTTL(w1, 0)
-	leases.SetStatsTTL(w2, 0)
-	st := func(i int) *par.ShardStatus { return status(fmt.Sprintf("shard-%d", i), "") }
-	// Rows for all four shards exist (as after an earlier run).
-	for i := range 4 {
-		s := st(i)
-		mustLease(t, w1, s, "w1")
-		if err := w1.RemoveLeaseOwner(s.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustLease(t, w1, st(0), "w1")
-	mustLease(t, w1, st(1), "w1")
-	mustLease(t, w2, st(2), "w2")
-
-	wantNotAcquired(t, w1.GetLease(st(3), "w1"), leases.ErrFairShare)
-	mustLease(t, w2, st(3), "w2")
-
-	// The count of open shards from ListActiveWorkers counts shards without
-	// rows too: with 6 listed shards, w1 may take a third.
-	shards := map[string]*par.ShardStatus{}
-	for i := range 6 {
-		shards[fmt.Sprintf("shard-%d", i)] = st(i)
-	}
-	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
-		t.Fatalf("ListActiveWorkers: %v", err)
-	}
-	mustLease(t, w1, st(4), "w1")
-	wantNotAcquired(t, w1.GetLease(st(5), "w1"), leases.ErrFairShare)
-}
-
-// The fair-share guard does not apply to a shard this worker claimed.
-func TestFairShareSkippedForOwnClaim(t *testing.T) {
-	e := newEnv(t)
-	const lease = 5 * time.Second
-	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
-	leases.SetStatsTTL(w1, 0)
-	leases.SetStatsTTL(w2, 0)
-	mustLease(t, w1, status("shard-0", ""), "w1")
-	mustLease(t, w1, status("shard-1", ""), "w1")
-	mustLease(t, w2, status("shard-2", ""), "w2")
-	mustLease(t, w2, status("shard-3", ""), "w2")
-	// w1 claims one of w2's shards; w2 releases it.
-	s := status("shard-3", "")
-	s.SetLeaseOwner("w2")
-	if err := w1.ClaimShard(s, "w1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := w2.RemoveLeaseOwner("shard-3"); err != nil {
-		t.Fatal(err)
-	}
-	mustLease(t, w1, s, "w1")
-}
-
-// 7. Two workers racing for a free shard: exactly one wins.
-func TestAcquireRace(t *testing.T) {
-	e := newEnv(t)
-	const lease = 5 * time.Second
-	w := []*leases.Table{e.worker("w1", lease, nil), e.worker("w2", lease, nil)}
-	ids := []string{"w1", "w2"}
-	for _, tbl := range w {
-		leases.SetStatsTTL(tbl, 0)
-	}
-	wins := map[string]int{}
-	for round := range 30 {
-		id := fmt.Sprintf("shard-%d", round)
-		errs := make([]error, 2)
-		var start, done sync.WaitGroup
-		start.Add(1)
-		for i := range 2 {
-			done.Add(1)
-			go func() {
-				defer done.Done()
-				start.Wait()
-				errs[i] = w[i].GetLease(status(id, ""), ids[i])
-			}()
-		}
-		start.Done()
-		done.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				if winner >= 0 {
-					t.Fatalf("round %d: both workers acquired %s", round, id)
-				}
-				winner = i
-			case !isNotAcquired(err):
-				t.Fatalf("round %d: %s: unexpected error %v", round, ids[i], err)
-			}
-		}
-		if winner < 0 {
-			t.Fatalf("round %d: nobody acquired %s: %v", round, id, errs)
-		}
-		wins[ids[winner]]++
-		if r := e.row(w[0], id); r.Owner != ids[winner] {
-			t.Fatalf("round %d: row owner %q, winner %s", round, r.Owner, ids[winner])
-		}
-		// Release so that the fair-share guard stays out of the race.
-		if err := w[winner].RemoveLeaseOwner(id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("wins: %v", wins)
-}
-
 // While the KCL ends a consumer (between its clearing of the in-memory owner
 // and the end of RemoveLeaseOwner, which includes OnRelease), the worker does
 // not lease the shard again; checkpoints from OnRelease succeed, later ones
@@ -639,7 +390,7 @@ func TestReleaseWindow(t *testing.T) {
 	if err := w1.FetchCheckpoint(s1); err != nil {
 		t.Fatal(err)
 	}
-	wantNotAcquired(t, w1.GetLease(s1, "w1"), nil)
+	wantNotAcquired(t, take(t, w1, s1, "w1"), nil)
 
 	if err := w1.RemoveLeaseOwner("shard-1"); err != nil {
 		t.Fatal(err)
@@ -680,44 +431,9 @@ func TestRetakeOwnRowAfterRestart(t *testing.T) {
 	mustLease(t, restarted, s, "w1") // renewal
 }
 
-func TestListActiveWorkers(t *testing.T) {
-	e := newEnv(t)
-	const lease = 5 * time.Second
-	w1, w2 := e.worker("w1", lease, nil), e.worker("w2", lease, nil)
-	leases.SetStatsTTL(w1, 0) // ListActiveWorkers reuses the pass's scan otherwise
-	a, b, c := status("a", ""), status("b", ""), status("c", "")
-	mustLease(t, w1, a, "w1")
-	mustLease(t, w2, b, "w2")
-	mustLease(t, w2, c, "w2")
-	if err := checkpointAt(t, w2, c, checkpoint.ShardEnd); err != nil {
-		t.Fatal(err)
-	}
-	if err := checkpointAt(t, w1, a, "7"); err != nil {
-		t.Fatal(err)
-	}
-	shards := map[string]*par.ShardStatus{"a": status("a", ""), "b": status("b", ""), "c": status("c", "")}
-	workers, err := w1.ListActiveWorkers(shards)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(workers) != 2 || len(workers["w1"]) != 1 || workers["w1"][0].ID != "a" || len(workers["w2"]) != 1 || workers["w2"][0].ID != "b" {
-		t.Fatalf("workers = %v", workers)
-	}
-	if got := shards["a"].GetCheckpoint(); got != "7" || shards["a"].GetLeaseOwner() != "w1" || shards["c"].GetCheckpoint() != checkpoint.ShardEnd {
-		t.Fatalf("in-memory after ListActiveWorkers: a=%q/%q c=%q", got, shards["a"].GetLeaseOwner(), shards["c"].GetCheckpoint())
-	}
-	shards["d"] = status("d", "")
-	if _, err := w1.ListActiveWorkers(shards); !errors.Is(err, checkpoint.ErrShardNotAssigned) {
-		t.Fatalf("with an unowned shard: %v", err)
-	}
-}
-
 func TestRemoveLeaseInfoAndOwner(t *testing.T) {
 	e := newEnv(t)
 	w1 := e.worker("w1", 5*time.Second, nil)
-	if _, err := w1.GetLeaseOwner("shard-1"); !errors.Is(err, checkpoint.NoLeaseOwnerErr) {
-		t.Fatalf("GetLeaseOwner without row: %v", err)
-	}
 	mustLease(t, w1, status("shard-1", ""), "w1")
 	if err := w1.RemoveLeaseInfo("shard-1"); err != nil {
 		t.Fatal(err)
@@ -826,7 +542,7 @@ func TestClockSkewTakesNoLiveLease(t *testing.T) {
 					mustLease(t, owner, own, "owner")
 					lastRenew = time.Now()
 				}
-				err := skewed.GetLease(status("shard-1", ""), "skewed")
+				err := take(t, skewed, status("shard-1", ""), "skewed")
 				if err == nil {
 					t.Fatalf("worker with clock offset %v took a lease renewed %v ago", offset, time.Since(lastRenew))
 				}
@@ -836,7 +552,7 @@ func TestClockSkewTakesNoLiveLease(t *testing.T) {
 			// The owner dies: no more renewals. The skewed worker takes the
 			// shard about one lease duration after the last renewal it saw.
 			waitFor(t, 5*lease, "the skewed worker to take the abandoned lease", func() bool {
-				return skewed.GetLease(status("shard-1", ""), "skewed") == nil
+				return take(t, skewed, status("shard-1", ""), "skewed") == nil
 			})
 			took := time.Since(lastRenew)
 			if took < lease {
@@ -869,7 +585,6 @@ func TestClaimWaitsForTheBatchInFlight(t *testing.T) {
 	// again by the KCL.
 	owner := e.newTable(leases.Config{WorkerID: "owner", LeaseDuration: lease, ClaimTimeout: 10 * lease})
 	claimer := e.newTable(leases.Config{WorkerID: "claimer", LeaseDuration: lease, ClaimTimeout: 10 * lease})
-	leases.SetStatsTTL(claimer, 0)
 	own := status("shard-1", "")
 	mustLease(t, owner, own, "owner")
 	if !owner.BeginBatch("shard-1") {
@@ -879,7 +594,7 @@ func TestClaimWaitsForTheBatchInFlight(t *testing.T) {
 	if err := claimer.FetchCheckpoint(theirs); err != nil && !errors.Is(err, checkpoint.ErrSequenceIDNotFound) {
 		t.Fatal(err)
 	}
-	if err := claimer.ClaimShard(theirs, "claimer"); err != nil {
+	if err := e.claim(theirs.ID, "claimer"); err != nil {
 		t.Fatalf("ClaimShard: %v", err)
 	}
 	// A slow delivery: three lease durations of renewals.
@@ -887,7 +602,7 @@ func TestClaimWaitsForTheBatchInFlight(t *testing.T) {
 		if err := owner.GetLease(own, "owner"); err != nil {
 			t.Fatalf("renewal during the batch in flight: %v", err)
 		}
-		if err := claimer.GetLease(status("shard-1", ""), "claimer"); err == nil {
+		if err := take(t, claimer, status("shard-1", ""), "claimer"); err == nil {
 			t.Fatal("the claimer took the shard while its owner's batch was in flight")
 		}
 	}
@@ -918,29 +633,43 @@ func TestClaimWaitsForTheBatchInFlight(t *testing.T) {
 func TestRenewalRetriesAFailedCall(t *testing.T) {
 	e := newEnv(t)
 	proxy := faultproxy.New(t, endpoint, faultproxy.Rule{Operation: "UpdateItem", Every: 2, Code: "ProvisionedThroughputExceededException"})
-	flaky := dynamodb.New(db.Options(), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(proxy.URL)
-		o.RetryMaxAttempts = 1
-	})
-	w := e.newTable(leases.Config{WorkerID: "w1", LeaseDuration: 2 * time.Second, Client: flaky})
-	st := status("shard-1", "")
-	for attempt := 0; ; attempt++ {
-		if err := w.GetLease(st, "w1"); err == nil {
-			break
-		} else if attempt > 5 {
-			t.Fatalf("acquire: %v", err)
-		}
+	// The lease is taken on the emulator directly (a pass makes two writes),
+	// then every call goes through the proxy.
+	var flaky atomic.Bool
+	proxied, err := url.Parse(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
 	}
+	client := dynamodb.New(db.Options(), func(o *dynamodb.Options) {
+		o.RetryMaxAttempts = 1
+		o.HTTPClient = &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+			if flaky.Load() {
+				r.URL.Scheme, r.URL.Host = proxied.Scheme, proxied.Host
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		})}
+	})
+	w := e.newTable(leases.Config{WorkerID: "w1", LeaseDuration: 2 * time.Second, Client: client})
+	st := status("shard-1", "")
+	mustLease(t, w, st, "w1")
+	flaky.Store(true)
 	reads := proxy.Calls("GetItem")
 	for i := range 6 {
 		if err := w.GetLease(st, "w1"); err != nil {
 			t.Fatalf("renewal %d with every second write failing: %v", i, err)
 		}
 	}
+	if n := proxy.Calls("UpdateItem"); n < 7 {
+		t.Errorf("6 renewals with every second write failing made %d UpdateItem calls, want at least 7", n)
+	}
 	if n := proxy.Calls("GetItem") - reads; n != 0 {
 		t.Errorf("6 renewals made %d GetItem calls, want none", n)
 	}
 }
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Two workers racing to take over the same expired lease: exactly one wins,
 // every round, and the row names it.
@@ -950,16 +679,13 @@ func TestTakeoverRaceOnAnExpiredLease(t *testing.T) {
 	dead := e.worker("dead", lease, nil)
 	w := []*leases.Table{e.worker("w1", lease, nil), e.worker("w2", lease, nil)}
 	ids := []string{"w1", "w2"}
-	for _, tbl := range w {
-		leases.SetStatsTTL(tbl, 0)
-	}
 	wins := map[string]int{}
 	for round := range 10 {
 		id := fmt.Sprintf("shard-%d", round)
 		mustLease(t, dead, status(id, ""), "dead")
 		// Both see the dead worker's lease, then wait for it to expire.
 		for i := range w {
-			wantNotAcquired(t, w[i].GetLease(status(id, ""), ids[i]), nil)
+			wantNotAcquired(t, take(t, w[i], status(id, ""), ids[i]), nil)
 		}
 		time.Sleep(lease + 50*time.Millisecond)
 		errs := make([]error, 2)
@@ -970,7 +696,7 @@ func TestTakeoverRaceOnAnExpiredLease(t *testing.T) {
 			go func() {
 				defer done.Done()
 				start.Wait()
-				errs[i] = w[i].GetLease(status(id, ""), ids[i])
+				errs[i] = take(t, w[i], status(id, ""), ids[i])
 			}()
 		}
 		start.Done()
@@ -1008,13 +734,12 @@ func TestRefusedBatchEndsTheConsumerEvenIfTheClaimExpired(t *testing.T) {
 	e := newEnv(t)
 	const lease = 300 * time.Millisecond
 	owner := e.newTable(leases.Config{WorkerID: "owner", LeaseDuration: lease, ClaimTimeout: lease})
-	claimer := e.newTable(leases.Config{WorkerID: "claimer", LeaseDuration: lease, ClaimTimeout: lease})
 	own := status("shard-1", "")
 	mustLease(t, owner, own, "owner")
 	owner.BeginBatch("shard-1")
 	theirs := status("shard-1", "")
 	theirs.SetLeaseOwner("owner")
-	if err := claimer.ClaimShard(theirs, "claimer"); err != nil {
+	if err := e.claim(theirs.ID, "claimer"); err != nil {
 		t.Fatal(err)
 	}
 	if err := owner.GetLease(own, "owner"); err != nil {

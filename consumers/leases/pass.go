@@ -17,8 +17,7 @@ import (
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 )
 
-// Coordinated mode (Config.Coordinated): the leases are taken in passes, not
-// by the KCL's event loop. The loop takes one lease per shard sync and then
+// The leases are taken in passes, not by the KCL's event loop. The loop takes one lease per shard sync and then
 // stops (worker.go's break after the first acquisition), so one worker needs
 // a tick per shard: 48 shards took 263 s at the default interval, 1,000
 // shards would take over an hour, and a dead worker's shards came back at one
@@ -30,7 +29,7 @@ import (
 // runs the passes and paces the loop (it ticks again at once while leases
 // wait to be started, once per pass otherwise).
 
-// workerKeyPrefix starts the ShardID of a worker row: each coordinated worker
+// workerKeyPrefix starts the ShardID of a worker row: each worker
 // announces itself (and its max_leases) every pass, so that a worker holding
 // no lease yet counts in everyone's share. Shard IDs never start with "#".
 const workerKeyPrefix = "#worker#"
@@ -76,7 +75,7 @@ type pendingLease struct {
 	parent  string
 }
 
-// errNotPlanned refuses, in coordinated mode, a shard the passes did not
+// errNotPlanned refuses a shard the passes did not
 // give this worker. One value: the KCL's loop asks for every shard it does
 // not run on every tick, and only tests the error's type.
 var errNotPlanned = &notAcquiredError{msg: "leases: shard not assigned to this worker by the last lease pass; passes take leases, the KCL's loop only starts them"}
@@ -114,10 +113,8 @@ func (t *Table) Pass(ctx context.Context, shards []ShardInfo) (PassReport, error
 	}
 	now := t.now()
 	byID := make(map[string]row, len(rows))
-	leases := make([]Lease, 0, len(rows))
 	for _, r := range rows {
 		byID[r.ShardID] = r
-		leases = append(leases, r.Lease)
 	}
 	listed := make(map[string]bool, len(shards))
 	adjacent := map[string]string{}
@@ -128,8 +125,7 @@ func (t *Table) Pass(ctx context.Context, shards []ShardInfo) (PassReport, error
 		}
 	}
 	t.mu.Lock()
-	t.stats, t.statsAt, t.passRows = leases, now, byID
-	t.listed = listed
+	t.passRows = byID
 	for c, p := range adjacent {
 		t.adjacent[c] = p
 	}
@@ -469,11 +465,7 @@ func (t *Table) retire() {
 		pending = append(pending, id)
 	}
 	clear(t.pending)
-	coordinated := t.coordinated
 	t.mu.Unlock()
-	if !coordinated {
-		return
-	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
 	for _, id := range pending {
@@ -487,7 +479,7 @@ func (t *Table) retire() {
 	}
 }
 
-// Worker is a worker row: a coordinated worker as it last announced itself.
+// Worker is a worker row: a worker as it last announced itself.
 type Worker struct {
 	ID string
 	// MaxLeases is its cap (0: none).

@@ -27,7 +27,7 @@ func listing(n int) []leases.ShardInfo {
 // coordinated is a coordinated Table for worker id on the test's table.
 func (e *env) coordinated(id string, leaseDur time.Duration, now func() time.Time) *leases.Table {
 	e.t.Helper()
-	return e.newTable(leases.Config{WorkerID: id, LeaseDuration: leaseDur, Now: now, Coordinated: true, AnnounceWait: 300 * time.Millisecond})
+	return e.newTable(leases.Config{WorkerID: id, LeaseDuration: leaseDur, Now: now, AnnounceWait: 300 * time.Millisecond})
 }
 
 func (e *env) pass(tbl *leases.Table, shards []leases.ShardInfo) leases.PassReport {

@@ -13,42 +13,30 @@ import (
 // checkpoint: LATEST, TRIM_HORIZON or AT_TIMESTAMP <RFC 3339>.
 const colStartAt = "StartAt"
 
-// Start positions of Rewind, as Kinesis names the iterator types.
-const (
-	StartLatest      = "LATEST"
-	StartTrimHorizon = "TRIM_HORIZON"
-	StartAtTimestamp = "AT_TIMESTAMP"
-)
-
-// StartPosition is where a rewound shard starts reading.
-type StartPosition struct {
-	Type      string    // StartLatest, StartTrimHorizon or StartAtTimestamp
-	Timestamp time.Time // for StartAtTimestamp: the first arrival time read
-}
-
-// String is the column's form: LATEST, TRIM_HORIZON or AT_TIMESTAMP <RFC 3339>.
-func (p StartPosition) String() string {
-	if p.Type == StartAtTimestamp {
-		return StartAtTimestamp + " " + p.Timestamp.UTC().Format(time.RFC3339Nano)
+// Encode is the StartAt column's form of p: LATEST, TRIM_HORIZON or
+// AT_TIMESTAMP <RFC 3339>.
+func (p Position) Encode() string {
+	if p.Type == AtTimestamp {
+		return AtTimestamp + " " + p.Timestamp.UTC().Format(time.RFC3339Nano)
 	}
 	return p.Type
 }
 
-// ParseStartPosition reads StartPosition.String's form.
-func ParseStartPosition(s string) (StartPosition, error) {
+// ParsePosition reads Encode's form.
+func ParsePosition(s string) (Position, error) {
 	typ, ts, _ := strings.Cut(s, " ")
 	switch typ {
-	case StartLatest, StartTrimHorizon:
+	case Latest, TrimHorizon:
 		if ts == "" {
-			return StartPosition{Type: typ}, nil
+			return Position{Type: typ}, nil
 		}
-	case StartAtTimestamp:
+	case AtTimestamp:
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err == nil {
-			return StartPosition{Type: typ, Timestamp: t.UTC()}, nil
+			return Position{Type: typ, Timestamp: t.UTC()}, nil
 		}
 	}
-	return StartPosition{}, fmt.Errorf("leases: %q is not a start position (LATEST, TRIM_HORIZON or AT_TIMESTAMP <RFC 3339>)", s)
+	return Position{}, fmt.Errorf("leases: %q is not a start position (LATEST, TRIM_HORIZON or AT_TIMESTAMP <RFC 3339>)", s)
 }
 
 // startMarkerPrefix starts the in-memory checkpoint FetchCheckpoint hands the
@@ -60,16 +48,16 @@ func ParseStartPosition(s string) (StartPosition, error) {
 const startMarkerPrefix = "kinesis-ingest-start:"
 
 // StartMarker returns the checkpoint string that stands for p.
-func StartMarker(p StartPosition) string { return startMarkerPrefix + p.String() }
+func StartMarker(p Position) string { return startMarkerPrefix + p.Encode() }
 
 // FromStartMarker returns the position a StartMarker stands for; ok is false
 // for a real sequence number.
-func FromStartMarker(cp string) (p StartPosition, ok bool) {
+func FromStartMarker(cp string) (p Position, ok bool) {
 	rest, ok := strings.CutPrefix(cp, startMarkerPrefix)
 	if !ok {
-		return StartPosition{}, false
+		return Position{}, false
 	}
-	p, err := ParseStartPosition(rest)
+	p, err := ParsePosition(rest)
 	return p, err == nil
 }
 
@@ -88,14 +76,14 @@ var ErrLeaseLive = fmt.Errorf("a worker holds a live lease of the shard")
 // cutoff (its LeaseTimeout, written on the worker's clock: give a cutoff
 // some skew before now), judged in one conditional write so that a worker
 // taking the lease in the meantime wins and the rewind fails.
-func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, cutoff time.Time) error {
-	if _, err := ParseStartPosition(p.String()); err != nil {
+func (t *Table) Rewind(ctx context.Context, shardID string, p Position, cutoff time.Time) error {
+	if _, err := ParsePosition(p.Encode()); err != nil {
 		return err
 	}
 	// The handler state (State) belongs to the checkpoint removed here.
 	in := t.update(shardID, "SET #sa = :sa REMOVE #cp, #c, #ct, #is, #o, #st",
 		"attribute_not_exists(#o) OR #o = :none OR #lt < :now", map[string]types.AttributeValue{
-			":sa":   s(p.String()),
+			":sa":   s(p.Encode()),
 			":none": s(""),
 			":now":  s(fmtTime(cutoff)),
 		})
@@ -110,6 +98,6 @@ func (t *Table) Rewind(ctx context.Context, shardID string, p StartPosition, cut
 	if err != nil {
 		return fmt.Errorf("leases: rewind shard %q in table %q: %w (DynamoDB error; nothing was changed for this shard, rewind again)", shardID, t.table, err)
 	}
-	t.log.Info("shard rewound", "shard", shardID, "start_at", p.String())
+	t.log.Info("shard rewound", "shard", shardID, "start_at", p.Encode())
 	return nil
 }

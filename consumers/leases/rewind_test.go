@@ -17,7 +17,7 @@ func TestRewind(t *testing.T) {
 	const lease = 400 * time.Millisecond
 	w1, ops := e.worker("w1", lease, nil), e.worker("ops", lease, nil)
 	at := time.Date(2026, 12, 2, 1, 0, 0, 123456000, time.UTC)
-	pos := leases.StartPosition{Type: leases.StartAtTimestamp, Timestamp: at}
+	pos := leases.Position{Type: leases.AtTimestamp, Timestamp: at}
 
 	s1, s2 := status("shard-1", ""), status("shard-2", "")
 	mustLease(t, w1, s1, "w1")
@@ -44,7 +44,7 @@ func TestRewind(t *testing.T) {
 	if err := ops.Rewind(t.Context(), "shard-2", pos, time.Now()); err != nil {
 		t.Fatalf("rewind of a released shard: %v", err)
 	}
-	if err := ops.Rewind(t.Context(), "shard-3", leases.StartPosition{Type: leases.StartTrimHorizon}, time.Now()); err != nil {
+	if err := ops.Rewind(t.Context(), "shard-3", leases.Position{Type: leases.TrimHorizon}, time.Now()); err != nil {
 		t.Fatalf("rewind of a shard without a row: %v", err)
 	}
 	time.Sleep(lease + 100*time.Millisecond)
@@ -66,7 +66,7 @@ func TestRewind(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, ok := leases.FromStartMarker(n1.GetCheckpoint())
-	if !ok || got.Type != leases.StartAtTimestamp || !got.Timestamp.Equal(at) {
+	if !ok || got.Type != leases.AtTimestamp || !got.Timestamp.Equal(at) {
 		t.Fatalf("checkpoint handed to the KCL %q: %+v, %v", n1.GetCheckpoint(), got, ok)
 	}
 	if err := w2.CheckpointSequence(n1); err == nil {
@@ -83,7 +83,7 @@ func TestRewind(t *testing.T) {
 	if err := w2.FetchCheckpoint(n3); err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := leases.FromStartMarker(n3.GetCheckpoint()); !ok || p.Type != leases.StartTrimHorizon {
+	if p, ok := leases.FromStartMarker(n3.GetCheckpoint()); !ok || p.Type != leases.TrimHorizon {
 		t.Fatalf("shard-3 start %q", n3.GetCheckpoint())
 	}
 }

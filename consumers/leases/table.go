@@ -41,30 +41,38 @@ func (t *Table) EnsureTable(ctx context.Context) error {
 			t.log.Info("lease table created", "billing_mode", string(types.BillingModePayPerRequest))
 		}
 	}
-	delay := 20 * time.Millisecond
-	for {
-		desc, err = t.describe(ctx)
-		if err != nil {
-			return err
-		}
-		if desc != nil {
+	var status string
+	err = activePolicy.Do(ctx, retry.Options{Retryable: func(err error) bool { return errors.Is(err, errNotActive) }},
+		func(ctx context.Context) error {
+			desc, err := t.describe(ctx)
+			switch {
+			case err != nil:
+				return err
+			case desc == nil:
+				status = "absent"
+				return errNotActive
+			}
 			if err := t.checkSchema(desc); err != nil {
 				return err
 			}
-			if desc.TableStatus == types.TableStatusActive {
-				return nil
+			if desc.TableStatus != types.TableStatusActive {
+				status = string(desc.TableStatus)
+				return errNotActive
 			}
-		}
-		status := "absent"
-		if desc != nil {
-			status = string(desc.TableStatus)
-		}
-		if retry.Sleep(ctx, delay) != nil {
-			return fmt.Errorf("leases: lease table %q is still %s: %w", t.table, status, context.Cause(ctx))
-		}
-		delay = min(2*delay, time.Second)
+			return nil
+		})
+	if errors.Is(err, errNotActive) {
+		return fmt.Errorf("leases: lease table %q is still %s: %w", t.table, status, context.Cause(ctx))
 	}
+	return err
 }
+
+// errNotActive is a lease table that exists, or is being created, but is
+// not ACTIVE yet: EnsureTable asks again.
+var errNotActive = errors.New("lease table not active")
+
+// activePolicy paces EnsureTable's wait for the table to become ACTIVE.
+var activePolicy = retry.Policy{Initial: 20 * time.Millisecond, Max: time.Second}
 
 // describe returns the table description, or nil if the table does not exist.
 func (t *Table) describe(ctx context.Context) (*types.TableDescription, error) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
@@ -166,7 +167,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 		sources = append(sources, ps)
 	}
-	// Metrics decorate the stages, as WrapLeaseTable does the lease table: the
+	// Metrics decorate the stages (the consumers report through hooks): the
 	// sinks (rows, dead letters, latency, batch sizes, errors) and the pipeline
 	// as the consumers' handler (records in, batch and end-to-end latency); the
 	// pipeline counts only what it alone sees.
@@ -184,7 +185,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	dynamo := dynamodb.NewFromConfig(leaseCfg)
 	// One budget for the whole worker: memory is the process's, whatever the
 	// number of sources.
-	budget, err := kcl.NewBudget(cfg.Consumer.MaxInflightBytes, a.metrics)
+	budget, err := kcl.NewBudget(cfg.Consumer.MaxInflightBytes, a.metrics.Budget())
 	if err != nil {
 		return nil, fmt.Errorf("consumer.max_inflight_bytes: %w", err)
 	}
@@ -194,11 +195,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", src.Name, err)
 		}
-		kopts := []func(*kinesis.Options){kcl.GuardAggregates, kcl.StartRewound}
 		var efo *kcl.EFO
 		if e := k.EFO; e != nil {
-			efo = &kcl.EFO{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN}
-			kopts = append(kopts, kcl.WithFanOutGuard(a.metrics.NewFanOut(src.Name), log.With("source", src.Name, "subsystem", "efo")))
+			efo = &kcl.EFO{ConsumerName: e.ConsumerName, ConsumerARN: e.ConsumerARN, Hooks: a.metrics.NewFanOut(src.Name)}
 		}
 		// A relative init_position is resolved here, at this start; the lease
 		// table keeps the instant of the application's first start
@@ -209,7 +208,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			StreamARN:         k.StreamARN.String(),
 			StreamName:        k.StreamARN.Name,
 			Region:            k.StreamARN.Region,
-			Position:          kcl.Position{Type: pos.ShardIteratorType(), Timestamp: pos.Timestamp, Relative: k.InitPosition.Relative != 0},
+			Start:             leases.Position{Type: pos.ShardIteratorType(), Timestamp: pos.Timestamp},
+			StartRelative:     k.InitPosition.Relative != 0,
 			Application:       LeaseTable(cfg, src.Name),
 			WorkerID:          workerID,
 			ShardSyncInterval: cfg.Consumer.ShardSyncInterval,
@@ -225,10 +225,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Budget:            budget,
 			PastWindow:        pastWindow(cfg, src),
 			EFO:               efo,
-			Kinesis:           kinesis.NewFromConfig(kcfg, kopts...),
+			Kinesis:           kinesis.NewFromConfig(kcfg),
 			Dynamo:            dynamo,
 			Handler:           handler,
-			Metrics:           a.metrics,
+			Hooks:             a.metrics.Consumer(src.Name),
 			Logger:            log,
 		})
 		if err != nil {

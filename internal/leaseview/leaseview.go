@@ -151,13 +151,13 @@ func behind(ctx context.Context, src Source, sh *Shard) {
 	case sh.Checkpoint != "":
 		in.ShardIteratorType, in.StartingSequenceNumber = ktypes.ShardIteratorTypeAfterSequenceNumber, aws.String(sh.Checkpoint)
 	case sh.StartAt != "":
-		p, err := leases.ParseStartPosition(sh.StartAt)
+		p, err := leases.ParsePosition(sh.StartAt)
 		if err != nil {
 			sh.ReadError = err.Error()
 			return
 		}
 		in.ShardIteratorType = ktypes.ShardIteratorType(p.Type)
-		if p.Type == leases.StartAtTimestamp {
+		if p.Type == leases.AtTimestamp {
 			in.Timestamp = aws.Time(p.Timestamp)
 		}
 	default:
@@ -197,12 +197,12 @@ func LiveOwners(shards []Shard, cutoff time.Time) map[string][]string {
 // Change is one shard a reset rewinds.
 type Change struct {
 	Shard Shard
-	To    leases.StartPosition
+	To    leases.Position
 }
 
 // Plan returns the changes a reset to `to` makes: every shard of shards, or
 // only shardID when it is not empty (an unknown one is an error).
-func Plan(shards []Shard, to leases.StartPosition, shardID string) ([]Change, error) {
+func Plan(shards []Shard, to leases.Position, shardID string) ([]Change, error) {
 	var out []Change
 	for _, s := range shards {
 		if shardID == "" || s.ShardID == shardID {

@@ -21,7 +21,7 @@ func TestPlanAndLiveOwners(t *testing.T) {
 	if len(live) != 2 || live["w1"][0] != "s-0" || live["w2"][0] != "s-1" {
 		t.Errorf("live owners %v, want w1 (s-0) and w2 (s-1)", live)
 	}
-	to := leases.StartPosition{Type: leases.StartTrimHorizon}
+	to := leases.Position{Type: leases.TrimHorizon}
 	all, err := Plan(shards, to, "")
 	if err != nil || len(all) != 4 {
 		t.Errorf("plan of every shard: %d changes, %v", len(all), err)

@@ -99,10 +99,10 @@ import (
 
 // Config configures one consumer of one stream.
 type Config struct {
-	Source      string // the source's name: a metric label and the origin of rows
-	StreamARN   string
-	StreamName  string
-	Region      string
+	Source     string // the source's name: a metric label and the origin of rows
+	StreamARN  string
+	StreamName string
+	Region     string
 	// Start is where the application starts reading at its first start
 	// (init_position); later starts use what the lease table stored.
 	Start leases.Position
@@ -111,8 +111,8 @@ type Config struct {
 	// first start stores it, and a later start's other instant is no change
 	// of config.
 	StartRelative bool
-	Application string // lease table
-	WorkerID    string
+	Application   string // lease table
+	WorkerID      string
 
 	ShardSyncInterval time.Duration
 	LeaseDuration     time.Duration
@@ -226,11 +226,11 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	c.kinesis = kinesis.New(cfg.Kinesis.Options(), opts...)
 	table, err := leases.New(leases.Config{
-		Client:        cfg.Dynamo,
-		Table:         cfg.Application,
-		WorkerID:      cfg.WorkerID,
-		LeaseDuration: cfg.LeaseDuration,
-		Logger:        log.With("subsystem", "leases"),
+		Client:           cfg.Dynamo,
+		Table:            cfg.Application,
+		WorkerID:         cfg.WorkerID,
+		LeaseDuration:    cfg.LeaseDuration,
+		Logger:           log.With("subsystem", "leases"),
 		OnParentExpired:  func(string, string) { cfg.Hooks.ParentExpired() },
 		MaxLeasesPerPass: cfg.MaxLeasesPerPass,
 		MaxLeases:        cfg.MaxLeases,

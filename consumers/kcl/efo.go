@@ -125,9 +125,9 @@ func describeConsumer(ctx context.Context, kc *kinesis.Client, streamARN, name s
 //
 // Everything else passes through untouched.
 type FanOutGuard struct {
-	inner   aws.HTTPClient
-	hooks   FanOutHooks
-	log     *slog.Logger
+	inner aws.HTTPClient
+	hooks FanOutHooks
+	log   *slog.Logger
 	// Gap is the least time between two subscriptions to one shard.
 	Gap time.Duration
 	// Attempts bounds the sends of one refused SubscribeToShard.

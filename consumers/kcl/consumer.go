@@ -70,9 +70,9 @@
 //   - A malformed KPL aggregate made the library's de-aggregator drop the whole
 //     batch it came in (or panic on a bad partition-key index). GuardAggregates,
 //     a middleware on the Kinesis client (after the response is decoded), tries each aggregate alone
-//     and replaces a bad one's data with a placeholder the library passes
-//     through untouched, filing the original bytes beside it (out of band, so
-//     a plain record cannot forge the flag); it becomes a decode_error dead
+//     and turns a bad one into a plain record the library passes through
+//     untouched, flagged in its EncryptionType (which only Kinesis sets, so a
+//     plain record cannot forge the flag); it becomes a decode_error dead
 //     letter and the shard moves on.
 package kcl
 
@@ -520,7 +520,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 			},
 			Data: r.Data,
 		}
-		if orig, reason, bad := takeInvalid(r.Data); bad {
+		if orig, reason, bad := takeInvalid(r); bad {
 			recs[i].Data, recs[i].Invalid = orig, errors.New(reason)
 		}
 	}

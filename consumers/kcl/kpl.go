@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -17,31 +17,19 @@ import (
 // a bad partition-key index panics the process. The library takes only a
 // *kinesis.Client, so the guard sits on that client: a middleware, run once
 // the response is decoded, that tries each aggregate alone and, when it would
-// fail, replaces its data with a fresh placeholder the de-aggregator does not
-// recognise, and files the original bytes and the reason under that
-// placeholder's address. The de-aggregator passes a record it does not
-// recognise on with its Data untouched, so the processor finds it by address
-// (takeInvalid) and hands the original bytes on as an invalid record, a
-// decode_error dead letter. The flag travels beside the bytes, never in them:
-// a plain record cannot forge it, whatever it starts with.
+// fail, turns it into a plain record the de-aggregator does not recognise
+// (its first byte inverted, so the KPL magic no longer matches) and flags it
+// in the record's EncryptionType, which Kinesis alone sets (NONE or KMS) and
+// the KCL passes on untouched. The processor (takeInvalid) restores the
+// original bytes of a flagged record and hands them on as an invalid record,
+// a decode_error dead letter. The flag travels with the record, never in its
+// data: a plain record cannot forge it, whatever it starts with.
 
 var kplMagic = []byte("\xf3\x89\x9a\xc2")
 
-// invalidAggregate is what the guard filed for a placeholder.
-type invalidAggregate struct {
-	orig   []byte
-	reason string
-}
-
-// invalid maps the first byte of a placeholder's Data to its
-// invalidAggregate. An entry lives from GetRecords to the processor's
-// takeInvalid; only a batch the KCL drops in between (a shutdown) leaves
-// one behind.
-var invalid sync.Map
-
-// placeholder is the data a malformed aggregate is replaced with; each one
-// is a fresh copy, so its address is its own.
-const placeholder = "malformed KPL aggregate"
+// malformedFlag starts the EncryptionType of a record the guard flagged;
+// the reason follows it.
+const malformedFlag = "kinesis-ingest/malformed-kpl-aggregate:"
 
 // GuardAggregates is a kinesis.Options function installing the guard.
 func GuardAggregates(o *kinesis.Options) {
@@ -69,10 +57,17 @@ func guardRecord(r *types.Record) {
 		return
 	}
 	if err := tryDeaggregate(*r); err != nil {
-		p := []byte(placeholder)
-		invalid.Store(&p[0], invalidAggregate{orig: r.Data, reason: err.Error()})
-		r.Data = p
+		r.Data = invertFirst(r.Data)
+		r.EncryptionType = types.EncryptionType(malformedFlag + err.Error())
 	}
+}
+
+// invertFirst returns a copy of b with its first byte inverted; applied
+// twice it gives b back.
+func invertFirst(b []byte) []byte {
+	c := bytes.Clone(b)
+	c[0] = ^c[0]
+	return c
 }
 
 func tryDeaggregate(r types.Record) (err error) {
@@ -87,17 +82,12 @@ func tryDeaggregate(r types.Record) (err error) {
 	return nil
 }
 
-// takeInvalid returns the original bytes and the reason of a record whose
-// data is a placeholder the guard filed, and forgets it; ok=false for every
-// other record, whatever its bytes.
-func takeInvalid(data []byte) (orig []byte, reason string, ok bool) {
-	if len(data) == 0 {
+// takeInvalid returns the original bytes and the reason of a record the
+// guard flagged; ok=false for every other record, whatever its bytes.
+func takeInvalid(r types.Record) (orig []byte, reason string, ok bool) {
+	reason, ok = strings.CutPrefix(string(r.EncryptionType), malformedFlag)
+	if !ok || len(r.Data) == 0 {
 		return nil, "", false
 	}
-	v, ok := invalid.LoadAndDelete(&data[0])
-	if !ok {
-		return nil, "", false
-	}
-	a := v.(invalidAggregate)
-	return a.orig, a.reason, true
+	return invertFirst(r.Data), reason, true
 }

@@ -4,6 +4,21 @@
 // consumers/leases). A consumer knows nothing of sinks or of the pipeline
 // beyond Handler: internal/layout's test holds it to that.
 //
+// The walk of one batch, arrival to checkpoint (consumers/kcl; each arrow
+// a call across a package boundary, and its return):
+//
+//  1. The KCL's read loop calls GetRecords on the client consumers/kcl built
+//     (kcl.New): its middlewares reserve the in-flight budget, decode the
+//     answer (consumers/getrecords) and flag malformed KPL aggregates in
+//     their records; the KCL de-aggregates.
+//  2. KCL → kcl processor.ProcessRecords → leases.BeginBatch (a claimed
+//     shard is handed over between batches, never during one).
+//  3. processor → Hooks.Delivering (metrics) → Handler.DeliverState (the
+//     pipeline: rows and dead letters durable) → leases.StageState.
+//  4. processor → the KCL's checkpointer → kcl's lease-table adapter →
+//     leases.CheckpointSequence (one conditional write: checkpoint and
+//     state) → Hooks.Checkpointed → leases.EndBatch.
+//
 // Why leases are not the KCL's to take: the library's event loop takes one
 // lease per shard sync and stops, and it alone can start a shard consumer
 // (newShardConsumer is unexported; its source cannot be copied in). So

@@ -26,24 +26,25 @@
 //     callback. A lost lease shows up as ErrLeaseLost on the next checkpoint; the
 //     processor then stops delivering.
 //
-//   - Stealing: the library never sets ShardStatus.ClaimRequest; consumers/leases
-//     fills it in FetchCheckpoint, and the owner gives a claimed shard up at its
-//     next renewal. It also refuses a free lease beyond this worker's fair share.
+//   - Stealing: the library's steal loop is off (it never set
+//     ShardStatus.ClaimRequest, and checkpoints wiped claims); lease passes
+//     place claims on workers above their share, and the owner gives a
+//     claimed shard up at its next renewal between batches.
 //
-//   - One lease per shard-sync tick: shard_sync_interval defaults to seconds, not
-//     the library's minute.
+//   - One lease per shard-sync tick: lease passes take every due lease at
+//     once (coordinator.go).
 //
-//   - A child shard read while its parent still has data: consumers/leases refuses
-//     the child's lease until the parent's row says SHARD_END (both parents'
-//     after a merge: the adjacent parent, which the library drops, is read from
-//     its ListShards answers), so the library's parent wait (which ignores
+//   - A child shard read while its parent still has data: lease passes do not
+//     take the child until the parent's row says SHARD_END (both parents'
+//     after a merge: the adjacent parent, which the library drops, is read
+//     from the passes' listings), so the library's parent wait (which ignores
 //     Shutdown) returns at once.
 //
 //   - Where a shard without a checkpoint starts: the library uses one initial
 //     position for every shard and every start, so LATEST skipped what was put
 //     while a never-checkpointed shard had no reader. The application's first
 //     start stores its start position in the lease table (Table.Register), and
-//     a middleware on the Kinesis client (withLeaseTable) rewrites the
+//     a middleware on the Kinesis client (startPositions) rewrites the
 //     library's GetShardIterator for such a shard to Table.StartOf.
 //
 //   - Shutdown can hang: Worker.Shutdown waits, without a timeout, for every shard
@@ -64,8 +65,9 @@
 //     Enhanced fan-out pushes records without GetRecords and is not bounded.
 //
 //   - Logging and metrics: slog through the library's Logger interface, its stray
-//     logrus output redirected into slog; metrics through MonitoringService on our
-//     registry, never its global-registry exporter.
+//     logrus output redirected into slog; what the library and the lease table
+//     report goes to Hooks (adapter.go: its MonitoringService and
+//     Checkpointer), never to its global-registry exporter.
 //
 //   - A malformed KPL aggregate made the library's de-aggregator drop the whole
 //     batch it came in (or panic on a bad partition-key index). GuardAggregates,
@@ -281,7 +283,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kc.MaxLeasesForWorker = 1 << 30
 	}
 	// Shards without a checkpoint start where the lease table's application
-	// row says (withLeaseTable rewrites the KCL's GetShardIterator); the
+	// row says (startPositions rewrites the KCL's GetShardIterator); the
 	// KCL's own setting is never used for them.
 	kc.WithInitialPositionInStream(kclcfg.TRIM_HORIZON)
 	if err := c.register(ctx); err != nil {

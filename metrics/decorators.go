@@ -7,7 +7,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
 // The decorators below count what passes through a stage from the outside, so
@@ -16,39 +18,11 @@ import (
 // Every update is per call, that is per batch, never per record.
 //
 // They take and implement sinks.RowSink, sinks.DeadLetterSink and
-// consumers.Handler without importing those packages (the interfaces are
-// restated below, and the tests assert the match): consumers/kcl imports this
-// package, and the consumer must not depend on where rows go.
-
-// rowWriter is sinks.RowSink.
-type rowWriter interface {
-	Write(ctx context.Context, rows []record.Row) error
-	Close() error
-}
-
-// deadLetterWriter is sinks.DeadLetterSink.
-type deadLetterWriter interface {
-	Write(ctx context.Context, letters []record.DeadLetter) error
-	Close() error
-}
-
-// deliverer is consumers.Handler.
-type deliverer interface {
-	Deliver(ctx context.Context, source string, records []record.Record) error
-}
-
-// stateDeliverer is consumers.StateHandler's method.
-type stateDeliverer interface {
-	DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error)
-}
-
-// refusal is what a *sinks.RejectedError answers: the rows the sink refused
-// for themselves (the rest of the call is durable).
-type refusal interface{ Refused() []int }
+// consumers.Handler (consumers.StateHandler when the handler keeps a state).
 
 // refused reports whether err is a refusal of some rows rather than an outage.
 func refused(err error) ([]int, bool) {
-	var r refusal
+	var r *sinks.RejectedError
 	if errors.As(err, &r) {
 		return r.Refused(), true
 	}
@@ -60,13 +34,13 @@ func refused(err error) ([]int, bool) {
 // sink_batch_rows and sink_write_errors_total for sink. It returns the inner
 // error unchanged (the caller tells a *sinks.RejectedError from an outage).
 type RowSink struct {
-	inner rowWriter
+	inner sinks.RowSink
 	m     *Metrics
 	sink  string
 }
 
 // WrapRowSink returns inner (a sinks.RowSink) decorated as the sink named sink.
-func (m *Metrics) WrapRowSink(sink string, inner rowWriter) *RowSink {
+func (m *Metrics) WrapRowSink(sink string, inner sinks.RowSink) *RowSink {
 	return &RowSink{inner: inner, m: m, sink: sink}
 }
 
@@ -89,7 +63,7 @@ func (s *RowSink) Close() error { return s.inner.Close() }
 // reason} for the letters made durable, and the sink_* metrics as sink
 // "dead_letter".
 type DeadLetterSink struct {
-	inner deadLetterWriter
+	inner sinks.DeadLetterSink
 	m     *Metrics
 }
 
@@ -97,7 +71,7 @@ type DeadLetterSink struct {
 const DeadLetterSinkName = "dead_letter"
 
 // WrapDeadLetterSink returns inner (a sinks.DeadLetterSink) decorated.
-func (m *Metrics) WrapDeadLetterSink(inner deadLetterWriter) *DeadLetterSink {
+func (m *Metrics) WrapDeadLetterSink(inner sinks.DeadLetterSink) *DeadLetterSink {
 	return &DeadLetterSink{inner: inner, m: m}
 }
 
@@ -174,13 +148,13 @@ func (m *Metrics) countWritten(sink string, rows []record.Row, refused []int) {
 // returns nil (every record durable), batch_seconds and one end-to-end latency
 // per record.
 type Handler struct {
-	inner deliverer
+	inner consumers.Handler
 	m     *Metrics
 }
 
 // WrapHandler returns inner (a consumers.Handler) decorated. If inner keeps a
 // shard state (a consumers.StateHandler), so does the decorator.
-func (m *Metrics) WrapHandler(inner deliverer) *Handler {
+func (m *Metrics) WrapHandler(inner consumers.Handler) *Handler {
 	return &Handler{inner: inner, m: m}
 }
 
@@ -196,7 +170,7 @@ func (h *Handler) DeliverState(ctx context.Context, source string, state []byte,
 }
 
 func (h *Handler) deliver(ctx context.Context, source string, state []byte, records []record.Record, withState bool) ([]byte, error) {
-	sh, stateful := h.inner.(stateDeliverer)
+	sh, stateful := h.inner.(consumers.StateHandler)
 	call := func() error {
 		if withState && stateful {
 			var err error

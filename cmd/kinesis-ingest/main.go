@@ -155,6 +155,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "", "text or json; overrides log.format")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error; overrides log.level")
 	env := fs.String("env", "", envHelp)
+	requireHealthy := fs.Bool("require-healthy", false, "refuse to start when a startup check fails for any reason; without it, a stream, lease table or sink that is unreachable at start leaves the worker running, unready, until it answers")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -177,10 +178,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	if !preflight(ctx, cfg, ac, log, stderr) {
+	ok, gate := preflight(ctx, cfg, ac, log, stderr, *requireHealthy)
+	if !ok {
 		return 1
 	}
-	a, err := app.New(ctx, cfg, log, app.WithAWS(ac))
+	a, err := app.New(ctx, cfg, log, app.WithAWS(ac), app.WithGate(gate))
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -27,8 +27,12 @@ exits 0 if all passed, 1 if one failed, 2 if FILE itself is invalid. In order:
   writable               each file sink and the dead-letter sink: a probe file is
                          created, fsynced and removed in its directory
 Failure classes: not_found, access_denied, throttled, unreachable, invalid_arn,
-invalid_credentials, wrong_account, not_active, not_writable, invalid_config.
-"run" performs the same checks first and refuses to start if one fails.`
+invalid_credentials, wrong_account, not_active, not_writable, invalid_config,
+unavailable, limit_exceeded.
+"run" performs the same checks first. It refuses to start if one fails for a reason
+that needs a fix (config, permissions, a missing resource); if every failure is an
+outage (unreachable, unavailable, throttled) it starts unready and begins reading
+once they pass ("run --require-healthy" refuses to start then too).`
 
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flags("validate", validateHelp, stderr)
@@ -85,11 +89,13 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 // preflight runs the validate checks before run starts the worker: passing
 // checks and warnings are logged, failing ones are printed to stderr one per
-// line. It reports whether the worker may start.
-func preflight(ctx context.Context, cfg *config.Config, ac *app.AWS, log *slog.Logger, stderr io.Writer) bool {
-	vctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	rep := validate.Run(vctx, cfg, validate.WithAWS(ac))
+// line. It reports whether the worker may start. When every failure is an
+// outage (unreachable, unavailable, throttled) and requireHealthy is off,
+// the worker starts anyway and gate holds back its reading until the checks
+// pass: a stream, lease table or sink down at start is an outage like one
+// later on. A configuration or permission failure refuses to start.
+func preflight(ctx context.Context, cfg *config.Config, ac *app.AWS, log *slog.Logger, stderr io.Writer, requireHealthy bool) (ok bool, gate app.Gate) {
+	rep := startupChecks(ctx, cfg, ac)
 	for _, w := range rep.Warnings {
 		log.Warn("check warning", "warning", w)
 	}
@@ -100,13 +106,58 @@ func preflight(ctx context.Context, cfg *config.Config, ac *app.AWS, log *slog.L
 	}
 	failed := rep.Failed()
 	if len(failed) == 0 {
-		return true
+		return true, app.Gate{}
 	}
 	for _, c := range failed {
 		fmt.Fprintln(stderr, c.String())
 	}
-	log.Error("refusing to start: a startup check failed (kinesis-ingest validate prints the full report)", "failed", len(failed))
-	return false
+	if requireHealthy || !allTransient(failed) {
+		log.Error("refusing to start: a startup check failed (kinesis-ingest validate prints the full report)",
+			"failed", len(failed), "outages_only", allTransient(failed), "require_healthy", requireHealthy)
+		return false, app.Gate{}
+	}
+	log.Warn("starting unready: a startup check failed with an outage; the worker reads nothing until every check passes (--require-healthy refuses to start instead)",
+		"failed", len(failed))
+	return true, app.Gate{
+		Check: func(ctx context.Context) error {
+			if failed := startupChecks(ctx, cfg, ac).Failed(); len(failed) > 0 {
+				return checksFailed(failed)
+			}
+			return nil
+		},
+		Transient: func(err error) bool {
+			var cf checksFailed
+			return errors.As(err, &cf) && allTransient(cf)
+		},
+	}
+}
+
+// startupChecks is validate.Run as run performs it: with the worker's AWS
+// configuration, bounded by a minute.
+func startupChecks(ctx context.Context, cfg *config.Config, ac *app.AWS) *validate.Report {
+	vctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return validate.Run(vctx, cfg, validate.WithAWS(ac))
+}
+
+// checksFailed is the failing checks of a startup attempt, as one error.
+type checksFailed []validate.Check
+
+func (cf checksFailed) Error() string {
+	lines := make([]string, len(cf))
+	for i, c := range cf {
+		lines[i] = strings.TrimSpace(strings.TrimPrefix(c.String(), "FAIL"))
+	}
+	return strings.Join(lines, "; ")
+}
+
+func allTransient(cs []validate.Check) bool {
+	for _, c := range cs {
+		if !c.Transient() {
+			return false
+		}
+	}
+	return true
 }
 
 // configClass is invalid_arn when any problem is with an ARN, else

@@ -49,8 +49,11 @@ type App struct {
 	ready map[string]func(context.Context) error
 
 	// For /readyz: started once the pipeline runs and the consumers were
-	// started; stopping from the moment the worker begins to stop.
+	// started; stopping from the moment the worker begins to stop; waiting
+	// holds the gate's last failure while Run waits for it.
 	started, stopping health.Flag
+	waiting           health.Status
+	gate              Gate
 
 	tally    *tally
 	finished atomic.Bool
@@ -61,7 +64,8 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	aws *AWS
+	aws  *AWS
+	gate Gate
 }
 
 // WithAWS has New derive its AWS configurations from ac, the loader the
@@ -81,7 +85,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, fmt.Errorf("consumer.call_timeout: %w", err)
 		}
 	}
-	a = &App{cfg: cfg, log: log, ready: map[string]func(context.Context) error{}, tally: newTally()}
+	a = &App{cfg: cfg, log: log, ready: map[string]func(context.Context) error{}, tally: newTally(), gate: o.gate}
 	// The error returns below set a to nil: close what was built through
 	// its own pointer.
 	built := a
@@ -392,6 +396,10 @@ func (a *App) Run(ctx context.Context) error {
 	if a.errorsLn != nil {
 		serve(a.errorsLn, a.errorsMux(), "errors view")
 	}
+	if ok, err := a.awaitGate(ctx); !ok {
+		shutdown(servers)
+		return err
+	}
 
 	// The pipeline outlives ctx: consumers drain through it after ctx ends.
 	pctx, stopPipeline := context.WithCancel(context.WithoutCancel(ctx))
@@ -444,12 +452,16 @@ func (a *App) Run(ctx context.Context) error {
 	stopPipeline()
 	<-pipelineDone
 	errs = append(errs, pipelineErr)
+	shutdown(servers)
+	return errors.Join(errs...)
+}
+
+func shutdown(servers []*http.Server) {
 	for _, srv := range servers {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
-	return errors.Join(errs...)
 }
 
 func (a *App) close() {

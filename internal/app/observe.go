@@ -26,12 +26,13 @@ func leaseTableWindow(c config.Consumer) time.Duration {
 }
 
 // readiness lists what /readyz checks: the config loaded (an App exists only
-// then), the pipeline and consumers started, every lease table answered
+// then), the startup checks passed (see Gate), the pipeline and consumers started, every lease table answered
 // recently, every file sink directory writable, every PostgreSQL sink
 // answering, and not shutting down.
 func (a *App) readiness() *health.Checker {
 	checks := []health.Check{
 		{Name: "config", Run: func(context.Context) error { return nil }},
+		{Name: "dependencies", Run: health.WhenOK(&a.waiting, "waiting to start")},
 		{Name: "started", Run: health.WhenSet(&a.started, "the pipeline and the consumers have not started yet")},
 	}
 	window := leaseTableWindow(a.cfg.Consumer)

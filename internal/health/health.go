@@ -167,6 +167,39 @@ func WhenUnset(f *Flag, msg string) func(context.Context) error {
 	}
 }
 
+// Status is a condition another part of the process reports as an error:
+// nil while it holds (the zero value), else what is wrong, e.g. the startup
+// checks still failing. It is safe for concurrent use.
+type Status struct{ v atomic.Pointer[error] }
+
+// Set records err; nil means the condition holds.
+func (s *Status) Set(err error) {
+	if err == nil {
+		s.v.Store(nil)
+		return
+	}
+	s.v.Store(&err)
+}
+
+// Err is the error last Set, or nil.
+func (s *Status) Err() error {
+	if p := s.v.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// WhenOK passes while s holds; otherwise it fails with s's error after
+// prefix, so that the probe says what the worker is waiting for.
+func WhenOK(s *Status, prefix string) func(context.Context) error {
+	return func(context.Context) error {
+		if err := s.Err(); err != nil {
+			return fmt.Errorf("%s: %w", prefix, err)
+		}
+		return nil
+	}
+}
+
 // Recent passes while last() is within window of now: something (a lease
 // table) answered recently. what names it in the error.
 func Recent(what string, last func() time.Time, window time.Duration, now func() time.Time) func(context.Context) error {

@@ -112,6 +112,10 @@ func TestConditions(t *testing.T) {
 	var started, stopping Flag
 	started.Set(true)
 	stopping.Set(true)
+	var waiting, recovered Status
+	waiting.Set(errors.New("lease table orders: unreachable"))
+	recovered.Set(errors.New("sink warehouse: unreachable"))
+	recovered.Set(nil)
 	dir := t.TempDir()
 	notDir := filepath.Join(dir, "file")
 	if err := os.WriteFile(notDir, []byte("x"), 0o644); err != nil {
@@ -126,6 +130,9 @@ func TestConditions(t *testing.T) {
 		{name: "flag unset", run: WhenSet(new(Flag), "pipeline not running"), errContains: "pipeline not running"},
 		{name: "not shutting down", run: WhenUnset(new(Flag), "shutting down")},
 		{name: "shutting down", run: WhenUnset(&stopping, "shutting down"), errContains: "shutting down"},
+		{name: "status never set", run: WhenOK(new(Status), "waiting to start")},
+		{name: "status failing", run: WhenOK(&waiting, "waiting to start"), errContains: "waiting to start: lease table orders: unreachable"},
+		{name: "status recovered", run: WhenOK(&recovered, "waiting to start")},
 		{name: "answered recently", run: Recent("lease table t", func() time.Time { return now.Add(-3 * time.Second) }, 10*time.Second, clock)},
 		{name: "answered long ago", run: Recent("lease table t", func() time.Time { return now.Add(-30 * time.Second) }, 10*time.Second, clock), errContains: "lease table t last answered 30s ago"},
 		{name: "never answered", run: Recent("lease table t", func() time.Time { return time.Time{} }, 10*time.Second, clock), errContains: "has not answered yet"},

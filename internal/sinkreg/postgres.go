@@ -114,6 +114,10 @@ func explainPostgres(err error) (string, string) {
 			return ClassNotFound, "create the database or fix its name in the DSN"
 		case pe.Code == "42501":
 			return ClassAccessDenied, "grant the DSN's role the privileges the error names"
+		case strings.HasPrefix(pe.Code, "08"), strings.HasPrefix(pe.Code, "57P"), strings.HasPrefix(pe.Code, "53"):
+			// Connection exceptions, a server starting up or shutting down,
+			// out of connections or memory: it will answer again.
+			return ClassUnavailable, "PostgreSQL cannot serve now (starting up, shutting down or out of resources); run waits for it"
 		}
 	}
 	var ce *pgconn.ConnectError

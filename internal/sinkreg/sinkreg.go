@@ -81,6 +81,7 @@ const (
 	ClassNotFound     = "not_found"
 	ClassAccessDenied = "access_denied"
 	ClassUnreachable  = "unreachable"
+	ClassUnavailable  = "unavailable"
 	ClassCredentials  = "invalid_credentials"
 	ClassNotWritable  = "not_writable"
 	ClassOther        = "error"

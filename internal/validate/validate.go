@@ -45,6 +45,7 @@ const (
 	ClassAccessDenied  Class = "access_denied"       // IAM (or file permissions) refused
 	ClassThrottled     Class = "throttled"           // AWS throttled the calls
 	ClassUnreachable   Class = "unreachable"         // no answer from the endpoint (refused, DNS, timeout)
+	ClassUnavailable   Class = "unavailable"         // the endpoint answered that it cannot serve now (HTTP 5xx, a database starting or shutting down)
 	ClassInvalidARN    Class = "invalid_arn"         // an ARN is malformed or refused as such
 	ClassCredentials   Class = "invalid_credentials" // no credentials, or the worker's own credentials were rejected
 	ClassWrongAccount  Class = "wrong_account"       // the credentials reach a stream of that name in another account
@@ -96,6 +97,17 @@ func (c Check) String() string {
 // error) onto one line, as every line of a report is.
 func OneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// Transient reports whether c failed for a reason that passes by itself (an
+// outage: unreachable, unavailable or throttled), as opposed to one that
+// needs a change to the config, the permissions or the resources.
+func (c Check) Transient() bool {
+	switch c.Class {
+	case ClassUnreachable, ClassUnavailable, ClassThrottled:
+		return !c.OK
+	}
+	return false
 }
 
 // Report is the outcome of Run.
@@ -625,8 +637,13 @@ func classify(err error) Class {
 			}
 		}
 		var re *smithyhttp.ResponseError
-		if errors.As(err, &re) && re.HTTPStatusCode() == 403 {
-			return ClassAccessDenied
+		if errors.As(err, &re) {
+			switch code := re.HTTPStatusCode(); {
+			case code == 403:
+				return ClassAccessDenied
+			case code >= 500:
+				return ClassUnavailable
+			}
 		}
 		return ClassOther
 	}
@@ -653,6 +670,8 @@ func hintFor(class Class, service, denied string) string {
 	switch class {
 	case ClassAccessDenied:
 		return denied
+	case ClassUnavailable:
+		return fmt.Sprintf("the %s endpoint answered with a server error: an outage on its side; run waits for it (kinesis-ingest run --require-healthy refuses to start instead)", service)
 	case ClassUnreachable:
 		return fmt.Sprintf("the %s endpoint did not answer: check it (%s or AWS_ENDPOINT_URL if set, else the region's), the network, proxies and firewalls", service, env)
 	case ClassThrottled:

@@ -15,11 +15,15 @@ import (
 	"testing"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ststest"
 )
 
@@ -313,6 +317,10 @@ func TestClassify(t *testing.T) {
 		{api("ValidationError", "RoleArn arn:aws:iam::1:role/x is invalid"), ClassInvalidARN},
 		{api("InvalidArgumentException", "StreamARN must match pattern arn:aws..."), ClassInvalidARN},
 		{api("InternalFailure", ""), ClassOther},
+		{withStatus(503, "ServiceUnavailable"), ClassUnavailable},
+		{withStatus(500, "InternalFailure"), ClassUnavailable},
+		{withStatus(403, "SomethingDenied"), ClassAccessDenied},
+		{withStatus(400, "SomethingElse"), ClassOther},
 		{fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), ClassUnreachable},
 		{&net.DNSError{Err: "no such host", Name: "kinesis.xx-east-1.amazonaws.com"}, ClassUnreachable},
 		{context.DeadlineExceeded, ClassUnreachable},
@@ -321,6 +329,52 @@ func TestClassify(t *testing.T) {
 	} {
 		if got := classify(tc.err); got != tc.want {
 			t.Errorf("classify(%v) = %s, want %s", tc.err, got, tc.want)
+		}
+	}
+}
+
+// withStatus is an AWS API error as the SDK returns it: inside the HTTP
+// response it came with.
+func withStatus(status int, code string) error {
+	return fmt.Errorf("operation error: %w", &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+		Err:      &smithy.GenericAPIError{Code: code},
+	}})
+}
+
+// TestTransient: run starts unready on an outage and refuses to start on
+// anything that needs a fix, so which failures count as outages decides
+// between the two.
+func TestTransient(t *testing.T) {
+	// PostgreSQL's errors are classed by its sink kind's probe.
+	probes := sinkreg.Probes(postgresTestConfig(t, "postgres://u@127.0.0.1:1/db", "", "file: {path: /tmp/dl}"))
+	if len(probes) == 0 {
+		t.Fatal("no probe for the postgres sink")
+	}
+	pg := func(code string) Class {
+		c, _ := probes[0].Explain(fmt.Errorf("postgres sink: connect: %w", &pgconn.PgError{Code: code}))
+		return Class(c)
+	}
+	for _, tc := range []struct {
+		name  string
+		check Check
+		want  bool
+	}{
+		{"endpoint refuses connections", fail("x", classify(&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), errors.New("refused"), ""), true},
+		{"AWS answers 503", fail("x", classify(withStatus(503, "ServiceUnavailable")), errors.New("503"), ""), true},
+		{"throttled", fail("x", ClassThrottled, errors.New("slow down"), ""), true},
+		{"postgres starting up", fail("x", pg("57P03"), errors.New("starting up"), ""), true},
+		{"postgres too many connections", fail("x", pg("53300"), errors.New("too many"), ""), true},
+		{"postgres bad password", fail("x", pg("28P01"), errors.New("password"), ""), false},
+		{"postgres permission denied", fail("x", pg("42501"), errors.New("denied"), ""), false},
+		{"stream not found", fail("x", ClassNotFound, errors.New("not found"), ""), false},
+		{"access denied", fail("x", ClassAccessDenied, errors.New("denied"), ""), false},
+		{"invalid config", fail("x", ClassInvalidConfig, errors.New("moved table"), ""), false},
+		{"table does not fit", fail("x", ClassNotWritable, errors.New("column"), ""), false},
+		{"passed", pass("x", ""), false},
+	} {
+		if got := tc.check.Transient(); got != tc.want {
+			t.Errorf("%s (class %s): Transient() = %v, want %v", tc.name, tc.check.Class, got, tc.want)
 		}
 	}
 }

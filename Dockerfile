@@ -44,9 +44,10 @@ COPY --from=build /out/kinesis-ingest /usr/local/bin/kinesis-ingest
 WORKDIR /data
 USER 10001:10001
 # /metrics, /healthz and /readyz are served on metrics.listen, which must be
-# 0.0.0.0:9108 in a container: the config's default, 127.0.0.1:9108, answers
-# this HEALTHCHECK but nothing outside the container (Prometheus). A config
-# with another port needs its own healthcheck (compose: healthcheck.test).
+# 0.0.0.0:9108 in a container: the config's default, a free loopback port,
+# answers neither this HEALTHCHECK nor anything outside the container
+# (Prometheus). A config with another port needs its own healthcheck
+# (compose: healthcheck.test).
 EXPOSE 9108
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9108/healthz"]

@@ -19,9 +19,10 @@ const errorsHelp = `kinesis-ingest errors --config FILE [filters]: summarize the
 dead-letter sink (the files of every worker sharing its directory): counts by reason
 and by field, then the latest ones with a preview of their data. Times filter on the
 records' Kinesis arrival time: RFC 3339 (2026-11-01T12:00:00Z) or a duration back from
-now (90m, 1h, 7d). A running worker serves the same view on errors.listen (loopback by
-default, not the metrics port) at /errors (JSON) and /errors.html, with the filters as
-query parameters (reason, shard, since, until, limit).`
+now (90m, 1h, 7d). A running worker serves the same view on errors.listen (by default a free
+loopback port, logged at start as "serving errors view addr=..."; never the metrics
+port) at /errors (JSON) and /errors.html, with the filters as query parameters
+(reason, shard, since, until, limit).`
 
 // reasonsFlag collects --reason, repeated or comma-separated.
 type reasonsFlag []string

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ func (w *worker) running() {
 	select {
 	case <-w.exited:
 		b, _ := os.ReadFile(w.log)
-		w.t.Fatalf("worker %s exited (%v); it must wait out the outage:\n%s", w.id, w.err, tail(string(b), 20))
+		w.t.Fatalf("worker %s exited (%v), want it running:\n%s", w.id, w.err, tail(string(b), 20))
 	default:
 	}
 }
@@ -124,5 +125,87 @@ func TestDependencyDownAtStartIsAnOutage(t *testing.T) {
 			}
 			w.stop(30 * time.Second)
 		})
+	}
+}
+
+// loggedAddr waits for the worker's log line "serving WHAT" and returns its
+// addr; the worker must keep running meanwhile.
+func (w *worker) loggedAddr(what string) string {
+	w.t.Helper()
+	var addr string
+	waitFor(w.t, 90*time.Second, w.id+" serving "+what, func() bool {
+		w.running()
+		b, _ := os.ReadFile(w.log)
+		for _, line := range strings.Split(string(b), "\n") {
+			if i := strings.Index(line, " addr="); i >= 0 && strings.Contains(line, `msg="serving `+what+`"`) {
+				addr = strings.Fields(line[i+6:])[0]
+				return true
+			}
+		}
+		return false
+	})
+	return addr
+}
+
+// TestTwoWorkersOneConfigOneHost runs the README's scaling example as written:
+// two workers on one host with one config that sets neither metrics.listen,
+// errors.listen nor worker_id. Both must start, serve /metrics and the errors
+// view on ports of their own, the errors view on loopback only, share the
+// shards and land every record.
+func TestTwoWorkersOneConfigOneHost(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	e := newEnv(t, 2)
+	path := e.config("trim_horizon")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(b)
+	for _, line := range []string{"  worker_id: ${WORKER_ID}\n", "metrics:\n  listen: 127.0.0.1:0\n", "errors:\n  listen: 127.0.0.1:0\n"} {
+		if !strings.Contains(body, line) {
+			t.Fatalf("the harness config has no %q", line)
+		}
+		body = strings.Replace(body, line, "", 1)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, keys, _ := orders(0, n, false)
+	e.put(data, keys)
+
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []*worker{e.start(path, "w1"), e.start(path, "w2")}
+	seen := map[string]string{}
+	want := map[string]int{}
+	for _, w := range ws {
+		want[fmt.Sprintf("%s-%d", host, w.cmd.Process.Pid)] = 1 // the default worker_id
+		for _, what := range []string{"metrics", "errors view"} {
+			addr := w.loggedAddr(what)
+			h, port, err := net.SplitHostPort(addr)
+			if ip := net.ParseIP(h); err != nil || ip == nil || !ip.IsLoopback() || port == "0" {
+				t.Errorf("%s serves %s on %q, want a loopback address with a port", w.id, what, addr)
+			}
+			if other, dup := seen[addr]; dup {
+				t.Errorf("%s and %s both report %s", other, w.id+" "+what, addr)
+			}
+			seen[addr] = w.id + " " + what
+			if what == "metrics" {
+				waitFor(t, 60*time.Second, w.id+" /readyz 200", func() bool {
+					w.running()
+					return httpGet(t, "http://"+addr+"/readyz", "").code == 200
+				})
+			} else if r := httpGet(t, "http://"+addr+"/errors", "application/json"); r.code != 200 {
+				t.Errorf("%s errors view at %s: %d %s", w.id, addr, r.code, r.body)
+			}
+		}
+	}
+	e.waitBalanced(want, 90*time.Second)
+	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })
+	for _, w := range ws {
+		w.stop(30 * time.Second)
 	}
 }

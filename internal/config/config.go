@@ -30,8 +30,8 @@
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"
-//   - metrics.listen: 127.0.0.1:9108 when the key is absent; "" (or null) disables
-//   - errors.listen: 127.0.0.1:9109 when the key is absent; "" (or null) disables
+//   - metrics.listen, errors.listen: 127.0.0.1:0 (a free loopback port, logged
+//     at start) when the key is absent; "" (or null) disables
 //   - log.level: info, log.format: text
 //
 // # The spec, the JSON Schema and config print
@@ -114,12 +114,17 @@ const (
 	DefaultMaxInflightBytes = 192 << 20
 	// MinInflightBytes is the most one GetRecords call returns (10 MiB), so
 	// that every read fits the budget.
-	MinInflightBytes     = 10 << 20
-	DefaultMetricsListen = "127.0.0.1:9108"
-	// DefaultErrorsListen is loopback: the errors view shows record data
-	// (previews, partition keys), which whoever may scrape metrics should
-	// not read.
-	DefaultErrorsListen = "127.0.0.1:9109"
+	MinInflightBytes = 10 << 20
+	// DefaultMetricsListen is a free loopback port, chosen at start and
+	// logged ("serving metrics addr=..."): any number of workers run on one
+	// host with one config, as the README's scaling examples do. A scraper
+	// or a probe needs a known port, so a deployment sets one (Kubernetes
+	// and compose: 0.0.0.0:9108), which then binds exactly or fails.
+	DefaultMetricsListen = "127.0.0.1:0"
+	// DefaultErrorsListen is a free loopback port too: the errors view shows
+	// record data (previews, partition keys), which whoever may scrape
+	// metrics should not read.
+	DefaultErrorsListen = "127.0.0.1:0"
 	DefaultFileMaxBytes = 64 << 20
 	// DefaultFileMode: files of the file sinks hold raw record payloads.
 	DefaultFileMode      os.FileMode = 0o600

@@ -243,11 +243,12 @@ func TestDefaults(t *testing.T) {
 	if cfg.Consumer != wantC {
 		t.Errorf("consumer = %+v\nwant       %+v", cfg.Consumer, wantC)
 	}
-	if cfg.Metrics.Listen != "127.0.0.1:9108" || cfg.Log.Level != "info" || cfg.Log.Format != "text" {
+	// Free loopback ports: two workers with one config on one host both start.
+	if cfg.Metrics.Listen != "127.0.0.1:0" || cfg.Log.Level != "info" || cfg.Log.Format != "text" {
 		t.Errorf("metrics/log = %+v %+v", cfg.Metrics, cfg.Log)
 	}
-	if cfg.Errors.Listen != "127.0.0.1:9109" {
-		t.Errorf("errors.listen = %q, want loopback 127.0.0.1:9109", cfg.Errors.Listen)
+	if cfg.Errors.Listen != "127.0.0.1:0" {
+		t.Errorf("errors.listen = %q, want a free loopback port, 127.0.0.1:0", cfg.Errors.Listen)
 	}
 	if len(cfg.Warnings) != 0 {
 		t.Errorf("warnings = %q", cfg.Warnings)

@@ -53,7 +53,7 @@ consumer:
 	// dataset: orders timestamp ts where amount > 0 -> warehouse
 	// postgres: postgres://ingest@db.internal/ingest orders 500 0s
 	// lease table: orders lease 10s refresh 2s
-	// metrics: 127.0.0.1:9108 log: info text
+	// metrics: 127.0.0.1:0 log: info text
 }
 
 // Every problem is reported at once, each with its YAML path.

@@ -555,6 +555,11 @@ func TestKubernetesDeployment(t *testing.T) {
 		if ip := net.ParseIP(eh); err != nil || (eh != "localhost" && (ip == nil || !ip.IsLoopback())) {
 			t.Errorf("errors.listen %q: the errors view shows record data; keep it on loopback or \"\"", el)
 		}
+		// The default, port 0, is a free port only the pod's log names:
+		// kubectl port-forward needs one known in advance.
+		if ep == "0" {
+			t.Errorf("errors.listen %q: set a fixed loopback port (e.g. 127.0.0.1:9109) for kubectl port-forward to reach, or \"\"", el)
+		}
 		for _, p := range w.c.Ports {
 			if strconv.Itoa(p.ContainerPort) == ep {
 				t.Errorf("container port %d is the errors view's (errors.listen %s): do not expose it", p.ContainerPort, el)

@@ -125,45 +125,58 @@ func TestFourWorkersConvergeOn96ShardsInAtMostThreePasses(t *testing.T) {
 }
 
 // kill -9 of one of four workers while records flow: once its leases
-// expire, the survivors take all its shards over, each in one pass, evenly,
-// and no record is lost (counted by id).
+// expire, the survivors take all its shards over, each its share in one
+// pass, and take or claim nothing else (nothing moves between survivors), and
+// no record is lost (counted by id).
 func TestKilledWorkersShardsAreTakenOverInOnePass(t *testing.T) {
 	e := newEnv(t, 24)
 	ws := e.startWorkers(e.bulkConfig(), 4)
 	e.waitBalanced(map[string]int{"w1": 6, "w2": 6, "w3": 6, "w4": 6}, 90*time.Second)
 	p := e.produce(100*time.Millisecond, 20)
+	// The table shows the takes a moment before the workers log their
+	// passes: wait until the logs account for the 24 shards, so that every
+	// pass line from here on is a pass after the balance.
+	waitFor(t, 15*time.Second, "the pass lines to account for the 24 shards", func() bool {
+		sum := 0
+		for _, w := range ws {
+			_, taken := lastActivePass(w.passes())
+			sum += taken
+		}
+		return sum >= 24
+	})
 	time.Sleep(2 * time.Second)
+	// before holds each survivor's pass lines up to the kill: a balanced
+	// table moves nothing, so none may follow until the dead worker's leases
+	// expire.
 	before := map[string]int{}
 	for _, w := range ws[:3] {
-		_, before[w.id] = lastActivePass(w.passes())
+		before[w.id] = len(w.passes())
 	}
 	ws[3].kill()
 	e.waitBalanced(map[string]int{"w1": 8, "w2": 8, "w3": 8}, 90*time.Second)
 	n := p.halt()
-	expiredTaken := func(w *worker) (after []passLine, total int) {
-		for _, pl := range w.passes() {
-			if pl.expired > 0 {
-				after = append(after, pl)
-				total += pl.expired
-			}
+	since := func(w *worker) (after []passLine, expired int) {
+		after = w.passes()[before[w.id]:]
+		for _, pl := range after {
+			expired += pl.expired
 		}
-		return after, total
+		return after, expired
 	}
 	// The table shows the takes a moment before the workers log their
 	// passes: wait until the logs account for the dead worker's 6 shards.
 	waitFor(t, 15*time.Second, "the pass lines to account for the dead worker's 6 shards", func() bool {
 		sum := 0
 		for _, w := range ws[:3] {
-			_, total := expiredTaken(w)
-			sum += total
+			_, expired := since(w)
+			sum += expired
 		}
 		return sum >= 6
 	})
 	for _, w := range ws[:3] {
-		after, _ := expiredTaken(w)
-		t.Logf("%s: passes that took expired leases: %+v", w.id, after)
-		if len(after) != 1 || after[0].expired != 2 {
-			t.Errorf("%s took the dead worker's leases in %d passes (%+v); want its 2 in one pass", w.id, len(after), after)
+		after, _ := since(w)
+		t.Logf("%s: passes that took or claimed since the kill: %+v", w.id, after)
+		if len(after) != 1 || after[0].expired != 2 || after[0].taken != 2 || after[0].claimed != 0 {
+			t.Errorf("%s since the kill: passes that took or claimed %+v; want one, taking the dead worker's 2 expired leases and nothing else", w.id, after)
 		}
 	}
 	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -99,17 +103,93 @@ func (e *pgEnv) users() map[int64]userState {
 	return out
 }
 
-// TestUpsertsByEventTime is the upsert proof: 5,000 changes of 500 keys, each
+// streamRecord is a record as read back from the stream: where it landed and
+// when Kinesis says it arrived, what the tie rule orders by.
+type streamRecord struct {
+	shard, seq string
+	arrival    time.Time
+	data       []byte
+}
+
+// readStream reads every record of the test's stream, from every shard.
+func (e *env) readStream() []streamRecord {
+	e.t.Helper()
+	ctx := e.t.Context()
+	ls, err := e.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(e.stream)})
+	if err != nil {
+		e.t.Fatalf("list shards: %v", err)
+	}
+	var out []streamRecord
+	for _, sh := range ls.Shards {
+		it, err := e.kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(e.stream), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			e.t.Fatalf("shard iterator of %s: %v", aws.ToString(sh.ShardId), err)
+		}
+		for iter := it.ShardIterator; iter != nil; {
+			r, err := e.kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				e.t.Fatalf("get records of %s: %v", aws.ToString(sh.ShardId), err)
+			}
+			for _, rec := range r.Records {
+				out = append(out, streamRecord{shard: aws.ToString(sh.ShardId), seq: aws.ToString(rec.SequenceNumber), arrival: aws.ToTime(rec.ApproximateArrivalTimestamp), data: rec.Data})
+			}
+			if len(r.Records) == 0 && aws.ToInt64(r.MillisBehindLatest) == 0 {
+				break
+			}
+			iter = r.NextShardIterator
+		}
+	}
+	return out
+}
+
+// tieRule is the order of one key's changes, as the README states it: the
+// greater timestamp at a microsecond's precision (a datetime's digits below
+// it are dropped when read), then the later Kinesis arrival, then the
+// greater shard id, then the greater sequence number. It returns > 0 when a
+// wins, and which part decided.
+func tieRule(a, b streamRecord, aTS, bTS time.Time) (int, string) {
+	if c := aTS.Truncate(time.Microsecond).Compare(bTS.Truncate(time.Microsecond)); c != 0 {
+		return c, "timestamp"
+	}
+	if c := a.arrival.Truncate(time.Microsecond).Compare(b.arrival.Truncate(time.Microsecond)); c != 0 {
+		return c, "arrival"
+	}
+	if c := strings.Compare(a.shard, b.shard); c != 0 {
+		return c, "shard"
+	}
+	if seqLess(a.seq, b.seq) {
+		return -1, "sequence"
+	}
+	if seqLess(b.seq, a.seq) {
+		return 1, "sequence"
+	}
+	return 0, "sequence"
+}
+
+// TestUpsertsByEventTime is the upsert proof: 5,500 changes of 500 keys, each
 // key's timestamps shuffled against the order the changes arrive in, spread
 // over 4 shards at random (so a key's changes are on several shards), read by
 // 2 workers, one of them killed with SIGKILL mid-run (its uncheckpointed
 // batches are read again by the other); then a second application replays the
-// whole stream from trim_horizon into the same table. The table must hold, for
-// every key, the change with the greatest timestamp, computed here from what
-// was put; the replay must change no row (not even the origin columns) and
-// count every change as older.
+// whole stream from trim_horizon into the same table. In every fifth key the
+// two newest changes tie: their timestamps differ by 800 ns, below a
+// datetime's microsecond, so the tie rule decides (arrival, then shard id,
+// then sequence number). With cdc: debezium a quarter of the changes are
+// deletes, so deletes and upserts of one key race across shards. The table
+// must hold, for every key, the winner by that rule, computed here from what
+// the stream holds; the replay must change no row (not even the origin
+// columns) and count every change as older.
 func TestUpsertsByEventTime(t *testing.T) {
 	t.Parallel()
+	for _, cdc := range []string{"upsert", "debezium"} {
+		t.Run(cdc, func(t *testing.T) {
+			t.Parallel()
+			upsertsByEventTime(t, cdc)
+		})
+	}
+}
+
+func upsertsByEventTime(t *testing.T, cdcMode string) {
 	const keys, perKey = 500, 10
 	e := newPGEnv(t, 4)
 	rng := rand.New(rand.NewPCG(14, 5000))
@@ -117,16 +197,19 @@ func TestUpsertsByEventTime(t *testing.T) {
 	type change struct {
 		id, version int64
 		ts          time.Time
+		deleted     bool
 	}
 	var changes []change
-	newest := map[int64]change{}
 	for k := range int64(keys) {
-		// Distinct timestamps per key, in an order unrelated to arrival.
+		// Distinct timestamps per key, in an order unrelated to arrival, on
+		// whole microseconds plus 100 ns (dropped when read).
 		for v, slot := range rng.Perm(perKey) {
-			c := change{id: k, version: int64(v), ts: base.Add(time.Duration(slot)*time.Minute + time.Duration(k)*time.Millisecond)}
-			changes = append(changes, c)
-			if n, ok := newest[k]; !ok || c.ts.After(n.ts) {
-				newest[k] = c
+			ts := base.Add(time.Duration(slot)*time.Minute + time.Duration(k)*time.Millisecond + 100)
+			changes = append(changes, change{id: k, version: int64(v), ts: ts, deleted: cdcMode == "debezium" && rng.IntN(4) == 0})
+			if slot == perKey-1 && k%5 == 0 {
+				// The newest change's twin: 800 ns later, the same
+				// microsecond.
+				changes = append(changes, change{id: k, version: perKey, ts: ts.Add(800), deleted: cdcMode == "debezium" && rng.IntN(2) == 0})
 			}
 		}
 	}
@@ -134,18 +217,31 @@ func TestUpsertsByEventTime(t *testing.T) {
 	data := make([][]byte, len(changes))
 	pkeys := make([]string, len(changes))
 	for i, c := range changes {
-		data[i] = fmt.Appendf(nil, `{"id":%d,"version":%d,"name":"user %d v%d","ts":%q}`, c.id, c.version, c.id, c.version, c.ts.Format(time.RFC3339Nano))
+		switch {
+		case cdcMode == "upsert":
+			data[i] = fmt.Appendf(nil, `{"id":%d,"version":%d,"name":"user %d v%d","ts":%q}`, c.id, c.version, c.id, c.version, c.ts.Format(time.RFC3339Nano))
+		case c.deleted: // Debezium's delete: the key in before, the time in ts_ns
+			data[i] = fmt.Appendf(nil, `{"op":"d","before":{"id":%d},"after":null,"ts_ns":%d,"source":{"connector":"postgresql"}}`, c.id, c.ts.UnixNano())
+		default:
+			data[i] = fmt.Appendf(nil, `{"op":"u","before":null,"after":{"id":%d,"version":%d,"name":"user %d v%d"},"ts_ns":%d,"source":{"connector":"postgresql"}}`, c.id, c.version, c.id, c.version, c.ts.UnixNano())
+		}
 		pkeys[i] = fmt.Sprintf("p-%d", rng.IntN(1<<20)) // not the key: a key's changes go to several shards
 	}
-	const fields = `      - {name: id, type: int, key: true}
+	format, fields := "json", `      - {name: id, type: int, key: true}
       - {name: version, type: int}
       - {name: name, type: str}
       - {name: ts, type: datetime}`
+	if cdcMode == "debezium" {
+		fields = `      - {name: id, type: int, key: true}
+      - {name: version, type: "optional[int]"}
+      - {name: name, type: "optional[str]"}
+      - {name: ts, type: datetime, ref: $ts_ns}`
+	}
 
 	start := time.Now()
 	phase := func(what string) { t.Logf("%s after %s", what, time.Since(start).Round(time.Millisecond)) }
 	e.put(data[:len(data)/2], pkeys[:len(data)/2])
-	cfg := e.cdcConfig("users-ingest", "json", "upsert", fields)
+	cfg := e.cdcConfig("users-ingest", format, cdcMode, fields)
 	w1 := e.start(cfg, "w1")
 	w2 := e.start(cfg, "w2")
 	waitFor(t, 60*time.Second, "the first upserts", func() bool { return len(e.users()) >= 100 })
@@ -153,15 +249,98 @@ func TestUpsertsByEventTime(t *testing.T) {
 	phase("w1 killed")
 	e.put(data[len(data)/2:], pkeys[len(data)/2:])
 
+	// The winner of every key by the tie rule, from the records as the
+	// stream holds them (shard, sequence number, arrival).
+	byChange := map[string]change{}
+	for _, c := range changes {
+		byChange[fmt.Sprintf("%d/%d", c.id, c.ts.UnixNano())] = c
+	}
+	type landed struct {
+		change
+		rec streamRecord
+	}
+	newest := map[int64]landed{}
+	ties := map[string]int{}
+	var deletedWins, lateOlderDeletes int
+	var seen []landed
+	for _, r := range e.readStream() {
+		var v struct {
+			ID     *int64              `json:"id"`
+			TS     string              `json:"ts"`
+			TSNS   int64               `json:"ts_ns"`
+			Before *struct{ ID int64 } `json:"before"`
+			After  *struct{ ID int64 } `json:"after"`
+		}
+		if err := json.Unmarshal(r.data, &v); err != nil {
+			t.Fatalf("a record of the stream: %v: %s", err, r.data)
+		}
+		var id, ns int64
+		switch {
+		case v.ID != nil:
+			ts, err := time.Parse(time.RFC3339Nano, v.TS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, ns = *v.ID, ts.UnixNano()
+		case v.After != nil:
+			id, ns = v.After.ID, v.TSNS
+		case v.Before != nil:
+			id, ns = v.Before.ID, v.TSNS
+		}
+		c, ok := byChange[fmt.Sprintf("%d/%d", id, ns)]
+		if !ok {
+			t.Fatalf("the stream holds a change the test did not put: %s", r.data)
+		}
+		l := landed{c, r}
+		seen = append(seen, l)
+		if n, ok := newest[id]; !ok {
+			newest[id] = l
+		} else if w, by := tieRule(l.rec, n.rec, l.ts, n.ts); w > 0 {
+			newest[id] = l
+			if by != "timestamp" {
+				ties[by]++
+			}
+		} else if by != "timestamp" {
+			ties[by]++
+		}
+	}
+	if len(seen) != len(changes) {
+		t.Fatalf("the stream holds %d records, %d were put", len(seen), len(changes))
+	}
+	for _, l := range seen {
+		n := newest[l.id]
+		if n.deleted && l.rec.shard == n.rec.shard && l.rec.seq == n.rec.seq {
+			deletedWins++
+		}
+		// A delete older than the winner that arrived after it: it must not
+		// delete the key.
+		if l.deleted && !n.deleted && l.rec.arrival.After(n.rec.arrival) {
+			lateOlderDeletes++
+		}
+	}
+	t.Logf("ties at the microsecond decided by arrival %d, by shard id %d, by sequence number %d; deleted keys %d; deletes older than their key's winner arriving after it %d",
+		ties["arrival"], ties["shard"], ties["sequence"], deletedWins, lateOlderDeletes)
+	if ties["arrival"]+ties["shard"] == 0 {
+		t.Fatal("no tie between changes on different shards: the test proves nothing about ties")
+	}
+	if cdcMode == "debezium" && (deletedWins == 0 || lateOlderDeletes == 0) {
+		t.Fatalf("deleted keys %d, late older deletes %d: the test proves nothing about deletes across shards", deletedWins, lateOlderDeletes)
+	}
+
 	matches := func(table map[int64]userState) (bad []string) {
 		for k, c := range newest {
 			s, ok := table[k]
+			origin := c.rec.shard + "/" + c.rec.seq + "/"
 			switch {
 			case !ok:
 				bad = append(bad, fmt.Sprintf("key %d missing", k))
-			case s.version != c.version || !s.ts.Equal(c.ts):
-				bad = append(bad, fmt.Sprintf("key %d: version %d at %s, want the newest: version %d at %s", k, s.version, s.ts, c.version, c.ts))
-			case s.deleted || !s.liveView:
+			case !s.ts.Equal(c.ts.Truncate(time.Microsecond)) || !strings.HasPrefix(s.origin, origin):
+				bad = append(bad, fmt.Sprintf("key %d: ts %s from %s, want the winner: ts %s from %s (version %d, deleted %v)", k, s.ts, s.origin, c.ts, origin, c.version, c.deleted))
+			case c.deleted && (!s.deleted || s.liveView):
+				bad = append(bad, fmt.Sprintf("key %d: deleted %v, in users_live %v; want a tombstone", k, s.deleted, s.liveView))
+			case !c.deleted && s.version != c.version:
+				bad = append(bad, fmt.Sprintf("key %d: version %d, want the winner's, %d", k, s.version, c.version))
+			case !c.deleted && (s.deleted || !s.liveView):
 				bad = append(bad, fmt.Sprintf("key %d: deleted %v, in users_live %v; want a live row", k, s.deleted, s.liveView))
 			}
 		}
@@ -171,10 +350,16 @@ func TestUpsertsByEventTime(t *testing.T) {
 		return bad
 	}
 	var final map[int64]userState
-	waitFor(t, 120*time.Second, "every key at its newest change", func() bool {
+	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		final = e.users()
-		return final != nil && len(matches(final)) == 0
-	})
+		bad := matches(final)
+		if final != nil && len(bad) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 2 minutes, %d keys are not at their winner by the tie rule; first: %s", len(bad), strings.Join(bad[:min(3, len(bad))], "; "))
+		}
+	}
 	phase("every key at its newest change")
 	addr := w2.metricsAddr()
 	waitFor(t, 60*time.Second, "w2 to have committed every change it read", func() bool {
@@ -188,7 +373,7 @@ func TestUpsertsByEventTime(t *testing.T) {
 	final = e.users()
 
 	// Another application (its own lease table) reads everything again.
-	w3 := e.start(e.cdcConfig("users-replay", "json", "upsert", fields), "w3")
+	w3 := e.start(e.cdcConfig("users-replay", format, cdcMode, fields), "w3")
 	addr3 := w3.metricsAddr()
 	var older, upserted, deleted float64
 	waitFor(t, 120*time.Second, "the replay of every change", func() bool {

@@ -10,7 +10,9 @@
 //  1. The KCL's read loop calls GetRecords on the client consumers/kcl built
 //     (kcl.New): its middlewares reserve the in-flight budget, decode the
 //     answer (consumers/getrecords) and flag malformed KPL aggregates in
-//     their records; the KCL de-aggregates.
+//     their records; the KCL de-aggregates. In enhanced fan-out mode the
+//     records come in SubscribeToShard events instead, and a middleware of
+//     the same client flags them event by event before the SDK decodes them.
 //  2. KCL → kcl processor.ProcessRecords → leases.BeginBatch (a claimed
 //     shard is handed over between batches, never during one).
 //  3. processor → Hooks.Delivering (metrics) → Handler.DeliverState (the

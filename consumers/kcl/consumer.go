@@ -70,8 +70,10 @@
 //     Checkpointer), never to its global-registry exporter.
 //
 //   - A malformed KPL aggregate made the library's de-aggregator drop the whole
-//     batch it came in (or panic on a bad partition-key index). GuardAggregates,
-//     a middleware on the Kinesis client (after the response is decoded), tries each aggregate alone
+//     batch it came in (or panic on a bad partition-key index), in polling and
+//     enhanced fan-out mode alike. GuardAggregates, middlewares on the Kinesis
+//     client (on GetRecords after the response is decoded; on SubscribeToShard
+//     under the SDK's event decoder, event by event), tries each aggregate alone
 //     and turns a bad one into a plain record the library passes through
 //     untouched, flagged in its EncryptionType (which only Kinesis sets, so a
 //     plain record cannot forge the flag); it becomes a decode_error dead

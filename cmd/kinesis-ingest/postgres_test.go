@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/faultproxy"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 )
 
@@ -191,6 +192,8 @@ func TestPostgresOutageMidStream(t *testing.T) {
 	if v := metricValue(m, `kinesis_ingest_dead_letters_total{`); v != 0 {
 		t.Errorf("dead_letters_total = %v", v)
 	}
+	// Usually 0: a stop of PostgreSQL aborts the transaction in flight.
+	// TestCrashBetweenCommitAndCheckpointAddsNoRow makes the replay certain.
 	skipped := skippedInLog(t, w.log)
 	t.Logf("the outage's retries replayed %d rows that were already committed (skipped)", skipped)
 	w.stop(30 * time.Second)
@@ -217,4 +220,88 @@ func TestPostgresOutageMidStream(t *testing.T) {
 		}
 	}
 	t.Logf("test body took %s", time.Since(testStart).Round(time.Millisecond))
+}
+
+// checkpointWrite is in the body of every checkpoint write to the lease table
+// (consumers/leases CheckpointSequence) and of no other call.
+const checkpointWrite = `"UpdateExpression":"SET #cp = :cp`
+
+// checkpointsAt reports whether every shard of last is checkpointed at its
+// sequence number in lease table table.
+func (e *pgEnv) checkpointsAt(table string, last map[string]string) bool {
+	cps := e.checkpointsOf(table)
+	for shard, seq := range last {
+		if cps[shard].Checkpoint != seq {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCrashBetweenCommitAndCheckpointAddsNoRow: the lease table refuses
+// (throttles) a worker's checkpoint writes while its rows are committed to
+// PostgreSQL, and the worker is killed (SIGKILL) with every row committed and
+// its checkpoints a whole batch of records behind. The next worker resumes
+// from those checkpoints and so reads every record of that batch again: each
+// must be counted as a skipped duplicate, and the table must still hold
+// exactly one row per record.
+func TestCrashBetweenCommitAndCheckpointAddsNoRow(t *testing.T) {
+	t.Parallel()
+	const before, lagging, after = 2000, 2000, 1000
+	const app = "orders-pg-crash"
+	e := newPGEnv(t, 4)
+	dp := faultproxy.New(t, e.ddb.Endpoint)
+	cfg := e.pgConfig(app)
+
+	data, keys, _ := orders(0, before, false)
+	lastBefore := e.put(data, keys)
+	w1 := e.startArgs(cfg, "w1", nil, []string{"AWS_ENDPOINT_URL_DYNAMODB=" + dp.URL})
+	waitFor(t, 90*time.Second, fmt.Sprintf("the first %d records checkpointed", before), func() bool {
+		return e.checkpointsAt(app, lastBefore)
+	})
+
+	dp.SetRules(faultproxy.Rule{Operation: "UpdateItem", Every: 1, Code: "ProvisionedThroughputExceededException", BodyContains: checkpointWrite})
+	data, keys, _ = orders(before, lagging, false)
+	e.put(data, keys)
+	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows committed and a checkpoint refused", before+lagging), func() bool {
+		c, _ := e.query("SELECT count(*) FROM orders")
+		return c >= before+lagging && dp.Throttled()["UpdateItem"] > 0
+	})
+	w1.kill()
+	dp.SetRules()
+	if !e.checkpointsAt(app, lastBefore) {
+		t.Fatalf("checkpoints %v moved past %v while their writes were refused: nothing left to replay", e.checkpointsOf(app), lastBefore)
+	}
+	t.Logf("w1 killed with %d rows committed, checkpoints %d records behind (%d checkpoint writes refused); it skipped %d rows itself",
+		e.mustQuery("SELECT count(*) FROM orders"), lagging, dp.Throttled()["UpdateItem"], skippedInLog(t, w1.log))
+
+	// The successor reads the lagging batch again, then records it has not seen.
+	w2 := e.start(cfg, "w2")
+	data, keys, _ = orders(before+lagging, after, false)
+	lastAfter := e.put(data, keys)
+	const n = before + lagging + after
+	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows, checkpointed", n), func() bool {
+		c, _ := e.query("SELECT count(*) FROM orders")
+		return c >= n && e.checkpointsAt(app, lastAfter)
+	})
+	if c, d := e.mustQuery("SELECT count(*) FROM orders"), e.mustQuery("SELECT count(DISTINCT id) FROM orders"); c != n || d != n {
+		t.Errorf("count(*) = %d, count(DISTINCT id) = %d, want %d and %d: a replay added rows", c, d, n, n)
+	}
+	if lo, hi := e.mustQuery("SELECT min(id) FROM orders"), e.mustQuery("SELECT max(id) FROM orders"); lo != 0 || hi != n-1 {
+		t.Errorf("ids %d..%d, want 0..%d", lo, hi, n-1)
+	}
+	if bad := e.mustQuery("SELECT count(*) FROM orders WHERE amount <> id + 0.25"); bad != 0 {
+		t.Errorf("%d rows with a wrong amount", bad)
+	}
+	if dl := e.mustQuery("SELECT count(*) FROM kinesis_ingest_dead_letters"); dl != 0 {
+		t.Errorf("%d dead letters; every record was good", dl)
+	}
+	m := scrape(t, w2.metricsAddr())
+	if got := metricValue(m, `kinesis_ingest_sink_duplicates_skipped_total{sink="warehouse"}`); got != lagging {
+		t.Errorf("sink_duplicates_skipped_total = %v after the crash, want %d (the records after the lagging checkpoints, all committed before it)", got, lagging)
+	}
+	if got := skippedInLog(t, w2.log); got != lagging {
+		t.Errorf("the successor logged %d skipped rows, want %d", got, lagging)
+	}
+	w2.stop(30 * time.Second)
 }

@@ -5,6 +5,8 @@
 // throttle, and a worker's backoff must be proven against the real error shape.
 // It can also leave one shard's GetRecords calls unanswered (HangGetRecords),
 // as a half-open connection does, to prove that no call waits forever.
+// Rules can narrow to calls whose body holds a string (one kind of
+// UpdateItem, say) and can change while a worker runs (SetRules).
 package faultproxy
 
 import (
@@ -29,6 +31,10 @@ type Rule struct {
 	Every     int
 	// Code is the error type, e.g. "ProvisionedThroughputExceededException".
 	Code string
+	// BodyContains, if set, narrows the rule to calls whose JSON request
+	// body contains it (e.g. a DynamoDB UpdateExpression): DynamoDB uses one
+	// operation for writes a worker treats differently.
+	BodyContains string
 }
 
 // Proxy forwards to an emulator, throttling by its rules.
@@ -62,13 +68,13 @@ func New(t testing.TB, target string, rules ...Rule) *Proxy {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target") // e.g. Kinesis_20131202.GetRecords
 		op := target[strings.LastIndexByte(target, '.')+1:]
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		if op == "GetRecords" || op == "GetShardIterator" {
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadGateway)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
 			r = r.WithContext(context.WithValue(r.Context(), requestBody{}, body))
 			if shard, ok := p.hangs(op, body); ok {
 				// Unanswered until the caller gives up (or the test ends):
@@ -83,7 +89,7 @@ func New(t testing.TB, target string, rules ...Rule) *Proxy {
 				return
 			}
 		}
-		if rule, ok := p.hit(op); ok {
+		if rule, ok := p.hit(op, body); ok {
 			// The JSON protocols' error shape: the type in a header and in
 			// __type (DynamoDB prefixes it with its namespace; both forms are
 			// accepted by the SDK's decoder).
@@ -173,11 +179,22 @@ func (p *Proxy) learnIterators(resp *http.Response) error {
 	return nil
 }
 
-func (p *Proxy) hit(op string) (Rule, bool) {
+// SetRules replaces the rules for the calls from now on (none: forward
+// everything); the counts so far are kept.
+func (p *Proxy) SetRules(rules ...Rule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rules = rules
+}
+
+func (p *Proxy) hit(op string, body []byte) (Rule, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[op]++
 	for _, r := range p.rules {
+		if r.BodyContains != "" && !bytes.Contains(body, []byte(r.BodyContains)) {
+			continue
+		}
 		if r.Operation == op && r.Every > 0 && p.calls[op]%r.Every == 0 {
 			p.throttled[op]++
 			return r, true

@@ -161,6 +161,10 @@ type Pipeline struct {
 	named map[*Source][]NamedConverter
 	// late: per source, the datasets with a disorder.
 	late map[*Source]map[string]lateRule
+	// retry is the policy of every retry of the pipeline: a batch a stage
+	// failed, a decoder's dependency, a sink's outage; each until it ends or
+	// the delivery is cancelled.
+	retry retry.Policy
 }
 
 var _ consumers.StateHandler = (*Pipeline)(nil)
@@ -196,7 +200,8 @@ func New(cfg Config) (*Pipeline, error) {
 	if len(cfg.Sources) == 0 {
 		errs = append(errs, errors.New("pipeline: no sources"))
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger, sub: newSubscriber(), sources: map[string]*Source{}}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, sub: newSubscriber(), sources: map[string]*Source{},
+		retry: retry.Policy{Initial: cfg.Backoff.Initial, Max: cfg.Backoff.Max}}
 	for i := range cfg.Sources {
 		s := &cfg.Sources[i]
 		if s.Name == "" || s.Decoder == nil {
@@ -307,8 +312,14 @@ func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
 		return ctx.Err()
 	}
 	first := records[0].Origin
-	delay := p.cfg.Backoff.Initial
-	for attempt := 1; ; attempt++ {
+	attempt := 0
+	return p.retry.Do(ctx, retry.Options{OnRetry: func(a retry.Attempt) {
+		p.cfg.Metrics.DeliveryRetried(source)
+		p.log.Error("batch failed in the pipeline; retrying it whole, the shard waits",
+			"source", source, "shard_id", first.ShardID, "first_sequence_number", first.SequenceNumber,
+			"attempt", a.N, "retry_in", a.Wait)
+	}}, func(ctx context.Context) error {
+		attempt++
 		msg := message.NewMessage(first.ShardID+"/"+first.SequenceNumber+"/"+strconv.Itoa(attempt), nil)
 		msg.Metadata.Set("source", source)
 		msg.Metadata.Set("shard_id", first.ShardID)
@@ -326,21 +337,17 @@ func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
 			return nil
 		case <-msg.Nacked():
 		case <-ctx.Done():
-			return ctx.Err()
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		p.cfg.Metrics.DeliveryRetried(source)
-		p.log.Error("batch failed in the pipeline; retrying it whole, the shard waits",
-			"source", source, "shard_id", first.ShardID, "first_sequence_number", first.SequenceNumber,
-			"attempt", attempt, "retry_in", delay)
-		if err := retry.Sleep(ctx, retry.Jitter(delay)); err != nil {
-			return err
-		}
-		delay = min(2*delay, p.cfg.Backoff.Max)
-	}
+		return errNacked
+	})
 }
+
+// errNacked is a batch a stage failed on as a whole (a panic outside the
+// per-record guards): Deliver sends it again.
+var errNacked = errors.New("pipeline: batch nacked")
 
 func (p *Pipeline) handle(msg *message.Message) error {
 	b, ok := msg.Context().Value(batchKey{}).(*batch)
@@ -569,7 +576,7 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	}
 
 	if len(letters) > 0 {
-		err := p.retry(ctx, "dead_letter", func(ctx context.Context) error {
+		err := p.write(ctx, "dead_letter", func(ctx context.Context) error {
 			return p.cfg.DeadLetters.Write(ctx, letters)
 		})
 		if err != nil {
@@ -681,34 +688,31 @@ func decodeOnce(d decoders.Decoder, data []byte) (v any, err error) {
 
 // decode decodes one record, retrying while the decoder says its failure is
 // transient (a schema registry down): such a failure says nothing about the
-// record, so it must not become a dead letter.
-func (p *Pipeline) decode(ctx context.Context, src *Source, rec *record.Record) (any, error) {
-	v, err := decodeOnce(src.Decoder, rec.Data)
-	if err == nil || !errors.Is(err, decoders.ErrTransient) {
-		return v, err
-	}
-	delay := p.cfg.Backoff.Initial
-	for attempt := 1; ; attempt++ {
-		p.cfg.Metrics.DecodeRetried(src.Name)
-		wait := retry.Jitter(delay)
-		p.log.Warn("decoder dependency unavailable; retrying, checkpoint held", "source", src.Name,
-			"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "attempt", attempt, "retry_in", wait, "err", err)
-		if err := retry.Sleep(ctx, wait); err != nil {
-			return nil, err
-		}
-		delay = min(2*delay, p.cfg.Backoff.Max)
+// record, so it must not become a dead letter. This is the one layer that
+// retries it: the decoder answers each call at once (it has no context to
+// end a wait with).
+func (p *Pipeline) decode(ctx context.Context, src *Source, rec *record.Record) (v any, err error) {
+	err = p.retry.Do(ctx, retry.Options{
+		Retryable: isTransient,
+		OnRetry: func(a retry.Attempt) {
+			p.cfg.Metrics.DecodeRetried(src.Name)
+			p.log.Warn("decoder dependency unavailable; retrying, checkpoint held", "source", src.Name,
+				"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
+		},
+	}, func(context.Context) error {
 		v, err = decodeOnce(src.Decoder, rec.Data)
-		if err == nil || !errors.Is(err, decoders.ErrTransient) {
-			return v, err
-		}
-	}
+		return err
+	})
+	return v, err
 }
+
+func isTransient(err error) bool { return errors.Is(err, decoders.ErrTransient) }
 
 // writeRows writes a sink's rows, retrying outages. Rows the sink refuses for
 // themselves come back in the RejectedError (zero value when none).
 func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch) (sinks.RejectedError, error) {
 	var rejected sinks.RejectedError
-	err := p.retry(ctx, sb.name, func(ctx context.Context) error {
+	err := p.write(ctx, sb.name, func(ctx context.Context) error {
 		err := sb.sink.Write(ctx, sb.rows)
 		if r, ok := sinks.IsRejected(err); ok {
 			rejected = *r
@@ -719,27 +723,17 @@ func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch) (sinks.Rejected
 	return rejected, err
 }
 
-// retry runs f until it succeeds or ctx is done. Every failure is an outage here:
-// bad data never reaches this point as an error.
-func (p *Pipeline) retry(ctx context.Context, sink string, f func(context.Context) error) error {
-	delay := p.cfg.Backoff.Initial
-	for attempt := 1; ; attempt++ {
-		err := f(ctx)
-		if err == nil {
-			if attempt > 1 {
-				p.log.Info("sink recovered", "sink", sink, "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+// write runs a sink's write f until it succeeds or ctx is done. Every
+// failure is an outage here: bad data never reaches this point as an error.
+func (p *Pipeline) write(ctx context.Context, sink string, f func(context.Context) error) error {
+	retried := 0
+	err := p.retry.Do(ctx, retry.Options{OnRetry: func(a retry.Attempt) {
+		retried = a.N
 		p.cfg.Metrics.SinkRetried(sink)
-		wait := retry.Jitter(delay)
-		p.log.Warn("sink write failed; retrying, checkpoint held", "sink", sink, "attempt", attempt, "retry_in", wait, "err", err)
-		if err := retry.Sleep(ctx, wait); err != nil {
-			return err
-		}
-		delay = min(2*delay, p.cfg.Backoff.Max)
+		p.log.Warn("sink write failed; retrying, checkpoint held", "sink", sink, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
+	}}, f)
+	if err == nil && retried > 0 {
+		p.log.Info("sink recovered", "sink", sink, "attempts", retried+1)
 	}
+	return err
 }

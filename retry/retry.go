@@ -46,7 +46,9 @@ type Options struct {
 // Do calls f until it returns nil, returns a non-retryable error, or
 // Attempts calls have failed (then it returns the last error). When ctx
 // is done during a wait, or f fails after ctx is done, it returns an error
-// that matches both ctx's error and f's last error under errors.Is.
+// that matches both ctx's error and f's last error under errors.Is (f's
+// error alone when it already is ctx's: an f that gives up with ctx.Err()
+// reads as the cancellation, once).
 func (p Policy) Do(ctx context.Context, o Options, f func(context.Context) error) error {
 	wait := p.Initial
 	for n := 1; ; n++ {
@@ -54,8 +56,11 @@ func (p Policy) Do(ctx context.Context, o Options, f func(context.Context) error
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return errors.Join(ctx.Err(), err)
+		if cerr := ctx.Err(); cerr != nil {
+			if errors.Is(err, cerr) {
+				return err
+			}
+			return errors.Join(cerr, err)
 		}
 		if o.Retryable != nil && !o.Retryable(err) {
 			return err

@@ -102,6 +102,16 @@ func TestDoEndsWithItsContext(t *testing.T) {
 	}
 }
 
+// An f that returns its context's error is the cancellation, said once.
+func TestDoReturnsTheContextErrorOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := Policy{}.Do(ctx, Options{}, func(ctx context.Context) error { return ctx.Err() })
+	if err != context.Canceled {
+		t.Errorf("Do = %q, want context.Canceled itself", err)
+	}
+}
+
 func TestWaitsDoubleUpToTheCap(t *testing.T) {
 	got := Policy{Initial: 100 * time.Millisecond, Max: time.Second}.Waits(6)
 	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}

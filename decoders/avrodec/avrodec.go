@@ -51,10 +51,11 @@
 // promising more items than the payload has bytes for.
 //
 // A registry that cannot be reached, answers 5xx, 429 or refuses the
-// credentials is not bad bytes: Decode retries the request a few times with
-// backoff, then returns an error wrapping decoders.ErrTransient, so the
-// pipeline retries the record without checkpointing. Config.OnRegistryError
-// counts every failed request.
+// credentials is not bad bytes: Decode returns an error wrapping
+// decoders.ErrTransient at once, and the pipeline retries the record with
+// its backoff, without checkpointing (the one layer that retries it: Decode
+// has no context to end a wait with). Config.OnRegistryError counts every
+// failed request.
 package avrodec
 
 import (

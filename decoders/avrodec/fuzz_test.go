@@ -60,8 +60,6 @@ func FuzzDecode(f *testing.F) {
 	auto := mustNew(f, Config{Schema: order})
 	reg := mustNew(f, Config{Registry: &Registry{
 		URL:        "http://registry.invalid",
-		Attempts:   1,
-		Backoff:    time.Nanosecond,
 		Preload:    map[int]string{1: order, 2: schemaText(f, "order_v2"), 3: all},
 		HTTPClient: &http.Client{Transport: noNetwork{}},
 	}})
@@ -84,8 +82,6 @@ func FuzzDecode(f *testing.F) {
 	listing := &listingOnly{}
 	listed := mustNew(f, Config{Registry: &Registry{
 		URL:         "http://registry.invalid",
-		Attempts:    1,
-		Backoff:     time.Nanosecond,
 		NotFoundTTL: time.Hour,
 		HTTPClient:  &http.Client{Transport: listing},
 	}})

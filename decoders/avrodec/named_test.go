@@ -24,7 +24,7 @@ func TestDecodeNamedReadsOnlyTheRegistryCache(t *testing.T) {
 	const order = `{"type":"record","name":"O","fields":[{"name":"id","type":"long"},
 		{"name":"note","type":["null","string"]},{"name":"ts","type":{"type":"long","logicalType":"timestamp-micros"}}]}`
 	tr := &countingTransport{}
-	d := mustNew(t, Config{Registry: &Registry{URL: "http://registry.invalid", Attempts: 1, Backoff: time.Nanosecond,
+	d := mustNew(t, Config{Registry: &Registry{URL: "http://registry.invalid",
 		Preload: map[int]string{1: order}, HTTPClient: &http.Client{Transport: tr}}})
 	codec, err := goavro.NewCodec(order)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,14 +37,13 @@ type Registry struct {
 	// CAFile is a PEM bundle trusted for https instead of the system roots.
 	CAFile string
 
-	// Timeout bounds one request; default 5s.
+	// Timeout bounds one request; default 5s. A request that fails (network
+	// errors, 5xx, 408, 429, 401, 403, an answer that is not the registry's)
+	// is not retried here: Decode returns decoders.ErrTransient at once and
+	// the pipeline, which owns the shard's context, retries the record with
+	// its backoff. A Retry-After (up to 5s) makes the fetches within it fail
+	// the same way without a request.
 	Timeout time.Duration
-	// Attempts is how many times one fetch is tried (network errors, 5xx,
-	// 408, 429) before Decode gives up with decoders.ErrTransient; default 3.
-	Attempts int
-	// Backoff is the wait before the second attempt, doubled for each next
-	// one, with jitter; default 100ms. A Retry-After up to 5s is honoured.
-	Backoff time.Duration
 	// NotFoundTTL is how long an id the registry answered 404 for, or a
 	// fingerprint none of its schemas has, stays unknown before the registry
 	// is asked again; default 30s. Within it such records fail at once.
@@ -61,8 +59,6 @@ type Registry struct {
 
 const (
 	defaultTimeout     = 5 * time.Second
-	defaultAttempts    = 3
-	defaultBackoff     = 100 * time.Millisecond
 	defaultNotFoundTTL = 30 * time.Second
 	maxRetryAfter      = 5 * time.Second
 	maxBody            = 64 << 20
@@ -76,13 +72,14 @@ type registry struct {
 	username string
 	password string
 	token    string
-	attempts int
-	backoff  time.Duration
 	ttl      time.Duration
 	onError  func()
 	log      *slog.Logger
 	now      func() time.Time
 	down     atomic.Bool
+	// quietUntil (Unix nanoseconds) is the end of the registry's last
+	// Retry-After: until then a fetch fails without asking.
+	quietUntil atomic.Int64
 
 	// Copy-on-write maps: lookups are lock-free, writes hold mu.
 	ids atomic.Pointer[map[int64]*cached]
@@ -131,8 +128,6 @@ func newRegistry(cfg *Registry, onError func(), log *slog.Logger) (*registry, er
 		username: cfg.Username,
 		password: cfg.Password,
 		token:    cfg.Token,
-		attempts: cfg.Attempts,
-		backoff:  cfg.Backoff,
 		ttl:      cfg.NotFoundTTL,
 		onError:  onError,
 		log:      log,
@@ -141,12 +136,6 @@ func newRegistry(cfg *Registry, onError func(), log *slog.Logger) (*registry, er
 		missingID: map[int64]missing{},
 		missingFP: map[uint64]time.Time{},
 		idCalls:   map[int64]*call{},
-	}
-	if r.attempts <= 0 {
-		r.attempts = defaultAttempts
-	}
-	if r.backoff <= 0 {
-		r.backoff = defaultBackoff
 	}
 	if r.ttl <= 0 {
 		r.ttl = defaultNotFoundTTL
@@ -427,44 +416,38 @@ func (r *registry) list() error {
 	return nil
 }
 
-// get GETs base+path, retrying what may pass. It returns the body of a 200
-// or a 404, or an error wrapping decoders.ErrTransient.
+// get GETs base+path once. It returns the body of a 200 or a 404, or an
+// error wrapping decoders.ErrTransient: the caller's retry (the pipeline's)
+// asks again, so this is no retry loop of its own.
 func (r *registry) get(path string) ([]byte, int, error) {
-	var last error
-	wait := r.backoff
-	attempt := 1
-	for ; ; attempt++ {
-		body, status, retryAfter, err := r.do(r.base + path)
-		if err == nil && (status == http.StatusOK || status == http.StatusNotFound) {
-			if r.down.Swap(false) {
-				r.log.Info("schema registry answers again", "url", r.shown)
-			}
-			return body, status, nil
-		}
-		r.failed()
-		retry := err != nil || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
-		if err == nil {
-			hint := ""
-			if status == http.StatusUnauthorized || status == http.StatusForbidden {
-				hint = " (check format.avro.registry username and password, or token)"
-			}
-			err = fmt.Errorf("answered %d %s%s%s", status, http.StatusText(status), withMessage(body), hint)
-		}
-		last = err
-		if !retry || attempt >= r.attempts {
-			break
-		}
-		d := wait/2 + rand.N(wait/2+1)
-		if retryAfter > d {
-			d = min(retryAfter, maxRetryAfter)
-		}
-		time.Sleep(d)
-		wait *= 2
+	if until := r.quietUntil.Load(); until != 0 && r.now().UnixNano() < until {
+		return nil, 0, fmt.Errorf("avrodec: schema registry unavailable: GET %s: it asked to wait until %s (Retry-After): %w",
+			r.shown+path, time.Unix(0, until).UTC().Format(time.RFC3339), decoders.ErrTransient)
 	}
-	r.down.Store(true)
-	r.log.Warn("schema registry unavailable; records that need it are retried without checkpointing",
-		"url", r.shown+path, "attempts", attempt, "err", last)
-	return nil, 0, fmt.Errorf("avrodec: schema registry unavailable: GET %s: %w: %w", r.shown+path, last, decoders.ErrTransient)
+	body, status, retryAfter, err := r.do(r.base + path)
+	if err == nil && (status == http.StatusOK || status == http.StatusNotFound) {
+		if r.down.Swap(false) {
+			r.log.Info("schema registry answers again", "url", r.shown)
+		}
+		return body, status, nil
+	}
+	r.failed()
+	if err == nil {
+		hint := ""
+		if status == http.StatusUnauthorized || status == http.StatusForbidden {
+			hint = " (check format.avro.registry username and password, or token)"
+		}
+		err = fmt.Errorf("answered %d %s%s%s", status, http.StatusText(status), withMessage(body), hint)
+	}
+	if retryAfter > 0 {
+		r.quietUntil.Store(r.now().Add(min(retryAfter, maxRetryAfter)).UnixNano())
+	}
+	// Once per outage: the pipeline logs each retry of a record.
+	if !r.down.Swap(true) {
+		r.log.Warn("schema registry unavailable; records that need it are retried without checkpointing",
+			"url", r.shown+path, "err", err)
+	}
+	return nil, 0, fmt.Errorf("avrodec: schema registry unavailable: GET %s: %w: %w", r.shown+path, err, decoders.ErrTransient)
 }
 
 func (r *registry) failed() {

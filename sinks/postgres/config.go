@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
@@ -259,7 +260,7 @@ type redactor struct{ secrets []string }
 func newRedactor(pc *pgxpool.Config) redactor {
 	var r redactor
 	if pc != nil && pc.ConnConfig.Password != "" {
-		r.secrets = append(r.secrets, pc.ConnConfig.Password, url.QueryEscape(pc.ConnConfig.Password), url.PathEscape(pc.ConnConfig.Password))
+		r.secrets = append(r.secrets, pc.ConnConfig.Password)
 	}
 	return r
 }
@@ -269,12 +270,7 @@ func (r redactor) err(err error) error {
 		return err
 	}
 	msg := err.Error()
-	clean := msg
-	for _, s := range r.secrets {
-		if s != "" {
-			clean = strings.ReplaceAll(clean, s, "xxxxx")
-		}
-	}
+	clean := redact.Secrets(msg, r.secrets...)
 	if clean == msg {
 		return err
 	}

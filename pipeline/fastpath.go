@@ -169,7 +169,8 @@ const maxPooledFields = 1 << 16
 // because the scan or a route declined: the record then takes the general
 // path. A row the route's Window drops is counted through drop once the
 // record is known to stay on this path.
-func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch, rec *record.Record, i, batchLen int, bySink []*sinkBatch, drop func(route int, reason string)) (taken, ok bool) {
+func (p *Pipeline) rowsFromJSON(c *classified, fast []jsonRoute, rec *record.Record, i int) (taken, ok bool) {
+	js, routes, batchLen := c.js, c.src.Routes, len(c.records)
 	if !js.rec.Scan(rec.Data) {
 		return false, false
 	}
@@ -198,14 +199,15 @@ func (p *Pipeline) rowsFromJSON(routes []Route, fast []jsonRoute, js *jsonBatch,
 		}
 		rows = append(rows, js.took(ri, start, fields, &routes[ri]))
 	}
-	js.keep(routes, rows, rec, i, batchLen, bySink, drop)
+	c.keep(rows, rec, i)
 	return len(rows) > 0, true
 }
 
 // rowsFromNamed is rowsFromJSON for a source on the named path: the record
 // decoded by dec into its top-level fields, each route converting those.
-func (p *Pipeline) rowsFromNamed(routes []Route, convs []NamedConverter, dec NamedDecoder, js *jsonBatch, rec *record.Record, i, batchLen int, bySink []*sinkBatch, drop func(route int, reason string)) (taken, ok bool) {
-	names, vals, ok := dec.DecodeNamed(rec.Data, js.vals[:0])
+func (p *Pipeline) rowsFromNamed(c *classified, convs []NamedConverter, rec *record.Record, i int) (taken, ok bool) {
+	js, routes, batchLen := c.js, c.src.Routes, len(c.records)
+	names, vals, ok := c.namedDec.DecodeNamed(rec.Data, js.vals[:0])
 	js.vals = vals
 	if !ok {
 		return false, false
@@ -224,7 +226,7 @@ func (p *Pipeline) rowsFromNamed(routes []Route, convs []NamedConverter, dec Nam
 		}
 		rows = append(rows, js.took(ri, start, fields, &routes[ri]))
 	}
-	js.keep(routes, rows, rec, i, batchLen, bySink, drop)
+	c.keep(rows, rec, i)
 	return len(rows) > 0, true
 }
 
@@ -256,21 +258,18 @@ func (js *jsonBatch) took(ri, start int, fields []record.Field, r *Route) routeR
 	return routeRow{ri, start, len(fields), r.Window.Reason(fields[start:])}
 }
 
-// keep hands the record's rows to their sinks' batches, or counts them as
-// dropped by their Window, once every route has converted the record.
-func (js *jsonBatch) keep(routes []Route, rows []routeRow, rec *record.Record, i, batchLen int, bySink []*sinkBatch, drop func(route int, reason string)) {
+// keep hands the rows of record i to their sinks' batches, or counts them
+// as dropped by their Window, once every route has converted the record.
+func (c *classified) keep(rows []routeRow, rec *record.Record, i int) {
 	for _, row := range rows {
 		if row.drop != "" {
-			drop(row.route, row.drop)
+			c.drop(row.route, row.drop)
 			continue
 		}
-		sb := bySink[row.route]
-		sb.reserve(batchLen)
 		// The full slice expression keeps a sink that appends to a row's
 		// fields from writing over the next row's.
-		sb.rows = append(sb.rows, record.Row{Dataset: routes[row.route].Dataset, Origin: rec.Origin,
-			Fields: js.fields[row.start:row.end:row.end]})
-		sb.recIdx = append(sb.recIdx, i)
+		c.add(row.route, i, record.Row{Dataset: c.src.Routes[row.route].Dataset, Origin: rec.Origin,
+			Fields: c.js.fields[row.start:row.end:row.end]})
 	}
 }
 

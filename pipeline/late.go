@@ -83,8 +83,8 @@ func lateRules(src *Source) map[string]lateRule {
 // letters (reason late), advancing wm with every row that is not. A replay
 // from a checkpoint starts from the watermarks stored with it and meets the
 // same records in the same order, so it judges them the same.
-func (p *Pipeline) dropLate(src *Source, sb *sinkBatch, wm *watermarks, recs []record.Record, deadLetter func(*record.Record, string, record.Reason, error)) {
-	rules := p.late[src]
+func (p *Pipeline) dropLate(c *classified, sb *sinkBatch) {
+	rules, wm := p.late[c.src], &c.out
 	if len(rules) == 0 {
 		return
 	}
@@ -102,7 +102,7 @@ func (p *Pipeline) dropLate(src *Source, sb *sinkBatch, wm *watermarks, recs []r
 			us := ts.UnixMicro()
 			newest, seen := (*wm)[r.Dataset]
 			if seen && us < newest-rule.disorder.Microseconds() {
-				deadLetter(&recs[sb.recIdx[i]], r.Dataset, record.ReasonLate, fmt.Errorf(
+				p.deadLetter(c, &c.records[sb.recIdx[i]], r.Dataset, record.ReasonLate, fmt.Errorf(
 					"%s: %s is older than the shard's watermark %s (the newest %s seen in shard %s, %s, minus disorder %s)",
 					r.Fields[rule.tsIndex].Name, fmtMicros(us), fmtMicros(newest-rule.disorder.Microseconds()),
 					r.Fields[rule.tsIndex].Name, r.Origin.ShardID, fmtMicros(newest), rule.disorder))

@@ -9,10 +9,16 @@
 // once every record of it has a durable row or a durable dead letter; the
 // consumer then checkpoints past the batch.
 //
+// Each attempt at a batch is two steps: classify (decode → where → convert →
+// window → late: rows per sink and dead letters, nothing written) and persist
+// (the rows, then the dead letters). Deliver passes the batch to the
+// Watermill handler by the message's UUID (inflight), not inside the message.
+//
 // Two kinds of failure, one place each: bad data (undecodable, not fitting the
 // dataset, refused by a sink for itself) becomes a dead letter at once; a sink
-// outage is retried here, with capped exponential backoff and jitter, until it
-// ends or the delivery is cancelled, and nothing is acked meanwhile.
+// outage, or a decoder's dependency down (decoders.ErrTransient), is retried
+// here, with the one retry.Policy (capped exponential backoff and jitter),
+// until it ends or the delivery is cancelled, and nothing is acked meanwhile.
 //
 // The pipeline holds no Prometheus collector: rows, dead letters, latencies
 // and sink errors are counted by decorators around it and its sinks
@@ -27,6 +33,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -138,11 +145,21 @@ type Metrics interface {
 	InstrumentRouter(*message.Router)
 }
 
+// Tally is told what each batch made durable, once it is (internal/app sums
+// it for a bounded run's summary): the rows each sink accepted, per dataset,
+// and the dead letters, a row the sink refused for itself counted as the dead
+// letter it became. Calls are per write, from several shards at once.
+type Tally interface {
+	Wrote(dataset string, rows int)
+	DeadLettered(letters []record.DeadLetter)
+}
+
 // Config wires a pipeline.
 type Config struct {
 	Sources     []Source
 	DeadLetters sinks.DeadLetterSink
 	Metrics     Metrics
+	Tally       Tally // optional
 	Logger      *slog.Logger
 	Backoff     Backoff
 }
@@ -165,11 +182,11 @@ type Pipeline struct {
 	// failed, a decoder's dependency, a sink's outage; each until it ends or
 	// the delivery is cancelled.
 	retry retry.Policy
+	// inflight: the batches published and not yet acked.
+	inflight inflight
 }
 
 var _ consumers.StateHandler = (*Pipeline)(nil)
-
-type batchKey struct{}
 
 type batch struct {
 	source  *Source
@@ -313,6 +330,7 @@ func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
 	}
 	first := records[0].Origin
 	attempt := 0
+	last := records[len(records)-1].Origin.SequenceNumber
 	return p.retry.Do(ctx, retry.Options{OnRetry: func(a retry.Attempt) {
 		p.cfg.Metrics.DeliveryRetried(source)
 		p.log.Error("batch failed in the pipeline; retrying it whole, the shard waits",
@@ -324,9 +342,11 @@ func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
 		msg.Metadata.Set("source", source)
 		msg.Metadata.Set("shard_id", first.ShardID)
 		msg.Metadata.Set("first_sequence_number", first.SequenceNumber)
-		msg.Metadata.Set("last_sequence_number", records[len(records)-1].Origin.SequenceNumber)
+		msg.Metadata.Set("last_sequence_number", last)
 		msg.Metadata.Set("records", strconv.Itoa(len(records)))
-		msg.SetContext(context.WithValue(ctx, batchKey{}, b))
+		msg.SetContext(ctx)
+		p.inflight.put(source, msg.UUID, b)
+		defer p.inflight.remove(source, msg.UUID)
 		select {
 		case t.in <- msg:
 		case <-ctx.Done():
@@ -350,11 +370,43 @@ func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
 var errNacked = errors.New("pipeline: batch nacked")
 
 func (p *Pipeline) handle(msg *message.Message) error {
-	b, ok := msg.Context().Value(batchKey{}).(*batch)
-	if !ok {
-		return errors.New("pipeline message carries no batch: it was not published by Deliver")
+	b := p.inflight.get(msg.Metadata.Get("source"), msg.UUID)
+	if b == nil {
+		return errors.New("pipeline message carries no batch: it was not published by Deliver, or its Deliver has returned")
 	}
 	return p.process(msg.Context(), b)
+}
+
+// inflight holds the batches Deliver has published and waits for, by source
+// and message UUID: the message names its batch, and the handler takes it
+// from here. (Watermill's payload is bytes; a batch of records in it would
+// be copied, and one in the message's context would be hidden in it.)
+type inflight struct {
+	mu sync.Mutex
+	m  map[inflightKey]*batch
+}
+
+type inflightKey struct{ source, uuid string }
+
+func (f *inflight) put(source, uuid string, b *batch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[inflightKey]*batch{}
+	}
+	f.m[inflightKey{source, uuid}] = b
+}
+
+func (f *inflight) get(source, uuid string) *batch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[inflightKey{source, uuid}]
+}
+
+func (f *inflight) remove(source, uuid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.m, inflightKey{source, uuid})
 }
 
 // sinkBatch collects the rows for one sink, with the index of the record each
@@ -406,159 +458,213 @@ func (sb *sinkBatch) release() {
 // maxPooledRows keeps an outsized batch's rows out of the pool.
 const maxPooledRows = 1 << 14
 
+// process delivers one attempt of a batch: classify it (no write), count
+// what only the pipeline sees, then persist it.
 func (p *Pipeline) process(ctx context.Context, b *batch) error {
+	c, err := p.classify(ctx, b)
+	if err != nil {
+		return err
+	}
+	p.report(c)
+	b.out = c.out
+	return p.persist(ctx, c)
+}
+
+// classified is what becomes of each record of a batch, decided before
+// anything is written: the rows of each sink, the dead letters, the shard's
+// watermarks after the batch, and what is only counted.
+type classified struct {
+	src     *Source
+	records []record.Record
+	// sinks holds one sinkBatch per distinct sink, in route order; bySink
+	// is each route's.
+	sinks   []*sinkBatch
+	bySink  []*sinkBatch
+	letters []record.DeadLetter
+	out     watermarks
+	// js is the fast paths' state, nil when the source has none; namedDec
+	// is the source's decoder on the named path.
+	js       *jsonBatch
+	namedDec NamedDecoder
+	unrouted int
+	filtered map[filteredKey]int
+	skipped  map[[2]string]int // Debezium events that change no row, by dataset and event
+}
+
+// deadLetter makes rec a dead letter. A stage's panic is logged here, with
+// its stack and the record's origin.
+func (p *Pipeline) deadLetter(c *classified, rec *record.Record, dataset string, reason record.Reason, err error) {
+	var pe *panicError
+	if errors.As(err, &pe) {
+		p.log.Error("stage panicked on a record; dead-lettering it", "source", c.src.Name,
+			"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber,
+			"stage", pe.stage, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+	}
+	c.letters = append(c.letters, record.DeadLetter{
+		Origin: rec.Origin, Dataset: dataset, Reason: reason, Error: err.Error(), Data: rec.Data,
+	})
+}
+
+// drop counts a row of route ri its Window dropped.
+func (c *classified) drop(ri int, reason string) {
+	if c.filtered == nil {
+		c.filtered = map[filteredKey]int{}
+	}
+	c.filtered[filteredKey{c.src.Routes[ri].Dataset, reason}]++
+}
+
+// add hands route ri's row of record i to its sink's batch.
+func (c *classified) add(ri, i int, row record.Row) {
+	sb := c.bySink[ri]
+	sb.reserve(len(c.records))
+	sb.rows = append(sb.rows, row)
+	sb.recIdx = append(sb.recIdx, i)
+}
+
+// classify sorts a batch: decode → where → convert → window → late, into
+// rows per sink and dead letters. It writes nothing; its one wait is the
+// decode retry of a decoder whose dependency is down, and its only error is
+// ctx's, from that wait.
+func (p *Pipeline) classify(ctx context.Context, b *batch) (*classified, error) {
 	src := b.source
-	var letters []record.DeadLetter
-	bySink := make([]*sinkBatch, len(src.Routes))
-	sinkIndex := map[sinks.RowSink]*sinkBatch{}
+	c := &classified{src: src, records: b.records, bySink: make([]*sinkBatch, len(src.Routes))}
 	for i, r := range src.Routes {
-		sb, ok := sinkIndex[r.Sink]
-		if !ok {
-			sb = &sinkBatch{name: r.SinkName, sink: r.Sink}
-			sinkIndex[r.Sink] = sb
+		for _, sb := range c.sinks {
+			if sb.sink == r.Sink {
+				c.bySink[i] = sb
+				break
+			}
 		}
-		bySink[i] = sb
+		if c.bySink[i] == nil {
+			c.bySink[i] = &sinkBatch{name: r.SinkName, sink: r.Sink}
+			c.sinks = append(c.sinks, c.bySink[i])
+		}
 	}
-	deadLetter := func(rec *record.Record, dataset string, reason record.Reason, err error) {
-		var pe *panicError
-		if errors.As(err, &pe) {
-			p.log.Error("stage panicked on a record; dead-lettering it", "source", src.Name,
-				"shard_id", rec.Origin.ShardID, "sequence_number", rec.Origin.SequenceNumber,
-				"stage", pe.stage, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
-		}
-		letters = append(letters, record.DeadLetter{
-			Origin: rec.Origin, Dataset: dataset, Reason: reason, Error: err.Error(), Data: rec.Data,
-		})
-	}
-
-	var dropped map[filteredKey]int
-	drop := func(ri int, reason string) {
-		if dropped == nil {
-			dropped = map[filteredKey]int{}
-		}
-		dropped[filteredKey{src.Routes[ri].Dataset, reason}]++
-	}
-	defer func() {
-		for k, n := range dropped {
-			p.cfg.Metrics.Filtered(k.dataset, k.reason, n)
-		}
-	}()
-
 	fast := p.jsonFast[src]
 	named := p.named[src]
-	namedDec, _ := src.Decoder.(NamedDecoder)
-	unrouted := 0
-	var js *jsonBatch
 	if fast != nil || named != nil {
 		var ok bool
-		if js, ok = jsonBatches.Get(); !ok {
-			js = new(jsonBatch)
+		if c.js, ok = jsonBatches.Get(); !ok {
+			c.js = new(jsonBatch)
 		}
+		c.namedDec, _ = src.Decoder.(NamedDecoder)
 	}
-	var skipped map[[2]string]int // Debezium events that change no row, by dataset and event
 	for i := range b.records {
 		rec := &b.records[i]
 		if rec.Invalid != nil {
-			deadLetter(rec, "", record.ReasonDecode, rec.Invalid)
+			p.deadLetter(c, rec, "", record.ReasonDecode, rec.Invalid)
 			continue
 		}
 		if fast != nil || named != nil {
 			var taken, ok bool
 			if fast != nil {
-				taken, ok = p.rowsFromJSON(src.Routes, fast, js, rec, i, len(b.records), bySink, drop)
+				taken, ok = p.rowsFromJSON(c, fast, rec, i)
 			} else {
-				taken, ok = p.rowsFromNamed(src.Routes, named, namedDec, js, rec, i, len(b.records), bySink, drop)
+				taken, ok = p.rowsFromNamed(c, named, rec, i)
 			}
 			if ok {
 				if !taken {
-					unrouted++
-					p.unrouted(src, rec, deadLetter)
+					p.unrouted(c, rec)
 				}
 				continue
 			}
 		}
 		v, err := p.decode(ctx, src, rec)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if err != nil {
-			deadLetter(rec, "", record.ReasonDecode, err)
+			p.deadLetter(c, rec, "", record.ReasonDecode, err)
 			continue
 		}
-		taken := false
-		for ri := range src.Routes {
-			r := &src.Routes[ri]
-			rv, del := v, false
-			if r.Changes != nil {
-				ch, err := readChange(r.Changes, v)
-				if err != nil {
-					deadLetter(rec, r.Dataset, record.ReasonSchema, err)
-					taken = true
-					continue
-				}
-				if ch.Op == cdc.Skip {
-					if skipped == nil {
-						skipped = map[[2]string]int{}
-					}
-					skipped[[2]string{r.Dataset, ch.Skipped}]++
-					taken = true
-					continue
-				}
-				rv, del = ch.Image, ch.Op == cdc.Delete
-			}
-			if r.Where != nil && !del {
-				ok, err := match(r.Where, rv)
-				if err != nil {
-					deadLetter(rec, r.Dataset, record.ReasonSchema, fmt.Errorf("where: %w", err))
-					taken = true
-					continue
-				}
-				if !ok {
-					continue
-				}
-			}
-			taken = true
-			var fields []record.Field
-			var err error
-			if del {
-				fields, err = convertKeys(r.Schema.(KeyConverter), rv)
-			} else {
-				fields, err = convert(r.Schema, rv)
-			}
+		if !p.route(c, v, rec, i) {
+			p.unrouted(c, rec)
+		}
+	}
+	c.out = b.in.clone()
+	for _, sb := range c.sinks {
+		p.dropLate(c, sb)
+	}
+	return c, nil
+}
+
+// route gives the decoded record v (record i) to every route, as a row, a
+// dead letter, a drop or a skip, and says whether any route took it.
+func (p *Pipeline) route(c *classified, v any, rec *record.Record, i int) (taken bool) {
+	for ri := range c.src.Routes {
+		r := &c.src.Routes[ri]
+		rv, del := v, false
+		if r.Changes != nil {
+			ch, err := readChange(r.Changes, v)
 			if err != nil {
-				if reason := outsideWindow(r, v); reason != "" {
-					drop(ri, reason)
-					continue
+				p.deadLetter(c, rec, r.Dataset, record.ReasonSchema, err)
+				taken = true
+				continue
+			}
+			if ch.Op == cdc.Skip {
+				if c.skipped == nil {
+					c.skipped = map[[2]string]int{}
 				}
-				deadLetter(rec, r.Dataset, record.ReasonSchema, err)
+				c.skipped[[2]string{r.Dataset, ch.Skipped}]++
+				taken = true
 				continue
 			}
-			if reason := r.Window.Reason(fields); reason != "" {
-				drop(ri, reason)
+			rv, del = ch.Image, ch.Op == cdc.Delete
+		}
+		if r.Where != nil && !del {
+			ok, err := match(r.Where, rv)
+			if err != nil {
+				p.deadLetter(c, rec, r.Dataset, record.ReasonSchema, fmt.Errorf("where: %w", err))
+				taken = true
 				continue
 			}
-			sb := bySink[ri]
-			sb.reserve(len(b.records))
-			sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields, Delete: del})
-			sb.recIdx = append(sb.recIdx, i)
+			if !ok {
+				continue
+			}
 		}
-		if !taken {
-			unrouted++
-			p.unrouted(src, rec, deadLetter)
+		taken = true
+		var fields []record.Field
+		var err error
+		if del {
+			fields, err = convertKeys(r.Schema.(KeyConverter), rv)
+		} else {
+			fields, err = convert(r.Schema, rv)
 		}
+		if err != nil {
+			if reason := outsideWindow(r, v); reason != "" {
+				c.drop(ri, reason)
+				continue
+			}
+			p.deadLetter(c, rec, r.Dataset, record.ReasonSchema, err)
+			continue
+		}
+		if reason := r.Window.Reason(fields); reason != "" {
+			c.drop(ri, reason)
+			continue
+		}
+		c.add(ri, i, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields, Delete: del})
 	}
-	if unrouted > 0 {
-		p.cfg.Metrics.Unrouted(src.Name, unrouted)
+	return taken
+}
+
+// report counts what only the pipeline sees of a classified batch.
+func (p *Pipeline) report(c *classified) {
+	if c.unrouted > 0 {
+		p.cfg.Metrics.Unrouted(c.src.Name, c.unrouted)
 	}
-	for k, n := range skipped {
+	for k, n := range c.filtered {
+		p.cfg.Metrics.Filtered(k.dataset, k.reason, n)
+	}
+	for k, n := range c.skipped {
 		p.cfg.Metrics.CDCSkipped(k[0], k[1], n)
 	}
+}
 
-	b.out = b.in.clone()
-	for _, sb := range sinkIndex {
-		p.dropLate(src, sb, &b.out, b.records, deadLetter)
-	}
-	for _, sb := range sinkIndex {
+// persist makes a classified batch durable: each sink's rows (the rows a
+// sink refuses for themselves become dead letters), then the dead letters,
+// each write retried until it succeeds or ctx is done.
+func (p *Pipeline) persist(ctx context.Context, c *classified) error {
+	for _, sb := range c.sinks {
 		if len(sb.rows) == 0 {
 			continue
 		}
@@ -570,22 +676,28 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 			if ri < 0 || ri >= len(sb.rows) {
 				continue
 			}
-			rec := &b.records[sb.recIdx[ri]]
-			deadLetter(rec, sb.rows[ri].Dataset, record.ReasonSinkRejected, fmt.Errorf("sink %s: %w", sb.name, rejected.Err))
+			rec := &c.records[sb.recIdx[ri]]
+			p.deadLetter(c, rec, sb.rows[ri].Dataset, record.ReasonSinkRejected, fmt.Errorf("sink %s: %w", sb.name, rejected.Err))
+		}
+		if p.cfg.Tally != nil {
+			tallyRows(p.cfg.Tally, sb.rows, rejected.Index)
 		}
 	}
-
-	if len(letters) > 0 {
+	if len(c.letters) > 0 {
 		err := p.write(ctx, "dead_letter", func(ctx context.Context) error {
-			return p.cfg.DeadLetters.Write(ctx, letters)
+			return p.cfg.DeadLetters.Write(ctx, c.letters)
 		})
 		if err != nil {
 			return err
 		}
+		if p.cfg.Tally != nil {
+			p.cfg.Tally.DeadLettered(c.letters)
+		}
 		if p.log.Enabled(ctx, slog.LevelDebug) {
-			for i := range letters {
-				p.log.Debug("record dead-lettered", "source", src.Name, "shard_id", letters[i].ShardID,
-					"sequence_number", letters[i].SequenceNumber, "reason", letters[i].Reason, "error", letters[i].Error)
+			for i := range c.letters {
+				l := &c.letters[i]
+				p.log.Debug("record dead-lettered", "source", c.src.Name, "shard_id", l.ShardID,
+					"sequence_number", l.SequenceNumber, "reason", l.Reason, "error", l.Error)
 			}
 		}
 	}
@@ -593,13 +705,33 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	// and no sink holds a row any more: their memory serves the next batch.
 	// (An attempt that fails leaves it to the garbage collector: a sink
 	// whose Write was cancelled may still be reading.)
-	for _, sb := range sinkIndex {
+	for _, sb := range c.sinks {
 		sb.release()
 	}
-	if js != nil {
-		js.release()
+	if c.js != nil {
+		c.js.release()
 	}
 	return nil
+}
+
+// tallyRows tells t the rows of one sink's write that the sink accepted,
+// per dataset (a sink's rows come in runs of one dataset).
+func tallyRows(t Tally, rows []record.Row, rejected []int) {
+	refused := map[string]int{}
+	for _, i := range rejected {
+		if i >= 0 && i < len(rows) {
+			refused[rows[i].Dataset]++
+		}
+	}
+	n := map[string]int{}
+	for i := range rows {
+		n[rows[i].Dataset]++
+	}
+	for ds, k := range n {
+		if k -= refused[ds]; k > 0 {
+			t.Wrote(ds, k)
+		}
+	}
 }
 
 type filteredKey struct{ dataset, reason string }
@@ -617,11 +749,12 @@ func outsideWindow(r *Route, v any) string {
 	return r.Window.TimeReason(ts[0].Value)
 }
 
-// unrouted dead-letters a record that no dataset took, if the source says so
-// (process counts it either way, once per batch).
-func (p *Pipeline) unrouted(src *Source, rec *record.Record, deadLetter func(*record.Record, string, record.Reason, error)) {
-	if src.DeadLetterUnrouted {
-		deadLetter(rec, "", record.ReasonNoRoute, errors.New("no dataset's where took this record"))
+// unrouted counts a record that no dataset took, and dead-letters it if the
+// source says so.
+func (p *Pipeline) unrouted(c *classified, rec *record.Record) {
+	c.unrouted++
+	if c.src.DeadLetterUnrouted {
+		p.deadLetter(c, rec, "", record.ReasonNoRoute, errors.New("no dataset's where took this record"))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,6 +248,53 @@ func TestRowsRejectedBySinkBecomeDeadLetters(t *testing.T) {
 	dls := readJSONL(t, h.dlDir)
 	if len(dls) != 2 || dls[0]["reason"] != "sink_rejected" || dls[1]["reason"] != "sink_rejected" {
 		t.Fatalf("dead letters = %v, want ids 1 and 3 as sink_rejected", dls)
+	}
+}
+
+// tallied records what the pipeline reports as durable.
+type tallied struct {
+	mu      sync.Mutex
+	rows    map[string]int
+	letters map[record.Reason]int
+}
+
+func (t *tallied) Wrote(dataset string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rows[dataset] += n
+}
+
+func (t *tallied) DeadLettered(letters []record.DeadLetter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range letters {
+		t.letters[l.Reason]++
+	}
+}
+
+// TestTallyCountsWhatIsDurable: the rows a sink accepted are rows, the ones
+// it refused are counted as the dead letters they became.
+func TestTallyCountsWhatIsDurable(t *testing.T) {
+	tl := &tallied{rows: map[string]int{}, letters: map[record.Reason]int{}}
+	h := newHarness(t, func(c *pipeline.Config) {
+		r := &c.Sources[0].Routes[0]
+		r.Sink = rejectOdd{r.Sink}
+		c.Tally = tl
+	})
+	recs := records("shardId-0",
+		`{"id":1,"amount":1,"ts":"2024-01-01T00:00:00Z"}`,
+		`{"id":2,"amount":1,"ts":"2024-01-01T00:00:00Z"}`,
+		`{"id":3,"amount":1,"ts":"2024-01-01T00:00:00Z"}`,
+		`not json`,
+	)
+	if err := h.p.Deliver(t.Context(), "orders", recs); err != nil {
+		t.Fatal(err)
+	}
+	if tl.rows["orders"] != 1 || len(tl.rows) != 1 {
+		t.Errorf("rows tallied = %v, want orders: 1", tl.rows)
+	}
+	if tl.letters[record.ReasonSinkRejected] != 2 || tl.letters[record.ReasonDecode] != 1 || len(tl.letters) != 2 {
+		t.Errorf("dead letters tallied = %v, want 2 sink_rejected and 1 decode_error", tl.letters)
 	}
 }
 

@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if err != nil {
 			return nil, err
 		}
-		rowSinks[ds.Name] = tallyRows{a.metrics.WrapRowSink(s.Name, rs.Sink), a.tally}
+		rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs.Sink)
 		a.closers = append(a.closers, rs.Sink.Close)
 		if rs.Ready != nil {
 			a.ready["sink:"+s.Name] = rs.Ready
@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	// sinks (rows, dead letters, latency, batch sizes, errors) and the pipeline
 	// as the consumers' handler (records in, batch and end-to-end latency); the
 	// pipeline counts only what it alone sees.
-	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: tallyLetters{a.metrics.WrapDeadLetterSink(dl), a.tally}, Metrics: a.metrics.Pipeline(), Logger: log.With("component", "pipeline")})
+	a.pipeline, err = pipeline.New(pipeline.Config{Sources: sources, DeadLetters: a.metrics.WrapDeadLetterSink(dl), Metrics: a.metrics.Pipeline(), Tally: a.tally, Logger: log.With("component", "pipeline")})
 	if err != nil {
 		return nil, err
 	}

@@ -10,13 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
-	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
 // tally counts what this worker made durable, per dataset, for the summary a
-// bounded run prints. It wraps the sinks, so it counts exactly what a sink
-// accepted: a row refused by its sink is counted as the dead letter it
+// bounded run prints. The pipeline tells it (pipeline.Tally) once a write is
+// durable: a row refused by its sink is counted as the dead letter it
 // becomes, not as a row.
 type tally struct {
 	mu      sync.Mutex
@@ -24,58 +24,30 @@ type tally struct {
 	letters map[string]map[record.Reason]int // dataset ("" for none) -> reason
 }
 
+var _ pipeline.Tally = (*tally)(nil)
+
 func newTally() *tally {
 	return &tally{rows: map[string]int{}, letters: map[string]map[record.Reason]int{}}
 }
 
-type tallyRows struct {
-	sinks.RowSink
-	t *tally
+func (t *tally) Wrote(dataset string, rows int) {
+	t.mu.Lock()
+	t.rows[dataset] += rows
+	t.mu.Unlock()
 }
 
-func (s tallyRows) Write(ctx context.Context, rows []record.Row) error {
-	err := s.RowSink.Write(ctx, rows)
-	rejected, isRejected := sinks.IsRejected(err)
-	if err != nil && !isRejected {
-		return err
-	}
-	refused := map[int]bool{}
-	if isRejected {
-		for _, i := range rejected.Index {
-			refused[i] = true
-		}
-	}
-	s.t.mu.Lock()
-	for i := range rows {
-		if !refused[i] {
-			s.t.rows[rows[i].Dataset]++
-		}
-	}
-	s.t.mu.Unlock()
-	return err
-}
-
-type tallyLetters struct {
-	sinks.DeadLetterSink
-	t *tally
-}
-
-func (s tallyLetters) Write(ctx context.Context, letters []record.DeadLetter) error {
-	if err := s.DeadLetterSink.Write(ctx, letters); err != nil {
-		return err
-	}
-	s.t.mu.Lock()
+func (t *tally) DeadLettered(letters []record.DeadLetter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for i := range letters {
 		l := &letters[i]
-		m := s.t.letters[l.Dataset]
+		m := t.letters[l.Dataset]
 		if m == nil {
 			m = map[record.Reason]int{}
-			s.t.letters[l.Dataset] = m
+			t.letters[l.Dataset] = m
 		}
 		m[l.Reason]++
 	}
-	s.t.mu.Unlock()
-	return nil
 }
 
 // Summary is what a worker made durable: rows by dataset, dead letters by

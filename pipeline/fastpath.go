@@ -22,13 +22,22 @@ import (
 // schema_error for valid JSON of the wrong shape) and message. So the fast
 // path changes what a record costs, never what becomes of it.
 //
-// The pipeline uses it for a source whose Decoder is a *jsondec.Decoder and
+// The pipeline uses it for a source whose Decoder is a JSONScanner and
 // whose routes all have a JSONConverter schema and either no Where or a
-// JSONMatcher one. Each record is scanned once (schema.JSONRecord.Scan), and
+// JSONMatcher one. Each record is scanned once (JSONScanner.ScanJSON), and
 // every route's where and conversion read that scan. A record that the scan
 // or any route declines takes the general path for every route.
 type JSONConverter interface {
 	AppendJSON(dst []record.Field, rec *schema.JSONRecord) (fields []record.Field, ok bool)
+}
+
+// JSONScanner is an optional interface of a Source's Decoder
+// (*jsondec.Decoder has it): it scans a record in place (jsondec.Record)
+// instead of decoding it. true promises a JSON object whose members are
+// those Decode's map holds; false means only "call Decode", which gives the
+// value or the error.
+type JSONScanner interface {
+	ScanJSON(rec *jsondec.Record, data []byte) bool
 }
 
 // JSONMatcher is the same for a Route's Where (*where.Filter has it): ok true
@@ -49,7 +58,7 @@ type jsonRoute struct {
 func jsonPaths(sources map[string]*Source) map[*Source][]jsonRoute {
 	out := map[*Source][]jsonRoute{}
 	for _, s := range sources {
-		if _, ok := s.Decoder.(*jsondec.Decoder); !ok || len(s.Routes) == 0 {
+		if _, ok := s.Decoder.(JSONScanner); !ok || len(s.Routes) == 0 {
 			continue
 		}
 		routes := make([]jsonRoute, len(s.Routes))
@@ -171,7 +180,7 @@ const maxPooledFields = 1 << 16
 // record is known to stay on this path.
 func (p *Pipeline) rowsFromJSON(c *classified, fast []jsonRoute, rec *record.Record, i int) (taken, ok bool) {
 	js, routes, batchLen := c.js, c.src.Routes, len(c.records)
-	if !js.rec.Scan(rec.Data) {
+	if !c.scanner.ScanJSON(&js.rec.Record, rec.Data) {
 		return false, false
 	}
 	js.widths(len(fast))

@@ -483,9 +483,10 @@ type classified struct {
 	letters []record.DeadLetter
 	out     watermarks
 	// js is the fast paths' state, nil when the source has none; namedDec
-	// is the source's decoder on the named path.
+	// and scanner are the source's decoder on the named and the JSON path.
 	js       *jsonBatch
 	namedDec NamedDecoder
+	scanner  JSONScanner
 	unrouted int
 	filtered map[filteredKey]int
 	skipped  map[[2]string]int // Debezium events that change no row, by dataset and event
@@ -548,6 +549,7 @@ func (p *Pipeline) classify(ctx context.Context, b *batch) (*classified, error) 
 			c.js = new(jsonBatch)
 		}
 		c.namedDec, _ = src.Decoder.(NamedDecoder)
+		c.scanner, _ = src.Decoder.(JSONScanner)
 	}
 	for i := range b.records {
 		rec := &b.records[i]

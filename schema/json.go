@@ -5,13 +5,10 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
-	"unsafe"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/jsontext"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
@@ -38,69 +35,28 @@ func (s *Schema) ConvertJSON(data []byte) (fields []record.Field, ok bool) {
 	if s.plan == nil {
 		return nil, false
 	}
-	var local [16]member
-	text := string(data)
-	ms, dups, ok := scanRecord(text, local[:0])
-	if !ok {
+	r := scanned.Get().(*jsondec.Record)
+	defer scanned.Put(r)
+	if !r.Scan(slices.Clone(data)) { // the row keeps the text, not data
 		return nil, false
 	}
-	return s.appendJSON(make([]record.Field, 0, len(s.fields)), text, ms, dups, nil)
+	return s.appendJSON(make([]record.Field, 0, len(s.fields)), r, nil)
 }
 
-// JSONRecord is a JSON record scanned once: validated by jsondec's rules and
-// its top-level members indexed, so that the where expressions and the
-// conversions of every dataset a record feeds read it without scanning it
-// again. The zero value is ready for Scan; reuse one per goroutine.
+// scanned holds ConvertJSON's scans between calls: a scan's index of
+// members would be a few allocations per record.
+var scanned = sync.Pool{New: func() any { return new(jsondec.Record) }}
+
+// JSONRecord is a JSON record scanned once (jsondec.Record: validated by
+// jsondec's rules, its top-level members indexed), so that the where
+// expressions and the conversions of every dataset a record feeds read it
+// without scanning it again, and the values converted from the records
+// scanned into it. The zero value is ready for Scan; reuse one per goroutine.
 type JSONRecord struct {
-	s       string
-	members []member
-	// dups: a key occurs twice (the last one wins, as in encoding/json), so
-	// lookups cannot stop at the first match.
-	dups bool
-	ok   bool // the last Scan succeeded
+	jsondec.Record
 	// boxes hold the values converted from the records scanned, kept across
 	// Scans: one JSONRecord per batch makes the batch's boxes a few slabs.
 	boxes boxes
-}
-
-// member is a top-level key and where its value is.
-type member struct {
-	key string
-	val span
-	// raw: key is the string's bytes as they stand in the text (no escapes),
-	// so they hold no '"', '\\' or control byte and are valid UTF-8.
-	raw bool
-}
-
-// Scan validates data as one JSON object and indexes its members; false means
-// data is not a JSON object by jsondec's rules (or is nested deeper than
-// maxScanDepth) and no dataset can take it from here: the caller takes the
-// general path. The record, and the string values of fields converted from
-// it, share data's memory without a copy: data must not change while they are
-// in use (the pipeline's records are never modified once received).
-func (r *JSONRecord) Scan(data []byte) bool {
-	return r.scan(unsafe.String(unsafe.SliceData(data), len(data)))
-}
-
-func (r *JSONRecord) scan(s string) bool {
-	r.s = s
-	r.members, r.dups, r.ok = scanRecord(s, r.members[:0])
-	return r.ok
-}
-
-// scanRecord scans s, appending its members to ms. Not a method, and s not
-// among the results, so that ConvertJSON's ms can stay on its stack.
-func scanRecord(s string, ms []member) (_ []member, dups, ok bool) {
-	sc := jscan{s: s}
-	sc.ws()
-	if sc.peek() != '{' {
-		return ms, false, false // Convert wants an object; empty input is a decode error
-	}
-	if ms, ok = sc.index(ms, &dups); !ok {
-		return ms, false, false
-	}
-	sc.ws()
-	return ms, dups, sc.i == len(sc.s)
 }
 
 // Reset makes r forget the values of every field converted from it so far
@@ -111,48 +67,18 @@ func scanRecord(s string, ms []member) (_ []member, dups, ok bool) {
 // record last scanned stays scanned.
 func (r *JSONRecord) Reset() { r.boxes.reset() }
 
-// Valid reports whether the last Scan succeeded.
-func (r *JSONRecord) Valid() bool { return r.ok }
-
-// Bytes returns the text last scanned; callers must not modify it.
-func (r *JSONRecord) Bytes() []byte { return unsafe.Slice(unsafe.StringData(r.s), len(r.s)) }
-
-// find returns the value of key in s ("" when absent), looking first at
-// guess: records usually list their members in the order the fields do. The
-// text and the members come apart so that escape analysis sees that only s
-// flows into the row (a caller's members array stays on its stack).
-func find(s string, ms []member, dups bool, key string, guess int) (val string, at int) {
-	if dups {
-		for j := len(ms) - 1; j >= 0; j-- {
-			if ms[j].key == key {
-				return s[ms[j].val.start:ms[j].val.end], j
-			}
-		}
-		return "", guess
-	}
-	if guess < len(ms) && ms[guess].key == key {
-		return s[ms[guess].val.start:ms[guess].val.end], guess
-	}
-	for j := range ms {
-		if ms[j].key == key {
-			return s[ms[j].val.start:ms[j].val.end], j
-		}
-	}
-	return "", guess
-}
-
 // AppendJSON appends the fields of the scanned record r to dst, with what
 // ConvertJSON promises (ok false: nothing usable was appended; dst's spare
 // capacity may have been written). Appending the rows of a batch to one slice
 // is one allocation per batch instead of one per row.
 func (s *Schema) AppendJSON(dst []record.Field, r *JSONRecord) (fields []record.Field, ok bool) {
-	if s.plan == nil || !r.ok {
+	if s.plan == nil || !r.Valid() {
 		return dst, false
 	}
-	return s.appendJSON(dst, r.s, r.members, r.dups, &r.boxes)
+	return s.appendJSON(dst, &r.Record, &r.boxes)
 }
 
-func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups bool, bx *boxes) ([]record.Field, bool) {
+func (s *Schema) appendJSON(dst []record.Field, r *jsondec.Record, bx *boxes) ([]record.Field, bool) {
 	var local [16]string
 	vals := local[:0]
 	if len(s.plan.keys) <= len(local) {
@@ -163,7 +89,7 @@ func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups b
 	guess := 0
 	for j, k := range s.plan.keys {
 		var at int
-		vals[j], at = find(text, ms, dups, k, guess)
+		vals[j], at = r.Lookup(k, guess)
 		guess = at + 1
 	}
 	start := len(dst)
@@ -179,7 +105,7 @@ func (s *Schema) appendJSON(dst []record.Field, text string, ms []member, dups b
 
 // maxScanDepth bounds the nesting ConvertJSON validates itself (encoding/json
 // allows 10000); deeper records take the general path.
-const maxScanDepth = 1000
+const maxScanDepth = jsondec.MaxDepth
 
 // objPlan says which keys of an object (the record, or a struct's object) the
 // fields read.
@@ -236,59 +162,23 @@ func structPlans(n *node) {
 	}
 }
 
-// span is where a member's value is in the scanned text; end == 0: absent.
-type span struct{ start, end int }
-
-// jscan validates and reads JSON text, by the rules of encoding/json's scanner.
-// The text is known to be valid UTF-8.
-type jscan struct {
-	s string
-	i int
-}
-
-func (sc *jscan) peek() byte {
-	if sc.i < len(sc.s) {
-		return sc.s[sc.i]
-	}
-	return 0
-}
-
-func (sc *jscan) ws() {
-	for sc.i < len(sc.s) {
-		switch c := sc.s[sc.i]; {
-		case c > ' ':
-			return
-		case c == ' ', c == '\t', c == '\n', c == '\r':
-			sc.i++
-		default:
-			return
-		}
-	}
-}
-
-// object reads the object at sc.i (its '{') and converts fs from it.
-func (sc *jscan) object(p *objPlan, fs []field, depth int) ([]record.Field, bool) {
-	var local [16]span
-	spans := local[:0]
-	if len(p.keys) <= len(local) {
-		spans = local[:len(p.keys)]
-	} else {
-		spans = make([]span, len(p.keys))
-	}
-	if !sc.members(p, spans, depth) {
-		return nil, false
-	}
+// objectJSON converts fs from val, a struct's JSON object.
+func objectJSON(p *objPlan, fs []field, val string) ([]record.Field, bool) {
 	var lv [16]string
 	vals := lv[:0]
-	if len(spans) <= len(lv) {
-		vals = lv[:len(spans)]
+	if len(p.keys) <= len(lv) {
+		vals = lv[:len(p.keys)]
 	} else {
-		vals = make([]string, len(spans))
+		vals = make([]string, len(p.keys))
 	}
-	for j, sp := range spans {
-		if sp.end > 0 {
-			vals[j] = sc.s[sp.start:sp.end]
+	ok := jsondec.Members(val, func(key, v string) bool {
+		if j := p.find(key); j >= 0 {
+			vals[j] = v // the last one wins, as in encoding/json
 		}
+		return true
+	})
+	if !ok {
+		return nil, false
 	}
 	return p.fill(make([]record.Field, 0, len(fs)), fs, vals, nil)
 }
@@ -324,359 +214,6 @@ func (p *objPlan) fill(dst []record.Field, fs []field, vals []string, bx *boxes)
 	return dst, true
 }
 
-// index validates the object at sc.i and appends its members to ms (passed
-// and returned rather than kept in r, so that a caller's array can stay on
-// its stack), setting *dups if a key repeats.
-func (sc *jscan) index(ms []member, dups *bool) ([]member, bool) {
-	var bloom uint64 // per key: bit (len^key[0]*7) mod 64, to notice repeats cheaply
-	sc.i++           // '{'
-	sc.ws()
-	if sc.peek() == '}' {
-		sc.i++
-		return ms, true
-	}
-	for {
-		if sc.peek() != '"' {
-			return ms, false
-		}
-		ks := sc.i
-		var key string
-		esc := false
-		// Records of a stream mostly list the same keys in the same order:
-		// if the text here is the previous record's raw key at this position
-		// followed by '"', it is that same valid, escape-free string, and
-		// one comparison replaces scanning it. ms's spare capacity still
-		// holds the previous record's members (stale or zero entries only
-		// make the guess miss).
-		if n := len(ms); n < cap(ms) {
-			if g := ms[:n+1][n]; g.raw && g.key != "" {
-				if e := ks + 1 + len(g.key); e < len(sc.s) && sc.s[e] == '"' && sc.s[ks+1:e] == g.key {
-					key = sc.s[ks+1 : e]
-					sc.i = e + 1
-				}
-			}
-		}
-		if key == "" {
-			var ok bool
-			if esc, ok = sc.str(); !ok {
-				return ms, false
-			}
-			key = sc.s[ks+1 : sc.i-1]
-			if esc {
-				key = unquote(key)
-			}
-		}
-		sc.ws()
-		if sc.peek() != ':' {
-			return ms, false
-		}
-		sc.i++
-		sc.ws()
-		vs := sc.i
-		if !sc.value(1) {
-			return ms, false
-		}
-		var bit uint64
-		if len(key) > 0 {
-			// The last byte too: keys of a record often share their length
-			// and first letter (country, channel).
-			bit = 1 << ((uint(len(key)) ^ uint(key[0])*7 ^ uint(key[len(key)-1])*13) & 63)
-		}
-		if bloom&bit != 0 && !*dups {
-			for j := range ms {
-				if ms[j].key == key {
-					*dups = true
-					break
-				}
-			}
-		}
-		bloom |= bit
-		ms = append(ms, member{key, span{vs, sc.i}, !esc})
-		sc.ws()
-		switch sc.peek() {
-		case ',':
-			sc.i++
-			sc.ws()
-		case '}':
-			sc.i++
-			return ms, true
-		default:
-			return ms, false
-		}
-	}
-}
-
-// members validates the object at sc.i and records in spans where the values
-// of p's keys are (the last one wins for a repeated key, as in encoding/json).
-func (sc *jscan) members(p *objPlan, spans []span, depth int) bool {
-	if depth >= maxScanDepth {
-		return false
-	}
-	sc.i++ // '{'
-	sc.ws()
-	if sc.peek() == '}' {
-		sc.i++
-		return true
-	}
-	for {
-		if sc.peek() != '"' {
-			return false
-		}
-		ks := sc.i
-		esc, ok := sc.str()
-		if !ok {
-			return false
-		}
-		key := sc.s[ks+1 : sc.i-1]
-		if esc {
-			key = unquote(key)
-		}
-		sc.ws()
-		if sc.peek() != ':' {
-			return false
-		}
-		sc.i++
-		sc.ws()
-		vs := sc.i
-		if !sc.value(depth + 1) {
-			return false
-		}
-		if p != nil {
-			if j := p.find(key); j >= 0 {
-				spans[j] = span{vs, sc.i}
-			}
-		}
-		sc.ws()
-		switch sc.peek() {
-		case ',':
-			sc.i++
-			sc.ws()
-		case '}':
-			sc.i++
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// value validates one JSON value at sc.i and moves past it.
-func (sc *jscan) value(depth int) bool {
-	switch c := sc.peek(); {
-	case c == '"':
-		_, ok := sc.str()
-		return ok
-	case c == '{':
-		return sc.members(nil, nil, depth)
-	case c == '[':
-		if depth >= maxScanDepth {
-			return false
-		}
-		sc.i++
-		sc.ws()
-		if sc.peek() == ']' {
-			sc.i++
-			return true
-		}
-		for {
-			if !sc.value(depth + 1) {
-				return false
-			}
-			sc.ws()
-			switch sc.peek() {
-			case ',':
-				sc.i++
-				sc.ws()
-			case ']':
-				sc.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == 't':
-		return sc.lit("true")
-	case c == 'f':
-		return sc.lit("false")
-	case c == 'n':
-		return sc.lit("null")
-	case c == '-' || c >= '0' && c <= '9':
-		return sc.number()
-	}
-	return false
-}
-
-func (sc *jscan) lit(w string) bool {
-	if len(sc.s)-sc.i >= len(w) && sc.s[sc.i:sc.i+len(w)] == w {
-		sc.i += len(w)
-		return true
-	}
-	return false
-}
-
-// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (sc *jscan) number() bool {
-	s, i := sc.s, sc.i
-	if s[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= len(s):
-		return false
-	case s[i] == '0':
-		i++
-	case s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		st := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == st {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		st := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == st {
-			return false
-		}
-	}
-	sc.i = i
-	return true
-}
-
-// str validates the string at sc.i (its opening quote) and moves past it;
-// esc reports whether it has escapes. It also checks the string is valid
-// UTF-8 (the only place non-ASCII bytes can be in valid JSON), since jsondec
-// would replace invalid bytes and the row would differ.
-func (sc *jscan) str() (esc, ok bool) {
-	s := sc.s
-	for i := sc.i + 1; i < len(s); {
-		i += jsontext.PlainLen(s[i:])
-		if i >= len(s) {
-			break
-		}
-		c := s[i]
-		switch {
-		case c == '"':
-			sc.i = i + 1
-			return esc, true
-		case c == '\\':
-			esc = true
-			if i+1 >= len(s) {
-				return false, false
-			}
-			switch s[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(s) || hex4(s[i+2:i+6]) < 0 {
-					return false, false
-				}
-				i += 6
-			default:
-				return false, false
-			}
-		case c < 0x20:
-			return false, false
-		default:
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				return false, false
-			}
-			i += size
-		}
-	}
-	return false, false
-}
-
-func hex4(s string) rune {
-	var r rune
-	for i := 0; i < 4; i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
-}
-
-// unquote decodes the escapes of a validated string's contents as
-// encoding/json does, a lone surrogate becoming U+FFFD.
-func unquote(s string) string {
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '\\' {
-			b = append(b, c)
-			i++
-			continue
-		}
-		switch e := s[i+1]; e {
-		case 'b':
-			b = append(b, '\b')
-		case 'f':
-			b = append(b, '\f')
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
-		case 'u':
-			rr := hex4(s[i+2 : i+6])
-			i += 6
-			if utf16.IsSurrogate(rr) {
-				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if dec := utf16.DecodeRune(rr, hex4(s[i+2:i+6])); dec != utf8.RuneError {
-						b = utf8.AppendRune(b, dec)
-						i += 6
-						continue
-					}
-				}
-				rr = utf8.RuneError
-			}
-			b = utf8.AppendRune(b, rr)
-			continue
-		default: // '"', '\\', '/'
-			b = append(b, e)
-		}
-		i += 2
-	}
-	return string(b)
-}
-
-// strValue returns the contents of the string token tok.
-func strValue(tok string) string {
-	s := tok[1 : len(tok)-1]
-	if strings.IndexByte(s, '\\') >= 0 {
-		return unquote(s)
-	}
-	return s
-}
-
 // walk follows a ref path inside a validated value, as field.lookup does: ""
 // when a parent is null or a key or index is missing; ok false when a parent
 // has the wrong kind (an error even for optional fields).
@@ -685,61 +222,28 @@ func walk(val string, path []seg) (string, bool) {
 		if val == "null" {
 			return "", true
 		}
-		sc := jscan{s: val}
 		found := ""
+		var ok bool
 		if sg.isIdx {
-			if val[0] != '[' {
-				return "", false
-			}
-			sc.i = 1
-			sc.ws()
-			for n := 0; sc.peek() != ']'; n++ {
-				st := sc.i
-				if !sc.value(0) {
-					return "", false
-				}
+			n := 0
+			ok = jsondec.Elements(val, func(e string) bool {
 				if n == sg.idx {
-					found = val[st:sc.i]
-					break
+					found = e
+					return false
 				}
-				sc.ws()
-				if sc.peek() == ',' {
-					sc.i++
-					sc.ws()
-				}
-			}
+				n++
+				return true
+			}) || found != ""
 		} else {
-			if val[0] != '{' {
-				return "", false
-			}
-			sc.i = 1
-			sc.ws()
-			for sc.peek() == '"' {
-				ks := sc.i
-				esc, ok := sc.str()
-				if !ok {
-					return "", false
-				}
-				key := sc.s[ks+1 : sc.i-1]
-				if esc {
-					key = unquote(key)
-				}
-				sc.ws()
-				sc.i++ // ':'
-				sc.ws()
-				st := sc.i
-				if !sc.value(0) {
-					return "", false
-				}
+			ok = jsondec.Members(val, func(key, v string) bool {
 				if key == sg.key {
-					found = val[st:sc.i] // the last one wins
+					found = v // the last one wins
 				}
-				sc.ws()
-				if sc.peek() == ',' {
-					sc.i++
-					sc.ws()
-				}
-			}
+				return true
+			})
+		}
+		if !ok {
+			return "", false
 		}
 		if found == "" {
 			return "", true
@@ -791,7 +295,7 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		if c != '"' {
 			return nil, false
 		}
-		s := strValue(val)
+		s := jsondec.Unquote(val)
 		if n.oneofStr != nil {
 			// The set's own boxed copy: one allocation less per row.
 			boxed, in := n.oneof(s)
@@ -809,7 +313,7 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		var ok bool
 		switch {
 		case c == '"':
-			t, ok = datetimeString(strValue(val))
+			t, ok = datetimeString(jsondec.Unquote(val))
 		case isNum:
 			t, ok = datetimeNumber(val)
 		}
@@ -822,7 +326,7 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		text := val
 		switch {
 		case c == '"':
-			text = strValue(val)
+			text = jsondec.Unquote(val)
 		case !isNum:
 			return nil, false
 		}
@@ -841,7 +345,7 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		var v any
 		switch {
 		case c == '"':
-			v = strValue(val)
+			v = jsondec.Unquote(val)
 		case isNum:
 			v = json.Number(val)
 		default:
@@ -854,23 +358,13 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 			return nil, false
 		}
 		out := make([]any, 0, 4)
-		sc := jscan{s: val, i: 1}
-		sc.ws()
-		for sc.peek() != ']' {
-			st := sc.i
-			if !sc.value(0) {
-				return nil, false
-			}
-			v, ok := convJSON(n.elem, val[st:sc.i], nil)
-			if !ok {
-				return nil, false
-			}
+		ok := jsondec.Elements(val, func(e string) bool {
+			v, ok := convJSON(n.elem, e, nil)
 			out = append(out, v)
-			sc.ws()
-			if sc.peek() == ',' {
-				sc.i++
-				sc.ws()
-			}
+			return ok
+		})
+		if !ok {
+			return nil, false
 		}
 		return out, true
 	case KindEmbedding:
@@ -880,7 +374,7 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		// An element takes at least two bytes ("1,"), so the input bounds the
 		// vector: a record of "[1]" costs no embedding[1048576]'s 8 MiB.
 		out := make([]float64, 0, min(n.dim, len(val)/2+1))
-		ok := elements(val, func(e string) bool {
+		ok := jsondec.Elements(val, func(e string) bool {
 			if len(out) == n.dim || e == "null" || !(e[0] == '-' || e[0] >= '0' && e[0] <= '9') {
 				return false
 			}
@@ -898,29 +392,11 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		}
 		out := map[string]any{}
 		bad := 0 // keys whose last value so far does not convert
-		sc := jscan{s: val, i: 1}
-		sc.ws()
-		for sc.peek() == '"' {
-			ks := sc.i
-			esc, ok := sc.str()
-			if !ok {
-				return nil, false
-			}
-			key := sc.s[ks+1 : sc.i-1]
-			if esc {
-				key = unquote(key)
-			}
-			sc.ws()
-			sc.i++ // ':'
-			sc.ws()
-			st := sc.i
-			if !sc.value(0) {
-				return nil, false
-			}
+		ok := jsondec.Members(val, func(key, e string) bool {
 			// A repeated key keeps its last value, and only that one must fit.
 			prev, seen := out[key]
 			wasBad := seen && prev == badValue
-			v, ok := convJSON(n.elem, val[st:sc.i], nil)
+			v, ok := convJSON(n.elem, e, nil)
 			switch {
 			case !ok && !wasBad:
 				bad++
@@ -931,11 +407,10 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 				bad--
 			}
 			out[key] = v
-			sc.ws()
-			if sc.peek() == ',' {
-				sc.i++
-				sc.ws()
-			}
+			return true
+		})
+		if !ok {
+			return nil, false
 		}
 		if bad > 0 {
 			return nil, false
@@ -945,8 +420,7 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 		if c != '{' {
 			return nil, false
 		}
-		sc := jscan{s: val}
-		fs, ok := sc.object(n.plan, n.fields, 0)
+		fs, ok := objectJSON(n.plan, n.fields, val)
 		if !ok {
 			return nil, false
 		}
@@ -957,25 +431,6 @@ func convJSON(n *node, val string, bx *boxes) (any, bool) {
 
 // badValue marks a map entry whose value does not convert.
 var badValue any = new(byte)
-
-// elements calls f on each element of the validated array val until f
-// returns false.
-func elements(val string, f func(string) bool) bool {
-	sc := jscan{s: val, i: 1}
-	sc.ws()
-	for sc.peek() != ']' {
-		st := sc.i
-		if !sc.value(0) || !f(val[st:sc.i]) {
-			return false
-		}
-		sc.ws()
-		if sc.peek() == ',' {
-			sc.i++
-			sc.ws()
-		}
-	}
-	return true
-}
 
 // jsonInt is toInt of json.Number(lit).
 func jsonInt(lit string) (int64, bool) {

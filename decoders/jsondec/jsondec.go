@@ -15,6 +15,11 @@
 //
 // Errors read "invalid JSON at byte N: reason", N being a 0-based byte offset
 // into the payload.
+//
+// Record is the same rules without the value tree: a record scanned in place
+// and its top-level members indexed, for readers that need a few fields of
+// it (the schema's JSON conversion, a where). It takes the objects Decode
+// takes, nested up to MaxDepth (FuzzDecode holds the two to that).
 package jsondec
 
 import (

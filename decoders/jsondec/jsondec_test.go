@@ -87,14 +87,32 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	d := New()
+	var r Record
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := d.Decode(data)
+		scanned := r.Scan(data)
 		if err != nil {
 			var de *Error
 			if v != nil || !errors.As(err, &de) || de.Offset < 0 || de.Offset > int64(len(data)) {
 				t.Fatalf("Decode(%q) = %#v, %v", data, v, err)
 			}
+			if scanned {
+				t.Fatalf("Scan accepted %q, which Decode refuses: %v", data, err)
+			}
 			return
+		}
+		// The scan takes exactly the objects Decode takes (but the deepest),
+		// with the members Decode's map holds.
+		m, isObject := v.(map[string]any)
+		if scanned != (isObject && nesting(data) < MaxDepth) {
+			t.Fatalf("Scan(%q) = %v; Decode gives %T", data, scanned, v)
+		}
+		for k, want := range m {
+			val, _ := r.Lookup(k, 0)
+			got, err := d.Decode([]byte(val))
+			if err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("Scan(%q): member %q is %q (%v), Decode's map holds %#v", data, k, val, err, want)
+			}
 		}
 		if !json.Valid(data) {
 			t.Fatalf("accepted invalid JSON %q", data)
@@ -111,6 +129,26 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the value:\n%#v\n%#v", v, v2)
 		}
 	})
+}
+
+// nesting is the deepest nesting of arrays and objects in valid JSON text.
+func nesting(data []byte) int {
+	depth, deepest, inStr := 0, 0, false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case inStr && c == '\\':
+			i++
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 var benchRecord = []byte(`{"order_id":1234567890123,"user_id":42,"amount":129.95,"currency":"EUR",` +

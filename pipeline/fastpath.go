@@ -167,6 +167,8 @@ func (js *jsonBatch) release() {
 	js.vals = js.vals[:0]
 	js.width = js.width[:0]
 	js.rec.Reset()
+	// The next batch may be another shard's, and this one's memory reused.
+	js.rec.Forget()
 	jsonBatches.Put(js)
 }
 

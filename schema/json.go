@@ -36,7 +36,10 @@ func (s *Schema) ConvertJSON(data []byte) (fields []record.Field, ok bool) {
 		return nil, false
 	}
 	r := scanned.Get().(*jsondec.Record)
-	defer scanned.Put(r)
+	defer func() {
+		r.Forget() // keep no record's text alive from the pool
+		scanned.Put(r)
+	}()
 	if !r.Scan(slices.Clone(data)) { // the row keeps the text, not data
 		return nil, false
 	}

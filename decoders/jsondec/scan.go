@@ -75,6 +75,16 @@ func scanRecord(s string, ms []member) (_ []member, dups, ok bool) {
 	return ms, dups, sc.i == len(sc.s)
 }
 
+// Forget makes r keep nothing of the records scanned into it: Scan's guess
+// at a key reads the previous record's keys, which are that record's bytes,
+// so call Forget before the memory of a record scanned is reused (or to let
+// it be collected); the records a batch scans, one after the other, stay
+// unchanged until the batch ends, and need none between them.
+func (r *Record) Forget() {
+	clear(r.members[:cap(r.members)])
+	r.members, r.s, r.dups, r.ok = r.members[:0], "", false, false
+}
+
 // Valid reports whether the last Scan succeeded.
 func (r *Record) Valid() bool { return r.ok }
 
@@ -229,11 +239,9 @@ func (sc *scanner) index(ms []member, dups *bool) ([]member, bool) {
 		// make the guess miss).
 		if n := len(ms); n < cap(ms) {
 			if g := ms[:n+1][n]; g.raw && g.key != "" {
-				// The text itself must be plain: the previous key's bytes
-				// are the previous record's, which its owner may have
-				// reused since (a non-ASCII key just takes the long way).
-				if e := ks + 1 + len(g.key); e < len(sc.s) && sc.s[e] == '"' && sc.s[ks+1:e] == g.key &&
-					jsontext.PlainLen(sc.s[ks+1:e]) == e-ks-1 {
+				// (The previous record's memory must not have changed
+				// since: see Forget.)
+				if e := ks + 1 + len(g.key); e < len(sc.s) && sc.s[e] == '"' && sc.s[ks+1:e] == g.key {
 					key = sc.s[ks+1 : e]
 					sc.i = e + 1
 				}

@@ -279,8 +279,10 @@ func (c *classified) keep(rows []routeRow, rec *record.Record, i int) {
 		}
 		// The full slice expression keeps a sink that appends to a row's
 		// fields from writing over the next row's.
-		c.add(row.route, i, record.Row{Dataset: c.src.Routes[row.route].Dataset, Origin: rec.Origin,
+		sb := c.sinkFor(row.route)
+		sb.rows = append(sb.rows, record.Row{Dataset: c.src.Routes[row.route].Dataset, Origin: rec.Origin,
 			Fields: c.js.fields[row.start:row.end:row.end]})
+		sb.recIdx = append(sb.recIdx, i)
 	}
 }
 

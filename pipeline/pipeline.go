@@ -514,12 +514,12 @@ func (c *classified) drop(ri int, reason string) {
 	c.filtered[filteredKey{c.src.Routes[ri].Dataset, reason}]++
 }
 
-// add hands route ri's row of record i to its sink's batch.
-func (c *classified) add(ri, i int, row record.Row) {
+// sinkFor returns route ri's sink batch, sized for the batch: the caller
+// appends the row in place (a Row passed by value would be copied twice).
+func (c *classified) sinkFor(ri int) *sinkBatch {
 	sb := c.bySink[ri]
 	sb.reserve(len(c.records))
-	sb.rows = append(sb.rows, row)
-	sb.recIdx = append(sb.recIdx, i)
+	return sb
 }
 
 // classify sorts a batch: decode → where → convert → window → late, into
@@ -644,7 +644,9 @@ func (p *Pipeline) route(c *classified, v any, rec *record.Record, i int) (taken
 			c.drop(ri, reason)
 			continue
 		}
-		c.add(ri, i, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields, Delete: del})
+		sb := c.sinkFor(ri)
+		sb.rows = append(sb.rows, record.Row{Dataset: r.Dataset, Origin: rec.Origin, Fields: fields, Delete: del})
+		sb.recIdx = append(sb.recIdx, i)
 	}
 	return taken
 }

@@ -103,15 +103,16 @@ func TestEnhancedFanOutSurvivesKillAndResumes(t *testing.T) {
 	// A restart resumes from the checkpoints: what was durable before the
 	// graceful stop is not read again.
 	data, keys, _ := orders(n, 50, false)
-	e.put(data, keys)
+	last := e.put(data, keys)
 	w3 := e.startEFO(cfg, "w3", p)
 	waitFor(t, 90*time.Second, "the 50 rows put while no worker ran", func() bool { return len(missing(idsOf(e.rows()), 0, n+50, nil)) == 0 })
-	time.Sleep(time.Second)
+	// Counted once w3 checkpointed past them and exited: it writes nothing more.
+	e.waitCheckpointed(last, 60*time.Second)
+	w3.stop(60 * time.Second)
 	_, dupsAfter := report(t, e.rows(), n+50)
 	if dupsAfter != dupsBefore {
 		t.Errorf("the restart re-read %d durable records; it must resume after the checkpoints", dupsAfter-dupsBefore)
 	}
-	w3.stop(60 * time.Second)
 
 	if got := p.Calls("GetRecords"); got != 0 {
 		t.Errorf("GetRecords calls = %d in enhanced fan-out mode, want 0", got)
@@ -145,13 +146,19 @@ func TestEnhancedFanOutResubscribes(t *testing.T) {
 		return ended >= 4
 	})
 	n := prod.halt()
+	// Ten more, whose checkpoints say every record before them is durable.
+	data, keys, _ := orders(n, 10, false)
+	last := e.put(data, keys)
+	n += 10
 	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })
-	time.Sleep(time.Second)
+	e.waitCheckpointed(last, 60*time.Second)
+	metrics := scrape(t, w.metricsAddr())
+	// Counted once the worker exited: it writes nothing more.
+	w.stop(60 * time.Second)
 	lost, dups := report(t, e.rows(), n)
 	if len(lost) > 0 || dups > 0 {
 		t.Fatalf("resubscriptions lost %d records and read %d twice, want 0 and 0", len(lost), dups)
 	}
-	metrics := scrape(t, w.metricsAddr())
 	if got := counter(metrics, "kinesis_ingest_efo_subscriptions_ended_total", `reason="expired"`); got < 4 {
 		t.Errorf("efo_subscriptions_ended_total{reason=expired} = %v, want >= 4", got)
 	}
@@ -164,7 +171,6 @@ func TestEnhancedFanOutResubscribes(t *testing.T) {
 	if got := p.Calls("GetRecords"); got != 0 {
 		t.Errorf("GetRecords calls = %d in enhanced fan-out mode, want 0", got)
 	}
-	w.stop(60 * time.Second)
 }
 
 // validate checks the enhanced fan-out consumer: a name not yet registered
@@ -232,10 +238,10 @@ func TestEnhancedFanOutLatestStartsAtTheFirstStart(t *testing.T) {
 	w1.stop(60 * time.Second)
 
 	data, keys, _ = orders(0, 100, false) // while no worker runs
-	e.put(data, keys)
+	last := e.put(data, keys)
 	w2 := e.startEFO(cfg, "w2", p)
 	waitFor(t, 90*time.Second, "the 100 rows put while no worker ran", func() bool { return len(missing(idsOf(e.rows()), 0, 100, nil)) == 0 })
-	time.Sleep(2 * time.Second)
+	e.waitCheckpointed(last, 60*time.Second)
 	w2.stop(60 * time.Second)
 	for id := range idsOf(e.rows()) {
 		if id >= 1000 {
@@ -266,7 +272,7 @@ func TestEnhancedFanOutSlowDeliveryKeepsTheLease(t *testing.T) {
 
 	restore := e.breakRowSink()
 	data, keys, _ := orders(100, 100, false)
-	e.put(data, keys)
+	last := e.put(data, keys)
 	waitFor(t, 30*time.Second, "both workers retrying the sink", func() bool {
 		b1, _ := os.ReadFile(w1.log)
 		b2, _ := os.ReadFile(w2.log)
@@ -279,7 +285,11 @@ func TestEnhancedFanOutSlowDeliveryKeepsTheLease(t *testing.T) {
 	}
 	restore()
 	waitFor(t, 60*time.Second, "all 200 rows after the outage", func() bool { return len(missing(idsOf(e.rows()), 0, 200, nil)) == 0 })
-	time.Sleep(2 * time.Second)
+	// Counted once both checkpointed past them and exited: they write
+	// nothing more.
+	e.waitCheckpointed(last, 60*time.Second)
+	w1.stop(60 * time.Second)
+	w2.stop(60 * time.Second)
 	if lost, dups := report(t, e.rows(), 200); len(lost) > 0 || dups > 0 {
 		t.Fatalf("after a slow delivery: %d lost, %d read twice; want 0 and 0", len(lost), dups)
 	}

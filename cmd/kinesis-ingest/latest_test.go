@@ -373,12 +373,17 @@ func TestStealDuringASlowSinkWriteReadsNothingTwice(t *testing.T) {
 	time.Sleep(3 * leaseDuration)
 	restore()
 	waitFor(t, 60*time.Second, "w2 to hold a shard", func() bool { return e.owners()["w2"] == 1 })
-	e.putKeyed(200, 300)
+	data, keys, _ := keyedOrders(200, 100)
+	last := e.put(data, keys)
 	all := func() []rowLine {
 		return append(e.rows(), readLines(t, filepath.Join(dir2, "rows"), func(*rowLine, string) {})...)
 	}
 	waitFor(t, 60*time.Second, "all 300 rows", func() bool { return len(missing(idsOf(all()), 0, 300, nil)) == 0 })
-	time.Sleep(2 * time.Second) // a duplicate would come in now
+	// Counted once both checkpointed past them and exited: they write
+	// nothing more.
+	e.waitCheckpointed(last, 60*time.Second)
+	w1.stop(30 * time.Second)
+	w2.stop(30 * time.Second)
 	lost, dups := report(t, all(), 300)
 	if len(lost) > 0 {
 		t.Fatalf("lost %d records", len(lost))
@@ -386,6 +391,4 @@ func TestStealDuringASlowSinkWriteReadsNothingTwice(t *testing.T) {
 	if dups > 0 {
 		t.Errorf("a steal during a slow sink write wrote %d rows twice", dups)
 	}
-	w1.stop(30 * time.Second)
-	w2.stop(30 * time.Second)
 }

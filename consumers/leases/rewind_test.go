@@ -11,7 +11,7 @@ import (
 
 // A rewind is refused while a lease is live, replaces a checkpoint (SHARD_END
 // included) by a start position the next owner starts at, and gives way to
-// the first real checkpoint.
+// the first real checkpoint; the previous owner's next checkpoint is refused.
 func TestRewind(t *testing.T) {
 	e := newEnv(t)
 	const lease = 400 * time.Millisecond
@@ -50,6 +50,11 @@ func TestRewind(t *testing.T) {
 	time.Sleep(lease + 100*time.Millisecond)
 	if err := ops.Rewind(t.Context(), "shard-1", pos, time.Now()); err != nil {
 		t.Fatalf("rewind after the lease expired: %v", err)
+	}
+	// w1 still runs its consumer of shard-1 (its lease expired unrenewed):
+	// its next checkpoint is refused, and the rewind stands.
+	if err := checkpointAt(t, w1, s1, "700"); !errors.Is(err, leases.ErrLeaseLost) {
+		t.Fatalf("checkpoint of the rewound shard's previous owner: %v, want ErrLeaseLost", err)
 	}
 	for _, id := range []string{"shard-1", "shard-2"} {
 		if r := e.row(ops, id); r.Checkpoint != "" || r.StartAt != "AT_TIMESTAMP 2026-12-02T01:00:00.123456Z" {

@@ -18,6 +18,7 @@ package efoproxy
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,6 +44,9 @@ type Proxy struct {
 	endNow   chan struct{} // closed by EndStreams; replaced for later streams
 	streams  int           // subscriptions whose stream was served
 	ended    int           // subscriptions the proxy ended early
+	// noContinuation is how many of the next events carrying records lose
+	// their ContinuationSequenceNumber.
+	noContinuation int
 }
 
 // New starts a proxy to target (kinesis-mock's plain endpoint) for the
@@ -129,6 +133,17 @@ func (p *Proxy) EndAfterEvents(n int) {
 	p.endAfter = n
 }
 
+// DropContinuation makes the next n events that carry records reach the
+// consumer without ContinuationSequenceNumber (and without ChildShards). The
+// API reference documents the field's absence only for a shard's end, which
+// also lists the child shards; a consumer must not take an event lacking it
+// on an open shard for that end.
+func (p *Proxy) DropContinuation(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.noContinuation = n
+}
+
 // EndStreams ends every subscription open now, as AWS does after 5 minutes.
 func (p *Proxy) EndStreams() {
 	p.mu.Lock()
@@ -197,6 +212,7 @@ func (p *Proxy) relay(w *io.PipeWriter, upstream io.Reader, endAfter int, endNow
 		case <-errc:
 			return false
 		case m := <-msgs:
+			m = p.maybeDropContinuation(m)
 			if _, err := w.Write(m); err != nil {
 				return false
 			}
@@ -206,6 +222,47 @@ func (p *Proxy) relay(w *io.PipeWriter, upstream io.Reader, endAfter int, endNow
 			}
 		}
 	}
+}
+
+// maybeDropContinuation returns m without its ContinuationSequenceNumber if
+// DropContinuation asked for it and m is an event carrying records.
+func (p *Proxy) maybeDropContinuation(m []byte) []byte {
+	p.mu.Lock()
+	want := p.noContinuation > 0
+	p.mu.Unlock()
+	if !want {
+		return m
+	}
+	msg, err := eventstream.NewDecoder().Decode(bytes.NewReader(m), nil)
+	if err != nil {
+		return m
+	}
+	if v := msg.Headers.Get(":event-type"); v == nil || v.Get() != "SubscribeToShardEvent" {
+		return m
+	}
+	var ev map[string]json.RawMessage
+	if json.Unmarshal(msg.Payload, &ev) != nil {
+		return m
+	}
+	var recs []json.RawMessage
+	if json.Unmarshal(ev["Records"], &recs) != nil || len(recs) == 0 {
+		return m
+	}
+	delete(ev, "ContinuationSequenceNumber")
+	delete(ev, "ChildShards")
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return m
+	}
+	msg.Payload = payload
+	var out bytes.Buffer
+	if eventstream.NewEncoder().Encode(&out, msg) != nil {
+		return m
+	}
+	p.mu.Lock()
+	p.noContinuation--
+	p.mu.Unlock()
+	return out.Bytes()
 }
 
 // readMessage reads one event-stream message whole: its prelude starts with

@@ -30,8 +30,9 @@ reads one record per shard and writes nothing.`
 const resetHelp = `kinesis-ingest reset --config FILE --to latest|trim_horizon|TIMESTAMP [--shard ID] [--yes]:
 rewind the application's checkpoints: the next start reads each shard (or only --shard)
 from the given position (a TIMESTAMP in any init_position form: the records that arrived
-at or after it). Finished parent shards are rewound too, so their records are read again
-before their children's. It refuses while a worker of the application holds a live lease,
+at or after it; latest: those that arrive after this reset). Finished parent shards are
+rewound too, so their records are read again before their children's; shards Kinesis no
+longer lists (past the retention) are left as they are. It refuses while a worker of the application holds a live lease,
 naming the workers: stop them first (SIGTERM releases their leases). Without --yes it only
 prints what it would change.`
 
@@ -180,6 +181,20 @@ func dash(s string) string {
 	return s
 }
 
+// skipGone leaves out the shards Kinesis no longer lists: nothing of them
+// can be read again, and a rewind would remove a trimmed parent's SHARD_END,
+// so that its children's next lease would report it lost to retention.
+func skipGone(changes []leaseview.Change) (keep []leaseview.Change, gone []leaseview.Shard) {
+	for _, c := range changes {
+		if c.Shard.State == leaseview.StateGone {
+			gone = append(gone, c.Shard)
+			continue
+		}
+		keep = append(keep, c)
+	}
+	return keep, gone
+}
+
 func cmdReset(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flags("reset", resetHelp, stderr)
 	path := fs.String("config", "", "path of the YAML configuration (required)")
@@ -201,6 +216,12 @@ func cmdReset(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	now := time.Now()
 	ip = ip.Resolve(now)
+	if ip.Kind == config.Latest {
+		// Pinned to this instant, as an application's first start pins its
+		// latest: a stored LATEST would be a new "now" at every start until
+		// the shard's first checkpoint, skipping what came in between.
+		ip = config.InitPosition{Kind: config.AtTimestamp, Timestamp: now.UTC().Truncate(time.Microsecond)}
+	}
 	pos := leases.Position{Type: ip.ShardIteratorType(), Timestamp: ip.Timestamp}
 	cfg, ok := loadConfigEnv(*path, *env, stderr)
 	if !ok {
@@ -215,6 +236,14 @@ func cmdReset(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	changes, gone := skipGone(changes)
+	if *shard != "" && len(gone) > 0 {
+		fmt.Fprintf(stderr, "--shard %s: Kinesis no longer lists it (its records are past the retention); there is nothing to read again\n", *shard)
+		return 2
+	}
+	for _, g := range gone {
+		fmt.Fprintf(stdout, "%s %s (gone): left as it is: Kinesis no longer lists it\n", g.Table, g.ShardID)
 	}
 	// Clocks differ between this machine and the workers': a lease counts
 	// as live until a lease duration after it expired here.

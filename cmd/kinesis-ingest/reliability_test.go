@@ -303,7 +303,7 @@ func TestResetLeavesShardsKinesisNoLongerLists(t *testing.T) {
 
 	trimmed := trimProxy(t, e.kin.Endpoint, parentID)
 	out, errOut, code := e.cliVia(trimmed, "reset", "--config", cfg, "--to", "trim_horizon", "--yes")
-	if code != 0 || strings.Contains(out, parentID) || !strings.Contains(out, "2 shards rewound") {
+	if code != 0 || strings.Contains(out, parentID+" (finished)") || !strings.Contains(out, parentID+" (gone): left as it is") || !strings.Contains(out, "2 shards rewound") {
 		t.Errorf("reset of a stream whose parent %s is trimmed: exit %d; want the 2 children rewound and the parent left alone:\n%s%s", parentID, code, out, errOut)
 	}
 	if cp := e.checkpoints()[parentID].Checkpoint; cp != "SHARD_END" {

@@ -92,10 +92,10 @@ func Read(ctx context.Context, src Source, now time.Time) ([]Shard, error) {
 		ks, isListed := listed[id]
 		r, hasRow := rows[id]
 		switch {
-		case hasRow && r.Checkpoint == checkpoint.ShardEnd:
-			sh.State = StateFinished
 		case !isListed:
 			sh.State = StateGone
+		case hasRow && r.Checkpoint == checkpoint.ShardEnd:
+			sh.State = StateFinished
 		case ks.SequenceNumberRange != nil && ks.SequenceNumberRange.EndingSequenceNumber != nil:
 			sh.State = StateClosed
 		}

@@ -448,6 +448,15 @@ func (s *guardedStream) next() ([]byte, error) {
 			"shard_id", s.shard, "code", code)
 		return m, nil
 	case "event":
+		if header(msg, ":event-type") == "SubscribeToShardEvent" && !continues(msg.Payload) {
+			// The KCL takes any event without a continuation for the shard's
+			// end and writes SHARD_END: only one naming child shards is.
+			// Ended here instead, the event undelivered, the KCL resubscribes
+			// after its last continuation (or releases the shard, which is
+			// leased again from its checkpoint).
+			s.g.log.Warn("enhanced fan-out event without ContinuationSequenceNumber on a shard with no child shards: not its end; subscribing again", "shard_id", s.shard)
+			return nil, fmt.Errorf("shard %s: SubscribeToShardEvent without ContinuationSequenceNumber or ChildShards", s.shard)
+		}
 		if header(msg, ":event-type") != "SubscribeToShardEvent" || bytes.Contains(msg.Payload, []byte(`"MillisBehindLatest"`)) {
 			return m, nil
 		}
@@ -458,6 +467,23 @@ func (s *guardedStream) next() ([]byte, error) {
 		return fixed, nil
 	}
 	return m, nil
+}
+
+// continues reports whether a SubscribeToShardEvent's payload says where
+// the shard goes on: a ContinuationSequenceNumber or, at its end, child
+// shards. An unreadable payload is the SDK's to report.
+func continues(payload []byte) bool {
+	if bytes.Contains(payload, []byte(`"ContinuationSequenceNumber":"`)) {
+		return true
+	}
+	var ev struct {
+		ContinuationSequenceNumber *string
+		ChildShards                []json.RawMessage
+	}
+	if json.Unmarshal(payload, &ev) != nil {
+		return true
+	}
+	return aws.ToString(ev.ContinuationSequenceNumber) != "" || len(ev.ChildShards) > 0
 }
 
 func header(m eventstream.Message, name string) string {

@@ -195,6 +195,7 @@ type Consumer struct {
 	kinesis  *kinesis.Client // cfg.Kinesis with the in-flight budget on GetRecords
 	inflight *inflight
 	stopping chan struct{} // closed when Run's ctx ends: reads waiting for the budget give up
+	started  time.Time     // idle marks older than this are a previous run's (current)
 }
 
 // New validates cfg.
@@ -216,7 +217,7 @@ func New(cfg Config) (*Consumer, error) {
 		cfg.Budget = b
 	}
 	log := cfg.Logger.With("source", cfg.Source, "worker_id", cfg.WorkerID)
-	c := &Consumer{cfg: cfg, log: log, stopping: make(chan struct{})}
+	c := &Consumer{cfg: cfg, log: log, stopping: make(chan struct{}), started: time.Now()}
 	c.inflight = newInflight(cfg.Budget, c.stopping)
 	// The library takes a *kinesis.Client only, so what the project puts
 	// between it and Kinesis goes on a copy of the caller's client: the KPL
@@ -436,7 +437,7 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 		// 9 of 10 minutes stays so when its lease moves.
 		p.lastNew = time.Now()
 		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
-		if l, err := p.c.table.Lease(ctx, in.ShardId); err == nil && !l.IdleSince.IsZero() {
+		if l, err := p.c.table.Lease(ctx, in.ShardId); err == nil && p.c.current(l.IdleSince) {
 			p.lastNew, p.marked = l.IdleSince, true
 		}
 		cancel()
@@ -504,6 +505,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	defer p.c.table.EndBatch(p.shardID)
+	p.busy()
 	recs := make([]record.Record, len(in.Records))
 	for i, r := range in.Records {
 		seq := aws.ToString(r.SequenceNumber)

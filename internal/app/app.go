@@ -58,6 +58,7 @@ type App struct {
 	tally    *tally
 	finished atomic.Bool
 	progress io.Writer // a terminal for the bounded run's live line, or nil
+	undone   *undone
 }
 
 // Option changes how New builds the worker.
@@ -180,7 +181,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 
-	handler := a.metrics.WrapHandler(a.pipeline)
+	a.undone = &undone{Handler: a.metrics.WrapHandler(a.pipeline)}
+	handler := a.undone
 
 	leaseCfg, err := ac.Config(ctx, cfg.Sources[0].Kinesis.StreamARN.Region, cfg.Consumer.RoleARN, "", SessionName(workerID))
 	if err != nil {
@@ -451,7 +453,7 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Wait()
 	stopPipeline()
 	<-pipelineDone
-	errs = append(errs, pipelineErr)
+	errs = append(errs, pipelineErr, a.notDone())
 	shutdown(servers)
 	return errors.Join(errs...)
 }

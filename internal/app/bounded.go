@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
+	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 
@@ -91,6 +93,44 @@ func (s Summary) Print(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "  total                    rows %d, dead letters %d\n", rows, letters)
+}
+
+// undone is the consumers' handler, counting the batches whose delivery
+// ended unfinished: the drain abandoned them at shutdown_timeout, and they
+// are read again by the next run.
+type undone struct {
+	*metrics.Handler
+	batches atomic.Int64
+}
+
+func (u *undone) Deliver(ctx context.Context, source string, records []record.Record) error {
+	err := u.Handler.Deliver(ctx, source, records)
+	if err != nil {
+		u.batches.Add(1)
+	}
+	return err
+}
+
+func (u *undone) DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error) {
+	st, err := u.Handler.DeliverState(ctx, source, state, records)
+	if err != nil {
+		u.batches.Add(1)
+	}
+	return st, err
+}
+
+// notDone is, for a bounded run that judged every source done, the error
+// that it is not after all: a batch was abandoned at the drain (its shard
+// looked done while the batch was in flight, say its idle mark could not be
+// cleared), so exiting 0 with a summary would say done with records that are
+// neither rows nor dead letters.
+func (a *App) notDone() error {
+	n := a.undone.batches.Load()
+	if !a.finished.Load() || n == 0 {
+		return nil
+	}
+	a.finished.Store(false)
+	return fmt.Errorf("bounded run stopped with %d batches not delivered (abandoned after consumer.shutdown_timeout): the source is not done; run again, which reads them from the checkpoints", n)
 }
 
 // Finished reports whether Run ended because every source was bounded and

@@ -32,9 +32,9 @@ rewind the application's checkpoints: the next start reads each shard (or only -
 from the given position (a TIMESTAMP in any init_position form: the records that arrived
 at or after it; latest: those that arrive after this reset). Finished parent shards are
 rewound too, so their records are read again before their children's; shards Kinesis no
-longer lists (past the retention) are left as they are. It refuses while a worker of the application holds a live lease,
-naming the workers: stop them first (SIGTERM releases their leases). Without --yes it only
-prints what it would change.`
+longer lists (past the retention) are left as they are. It refuses while a worker of the
+application holds a live lease, naming the workers: stop them first (SIGTERM releases
+their leases). Without --yes it only prints what it would change.`
 
 // viewSources opens each source's Kinesis client and lease table.
 func viewSources(ctx context.Context, cfg *config.Config) ([]leaseview.Source, error) {

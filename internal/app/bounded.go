@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
+	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 

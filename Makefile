@@ -10,6 +10,7 @@ all: build
 
 build:
 	$(GO) build -o bin/kinesis-ingest ./cmd/kinesis-ingest
+	$(GO) build -o bin/kinesis-ingest-demo ./cmd/kinesis-ingest-demo
 
 AVSC_DIR := decoders/avrodec/testdata/js
 
@@ -28,7 +29,7 @@ $(AVSC_DIR)/node_modules/.package-lock.json: $(AVSC_DIR)/package-lock.json
 # Ctrl-C), --verbose (every log line on stderr), --records N.
 DEMO_FLAGS ?=
 demo: deps
-	$(GO) run ./cmd/kinesis-ingest demo $(DEMO_FLAGS)
+	$(GO) run ./cmd/kinesis-ingest-demo $(DEMO_FLAGS)
 
 # Every test, integration tests against the real emulators included, then a
 # short fixed-time run of each fuzz target over its committed corpus.
@@ -41,7 +42,7 @@ test: deps
 # The race detector over the packages that share state between goroutines
 # (shards deliver concurrently; the lease table is used by the KCL's goroutines).
 race:
-	$(GO) test -race -count=1 -timeout 10m ./pipeline/... ./sinks/... ./consumers/... ./internal/health
+	$(GO) test -race -count=1 -timeout 10m ./pipeline/... ./sinks/... ./consumers/... ./internal/service/health
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/jsondec

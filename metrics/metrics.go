@@ -15,7 +15,7 @@
 //   - Pipeline: the few counters only the pipeline can feed (records no
 //     dataset took, its retries), through its pipeline.Metrics interface.
 //
-// internal/app wires them. Updates are per batch, never per record. Label
+// internal/service/app wires them. Updates are per batch, never per record. Label
 // values come from small fixed sets (source, shard, dataset, sink, reason)
 // and never carry error text or credentials.
 package metrics
@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/buildinfo"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"

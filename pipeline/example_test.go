@@ -22,7 +22,7 @@ import (
 
 // One batch of a shard goes in; Deliver returns once every record of it is
 // durable as a row or as a dead letter with its reason. Metrics are
-// decorators around the sinks and the pipeline, as internal/app wires them.
+// decorators around the sinks and the pipeline, as internal/service/app wires them.
 func Example() {
 	dir, err := os.MkdirTemp("", "pipeline")
 	if err != nil {

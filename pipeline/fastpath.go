@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/freelist"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/freelist"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
@@ -151,7 +151,7 @@ type jsonBatch struct {
 
 // jsonBatches holds the batches' scan state, fields and boxed values
 // between batches: a freelist, not a sync.Pool, which the garbage collector
-// emptied between one shard's batches (see internal/freelist). Eight, about
+// emptied between one shard's batches (see internal/kit/freelist). Eight, about
 // the batches a worker decodes at once; outsized ones are not kept.
 var jsonBatches = freelist.New[*jsonBatch](8)
 

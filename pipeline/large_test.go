@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )

@@ -22,7 +22,7 @@
 //
 // The pipeline holds no Prometheus collector: rows, dead letters, latencies
 // and sink errors are counted by decorators around it and its sinks
-// (package metrics, wired in internal/app); it reports through Metrics only
+// (package metrics, wired in internal/service/app); it reports through Metrics only
 // what no decorator can see (records no dataset took, its retries).
 package pipeline
 
@@ -43,7 +43,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/freelist"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/freelist"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
@@ -145,7 +145,7 @@ type Metrics interface {
 	InstrumentRouter(*message.Router)
 }
 
-// Tally is told what each batch made durable, once it is (internal/app sums
+// Tally is told what each batch made durable, once it is (internal/service/app sums
 // it for a bounded run's summary): the rows each sink accepted, per dataset,
 // and the dead letters, a row the sink refused for itself counted as the dead
 // letter it became. Calls are per write, from several shards at once.

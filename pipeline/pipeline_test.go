@@ -102,7 +102,7 @@ func newHarness(t testing.TB, mutate func(*pipeline.Config)) *harness {
 	return h
 }
 
-// wired is the pipeline as internal/app wires it: Deliver goes through the
+// wired is the pipeline as internal/service/app wires it: Deliver goes through the
 // metrics decorator of the consumers' handler.
 type wired struct {
 	*pipeline.Pipeline
@@ -113,7 +113,7 @@ func (w wired) Deliver(ctx context.Context, source string, records []record.Reco
 	return w.handler.Deliver(ctx, source, records)
 }
 
-// wireMetrics decorates cfg's sinks as internal/app does, one decorator per
+// wireMetrics decorates cfg's sinks as internal/service/app does, one decorator per
 // sink (routes sharing a sink share its decorator, so they still share writes).
 func wireMetrics(m *metrics.Metrics, cfg *pipeline.Config) {
 	wrapped := map[sinks.RowSink]sinks.RowSink{}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 )
 
 const configUsage = `Usage:

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/sinkreg"
 )
 
 const errorsHelp = `kinesis-ingest errors --config FILE [filters]: summarize the dead letters of FILE's

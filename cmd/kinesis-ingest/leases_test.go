@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/leaseview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/leaseview"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
 

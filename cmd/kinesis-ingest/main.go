@@ -2,10 +2,12 @@
 //
 //	kinesis-ingest run --config F        consume until SIGINT/SIGTERM
 //	kinesis-ingest validate --config F   check the config and connectivity
-//	kinesis-ingest demo                  run on local emulators with a demo stream
 //	kinesis-ingest errors --config F     the dead letters
 //	kinesis-ingest config schema|print   the config's JSON Schema, the effective config
 //	kinesis-ingest version               the build
+//
+// The demo on local emulators is a command of its own, kinesis-ingest-demo
+// (make demo), so that this binary links no emulator or test helper.
 package main
 
 import (
@@ -19,8 +21,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/app"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 )
 
 const usage = `kinesis-ingest lands AWS Kinesis records as typed rows; records that cannot
@@ -31,9 +33,6 @@ Usage:
                                          checkpoint, release leases and exit 0
   kinesis-ingest validate --config FILE  check the config whole, then that every stream
                                          and the lease table are reachable
-  kinesis-ingest demo [--keep]           start local emulators, create a demo stream
-                                         with some bad records, ingest it, print a summary
-                                         and the next steps (--keep: leave it all running)
   kinesis-ingest errors --config FILE    summarize the dead letters: counts by reason and
                                          field, the latest ones with a preview of their data
   kinesis-ingest leases --config FILE    where each shard stands: state, owner, lease,
@@ -70,8 +69,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(ctx, args[1:], stdout, stderr)
-	case "demo":
-		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "errors":
 		return cmdErrors(ctx, args[1:], stdout, stderr)
 	case "leases":

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/health"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )

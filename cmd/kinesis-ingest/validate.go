@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/validate"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/app"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/validate"
 )
 
 const validateHelp = `kinesis-ingest validate --config FILE: the commit-time checks. Prints one line per check,

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/buildinfo"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/buildinfo"
 )
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {

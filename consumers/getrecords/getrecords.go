@@ -27,8 +27,8 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/freelist"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/jsontext"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/freelist"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/jsontext"
 )
 
 // Option is a kinesis.Options function that installs the fast path on a

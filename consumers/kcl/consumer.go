@@ -53,7 +53,7 @@
 //     them) and stops waiting for the library after a further grace period.
 //
 //   - No call has a deadline: the library calls Kinesis with context.TODO. The
-//     HTTP client it is given (internal/app) ends every attempt after
+//     HTTP client it is given (internal/service/app) ends every attempt after
 //     call_timeout; a GetRecords that fails for good ends the shard's consumer,
 //     which releases the lease, so a hung read cannot keep a shard leased.
 //

@@ -36,7 +36,7 @@ const (
 // Position is where reading starts: an application (init_position, stored
 // at its first start), a rewound shard (Rewind), a shard without a
 // checkpoint (StartOf). It is the one start-position type of the consumers;
-// internal/config's parsed init_position converts into it where the worker
+// internal/service/config's parsed init_position converts into it where the worker
 // is wired.
 type Position struct {
 	Type      string    // Latest, TrimHorizon or AtTimestamp

@@ -19,7 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/redact"
 )
 
 // Registry is a Confluent-compatible schema registry connection: the

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/jsontext"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/jsontext"
 )
 
 // MaxDepth bounds the nesting Record.Scan validates itself (encoding/json,

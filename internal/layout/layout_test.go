@@ -3,12 +3,8 @@ package layout
 import (
 	"bufio"
 	"bytes"
-	"go/parser"
-	"go/token"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -81,20 +77,22 @@ func TestImportRules(t *testing.T) {
 			forbidden: ours},
 		{name: "retry depends on nothing of ours", of: []string{"retry"},
 			forbidden: ours},
-		{name: "the stages depend on no wiring, test environment or tool under internal",
+		{name: "the stages depend on nothing under internal but its leaf helpers (internal/kit)",
 			of:        []string{"record", "retry", "consumers", "decoders", "schema", "pipeline", "sinks", "metrics"},
-			forbidden: func(d string) bool { return in(d, "internal") && !leaf(pkgs, d) }},
+			forbidden: func(d string) bool { return in(d, "internal") && !in(d, "internal/kit") }},
+		{name: "the leaf helpers depend on nothing of ours", of: []string{"internal/kit"},
+			forbidden: ours},
 		{name: "the consumers depend on no sink and no pipeline", of: []string{"consumers"},
 			forbidden: func(d string) bool { return in(d, "sinks") || in(d, "pipeline") }},
 		{name: "no sink depends on the pipeline or a consumer", of: []string{"sinks"},
 			forbidden: func(d string) bool { return in(d, "pipeline") || in(d, "consumers") }},
-		{name: "the dataset types and config depend on no pipeline", of: []string{"schema", "internal/config"},
+		{name: "the dataset types and config depend on no pipeline", of: []string{"schema", "internal/service/config"},
 			forbidden: func(d string) bool { return in(d, "pipeline") }},
 		{name: "the decoders depend on no sink, pipeline or consumer", of: []string{"decoders"},
 			forbidden: func(d string) bool { return in(d, "sinks") || in(d, "pipeline") || in(d, "consumers") }},
-		{name: "the worker binary links no testing", of: []string{"cmd/kinesis-ingest"},
-			forbidden: func(d string) bool { return under(d, "testing") }},
-		{name: "the product links no tool", of: []string{"cmd", "consumers", "decoders", "internal/app", "internal/config", "internal/validate", "metrics", "pipeline", "record", "retry", "schema", "sinks"},
+		{name: "the worker binary links no testing and no test environment", of: []string{"cmd/kinesis-ingest"},
+			forbidden: func(d string) bool { return under(d, "testing") || in(d, "internal/testenv") }},
+		{name: "the product links no tool", of: []string{"cmd", "consumers", "decoders", "internal/kit", "internal/service", "metrics", "pipeline", "record", "retry", "schema", "sinks"},
 			forbidden: func(d string) bool { return in(d, "internal/tools") }},
 	}
 	for _, tt := range tests {
@@ -118,14 +116,6 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-// leaf reports whether dep is a helper that depends on nothing of ours (such
-// as internal/jsontext, which the JSON scanner and writer share): a stage may
-// use one, since it cannot lead back to the wiring.
-func leaf(pkgs map[string]*pkg, dep string) bool {
-	q := pkgs[strings.TrimPrefix(dep, module+"/")]
-	return q != nil && !slices.ContainsFunc(q.deps, ours)
-}
-
 // why names the direct import of p through which it depends on dep.
 func why(pkgs map[string]*pkg, p *pkg, dep string) string {
 	for _, imp := range p.imports {
@@ -140,39 +130,45 @@ func why(pkgs map[string]*pkg, p *pkg, dep string) string {
 }
 
 // TestTestEnvironmentsStayOutOfTheProduct: only the test environments
-// themselves, the benchmark tools and the demo command import
-// internal/testenv (tests may; they are not listed). The demo is one command
-// of the worker binary, so the rule goes down to its files there.
+// themselves, the benchmark tools and the demo command (its own binary,
+// cmd/kinesis-ingest-demo) import internal/testenv; tests may, and are not
+// listed.
 func TestTestEnvironmentsStayOutOfTheProduct(t *testing.T) {
 	pkgs := list(t)
 	checked := 0
 	for _, p := range pkgs {
-		if under(p.path, "internal/testenv") || under(p.path, "internal/tools/bench") {
+		if under(p.path, "internal/testenv") || under(p.path, "internal/tools/bench") || p.path == "cmd/kinesis-ingest-demo" {
 			continue
 		}
 		checked++
-		if !slices.ContainsFunc(p.imports, func(i string) bool { return in(i, "internal/testenv") }) {
-			continue
-		}
-		if p.path != "cmd/kinesis-ingest" {
-			t.Errorf("%s imports a test environment (internal/testenv): only tests, the bench tools and the demo may", p.path)
-			continue
-		}
-		fset := token.NewFileSet()
-		for _, name := range p.files {
-			f, err := parser.ParseFile(fset, filepath.Join(p.dir, name), nil, parser.ImportsOnly)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, imp := range f.Imports {
-				path, _ := strconv.Unquote(imp.Path.Value)
-				if in(path, "internal/testenv") && !strings.HasPrefix(name, "demo") {
-					t.Errorf("%s/%s imports %s: only the demo command (demo*.go) may start test environments", p.path, name, path)
-				}
+		for _, imp := range p.imports {
+			if in(imp, "internal/testenv") {
+				t.Errorf("%s imports a test environment (%s): only tests, the bench tools and the demo command may", p.path, imp)
 			}
 		}
 	}
 	if checked == 0 {
 		t.Fatal("no package checked")
+	}
+}
+
+// TestInternalHasFourLayers: every package under internal/ says by its
+// folder which layer it is: leaf helpers the stages may import (kit), the
+// product's top layer (service), test environments (testenv) or tools, and
+// this test.
+func TestInternalHasFourLayers(t *testing.T) {
+	layers := []string{"internal/kit", "internal/service", "internal/testenv", "internal/tools", "internal/layout"}
+	n := 0
+	for _, p := range list(t) {
+		if !under(p.path, "internal") {
+			continue
+		}
+		n++
+		if !slices.ContainsFunc(layers, func(l string) bool { return under(p.path, l) }) {
+			t.Errorf("%s is in none of the layers %v: move it into the one it belongs to", p.path, layers)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no package under internal/")
 	}
 }

@@ -37,7 +37,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/freelist"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/freelist"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 

@@ -16,7 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/jsontext"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/jsontext"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
 

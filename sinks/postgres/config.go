@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 

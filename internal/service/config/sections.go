@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 	"gopkg.in/yaml.v3"

@@ -31,9 +31,9 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/app"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/sinkreg"
 )
 
 // Class says why a check failed.
@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg *config.Config, opts ...Option) *Report {
 		v.source(ctx, i, src)
 	}
 	v.leaseTables(ctx)
-	// Every sink, by its kind (internal/sinkreg): a file sink's directory
+	// Every sink, by its kind (internal/service/sinkreg): a file sink's directory
 	// writable, a PostgreSQL table reachable and fitting its dataset (or
 	// creatable).
 	for _, c := range sinkChecks(ctx, cfg) {

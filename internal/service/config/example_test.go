@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 )
 
 func ExampleParse() {

@@ -21,9 +21,9 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/app"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/sinkreg"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/ststest"
 )
 

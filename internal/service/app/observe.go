@@ -8,10 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/health"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/sinkreg"
 )
 
 // SinkProbeTTL is how long a sink directory's writability probe is reused.

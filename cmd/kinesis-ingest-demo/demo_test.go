@@ -3,9 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/clitest"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,9 +28,9 @@ func TestDemo(t *testing.T) {
 	const records = 300
 	const bad = records / 10
 	dir := t.TempDir()
-	cmd := exec.Command(binary, "demo", "--keep", "--records", fmt.Sprint(records))
+	cmd := exec.Command(demoBinary, "--keep", "--records", fmt.Sprint(records))
 	cmd.Dir = dir
-	cmd.Env = userEnv()
+	cmd.Env = clitest.UserEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -117,7 +117,7 @@ wait:
 	for _, c := range commands {
 		sh := exec.Command("sh", "-c", c)
 		sh.Dir = dir
-		sh.Env = userEnv()
+		sh.Env = clitest.UserEnv()
 		got, err := sh.CombinedOutput()
 		if err != nil {
 			t.Errorf("next step %q failed: %v\n%s", c, err, got)
@@ -149,19 +149,19 @@ wait:
 		t.Fatalf("want the /metrics, /readyz and /errors.html URLs, got %q", urls)
 	}
 	for _, u := range urls {
-		r := httpGet(t, u, "")
-		if r.code != 200 {
-			t.Errorf("GET %s: %d %.200s", u, r.code, r.body)
+		code, body := get(t, u)
+		if code != 200 {
+			t.Errorf("GET %s: %d %.200s", u, code, body)
 		}
 		switch {
 		case strings.HasSuffix(u, "/metrics"):
-			want := buildInfoSeries(t)
-			if !strings.Contains(r.body, want) {
-				t.Errorf("/metrics lacks %s; build_info lines: %q", want, regexp.MustCompile(`(?m)^kinesis_ingest_build_info.*$`).FindAllString(r.body, -1))
+			want := clitest.BuildInfoSeries(t, workerBinary)
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %s; build_info lines: %q", want, regexp.MustCompile(`(?m)^kinesis_ingest_build_info.*$`).FindAllString(body, -1))
 			}
 		case strings.HasSuffix(u, "/errors.html"):
-			if !strings.Contains(r.body, "schema_error") {
-				t.Errorf("/errors.html shows no schema_error:\n%.500s", r.body)
+			if !strings.Contains(body, "schema_error") {
+				t.Errorf("/errors.html shows no schema_error:\n%.500s", body)
 			}
 		}
 	}
@@ -199,106 +199,10 @@ wait:
 		}
 		sh := exec.Command("sh", "-c", c)
 		sh.Dir = dir
-		sh.Env = userEnv()
+		sh.Env = clitest.UserEnv()
 		if got, err := sh.CombinedOutput(); err != nil {
 			t.Errorf("next step %q fails once the emulators are stopped: %v\n%s", c, err, got)
 		}
-	}
-}
-
-// userEnv is this process's environment without AWS settings, as in a
-// fresh shell: the next steps must bring their own.
-func userEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// buildInfoSeries is the kinesis_ingest_build_info series the binary should
-// expose, from what its `version --json` says.
-func buildInfoSeries(t *testing.T) string {
-	t.Helper()
-	v := versionJSON(t)
-	rev := v.Revision
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if v.Modified {
-		rev += "-dirty"
-	}
-	return fmt.Sprintf(`kinesis_ingest_build_info{goversion=%q,revision=%q,version=%q} 1`, v.Go, rev, v.Version)
-}
-
-type versionInfo struct {
-	Version  string `json:"version"`
-	Revision string `json:"revision"`
-	Time     string `json:"time"`
-	Modified bool   `json:"modified"`
-	Go       string `json:"go"`
-}
-
-func versionJSON(t *testing.T) versionInfo {
-	t.Helper()
-	out, err := exec.Command(binary, "version", "--json").Output()
-	if err != nil {
-		t.Fatalf("version --json: %v", err)
-	}
-	var v versionInfo
-	if err := json.Unmarshal(out, &v); err != nil {
-		t.Fatalf("version --json: %v: %s", err, out)
-	}
-	return v
-}
-
-// TestVersion checks `version` against what the Go toolchain itself reads
-// from the binary (`go version -m`): module version, VCS revision, time and
-// modified flag, and the Go version.
-func TestVersion(t *testing.T) {
-	t.Parallel()
-	v := versionJSON(t)
-	out, err := exec.Command("go", "version", "-m", binary).Output()
-	if err != nil {
-		t.Fatalf("go version -m: %v", err)
-	}
-	want := versionInfo{Revision: "unknown", Time: "unknown"}
-	for i, line := range strings.Split(string(out), "\n") {
-		f := strings.Split(strings.TrimSpace(line), "\t")
-		switch {
-		case i == 0:
-			want.Go = f[len(f)-1][strings.LastIndex(f[len(f)-1], " ")+1:]
-		case len(f) >= 3 && f[0] == "mod":
-			want.Version = f[2]
-		case len(f) == 2 && f[0] == "build":
-			k, val, _ := strings.Cut(f[1], "=")
-			switch k {
-			case "vcs.revision":
-				want.Revision = val
-			case "vcs.time":
-				want.Time = val
-			case "vcs.modified":
-				want.Modified = val == "true"
-			}
-		}
-	}
-	if v != want {
-		t.Errorf("version --json = %+v, go version -m says %+v\n%s", v, want, out)
-	}
-	for _, args := range [][]string{{"version"}, {"--version"}} {
-		got, err := exec.Command(binary, args...).Output()
-		if err != nil {
-			t.Fatalf("%s: %v", args, err)
-		}
-		line := fmt.Sprintf("kinesis-ingest %s (revision ", want.Version)
-		if !strings.HasPrefix(string(got), line) || !strings.Contains(string(got), want.Go) {
-			t.Errorf("%s = %q, want it to start with %q and name %s", args, got, line, want.Go)
-		}
-	}
-	if err := exec.Command(binary, "version", "extra").Run(); err == nil {
-		t.Error("version with an argument exits 0, want 2")
 	}
 }
 
@@ -341,99 +245,6 @@ func TestDemoLogger(t *testing.T) {
 	}
 }
 
-// TestConfigCommands: `config schema` prints the committed schema (the file
-// editors use), `config print` prints the effective config with secrets
-// masked, and both report misuse with exit 2.
-func TestConfigCommands(t *testing.T) {
-	t.Parallel()
-	committed, err := os.ReadFile("../../kinesis-ingest.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(binary, "config", "schema").Output()
-	if err != nil {
-		t.Fatalf("config schema: %v", err)
-	}
-	if !bytes.Equal(out, committed) {
-		t.Error("config schema does not print kinesis-ingest.schema.json; regenerate it (go test ./internal/config -run TestSchemaFileIsCurrent -update)")
-	}
-
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "orders.yaml")
-	if err := os.WriteFile(cfg, []byte(`
-sources:
-  - name: orders
-    kinesis: {stream_arn: "${STREAM_ARN}"}
-datasets:
-  - {name: orders, source: orders, sink: pg, fields: [{name: ts, type: datetime}]}
-sinks:
-  - {name: pg, postgres: {dsn: "postgres://ingest:hunter2@db/x", table: orders}}
-dead_letter:
-  file: {path: errors}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, "config", "print", "--config", cfg)
-	cmd.Env = append(userEnv(), "STREAM_ARN=arn:aws:kinesis:eu-west-1:123456789012:stream/orders")
-	out, err = cmd.Output()
-	if err != nil {
-		t.Fatalf("config print: %v", err)
-	}
-	for _, want := range []string{
-		"stream_arn: arn:aws:kinesis:eu-west-1:123456789012:stream/orders",
-		"dsn: postgres://*****@db/x",
-		"path: " + filepath.Join(dir, "errors"),
-		"init_position: latest",
-		"batch_rows: 500",
-		"application: orders",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("config print lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(string(out), "hunter2") {
-		t.Errorf("config print shows the DSN password:\n%s", out)
-	}
-
-	// --env selects as run would.
-	envCfg := filepath.Join(dir, "envs.yaml")
-	if err := os.WriteFile(envCfg, []byte(`
-sources:
-  - {name: orders, env: [prod], kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/orders"}}
-  - {name: test_orders, env: [staging], kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/test-orders"}}
-datasets:
-  - {name: orders, source: orders, sink: out, fields: [{name: ts, type: datetime}]}
-  - {name: test_orders, source: test_orders, sink: out, fields: [{name: ts, type: datetime}]}
-sinks:
-  - {name: out, file: {path: out}}
-dead_letter:
-  file: {path: errors}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err = exec.Command(binary, "config", "print", "--config", envCfg, "--env", "staging").Output()
-	if err != nil {
-		t.Fatalf("config print --env staging: %v", err)
-	}
-	if !strings.Contains(string(out), "stream/test-orders") || strings.Contains(string(out), "stream/orders\n") {
-		t.Errorf("config print --env staging does not print the staging source alone:\n%s", out)
-	}
-
-	for _, args := range [][]string{
-		{"config", "print", "--config", envCfg, "--env", "qa"},
-		{"config"},
-		{"config", "frobnicate"},
-		{"config", "print"},
-		{"config", "print", "--config", filepath.Join(dir, "missing.yaml")},
-	} {
-		err := exec.Command(binary, args...).Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%q: %v, want exit 2", args, err)
-		}
-	}
-}
-
 // TestShellQuote: the paths the next steps print survive being pasted.
 func TestShellQuote(t *testing.T) {
 	t.Parallel()
@@ -449,4 +260,20 @@ func TestShellQuote(t *testing.T) {
 	if got := shellQuote("demo-out/demo.yaml"); got != "demo-out/demo.yaml" {
 		t.Errorf("a plain path is quoted: %s", got)
 	}
+}
+
+// get fetches url; a connection error is status 0.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

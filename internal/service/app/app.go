@@ -26,9 +26,9 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/health"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/health"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/sinkreg"
 	"github.com/kinesis-ingest/kinesis-ingest/metrics"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	a.metrics, _ = metrics.NewWithRuntime()
 	workerID := cfg.Consumer.WorkerID
 
-	// One row sink per dataset, of its sink's kind (internal/sinkreg).
+	// One row sink per dataset, of its sink's kind (internal/service/sinkreg).
 	rowSinks := map[string]sinks.RowSink{} // by dataset
 	for _, ds := range cfg.Datasets {
 		s := cfg.Sink(ds.Sink)

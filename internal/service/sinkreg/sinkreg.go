@@ -1,17 +1,17 @@
 // Package sinkreg is the registry of sink kinds. A kind (file, postgres)
 // says, in one Kind registered here, how to open its row and dead-letter
 // sinks from the config, what `kinesis-ingest validate` probes, and where the
-// errors view reads its dead letters back from. The worker (internal/app),
+// errors view reads its dead letters back from. The worker (internal/service/app),
 // validate and the errors command look a kind up here instead of switching
 // on it.
 //
 // A new kind is a package under sinks/ (its sinks, running sinks/sinktest,
-// and a reader of its own output), its config section (internal/config:
+// and a reader of its own output), its config section (internal/service/config:
 // the settings struct and its entry in the config's table of sink kinds), and
 // one Register call in a file of this package.
 //
 // The registry is not under sinks/ because it turns the config
-// (internal/config) into sinks, and a sink may import no wiring.
+// (internal/service/config) into sinks, and a sink may import no wiring.
 package sinkreg
 
 import (
@@ -21,8 +21,8 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/redact"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"gopkg.in/yaml.v3"
 )
@@ -18,7 +18,7 @@ import (
 // relative paths resolved) and every secret replaced by redact.Mask: PostgreSQL
 // passwords in DSNs, registry passwords and tokens, a URL's userinfo (of the
 // registry URL or a DSN) and query parameters named like a credential
-// (token, key, secret, ...), and external_id: internal/redact masks them,
+// (token, key, secret, ...), and external_id: internal/kit/redact masks them,
 // as it does in logs and errors. Keys are in the order of the spec
 // (spec.go); a literal ${ in a value is written as $${, so the output loads
 // back to the same config.

@@ -1,23 +1,35 @@
+// Command kinesis-ingest-demo runs the worker on local emulators: it starts
+// kinesis-mock and dynalite on free loopback ports, creates a 4-shard stream
+// with sample orders (about 10% of them bad in different ways), ingests it
+// with the embedded configuration and prints what was written and the
+// kinesis-ingest commands to look at it. It is the worker's code wired to
+// test environments, so it is a binary of its own: the worker links none.
+//
+//	kinesis-ingest-demo [--keep] [--records N] [--out DIR] [--verbose]
 package main
 
 import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/kinesis-ingest/kinesis-ingest/internal/app"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/config"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/errview"
-	"github.com/kinesis-ingest/kinesis-ingest/internal/sinkreg"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/app"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/sinkreg"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
@@ -42,7 +54,7 @@ type demoOptions struct {
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flags("demo", "kinesis-ingest demo: start kinesis-mock and dynalite on free loopback ports, create a\n4-shard stream with sample orders (about 10% of them bad in different ways), ingest it\nwith the embedded configuration, print how many rows and dead letters were written and\nwhere, and the commands to look at them. The worker's log goes to DIR/demo.log (warnings\nalso to stderr; --verbose sends everything to stderr).", stderr)
+	fs := flags("kinesis-ingest-demo", "kinesis-ingest-demo: start kinesis-mock and dynalite on free loopback ports, create a\n4-shard stream with sample orders (about 10% of them bad in different ways), ingest it\nwith the embedded configuration, print how many rows and dead letters were written and\nwhere, and the commands to look at them. The worker's log goes to DIR/demo.log (warnings\nalso to stderr; --verbose sends everything to stderr).", stderr)
 	var o demoOptions
 	fs.StringVar(&o.out, "out", "demo-out", "directory for rows, dead letters, the config, its environment and the log (emptied first)")
 	fs.IntVar(&o.records, "records", 1000, "records to produce")
@@ -187,7 +199,7 @@ func demo(ctx context.Context, log *slog.Logger, stdout, stderr io.Writer, abs s
 		return "${" + k + "}"
 	})
 	cfgPath := filepath.Join(abs, demoConfigFile)
-	header := "# The config `kinesis-ingest demo` ran, its ${VAR}s expanded. The stream and the\n# lease table are on the demo's emulators; " + demoEnvFile + " is the environment that reaches them.\n"
+	header := "# The config `kinesis-ingest-demo` ran, its ${VAR}s expanded. The stream and the\n# lease table are on the demo's emulators; " + demoEnvFile + " is the environment that reaches them.\n"
 	if err := os.WriteFile(cfgPath, []byte(header+cfgText), 0o644); err != nil {
 		return fmt.Errorf("write the demo config: %w", err)
 	}
@@ -247,7 +259,7 @@ func demo(ctx context.Context, log *slog.Logger, stdout, stderr io.Writer, abs s
 	for _, r := range view.ByReason {
 		reasons[r.Reason] = r.Count
 	}
-	fmt.Fprintf(stdout, "\nkinesis-ingest demo: %d records from %s\n", o.records, arn)
+	fmt.Fprintf(stdout, "\nkinesis-ingest-demo: %d records from %s\n", o.records, arn)
 	fmt.Fprintf(stdout, "  rows:         %6.0f  in %s\n", rows, filepath.Join(o.out, "rows"))
 	fmt.Fprintf(stdout, "  dead letters: %6.0f  in %s\n", letters, filepath.Join(o.out, "dead-letters"))
 	names := make([]string, 0, len(reasons))
@@ -272,7 +284,7 @@ func demo(ctx context.Context, log *slog.Logger, stdout, stderr io.Writer, abs s
 // printNextSteps prints commands that work when pasted into the shell the
 // demo ran in (TestDemo runs each of them).
 func printNextSteps(w io.Writer, o demoOptions, metricsAddr, errorsAddr string) {
-	self := selfCommand()
+	self := workerCommand()
 	cfg := shellQuote(filepath.Join(o.out, demoConfigFile))
 	env := shellQuote(filepath.Join(o.out, demoEnvFile))
 	fmt.Fprintf(w, "\nNext steps:\n")
@@ -289,7 +301,7 @@ func printNextSteps(w io.Writer, o demoOptions, metricsAddr, errorsAddr string) 
 		fmt.Fprintf(w, "    dead letters:  http://%s/errors.html\n", errorsAddr)
 	} else {
 		fmt.Fprintf(w, "  keep the emulators and the worker running, to run validate and browse /metrics and /errors.html:\n")
-		fmt.Fprintf(w, "    $ %s demo --keep\n", self)
+		fmt.Fprintf(w, "    $ %s --keep\n", demoCommand())
 	}
 	fmt.Fprintf(w, "  your own stream: copy %s, set sources[0].kinesis.stream_arn (and role_arn if the\n", cfg)
 	fmt.Fprintf(w, "  stream is in another account), the sink paths and consumer.application; remove worker_id.\n")
@@ -301,18 +313,41 @@ func printNextSteps(w io.Writer, o demoOptions, metricsAddr, errorsAddr string) 
 	}
 }
 
-// selfCommand is how to run this binary again from the shell the demo ran
-// in: the path it was started by, or `go run ./cmd/kinesis-ingest` under
-// `go run` (whose binary is deleted when it exits).
-func selfCommand() string {
-	exe := os.Args[0]
-	if p, err := os.Executable(); err == nil && strings.Contains(p, string(filepath.Separator)+"go-build") {
+// workerCommand is how to run the worker (kinesis-ingest) from the shell the
+// demo ran in: `go run ./cmd/kinesis-ingest` when the demo runs under `go
+// run`, the kinesis-ingest binary beside this one when there is one (make
+// build, a release), else kinesis-ingest from PATH.
+func workerCommand() string {
+	exe, err := os.Executable()
+	if err != nil || underGoRun(exe) {
 		return "go run ./cmd/kinesis-ingest"
 	}
-	if !strings.ContainsRune(exe, filepath.Separator) {
-		return exe // found on PATH
+	beside := filepath.Join(filepath.Dir(exe), "kinesis-ingest")
+	if fi, err := os.Stat(beside); err == nil && fi.Mode().IsRegular() {
+		if !strings.ContainsRune(os.Args[0], filepath.Separator) {
+			return "kinesis-ingest" // the demo was found on PATH, so is its neighbour
+		}
+		return shellQuote(beside)
 	}
-	return shellQuote(exe)
+	return "kinesis-ingest"
+}
+
+// demoCommand is how to run this demo again: the path it was started by, or
+// `go run ./cmd/kinesis-ingest-demo` under `go run` (whose binary is deleted
+// when it exits).
+func demoCommand() string {
+	exe, err := os.Executable()
+	if err == nil && underGoRun(exe) {
+		return "go run ./cmd/kinesis-ingest-demo"
+	}
+	if !strings.ContainsRune(os.Args[0], filepath.Separator) {
+		return os.Args[0] // found on PATH
+	}
+	return shellQuote(os.Args[0])
+}
+
+func underGoRun(exe string) bool {
+	return strings.Contains(exe, string(filepath.Separator)+"go-build")
 }
 
 // shellQuote quotes s for sh when it holds anything but safe characters.
@@ -416,4 +451,37 @@ func demoRecords(n int) (data [][]byte, keys []string, bad int) {
 		keys = append(keys, "order-"+strconv.Itoa(i))
 	}
 	return data, keys, bad
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cmdDemo(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func flags(name, help string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags reports whether to go on; if not, the exit code: 0 for -h, 2
+// for a bad flag (the flag package printed why).
+func parseFlags(fs *flag.FlagSet, args []string) (ok bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, 0
+		}
+		return false, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		return false, 2
+	}
+	return true, 0
 }

@@ -14,7 +14,7 @@ type Store struct {
 }
 
 // Kind names the store's kind, its key in the config ("file", "postgres"),
-// "" when none is set: internal/sinkreg looks the kind's sinks up by it.
+// "" when none is set: internal/service/sinkreg looks the kind's sinks up by it.
 func (s Store) Kind() string {
 	for _, k := range sinkKinds {
 		if k.set(s) {
@@ -35,7 +35,7 @@ func SinkKinds() []string {
 
 // sinkKind is one kind of sink as the config knows it: its key, its spec
 // (docs and JSON Schema), how it is loaded, printed and checked across the
-// whole config. A kind's sinks are internal/sinkreg's, under the same key.
+// whole config. A kind's sinks are internal/service/sinkreg's, under the same key.
 type sinkKind struct {
 	key     string
 	example string // how the kind's section starts, for messages

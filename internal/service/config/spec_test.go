@@ -14,10 +14,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var update = flag.Bool("update", false, "rewrite the committed JSON Schema (../../kinesis-ingest.schema.json)")
+var update = flag.Bool("update", false, "rewrite the committed JSON Schema (../../../kinesis-ingest.schema.json)")
 
 // schemaFile is the committed JSON Schema, for editors.
-const schemaFile = "../../kinesis-ingest.schema.json"
+const schemaFile = "../../../kinesis-ingest.schema.json"
 
 // TestSchemaFileIsCurrent fails when the committed schema is not what the
 // spec generates: run `go test ./internal/config -run TestSchemaFileIsCurrent -update`.
@@ -143,7 +143,7 @@ func fileValue(t *testing.T, path string) any {
 func TestSchemaAcceptsGoodConfigs(t *testing.T) {
 	s := compileJSONSchema(t)
 	files, _ := filepath.Glob("testdata/*.good.yaml")
-	files = append(files, "../../deploy/compose/worker.yaml", "../../cmd/kinesis-ingest/demo.yaml")
+	files = append(files, "../../../deploy/compose/worker.yaml", "../../../cmd/kinesis-ingest-demo/demo.yaml")
 	// deploy/kubernetes's config is checked by internal/tools/deploycheck.
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

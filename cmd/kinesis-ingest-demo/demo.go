@@ -12,9 +12,8 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"errors"
-	"flag"
 	"fmt"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -460,28 +459,5 @@ func main() {
 	os.Exit(code)
 }
 
-func flags(name, help string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", help)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags reports whether to go on; if not, the exit code: 0 for -h, 2
-// for a bad flag (the flag package printed why).
-func parseFlags(fs *flag.FlagSet, args []string) (ok bool, code int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false, 0
-		}
-		return false, 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
-		return false, 2
-	}
-	return true, 0
-}
+// flags and parseFlags are the commands' shared flag handling.
+var flags, parseFlags = cli.Flags, cli.Parse

@@ -12,9 +12,8 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/cli"
 	"io"
 	"log/slog"
 	"os"
@@ -88,25 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func flags(name, help string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", help)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) (ok bool, code int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false, 0
-		}
-		return false, 2
-	}
-	return true, 0
-}
+// flags and parseFlags are the commands' shared flag handling.
+var flags, parseFlags = cli.Flags, cli.Parse
 
 func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
 	if path == "" {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/efoproxy"
@@ -326,6 +328,77 @@ func TestResetLeavesShardsKinesisNoLongerLists(t *testing.T) {
 	b, _ := os.ReadFile(w2.log)
 	if expired != 0 || strings.Contains(string(b), "expired before it was read to its end") {
 		t.Errorf("after a reset the next start called the trimmed parent lost to retention: shards_expired_unfinished_total %v, log says so: %v", expired, strings.Contains(string(b), "expired before it was read to its end"))
+	}
+}
+
+// A child whose parent Kinesis no longer lists while the parent's row never
+// reached SHARD_END (the worker was down longer than the stream's retention:
+// the parent's records past its checkpoint are gone) is read all the same:
+// every record of the children becomes a row, the loss is logged at Error
+// and counted once, and the worker stops cleanly on SIGTERM.
+func TestChildOfAParentLostToRetentionIsRead(t *testing.T) {
+	t.Parallel()
+	skipIfExternal(t, "it puts a proxy in front of the emulator it starts")
+	e := newEnv(t, 1)
+	cfg := e.config("trim_horizon")
+	data, keys, _ := keyedOrders(0, 50)
+	readTo := e.put(data, keys)
+	data, keys, _ = keyedOrders(50, 50)
+	e.put(data, keys)
+	parent := e.openShards()[0]
+	parentID := aws.ToString(parent.ShardId)
+	mid := halfway(*parent.HashKeyRange.StartingHashKey, *parent.HashKeyRange.EndingHashKey)
+	if _, err := e.kc.SplitShard(t.Context(), &kinesis.SplitShardInput{StreamName: aws.String(e.stream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid)}); err != nil {
+		t.Fatalf("split shard: %v", err)
+	}
+	e.waitActive()
+	data, keys, _ = keyedOrders(100, 100)
+	children := e.put(data, keys)
+	if len(children) != 2 || children[parentID] != "" {
+		t.Fatalf("records after the split landed on %v, want both children", children)
+	}
+	// The parent's row as an earlier run left it: read to its 50th record,
+	// not finished.
+	if err := e.leaseTable(e.table).EnsureTable(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testaws.Dynamo(e.ddb.Endpoint).PutItem(t.Context(), &dynamodb.PutItemInput{
+		TableName: aws.String(e.table),
+		Item: map[string]ddbtypes.AttributeValue{
+			"ShardID":    &ddbtypes.AttributeValueMemberS{Value: parentID},
+			"Checkpoint": &ddbtypes.AttributeValueMemberS{Value: readTo[parentID]},
+		},
+	}); err != nil {
+		t.Fatalf("write the parent's unfinished row: %v", err)
+	}
+
+	trimmed := trimProxy(t, e.kin.Endpoint, parentID)
+	w := e.startArgs(cfg, "w1", nil, []string{"AWS_ENDPOINT_URL_KINESIS=" + trimmed})
+	addr := w.metricsAddr()
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		lost := missing(idsOf(e.rows()), 100, 100, nil)
+		if len(lost) == 0 && e.checkpointedAt(children) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("child shards of a parent lost to retention: %d of their 100 records not read in 90 s, e.g. %v", len(lost), lost[:min(5, len(lost))])
+			break
+		}
+	}
+	expired := counter(scrape(t, addr), "kinesis_ingest_shards_expired_unfinished_total")
+	w.stop(30 * time.Second)
+	if expired != 1 {
+		t.Errorf("kinesis_ingest_shards_expired_unfinished_total = %v, want 1 (the parent %s lost to retention)", expired, parentID)
+	}
+	b, _ := os.ReadFile(w.log)
+	reported := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "level=ERROR") && strings.Contains(line, "expired before it was read to its end") && strings.Contains(line, "shard="+parentID) {
+			reported = true
+		}
+	}
+	if !reported {
+		t.Errorf("the loss of parent %s to retention was not logged at Error", parentID)
 	}
 }
 

@@ -132,6 +132,12 @@ func TestOrphanParentDoesNotBlockItsChildren(t *testing.T) {
 	}
 	mustLease(t, w, status("shard-c1", "shard-p"), "w1")
 	mustLease(t, w, status("shard-c2", "shard-p"), "w1")
+	// The KCL's consumer of each child waits until the parent's checkpoint
+	// reads SHARD_END, fetching it with a ShardStatus holding only its ID.
+	wait := status("shard-p", "")
+	if err := w.FetchCheckpoint(wait); err != nil || wait.GetCheckpoint() != checkpoint.ShardEnd {
+		t.Errorf("the children's wait on their parent lost to retention reads checkpoint %q (err %v), want %s: they are leased but never read", wait.GetCheckpoint(), err, checkpoint.ShardEnd)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(reported) != 1 || reported[0] != "shard-p@100" {

@@ -358,6 +358,9 @@ func (t *Table) acquireWrite(ctx context.Context, r row, parent, adjacent string
 // reportExpired logs and counts, once across all workers (a conditional
 // mark on the parent's row), a parent lost to retention before its end.
 func (t *Table) reportExpired(ctx context.Context, child string, p row) {
+	t.mu.Lock()
+	t.lost[p.ShardID] = true
+	t.mu.Unlock()
 	in := t.update(p.ShardID, "SET #x = :now", "attribute_exists(#sid) AND attribute_not_exists(#x)", map[string]types.AttributeValue{":now": s(fmtTime(t.now()))})
 	_, err := t.db.UpdateItem(ctx, in)
 	if _, ok := isConditionFailed(err); ok {
@@ -433,6 +436,12 @@ func (t *Table) CheckpointSequence(shard *par.ShardStatus) error {
 // shard would otherwise overwrite a checkpoint the consumer is writing), and
 // a probe seeing AssignedTo "" means the KCL is ending that consumer: the
 // shard is then not leased again until RemoveLeaseOwner returns.
+//
+// A shard that does not run here and that a pass found lost to retention
+// (reportExpired) reads as SHARD_END: the KCL's wait on it, from the
+// consumer of a child the pass leased, ends. Once the worker is stopping
+// (Drain), the KCL's wait on the unfinished parent of a child running here
+// gets an error instead, so that the wait ends and Worker.Shutdown returns.
 func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 	id := shard.ID
 	shard.Mux.RLock()
@@ -453,7 +462,15 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 	// shown as its owner, the shard would never be offered again (the loop
 	// skips shards it thinks it owns), though the release frees it.
 	runs := local != nil && !local.releasing
+	lost := local == nil && t.lost[id]
+	var running []*par.ShardStatus
+	if local == nil && t.draining {
+		for _, l := range t.running {
+			running = append(running, l.status)
+		}
+	}
 	t.mu.Unlock()
+	awaited := parentOfAny(id, running)
 
 	var r row
 	var err error
@@ -472,6 +489,18 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 		claim = r.ClaimRequest
 	}
 	cp := r.Checkpoint
+	if lost && cp != checkpoint.ShardEnd {
+		// The KCL waits for a child's parent until its row says SHARD_END;
+		// a parent lost to retention never gets there, and the pass leased
+		// the child because it is gone.
+		cp = checkpoint.ShardEnd
+	}
+	if awaited && cp != checkpoint.ShardEnd {
+		// The KCL's wait on a parent ignores the worker's stop and would
+		// hold Worker.Shutdown; an error ends the wait and its consumer,
+		// which releases the child unread.
+		return fmt.Errorf("leases: shard %q in table %q is not finished and this worker is stopping: the wait of its child ends, the child is released unread and its next owner reads it once the parent is done", id, t.table)
+	}
 	if cp == "" && r.StartAt != "" {
 		// A rewound shard: see startMarkerPrefix.
 		if p, err := ParsePosition(r.StartAt); err == nil {
@@ -492,6 +521,20 @@ func (t *Table) FetchCheckpoint(shard *par.ShardStatus) error {
 		return checkpoint.ErrSequenceIDNotFound
 	}
 	return nil
+}
+
+// parentOfAny reports whether id is the parent of one of shards (the KCL's
+// wait on a parent names it by ParentShardId alone).
+func parentOfAny(id string, shards []*par.ShardStatus) bool {
+	for _, s := range shards {
+		s.Mux.RLock()
+		parent := s.ParentShardId
+		s.Mux.RUnlock()
+		if parent == id {
+			return true
+		}
+	}
+	return false
 }
 
 // probe answers the KCL event loop's FetchCheckpoint of a shard that does not

@@ -59,8 +59,9 @@
 //     while the drain runs; the drain's checkpoints then fail with
 //     ErrLeaseLost.
 //   - A parent whose row never reached SHARD_END but that Kinesis no longer
-//     lists was lost to retention: its children are leased and the loss
-//     reported once (Config.OnParentExpired).
+//     lists was lost to retention: its children are leased, the KCL's wait
+//     on it reads SHARD_END, and the loss is reported once
+//     (Config.OnParentExpired).
 //   - The pass's table scan answers the KCL's probes (FetchCheckpoint of a
 //     shard not running here): they see the table as of the last pass.
 //     Nothing is taken on it alone: every take is a conditional write.
@@ -253,6 +254,10 @@ type Table struct {
 	// adjacent maps a merged shard to its adjacent parent, which the KCL
 	// drops (from the passes' listings).
 	adjacent map[string]string
+	// lost holds the parents this worker's passes found lost to retention
+	// (reportExpired) and leased the children of: the KCL's wait on such a
+	// parent ends as at its SHARD_END (FetchCheckpoint).
+	lost map[string]bool
 
 	// Passes (pass.go).
 	maxPerPass   int
@@ -335,6 +340,7 @@ func New(cfg Config) (*Table, error) {
 		now:          now,
 		seen:         map[string]sighting{},
 		adjacent:     map[string]string{},
+		lost:         map[string]bool{},
 		running:      map[string]*localLease{},
 		maxPerPass:   cmp.Or(cfg.MaxLeasesPerPass, defaultMaxLeasesPerPass),
 		maxLeases:    cfg.MaxLeases,

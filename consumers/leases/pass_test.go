@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
 
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
@@ -249,6 +250,52 @@ func TestPassLeasesChildrenAfterTheirParents(t *testing.T) {
 	}
 	if rep := e.pass(a, shards); len(rep.Taken) != 2 {
 		t.Fatalf("after the parent's end, took %v, want both children", rep.Taken)
+	}
+}
+
+// The KCL's wait on a child's parent ignores the worker's stop: once the
+// worker drains, the wait on an unfinished parent (here one rewound after
+// its child was leased) gets an error, which ends the wait and the child's
+// consumer, so that Worker.Shutdown returns.
+func TestParentWaitEndsWhenTheWorkerStops(t *testing.T) {
+	e := newEnv(t)
+	shards := []leases.ShardInfo{
+		{ID: "shardId-000000000000"},
+		{ID: "shardId-000000000001", Parent: "shardId-000000000000"},
+	}
+	a := e.coordinated("a", 10*time.Second, nil)
+	parent := start(t, a, "a", e.pass(a, shards).Taken)[shards[0].ID]
+	parent.SetCheckpoint(checkpoint.ShardEnd)
+	if err := a.CheckpointSequence(parent); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RemoveLeaseOwner(parent.ID); err != nil {
+		t.Fatal(err)
+	}
+	child := start(t, a, "a", e.pass(a, shards).Taken)[shards[1].ID]
+	if child == nil || child.ParentShardId != parent.ID {
+		t.Fatalf("child not started with its parent: %+v", child)
+	}
+	if _, err := db.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(e.table),
+		Key:                       map[string]types.AttributeValue{"ShardID": &types.AttributeValueMemberS{Value: parent.ID}},
+		UpdateExpression:          aws.String("SET #cp = :cp"),
+		ExpressionAttributeNames:  map[string]string{"#cp": "Checkpoint"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":cp": &types.AttributeValueMemberS{Value: "100"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wait := status(parent.ID, "")
+	if err := a.FetchCheckpoint(wait); err != nil || wait.GetCheckpoint() != "100" {
+		t.Fatalf("running worker's wait on its unfinished parent: checkpoint %q, err %v; want 100 and no error (the wait goes on)", wait.GetCheckpoint(), err)
+	}
+	a.Drain()
+	err := a.FetchCheckpoint(status(parent.ID, ""))
+	if err == nil || errors.Is(err, checkpoint.ErrSequenceIDNotFound) {
+		t.Fatalf("stopping worker's wait on an unfinished parent: err %v; want an error that ends the wait (not ErrSequenceIDNotFound, on which the KCL reads the child)", err)
+	}
+	if err := a.RemoveLeaseOwner(child.ID); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -281,7 +281,7 @@ func TestValidateRefusesAMovedLeaseTable(t *testing.T) {
 // YAML path, and the config is refused (exit 2).
 func TestValidateCDCRules(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join("..", "..", "internal", "config", "testdata", "cdc.bad.yaml")
+	path := filepath.Join("..", "..", "internal", "service", "config", "testdata", "cdc.bad.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -74,7 +74,7 @@ func TestConfigCommands(t *testing.T) {
 		t.Fatalf("config schema: %v", err)
 	}
 	if !bytes.Equal(out, committed) {
-		t.Error("config schema does not print kinesis-ingest.schema.json; regenerate it (go test ./internal/config -run TestSchemaFileIsCurrent -update)")
+		t.Error("config schema does not print kinesis-ingest.schema.json; regenerate it (go test ./internal/service/config -run TestSchemaFileIsCurrent -update)")
 	}
 
 	dir := t.TempDir()

@@ -54,7 +54,7 @@
 //  3. add it to Print (print.go), in the spec's order;
 //  4. if it opens a new mapping or an exactly-one branch, make a config in
 //     specCoverage (spec_test.go) reach it; then regenerate the schema with
-//     go test ./internal/config -run TestSchemaFileIsCurrent -update.
+//     go test ./internal/service/config -run TestSchemaFileIsCurrent -update.
 //
 // TestPrintRoundTrip (the printed config loads back to the same Config),
 // TestPrintShowsSpecDefaults and TestPrintMasksSecrets catch a step 3 that

@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the committed JSON Schema (../.
 const schemaFile = "../../../kinesis-ingest.schema.json"
 
 // TestSchemaFileIsCurrent fails when the committed schema is not what the
-// spec generates: run `go test ./internal/config -run TestSchemaFileIsCurrent -update`.
+// spec generates: run `go test ./internal/service/config -run TestSchemaFileIsCurrent -update`.
 func TestSchemaFileIsCurrent(t *testing.T) {
 	got := JSONSchema()
 	if *update {
@@ -30,10 +30,10 @@ func TestSchemaFileIsCurrent(t *testing.T) {
 	}
 	want, err := os.ReadFile(schemaFile)
 	if err != nil {
-		t.Fatalf("%v; generate it with go test ./internal/config -run TestSchemaFileIsCurrent -update", err)
+		t.Fatalf("%v; generate it with go test ./internal/service/config -run TestSchemaFileIsCurrent -update", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s is not what the spec generates; regenerate it with go test ./internal/config -run TestSchemaFileIsCurrent -update", schemaFile)
+		t.Errorf("%s is not what the spec generates; regenerate it with go test ./internal/service/config -run TestSchemaFileIsCurrent -update", schemaFile)
 	}
 }
 

@@ -49,11 +49,17 @@ func twoEFOWorkers(t *testing.T, n int) (*env, *efoproxy.Proxy, string, *worker,
 	p := efoproxy.New(t, e.kin.Endpoint)
 	cfg := e.efoConfig("trim_horizon", "orders-efo")
 	data, keys, _ := orders(0, n, false)
-	e.put(data, keys)
+	last := e.put(data, keys)
 	w1 := e.startEFO(cfg, "w1", p)
 	w2 := e.startEFO(cfg, "w2", p)
 	e.waitBalanced(map[string]int{"w1": 1, "w2": 1}, 90*time.Second)
 	waitFor(t, 60*time.Second, fmt.Sprintf("the first %d rows", n), func() bool { return len(missing(idsOf(e.rows()), 0, n, nil)) == 0 })
+	// Rows are readable before the sink has fsynced them and checked that
+	// their file is still in place; only the checkpoint says the batch is
+	// done. A test that breaks the sink next must not break that check (the
+	// batch would be written again, rightly, and its first copy come back
+	// with the restored directory).
+	e.waitCheckpointed(last, 60*time.Second)
 	return e, p, cfg, w1, w2
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,26 +103,6 @@ func TestInflightBudgetBoundsMemory(t *testing.T) {
 	if len(out.Shards) != shards {
 		t.Fatalf("%d shards, want %d", len(out.Shards), shards)
 	}
-	note := strings.Repeat("x", recordSize)
-	n := 0
-	putStart := time.Now()
-	for _, s := range out.Shards {
-		var entries []types.PutRecordsRequestEntry
-		for range perShard {
-			rec := fmt.Sprintf(`{"id":%d,"amount":1.5,"ts":"2026-11-01T12:00:00Z","note":%q}`, n, note)
-			entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(rec), PartitionKey: aws.String("k"), ExplicitHashKey: s.HashKeyRange.StartingHashKey})
-			n++
-		}
-		res, err := e.kc.PutRecords(t.Context(), &kinesis.PutRecordsInput{StreamName: aws.String(e.stream), Records: entries})
-		if err != nil {
-			t.Fatalf("put 1 MB records: %v", err)
-		}
-		if aws.ToInt32(res.FailedRecordCount) != 0 {
-			t.Fatalf("put 1 MB records: %d failed", aws.ToInt32(res.FailedRecordCount))
-		}
-	}
-	t.Logf("put %d records of %d bytes in %s", n, recordSize, time.Since(putStart).Round(100*time.Millisecond))
-
 	type run struct {
 		name string
 		w    *worker
@@ -160,7 +141,45 @@ func TestInflightBudgetBoundsMemory(t *testing.T) {
 			return o == shards
 		})
 	}
-	time.Sleep(5 * time.Second) // every leased shard has read (or waits for the budget)
+	// The records go in once both sinks are down, so that no worker can
+	// write one before the outage (each shard has a single record).
+	note := strings.Repeat("x", recordSize)
+	n := 0
+	putStart := time.Now()
+	for _, s := range out.Shards {
+		var entries []types.PutRecordsRequestEntry
+		for range perShard {
+			rec := fmt.Sprintf(`{"id":%d,"amount":1.5,"ts":"2026-11-01T12:00:00Z","note":%q}`, n, note)
+			entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(rec), PartitionKey: aws.String("k"), ExplicitHashKey: s.HashKeyRange.StartingHashKey})
+			n++
+		}
+		res, err := e.kc.PutRecords(t.Context(), &kinesis.PutRecordsInput{StreamName: aws.String(e.stream), Records: entries})
+		if err != nil {
+			t.Fatalf("put 1 MB records: %v", err)
+		}
+		if aws.ToInt32(res.FailedRecordCount) != 0 {
+			t.Fatalf("put 1 MB records: %d failed", aws.ToInt32(res.FailedRecordCount))
+		}
+	}
+	t.Logf("put %d records of %d bytes in %s", n, recordSize, time.Since(putStart).Round(100*time.Millisecond))
+
+	// Every shard has read, or waits for the budget: the unbounded worker
+	// holds every record, the bounded one has read and made its next read
+	// wait.
+	gauge := func(r run, name string) float64 {
+		return counter(httpGet(t, "http://"+r.w.metricsAddr()+"/metrics", "").body, name)
+	}
+	waitFor(t, 240*time.Second, fmt.Sprintf("unbounded holding all %d records", n), func() bool {
+		return gauge(runs[1], "kinesis_ingest_records_received_total") >= float64(n)
+	})
+	// A read reserves kcl.MaxReadBytes (the whole budget here) first: once
+	// the bounded worker holds a record, its next read waits.
+	if budget > kcl.MaxReadBytes {
+		t.Fatalf("the budget (%d) must not fit two reads (%d each) for one record to fill it", budget, kcl.MaxReadBytes)
+	}
+	waitFor(t, 240*time.Second, "bounded holding a record, its next read waiting", func() bool {
+		return gauge(runs[0], "kinesis_ingest_records_received_total") >= 1
+	})
 	for _, r := range runs {
 		os.Remove(r.rows)
 		if err := os.Rename(r.rows+".away", r.rows); err != nil {

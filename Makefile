@@ -17,13 +17,29 @@ AVSC_DIR := decoders/avrodec/testdata/js
 # npm packages pinned by package-lock.json files: the emulators (kinesis-mock,
 # dynalite) and avsc, an independent Avro implementation the tests check the
 # decoder against.
-deps: $(EMU_DIR)/node_modules/.package-lock.json $(AVSC_DIR)/node_modules/.package-lock.json
+deps: $(EMU_DIR)/node_modules/.package-lock.json $(AVSC_DIR)/node_modules/.package-lock.json \
+	$(DUCK_DIR)/node_modules/.package-lock.json $(TOOLS_BIN)/versitygw
 
 $(EMU_DIR)/node_modules/.package-lock.json: $(EMU_DIR)/package-lock.json
 	cd $(EMU_DIR) && npm ci --no-audit --no-fund
 
 $(AVSC_DIR)/node_modules/.package-lock.json: $(AVSC_DIR)/package-lock.json
 	cd $(AVSC_DIR) && npm ci --no-audit --no-fund
+
+# The lake's tests: Versity Gateway, a real S3 server over a local directory,
+# built once (minutes) into a cache outside the tree that every clone and test
+# run reuses (internal/testenv/s3test looks there); DuckDB, the independent
+# Parquet reader the tests count rows with.
+TOOLS_BIN ?= $(HOME)/.cache/kinesis-ingest/bin
+VERSITYGW_VERSION := v1.8.0
+DUCK_DIR  := internal/testenv/duckread
+
+$(TOOLS_BIN)/versitygw:
+	mkdir -p $(TOOLS_BIN)
+	GOBIN=$(TOOLS_BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+$(DUCK_DIR)/node_modules/.package-lock.json: $(DUCK_DIR)/package-lock.json
+	cd $(DUCK_DIR) && npm ci --no-audit --no-fund
 
 # DEMO_FLAGS: e.g. --keep (keep the emulators and the worker running until
 # Ctrl-C), --verbose (every log line on stderr), --records N.

@@ -81,7 +81,7 @@ func countBy(t testing.TB, root, pattern, reader, idCol string) map[string]int {
 		return map[string]int{}
 	}
 	glob := filepath.Join(root, "**", pattern)
-	sql := fmt.Sprintf("SELECT CAST(%s AS VARCHAR) AS id, count(*) AS n FROM "+reader+" GROUP BY 1",
+	sql := fmt.Sprintf("SELECT CAST(%s AS VARCHAR) AS id, CAST(count(*) AS INTEGER) AS n FROM "+reader+" GROUP BY 1",
 		`"`+strings.ReplaceAll(idCol, `"`, `""`)+`"`, Quote(glob))
 	out := map[string]int{}
 	for _, r := range Query(t, sql) {

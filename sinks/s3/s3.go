@@ -1,0 +1,600 @@
+// Package s3 implements sinks.RowSink as objects in an S3 bucket (the lake):
+// Parquet files typed from the dataset, or JSON Lines (gzip, zstd), under
+// <prefix>/<dataset>/<partition>/, written effectively once.
+//
+// The rows of one shard that fall into one partition form a chain of
+// objects. An object's key is
+//
+//	<prefix>/<dataset>/<partition>/<shard>-<first sequence number, 128 digits>-<first sub-sequence, 10 digits><ext>
+//
+// so a chain's keys sort in stream order, and its metadata names its last
+// row (x-amz-meta-kinesis-last-sequence, -subsequence). Every object is
+// created with If-None-Match: * (S3 refuses with 412 when the key exists)
+// and starts with the first row after the chain's newest object. A sink
+// learns a chain's newest object when it first writes to it (a List of the
+// chain's keys, a Head of the last), drops the rows at or below it, and
+// keeps the chain's head itself from then on; a 412 (another writer: a
+// zombie, a new owner, a retry whose answer was lost) makes it learn the
+// head again. A replay after kill -9, a lease move, a zombie and a reset to
+// trim_horizon therefore all leave each row in exactly one object, and a
+// plain read of the prefix (DuckDB's read_parquet('…/**/*.parquet'), Athena)
+// sees it once. docs/lake.md says why in each case.
+//
+// Write keeps the synchronous sinks.RowSink contract: it returns once every
+// object of its rows is stored, holding nothing across calls, so each Write
+// makes one object per partition it touches (more when its rows exceed
+// Config.MaxBytes).
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+)
+
+// API is the part of the S3 client the sink calls; *s3.Client has it.
+type API interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+// Formats and partition keywords.
+const (
+	FormatParquet = "parquet"
+	FormatJSONL   = "jsonl"
+
+	// PartitionDate and PartitionHour in Config.PartitionBy partition by the
+	// dataset timestamp (UTC), Hive style: dt=2026-12-07, hr=10.
+	PartitionDate = "date"
+	PartitionHour = "hour"
+)
+
+// DefaultMaxBytes is Config.MaxBytes when 0.
+const DefaultMaxBytes int64 = 128 << 20
+
+// maxConflicts bounds how often one Write learns a chain's head again after
+// a 412: each one means another writer moved the head, which a handful of
+// writers of one shard cannot do for ever.
+const maxConflicts = 16
+
+// Config configures a sink of one dataset.
+type Config struct {
+	Client API
+	Bucket string
+	// Prefix starts every key (no leading or trailing '/'); may be empty.
+	Prefix string
+	// Dataset names the dataset; it is the key's next part.
+	Dataset string
+	// Columns are the dataset's fields, in declaration order.
+	Columns []schema.Column
+	// Timestamp names the dataset's timestamp field (date and hour
+	// partitions).
+	Timestamp string
+	// Changelog (a keyed dataset) adds _op: upsert or delete.
+	Changelog bool
+	// Format is parquet (default) or jsonl; Compression is zstd (default),
+	// snappy, gzip or none for parquet, none (default), gzip or zstd for
+	// jsonl.
+	Format, Compression string
+	// PartitionBy lists the partition's parts, in key order: date, hour,
+	// or the name of a field (its value, Hive style: country=DE).
+	PartitionBy []string
+	// MaxBytes bounds an object's rows, by their size in memory: a Write
+	// whose rows of one partition exceed it makes several objects.
+	MaxBytes int64
+	// SSEKMSKeyID, when set, encrypts every object with this KMS key.
+	SSEKMSKeyID string
+	// OnConflict, when set, is told of each 412 resolved (another writer
+	// had already stored an object at the key).
+	OnConflict func()
+	// OnDuplicates, when set, is told of rows dropped because their chain
+	// already holds them (a replay).
+	OnDuplicates func(n int)
+}
+
+// encoder turns rows into one object's body.
+type encoder interface {
+	// check reports why r cannot be encoded, nil when it can; scratch is
+	// the caller's buffer (check runs concurrently for several shards).
+	check(r *record.Row, scratch *[]byte) error
+	encode(buf *bytes.Buffer, rows []*record.Row) error
+	ext() string
+	contentType() string
+}
+
+// partPart is one part of the partition path.
+type partPart struct {
+	name  string // Hive key: dt, hr, or the field's name
+	field int    // index of the field in Columns, -1 for date and hour
+	hour  bool
+}
+
+// RowSink writes the rows of one dataset to S3.
+type RowSink struct {
+	cfg   Config
+	enc   encoder
+	parts []partPart
+	ts    int // index of the timestamp field, -1 when not partitioned by time
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	chains map[chainKey]*chain
+	closed bool
+	// encMu serialises encoding: the encoder's builders and scratch are
+	// reused. Uploads run outside it.
+	encMu sync.Mutex
+}
+
+var _ sinks.RowSink = (*RowSink)(nil)
+
+type chainKey struct{ shard, partition string }
+
+// chain is what the sink knows of one chain: the position of the last row
+// of its newest object. Only the Writes of the chain's shard use it, and
+// those come one after the other.
+type chain struct {
+	known bool
+	empty bool // known, and no object yet
+	last  pos
+}
+
+// New validates cfg and returns the sink. It calls nothing: a bucket that
+// is not there fails the first Write (and `validate`, through Check).
+func New(cfg Config, log *slog.Logger) (*RowSink, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("s3 sink: Config.Client is nil"))
+	}
+	if cfg.Bucket == "" {
+		errs = append(errs, errors.New(`s3 sink: Config.Bucket is "": name the bucket`))
+	}
+	if strings.HasPrefix(cfg.Prefix, "/") || strings.HasSuffix(cfg.Prefix, "/") {
+		errs = append(errs, fmt.Errorf("s3 sink: Config.Prefix %q: no leading or trailing '/'", cfg.Prefix))
+	}
+	if err := keyPart("Config.Dataset", cfg.Dataset); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("s3 sink: Config.MaxBytes is %d: must be positive (0 for the default, %d)", cfg.MaxBytes, DefaultMaxBytes))
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	s := &RowSink{cfg: cfg, ts: -1, chains: map[chainKey]*chain{}}
+	var err error
+	switch cfg.Format {
+	case "", FormatParquet:
+		s.enc, err = newParquetEncoder(cfg.Columns, cfg.Changelog, cfg.Compression)
+	case FormatJSONL:
+		s.enc, err = newJSONLEncoder(cfg.Changelog, cfg.Compression)
+	default:
+		err = fmt.Errorf("s3 sink: Config.Format %q is not parquet or jsonl", cfg.Format)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range cfg.PartitionBy {
+		switch p {
+		case PartitionDate, PartitionHour:
+			i := slices.IndexFunc(cfg.Columns, func(c schema.Column) bool { return c.Name == cfg.Timestamp })
+			if cfg.Timestamp == "" || i < 0 {
+				errs = append(errs, fmt.Errorf("s3 sink: partition by %s needs the dataset's timestamp field, and dataset %q has none", p, cfg.Dataset))
+				continue
+			}
+			s.ts = i
+			name := "dt"
+			if p == PartitionHour {
+				name = "hr"
+			}
+			s.parts = append(s.parts, partPart{name: name, field: -1, hour: p == PartitionHour})
+		default:
+			i := slices.IndexFunc(cfg.Columns, func(c schema.Column) bool { return c.Name == p })
+			if i < 0 {
+				errs = append(errs, fmt.Errorf("s3 sink: partition by %q: dataset %q has no such field (or use date, hour)", p, cfg.Dataset))
+				continue
+			}
+			switch k := baseKind(cfg.Columns[i].Type); k {
+			case schema.KindInt, schema.KindStr, schema.KindBool, schema.KindDate:
+			default:
+				errs = append(errs, fmt.Errorf("s3 sink: partition by %q: a %s field cannot name a partition (int, str, bool or date can)", p, k))
+				continue
+			}
+			s.parts = append(s.parts, partPart{name: p, field: i})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s.log = log.With("sink_kind", "s3", "bucket", cfg.Bucket, "prefix", cfg.Prefix)
+	return s, nil
+}
+
+func baseKind(t schema.Type) schema.Kind {
+	if t.Kind == schema.KindOptional {
+		return t.Elem.Kind
+	}
+	return t.Kind
+}
+
+func keyPart(what, v string) error {
+	if v == "" || v == "." || v == ".." || strings.ContainsAny(v, "/\\") {
+		return fmt.Errorf("s3 sink: %s %q: must be a non-empty key part without '/'", what, v)
+	}
+	return nil
+}
+
+// errClosed is returned by Write after Close.
+var errClosed = errors.New("s3 sink: Write called after Close")
+
+// item is a row of a Write with its position in the shard.
+type item struct {
+	row *record.Row
+	pos pos
+}
+
+// Write stores rows, one object per partition they fall into (or more, see
+// Config.MaxBytes), each the next of its chain; rows a chain already holds
+// are dropped. It returns when every object is stored.
+func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	groups := map[chainKey][]item{}
+	var order []chainKey
+	var refused []int
+	var refusal error
+	var scratch []byte
+	for i := range rows {
+		r := &rows[i]
+		p, err := posOf(&r.Origin)
+		if err == nil {
+			err = s.enc.check(r, &scratch)
+		}
+		var part string
+		if err == nil {
+			part, err = s.partition(r)
+		}
+		if err != nil {
+			refused = append(refused, i)
+			refusal = errors.Join(refusal, fmt.Errorf("row %d (%s %s): %w", i, r.Origin.ShardID, r.Origin.SequenceNumber, err))
+			continue
+		}
+		k := chainKey{r.Origin.ShardID, part}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], item{row: r, pos: p})
+	}
+	for _, k := range order {
+		if err := s.writeChain(ctx, k, groups[k]); err != nil {
+			return err
+		}
+	}
+	if refused != nil {
+		return &sinks.RejectedError{Index: refused, Err: refusal}
+	}
+	return nil
+}
+
+// partition is the row's partition path: "dt=2026-12-07/hr=10/country=DE",
+// "" when not partitioned.
+func (s *RowSink) partition(r *record.Row) (string, error) {
+	if len(s.parts) == 0 {
+		return "", nil
+	}
+	var b strings.Builder
+	for i, p := range s.parts {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(p.name)
+		b.WriteByte('=')
+		if p.field < 0 {
+			t, ok := fieldValue(r, s.ts, s.cfg.Timestamp).(time.Time)
+			if !ok {
+				return "", fmt.Errorf("timestamp field %q is not a datetime", s.cfg.Timestamp)
+			}
+			t = t.UTC()
+			if p.hour {
+				b.WriteString(t.Format("15"))
+			} else {
+				b.WriteString(t.Format("2006-01-02"))
+			}
+			continue
+		}
+		var v string
+		switch x := fieldValue(r, p.field, p.name).(type) {
+		case nil:
+			// Hive's name for a null partition value.
+			v = "__HIVE_DEFAULT_PARTITION__"
+		case int64:
+			v = strconv.FormatInt(x, 10)
+		case bool:
+			v = strconv.FormatBool(x)
+		case record.Date:
+			v = x.String()
+		case string:
+			v = x
+		default:
+			return "", fmt.Errorf("partition field %q holds a %T", p.name, x)
+		}
+		// Escaped as Hive escapes partition values, so that a '/' or '='
+		// in a value cannot make another path.
+		b.WriteString(url.PathEscape(v))
+	}
+	return b.String(), nil
+}
+
+func (s *RowSink) chain(k chainKey) *chain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.chains[k]
+	if !ok {
+		c = &chain{}
+		s.chains[k] = c
+	}
+	return c
+}
+
+// dir is the key prefix of a partition: <prefix>/<dataset>/<partition>/.
+func (s *RowSink) dir(partition string) string {
+	var b strings.Builder
+	if s.cfg.Prefix != "" {
+		b.WriteString(s.cfg.Prefix)
+		b.WriteByte('/')
+	}
+	b.WriteString(s.cfg.Dataset)
+	b.WriteByte('/')
+	if partition != "" {
+		b.WriteString(partition)
+		b.WriteByte('/')
+	}
+	return b.String()
+}
+
+// writeChain appends items (of one shard and partition, in stream order)
+// to their chain.
+func (s *RowSink) writeChain(ctx context.Context, k chainKey, items []item) error {
+	c := s.chain(k)
+	dir := s.dir(k.partition)
+	for conflicts := 0; ; {
+		if !c.known {
+			if err := s.learn(ctx, dir, k.shard, c); err != nil {
+				return err
+			}
+		}
+		skip := 0
+		if !c.empty {
+			skip, _ = slices.BinarySearchFunc(items, c.last, func(it item, last pos) int {
+				if it.pos.cmp(last) <= 0 {
+					return -1
+				}
+				return 1
+			})
+		}
+		if skip > 0 && s.cfg.OnDuplicates != nil {
+			s.cfg.OnDuplicates(skip)
+		}
+		items = items[skip:]
+		for len(items) > 0 {
+			n := s.fit(items)
+			err := s.put(ctx, dir, k.shard, items[:n])
+			if isConflict(err) {
+				conflicts++
+				if conflicts > maxConflicts {
+					return fmt.Errorf("s3 sink: chain %s%s-: %d conflicting writers in one Write; check that no other deployment writes the same prefix: %w", dir, k.shard, conflicts, err)
+				}
+				if s.cfg.OnConflict != nil {
+					s.cfg.OnConflict()
+				}
+				s.log.Info("another writer stored the next object of the chain; learning its head again", "chain", dir+k.shard)
+				c.known = false
+				break
+			}
+			if err != nil {
+				return err
+			}
+			c.empty, c.last = false, items[n-1].pos
+			items = items[n:]
+		}
+		if len(items) == 0 {
+			return nil
+		}
+	}
+}
+
+// fit returns how many of items (at least one) go into the next object:
+// as many as stay within MaxBytes by their size in memory.
+func (s *RowSink) fit(items []item) int {
+	var size int64
+	for i, it := range items {
+		size += rowSize(it.row)
+		if size > s.cfg.MaxBytes && i > 0 {
+			return i
+		}
+	}
+	return len(items)
+}
+
+// rowSize estimates a row's bytes: its values' sizes plus its origin.
+func rowSize(r *record.Row) int64 {
+	n := int64(len(r.Origin.Source) + len(r.Origin.ShardID) + len(r.Origin.SequenceNumber) + 16)
+	for _, f := range r.Fields {
+		n += valueSize(f.Value)
+	}
+	return n
+}
+
+func valueSize(v any) int64 {
+	switch v := v.(type) {
+	case string:
+		return int64(len(v))
+	case []byte:
+		return int64(len(v))
+	case record.Decimal:
+		return int64(len(v))
+	case []float64:
+		return int64(8 * len(v))
+	case []any:
+		var n int64
+		for _, e := range v {
+			n += valueSize(e)
+		}
+		return n
+	case map[string]any:
+		var n int64
+		for k, e := range v {
+			n += int64(len(k)) + valueSize(e)
+		}
+		return n
+	case []record.Field:
+		var n int64
+		for _, f := range v {
+			n += int64(len(f.Name)) + valueSize(f.Value)
+		}
+		return n
+	}
+	return 8
+}
+
+// learn finds the chain's newest object (the last key of its listing) and
+// reads its last row from the object's metadata.
+func (s *RowSink) learn(ctx context.Context, dir, shard string, c *chain) error {
+	prefix := dir + shard + "-"
+	var newest string
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(prefix)}
+	for {
+		out, err := s.cfg.Client.ListObjectsV2(ctx, in)
+		if err != nil {
+			return fmt.Errorf("s3 sink: list s3://%s/%s (to find where the chain of shard %s stands): %w", s.cfg.Bucket, prefix, shard, err)
+		}
+		for _, o := range out.Contents {
+			// Only the sink's own objects: the shard id of another shard may
+			// start with this one's ("shardId-1" and "shardId-10").
+			if k := aws.ToString(o.Key); s.ownKey(prefix, k) && k > newest {
+				newest = k
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
+			break
+		}
+		in.ContinuationToken = out.NextContinuationToken
+	}
+	if newest == "" {
+		c.known, c.empty = true, true
+		return nil
+	}
+	out, err := s.cfg.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(newest)})
+	if err != nil {
+		return fmt.Errorf("s3 sink: head s3://%s/%s (the chain's newest object): %w", s.cfg.Bucket, newest, err)
+	}
+	last, ok := lastOf(out.Metadata)
+	if !ok {
+		return fmt.Errorf("s3 sink: s3://%s/%s has no %s metadata, so the chain cannot continue after it: remove the object or write to another prefix", s.cfg.Bucket, newest, metaLastSeq)
+	}
+	c.known, c.empty, c.last = true, false, last
+	s.log.Debug("chain head", "object", newest, "last", last.String())
+	return nil
+}
+
+// ownKey reports whether key is an object of the chain listed by prefix:
+// the prefix, then <seq>-<sub><ext>.
+func (s *RowSink) ownKey(prefix, key string) bool {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutSuffix(rest, s.enc.ext())
+	return ok && len(rest) == seqWidth+1+subWidth && rest[seqWidth] == '-' && strings.Trim(rest[:seqWidth]+rest[seqWidth+1:], "0123456789") == ""
+}
+
+// put stores items as one object, created only if its key is new.
+func (s *RowSink) put(ctx context.Context, dir, shard string, items []item) error {
+	rows := make([]*record.Row, len(items))
+	for i := range items {
+		rows[i] = items[i].row
+	}
+	var buf bytes.Buffer
+	s.encMu.Lock()
+	err := s.enc.encode(&buf, rows)
+	s.encMu.Unlock()
+	if err != nil {
+		return err
+	}
+	first, last := items[0].pos, items[len(items)-1].pos
+	key := dir + first.name(shard) + s.enc.ext()
+	in := &s3.PutObjectInput{
+		Bucket:      aws.String(s.cfg.Bucket),
+		Key:         aws.String(key),
+		Body:        bytes.NewReader(buf.Bytes()),
+		IfNoneMatch: aws.String("*"),
+		ContentType: aws.String(s.enc.contentType()),
+		Metadata: map[string]string{
+			metaLastSeq: last.seq,
+			metaLastSub: strconv.Itoa(last.sub),
+			metaRows:    strconv.Itoa(len(items)),
+		},
+	}
+	if s.cfg.SSEKMSKeyID != "" {
+		in.ServerSideEncryption = types.ServerSideEncryptionAwsKms
+		in.SSEKMSKeyId = aws.String(s.cfg.SSEKMSKeyID)
+	}
+	if _, err := s.cfg.Client.PutObject(ctx, in); err != nil {
+		return fmt.Errorf("s3 sink: put s3://%s/%s (%d rows): %w", s.cfg.Bucket, key, len(items), err)
+	}
+	s.log.Debug("object stored", "key", key, "rows", len(items), "bytes", buf.Len())
+	return nil
+}
+
+// isConflict reports whether err is S3's answer to a conditional create of
+// a key that exists: 412 Precondition Failed (or 409 ConditionalRequestConflict
+// when two creates of the key race).
+func isConflict(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return true
+		}
+	}
+	return false
+}
+
+// Close releases nothing: every Write is stored when it returns.
+func (s *RowSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}

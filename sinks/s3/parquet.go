@@ -3,16 +3,18 @@ package s3
 import (
 	"bytes"
 	"fmt"
+	"math/big"
+	"reflect"
+	"strings"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
-	"github.com/apache/arrow-go/v18/arrow/extensions"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/gzip"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/uncompressed"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/encoding"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
@@ -20,36 +22,48 @@ import (
 )
 
 // decimalPrecision is the precision of every decimal column: the most an
-// int128 holds, which is also the most a dataset's decimal may have.
-const decimalPrecision = 38
+// int128 holds, which is also the most a dataset's decimal may have. Its
+// values are 16-byte two's complement (FIXED_LEN_BYTE_ARRAY).
+const (
+	decimalPrecision = 38
+	decimalBytes     = 16
+)
 
 // parquetCodecs are the compressions of Config.Compression for Parquet.
-var parquetCodecs = map[string]compress.Compression{
-	"":       compress.Codecs.Zstd,
-	"zstd":   compress.Codecs.Zstd,
-	"snappy": compress.Codecs.Snappy,
-	"gzip":   compress.Codecs.Gzip,
-	"none":   compress.Codecs.Uncompressed,
+var parquetCodecs = map[string]compress.Codec{
+	"":       &zstd.Codec{},
+	"zstd":   &zstd.Codec{},
+	"snappy": &snappy.Codec{},
+	"gzip":   &gzip.Codec{},
+	"none":   &uncompressed.Codec{},
 }
 
-// column is one Parquet column: a dataset field or an origin column.
+// column is one Parquet column: a dataset field or an origin column. Each
+// has exactly one leaf, so a column's position is its leaf's index.
 type column struct {
 	name string
-	typ  schema.Type // base type (optional unwrapped); KindInvalid for origin columns
+	typ  schema.Type // base type (optional unwrapped)
 	null bool        // OPTIONAL in the file
 }
+
+// Origin columns, after the dataset's.
+const originColumns = 5
 
 // parquetEncoder turns rows into one Parquet file per object: the
 // dataset's columns in declaration order, then the origin columns (and
 // _op for a changelog), typed as the dataset declares them. list, map and
 // struct values are JSON text (Parquet's JSON logical type): their elements'
 // types are not fixed by every dataset (a struct may declare no fields).
+//
+// It writes with parquet-go, building each row's leaf values itself: the
+// library's own schemas from Go maps sort columns by name, so the root is
+// an ordered group of this package (orderedGroup).
 type parquetEncoder struct {
 	cols      []column
-	schema    *arrow.Schema
-	props     *parquet.WriterProperties
+	schema    *parquet.Schema
+	opts      []parquet.WriterOption
 	changelog bool
-	mem       memory.Allocator
+	row       parquet.Row
 	scratch   []byte
 }
 
@@ -58,8 +72,8 @@ func newParquetEncoder(cols []schema.Column, changelog bool, compression string)
 	if !ok {
 		return nil, fmt.Errorf("s3 sink: compression %q is not one of zstd, snappy, gzip, none for parquet", compression)
 	}
-	e := &parquetEncoder{changelog: changelog, mem: memory.NewGoAllocator()}
-	var fields []arrow.Field
+	e := &parquetEncoder{changelog: changelog}
+	var root orderedGroup
 	for _, c := range cols {
 		t, null := c.Type, false
 		if t.Kind == schema.KindOptional {
@@ -69,56 +83,53 @@ func newParquetEncoder(cols []schema.Column, changelog bool, compression string)
 		if changelog && !c.Key {
 			null = true
 		}
-		at, err := arrowType(t)
+		n, err := parquetNode(t)
 		if err != nil {
 			return nil, fmt.Errorf("s3 sink: field %q: %w", c.Name, err)
 		}
+		if null {
+			n = parquet.Optional(n)
+		}
 		e.cols = append(e.cols, column{name: c.Name, typ: t, null: null})
-		fields = append(fields, arrow.Field{Name: c.Name, Type: at, Nullable: null})
+		root = append(root, namedField{Node: n, name: c.Name})
 	}
-	ts := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-	fields = append(fields,
-		arrow.Field{Name: "_source", Type: arrow.BinaryTypes.String},
-		arrow.Field{Name: "_shard_id", Type: arrow.BinaryTypes.String},
-		arrow.Field{Name: "_sequence_number", Type: arrow.BinaryTypes.String},
-		arrow.Field{Name: "_subsequence", Type: arrow.PrimitiveTypes.Int32},
-		arrow.Field{Name: "_arrival_time", Type: ts},
+	root = append(root,
+		namedField{Node: parquet.String(), name: "_source"},
+		namedField{Node: parquet.String(), name: "_shard_id"},
+		namedField{Node: parquet.String(), name: "_sequence_number"},
+		namedField{Node: parquet.Int(32), name: "_subsequence"},
+		namedField{Node: parquet.Timestamp(parquet.Microsecond), name: "_arrival_time"},
 	)
 	if changelog {
-		fields = append(fields, arrow.Field{Name: "_op", Type: arrow.BinaryTypes.String})
+		root = append(root, namedField{Node: parquet.String(), name: "_op"})
 	}
-	e.schema = arrow.NewSchema(fields, nil)
-	e.props = parquet.NewWriterProperties(
-		parquet.WithCompression(codec),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithStats(true),
-		parquet.WithCreatedBy("kinesis-ingest"),
-	)
+	e.schema = parquet.NewSchema("row", root)
+	e.opts = []parquet.WriterOption{e.schema, parquet.Compression(codec), parquet.CreatedBy("kinesis-ingest", "", "")}
 	return e, nil
 }
 
-func arrowType(t schema.Type) (arrow.DataType, error) {
+func parquetNode(t schema.Type) (parquet.Node, error) {
 	switch t.Kind {
 	case schema.KindInt:
-		return arrow.PrimitiveTypes.Int64, nil
+		return parquet.Int(64), nil
 	case schema.KindFloat:
-		return arrow.PrimitiveTypes.Float64, nil
+		return parquet.Leaf(parquet.DoubleType), nil
 	case schema.KindBool:
-		return arrow.FixedWidthTypes.Boolean, nil
+		return parquet.Leaf(parquet.BooleanType), nil
 	case schema.KindStr:
-		return arrow.BinaryTypes.String, nil
+		return parquet.String(), nil
 	case schema.KindBytes:
-		return arrow.BinaryTypes.Binary, nil
+		return parquet.Leaf(parquet.ByteArrayType), nil
 	case schema.KindDatetime:
-		return &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, nil
+		return parquet.Timestamp(parquet.Microsecond), nil
 	case schema.KindDate:
-		return arrow.FixedWidthTypes.Date32, nil
+		return parquet.Date(), nil
 	case schema.KindDecimal:
-		return &arrow.Decimal128Type{Precision: decimalPrecision, Scale: int32(t.Scale)}, nil
+		return parquet.Decimal(t.Scale, decimalPrecision, parquet.FixedLenByteArrayType(decimalBytes)), nil
 	case schema.KindEmbedding:
-		return arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float64), nil
+		return parquet.List(parquet.Leaf(parquet.DoubleType)), nil
 	case schema.KindList, schema.KindMap, schema.KindStruct:
-		return extensions.NewJSONType(arrow.BinaryTypes.String)
+		return parquet.JSON(), nil
 	}
 	return nil, fmt.Errorf("type %s has no Parquet column type", t)
 }
@@ -159,8 +170,8 @@ func (e *parquetEncoder) check(r *record.Row, scratch *[]byte) error {
 		case schema.KindDecimal:
 			var d record.Decimal
 			if d, ok = v.(record.Decimal); ok {
-				if _, err := decimal128.FromString(string(d), decimalPrecision, int32(c.typ.Scale)); err != nil {
-					return fmt.Errorf("field %q: decimal %s does not fit decimal(%d, %d): %w", c.name, d, decimalPrecision, c.typ.Scale, err)
+				if _, err := decimalBytesOf((*scratch)[:0], d, c.typ.Scale); err != nil {
+					return fmt.Errorf("field %q: %w", c.name, err)
 				}
 			}
 		case schema.KindEmbedding:
@@ -196,39 +207,35 @@ func fieldValue(r *record.Row, i int, name string) any {
 // encode writes rows (each passed check) as one Parquet file of one row
 // group into buf.
 func (e *parquetEncoder) encode(buf *bytes.Buffer, rows []*record.Row) error {
-	b := array.NewRecordBuilder(e.mem, e.schema)
-	defer b.Release()
-	b.Reserve(len(rows))
+	w := parquet.NewGenericWriter[any](buf, e.opts...)
 	n := len(e.cols)
 	for _, r := range rows {
+		row := e.row[:0]
 		for i := range e.cols {
-			if err := e.appendValue(b.Field(i), &e.cols[i], fieldValue(r, i, e.cols[i].name)); err != nil {
+			var err error
+			if row, err = e.appendValue(row, i, &e.cols[i], fieldValue(r, i, e.cols[i].name)); err != nil {
 				return err
 			}
 		}
 		o := &r.Origin
-		b.Field(n).(*array.StringBuilder).Append(o.Source)
-		b.Field(n + 1).(*array.StringBuilder).Append(o.ShardID)
-		b.Field(n + 2).(*array.StringBuilder).Append(o.SequenceNumber)
-		b.Field(n + 3).(*array.Int32Builder).Append(int32(o.SubSequence))
-		b.Field(n + 4).(*array.TimestampBuilder).Append(arrow.Timestamp(o.ArrivalTime.UnixMicro()))
+		row = append(row,
+			parquet.ByteArrayValue([]byte(o.Source)).Level(0, 0, n),
+			parquet.ByteArrayValue([]byte(o.ShardID)).Level(0, 0, n+1),
+			parquet.ByteArrayValue([]byte(o.SequenceNumber)).Level(0, 0, n+2),
+			parquet.Int32Value(int32(o.SubSequence)).Level(0, 0, n+3),
+			parquet.Int64Value(o.ArrivalTime.UnixMicro()).Level(0, 0, n+4),
+		)
 		if e.changelog {
 			op := "upsert"
 			if r.Delete {
 				op = "delete"
 			}
-			b.Field(n + 5).(*array.StringBuilder).Append(op)
+			row = append(row, parquet.ByteArrayValue([]byte(op)).Level(0, 0, n+originColumns))
 		}
-	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	w, err := pqarrow.NewFileWriter(e.schema, buf, e.props, pqarrow.DefaultWriterProps())
-	if err != nil {
-		return fmt.Errorf("s3 sink: parquet writer: %w", err)
-	}
-	if err := w.Write(rec); err != nil {
-		_ = w.Close()
-		return fmt.Errorf("s3 sink: encode parquet: %w", err)
+		e.row = row
+		if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
+			return fmt.Errorf("s3 sink: encode parquet: %w", err)
+		}
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("s3 sink: finish parquet: %w", err)
@@ -236,45 +243,132 @@ func (e *parquetEncoder) encode(buf *bytes.Buffer, rows []*record.Row) error {
 	return nil
 }
 
-func (e *parquetEncoder) appendValue(fb array.Builder, c *column, v any) error {
-	if record.IsNull(v) {
-		fb.AppendNull()
-		return nil
+// appendValue appends the leaf values of column i: its definition level is
+// 1 for a value of an OPTIONAL column, 0 for a null; an embedding's list
+// adds a repeated level.
+func (e *parquetEncoder) appendValue(row parquet.Row, i int, c *column, v any) (parquet.Row, error) {
+	def := 0
+	if c.null {
+		def = 1
 	}
+	if record.IsNull(v) {
+		return append(row, parquet.NullValue().Level(0, 0, i)), nil
+	}
+	var pv parquet.Value
 	switch c.typ.Kind {
 	case schema.KindInt:
-		fb.(*array.Int64Builder).Append(v.(int64))
+		pv = parquet.Int64Value(v.(int64))
 	case schema.KindFloat:
-		fb.(*array.Float64Builder).Append(v.(float64))
+		pv = parquet.DoubleValue(v.(float64))
 	case schema.KindBool:
-		fb.(*array.BooleanBuilder).Append(v.(bool))
+		pv = parquet.BooleanValue(v.(bool))
 	case schema.KindStr:
-		fb.(*array.StringBuilder).Append(v.(string))
+		pv = parquet.ByteArrayValue([]byte(v.(string)))
 	case schema.KindBytes:
-		fb.(*array.BinaryBuilder).Append(v.([]byte))
+		pv = parquet.ByteArrayValue(v.([]byte))
 	case schema.KindDatetime:
-		fb.(*array.TimestampBuilder).Append(arrow.Timestamp(v.(time.Time).UnixMicro()))
+		pv = parquet.Int64Value(v.(time.Time).UnixMicro())
 	case schema.KindDate:
 		d := v.(record.Date)
-		fb.(*array.Date32Builder).Append(arrow.Date32(time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC).Unix() / 86400))
+		pv = parquet.Int32Value(int32(time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC).Unix() / 86400))
 	case schema.KindDecimal:
-		n, err := decimal128.FromString(string(v.(record.Decimal)), decimalPrecision, int32(c.typ.Scale))
+		b, err := decimalBytesOf(nil, v.(record.Decimal), c.typ.Scale)
 		if err != nil {
-			return fmt.Errorf("s3 sink: field %q: %w", c.name, err)
+			return row, fmt.Errorf("s3 sink: field %q: %w", c.name, err)
 		}
-		fb.(*array.Decimal128Builder).Append(n)
+		pv = parquet.FixedLenByteArrayValue(b)
 	case schema.KindEmbedding:
-		lb := fb.(*array.ListBuilder)
-		lb.Append(true)
-		lb.ValueBuilder().(*array.Float64Builder).AppendValues(v.([]float64), nil)
-	case schema.KindList, schema.KindMap, schema.KindStruct:
-		var err error
-		if e.scratch, err = jsonenc.AppendValue(e.scratch[:0], v); err != nil {
-			return fmt.Errorf("s3 sink: field %q: %w", c.name, err)
+		fs := v.([]float64)
+		if len(fs) == 0 {
+			// An empty list: defined up to the list, no element.
+			return append(row, parquet.NullValue().Level(0, def, i)), nil
 		}
-		fb.(*array.ExtensionBuilder).StorageBuilder().(*array.StringBuilder).BinaryBuilder.Append(e.scratch)
+		for j, f := range fs {
+			rep := 0
+			if j > 0 {
+				rep = 1
+			}
+			row = append(row, parquet.DoubleValue(f).Level(rep, def+1, i))
+		}
+		return row, nil
+	case schema.KindList, schema.KindMap, schema.KindStruct:
+		b, err := jsonenc.AppendValue(nil, v)
+		if err != nil {
+			return row, fmt.Errorf("s3 sink: field %q: %w", c.name, err)
+		}
+		pv = parquet.ByteArrayValue(b)
 	default:
-		return fmt.Errorf("s3 sink: field %q: no encoding for %s", c.name, c.typ)
+		return row, fmt.Errorf("s3 sink: field %q: no encoding for %s", c.name, c.typ)
 	}
-	return nil
+	return append(row, pv.Level(0, def, i)), nil
 }
+
+// decimalBytesOf appends d, scaled by 10^scale, as a 16-byte big-endian
+// two's complement integer: Parquet's DECIMAL on FIXED_LEN_BYTE_ARRAY.
+func decimalBytesOf(b []byte, d record.Decimal, scale int) ([]byte, error) {
+	s := string(d)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) > scale {
+		if strings.Trim(frac[scale:], "0") != "" {
+			return b, fmt.Errorf("decimal %s has more than %d digits after the point", d, scale)
+		}
+		frac = frac[:scale]
+	}
+	digits := strings.TrimLeft(whole+frac+strings.Repeat("0", scale-len(frac)), "0")
+	if len(digits) > decimalPrecision {
+		return b, fmt.Errorf("decimal %s has more than %d digits", d, decimalPrecision)
+	}
+	var n big.Int
+	if digits != "" {
+		if _, ok := n.SetString(digits, 10); !ok {
+			return b, fmt.Errorf("decimal %s is not a number", d)
+		}
+	}
+	if neg {
+		n.Neg(&n)
+	}
+	out := make([]byte, decimalBytes)
+	if n.Sign() >= 0 {
+		n.FillBytes(out)
+	} else {
+		// Two's complement: 2^128 + n.
+		var m big.Int
+		m.Lsh(big.NewInt(1), 8*decimalBytes)
+		m.Add(&m, &n)
+		m.FillBytes(out)
+	}
+	return append(b, out...), nil
+}
+
+// orderedGroup is a Parquet group whose fields keep their order, unlike
+// parquet.Group (a map, sorted by name): the dataset's columns come in
+// declaration order.
+type orderedGroup []parquet.Field
+
+func (g orderedGroup) ID() int                     { return 0 }
+func (g orderedGroup) String() string              { return fmt.Sprintf("group(%d fields)", len(g)) }
+func (g orderedGroup) Type() parquet.Type          { return parquet.Group{}.Type() }
+func (g orderedGroup) Optional() bool              { return false }
+func (g orderedGroup) Repeated() bool              { return false }
+func (g orderedGroup) Required() bool              { return true }
+func (g orderedGroup) Leaf() bool                  { return false }
+func (g orderedGroup) Fields() []parquet.Field     { return g }
+func (g orderedGroup) Encoding() encoding.Encoding { return nil }
+func (g orderedGroup) Compression() compress.Codec { return nil }
+
+// GoType is for reading into Go values, which the sink never does.
+func (g orderedGroup) GoType() reflect.Type { return reflect.TypeFor[map[string]any]() }
+
+// namedField is a node with its name in its parent.
+type namedField struct {
+	parquet.Node
+	name string
+}
+
+func (f namedField) Name() string { return f.name }
+
+// Value is for reading into Go values, which the sink never does.
+func (f namedField) Value(reflect.Value) reflect.Value { return reflect.Value{} }
+

@@ -412,7 +412,7 @@ func TestParquetTypes(t *testing.T) {
 		{Name: "s", Type: typ("str")}, {Name: "by", Type: typ("bytes")}, {Name: "dt", Type: typ("datetime")},
 		{Name: "d", Type: typ("date")}, {Name: "dec", Type: typ("decimal[2]")}, {Name: "e", Type: typ("embedding[3]")},
 		{Name: "l", Type: typ("list[int]")}, {Name: "m", Type: typ("map[str]")}, {Name: "st", Type: typ("struct")},
-		{Name: "o", Type: typ("optional[int]")},
+		{Name: "o", Type: typ("optional[int]")}, {Name: "oe", Type: typ("optional[embedding[2]]")},
 	}
 	at := time.Date(2026, 12, 7, 10, 11, 12, 345678000, time.UTC)
 	row := record.Row{Dataset: "types", Origin: record.Origin{Source: "src", ShardID: "shardId-000000000000", SequenceNumber: seq(1), SubSequence: 2, ArrivalTime: at},
@@ -422,13 +422,22 @@ func TestParquetTypes(t *testing.T) {
 			{Name: "d", Value: record.Date{Year: 2024, Month: 2, Day: 29}}, {Name: "dec", Value: record.Decimal("-12.50")},
 			{Name: "e", Value: []float64{0.5, -1, 2}}, {Name: "l", Value: []any{int64(1), int64(2)}},
 			{Name: "m", Value: map[string]any{"k": "v"}}, {Name: "st", Value: []record.Field{{Name: "z", Value: int64(1)}, {Name: "a", Value: "x"}}},
-			{Name: "o", Value: nil},
+			{Name: "o", Value: nil}, {Name: "oe", Value: []float64{}},
 		}}
+	// The same with the edges: nulls, an empty embedding, a negative decimal
+	// of 38 digits.
+	edge := record.Row{Dataset: "types", Origin: record.Origin{Source: "src", ShardID: "shardId-000000000000", SequenceNumber: seq(2), ArrivalTime: at},
+		Fields: slices.Clone(row.Fields)}
+	edge.Fields[0].Value = int64(-8)
+	edge.Fields[7].Value = record.Decimal("-123456789012345678901234567890123456.78")
+	edge.Fields[8].Value = []float64{}
+	edge.Fields[12].Value = int64(5)
+	edge.Fields[13].Value = nil
 	rs, err := s3sink.New(s3sink.Config{Client: s.Client(), Bucket: bucket, Prefix: "lake", Dataset: "types", Columns: cols}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, rs, []record.Row{row}, 1)
+	write(t, rs, []record.Row{row, edge}, 2)
 
 	from := "read_parquet(" + duckread.Quote(s.BucketDir(bucket)+"/lake/**/*.parquet") + ")"
 	var got []string
@@ -436,22 +445,27 @@ func TestParquetTypes(t *testing.T) {
 		got = append(got, fmt.Sprint(r["column_name"], " ", r["column_type"]))
 	}
 	want := []string{"i BIGINT", "f DOUBLE", "b BOOLEAN", "s VARCHAR", "by BLOB", "dt TIMESTAMP WITH TIME ZONE",
-		"d DATE", "dec DECIMAL(38,2)", "e DOUBLE[]", "l JSON", "m JSON", "st JSON", "o BIGINT",
+		"d DATE", "dec DECIMAL(38,2)", "e DOUBLE[]", "l JSON", "m JSON", "st JSON", "o BIGINT", "oe DOUBLE[]",
 		"_source VARCHAR", "_shard_id VARCHAR", "_sequence_number VARCHAR", "_subsequence INTEGER", "_arrival_time TIMESTAMP WITH TIME ZONE"}
 	if !slices.Equal(got, want) {
 		t.Errorf("columns:\n got %q\nwant %q", got, want)
 	}
 	vals := duckread.Query(t, `SELECT i, f, b, s, hex("by") AS hex_by, epoch_us(dt) AS dt, CAST(d AS VARCHAR) AS d, CAST(dec AS VARCHAR) AS dec,
-		e, CAST(l AS VARCHAR) AS l, CAST(m AS VARCHAR) AS m, st->>'$.a' AS st_a, o, _sequence_number, _subsequence, epoch_us(_arrival_time) AS at FROM `+from)
-	if len(vals) != 1 {
-		t.Fatalf("%d rows, want 1", len(vals))
+		e, CAST(l AS VARCHAR) AS l, CAST(m AS VARCHAR) AS m, st->>'$.a' AS st_a, o, oe, _sequence_number, _subsequence, epoch_us(_arrival_time) AS at FROM `+from+` ORDER BY _sequence_number`)
+	if len(vals) != 2 {
+		t.Fatalf("%d rows, want 2", len(vals))
 	}
 	v := vals[0]
 	for name, w := range map[string]string{"i": "-7", "f": "2.5", "b": "true", "s": "héllo", "hex_by": "00FF", "dt": fmt.Sprint(at.UnixMicro()),
 		"d": "2024-02-29", "dec": "-12.50", "e": "[0.5 -1 2]", "l": "[1,2]", "m": `{"k":"v"}`, "st_a": "x", "o": "<nil>",
-		"_sequence_number": seq(1), "_subsequence": "2", "at": fmt.Sprint(at.UnixMicro())} {
+		"oe": "[]", "_sequence_number": seq(1), "_subsequence": "2", "at": fmt.Sprint(at.UnixMicro())} {
 		if g := fmt.Sprint(v[name]); g != w {
 			t.Errorf("%s = %s, want %s", name, g, w)
+		}
+	}
+	for name, w := range map[string]string{"i": "-8", "dec": "-123456789012345678901234567890123456.78", "e": "[]", "o": "5", "oe": "<nil>"} {
+		if g := fmt.Sprint(vals[1][name]); g != w {
+			t.Errorf("edge row: %s = %s, want %s", name, g, w)
 		}
 	}
 }

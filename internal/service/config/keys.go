@@ -80,7 +80,8 @@ const (
 // Shared by sources and datasets: the deployments that use them.
 const keyEnv = "env"
 
-// sinks[i] and dead_letter: exactly one of file and postgres.
+// sinks[i] and dead_letter: exactly one of file and postgres (and s3 for
+// sinks[i], see s3sink.go).
 const (
 	keyFile     = "file"
 	keyPostgres = "postgres"

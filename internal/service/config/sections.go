@@ -380,9 +380,9 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 }
 
 func (l *loader) sink(path string, n *yaml.Node) Sink {
-	m := l.mapping(path, n, sinkKindKeys(keyName)...)
+	m := l.mapping(path, n, sinkKindKeys(true, keyName)...)
 	s := Sink{Name: l.name(m, "sink")}
-	s.Store = l.store(path, n, m, "a sink writes to exactly one, so split it into two sinks")
+	s.Store = l.store(path, n, m, true, "a sink writes to exactly one, so split it into two sinks")
 	return s
 }
 
@@ -433,9 +433,9 @@ func (l *loader) postgresSink(path string, n *yaml.Node) *PostgresSink {
 }
 
 func (l *loader) deadLetter(path string, n *yaml.Node) DeadLetter {
-	m := l.mapping(path, n, sinkKindKeys(keyUnrouted)...)
+	m := l.mapping(path, n, sinkKindKeys(false, keyUnrouted)...)
 	d := DeadLetter{Unrouted: l.boolean(m, keyUnrouted, false)}
-	d.Store = l.store(path, n, m, "keep exactly one")
+	d.Store = l.store(path, n, m, false, "keep exactly one")
 	return d
 }
 

@@ -11,6 +11,7 @@ import (
 type Store struct {
 	File     *FileSink
 	Postgres *PostgresSink
+	S3       *S3Sink
 }
 
 // Kind names the store's kind, its key in the config ("file", "postgres"),
@@ -48,6 +49,8 @@ type sinkKind struct {
 	print               func(p printer, s Store) *yaml.Node // nil when not set
 	// lint checks what no single sink shows: two sinks writing one place.
 	lint func(l *loader, cfg *Config)
+	// rowsOnly: the kind takes no dead letters (dead_letter has no such key).
+	rowsOnly bool
 }
 
 // sinkKinds are the kinds, in key order.
@@ -70,19 +73,45 @@ var sinkKinds = []sinkKind{
 		print: func(p printer, s Store) *yaml.Node { return p.postgresSink(s.Postgres) },
 		lint:  (*loader).checkPostgresTables,
 	},
+	{
+		key: keyS3, example: "s3: {bucket: ...}",
+		rowsDoc:  "Objects in an S3 bucket (the lake): Parquet or JSON Lines, written effectively once.",
+		spec:     s3SinkSpec,
+		load:     func(l *loader, path string, n *yaml.Node, s *Store) { s.S3 = l.s3Sink(path, n) },
+		set:      func(s Store) bool { return s.S3 != nil },
+		print:    func(p printer, s Store) *yaml.Node { return p.s3Sink(s.S3) },
+		lint:     (*loader).checkS3,
+		rowsOnly: true,
+	},
 }
 
-// sinkKindKeys are the kinds' keys, after the keys of the section itself.
-func sinkKindKeys(section ...string) []string {
-	return append(section, SinkKinds()...)
+// kindsOf are the kinds of a sink (rows) or of the dead-letter section.
+func kindsOf(rows bool) []sinkKind {
+	var out []sinkKind
+	for _, k := range sinkKinds {
+		if rows || !k.rowsOnly {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// sinkKindKeys are the kinds' keys of a sink (rows) or of the dead-letter
+// section, after the keys of the section itself.
+func sinkKindKeys(rows bool, section ...string) []string {
+	for _, k := range kindsOf(rows) {
+		section = append(section, k.key)
+	}
+	return section
 }
 
 // store decodes the one store of a sink or of the dead-letter section:
 // exactly one kind. bothHint says what to do when several are given.
-func (l *loader) store(path string, n *yaml.Node, m *mapNode, bothHint string) Store {
+func (l *loader) store(path string, n *yaml.Node, m *mapNode, rows bool, bothHint string) Store {
 	var s Store
 	var given []sinkKind
-	for _, k := range sinkKinds {
+	kinds := kindsOf(rows)
+	for _, k := range kinds {
 		if m.has(k.key) {
 			given = append(given, k)
 		}
@@ -92,8 +121,8 @@ func (l *loader) store(path string, n *yaml.Node, m *mapNode, bothHint string) S
 		k := given[0]
 		k.load(l, join(path, k.key), m.vals[k.key], &s)
 	case 0:
-		examples := make([]string, len(sinkKinds))
-		for i, k := range sinkKinds {
+		examples := make([]string, len(kinds))
+		for i, k := range kinds {
 			examples[i] = k.example
 		}
 		l.softErrorf(path, n, "needs exactly one of %s", strings.Join(examples, " or "))
@@ -110,8 +139,9 @@ func (l *loader) store(path string, n *yaml.Node, m *mapNode, bothHint string) S
 // storeSpecs are the kinds' keys of a sink (rows) or of the dead-letter
 // section.
 func storeSpecs(rows bool) []keySpec {
-	out := make([]keySpec, len(sinkKinds))
-	for i, k := range sinkKinds {
+	kinds := kindsOf(rows)
+	out := make([]keySpec, len(kinds))
+	for i, k := range kinds {
 		doc := k.lettersDoc
 		if rows {
 			doc = k.rowsDoc

@@ -233,6 +233,18 @@ sinks:
   - {name: files, file: {path: out/rows, mode: 0640}}
 dead_letter:
   file: {path: out/errors, mode: "0600"}
+`, `
+sources:
+  - {name: orders, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/orders"}}
+datasets:
+  - {name: orders, source: orders, sink: lake, timestamp: ts, fields: [{name: ts, type: datetime}, {name: country, type: str}]}
+sinks:
+  - name: lake
+    s3: {bucket: my-lake, prefix: raw/orders, format: parquet, compression: snappy, partition_by: [date, hour, country],
+         max_bytes: 1000000, max_interval: 30s, force_path_style: true, role_arn: "arn:aws:iam::123456789012:role/lake",
+         sse_kms_key_id: "arn:aws:kms:us-east-1:123456789012:key/abc"}
+dead_letter:
+  file: {path: out/errors}
 `}
 
 // TestSpecMatchesLoader ties the spec (and so the JSON Schema) to the

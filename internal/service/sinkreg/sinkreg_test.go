@@ -58,8 +58,8 @@ func TestEveryKindOfTheConfigIsRegistered(t *testing.T) {
 	if got := strings.Join(Names(), ","); got != strings.Join(config.SinkKinds(), ",") {
 		t.Errorf("registered kinds %s, the config's %v", got, config.SinkKinds())
 	}
-	_, err := Lookup("s3")
-	if err == nil || !strings.Contains(err.Error(), `"s3"`) || !strings.Contains(err.Error(), "file") {
+	_, err := Lookup("gcs")
+	if err == nil || !strings.Contains(err.Error(), `"gcs"`) || !strings.Contains(err.Error(), "file") {
 		t.Errorf("an unknown kind: %v", err)
 	}
 }

@@ -1,0 +1,195 @@
+package config
+
+import (
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// sinks[i].s3.
+const (
+	keyS3             = "s3"
+	keyBucket         = "bucket"
+	keyPrefix         = "prefix"
+	keyCompression    = "compression"
+	keyPartitionBy    = "partition_by"
+	keyMaxInterval    = "max_interval"
+	keyForcePathStyle = "force_path_style"
+	keySSEKMSKeyID    = "sse_kms_key_id"
+)
+
+// S3 sink formats and defaults.
+const (
+	S3FormatParquet           = "parquet"
+	S3FormatJSONL             = "jsonl"
+	DefaultS3MaxBytes         = 128 << 20
+	DefaultS3MaxInterval      = time.Minute
+	S3PartitionDate           = "date"
+	S3PartitionHour           = "hour"
+	defaultS3Compression      = "zstd"
+	defaultS3JSONLCompression = "none"
+)
+
+// S3Sink writes rows as objects in an S3 bucket (the lake): Parquet or
+// JSON Lines, one chain of objects per shard and partition, written
+// effectively once (see sinks/s3).
+type S3Sink struct {
+	Bucket string
+	// Prefix starts every key, without leading or trailing '/'.
+	Prefix string
+	// Format is parquet (default) or jsonl.
+	Format string
+	// Compression: zstd (default), snappy, gzip or none for parquet; none
+	// (default), gzip or zstd for jsonl.
+	Compression string
+	// PartitionBy lists date, hour (of the dataset timestamp) and field
+	// names, in key order.
+	PartitionBy []string
+	// MaxBytes bounds an object's rows (by their size in memory).
+	MaxBytes int64
+	// MaxInterval is how long rows may wait in a buffer before their
+	// object is written. Today every Write is stored before it returns (the
+	// synchronous sink contract), so no row waits; it takes effect with
+	// deferred durability.
+	MaxInterval time.Duration
+	// ForcePathStyle addresses buckets as http://host/bucket, for servers
+	// without virtual-hosted buckets (versitygw, MinIO, LocalStack).
+	ForcePathStyle bool
+	// RoleARN, when set, is assumed for every S3 call (a bucket in another
+	// account).
+	RoleARN *RoleARN
+	// SSEKMSKeyID encrypts every object with this KMS key (SSE-KMS).
+	SSEKMSKeyID string
+}
+
+var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func (l *loader) s3Sink(path string, n *yaml.Node) *S3Sink {
+	m := l.mapping(path, n, keyBucket, keyPrefix, keyFormat, keyCompression, keyPartitionBy, keyMaxBytes, keyMaxInterval, keyForcePathStyle, keyRoleARN, keySSEKMSKeyID)
+	s := &S3Sink{
+		Format:         S3FormatParquet,
+		MaxBytes:       l.integer(m, keyMaxBytes, DefaultS3MaxBytes, 1, 1<<62),
+		MaxInterval:    l.durationMin(m, keyMaxInterval, DefaultS3MaxInterval, false),
+		ForcePathStyle: l.boolean(m, keyForcePathStyle, false),
+		RoleARN:        l.roleARN(m, keyRoleARN),
+		SSEKMSKeyID:    l.str(m, keySSEKMSKeyID),
+	}
+	if l.required(m, keyBucket, "name the bucket the objects go to") {
+		s.Bucket = l.str(m, keyBucket)
+		if !bucketRE.MatchString(s.Bucket) {
+			l.errorf(join(path, keyBucket), m.vals[keyBucket], "%q is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')", s.Bucket)
+		}
+	}
+	if m.has(keyPrefix) {
+		s.Prefix = l.str(m, keyPrefix)
+		if strings.HasPrefix(s.Prefix, "/") || strings.HasSuffix(s.Prefix, "/") || strings.Contains(s.Prefix, "//") {
+			l.errorf(join(path, keyPrefix), m.vals[keyPrefix], "%q: write the prefix without leading, trailing or doubled '/', e.g. lake/orders", s.Prefix)
+		}
+	}
+	if m.has(keyFormat) {
+		switch v := l.str(m, keyFormat); v {
+		case S3FormatParquet, S3FormatJSONL:
+			s.Format = v
+		default:
+			l.errorf(join(path, keyFormat), m.vals[keyFormat], "%q is not an object format; use parquet or jsonl", v)
+		}
+	}
+	s.Compression = defaultS3Compression
+	allowed := []string{"zstd", "snappy", "gzip", "none"}
+	if s.Format == S3FormatJSONL {
+		s.Compression = defaultS3JSONLCompression
+		allowed = []string{"none", "gzip", "zstd"}
+	}
+	if m.has(keyCompression) {
+		v := l.str(m, keyCompression)
+		if !contains(allowed, v) {
+			l.errorf(join(path, keyCompression), m.vals[keyCompression], "%q is not a compression of %s objects; use %s", v, s.Format, strings.Join(allowed, ", "))
+		} else {
+			s.Compression = v
+		}
+	}
+	for i, item := range l.seq(m, keyPartitionBy) {
+		p := index(join(path, keyPartitionBy), i)
+		if item.Kind != yaml.ScalarNode || item.Value == "" {
+			l.errorf(p, item, "expected date, hour or a field name")
+			continue
+		}
+		if contains(s.PartitionBy, item.Value) {
+			l.errorf(p, item, "%q is listed twice", item.Value)
+			continue
+		}
+		s.PartitionBy = append(s.PartitionBy, item.Value)
+	}
+	return s
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+func s3SinkSpec(doc string) *spec {
+	return object(doc,
+		required(keyBucket, str("The bucket the objects go to.").withPattern(bucketRE.String())),
+		key(keyPrefix, str("Starts every object key (without leading or trailing '/'); under it, <dataset>/<partition>/<shard>-<first sequence number>-<first sub-sequence>.<ext>.").computedDefault("none")),
+		key(keyFormat, str("parquet (columns typed from the dataset) or jsonl (JSON Lines, as the file sink writes).").withEnum(S3FormatParquet, S3FormatJSONL).withDefault(S3FormatParquet)),
+		key(keyCompression, str("parquet: zstd (default), snappy, gzip or none; jsonl: none (default), gzip or zstd, of the whole object.").withEnum("zstd", "snappy", "gzip", "none").computedDefault("zstd for parquet, none for jsonl")),
+		key(keyPartitionBy, list("The partition path's parts in order, Hive style: date (dt=2026-12-07) and hour (hr=10) of the dataset's timestamp, or a field's name (country=DE; int, str, bool or date fields).", str("date, hour or a field name."))),
+		key(keyMaxBytes, integer("An object holds rows of at most about this many bytes (in memory); a larger write makes several objects.", DefaultS3MaxBytes, 1, unbounded)),
+		key(keyMaxInterval, duration("How long rows may wait for their object. Every write is stored before it is acknowledged today, so none waits; this takes effect with deferred durability.", DefaultS3MaxInterval)),
+		key(keyForcePathStyle, boolean("Address the bucket in the path (http://host/bucket/key), for servers without virtual-hosted buckets (versitygw, MinIO, LocalStack). The endpoint comes from the SDK's standard configuration (AWS_ENDPOINT_URL_S3).", false)),
+		key(keyRoleARN, str("An IAM role to assume (STS AssumeRole) for every S3 call, e.g. for a bucket in another account.").computedDefault("the worker's own credentials")),
+		key(keySSEKMSKeyID, str("Encrypt every object with this KMS key (SSE-KMS); the role needs kms:GenerateDataKey on it.").computedDefault("the bucket's default encryption")),
+	)
+}
+
+func (p printer) s3Sink(s *S3Sink) *yaml.Node {
+	if s == nil {
+		return nil
+	}
+	var role *yaml.Node
+	if s.RoleARN != nil {
+		role = p.str(s.RoleARN.String())
+	}
+	return p.mapping(
+		keyBucket, p.str(s.Bucket),
+		keyPrefix, p.optStr(s.Prefix),
+		keyFormat, p.str(s.Format),
+		keyCompression, p.str(s.Compression),
+		keyPartitionBy, p.strs(s.PartitionBy),
+		keyMaxBytes, p.int(s.MaxBytes),
+		keyMaxInterval, p.dur(s.MaxInterval),
+		keyForcePathStyle, p.bool(s.ForcePathStyle),
+		keyRoleARN, role,
+		keySSEKMSKeyID, p.optStr(s.SSEKMSKeyID),
+	)
+}
+
+// checkS3 refuses a partition_by naming no field of a dataset the sink
+// receives, which no single sink shows.
+func (l *loader) checkS3(cfg *Config) {
+	for i, ds := range cfg.Datasets {
+		s := cfg.Sink(ds.Sink)
+		if s == nil || s.S3 == nil {
+			continue
+		}
+		for _, p := range s.S3.PartitionBy {
+			if p == S3PartitionDate || p == S3PartitionHour {
+				continue // every dataset has a timestamp
+			}
+			found := false
+			for _, f := range ds.Fields {
+				found = found || f.Name == p
+			}
+			if !found {
+				l.errorf(join(index(keyDatasets, i), keySink), nil, "sink %q partitions by %q, which is not a field of dataset %q (partition_by takes date, hour or field names)", s.Name, p, ds.Name)
+			}
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package sinkreg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/s3"
+)
+
+// errS3DeadLetters: the config refuses dead_letter.s3, so this is only
+// reached by a config built in code.
+var errS3DeadLetters = errors.New("dead letters cannot go to S3 yet; use file or postgres")
+
+func init() {
+	Register(&Kind{
+		Name: "s3",
+		// One sink per dataset: the dataset's name is a part of every key,
+		// and its columns type the Parquet files.
+		Rows: func(ctx context.Context, s config.Sink, ds config.Dataset, env Env) (Opened[sinks.RowSink], error) {
+			client, err := s3Client(ctx, s.S3, env.WorkerID)
+			if err != nil {
+				return Opened[sinks.RowSink]{}, fmt.Errorf("sink %q: %w", s.Name, err)
+			}
+			c := s3Config(s.S3, ds)
+			c.Client, c.OnDuplicates = client, env.OnDuplicates
+			rs, err := s3.New(c, env.Log.With("sink", s.Name, "dataset", ds.Name))
+			if err != nil {
+				return Opened[sinks.RowSink]{}, fmt.Errorf("sink %q (dataset %q): %w", s.Name, ds.Name, err)
+			}
+			return Opened[sinks.RowSink]{Sink: rs}, nil
+		},
+		DeadLetters: func(context.Context, config.DeadLetter, Env) (Opened[sinks.DeadLetterSink], error) {
+			return Opened[sinks.DeadLetterSink]{}, fmt.Errorf("dead_letter: %w", errS3DeadLetters)
+		},
+		// The calls the sink makes, on a probe object: list, conditional
+		// put, head; then the probe is deleted.
+		Probes: func(s config.Sink, _ []config.Dataset) []Probe {
+			c := s.S3
+			return []Probe{{
+				Name: fmt.Sprintf("sink %s: s3://%s/%s writable", s.Name, c.Bucket, c.Prefix),
+				Run: func(ctx context.Context) (string, error) {
+					client, err := s3Client(ctx, c, "validate")
+					if err != nil {
+						return "", err
+					}
+					if err := s3.Check(ctx, client, c.Bucket, c.Prefix, c.SSEKMSKeyID); err != nil {
+						return "", err
+					}
+					return "listed, created (If-None-Match), read and deleted a probe object", nil
+				},
+				Explain: explainS3,
+			}}
+		},
+		DeadLetterProbes: func(config.DeadLetter) []Probe {
+			return []Probe{failed("dead_letter", errS3DeadLetters)}
+		},
+		Errors: func(config.DeadLetter) errview.Source { return errview.Unsupported{Kind: "s3"} },
+	})
+}
+
+// s3Config is the sink configuration of dataset ds on S3 sink c.
+func s3Config(c *config.S3Sink, ds config.Dataset) s3.Config {
+	return s3.Config{
+		Bucket:      c.Bucket,
+		Prefix:      c.Prefix,
+		Dataset:     ds.Name,
+		Columns:     ds.Schema.Columns(),
+		Timestamp:   ds.Timestamp,
+		Changelog:   ds.Keyed(),
+		Format:      c.Format,
+		Compression: c.Compression,
+		PartitionBy: c.PartitionBy,
+		MaxBytes:    c.MaxBytes,
+		SSEKMSKeyID: c.SSEKMSKeyID,
+	}
+}
+
+// s3Client is an S3 client from the SDK's standard configuration (the
+// endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, credentials from
+// the usual chain), assuming c.RoleARN when set.
+func s3Client(ctx context.Context, c *config.S3Sink, session string) (*awss3.Client, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration for S3 (environment, profiles): %w", err)
+	}
+	if c.RoleARN != nil {
+		prov := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), c.RoleARN.String(), func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = session
+		})
+		cfg.Credentials = aws.NewCredentialsCache(prov, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = time.Minute })
+	}
+	return awss3.NewFromConfig(cfg, func(o *awss3.Options) { o.UsePathStyle = c.ForcePathStyle }), nil
+}
+
+func explainS3(err error) (string, string) {
+	var ae *s3.AccessError
+	if errors.As(err, &ae) {
+		return ClassAccessDenied, "grant the worker's role " + ae.Action + " on " + ae.Resource
+	}
+	if errors.Is(err, s3.ErrNoBucket) {
+		return ClassNotFound, "create the bucket, or fix its name (and the region: AWS_REGION)"
+	}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
+			return ClassCredentials, "check the worker's AWS credentials"
+		}
+		return ClassOther, ""
+	}
+	return ClassUnreachable, "check the S3 endpoint (AWS_ENDPOINT_URL_S3) and the network; force_path_style: true for servers without virtual-hosted buckets"
+}

@@ -371,4 +371,3 @@ func (f namedField) Name() string { return f.name }
 
 // Value is for reading into Go values, which the sink never does.
 func (f namedField) Value(reflect.Value) reflect.Value { return reflect.Value{} }
-

@@ -42,8 +42,9 @@ import (
 // BinaryEnv names the environment variable that overrides Binary.
 const BinaryEnv = "KINESIS_INGEST_VERSITYGW"
 
-// Credentials the server accepts; tests hand them to the SDK through the
-// usual AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+// The credentials the server accepts unless StartWith names others; tests
+// hand them to the SDK through the usual AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY.
 const (
 	AccessKey = "s3test-access"
 	SecretKey = "s3test-secret-key"
@@ -83,6 +84,8 @@ type Server struct {
 	Port     int
 	// Dir holds the buckets (Dir/data/<bucket>) and the server's log.
 	Dir string
+	// Access and Secret are the credentials it accepts.
+	Access, Secret string
 
 	bin     string
 	buckets atomic.Int64
@@ -100,7 +103,14 @@ type Server struct {
 // binary it fails the test: run `make deps`.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := New(t.Context())
+	return StartWith(t, AccessKey, SecretKey)
+}
+
+// StartWith is Start with the credentials the server accepts: a worker
+// under test calls Kinesis, DynamoDB and S3 with one set of credentials.
+func StartWith(t testing.TB, access, secret string) *Server {
+	t.Helper()
+	s, err := NewWith(t.Context(), access, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +127,10 @@ func Start(t testing.TB) *Server {
 
 // New starts a server over a new temporary directory. The caller must
 // Close it.
-func New(ctx context.Context) (_ *Server, err error) {
+func New(ctx context.Context) (*Server, error) { return NewWith(ctx, AccessKey, SecretKey) }
+
+// NewWith is New with the credentials the server accepts.
+func NewWith(ctx context.Context, access, secret string) (_ *Server, err error) {
 	bin := Binary()
 	if bin == "" {
 		return nil, errors.New("s3test: no versitygw binary: run `make deps` (it builds github.com/versity/versitygw/cmd/versitygw@v1.8.0 into $HOME/.cache/kinesis-ingest/bin), or set " + BinaryEnv)
@@ -126,7 +139,7 @@ func New(ctx context.Context) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3test: %w", err)
 	}
-	s := &Server{Dir: dir, bin: bin}
+	s := &Server{Dir: dir, Access: access, Secret: secret, bin: bin}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -178,7 +191,7 @@ func (s *Server) Client() *s3.Client {
 		BaseEndpoint: aws.String(s.Endpoint),
 		Region:       Region,
 		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(s.Access, s.Secret, ""),
 	})
 }
 
@@ -188,8 +201,8 @@ func (s *Server) Client() *s3.Client {
 func (s *Server) Env() []string {
 	return []string{
 		"AWS_ENDPOINT_URL_S3=" + s.Endpoint,
-		"AWS_ACCESS_KEY_ID=" + AccessKey,
-		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
+		"AWS_ACCESS_KEY_ID=" + s.Access,
+		"AWS_SECRET_ACCESS_KEY=" + s.Secret,
 		"AWS_REGION=" + Region,
 	}
 }
@@ -263,7 +276,7 @@ func (s *Server) start(ctx context.Context) error {
 		s.mu.Unlock()
 		return errors.New("s3test: Start: the server is already running")
 	}
-	cmd := exec.Command(s.bin, "--access", AccessKey, "--secret", SecretKey, "--region", Region,
+	cmd := exec.Command(s.bin, "--access", s.Access, "--secret", s.Secret, "--region", Region,
 		"--port", "127.0.0.1:"+strconv.Itoa(s.Port), "posix", s.dataDir())
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = s.log, s.log

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/duckread"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/s3test"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
+)
+
+// lakeEnv is env plus a versitygw (a real S3 server over a directory) the
+// worker writes Parquet objects to; dead letters stay in files.
+type lakeEnv struct {
+	*env
+	s3     *s3test.Server
+	bucket string
+}
+
+func newLakeEnv(t *testing.T, shards int) *lakeEnv {
+	t.Helper()
+	e := newEnv(t, shards)
+	if e.kin == nil {
+		t.Skip("the lake tests start their own S3 server beside the emulators")
+	}
+	// The worker calls Kinesis, DynamoDB and S3 with one set of credentials.
+	srv := s3test.StartWith(t, testaws.Account, "secret-must-not-leak")
+	le := &lakeEnv{env: e, s3: srv, bucket: srv.CreateBucket(t)}
+	e.extra = append(e.extra, "AWS_ENDPOINT_URL_S3="+srv.Endpoint)
+	return le
+}
+
+// lakeConfig is the harness config (configTemplate) with its rows going to
+// the bucket, partitioned by the dataset timestamp's date and hour.
+func (e *lakeEnv) lakeConfig() string {
+	e.t.Helper()
+	body := fmt.Sprintf(configTemplate, e.arn, "trim_horizon", "", e.lettersDir(), e.table)
+	i, j := strings.Index(body, "sinks:\n"), strings.Index(body, "dead_letter:\n")
+	if i < 0 || j < i {
+		e.t.Fatal("configTemplate has no sinks: ... dead_letter: section")
+	}
+	body = body[:i] + fmt.Sprintf("sinks:\n  - name: lake\n    s3: {bucket: %s, prefix: lake, force_path_style: true, partition_by: [date, hour]}\n", e.bucket) + body[j:]
+	body = strings.Replace(body, "    sink: orders_file\n", "    sink: lake\n", 1)
+	body = strings.Replace(body, "level: debug", "level: info", 1)
+	path := filepath.Join(e.dir, "lake.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// lakeCounts counts the rows of every Parquet object under the prefix by
+// id, as DuckDB's read_parquet('…/**/*.parquet') reads them: no manifest,
+// no cleanup first.
+func (e *lakeEnv) lakeCounts() map[string]int {
+	e.t.Helper()
+	return duckread.CountByID(e.t, filepath.Join(e.s3.BucketDir(e.bucket), "lake"), "id")
+}
+
+// waitCheckpointed waits until every shard's checkpoint is its last
+// sequence number in last.
+func (e *lakeEnv) waitCheckpointed(timeout time.Duration, last map[string]string) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		cps := e.checkpoints()
+		behind := map[string]string{}
+		for shard, seq := range last {
+			if cps[shard].Checkpoint != seq {
+				behind[shard] = fmt.Sprintf("at %q, want %s", cps[shard].Checkpoint, seq)
+			}
+		}
+		if len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for every record checkpointed: %v", timeout, behind)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// exactlyOnce fails the test unless each good id below n is in exactly one
+// row of the lake and each bad one (want) is a dead letter and no row.
+func (e *lakeEnv) exactlyOnce(n int, bad map[string]string) {
+	e.t.Helper()
+	counts := e.lakeCounts()
+	wrong := 0
+	for i := range n {
+		want := 1
+		if _, ok := bad["k-"+fmt.Sprint(i)]; ok {
+			want = 0
+		}
+		if got := counts[fmt.Sprint(i)]; got != want {
+			if wrong++; wrong <= 10 {
+				e.t.Errorf("id %d: %d rows in the lake, want %d", i, got, want)
+			}
+		}
+	}
+	if wrong > 10 {
+		e.t.Errorf("... %d ids wrong in all", wrong)
+	}
+	letters := map[string]int{}
+	for _, l := range e.letters() {
+		letters[l.PartitionKey]++
+	}
+	for key, reason := range bad {
+		if letters[key] < 1 {
+			e.t.Errorf("bad record %s (%s) is not a dead letter", key, reason)
+		}
+	}
+}
+
+// TestLakeTwoWorkersOneKilled: two workers write the lake; one is killed
+// with SIGKILL while it writes, and the other takes its shards over and
+// replays from their checkpoints. Every good record is in exactly one row,
+// every bad one a dead letter.
+func TestLakeTwoWorkersOneKilled(t *testing.T) {
+	t.Parallel()
+	const n = 4000
+	e := newLakeEnv(t, 4)
+	data, keys, bad := orders(0, n/2, true)
+	last := e.put(data, keys)
+	cfg := e.lakeConfig()
+	w1 := e.start(cfg, "w1")
+	e.start(cfg, "w2")
+	waitFor(t, 60*time.Second, "the first objects in the lake", func() bool { return len(e.lakeCounts()) >= 200 })
+	w1.kill()
+	t.Logf("w1 killed with %d ids in the lake", len(e.lakeCounts()))
+
+	data, keys, bad2 := orders(n/2, n/2, true)
+	last = maxSeqs(last, e.put(data, keys))
+	for k, v := range bad2 {
+		bad[k] = v
+	}
+	e.waitCheckpointed(120*time.Second, last)
+	e.exactlyOnce(n, bad)
+}
+
+// TestLakeReplayAfterReset: after `reset --to trim_horizon` the next worker
+// reads the whole stream again, in batches cut where they fall this time;
+// it adds only the records that arrived since, once each.
+func TestLakeReplayAfterReset(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	e := newLakeEnv(t, 2)
+	data, keys, bad := orders(0, n/2, true)
+	last := e.put(data, keys)
+	cfg := e.lakeConfig()
+	w1 := e.start(cfg, "w1")
+	e.waitCheckpointed(90*time.Second, last)
+	w1.stop(30 * time.Second)
+	e.exactlyOnce(n/2, bad)
+
+	out, errOut, code := e.cli("reset", "--config", cfg, "--to", "trim_horizon", "--yes")
+	if code != 0 {
+		t.Fatalf("reset --to trim_horizon: exit %d, %s%s", code, out, errOut)
+	}
+	data, keys, bad2 := orders(n/2, n/2, true)
+	last = maxSeqs(last, e.put(data, keys))
+	for k, v := range bad2 {
+		bad[k] = v
+	}
+	w2 := e.start(cfg, "w2")
+	addr := w2.metricsAddr()
+	e.waitCheckpointed(90*time.Second, last)
+	e.exactlyOnce(n, bad)
+	good := n/2 - len(bad) + len(bad2)
+	if got := metricValue(scrape(t, addr), `kinesis_ingest_sink_duplicates_skipped_total{sink="lake"}`); int(got) != good {
+		t.Errorf("the replay reported %v rows already in the lake, want %d (the first run's good records)", got, good)
+	}
+}
+
+// TestLakeS3Outage: the S3 server goes away for 15 s while records keep
+// arriving, and comes back with its data: the worker retries, and every
+// record ends in exactly one row.
+func TestLakeS3Outage(t *testing.T) {
+	t.Parallel()
+	const n, outage = 3000, 15 * time.Second
+	e := newLakeEnv(t, 2)
+	data, keys, bad := orders(0, n/3, true)
+	last := e.put(data, keys)
+	w := e.start(e.lakeConfig(), "w1")
+	waitFor(t, 60*time.Second, "the first objects in the lake", func() bool { return len(e.lakeCounts()) >= 100 })
+	e.s3.Stop(t)
+	stopped := time.Now()
+	data, keys, bad2 := orders(n/3, 2*n/3, true)
+	last = maxSeqs(last, e.put(data, keys))
+	for k, v := range bad2 {
+		bad[k] = v
+	}
+	waitFor(t, outage, "the worker to notice the outage", func() bool {
+		b, _ := os.ReadFile(w.log)
+		return strings.Contains(string(b), "sink write failed; retrying")
+	})
+	// The outage lasts its full length whatever the worker does meanwhile.
+	time.Sleep(time.Until(stopped.Add(outage)))
+	e.s3.Start(t)
+	e.waitCheckpointed(120*time.Second, last)
+	e.exactlyOnce(n, bad)
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/duckread"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/faultproxy"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/s3test"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/testaws"
 )
@@ -67,13 +68,7 @@ func (e *lakeEnv) waitCheckpointed(timeout time.Duration, last map[string]string
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		cps := e.checkpoints()
-		behind := map[string]string{}
-		for shard, seq := range last {
-			if cps[shard].Checkpoint != seq {
-				behind[shard] = fmt.Sprintf("at %q, want %s", cps[shard].Checkpoint, seq)
-			}
-		}
+		behind := e.notAt(last)
 		if len(behind) == 0 {
 			return
 		}
@@ -82,6 +77,20 @@ func (e *lakeEnv) waitCheckpointed(timeout time.Duration, last map[string]string
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// notAt lists the shards of last whose checkpoint is not their sequence
+// number in last.
+func (e *lakeEnv) notAt(last map[string]string) map[string]string {
+	e.t.Helper()
+	cps := e.checkpoints()
+	out := map[string]string{}
+	for shard, seq := range last {
+		if cps[shard].Checkpoint != seq {
+			out[shard] = fmt.Sprintf("at %q, want %s", cps[shard].Checkpoint, seq)
+		}
+	}
+	return out
 }
 
 // exactlyOnce fails the test unless each good id below n is in exactly one
@@ -202,4 +211,45 @@ func TestLakeS3Outage(t *testing.T) {
 	e.s3.Start(t)
 	e.waitCheckpointed(120*time.Second, last)
 	e.exactlyOnce(n, bad)
+}
+
+// TestLakeCrashBetweenUploadAndCheckpoint makes the replay certain: the
+// worker's checkpoint writes are refused (a fault proxy in front of
+// DynamoDB) while it stores 2000 more records in the lake, and it is then
+// killed with SIGKILL. Its successor reads those records again from the
+// lagging checkpoints, with batches cut where they fall this time, and must
+// find every one already in the lake: none twice, and the next 1000 once.
+func TestLakeCrashBetweenUploadAndCheckpoint(t *testing.T) {
+	t.Parallel()
+	const before, lagging, after = 2000, 2000, 1000
+	e := newLakeEnv(t, 4)
+	dp := faultproxy.New(t, e.ddb.Endpoint)
+	cfg := e.lakeConfig()
+
+	data, keys, _ := orders(0, before, false)
+	lastBefore := e.put(data, keys)
+	w1 := e.startArgs(cfg, "w1", nil, []string{"AWS_ENDPOINT_URL_DYNAMODB=" + dp.URL})
+	e.waitCheckpointed(90*time.Second, lastBefore)
+
+	dp.SetRules(faultproxy.Rule{Operation: "UpdateItem", Every: 1, Code: "ProvisionedThroughputExceededException", BodyContains: checkpointWrite})
+	data, keys, _ = orders(before, lagging, false)
+	e.put(data, keys)
+	waitFor(t, 90*time.Second, fmt.Sprintf("all %d rows in the lake and a checkpoint refused", before+lagging), func() bool {
+		return len(e.lakeCounts()) >= before+lagging && dp.Throttled()["UpdateItem"] > 0
+	})
+	w1.kill()
+	dp.SetRules()
+	if off := e.notAt(lastBefore); len(off) != 0 {
+		t.Fatalf("checkpoints moved while their writes were refused (%v): nothing left to replay", off)
+	}
+
+	w2 := e.start(cfg, "w2")
+	data, keys, _ = orders(before+lagging, after, false)
+	lastAfter := e.put(data, keys)
+	e.waitCheckpointed(90*time.Second, lastAfter)
+	e.exactlyOnce(before+lagging+after, nil)
+	if got := metricValue(scrape(t, w2.metricsAddr()), `kinesis_ingest_sink_duplicates_skipped_total{sink="lake"}`); got != lagging {
+		t.Errorf("the successor found %v rows already in the lake, want %d (those stored after the lagging checkpoints)", got, lagging)
+	}
+	w2.stop(30 * time.Second)
 }

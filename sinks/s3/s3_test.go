@@ -469,3 +469,43 @@ func TestParquetTypes(t *testing.T) {
 		}
 	}
 }
+
+// loseAnswers stores every object but answers the first n puts with an
+// error, as a connection dropped after S3 stored the object.
+type loseAnswers struct {
+	s3sink.API
+	n atomic.Int64
+}
+
+func (l *loseAnswers) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	out, err := l.API.PutObject(ctx, in, opts...)
+	if err == nil && l.n.Add(-1) >= 0 {
+		return nil, fmt.Errorf("connection reset after the upload")
+	}
+	return out, err
+}
+
+// A Write whose uploads were stored but not acknowledged is retried with the
+// same rows (the pipeline's retry): the retry meets its own objects through
+// the conditional create and stores nothing twice.
+func TestRetryAfterLostAnswer(t *testing.T) {
+	s := server(t)
+	bucket := s.CreateBucket(t)
+	rows := lakeRows("shardId-000000000004", 0, 60)
+	api := &loseAnswers{API: s.Client()}
+	api.n.Store(2)
+	conflicts := 0
+	rs := newLake(t, api, bucket, func(c *s3sink.Config) { c.OnConflict = func() { conflicts++ } })
+	attempts := 0
+	for err := error(nil); attempts == 0 || err != nil; attempts++ {
+		if attempts > 5 {
+			t.Fatalf("still failing after %d attempts: %v", attempts, err)
+		}
+		err = rs.Write(context.Background(), rows)
+	}
+	if attempts < 2 || conflicts == 0 {
+		t.Errorf("%d attempts, %d conflicts: the lost answers were not retried into their own objects", attempts, conflicts)
+	}
+	write(t, rs, lakeRows("shardId-000000000004", 60, 90), 10)
+	exactlyOnce(t, lakeCounts(t, s, bucket), 0, 90)
+}

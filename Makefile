@@ -12,6 +12,14 @@ build:
 	$(GO) build -o bin/kinesis-ingest ./cmd/kinesis-ingest
 	$(GO) build -o bin/kinesis-ingest-demo ./cmd/kinesis-ingest-demo
 
+# The lake's tests: Versity Gateway, a real S3 server over a local directory,
+# built once (minutes) into a cache outside the tree that every clone and test
+# run reuses (internal/testenv/s3test looks there); DuckDB, the independent
+# Parquet reader the tests count rows with.
+TOOLS_BIN ?= $(HOME)/.cache/kinesis-ingest/bin
+VERSITYGW_VERSION := v1.8.0
+DUCK_DIR  := internal/testenv/duckread
+
 AVSC_DIR := decoders/avrodec/testdata/js
 
 # npm packages pinned by package-lock.json files: the emulators (kinesis-mock,
@@ -25,14 +33,6 @@ $(EMU_DIR)/node_modules/.package-lock.json: $(EMU_DIR)/package-lock.json
 
 $(AVSC_DIR)/node_modules/.package-lock.json: $(AVSC_DIR)/package-lock.json
 	cd $(AVSC_DIR) && npm ci --no-audit --no-fund
-
-# The lake's tests: Versity Gateway, a real S3 server over a local directory,
-# built once (minutes) into a cache outside the tree that every clone and test
-# run reuses (internal/testenv/s3test looks there); DuckDB, the independent
-# Parquet reader the tests count rows with.
-TOOLS_BIN ?= $(HOME)/.cache/kinesis-ingest/bin
-VERSITYGW_VERSION := v1.8.0
-DUCK_DIR  := internal/testenv/duckread
 
 $(TOOLS_BIN)/versitygw:
 	mkdir -p $(TOOLS_BIN)

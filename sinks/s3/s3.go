@@ -71,6 +71,12 @@ const (
 // DefaultMaxBytes is Config.MaxBytes when 0.
 const DefaultMaxBytes int64 = 128 << 20
 
+// maxChains bounds the chains a sink remembers: hourly partitions make a
+// new chain per shard every hour for ever. Past it the sink forgets them
+// all; a forgotten chain is learned again (a List and a Head) at its next
+// Write, so forgetting costs calls, never correctness.
+const maxChains = 4096
+
 // maxConflicts bounds how often one Write learns a chain's head again after
 // a 412: each one means another writer moved the head, which a handful of
 // writers of one shard cannot do for ever.
@@ -361,6 +367,9 @@ func (s *RowSink) chain(k chainKey) *chain {
 	defer s.mu.Unlock()
 	c, ok := s.chains[k]
 	if !ok {
+		if len(s.chains) >= maxChains {
+			clear(s.chains)
+		}
 		c = &chain{}
 		s.chains[k] = c
 	}

@@ -79,6 +79,18 @@ func (e *lakeEnv) waitCheckpointed(timeout time.Duration, last map[string]string
 	}
 }
 
+// putOrders puts the harness's orders from..from+n-1 (every tenth bad),
+// adds the bad ones' keys to bad, and returns each shard's last sequence
+// number.
+func (e *lakeEnv) putOrders(from, n int, bad map[string]string) map[string]string {
+	e.t.Helper()
+	data, keys, b := orders(from, n, true)
+	for k, v := range b {
+		bad[k] = v
+	}
+	return e.put(data, keys)
+}
+
 // notAt lists the shards of last whose checkpoint is not their sequence
 // number in last.
 func (e *lakeEnv) notAt(last map[string]string) map[string]string {
@@ -132,8 +144,8 @@ func TestLakeTwoWorkersOneKilled(t *testing.T) {
 	t.Parallel()
 	const n = 4000
 	e := newLakeEnv(t, 4)
-	data, keys, bad := orders(0, n/2, true)
-	last := e.put(data, keys)
+	bad := map[string]string{}
+	last := e.putOrders(0, n/2, bad)
 	cfg := e.lakeConfig()
 	w1 := e.start(cfg, "w1")
 	e.start(cfg, "w2")
@@ -141,11 +153,7 @@ func TestLakeTwoWorkersOneKilled(t *testing.T) {
 	w1.kill()
 	t.Logf("w1 killed with %d ids in the lake", len(e.lakeCounts()))
 
-	data, keys, bad2 := orders(n/2, n/2, true)
-	last = maxSeqs(last, e.put(data, keys))
-	for k, v := range bad2 {
-		bad[k] = v
-	}
+	last = maxSeqs(last, e.putOrders(n/2, n/2, bad))
 	e.waitCheckpointed(120*time.Second, last)
 	e.exactlyOnce(n, bad)
 }
@@ -157,8 +165,9 @@ func TestLakeReplayAfterReset(t *testing.T) {
 	t.Parallel()
 	const n = 2000
 	e := newLakeEnv(t, 2)
-	data, keys, bad := orders(0, n/2, true)
-	last := e.put(data, keys)
+	bad := map[string]string{}
+	last := e.putOrders(0, n/2, bad)
+	firstBad := len(bad)
 	cfg := e.lakeConfig()
 	w1 := e.start(cfg, "w1")
 	e.waitCheckpointed(90*time.Second, last)
@@ -169,16 +178,12 @@ func TestLakeReplayAfterReset(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("reset --to trim_horizon: exit %d, %s%s", code, out, errOut)
 	}
-	data, keys, bad2 := orders(n/2, n/2, true)
-	last = maxSeqs(last, e.put(data, keys))
-	for k, v := range bad2 {
-		bad[k] = v
-	}
+	last = maxSeqs(last, e.putOrders(n/2, n/2, bad))
 	w2 := e.start(cfg, "w2")
 	addr := w2.metricsAddr()
 	e.waitCheckpointed(90*time.Second, last)
 	e.exactlyOnce(n, bad)
-	good := n/2 - len(bad) + len(bad2)
+	good := n/2 - firstBad
 	if got := metricValue(scrape(t, addr), `kinesis_ingest_sink_duplicates_skipped_total{sink="lake"}`); int(got) != good {
 		t.Errorf("the replay reported %v rows already in the lake, want %d (the first run's good records)", got, good)
 	}
@@ -191,17 +196,13 @@ func TestLakeS3Outage(t *testing.T) {
 	t.Parallel()
 	const n, outage = 3000, 15 * time.Second
 	e := newLakeEnv(t, 2)
-	data, keys, bad := orders(0, n/3, true)
-	last := e.put(data, keys)
+	bad := map[string]string{}
+	last := e.putOrders(0, n/3, bad)
 	w := e.start(e.lakeConfig(), "w1")
 	waitFor(t, 60*time.Second, "the first objects in the lake", func() bool { return len(e.lakeCounts()) >= 100 })
 	e.s3.Stop(t)
 	stopped := time.Now()
-	data, keys, bad2 := orders(n/3, 2*n/3, true)
-	last = maxSeqs(last, e.put(data, keys))
-	for k, v := range bad2 {
-		bad[k] = v
-	}
+	last = maxSeqs(last, e.putOrders(n/3, 2*n/3, bad))
 	waitFor(t, outage, "the worker to notice the outage", func() bool {
 		b, _ := os.ReadFile(w.log)
 		return strings.Contains(string(b), "sink write failed; retrying")

@@ -4,7 +4,7 @@ GO       ?= go
 EMU_DIR  := internal/testenv/emulators
 FUZZTIME ?= 10s
 
-.PHONY: all build deps demo test race fuzz bench
+.PHONY: all build deps test-deps demo test race fuzz bench
 
 all: build
 
@@ -25,8 +25,11 @@ AVSC_DIR := decoders/avrodec/testdata/js
 # npm packages pinned by package-lock.json files: the emulators (kinesis-mock,
 # dynalite) and avsc, an independent Avro implementation the tests check the
 # decoder against.
-deps: $(EMU_DIR)/node_modules/.package-lock.json $(AVSC_DIR)/node_modules/.package-lock.json \
-	$(DUCK_DIR)/node_modules/.package-lock.json $(TOOLS_BIN)/versitygw
+deps: $(EMU_DIR)/node_modules/.package-lock.json $(AVSC_DIR)/node_modules/.package-lock.json
+
+# What only the tests need beyond deps: the lake's S3 server and reader. The
+# demo does not wait minutes for a versitygw build it never starts.
+test-deps: deps $(DUCK_DIR)/node_modules/.package-lock.json $(TOOLS_BIN)/versitygw
 
 $(EMU_DIR)/node_modules/.package-lock.json: $(EMU_DIR)/package-lock.json
 	cd $(EMU_DIR) && npm ci --no-audit --no-fund
@@ -49,7 +52,7 @@ demo: deps
 
 # Every test, integration tests against the real emulators included, then a
 # short fixed-time run of each fuzz target over its committed corpus.
-test: deps
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 	$(MAKE) race

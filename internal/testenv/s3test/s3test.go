@@ -8,7 +8,7 @@
 // the key exists), which the lake's effectively-once design depends on; npm
 // s3rver does not, so it is no substitute.
 //
-// The binary is built once by `make deps` (go install ...versitygw@v1.8.0)
+// The binary is built once by `make test-deps` (go install ...versitygw@v1.8.0)
 // into a cache outside the tree (see Binary); nothing is built here, since the
 // build takes minutes.
 //

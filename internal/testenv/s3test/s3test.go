@@ -58,7 +58,7 @@ const (
 )
 
 // Binary returns the versitygw executable: $KINESIS_INGEST_VERSITYGW if set,
-// else the one `make deps` installs ($HOME/.cache/kinesis-ingest/bin), else
+// else the one `make test-deps` installs ($HOME/.cache/kinesis-ingest/bin), else
 // versitygw on PATH; "" if none.
 func Binary() string {
 	if p := os.Getenv(BinaryEnv); p != "" {
@@ -100,7 +100,7 @@ type Server struct {
 
 // Start starts a server over a new temporary directory for the test and
 // stops it and removes the directory when the test ends. Without the
-// binary it fails the test: run `make deps`.
+// binary it fails the test: run `make test-deps`.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	return StartWith(t, AccessKey, SecretKey)

@@ -4,7 +4,7 @@
 // with no manifest and no cleanup step first.
 //
 // DuckDB comes from npm (@duckdb/node-api, pinned in package-lock.json here,
-// its native binary inside the package) and is installed by `make deps`;
+// its native binary inside the package) and is installed by `make test-deps`;
 // query.js runs one query and prints the rows as JSON.
 package duckread
 
@@ -34,7 +34,7 @@ func dir() string {
 func Query(t testing.TB, sql string) []map[string]any {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(dir(), "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Fatalf("duckread: DuckDB is not installed: run `make deps` (npm ci in %s)", dir())
+		t.Fatalf("duckread: DuckDB is not installed: run `make test-deps` (npm ci in %s)", dir())
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

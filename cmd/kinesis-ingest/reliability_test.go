@@ -283,17 +283,7 @@ func TestResetLeavesShardsKinesisNoLongerLists(t *testing.T) {
 	skipIfExternal(t, "it puts a proxy in front of the emulator it starts")
 	e := newEnv(t, 1)
 	cfg := e.config("trim_horizon")
-	data, keys, _ := keyedOrders(0, 100)
-	e.put(data, keys)
-	parent := e.openShards()[0]
-	parentID := aws.ToString(parent.ShardId)
-	mid := halfway(*parent.HashKeyRange.StartingHashKey, *parent.HashKeyRange.EndingHashKey)
-	if _, err := e.kc.SplitShard(t.Context(), &kinesis.SplitShardInput{StreamName: aws.String(e.stream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid)}); err != nil {
-		t.Fatalf("split shard: %v", err)
-	}
-	e.waitActive()
-	data, keys, _ = keyedOrders(100, 100)
-	children := e.put(data, keys)
+	parentID, children := e.splitBetweenPuts()
 	if len(children) != 2 || children[parentID] != "" {
 		t.Fatalf("records after the split landed on %v, want both children", children)
 	}
@@ -452,17 +442,7 @@ func TestResetOneShardThenAFinishedParent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
 	cfg := e.config("trim_horizon")
-	data, keys, _ := keyedOrders(0, 100)
-	e.put(data, keys)
-	parent := e.openShards()[0]
-	parentID := aws.ToString(parent.ShardId)
-	mid := halfway(*parent.HashKeyRange.StartingHashKey, *parent.HashKeyRange.EndingHashKey)
-	if _, err := e.kc.SplitShard(t.Context(), &kinesis.SplitShardInput{StreamName: aws.String(e.stream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid)}); err != nil {
-		t.Fatalf("split shard: %v", err)
-	}
-	e.waitActive()
-	data, keys, _ = keyedOrders(100, 100)
-	children := e.put(data, keys)
+	parentID, children := e.splitBetweenPuts()
 	if len(children) != 2 {
 		t.Fatalf("records after the split landed on %v, want both children", children)
 	}
@@ -620,4 +600,21 @@ func TestResetRacingAWorkerTakingALease(t *testing.T) {
 	if lost, dups := report(t, e.rows(), 120); len(lost) > 0 || dups > 0 {
 		t.Errorf("a reset racing a worker: %d lost, %d read twice; want the worker to read on from its checkpoints", len(lost), dups)
 	}
+}
+
+// splitBetweenPuts puts ids 0..99 on the env's only shard, splits it, and
+// puts ids 100..199 after the split; it returns the parent's id and where the
+// second put landed (shard id by record).
+func (e *env) splitBetweenPuts() (parentID string, children map[string]string) {
+	e.t.Helper()
+	data, keys, _ := keyedOrders(0, 100)
+	e.put(data, keys)
+	parent := e.openShards()[0]
+	mid := halfway(*parent.HashKeyRange.StartingHashKey, *parent.HashKeyRange.EndingHashKey)
+	if _, err := e.kc.SplitShard(e.t.Context(), &kinesis.SplitShardInput{StreamName: aws.String(e.stream), ShardToSplit: parent.ShardId, NewStartingHashKey: aws.String(mid)}); err != nil {
+		e.t.Fatalf("split shard: %v", err)
+	}
+	e.waitActive()
+	data, keys, _ = keyedOrders(100, 100)
+	return aws.ToString(parent.ShardId), e.put(data, keys)
 }

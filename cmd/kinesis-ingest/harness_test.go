@@ -35,25 +35,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kinesis-ingest-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "kinesis-ingest")
-	if err := clitest.Build(".", binary); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	if err := emulators.EnsureInstalled(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	cancel()
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	clitest.Main(m, map[string]string{".": "kinesis-ingest"}, func(p map[string]string) { binary = p["kinesis-ingest"] })
 }
 
 // env is one test's emulators, stream and output directory.

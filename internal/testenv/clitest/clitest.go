@@ -5,8 +5,13 @@
 package clitest
 
 import (
+	"context"
+	"path/filepath"
+	"time"
+
 	"encoding/json"
 	"fmt"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/emulators"
 	"os"
 	"os/exec"
 	"strings"
@@ -74,4 +79,35 @@ func BuildInfoSeries(t testing.TB, worker string) string {
 		rev += "-dirty"
 	}
 	return fmt.Sprintf(`kinesis_ingest_build_info{goversion=%q,revision=%q,version=%q} 1`, v.Go, rev, v.Version)
+}
+
+// Main is the TestMain of a command's tests: it builds each package dir of
+// builds into a temporary folder under the file name given, installs the
+// emulators, calls set with the binaries' paths (by file name), runs the
+// tests and removes the folder. It exits the process.
+func Main(m *testing.M, builds map[string]string, set func(paths map[string]string)) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "kinesis-ingest-bin")
+	if err != nil {
+		fail(err)
+	}
+	paths := map[string]string{}
+	for pkg, name := range builds {
+		paths[name] = filepath.Join(dir, name)
+		if err := Build(pkg, paths[name]); err != nil {
+			fail(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	if err := emulators.EnsureInstalled(ctx); err != nil {
+		fail(err)
+	}
+	cancel()
+	set(paths)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

@@ -1,7 +1,6 @@
 package file
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strconv"
 
@@ -93,36 +92,4 @@ func (e *rowEncoder) appendChange(b []byte, r *record.Row) ([]byte, error) {
 		return append(b, `,"_op":"delete"}`+"\n"...), nil
 	}
 	return append(b, `,"_op":"upsert"}`+"\n"...), nil
-}
-
-// appendDeadLetter writes one dead letter line.
-func appendDeadLetter(b []byte, d *record.DeadLetter) ([]byte, error) {
-	b = append(b, `{"source":`...)
-	b = jsonenc.AppendString(b, d.Source)
-	b = append(b, `,"stream_arn":`...)
-	b = jsonenc.AppendString(b, d.StreamARN)
-	b = append(b, `,"shard_id":`...)
-	b = jsonenc.AppendString(b, d.ShardID)
-	b = append(b, `,"sequence_number":`...)
-	b = jsonenc.AppendString(b, d.SequenceNumber)
-	b = append(b, `,"subsequence":`...)
-	b = strconv.AppendInt(b, int64(d.SubSequence), 10)
-	b = append(b, `,"partition_key":`...)
-	b = jsonenc.AppendString(b, d.PartitionKey)
-	b = append(b, `,"arrival_time":`...)
-	var err error
-	if b, err = jsonenc.AppendTime(b, d.ArrivalTime); err != nil {
-		return b, fmt.Errorf("arrival time: %w", err)
-	}
-	if d.Dataset != "" {
-		b = append(b, `,"dataset":`...)
-		b = jsonenc.AppendString(b, d.Dataset)
-	}
-	b = append(b, `,"reason":`...)
-	b = jsonenc.AppendString(b, string(d.Reason))
-	b = append(b, `,"error":`...)
-	b = jsonenc.AppendString(b, d.Error)
-	b = append(b, `,"data":"`...)
-	b = base64.StdEncoding.AppendEncode(b, d.Data)
-	return append(b, '"', '}', '\n'), nil
 }

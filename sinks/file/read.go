@@ -2,10 +2,7 @@ package file
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/letterjson"
 )
 
 // Reader reads back what file sinks wrote to Dir: the <Prefix>-*.jsonl files
@@ -213,153 +210,23 @@ func readLine(r *bufio.Reader, buf []byte) (line []byte, partial bool, err error
 
 // Letter is a dead letter read back. Its Data may be only the start of the
 // record's data (DeadLetters' head); Size is the length of all of it.
-type Letter struct {
-	record.DeadLetter
-	Size int
-}
+type Letter = letterjson.Letter
 
 // DeadLetters calls fn with each dead letter of the files, its Data cut to
 // its first head bytes (all of it when head < 0): a scan of letters of 1 MiB
 // records then decodes none of them whole. A line that is not a dead letter
 // is counted in ReadStats.SkippedLines. l is valid only during the call.
 func (r Reader) DeadLetters(ctx context.Context, head int, fn func(l *Letter) error) (ReadStats, error) {
-	var (
-		scratch []byte
-		skipped int
-	)
+	dec := letterjson.Decoder{Head: head}
+	skipped := 0
 	st, err := r.Lines(ctx, func(_ string, line []byte) error {
-		var d lineLetter
-		d.Data.limit = head
-		if err := decodeLine(line, &scratch, &d); err != nil || d.Reason == "" {
+		var l Letter
+		if err := dec.Decode(line, &l); err != nil {
 			skipped++
 			return nil
 		}
-		return fn(&Letter{
-			DeadLetter: record.DeadLetter{Origin: d.Origin, Dataset: d.Dataset, Reason: d.Reason, Error: d.Error, Data: d.Data.head},
-			Size:       d.Data.size,
-		})
+		return fn(&l)
 	})
 	st.SkippedLines += skipped
 	return st, err
 }
-
-// lineLetter is a dead-letter line as DeadLetters decodes it: the data is
-// not decoded whole (dataHead).
-type lineLetter struct {
-	record.Origin
-	Dataset string        `json:"dataset"`
-	Reason  record.Reason `json:"reason"`
-	Error   string        `json:"error"`
-	Data    dataHead      `json:"data"`
-}
-
-// dataHead decodes of a base64 JSON string only its first limit bytes (all
-// when limit < 0) and its length: a 1 MiB record costs no 1 MiB buffer.
-type dataHead struct {
-	limit int
-	size  int
-	head  []byte
-}
-
-func (h *dataHead) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		h.size, h.head = 0, nil
-		return nil
-	}
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' || bytes.IndexByte(b, '\\') >= 0 {
-		// Escapes are not base64 as the sinks write it: decode it the slow way.
-		var full []byte
-		if err := json.Unmarshal(b, &full); err != nil {
-			return err
-		}
-		h.size, h.head = len(full), full[:h.cut(len(full))]
-		if len(h.head) < len(full) {
-			h.head = bytes.Clone(h.head)
-		}
-		return nil
-	}
-	return h.decode(b[1 : len(b)-1])
-}
-
-// cut is how many of size bytes of data the head keeps.
-func (h *dataHead) cut(size int) int {
-	if h.limit < 0 {
-		return size
-	}
-	return min(size, h.limit)
-}
-
-// decode reads the size and head of standard base64 enc.
-func (h *dataHead) decode(enc []byte) error {
-	size, err := base64Len(enc)
-	if err != nil {
-		return err
-	}
-	n := len(enc)
-	if h.limit >= 0 {
-		n = min(n, (h.limit+2)/3*4)
-	}
-	head := make([]byte, base64.StdEncoding.DecodedLen(n))
-	m, err := base64.StdEncoding.Decode(head, enc[:n])
-	if err != nil {
-		return fmt.Errorf("data: %w", err)
-	}
-	h.size, h.head = size, head[:h.cut(m)]
-	return nil
-}
-
-// dataKey starts the data field, the last of a line the sink writes.
-const dataKey = `,"data":"`
-
-// decodeLine decodes a dead-letter line into d. A line as the sink writes
-// it, {...,"data":"<base64>"}, is cut before its data, so that the megabyte
-// of base64 is checked once by base64Len rather than scanned twice by
-// encoding/json; any other line is decoded by encoding/json whole. The cut is
-// safe: inside a JSON string every '"' is escaped, so the first unescaped
-// `,"data":"` is a key of the object or of a nested one, and in the second
-// case what follows holds a '"', which is not base64.
-func decodeLine(line []byte, scratch *[]byte, d *lineLetter) error {
-	i := bytes.Index(line, []byte(dataKey))
-	if i < 0 || !bytes.HasSuffix(line, []byte(`"}`)) || len(line)-2 < i+len(dataKey) {
-		return json.Unmarshal(line, d)
-	}
-	if err := d.Data.decode(line[i+len(dataKey) : len(line)-2]); err != nil {
-		return json.Unmarshal(line, d) // not base64 as the sink writes it
-	}
-	data := d.Data
-	*scratch = append(append((*scratch)[:0], line[:i]...), '}')
-	if err := json.Unmarshal(*scratch, d); err != nil {
-		return err
-	}
-	d.Data = data
-	return nil
-}
-
-// base64Len is the decoded length of standard, padded base64, checking
-// every character (as a full decode would) without decoding.
-func base64Len(enc []byte) (int, error) {
-	if len(enc)%4 != 0 {
-		return 0, errors.New("data: base64 length is not a multiple of 4")
-	}
-	pad := 0
-	if len(enc) > 0 && enc[len(enc)-1] == '=' {
-		pad++
-		if enc[len(enc)-2] == '=' {
-			pad++
-		}
-	}
-	for i, c := range enc[:len(enc)-pad] {
-		if !isBase64[c] {
-			return 0, fmt.Errorf("data: %q at %d is not base64", c, i)
-		}
-	}
-	return len(enc)/4*3 - pad, nil
-}
-
-// isBase64 is the standard alphabet.
-var isBase64 = func() (t [256]bool) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
-		t[c] = true
-	}
-	return t
-}()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/letterjson"
 )
 
 // RowSink writes rows as JSON Lines: one object per row with the fields in
@@ -24,9 +25,10 @@ type RowSink struct {
 	changelog bool
 }
 
-// DeadLetterSink writes dead letters as JSON Lines with the keys source,
-// stream_arn, shard_id, sequence_number, subsequence, partition_key,
-// arrival_time, dataset (left out when empty), reason, error and data (base64).
+// DeadLetterSink writes dead letters as JSON Lines, the lines of package
+// letterjson: the keys source, stream_arn, shard_id, sequence_number,
+// subsequence, partition_key, arrival_time, dataset (left out when empty),
+// reason, error and data (base64).
 type DeadLetterSink struct{ c *committer }
 
 var (
@@ -71,7 +73,7 @@ func (s *RowSink) Close() error { return s.c.close() }
 
 // Write appends letters to the current file and returns once they are fsynced.
 func (s *DeadLetterSink) Write(ctx context.Context, letters []record.DeadLetter) error {
-	return writeBatch(ctx, s.c, letters, "dead letter", appendDeadLetter)
+	return writeBatch(ctx, s.c, letters, "dead letter", letterjson.Append)
 }
 
 // Close waits for pending Writes, fsyncs and closes the current file.

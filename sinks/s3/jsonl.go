@@ -60,6 +60,24 @@ func (e *jsonlEncoder) check(r *record.Row, scratch *[]byte) error {
 }
 
 func (e *jsonlEncoder) encode(buf *bytes.Buffer, rows []*record.Row) error {
+	return e.compress(buf, func(w io.Writer) error {
+		for _, r := range rows {
+			var err error
+			if e.line, err = e.appendRow(e.line[:0], r); err != nil {
+				return err
+			}
+			if _, err := w.Write(e.line); err != nil {
+				return fmt.Errorf("s3 sink: compress: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// compress makes buf one object's body: write writes its lines, which are
+// compressed as a whole (the dead-letter sink's objects are made the same
+// way).
+func (e *jsonlEncoder) compress(buf *bytes.Buffer, write func(w io.Writer) error) error {
 	var w io.Writer = buf
 	var closer io.Closer
 	switch e.compression {
@@ -77,14 +95,8 @@ func (e *jsonlEncoder) encode(buf *bytes.Buffer, rows []*record.Row) error {
 		e.zw.Reset(buf)
 		w, closer = e.zw, e.zw
 	}
-	for _, r := range rows {
-		var err error
-		if e.line, err = e.appendRow(e.line[:0], r); err != nil {
-			return err
-		}
-		if _, err := w.Write(e.line); err != nil {
-			return fmt.Errorf("s3 sink: compress: %w", err)
-		}
+	if err := write(w); err != nil {
+		return err
 	}
 	if closer != nil {
 		if err := closer.Close(); err != nil {

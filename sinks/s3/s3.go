@@ -39,9 +39,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -497,55 +495,17 @@ func valueSize(v any) int64 {
 	return 8
 }
 
-// learn finds the chain's newest object (the last key of its listing) and
-// reads its last row from the object's metadata.
+// learn finds the chain's newest object and the position of its last row.
 func (s *RowSink) learn(ctx context.Context, dir, shard string, c *chain) error {
-	prefix := dir + shard + "-"
-	var newest string
-	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(prefix)}
-	for {
-		out, err := s.cfg.Client.ListObjectsV2(ctx, in)
-		if err != nil {
-			return fmt.Errorf("s3 sink: list s3://%s/%s (to find where the chain of shard %s stands): %w", s.cfg.Bucket, prefix, shard, err)
-		}
-		for _, o := range out.Contents {
-			// Only the sink's own objects: the shard id of another shard may
-			// start with this one's ("shardId-1" and "shardId-10").
-			if k := aws.ToString(o.Key); s.ownKey(prefix, k) && k > newest {
-				newest = k
-			}
-		}
-		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
-			break
-		}
-		in.ContinuationToken = out.NextContinuationToken
-	}
-	if newest == "" {
-		c.known, c.empty = true, true
-		return nil
-	}
-	out, err := s.cfg.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(newest)})
+	last, newest, err := learnHead(ctx, s.cfg.Client, s.cfg.Bucket, dir+shard+"-", shard, s.enc.ext())
 	if err != nil {
-		return fmt.Errorf("s3 sink: head s3://%s/%s (the chain's newest object): %w", s.cfg.Bucket, newest, err)
+		return err
 	}
-	last, ok := lastOf(out.Metadata)
-	if !ok {
-		return fmt.Errorf("s3 sink: s3://%s/%s has no %s metadata, so the chain cannot continue after it: remove the object or write to another prefix", s.cfg.Bucket, newest, metaLastSeq)
+	c.known, c.empty, c.last = true, newest == "", last
+	if newest != "" {
+		s.log.Debug("chain head", "object", newest, "last", last.String())
 	}
-	c.known, c.empty, c.last = true, false, last
-	s.log.Debug("chain head", "object", newest, "last", last.String())
 	return nil
-}
-
-// ownKey reports whether key is an object of the chain listed by prefix:
-// the prefix, then <seq>-<sub><ext>.
-func (s *RowSink) ownKey(prefix, key string) bool {
-	rest, ok := strings.CutPrefix(key, prefix)
-	if !ok {
-		return false
-	}
-	rest, ok = strings.CutSuffix(rest, s.enc.ext())
-	return ok && len(rest) == seqWidth+1+subWidth && rest[seqWidth] == '-' && strings.Trim(rest[:seqWidth]+rest[seqWidth+1:], "0123456789") == ""
 }
 
 // put stores items as one object, created only if its key is new.
@@ -563,24 +523,9 @@ func (s *RowSink) put(ctx context.Context, dir, shard string, items []item) erro
 	}
 	first, last := items[0].pos, items[len(items)-1].pos
 	key := dir + first.name(shard) + s.enc.ext()
-	in := &s3.PutObjectInput{
-		Bucket:      aws.String(s.cfg.Bucket),
-		Key:         aws.String(key),
-		Body:        bytes.NewReader(buf.Bytes()),
-		IfNoneMatch: aws.String("*"),
-		ContentType: aws.String(s.enc.contentType()),
-		Metadata: map[string]string{
-			metaLastSeq: last.seq,
-			metaLastSub: strconv.Itoa(last.sub),
-			metaRows:    strconv.Itoa(len(items)),
-		},
-	}
-	if s.cfg.SSEKMSKeyID != "" {
-		in.ServerSideEncryption = types.ServerSideEncryptionAwsKms
-		in.SSEKMSKeyId = aws.String(s.cfg.SSEKMSKeyID)
-	}
-	if _, err := s.cfg.Client.PutObject(ctx, in); err != nil {
-		return fmt.Errorf("s3 sink: put s3://%s/%s (%d rows): %w", s.cfg.Bucket, key, len(items), err)
+	o := &object{bucket: s.cfg.Bucket, key: key, body: &buf, contentType: s.enc.contentType(), last: last, n: len(items), sseKMSKeyID: s.cfg.SSEKMSKeyID}
+	if err := o.create(ctx, s.cfg.Client, "rows"); err != nil {
+		return err
 	}
 	s.log.Debug("object stored", "key", key, "rows", len(items), "bytes", buf.Len())
 	return nil

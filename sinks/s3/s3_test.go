@@ -58,6 +58,35 @@ func server(t *testing.T) *s3test.Server {
 	return srv
 }
 
+// testBuckets gives each subtest of a conformance suite a bucket of its
+// own: New creates it, Reopen and Read find it again.
+type testBuckets struct {
+	s  *s3test.Server
+	mu sync.Mutex
+	m  map[*testing.T]string
+}
+
+func (b *testBuckets) create(t *testing.T) string {
+	bucket := b.s.CreateBucket(t)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[*testing.T]string{}
+	}
+	b.m[t] = bucket
+	return bucket
+}
+
+func (b *testBuckets) get(t *testing.T) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	bucket, ok := b.m[t]
+	if !ok {
+		t.Fatal("no storage: New was not called in this test")
+	}
+	return bucket
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if srv != nil {
@@ -175,8 +204,7 @@ func parseLine(t testing.TB, key string, line []byte) record.Row {
 func TestConformance(t *testing.T) {
 	s := server(t)
 	c := s.Client()
-	var mu sync.Mutex
-	buckets := map[*testing.T]string{}
+	b := &testBuckets{s: s}
 	open := func(t *testing.T, bucket string) sinks.RowSink {
 		rs, err := s3sink.New(s3sink.Config{Client: c, Bucket: bucket, Prefix: "lake", Dataset: "sinktest",
 			Format: s3sink.FormatJSONL, Compression: "zstd"}, testLogger(t))
@@ -185,25 +213,10 @@ func TestConformance(t *testing.T) {
 		}
 		return rs
 	}
-	get := func(t *testing.T) string {
-		mu.Lock()
-		defer mu.Unlock()
-		b, ok := buckets[t]
-		if !ok {
-			t.Fatal("no storage: New was not called in this test")
-		}
-		return b
-	}
 	sinktest.RunRowSink(t, sinktest.RowHarness{
-		New: func(t *testing.T) sinks.RowSink {
-			b := s.CreateBucket(t)
-			mu.Lock()
-			buckets[t] = b
-			mu.Unlock()
-			return open(t, b)
-		},
-		Reopen:  func(t *testing.T) sinks.RowSink { return open(t, get(t)) },
-		Read:    func(t *testing.T) []record.Row { return readJSONL(t, c, get(t), "lake/") },
+		New:     func(t *testing.T) sinks.RowSink { return open(t, b.create(t)) },
+		Reopen:  func(t *testing.T) sinks.RowSink { return open(t, b.get(t)) },
+		Read:    func(t *testing.T) []record.Row { return readJSONL(t, c, b.get(t), "lake/") },
 		Dedupes: true,
 		Break:   func(t *testing.T) { s.Stop(t) },
 		Heal:    func(t *testing.T) { s.Start(t) },

@@ -20,6 +20,10 @@
 // plain read of the prefix (DuckDB's read_parquet('…/**/*.parquet'), Athena)
 // sees it once. docs/lake.md says why in each case.
 //
+// DeadLetterSink writes dead letters the same way, as JSON Lines objects
+// of the file sink's lines (package letterjson), a chain per source and
+// shard; LetterReader reads them back.
+//
 // Write keeps the synchronous sinks.RowSink contract: it returns once every
 // object of its rows is stored, holding nothing across calls, so each Write
 // makes one object per partition it touches (more when its rows exceed

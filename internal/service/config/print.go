@@ -276,11 +276,11 @@ func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
 }
 
 func (p printer) sink(s Sink) *yaml.Node {
-	return p.mapping(append([]any{keyName, p.str(s.Name)}, p.printStore(s.Store)...)...)
+	return p.mapping(append([]any{keyName, p.str(s.Name)}, p.printStore(s.Store, true)...)...)
 }
 
 func (p printer) deadLetter(d DeadLetter) *yaml.Node {
-	return p.mapping(append(p.printStore(d.Store), keyUnrouted, p.bool(d.Unrouted))...)
+	return p.mapping(append(p.printStore(d.Store, false), keyUnrouted, p.bool(d.Unrouted))...)
 }
 
 func (p printer) fileSink(f *FileSink) *yaml.Node {

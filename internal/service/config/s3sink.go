@@ -30,11 +30,16 @@ const (
 	S3PartitionHour           = "hour"
 	defaultS3Compression      = "zstd"
 	defaultS3JSONLCompression = "none"
+	// DefaultS3DeadLetterPrefix is dead_letter.s3.prefix when not given,
+	// the file dead-letter sink's name for its files.
+	DefaultS3DeadLetterPrefix = "dead-letters"
 )
 
 // S3Sink writes rows as objects in an S3 bucket (the lake): Parquet or
 // JSON Lines, one chain of objects per shard and partition, written
-// effectively once (see sinks/s3).
+// effectively once (see sinks/s3). Under dead_letter it writes dead letters
+// as JSON Lines objects, one chain per source and shard: Format is jsonl,
+// and PartitionBy, MaxBytes and MaxInterval are not set.
 type S3Sink struct {
 	Bucket string
 	// Prefix starts every key, without leading or trailing '/'.
@@ -69,25 +74,11 @@ var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 func (l *loader) s3Sink(path string, n *yaml.Node) *S3Sink {
 	m := l.mapping(path, n, keyBucket, keyPrefix, keyFormat, keyCompression, keyPartitionBy, keyMaxBytes, keyMaxInterval, keyForcePathStyle, keyRoleARN, keySSEKMSKeyID)
 	s := &S3Sink{
-		Format:         S3FormatParquet,
-		MaxBytes:       l.integer(m, keyMaxBytes, DefaultS3MaxBytes, 1, 1<<62),
-		MaxInterval:    l.durationMin(m, keyMaxInterval, DefaultS3MaxInterval, false),
-		ForcePathStyle: l.boolean(m, keyForcePathStyle, false),
-		RoleARN:        l.roleARN(m, keyRoleARN),
-		SSEKMSKeyID:    l.str(m, keySSEKMSKeyID),
+		Format:      S3FormatParquet,
+		MaxBytes:    l.integer(m, keyMaxBytes, DefaultS3MaxBytes, 1, 1<<62),
+		MaxInterval: l.durationMin(m, keyMaxInterval, DefaultS3MaxInterval, false),
 	}
-	if l.required(m, keyBucket, "name the bucket the objects go to") {
-		s.Bucket = l.str(m, keyBucket)
-		if !bucketRE.MatchString(s.Bucket) {
-			l.errorf(join(path, keyBucket), m.vals[keyBucket], "%q is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')", s.Bucket)
-		}
-	}
-	if m.has(keyPrefix) {
-		s.Prefix = l.str(m, keyPrefix)
-		if strings.HasPrefix(s.Prefix, "/") || strings.HasSuffix(s.Prefix, "/") || strings.Contains(s.Prefix, "//") {
-			l.errorf(join(path, keyPrefix), m.vals[keyPrefix], "%q: write the prefix without leading, trailing or doubled '/', e.g. lake/orders", s.Prefix)
-		}
-	}
+	l.s3Place(path, m, s)
 	if m.has(keyFormat) {
 		switch v := l.str(m, keyFormat); v {
 		case S3FormatParquet, S3FormatJSONL:
@@ -102,14 +93,7 @@ func (l *loader) s3Sink(path string, n *yaml.Node) *S3Sink {
 		s.Compression = defaultS3JSONLCompression
 		allowed = []string{"none", "gzip", "zstd"}
 	}
-	if m.has(keyCompression) {
-		v := l.str(m, keyCompression)
-		if !contains(allowed, v) {
-			l.errorf(join(path, keyCompression), m.vals[keyCompression], "%q is not a compression of %s objects; use %s", v, s.Format, strings.Join(allowed, ", "))
-		} else {
-			s.Compression = v
-		}
-	}
+	l.s3Compression(path, m, s, allowed)
 	for i, item := range l.seq(m, keyPartitionBy) {
 		p := index(join(path, keyPartitionBy), i)
 		if item.Kind != yaml.ScalarNode || item.Value == "" {
@@ -123,6 +107,58 @@ func (l *loader) s3Sink(path string, n *yaml.Node) *S3Sink {
 		s.PartitionBy = append(s.PartitionBy, item.Value)
 	}
 	return s
+}
+
+// s3DeadLetter is dead_letter.s3: JSON Lines objects, of which only the
+// compression is a choice.
+func (l *loader) s3DeadLetter(path string, n *yaml.Node) *S3Sink {
+	m := l.mapping(path, n, keyBucket, keyPrefix, keyCompression, keyForcePathStyle, keyRoleARN, keySSEKMSKeyID)
+	s := &S3Sink{Format: S3FormatJSONL, Prefix: DefaultS3DeadLetterPrefix, Compression: defaultS3JSONLCompression}
+	l.s3Place(path, m, s)
+	l.s3Compression(path, m, s, []string{"none", "gzip", "zstd"})
+	return s
+}
+
+// s3Place reads where an S3 sink writes and how it gets there: bucket,
+// prefix, force_path_style, role_arn and sse_kms_key_id.
+func (l *loader) s3Place(path string, m *mapNode, s *S3Sink) {
+	s.ForcePathStyle = l.boolean(m, keyForcePathStyle, false)
+	s.RoleARN = l.roleARN(m, keyRoleARN)
+	s.SSEKMSKeyID = l.str(m, keySSEKMSKeyID)
+	if l.required(m, keyBucket, "name the bucket the objects go to") {
+		s.Bucket = l.str(m, keyBucket)
+		if !bucketRE.MatchString(s.Bucket) {
+			l.errorf(join(path, keyBucket), m.vals[keyBucket], "%q is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')", s.Bucket)
+		}
+	}
+	if m.has(keyPrefix) {
+		s.Prefix = l.str(m, keyPrefix)
+		if strings.HasPrefix(s.Prefix, "/") || strings.HasSuffix(s.Prefix, "/") || strings.Contains(s.Prefix, "//") {
+			l.errorf(join(path, keyPrefix), m.vals[keyPrefix], "%q: write the prefix without leading, trailing or doubled '/', e.g. lake/orders", s.Prefix)
+		}
+	}
+}
+
+// s3Compression reads compression, one of allowed (of s.Format's objects).
+func (l *loader) s3Compression(path string, m *mapNode, s *S3Sink, allowed []string) {
+	if !m.has(keyCompression) {
+		return
+	}
+	v := l.str(m, keyCompression)
+	if !contains(allowed, v) {
+		l.errorf(join(path, keyCompression), m.vals[keyCompression], "%q is not a compression of %s objects; use %s", v, s.Format, strings.Join(allowed, ", "))
+		return
+	}
+	s.Compression = v
+}
+
+// nested reports whether the keys under prefix a and those under prefix b
+// can meet: one prefix is the other, or under it ("" is the whole bucket).
+func nested(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return a == "" || a == b || strings.HasPrefix(b, a+"/")
 }
 
 func contains(list []string, v string) bool {
@@ -149,13 +185,34 @@ func s3SinkSpec(doc string) *spec {
 	)
 }
 
-func (p printer) s3Sink(s *S3Sink) *yaml.Node {
+func s3DeadLetterSpec(doc string) *spec {
+	return object(doc,
+		required(keyBucket, str("The bucket the dead letters go to.").withPattern(bucketRE.String())),
+		key(keyPrefix, str("Starts every object key (without leading or trailing '/'); under it, <source>/<shard>-<first sequence number>-<first sub-sequence>.jsonl[.gz|.zst]. Give it a prefix no row sink writes under.").withDefault(DefaultS3DeadLetterPrefix)),
+		key(keyCompression, str("none, gzip or zstd, of the whole object.").withEnum("none", "gzip", "zstd").withDefault(defaultS3JSONLCompression)),
+		key(keyForcePathStyle, boolean("Address the bucket in the path (http://host/bucket/key), for servers without virtual-hosted buckets (versitygw, MinIO, LocalStack). The endpoint comes from the SDK's standard configuration (AWS_ENDPOINT_URL_S3).", false)),
+		key(keyRoleARN, str("An IAM role to assume (STS AssumeRole) for every S3 call, e.g. for a bucket in another account.").computedDefault("the worker's own credentials")),
+		key(keySSEKMSKeyID, str("Encrypt every object with this KMS key (SSE-KMS); the role needs kms:GenerateDataKey on it.").computedDefault("the bucket's default encryption")),
+	)
+}
+
+func (p printer) s3DeadLetter(s *S3Sink) *yaml.Node {
 	if s == nil {
 		return nil
 	}
-	var role *yaml.Node
-	if s.RoleARN != nil {
-		role = p.str(s.RoleARN.String())
+	return p.mapping(
+		keyBucket, p.str(s.Bucket),
+		keyPrefix, p.str(s.Prefix),
+		keyCompression, p.str(s.Compression),
+		keyForcePathStyle, p.bool(s.ForcePathStyle),
+		keyRoleARN, p.roleARN(s.RoleARN),
+		keySSEKMSKeyID, p.optStr(s.SSEKMSKeyID),
+	)
+}
+
+func (p printer) s3Sink(s *S3Sink) *yaml.Node {
+	if s == nil {
+		return nil
 	}
 	return p.mapping(
 		keyBucket, p.str(s.Bucket),
@@ -166,14 +223,31 @@ func (p printer) s3Sink(s *S3Sink) *yaml.Node {
 		keyMaxBytes, p.int(s.MaxBytes),
 		keyMaxInterval, p.dur(s.MaxInterval),
 		keyForcePathStyle, p.bool(s.ForcePathStyle),
-		keyRoleARN, role,
+		keyRoleARN, p.roleARN(s.RoleARN),
 		keySSEKMSKeyID, p.optStr(s.SSEKMSKeyID),
 	)
 }
 
-// checkS3 refuses a partition_by naming no field of a dataset the sink
-// receives, which no single sink shows.
+// roleARN prints an optional role.
+func (p printer) roleARN(r *RoleARN) *yaml.Node {
+	if r == nil {
+		return nil
+	}
+	return p.str(r.String())
+}
+
+// checkS3 refuses what no single S3 sink shows: a partition_by naming no
+// field of a dataset the sink receives, and dead letters under a row
+// sink's prefix (or rows under theirs), where readers of either would read
+// both and a dataset named like a source would share its chains.
 func (l *loader) checkS3(cfg *Config) {
+	if dl := cfg.DeadLetter.S3; dl != nil {
+		for _, s := range cfg.Sinks {
+			if s.S3 != nil && s.S3.Bucket == dl.Bucket && nested(s.S3.Prefix, dl.Prefix) {
+				l.errorf(join(join(keyDeadLetter, keyS3), keyPrefix), nil, "s3://%s/%s and the objects of sink %q (s3://%s/%s) are under one another: give the dead letters a prefix of their own, e.g. %s", dl.Bucket, dl.Prefix, s.Name, s.S3.Bucket, s.S3.Prefix, DefaultS3DeadLetterPrefix)
+			}
+		}
+	}
 	for i, ds := range cfg.Datasets {
 		s := cfg.Sink(ds.Sink)
 		if s == nil || s.S3 == nil {

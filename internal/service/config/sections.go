@@ -71,7 +71,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 	if top.has(keyDeadLetter) {
 		cfg.DeadLetter = l.deadLetter(keyDeadLetter, top.vals[keyDeadLetter])
 	} else {
-		l.errorf(keyDeadLetter, top.keys[keyDeadLetter], "required; add dead_letter: {file: {path: ...}} or dead_letter: {postgres: {dsn: ..., table: ...}} to keep records that cannot be ingested")
+		l.errorf(keyDeadLetter, top.keys[keyDeadLetter], "required; add dead_letter: {file: {path: ...}}, dead_letter: {postgres: {dsn: ..., table: ...}} or dead_letter: {s3: {bucket: ...}} to keep records that cannot be ingested")
 	}
 	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer],
 		keyApplication, keyWorkerID, keyRoleARN, keyShardSyncInterval, keyLeaseDuration, keyLeaseRefresh,
@@ -380,7 +380,7 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 }
 
 func (l *loader) sink(path string, n *yaml.Node) Sink {
-	m := l.mapping(path, n, sinkKindKeys(true, keyName)...)
+	m := l.mapping(path, n, sinkKindKeys(keyName)...)
 	s := Sink{Name: l.name(m, "sink")}
 	s.Store = l.store(path, n, m, true, "a sink writes to exactly one, so split it into two sinks")
 	return s
@@ -433,7 +433,7 @@ func (l *loader) postgresSink(path string, n *yaml.Node) *PostgresSink {
 }
 
 func (l *loader) deadLetter(path string, n *yaml.Node) DeadLetter {
-	m := l.mapping(path, n, sinkKindKeys(false, keyUnrouted)...)
+	m := l.mapping(path, n, sinkKindKeys(keyUnrouted)...)
 	d := DeadLetter{Unrouted: l.boolean(m, keyUnrouted, false)}
 	d.Store = l.store(path, n, m, false, "keep exactly one")
 	return d

@@ -49,8 +49,12 @@ type sinkKind struct {
 	print               func(p printer, s Store) *yaml.Node // nil when not set
 	// lint checks what no single sink shows: two sinks writing one place.
 	lint func(l *loader, cfg *Config)
-	// rowsOnly: the kind takes no dead letters (dead_letter has no such key).
-	rowsOnly bool
+	// lettersSpec, loadLetters and printLetters, when set, stand for spec,
+	// load and print under dead_letter, where the kind takes fewer
+	// settings than under sinks[].
+	lettersSpec  func(doc string) *spec
+	loadLetters  func(l *loader, path string, n *yaml.Node, s *Store)
+	printLetters func(p printer, s Store) *yaml.Node
 }
 
 // sinkKinds are the kinds, in key order.
@@ -75,31 +79,22 @@ var sinkKinds = []sinkKind{
 	},
 	{
 		key: keyS3, example: "s3: {bucket: ...}",
-		rowsDoc:  "Objects in an S3 bucket (the lake): Parquet or JSON Lines, written effectively once.",
-		spec:     s3SinkSpec,
-		load:     func(l *loader, path string, n *yaml.Node, s *Store) { s.S3 = l.s3Sink(path, n) },
-		set:      func(s Store) bool { return s.S3 != nil },
-		print:    func(p printer, s Store) *yaml.Node { return p.s3Sink(s.S3) },
-		lint:     (*loader).checkS3,
-		rowsOnly: true,
+		rowsDoc:      "Objects in an S3 bucket (the lake): Parquet or JSON Lines, written effectively once.",
+		lettersDoc:   "JSON Lines objects in an S3 bucket (the file sink's lines), written effectively once.",
+		spec:         s3SinkSpec,
+		load:         func(l *loader, path string, n *yaml.Node, s *Store) { s.S3 = l.s3Sink(path, n) },
+		set:          func(s Store) bool { return s.S3 != nil },
+		print:        func(p printer, s Store) *yaml.Node { return p.s3Sink(s.S3) },
+		lint:         (*loader).checkS3,
+		lettersSpec:  s3DeadLetterSpec,
+		loadLetters:  func(l *loader, path string, n *yaml.Node, s *Store) { s.S3 = l.s3DeadLetter(path, n) },
+		printLetters: func(p printer, s Store) *yaml.Node { return p.s3DeadLetter(s.S3) },
 	},
 }
 
-// kindsOf are the kinds of a sink (rows) or of the dead-letter section.
-func kindsOf(rows bool) []sinkKind {
-	var out []sinkKind
+// sinkKindKeys are the kinds' keys, after the keys of the section itself.
+func sinkKindKeys(section ...string) []string {
 	for _, k := range sinkKinds {
-		if rows || !k.rowsOnly {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-// sinkKindKeys are the kinds' keys of a sink (rows) or of the dead-letter
-// section, after the keys of the section itself.
-func sinkKindKeys(rows bool, section ...string) []string {
-	for _, k := range kindsOf(rows) {
 		section = append(section, k.key)
 	}
 	return section
@@ -110,7 +105,7 @@ func sinkKindKeys(rows bool, section ...string) []string {
 func (l *loader) store(path string, n *yaml.Node, m *mapNode, rows bool, bothHint string) Store {
 	var s Store
 	var given []sinkKind
-	kinds := kindsOf(rows)
+	kinds := sinkKinds
 	for _, k := range kinds {
 		if m.has(k.key) {
 			given = append(given, k)
@@ -119,7 +114,11 @@ func (l *loader) store(path string, n *yaml.Node, m *mapNode, rows bool, bothHin
 	switch len(given) {
 	case 1:
 		k := given[0]
-		k.load(l, join(path, k.key), m.vals[k.key], &s)
+		load := k.load
+		if !rows && k.loadLetters != nil {
+			load = k.loadLetters
+		}
+		load(l, join(path, k.key), m.vals[k.key], &s)
 	case 0:
 		examples := make([]string, len(kinds))
 		for i, k := range kinds {
@@ -139,23 +138,29 @@ func (l *loader) store(path string, n *yaml.Node, m *mapNode, rows bool, bothHin
 // storeSpecs are the kinds' keys of a sink (rows) or of the dead-letter
 // section.
 func storeSpecs(rows bool) []keySpec {
-	kinds := kindsOf(rows)
-	out := make([]keySpec, len(kinds))
-	for i, k := range kinds {
-		doc := k.lettersDoc
-		if rows {
-			doc = k.rowsDoc
+	out := make([]keySpec, len(sinkKinds))
+	for i, k := range sinkKinds {
+		doc, sp := k.rowsDoc, k.spec
+		if !rows {
+			doc = k.lettersDoc
+			if k.lettersSpec != nil {
+				sp = k.lettersSpec
+			}
 		}
-		out[i] = key(k.key, k.spec(doc))
+		out[i] = key(k.key, sp(doc))
 	}
 	return out
 }
 
-// printStore is the kinds' part of a sink or the dead-letter section.
-func (p printer) printStore(s Store) []any {
+// printStore is the kinds' part of a sink (rows) or the dead-letter section.
+func (p printer) printStore(s Store, rows bool) []any {
 	var kv []any
 	for _, k := range sinkKinds {
-		kv = append(kv, k.key, k.print(p, s))
+		print := k.print
+		if !rows && k.printLetters != nil {
+			print = k.printLetters
+		}
+		kv = append(kv, k.key, print(p, s))
 	}
 	return kv
 }

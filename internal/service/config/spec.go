@@ -168,8 +168,8 @@ func postgresSinkSpec(doc string) *spec {
 	)
 }
 
-func storeOf(s *spec, rows bool) *spec {
-	s.exactlyOne = sinkKindKeys(rows)
+func storeOf(s *spec) *spec {
+	s.exactlyOne = sinkKindKeys()
 	return s
 }
 
@@ -243,10 +243,10 @@ var configSpec = sync.OnceValue(func() *spec {
 		)}),
 		required(keySinks, list("Where rows go.", storeOf(object("One sink: exactly one of file, postgres or s3.",
 			append([]keySpec{required(keyName, str("The sink's name, unique across sources and sinks.").withPattern(nameRE.String()))}, storeSpecs(true)...)...,
-		), true))),
-		required(keyDeadLetter, storeOf(object("Where records that cannot become rows go, with their reason: exactly one of file or postgres.",
+		)))),
+		required(keyDeadLetter, storeOf(object("Where records that cannot become rows go, with their reason: exactly one of file, postgres or s3.",
 			append(storeSpecs(false), key(keyUnrouted, boolean("Also dead-letter records no dataset takes, as no_route.", false)))...,
-		), false)),
+		))),
 		key(keyConsumer, object("The shard consumer and its DynamoDB lease table.",
 			key(keyApplication, str("The lease table's name (with -<source> appended when there are several sources).").withPattern(dynamoTableRE.String()).computedDefault("the first source's name")),
 			key(keyWorkerID, str("This worker's id among the workers sharing the lease table; must be unique per process.").computedDefault("<hostname>-<pid>")),

@@ -245,6 +245,16 @@ sinks:
          sse_kms_key_id: "arn:aws:kms:us-east-1:123456789012:key/abc"}
 dead_letter:
   file: {path: out/errors}
+`, `
+sources:
+  - {name: orders, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/orders"}}
+datasets:
+  - {name: orders, source: orders, sink: lake, fields: [{name: ts, type: datetime}]}
+sinks:
+  - {name: lake, s3: {bucket: my-lake, prefix: lake}}
+dead_letter:
+  s3: {bucket: my-lake, prefix: errors/orders, compression: zstd, force_path_style: true,
+       role_arn: "arn:aws:iam::123456789012:role/lake", sse_kms_key_id: "arn:aws:kms:us-east-1:123456789012:key/abc"}
 `}
 
 // TestSpecMatchesLoader ties the spec (and so the JSON Schema) to the

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/letterjson"
 )
 
 // FileSource reads the dead letters of the file dead-letter sink: every
@@ -23,8 +24,7 @@ var _ Source = FileSource{}
 // t applies q.
 func (s FileSource) Scan(ctx context.Context, _ Query, t *Tally) (ScanStats, error) {
 	st, err := file.Reader{Dir: s.Dir, Prefix: s.Prefix}.DeadLetters(ctx, HeadBytes, func(l *file.Letter) error {
-		t.Add(&Letter{Origin: l.Origin, Dataset: l.Dataset, Reason: l.Reason, Error: clipBytes(l.Error, MaxErrorBytes+1),
-			Size: l.Size, Head: l.Data})
+		t.Add(letterOfLine(l))
 		return nil
 	})
 	out := ScanStats{Files: st.Files, Skipped: st.SkippedLines, SkippedFiles: st.SkippedFiles}
@@ -32,6 +32,14 @@ func (s FileSource) Scan(ctx context.Context, _ Query, t *Tally) (ScanStats, err
 		return out, fmt.Errorf("read dead letters: %w", err)
 	}
 	return out, nil
+}
+
+// letterOfLine keeps what the view needs of a letter read back from its
+// JSON line (package letterjson: the file and S3 sinks'), whose Data is its
+// head already.
+func letterOfLine(l *letterjson.Letter) *Letter {
+	return &Letter{Origin: l.Origin, Dataset: l.Dataset, Reason: l.Reason, Error: clipBytes(l.Error, MaxErrorBytes+1),
+		Size: l.Size, Head: l.Data}
 }
 
 func sortBy[T any](s []T, less func(a, b T) bool) {

@@ -19,10 +19,6 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/s3"
 )
 
-// errS3DeadLetters: the config refuses dead_letter.s3, so this is only
-// reached by a config built in code.
-var errS3DeadLetters = errors.New("dead letters cannot go to S3 yet; use file or postgres")
-
 func init() {
 	Register(&Kind{
 		Name: "s3",
@@ -41,33 +37,63 @@ func init() {
 			}
 			return Opened[sinks.RowSink]{Sink: rs}, nil
 		},
-		DeadLetters: func(context.Context, config.DeadLetter, Env) (Opened[sinks.DeadLetterSink], error) {
-			return Opened[sinks.DeadLetterSink]{}, fmt.Errorf("dead_letter: %w", errS3DeadLetters)
+		// One sink for every source: the source is a part of every key.
+		DeadLetters: func(ctx context.Context, dl config.DeadLetter, env Env) (Opened[sinks.DeadLetterSink], error) {
+			client, err := s3Client(ctx, dl.S3, env.WorkerID)
+			if err != nil {
+				return Opened[sinks.DeadLetterSink]{}, fmt.Errorf("dead_letter: %w", err)
+			}
+			c := dl.S3
+			d, err := s3.NewDeadLetterSink(s3.LetterConfig{Client: client, Bucket: c.Bucket, Prefix: c.Prefix, Compression: c.Compression,
+				SSEKMSKeyID: c.SSEKMSKeyID, OnDuplicates: env.OnDuplicates}, env.Log.With("sink", "dead_letter"))
+			if err != nil {
+				return Opened[sinks.DeadLetterSink]{}, fmt.Errorf("dead_letter: %w", err)
+			}
+			return Opened[sinks.DeadLetterSink]{Sink: d}, nil
 		},
-		// The calls the sink makes, on a probe object: list, conditional
-		// put, head; then the probe is deleted.
 		Probes: func(s config.Sink, _ []config.Dataset) []Probe {
-			c := s.S3
-			return []Probe{{
-				Name: fmt.Sprintf("sink %s: s3://%s/%s writable", s.Name, c.Bucket, c.Prefix),
-				Run: func(ctx context.Context) (string, error) {
-					client, err := s3Client(ctx, c, "validate")
-					if err != nil {
-						return "", err
-					}
-					if err := s3.Check(ctx, client, c.Bucket, c.Prefix, c.SSEKMSKeyID); err != nil {
-						return "", err
-					}
-					return "listed, created (If-None-Match), read and deleted a probe object", nil
-				},
-				Explain: explainS3,
-			}}
+			return []Probe{s3Probe("sink "+s.Name, s.S3)}
 		},
-		DeadLetterProbes: func(config.DeadLetter) []Probe {
-			return []Probe{failed("dead_letter", errS3DeadLetters)}
+		DeadLetterProbes: func(dl config.DeadLetter) []Probe {
+			return []Probe{s3Probe("dead_letter", dl.S3)}
 		},
-		Errors: func(config.DeadLetter) errview.Source { return errview.Unsupported{Kind: "s3"} },
+		// The objects of every worker writing under the prefix. The client
+		// is made here, once: the worker's errors view scans with it.
+		Errors: func(dl config.DeadLetter) errview.Source {
+			client, err := s3Client(context.Background(), dl.S3, "errors")
+			if err != nil {
+				return brokenSource{fmt.Errorf("dead_letter: %w", err)}
+			}
+			return errview.S3Source{Reader: s3.LetterReader{Client: client, Bucket: dl.S3.Bucket, Prefix: dl.S3.Prefix}}
+		},
 	})
+}
+
+// s3Probe makes the calls the sinks make, on a probe object: list,
+// conditional put, head; then the probe is deleted.
+func s3Probe(name string, c *config.S3Sink) Probe {
+	return Probe{
+		Name: fmt.Sprintf("%s: s3://%s/%s writable", name, c.Bucket, c.Prefix),
+		Run: func(ctx context.Context) (string, error) {
+			client, err := s3Client(ctx, c, "validate")
+			if err != nil {
+				return "", err
+			}
+			if err := s3.Check(ctx, client, c.Bucket, c.Prefix, c.SSEKMSKeyID); err != nil {
+				return "", err
+			}
+			return "listed, created (If-None-Match), read and deleted a probe object", nil
+		},
+		Explain: explainS3,
+	}
+}
+
+// brokenSource is the errors view of a sink whose reader could not be
+// made: every scan says why.
+type brokenSource struct{ err error }
+
+func (b brokenSource) Scan(context.Context, errview.Query, *errview.Tally) (errview.ScanStats, error) {
+	return errview.ScanStats{}, b.err
 }
 
 // s3Config is the sink configuration of dataset ds on S3 sink c.

@@ -16,8 +16,8 @@ import (
 )
 
 const errorsHelp = `kinesis-ingest errors --config FILE [filters]: summarize the dead letters of FILE's
-dead-letter sink (the files of every worker sharing its directory): counts by reason
-and by field, then the latest ones with a preview of their data. Times filter on the
+dead-letter sink (the files of every worker sharing its directory, its PostgreSQL
+table, or the objects of every worker under its S3 prefix): counts by reason and by field, then the latest ones with a preview of their data. Times filter on the
 records' Kinesis arrival time: RFC 3339 (2026-11-01T12:00:00Z) or a duration back from
 now (90m, 1h, 7d). A running worker serves the same view on errors.listen (by default a free
 loopback port, logged at start as "serving errors view addr=..."; never the metrics

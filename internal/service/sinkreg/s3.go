@@ -34,7 +34,10 @@ func init() {
 				return Opened[sinks.RowSink]{}, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
 			c := s3Config(s.S3, ds)
-			c.Client, c.OnDuplicates = client, env.OnDuplicates
+			c.Client, c.Observer = client, env.S3
+			if c.Observer == nil && env.OnDuplicates != nil {
+				c.Observer = duplicatesOnly{f: env.OnDuplicates}
+			}
 			rs, err := s3.New(c, env.Log.With("sink", s.Name, "dataset", ds.Name))
 			if err != nil {
 				return Opened[sinks.RowSink]{}, fmt.Errorf("sink %q (dataset %q): %w", s.Name, ds.Name, err)
@@ -45,7 +48,8 @@ func init() {
 			return Opened[sinks.DeadLetterSink]{}, fmt.Errorf("dead_letter: %w", errS3DeadLetters)
 		},
 		// The calls the sink makes, on a probe object: list, conditional
-		// put, head; then the probe is deleted.
+		// put, head, a multipart upload started and aborted; then the probe
+		// is deleted.
 		Probes: func(s config.Sink, _ []config.Dataset) []Probe {
 			c := s.S3
 			return []Probe{{
@@ -58,7 +62,7 @@ func init() {
 					if err := s3.Check(ctx, client, c.Bucket, c.Prefix, c.SSEKMSKeyID); err != nil {
 						return "", err
 					}
-					return "listed, created (If-None-Match), read and deleted a probe object", nil
+					return "listed, created (If-None-Match), read and deleted a probe object; started and aborted a multipart upload", nil
 				},
 				Explain: explainS3,
 			}}
@@ -69,6 +73,14 @@ func init() {
 		Errors: func(config.DeadLetter) errview.Source { return errview.Unsupported{Kind: "s3"} },
 	})
 }
+
+// duplicatesOnly tells OnDuplicates of an Env without an S3 observer.
+type duplicatesOnly struct {
+	s3.NopObserver
+	f func(n int)
+}
+
+func (d duplicatesOnly) Duplicates(_ string, n int) { d.f(n) }
 
 // s3Config is the sink configuration of dataset ds on S3 sink c.
 func s3Config(c *config.S3Sink, ds config.Dataset) s3.Config {

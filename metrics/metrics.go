@@ -11,6 +11,8 @@
 //   - Consumer, Budget, NewFanOut: the hooks of consumers/kcl (leases,
 //     reads, checkpoints, the lease table, the in-flight budget, enhanced
 //     fan-out subscriptions);
+//   - S3: the observer of sinks/s3 (objects, bytes, upload time, failures,
+//     conflicts, flushes, buffered bytes);
 //   - InstrumentRouter: Watermill's router metrics;
 //   - Pipeline: the few counters only the pipeline can feed (records no
 //     dataset took, its retries), through its pipeline.Metrics interface.
@@ -81,7 +83,8 @@ type Metrics struct {
 	CDCSkipped           *prometheus.CounterVec   // dataset, event (truncate, message, heartbeat, tombstone)
 	SinkChanges          *prometheus.CounterVec   // sink, result (upserted, deleted, older)
 
-	efo efo // enhanced fan-out, made on first use (NewFanOut)
+	efo efo          // enhanced fan-out, made on first use (NewFanOut)
+	s3  s3Collectors // the s3 sinks' (S3)
 }
 
 // Results of a keyed sink's changes, the values of SinkChanges' result label.
@@ -195,6 +198,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		"Seconds reads spent waiting for room in the in-flight budget (backpressure), summed over shards.")
 	m.CDCSkipped = counter("cdc_events_skipped_total",
 		"Debezium events of a cdc: debezium dataset that change no row: truncate, message, heartbeat, tombstone.", "dataset", "event")
+	m.s3 = newS3Collectors(m.reg)
 	m.SinkChanges = counter("sink_changes_total",
 		"Changes of keyed datasets committed by a sink, by result: upserted, deleted (a tombstone), older (the key's row was as new or newer, so nothing changed: replays, disorder).", "sink", "result")
 	return m

@@ -219,6 +219,15 @@ func TestLakeS3Outage(t *testing.T) {
 	e.s3.Start(t)
 	e.waitCheckpointed(120*time.Second, last)
 	e.exactlyOnce(n, bad)
+	// The outage and the recovery show in the lake's metrics.
+	m := scrape(t, w.metricsAddr())
+	if got := metricValue(m, "kinesis_ingest_s3_upload_failures_total{"); got < 1 {
+		t.Errorf("%v upload failures counted through a %s S3 outage, want at least 1", got, outage)
+	}
+	objects, bytes := metricValue(m, "kinesis_ingest_s3_objects_written_total{"), metricValue(m, "kinesis_ingest_s3_bytes_written_total{")
+	if objects < 1 || bytes < objects*100 {
+		t.Errorf("%v objects, %v bytes written counted; want the lake's objects (Parquet files of at least 100 bytes)", objects, bytes)
+	}
 }
 
 // TestLakeCrashBetweenUploadAndCheckpoint makes the replay certain: the

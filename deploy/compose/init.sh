@@ -1,14 +1,33 @@
 #!/bin/sh
 # Creates the Kinesis stream the compose workers read and waits until it is
-# ACTIVE; does nothing if it exists. Run by the `init` service of
+# ACTIVE, and the S3 bucket their lake sink writes to; creates neither if it
+# exists. Run by the `init` service of
 # docker-compose.yml (AWS CLI image) against whatever the standard variables
 # name: AWS_ENDPOINT_URL (LocalStack), AWS_REGION, AWS_ACCESS_KEY_ID, ...
 #
 #   STREAM_NAME   stream to create (default demo-orders)
 #   SHARDS        its shard count (default 4)
+#   LAKE_BUCKET   bucket to create (default demo-lake); the worker config's s3
+#                 sink names the same through the worker's LAKE_BUCKET
 set -eu
 STREAM_NAME=${STREAM_NAME:-demo-orders}
 SHARDS=${SHARDS:-4}
+LAKE_BUCKET=${LAKE_BUCKET:-demo-lake}
+
+# LocalStack answers at a host name (localstack), which has no subdomain per
+# bucket: address buckets by path, as the worker does (force_path_style).
+aws configure set default.s3.addressing_style path
+if aws s3api head-bucket --bucket "$LAKE_BUCKET" >/dev/null 2>&1; then
+	echo "init: bucket $LAKE_BUCKET exists"
+else
+	echo "init: creating bucket $LAKE_BUCKET"
+	# Outside us-east-1 S3 wants the region named again.
+	if [ "${AWS_REGION:-us-east-1}" = us-east-1 ]; then
+		aws s3api create-bucket --bucket "$LAKE_BUCKET" >/dev/null
+	else
+		aws s3api create-bucket --bucket "$LAKE_BUCKET" --create-bucket-configuration "LocationConstraint=$AWS_REGION" >/dev/null
+	fi
+fi
 
 status() {
 	aws kinesis describe-stream-summary --stream-name "$STREAM_NAME" \

@@ -33,8 +33,9 @@ func (e *AccessError) Unwrap() error { return e.Err }
 var ErrNoBucket = errors.New("the bucket does not exist")
 
 // Check makes the calls the sink makes (list a prefix, create an object
-// conditionally, read its metadata) on a probe object under prefix, and
-// removes it. A refused call is an *AccessError naming its IAM action.
+// conditionally, read its metadata, start and abort a multipart upload) on a
+// probe object under prefix, and removes it. A refused call is an
+// *AccessError naming its IAM action.
 func Check(ctx context.Context, client API, bucket, prefix, sseKMSKeyID string) error {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
@@ -61,6 +62,22 @@ func Check(ctx context.Context, client API, bucket, prefix, sseKMSKeyID string) 
 	if _, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
 		_, _ = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 		return explain(err, "s3:GetObject", res)
+	}
+	// Large objects go up in parts, and a failed upload is aborted: without
+	// s3:AbortMultipartUpload its parts would stay billed.
+	mp := &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if sseKMSKeyID != "" {
+		mp.ServerSideEncryption = types.ServerSideEncryptionAwsKms
+		mp.SSEKMSKeyId = aws.String(sseKMSKeyID)
+	}
+	up, err := client.CreateMultipartUpload(ctx, mp)
+	if err != nil {
+		_, _ = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		return explain(err, "s3:PutObject (it starts multipart uploads)", res)
+	}
+	if _, err := client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId}); err != nil {
+		_, _ = client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		return explain(fmt.Errorf("the probe's multipart upload %s stays pending: %w", aws.ToString(up.UploadId), err), "s3:AbortMultipartUpload", res)
 	}
 	if _, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
 		return explain(fmt.Errorf("the probe object stays behind: %w", err), "s3:DeleteObject (validate's probe only; the sink never deletes)", res)

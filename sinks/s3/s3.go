@@ -57,6 +57,11 @@ type API interface {
 	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	// Multipart uploads (upload.go), for objects above Config.MultipartThreshold.
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 }
 
 // Formats and partition keywords.
@@ -111,12 +116,13 @@ type Config struct {
 	MaxBytes int64
 	// SSEKMSKeyID, when set, encrypts every object with this KMS key.
 	SSEKMSKeyID string
-	// OnConflict, when set, is told of each 412 resolved (another writer
-	// had already stored an object at the key).
-	OnConflict func()
-	// OnDuplicates, when set, is told of rows dropped because their chain
-	// already holds them (a replay).
-	OnDuplicates func(n int)
+	// MultipartThreshold: an object body larger than this goes up as a
+	// multipart upload of PartSize parts (defaults DefaultMultipartThreshold,
+	// DefaultPartSize; a part is at least MinPartSize). upload.go.
+	MultipartThreshold, PartSize int64
+	// Observer, when set, is told of uploads, conflicts, duplicates and
+	// flushes (metrics); NopObserver when nil.
+	Observer Observer
 }
 
 // encoder turns rows into one object's body.
@@ -150,6 +156,8 @@ type RowSink struct {
 	// encMu serialises encoding: the encoder's builders and scratch are
 	// reused. Uploads run outside it.
 	encMu sync.Mutex
+	// unaborted: multipart uploads whose abort failed (upload.go).
+	unaborted unaborted
 }
 
 var _ sinks.RowSink = (*RowSink)(nil)
@@ -187,6 +195,7 @@ func New(cfg Config, log *slog.Logger) (*RowSink, error) {
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
+	errs = append(errs, uploadDefaults(&cfg)...)
 	s := &RowSink{cfg: cfg, ts: -1, chains: map[chainKey]*chain{}}
 	var err error
 	switch cfg.Format {
@@ -414,8 +423,8 @@ func (s *RowSink) writeChain(ctx context.Context, k chainKey, items []item) erro
 				return 1
 			})
 		}
-		if skip > 0 && s.cfg.OnDuplicates != nil {
-			s.cfg.OnDuplicates(skip)
+		if skip > 0 {
+			s.cfg.Observer.Duplicates(s.cfg.Dataset, skip)
 		}
 		items = items[skip:]
 		for len(items) > 0 {
@@ -426,9 +435,7 @@ func (s *RowSink) writeChain(ctx context.Context, k chainKey, items []item) erro
 				if conflicts > maxConflicts {
 					return fmt.Errorf("s3 sink: chain %s%s-: %d conflicting writers in one Write; check that no other deployment writes the same prefix: %w", dir, k.shard, conflicts, err)
 				}
-				if s.cfg.OnConflict != nil {
-					s.cfg.OnConflict()
-				}
+				s.cfg.Observer.Conflict(s.cfg.Dataset)
 				s.log.Info("another writer stored the next object of the chain; learning its head again", "chain", dir+k.shard)
 				c.known = false
 				break
@@ -527,9 +534,13 @@ func (s *RowSink) put(ctx context.Context, dir, shard string, items []item) erro
 	}
 	first, last := items[0].pos, items[len(items)-1].pos
 	key := dir + first.name(shard) + s.enc.ext()
-	o := &object{bucket: s.cfg.Bucket, key: key, body: &buf, contentType: s.enc.contentType(), last: last, n: len(items), sseKMSKeyID: s.cfg.SSEKMSKeyID}
-	if err := o.create(ctx, s.cfg.Client, "rows"); err != nil {
-		return err
+	meta := objectMeta{contentType: s.enc.contentType(), metadata: map[string]string{
+		metaLastSeq: last.seq,
+		metaLastSub: strconv.Itoa(last.sub),
+		metaRows:    strconv.Itoa(len(items)),
+	}}
+	if err := s.upload(ctx, key, buf.Bytes(), meta); err != nil {
+		return fmt.Errorf("s3 sink: put s3://%s/%s (%d rows): %w", s.cfg.Bucket, key, len(items), err)
 	}
 	s.log.Debug("object stored", "key", key, "rows", len(items), "bytes", buf.Len())
 	return nil

@@ -371,11 +371,11 @@ func TestReplayFromTrimHorizon(t *testing.T) {
 	write(t, newLake(t, puts, bucket), rows[:150], 7)
 	before := puts.puts.Load()
 
-	dups := 0
-	replay := newLake(t, puts, bucket, func(c *s3sink.Config) { c.OnDuplicates = func(n int) { dups += n } })
+	obs := &observer{}
+	replay := newLake(t, puts, bucket, func(c *s3sink.Config) { c.Observer = obs })
 	write(t, replay, rows, 13)
 	exactlyOnce(t, lakeCounts(t, s, bucket), 0, 200)
-	if dups != 150 {
+	if dups := obs.duplicates.Load(); dups != 150 {
 		t.Errorf("the replay dropped %d rows as already stored, want 150", dups)
 	}
 	if puts.puts.Load() == before {
@@ -391,8 +391,8 @@ func TestZombieAndNewOwner(t *testing.T) {
 	s := server(t)
 	bucket := s.CreateBucket(t)
 	rows := lakeRows("shardId-000000000003", 0, 300)
-	conflicts := atomic.Int64{}
-	onConflict := func(c *s3sink.Config) { c.OnConflict = func() { conflicts.Add(1) } }
+	obs := &observer{}
+	onConflict := func(c *s3sink.Config) { c.Observer = obs }
 
 	zombie := newLake(t, s.Client(), bucket, onConflict)
 	write(t, zombie, rows[:50], 50)
@@ -402,7 +402,7 @@ func TestZombieAndNewOwner(t *testing.T) {
 	exactlyOnce(t, lakeCounts(t, s, bucket), 0, 100)
 	write(t, zombie, rows[80:130], 25)
 	write(t, owner, rows[100:160], 60)
-	if conflicts.Load() == 0 {
+	if obs.conflicts.Load() == 0 {
 		t.Error("no conflict was resolved: the writers did not meet at a key")
 	}
 
@@ -507,8 +507,8 @@ func TestRetryAfterLostAnswer(t *testing.T) {
 	rows := lakeRows("shardId-000000000004", 0, 60)
 	api := &loseAnswers{API: s.Client()}
 	api.n.Store(2)
-	conflicts := 0
-	rs := newLake(t, api, bucket, func(c *s3sink.Config) { c.OnConflict = func() { conflicts++ } })
+	obs := &observer{}
+	rs := newLake(t, api, bucket, func(c *s3sink.Config) { c.Observer = obs })
 	attempts := 0
 	for err := error(nil); attempts == 0 || err != nil; attempts++ {
 		if attempts > 5 {
@@ -516,7 +516,7 @@ func TestRetryAfterLostAnswer(t *testing.T) {
 		}
 		err = rs.Write(context.Background(), rows)
 	}
-	if attempts < 2 || conflicts == 0 {
+	if conflicts := obs.conflicts.Load(); attempts < 2 || conflicts == 0 {
 		t.Errorf("%d attempts, %d conflicts: the lost answers were not retried into their own objects", attempts, conflicts)
 	}
 	write(t, rs, lakeRows("shardId-000000000004", 60, 90), 10)

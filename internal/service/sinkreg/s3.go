@@ -30,7 +30,10 @@ func init() {
 				return Opened[sinks.RowSink]{}, fmt.Errorf("sink %q: %w", s.Name, err)
 			}
 			c := s3Config(s.S3, ds)
-			c.Client, c.OnDuplicates = client, env.OnDuplicates
+			c.Client, c.Observer = client, env.S3
+			if c.Observer == nil && env.OnDuplicates != nil {
+				c.Observer = duplicatesOnly{f: env.OnDuplicates}
+			}
 			rs, err := s3.New(c, env.Log.With("sink", s.Name, "dataset", ds.Name))
 			if err != nil {
 				return Opened[sinks.RowSink]{}, fmt.Errorf("sink %q (dataset %q): %w", s.Name, ds.Name, err)
@@ -70,7 +73,8 @@ func init() {
 }
 
 // s3Probe makes the calls the sinks make, on a probe object: list,
-// conditional put, head; then the probe is deleted.
+// conditional put, head, a multipart upload started and aborted; then the
+// probe is deleted.
 func s3Probe(name string, c *config.S3Sink) Probe {
 	return Probe{
 		Name: fmt.Sprintf("%s: s3://%s/%s writable", name, c.Bucket, c.Prefix),
@@ -82,7 +86,7 @@ func s3Probe(name string, c *config.S3Sink) Probe {
 			if err := s3.Check(ctx, client, c.Bucket, c.Prefix, c.SSEKMSKeyID); err != nil {
 				return "", err
 			}
-			return "listed, created (If-None-Match), read and deleted a probe object", nil
+			return "listed, created (If-None-Match), read and deleted a probe object; started and aborted a multipart upload", nil
 		},
 		Explain: explainS3,
 	}
@@ -95,6 +99,14 @@ type brokenSource struct{ err error }
 func (b brokenSource) Scan(context.Context, errview.Query, *errview.Tally) (errview.ScanStats, error) {
 	return errview.ScanStats{}, b.err
 }
+
+// duplicatesOnly tells OnDuplicates of an Env without an S3 observer.
+type duplicatesOnly struct {
+	s3.NopObserver
+	f func(n int)
+}
+
+func (d duplicatesOnly) Duplicates(_ string, n int) { d.f(n) }
 
 // s3Config is the sink configuration of dataset ds on S3 sink c.
 func s3Config(c *config.S3Sink, ds config.Dataset) s3.Config {

@@ -39,6 +39,13 @@ func TestS3Probe(t *testing.T) {
 	if len(out.Contents) != 0 {
 		t.Errorf("the probe left %d objects", len(out.Contents))
 	}
+	ups, err := srv.Client().ListMultipartUploads(t.Context(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("the probe left %d multipart uploads pending", len(ups.Uploads))
+	}
 	if ok, class, hint := check(probe(config.S3Sink{Bucket: "no-such-bucket"})); ok || class != ClassNotFound {
 		t.Errorf("probe of a missing bucket: %v %s %s", ok, class, hint)
 	}

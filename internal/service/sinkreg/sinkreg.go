@@ -24,6 +24,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/s3"
 )
 
 // Kind is one kind of sink.
@@ -55,6 +56,9 @@ type Env struct {
 	// tell ignores them.
 	OnDuplicates func(n int)
 	OnChanges    func(upserted, deleted, older int)
+	// S3, when set, is told what an s3 sink does (uploads, conflicts,
+	// duplicates, flushes) instead of OnDuplicates.
+	S3 s3.Observer
 }
 
 // Opened is a sink opened by a Kind.

@@ -19,6 +19,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"gopkg.in/yaml.v3"
 
@@ -492,7 +493,7 @@ func TestComposeAWSEnvironment(t *testing.T) {
 	data, _ := os.ReadFile(hostPath)
 	refs := configEnvRefs(string(data))
 	checked := map[string]bool{"AWS_ENDPOINT_URL": true, "AWS_REGION": true, "AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true}
-	for _, svc := range []string{kinesis.ServiceID, dynamodb.ServiceID, sts.ServiceID} {
+	for _, svc := range []string{kinesis.ServiceID, dynamodb.ServiceID, sts.ServiceID, s3.ServiceID} {
 		checked["AWS_ENDPOINT_URL_"+strings.ToUpper(strings.ReplaceAll(svc, " ", "_"))] = true
 	}
 	for k := range w.Environment {
@@ -519,6 +520,9 @@ func TestComposeAWSEnvironment(t *testing.T) {
 	}
 	if got, want := aws.ToString(sts.NewFromConfig(cfg).Options().BaseEndpoint), want("AWS_ENDPOINT_URL_STS"); got != want {
 		t.Errorf("worker: the SDK sends STS calls to %q, want %q", got, want)
+	}
+	if got, want := aws.ToString(s3.NewFromConfig(cfg).Options().BaseEndpoint), want("AWS_ENDPOINT_URL_S3"); got != want {
+		t.Errorf("worker: the SDK sends S3 calls to %q, want %q", got, want)
 	}
 	if cfg.Region != w.Environment["AWS_REGION"] {
 		t.Errorf("worker: SDK region %q, want AWS_REGION %q", cfg.Region, w.Environment["AWS_REGION"])

@@ -63,3 +63,21 @@ type StateHandler interface {
 	// past the batch, in the same conditional write.
 	DeliverState(ctx context.Context, source string, state []byte, records []record.Record) ([]byte, error)
 }
+
+// DeferredHandler is a StateHandler whose sinks may make a batch durable
+// after the delivery returns (see sinks.DeferredRowSink): the shard reads
+// its next batch meanwhile, and checkpoints each batch once durable, in
+// order.
+type DeferredHandler interface {
+	StateHandler
+	// DeliverDeferred is DeliverState returning once the batch is taken.
+	// When it returns nil, durable is called exactly once, from any
+	// goroutine and possibly before it returns: nil once every row and dead
+	// letter of the batch is durable, an error if they never will be (the
+	// consumer then checkpoints nothing more of the shard). When it returns
+	// an error, durable is never called.
+	DeliverDeferred(ctx context.Context, source string, state []byte, records []record.Record, durable func(error)) ([]byte, error)
+	// Flush returns once every batch delivered before it is durable, or
+	// when ctx ends: a graceful stop, a shard ended or handed over.
+	Flush(ctx context.Context) error
+}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -39,9 +40,14 @@ type RowSink struct {
 	sink  string
 }
 
-// WrapRowSink returns inner (a sinks.RowSink) decorated as the sink named sink.
-func (m *Metrics) WrapRowSink(sink string, inner sinks.RowSink) *RowSink {
-	return &RowSink{inner: inner, m: m, sink: sink}
+// WrapRowSink returns inner (a sinks.RowSink) decorated as the sink named
+// sink; a sinks.DeferredRowSink stays one.
+func (m *Metrics) WrapRowSink(sink string, inner sinks.RowSink) sinks.RowSink {
+	s := &RowSink{inner: inner, m: m, sink: sink}
+	if d, ok := inner.(sinks.DeferredRowSink); ok {
+		return &DeferredRowSink{RowSink: s, deferred: d}
+	}
+	return s
 }
 
 func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
@@ -58,6 +64,75 @@ func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
 }
 
 func (s *RowSink) Close() error { return s.inner.Close() }
+
+// DeferredRowSink decorates a sinks.DeferredRowSink: an accepted row counts
+// as written once durable, and sink_write_seconds is the time to accept.
+type DeferredRowSink struct {
+	*RowSink
+	deferred sinks.DeferredRowSink
+}
+
+func (s *DeferredRowSink) Accept(ctx context.Context, rows []record.Row, durable func(error)) error {
+	start := time.Now()
+	// Counted per dataset now: rows' memory is the caller's again once
+	// Accept returns, and durable may run before or after that.
+	w := &written{m: s.m, sink: s.sink, counts: map[string]int{}}
+	for i := range rows {
+		w.counts[rows[i].Dataset]++
+	}
+	err := s.deferred.Accept(ctx, rows, func(err error) {
+		w.done(err == nil, nil, false)
+		durable(err)
+	})
+	refusedRows, isRefusal := refused(err)
+	if err != nil && !isRefusal {
+		s.m.writeFailed(ctx, s.sink)
+		return err
+	}
+	var refusedDS []string
+	for _, i := range refusedRows {
+		if i >= 0 && i < len(rows) {
+			refusedDS = append(refusedDS, rows[i].Dataset)
+		}
+	}
+	w.done(false, refusedDS, true)
+	s.m.ObserveSinkWrite(s.sink, len(rows), time.Since(start))
+	return err
+}
+
+// written counts a deferred Accept's rows once both have happened: Accept
+// returned (saying which rows it refused) and durable said nil.
+type written struct {
+	m    *Metrics
+	sink string
+
+	mu                sync.Mutex
+	counts            map[string]int
+	accepted, durable bool
+}
+
+func (w *written) done(durable bool, refused []string, accepted bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.durable = w.durable || durable
+	if accepted {
+		w.accepted = true
+		for _, ds := range refused {
+			w.counts[ds]--
+		}
+	}
+	if !w.accepted || !w.durable {
+		return
+	}
+	for ds, n := range w.counts {
+		if n > 0 {
+			w.m.RowsWritten.WithLabelValues(ds, w.sink).Add(float64(n))
+		}
+	}
+	clear(w.counts)
+}
+
+func (s *DeferredRowSink) Flush(ctx context.Context) error { return s.deferred.Flush(ctx) }
 
 // DeadLetterSink decorates the dead-letter sink: dead_letters_total{source,
 // reason} for the letters made durable, and the sink_* metrics as sink
@@ -183,13 +258,7 @@ func (h *Handler) deliver(ctx context.Context, source string, state []byte, reco
 		return state, call()
 	}
 	start := time.Now()
-	shard := records[0].Origin.ShardID
-	var bytes int
-	for i := range records {
-		bytes += len(records[i].Data)
-	}
-	h.m.RecordsReceived.WithLabelValues(source, shard).Add(float64(len(records)))
-	h.m.BytesReceived.WithLabelValues(source, shard).Add(float64(bytes))
+	h.received(source, records)
 	if err := call(); err != nil {
 		return nil, err
 	}
@@ -202,6 +271,66 @@ func (h *Handler) deliver(ctx context.Context, source string, state []byte, reco
 		}
 	}
 	return state, nil
+}
+
+// DeliverDeferred passes a deferred delivery through (consumers.DeferredHandler):
+// batch_seconds is the time to take the batch, the end-to-end latency is
+// observed once it is durable. An inner handler that is not deferred makes
+// each batch durable before it returns.
+func (h *Handler) DeliverDeferred(ctx context.Context, source string, state []byte, records []record.Record, durable func(error)) ([]byte, error) {
+	d, ok := h.inner.(consumers.DeferredHandler)
+	if !ok || len(records) == 0 {
+		st, err := h.deliver(ctx, source, state, records, true)
+		if err == nil {
+			durable(nil)
+		}
+		return st, err
+	}
+	start := time.Now()
+	h.received(source, records)
+	// Arrival times are read now: records' memory is the consumer's again
+	// once the delivery returns.
+	arrivals := make([]time.Time, 0, len(records))
+	for i := range records {
+		if at := records[i].Origin.ArrivalTime; !at.IsZero() {
+			arrivals = append(arrivals, at)
+		}
+	}
+	st, err := d.DeliverDeferred(ctx, source, state, records, func(err error) {
+		if err == nil {
+			now := time.Now()
+			e2e := h.m.EndToEndSeconds.WithLabelValues(source)
+			for _, at := range arrivals {
+				e2e.Observe(max(0, now.Sub(at).Seconds()))
+			}
+		}
+		durable(err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.m.BatchSeconds.WithLabelValues(source).Observe(time.Since(start).Seconds())
+	return st, nil
+}
+
+// Flush passes through to a deferred inner handler; any other has nothing
+// pending.
+func (h *Handler) Flush(ctx context.Context) error {
+	if d, ok := h.inner.(consumers.DeferredHandler); ok {
+		return d.Flush(ctx)
+	}
+	return nil
+}
+
+// received counts a batch handed to the handler.
+func (h *Handler) received(source string, records []record.Record) {
+	shard := records[0].Origin.ShardID
+	var bytes int
+	for i := range records {
+		bytes += len(records[i].Data)
+	}
+	h.m.RecordsReceived.WithLabelValues(source, shard).Add(float64(len(records)))
+	h.m.BytesReceived.WithLabelValues(source, shard).Add(float64(bytes))
 }
 
 // Pipeline counts what only the pipeline sees: records no dataset took, and

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -184,13 +185,18 @@ type Pipeline struct {
 	retry retry.Policy
 	// inflight: the batches published and not yet acked.
 	inflight inflight
+	// deferred: the distinct sinks that may make rows durable later.
+	deferred []sinks.DeferredRowSink
 }
 
-var _ consumers.StateHandler = (*Pipeline)(nil)
+var _ consumers.DeferredHandler = (*Pipeline)(nil)
 
 type batch struct {
 	source  *Source
 	records []record.Record
+	// durable, for a deferred delivery, is told when the batch is durable;
+	// nil: every sink writes before the delivery returns.
+	durable func(error)
 	// in is the shard's state before the batch; process sets out, the state
 	// after it (each attempt starts again from in).
 	in, out watermarks
@@ -259,6 +265,13 @@ func New(cfg Config) (*Pipeline, error) {
 		router.AddConsumerHandler("deliver-"+name, name, p.sub, p.handle)
 	}
 	p.router = router
+	for _, s := range p.sources {
+		for _, r := range s.Routes {
+			if d, ok := r.Sink.(sinks.DeferredRowSink); ok && !slices.Contains(p.deferred, d) {
+				p.deferred = append(p.deferred, d)
+			}
+		}
+	}
 	p.jsonFast = jsonPaths(p.sources)
 	p.named = namedPaths(p.sources)
 	p.late = map[*Source]map[string]lateRule{}
@@ -318,6 +331,42 @@ func (p *Pipeline) DeliverState(ctx context.Context, source string, state []byte
 		return nil, err
 	}
 	return b.out.encode(), nil
+}
+
+// DeliverDeferred implements consumers.DeferredHandler: DeliverState, except
+// that the rows of a sinks.DeferredRowSink are only accepted before it
+// returns; durable is told once they, the other sinks' rows and the dead
+// letters are all durable.
+func (p *Pipeline) DeliverDeferred(ctx context.Context, source string, state []byte, records []record.Record, durable func(error)) ([]byte, error) {
+	if len(records) == 0 {
+		durable(nil)
+		return state, nil
+	}
+	src, ok := p.sources[source]
+	if !ok {
+		return nil, fmt.Errorf("deliver to unknown source %q: it is not in the pipeline's config", source)
+	}
+	in, err := decodeWatermarks(state)
+	if err != nil {
+		return nil, fmt.Errorf("deliver to source %q, shard %q: %w", source, records[0].Origin.ShardID, err)
+	}
+	b := &batch{source: src, records: records, in: in, durable: durable}
+	if err := p.deliver(ctx, source, b); err != nil {
+		return nil, err
+	}
+	return b.out.encode(), nil
+}
+
+// Flush implements consumers.DeferredHandler: every deferred sink flushes
+// what it holds.
+func (p *Pipeline) Flush(ctx context.Context) error {
+	var errs []error
+	for _, d := range p.deferred {
+		if err := d.Flush(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Pipeline) deliver(ctx context.Context, source string, b *batch) error {
@@ -467,7 +516,19 @@ func (p *Pipeline) process(ctx context.Context, b *batch) error {
 	}
 	p.report(c)
 	b.out = c.out
-	return p.persist(ctx, c)
+	if b.durable != nil {
+		c.pending = newPending()
+	}
+	if err := p.persist(ctx, c); err != nil {
+		return err
+	}
+	if c.pending != nil {
+		// This attempt is the one that delivered the batch: its sinks' answers
+		// are the batch's (an earlier attempt's accepted rows are accepted
+		// again here, which the sink drops and waits for).
+		c.pending.finish(b.durable)
+	}
+	return nil
 }
 
 // classified is what becomes of each record of a batch, decided before
@@ -488,6 +549,8 @@ type classified struct {
 	namedDec NamedDecoder
 	scanner  JSONScanner
 	unrouted int
+	// pending, for a deferred delivery, waits for the deferred sinks.
+	pending  *pending
 	filtered map[filteredKey]int
 	skipped  map[[2]string]int // Debezium events that change no row, by dataset and event
 }
@@ -672,7 +735,7 @@ func (p *Pipeline) persist(ctx context.Context, c *classified) error {
 		if len(sb.rows) == 0 {
 			continue
 		}
-		rejected, err := p.writeRows(ctx, sb)
+		rejected, err := p.writeRows(ctx, sb, c.pending)
 		if err != nil {
 			return err
 		}
@@ -847,10 +910,16 @@ func isTransient(err error) bool { return errors.Is(err, decoders.ErrTransient) 
 
 // writeRows writes a sink's rows, retrying outages. Rows the sink refuses for
 // themselves come back in the RejectedError (zero value when none).
-func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch) (sinks.RejectedError, error) {
+func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch, pend *pending) (sinks.RejectedError, error) {
 	var rejected sinks.RejectedError
+	d, deferred := sb.sink.(sinks.DeferredRowSink)
 	err := p.write(ctx, sb.name, func(ctx context.Context) error {
-		err := sb.sink.Write(ctx, sb.rows)
+		var err error
+		if deferred && pend != nil {
+			err = pend.accept(func(durable func(error)) error { return d.Accept(ctx, sb.rows, durable) })
+		} else {
+			err = sb.sink.Write(ctx, sb.rows)
+		}
 		if r, ok := sinks.IsRejected(err); ok {
 			rejected = *r
 			err = nil

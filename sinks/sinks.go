@@ -30,6 +30,29 @@ type RowSink interface {
 	Close() error
 }
 
+// DeferredRowSink is a RowSink that may make rows durable after it returns:
+// one that writes large objects (the lake) buffers rows and flushes them by
+// size, by age or when asked, and a shard goes on reading meanwhile.
+//
+// Accept takes rows (of one shard, in sequence order, as Write does) and
+// returns once the sink holds them: it copies what it keeps, since the
+// caller reuses rows' memory after it returns. durable is called exactly
+// once, from any goroutine, possibly before Accept returns: with nil when
+// every row of the call that Accept did not refuse is durable, with an error
+// when they never will be (the sink closed first); the caller checkpoints
+// past them only after nil. Rows refused for themselves come back as a
+// *RejectedError, as from Write; an outage error means nothing of the call
+// was taken and durable is not called.
+//
+// Flush makes every row accepted before it durable before it returns (a
+// graceful stop, a shard handed over); ctx bounds it. Write keeps the
+// RowSink contract: it returns once its own rows are durable.
+type DeferredRowSink interface {
+	RowSink
+	Accept(ctx context.Context, rows []record.Row, durable func(error)) error
+	Flush(ctx context.Context) error
+}
+
 // DeadLetterSink stores dead letters, with the same contract as RowSink.
 type DeadLetterSink interface {
 	Write(ctx context.Context, letters []record.DeadLetter) error

@@ -37,7 +37,7 @@ func (c *Consumer) current(idleSince time.Time) bool {
 // mark let every worker judge the source done with the batch in flight,
 // which the drain then abandoned.
 func (p *processor) busy() {
-	if p.c.cfg.Idleness <= 0 || p.stopped || p.past {
+	if p.c.cfg.Idleness <= 0 || p.stopped.Load() || p.past {
 		return
 	}
 	p.lastNew = time.Now()

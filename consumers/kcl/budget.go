@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +27,12 @@ const MaxReadBytes = 10 << 20
 // starve another. It is safe for concurrent use.
 type Budget struct {
 	hooks BudgetHooks // nil: none
+
+	// pressure, when set, is called (in a goroutine of its own, one at a
+	// time) when a read must wait for the budget: deferred sinks hold bytes
+	// until they flush, and a full budget is a reason to flush now.
+	pressure atomic.Pointer[func()]
+	pressing atomic.Bool
 
 	mu      sync.Mutex
 	max     int64
@@ -78,6 +85,7 @@ func (b *Budget) acquire(ctx context.Context, stop <-chan struct{}, n int64) err
 	w := &waiter{n: n, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
+	b.press()
 	if b.hooks != nil {
 		defer func(start time.Time) { b.hooks.Waited(time.Since(start)) }(time.Now())
 	}
@@ -111,6 +119,21 @@ func (b *Budget) acquire(ctx context.Context, stop <-chan struct{}, n int64) err
 
 // force takes n bytes at once, beyond the budget if need be: the bytes
 // already arrived (an answer larger than its reservation).
+// OnPressure sets what a read that must wait for the budget calls: the
+// worker flushes its deferred sinks, whose rows hold the bytes.
+func (b *Budget) OnPressure(f func()) { b.pressure.Store(&f) }
+
+func (b *Budget) press() {
+	f := b.pressure.Load()
+	if f == nil || !b.pressing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer b.pressing.Store(false)
+		(*f)()
+	}()
+}
+
 func (b *Budget) force(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -86,6 +86,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -400,7 +401,9 @@ type processorFactory struct {
 }
 
 func (f *processorFactory) CreateProcessor() kcl.IRecordProcessor {
-	return &processor{c: f.c, ctx: f.ctx}
+	p := &processor{c: f.c, ctx: f.ctx}
+	p.deferred, _ = f.c.cfg.Handler.(consumers.DeferredHandler)
+	return p
 }
 
 // processor handles one shard lease. The KCL calls it from that shard's
@@ -410,7 +413,14 @@ type processor struct {
 	ctx     context.Context
 	shardID string
 	log     *slog.Logger
-	stopped bool // lease lost or delivery abandoned: deliver nothing more
+	// stopped: lease lost, delivery abandoned or a batch never durable:
+	// deliver and checkpoint nothing more. Atomic: the shard's commits
+	// goroutine sets it too.
+	stopped atomic.Bool
+	// deferred is the handler when it may make batches durable later;
+	// commits checkpoints those (nil until the first).
+	deferred consumers.DeferredHandler
+	commits  *commits
 	// For a bounded source: when the shard last delivered a record (or
 	// since when its row says it is idle), and whether the row says so.
 	lastNew time.Time
@@ -447,7 +457,7 @@ func (p *processor) Initialize(in *kcl.InitializationInput) {
 // idle notes a read of the shard for a bounded source: one that delivered
 // records clears the row's idle mark, an empty one at the tip sets it.
 func (p *processor) idle(records int, millisBehind int64) {
-	if p.c.cfg.Idleness <= 0 || p.stopped {
+	if p.c.cfg.Idleness <= 0 || p.stopped.Load() {
 		return
 	}
 	var since time.Time
@@ -484,11 +494,15 @@ func (p *processor) pastWindow() bool {
 }
 
 func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
-	if len(in.Records) > 0 {
-		// Durable, abandoned or skipped: the batch's bytes leave the budget.
-		defer p.c.inflight.done(aws.ToString(in.Records[len(in.Records)-1].SequenceNumber))
-	}
-	if p.stopped {
+	// The batch's bytes leave the budget once it is durable, abandoned or
+	// skipped; a deferred batch hands this over to its commit.
+	release := len(in.Records) > 0
+	defer func() {
+		if release {
+			p.c.inflight.done(aws.ToString(in.Records[len(in.Records)-1].SequenceNumber))
+		}
+	}()
+	if p.stopped.Load() {
 		return
 	}
 	if len(in.Records) == 0 {
@@ -498,10 +512,12 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	// A claimed shard changes hands between batches: while this one is in
 	// flight the lease keeps being renewed, and once the table hands the
 	// shard over no further batch is delivered (the claimer reads it from the
-	// checkpoint).
+	// checkpoint, after what this worker holds is made durable and
+	// checkpointed).
 	if !p.c.table.BeginBatch(p.shardID) {
 		p.log.Info("shard claimed by another worker: handing it over at this batch boundary", "records_left_to_it", len(in.Records))
-		p.stopped = true
+		p.settle("handover")
+		p.stopped.Store(true)
 		return
 	}
 	defer p.c.table.EndBatch(p.shardID)
@@ -534,9 +550,13 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	last := recs[len(recs)-1].Origin.SequenceNumber
 	stopRenewing := p.renewDuringDelivery()
 	var err error
-	if sh, ok := p.c.cfg.Handler.(consumers.StateHandler); ok {
+	var cm *commit
+	switch sh, stateful := p.c.cfg.Handler.(consumers.StateHandler); {
+	case p.deferred != nil:
+		cm, err = p.deliverDeferred(recs, last, in.Checkpointer)
+	case stateful:
 		err = p.deliverState(sh, recs, last)
-	} else {
+	default:
 		err = p.c.cfg.Handler.Deliver(p.ctx, p.c.cfg.Source, recs)
 	}
 	stopRenewing()
@@ -544,12 +564,80 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		// Only cancellation ends a delivery unfinished; the batch is not
 		// checkpointed and will be read again.
 		p.log.Warn("batch abandoned without checkpoint", "records", len(recs), "err", err)
-		p.stopped = true
+		p.stopped.Store(true)
 		return
 	}
-	p.checkpoint(in.Checkpointer, &last)
 	p.lastArrival = recs[len(recs)-1].Origin.ArrivalTime
+	if cm != nil {
+		if !p.queue(cm) {
+			return
+		}
+		release = false
+	} else {
+		p.checkpoint(in.Checkpointer, &last)
+	}
 	p.idle(len(recs), in.MillisBehindLatest)
+}
+
+// deliverDeferred delivers a batch to a consumers.DeferredHandler. It
+// returns nil when the batch is durable already and nothing is waiting ahead
+// of it (the caller checkpoints it at once, with its state staged here),
+// else the commit to queue.
+func (p *processor) deliverDeferred(recs []record.Record, last string, cp kcl.IRecordProcessorCheckpointer) (*commit, error) {
+	if err := p.loadState(); err != nil {
+		return nil, err
+	}
+	cm := &commit{last: last, cp: cp, done: make(chan error, 1)}
+	st, err := p.deferred.DeliverDeferred(p.ctx, p.c.cfg.Source, p.state, recs, func(err error) { cm.done <- err })
+	if err != nil {
+		return nil, err
+	}
+	p.state, cm.state = st, st
+	if p.commits == nil || p.commits.empty() {
+		select {
+		case err := <-cm.done:
+			if err != nil {
+				p.log.Warn("batch not made durable; the shard checkpoints nothing more and stops (the next owner reads it again)", "last_sequence_number", last, "err", err)
+				p.stopped.Store(true)
+				return nil, err
+			}
+			p.c.table.StageState(p.shardID, last, st)
+			return nil, nil
+		default:
+		}
+	}
+	return cm, nil
+}
+
+// queue hands a commit to the shard's commits goroutine; false when the
+// delivery was cancelled first (its bytes are then released by the caller).
+func (p *processor) queue(cm *commit) bool {
+	if p.commits == nil {
+		p.commits = newCommits(p)
+	}
+	if !p.commits.push(p.ctx, cm, p.deferred.Flush) {
+		p.stopped.Store(true)
+		return false
+	}
+	return true
+}
+
+// settle makes the batches delivered and not yet durable durable, and
+// checkpointed, before the shard is handed over, ended or released: the
+// sinks flush, then the commits goroutine catches up. p.ctx bounds it (a
+// graceful stop's drain timeout); past it, the next owner reads them again.
+func (p *processor) settle(why string) bool {
+	if p.commits == nil || p.commits.empty() {
+		return true
+	}
+	if err := p.deferred.Flush(p.ctx); err != nil {
+		p.log.Warn("flush of the sinks failed before the shard is "+why+"; batches not durable are read again by the next owner", "err", err)
+	}
+	if !p.commits.wait(p.ctx) {
+		p.log.Warn("batches not durable before the shard is " + why + " (drain timeout); the next owner reads them again")
+		return false
+	}
+	return true
 }
 
 // renewDuringDelivery keeps the lease renewed while a batch is delivered, in
@@ -591,18 +679,8 @@ func (p *processor) renewDuringDelivery() (stop func()) {
 // worker that checkpointed) and stages the new state with the checkpoint at
 // last.
 func (p *processor) deliverState(sh consumers.StateHandler, recs []record.Record, last string) error {
-	if !p.loaded {
-		err := statePolicy.Do(p.ctx, retry.Options{OnRetry: func(a retry.Attempt) {
-			p.log.Warn("reading the state stored with the checkpoint failed; retrying, nothing delivered meanwhile", "retry_in", a.Wait, "err", a.Err)
-		}}, func(ctx context.Context) error {
-			st, err := p.c.table.ShardState(ctx, p.shardID)
-			p.state = st
-			return err
-		})
-		if err != nil {
-			return p.ctx.Err()
-		}
-		p.loaded = true
+	if err := p.loadState(); err != nil {
+		return err
 	}
 	st, err := sh.DeliverState(p.ctx, p.c.cfg.Source, p.state, recs)
 	if err != nil {
@@ -610,6 +688,27 @@ func (p *processor) deliverState(sh consumers.StateHandler, recs []record.Record
 	}
 	p.state = st
 	p.c.table.StageState(p.shardID, last, st)
+	return nil
+}
+
+// loadState reads the shard's state from the lease table before its first
+// batch, retried until it answers: a guessed state would classify records
+// differently from the worker that checkpointed.
+func (p *processor) loadState() error {
+	if p.loaded {
+		return nil
+	}
+	err := statePolicy.Do(p.ctx, retry.Options{OnRetry: func(a retry.Attempt) {
+		p.log.Warn("reading the state stored with the checkpoint failed; retrying, nothing delivered meanwhile", "retry_in", a.Wait, "err", a.Err)
+	}}, func(ctx context.Context) error {
+		st, err := p.c.table.ShardState(ctx, p.shardID)
+		p.state = st
+		return err
+	})
+	if err != nil {
+		return p.ctx.Err()
+	}
+	p.loaded = true
 	return nil
 }
 
@@ -637,7 +736,7 @@ func (p *processor) checkpoint(cp kcl.IRecordProcessorCheckpointer, seq *string)
 	case errors.Is(err, leases.ErrLeaseLost):
 		p.c.cfg.Hooks.Checkpointed(p.shardID, CheckpointLeaseLost, end)
 		p.log.Warn("lease lost; another worker owns this shard now, stopping", "err", err)
-		p.stopped = true
+		p.stopped.Store(true)
 	default:
 		// Not fatal: the next batch's checkpoint covers this one, and a crash
 		// before then only re-reads durable records.
@@ -649,13 +748,14 @@ func (p *processor) checkpoint(cp kcl.IRecordProcessorCheckpointer, seq *string)
 func (p *processor) Shutdown(in *kcl.ShutdownInput) {
 	switch in.ShutdownReason {
 	case kcl.TERMINATE:
-		if p.stopped {
+		if !p.settle("ended") || p.stopped.Load() {
 			return
 		}
 		// Every batch before this call is durable and checkpointed.
 		p.checkpoint(in.Checkpointer, nil)
 		p.log.Info("shard ended; SHARD_END checkpointed")
 	default:
+		p.settle("released")
 		p.log.Info("shard released", "reason", strings.ToLower(aws.ToString(kcl.ShutdownReasonMessage(in.ShutdownReason))))
 	}
 }

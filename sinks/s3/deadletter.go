@@ -209,11 +209,11 @@ func (s *DeadLetterSink) writeChain(ctx context.Context, k chainKey, items []let
 			if err != nil {
 				return err
 			}
-			c.known, c.empty, c.last = true, newest == "", last
+			c.known, c.empty, c.stored = true, newest == "", last
 		}
 		if !c.empty {
 			skip := 0
-			for skip < len(items) && items[skip].pos.cmp(c.last) <= 0 {
+			for skip < len(items) && items[skip].pos.cmp(c.stored) <= 0 {
 				skip++
 			}
 			if skip > 0 && s.cfg.OnDuplicates != nil {
@@ -238,7 +238,7 @@ func (s *DeadLetterSink) writeChain(ctx context.Context, k chainKey, items []let
 			if err != nil {
 				return err
 			}
-			c.empty, c.last = false, items[n-1].pos
+			c.empty, c.stored = false, items[n-1].pos
 			items = items[n:]
 		}
 		if len(items) == 0 {

@@ -39,8 +39,10 @@ type Observer interface {
 const (
 	FlushSize     = "size"     // the chain's buffer reached its size bound (max_bytes)
 	FlushAge      = "age"      // its oldest row waited its time bound (max_interval)
+	FlushMemory   = "memory"   // the sink's buffers passed buffer_bytes: the largest go first
 	FlushShutdown = "shutdown" // Close: the worker stops
-	FlushHandover = "handover" // the shard's lease is leaving this worker
+	FlushAsked    = "asked"    // Flush: a shard handed over, ended or released, a full in-flight budget
+	FlushWrite    = "write"    // Write, the synchronous contract: its chains at once
 )
 
 // NopObserver ignores everything; it is Config.Observer when nil.

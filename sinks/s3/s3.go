@@ -41,12 +41,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
@@ -111,9 +113,17 @@ type Config struct {
 	// PartitionBy lists the partition's parts, in key order: date, hour,
 	// or the name of a field (its value, Hive style: country=DE).
 	PartitionBy []string
-	// MaxBytes bounds an object's rows, by their size in memory: a Write
-	// whose rows of one partition exceed it makes several objects.
+	// MaxBytes bounds an object's rows, by their size in memory: a chain's
+	// buffer is stored when it reaches it, and rows stored together that
+	// exceed it make several objects.
 	MaxBytes int64
+	// MaxInterval is how long a row may wait in its chain's buffer before
+	// the buffer is stored (0: DefaultMaxInterval).
+	MaxInterval time.Duration
+	// BufferBytes bounds the rows the sink holds not yet stored, by their
+	// size in memory; past it the largest buffers are stored (0:
+	// DefaultBufferBytes).
+	BufferBytes int64
 	// SSEKMSKeyID, when set, encrypts every object with this KMS key.
 	SSEKMSKeyID string
 	// MultipartThreshold: an object body larger than this goes up as a
@@ -158,19 +168,43 @@ type RowSink struct {
 	encMu sync.Mutex
 	// unaborted: multipart uploads whose abort failed (upload.go).
 	unaborted unaborted
+
+	// buffered is the size of the rows held in chains' buffers.
+	buffered atomic.Int64
+	// bgCtx ends the background flushes at Close; bg counts them and the
+	// age loop; uploads bounds the background uploads at once.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+	uploads  chan struct{}
 }
 
-var _ sinks.RowSink = (*RowSink)(nil)
+var _ sinks.DeferredRowSink = (*RowSink)(nil)
 
 type chainKey struct{ shard, partition string }
 
-// chain is what the sink knows of one chain: the position of the last row
-// of its newest object. Only the Writes of the chain's shard use it, and
-// those come one after the other.
+// chain is what the sink knows of one chain and the rows it holds for it.
 type chain struct {
+	key chainKey
+	// io serialises the chain's calls to S3 (learning its head, storing
+	// objects): a chain's objects are created one after the other. known
+	// is guarded by it.
+	io    sync.Mutex
 	known bool
-	empty bool // known, and no object yet
-	last  pos
+
+	// mu guards the rest; empty and stored change with io held too.
+	mu     sync.Mutex
+	empty  bool // known, and no object yet
+	stored pos  // the last row of the chain's newest object
+	// accepted is the last row the sink took for the chain (stored or
+	// buffered); has says there is one.
+	accepted pos
+	has      bool
+	buf      []item
+	bufBytes int64
+	since    time.Time // when the oldest buffered row came; zero when none
+	queued   bool      // a background flush is pending or running
+	waiters  []waiter
 }
 
 // New validates cfg and returns the sink. It calls nothing: a bucket that
@@ -196,6 +230,15 @@ func New(cfg Config, log *slog.Logger) (*RowSink, error) {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
 	errs = append(errs, uploadDefaults(&cfg)...)
+	if cfg.MaxInterval < 0 || cfg.BufferBytes < 0 {
+		errs = append(errs, fmt.Errorf("s3 sink: Config.MaxInterval (%s) and Config.BufferBytes (%d) must be positive (0 for the defaults)", cfg.MaxInterval, cfg.BufferBytes))
+	}
+	if cfg.MaxInterval == 0 {
+		cfg.MaxInterval = DefaultMaxInterval
+	}
+	if cfg.BufferBytes == 0 {
+		cfg.BufferBytes = DefaultBufferBytes
+	}
 	s := &RowSink{cfg: cfg, ts: -1, chains: map[chainKey]*chain{}}
 	var err error
 	switch cfg.Format {
@@ -245,6 +288,10 @@ func New(cfg Config, log *slog.Logger) (*RowSink, error) {
 		log = slog.Default()
 	}
 	s.log = log.With("sink_kind", "s3", "bucket", cfg.Bucket, "prefix", cfg.Prefix)
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.uploads = make(chan struct{}, maxUploads)
+	s.bg.Add(1)
+	go s.ages()
 	return s, nil
 }
 
@@ -271,57 +318,32 @@ type item struct {
 	pos pos
 }
 
-// Write stores rows, one object per partition they fall into (or more, see
-// Config.MaxBytes), each the next of its chain; rows a chain already holds
-// are dropped. It returns when every object is stored.
+// Write stores rows and returns once they are stored (the synchronous
+// contract): they join their chains' buffers, and the chains they touched
+// are stored at once, with whatever else those buffers held.
 func (s *RowSink) Write(ctx context.Context, rows []record.Row) error {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return errClosed
-	}
 	if len(rows) == 0 {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
+	done := make(chan error, 1)
+	chains, err := s.accept(ctx, rows, func(err error) { done <- err })
+	if _, refused := sinks.IsRejected(err); err != nil && !refused {
 		return err
 	}
-	groups := map[chainKey][]item{}
-	var order []chainKey
-	var refused []int
-	var refusal error
-	var scratch []byte
-	for i := range rows {
-		r := &rows[i]
-		p, err := posOf(&r.Origin)
-		if err == nil {
-			err = s.enc.check(r, &scratch)
-		}
-		var part string
-		if err == nil {
-			part, err = s.partition(r)
-		}
-		if err != nil {
-			refused = append(refused, i)
-			refusal = errors.Join(refusal, fmt.Errorf("row %d (%s %s): %w", i, r.Origin.ShardID, r.Origin.SequenceNumber, err))
-			continue
-		}
-		k := chainKey{r.Origin.ShardID, part}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], item{row: r, pos: p})
-	}
-	for _, k := range order {
-		if err := s.writeChain(ctx, k, groups[k]); err != nil {
-			return err
+	for _, c := range chains {
+		if ferr := s.flushChain(ctx, c, FlushWrite); ferr != nil {
+			return ferr
 		}
 	}
-	if refused != nil {
-		return &sinks.RejectedError{Index: refused, Err: refusal}
+	select {
+	case derr := <-done:
+		if derr != nil {
+			return derr
+		}
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
+	return err
 }
 
 // partition is the row's partition path: "dt=2026-12-07/hr=10/country=DE",
@@ -379,9 +401,9 @@ func (s *RowSink) chain(k chainKey) *chain {
 	c, ok := s.chains[k]
 	if !ok {
 		if len(s.chains) >= maxChains {
-			clear(s.chains)
+			s.forget()
 		}
-		c = &chain{}
+		c = &chain{key: k}
 		s.chains[k] = c
 	}
 	return c
@@ -401,55 +423,6 @@ func (s *RowSink) dir(partition string) string {
 		b.WriteByte('/')
 	}
 	return b.String()
-}
-
-// writeChain appends items (of one shard and partition, in stream order)
-// to their chain.
-func (s *RowSink) writeChain(ctx context.Context, k chainKey, items []item) error {
-	c := s.chain(k)
-	dir := s.dir(k.partition)
-	for conflicts := 0; ; {
-		if !c.known {
-			if err := s.learn(ctx, dir, k.shard, c); err != nil {
-				return err
-			}
-		}
-		skip := 0
-		if !c.empty {
-			skip, _ = slices.BinarySearchFunc(items, c.last, func(it item, last pos) int {
-				if it.pos.cmp(last) <= 0 {
-					return -1
-				}
-				return 1
-			})
-		}
-		if skip > 0 {
-			s.cfg.Observer.Duplicates(s.cfg.Dataset, skip)
-		}
-		items = items[skip:]
-		for len(items) > 0 {
-			n := s.fit(items)
-			err := s.put(ctx, dir, k.shard, items[:n])
-			if isConflict(err) {
-				conflicts++
-				if conflicts > maxConflicts {
-					return fmt.Errorf("s3 sink: chain %s%s-: %d conflicting writers in one Write; check that no other deployment writes the same prefix: %w", dir, k.shard, conflicts, err)
-				}
-				s.cfg.Observer.Conflict(s.cfg.Dataset)
-				s.log.Info("another writer stored the next object of the chain; learning its head again", "chain", dir+k.shard)
-				c.known = false
-				break
-			}
-			if err != nil {
-				return err
-			}
-			c.empty, c.last = false, items[n-1].pos
-			items = items[n:]
-		}
-		if len(items) == 0 {
-			return nil
-		}
-	}
 }
 
 // fit returns how many of items (at least one) go into the next object:
@@ -512,7 +485,9 @@ func (s *RowSink) learn(ctx context.Context, dir, shard string, c *chain) error 
 	if err != nil {
 		return err
 	}
-	c.known, c.empty, c.last = true, newest == "", last
+	c.mu.Lock()
+	c.known, c.empty, c.stored = true, newest == "", last
+	c.mu.Unlock()
 	if newest != "" {
 		s.log.Debug("chain head", "object", newest, "last", last.String())
 	}
@@ -560,10 +535,62 @@ func isConflict(err error) bool {
 	return false
 }
 
-// Close releases nothing: every Write is stored when it returns.
+// Close stores what the buffers hold (one attempt, within closeTimeout) and stops the
+// background flushes; rows it could not store are told so (their shard's
+// checkpoint stays before them).
 func (s *RowSink) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	// One attempt: a graceful stop has flushed through Flush already
+	// (retried within the shutdown timeout); what is left here is read again
+	// from the checkpoint if S3 does not take it now.
+	err := s.flushAll(ctx, FlushShutdown, retry.Policy{Attempts: 1})
+	s.bgCancel()
+	s.bg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.chains {
+		c.fail(errClosedUnflushed)
+	}
+	if err != nil {
+		return fmt.Errorf("s3 sink: close: rows not stored (their shards read them again from the checkpoint): %w", err)
+	}
 	return nil
+}
+
+// closeTimeout bounds Close's last flush.
+const closeTimeout = 30 * time.Second
+
+// forget drops the chains that hold nothing and nobody waits on (s.mu is
+// held): hourly partitions make a new chain per shard every hour for ever.
+// A forgotten chain is learned again (a List and a Head) at its next
+// Accept, so forgetting costs calls, never correctness.
+func (s *RowSink) forget() {
+	for k, c := range s.chains {
+		c.mu.Lock()
+		idle := len(c.buf) == 0 && len(c.waiters) == 0 && !c.queued
+		c.mu.Unlock()
+		if idle && c.io.TryLock() {
+			delete(s.chains, k)
+			c.io.Unlock()
+		}
+	}
+}
+
+// fail tells every waiter of c that its rows will not be stored.
+func (c *chain) fail(err error) {
+	c.mu.Lock()
+	ws := c.waiters
+	c.waiters = nil
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.t.done(err)
+	}
 }

@@ -75,6 +75,10 @@ type options struct {
 func WithAWS(ac *AWS) Option { return func(o *options) { o.aws = ac } }
 
 // New builds every part; nothing runs until Run.
+// pressureFlushTimeout bounds a flush asked by a full in-flight budget; a
+// sink down longer keeps the reads waiting, as it would anyway.
+const pressureFlushTimeout = 2 * time.Minute
+
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (a *App, err error) {
 	var o options
 	for _, opt := range opts {
@@ -196,6 +200,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("consumer.max_inflight_bytes: %w", err)
 	}
+	// Rows a deferred sink buffers hold their records' bytes in the budget
+	// until durable: a full budget flushes them, or reads would wait for
+	// the sinks' age limit.
+	budget.OnPressure(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), pressureFlushTimeout)
+		defer cancel()
+		if err := handler.Flush(ctx); err != nil {
+			log.Warn("flush for the in-flight budget failed; the sinks flush by age", "err", err)
+		}
+	})
 	for _, src := range cfg.Sources {
 		k := src.Kinesis
 		kcfg, err := ac.Config(ctx, k.StreamARN.Region, k.RoleARN, k.ExternalID, SessionName(workerID))

@@ -119,6 +119,19 @@ func (u *undone) DeliverState(ctx context.Context, source string, state []byte, 
 	return st, err
 }
 
+func (u *undone) DeliverDeferred(ctx context.Context, source string, state []byte, records []record.Record, durable func(error)) ([]byte, error) {
+	st, err := u.Handler.DeliverDeferred(ctx, source, state, records, func(err error) {
+		if err != nil {
+			u.batches.Add(1)
+		}
+		durable(err)
+	})
+	if err != nil {
+		u.batches.Add(1)
+	}
+	return st, err
+}
+
 // notDone is, for a bounded run that judged every source done, the error
 // that it is not after all: a batch was abandoned at the drain (its shard
 // looked done while the batch was in flight, say its idle mark could not be

@@ -18,6 +18,7 @@ const (
 	keyMaxInterval    = "max_interval"
 	keyForcePathStyle = "force_path_style"
 	keySSEKMSKeyID    = "sse_kms_key_id"
+	keyBufferBytes    = "buffer_bytes"
 )
 
 // S3 sink formats and defaults.
@@ -26,6 +27,7 @@ const (
 	S3FormatJSONL             = "jsonl"
 	DefaultS3MaxBytes         = 128 << 20
 	DefaultS3MaxInterval      = time.Minute
+	DefaultS3BufferBytes      = 256 << 20
 	S3PartitionDate           = "date"
 	S3PartitionHour           = "hour"
 	defaultS3Compression      = "zstd"
@@ -55,10 +57,11 @@ type S3Sink struct {
 	// MaxBytes bounds an object's rows (by their size in memory).
 	MaxBytes int64
 	// MaxInterval is how long rows may wait in a buffer before their
-	// object is written. Today every Write is stored before it returns (the
-	// synchronous sink contract), so no row waits; it takes effect with
-	// deferred durability.
+	// object is written (their shards' checkpoints wait as long).
 	MaxInterval time.Duration
+	// BufferBytes bounds the rows a worker's sink holds not yet written
+	// (by their size in memory); past it the largest buffers are written.
+	BufferBytes int64
 	// ForcePathStyle addresses buckets as http://host/bucket, for servers
 	// without virtual-hosted buckets (versitygw, MinIO, LocalStack).
 	ForcePathStyle bool
@@ -72,11 +75,12 @@ type S3Sink struct {
 var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 func (l *loader) s3Sink(path string, n *yaml.Node) *S3Sink {
-	m := l.mapping(path, n, keyBucket, keyPrefix, keyFormat, keyCompression, keyPartitionBy, keyMaxBytes, keyMaxInterval, keyForcePathStyle, keyRoleARN, keySSEKMSKeyID)
+	m := l.mapping(path, n, keyBucket, keyPrefix, keyFormat, keyCompression, keyPartitionBy, keyMaxBytes, keyMaxInterval, keyBufferBytes, keyForcePathStyle, keyRoleARN, keySSEKMSKeyID)
 	s := &S3Sink{
 		Format:      S3FormatParquet,
 		MaxBytes:    l.integer(m, keyMaxBytes, DefaultS3MaxBytes, 1, 1<<62),
 		MaxInterval: l.durationMin(m, keyMaxInterval, DefaultS3MaxInterval, false),
+		BufferBytes: l.integer(m, keyBufferBytes, DefaultS3BufferBytes, 1, 1<<62),
 	}
 	l.s3Place(path, m, s)
 	if m.has(keyFormat) {
@@ -177,8 +181,9 @@ func s3SinkSpec(doc string) *spec {
 		key(keyFormat, str("parquet (columns typed from the dataset) or jsonl (JSON Lines, as the file sink writes).").withEnum(S3FormatParquet, S3FormatJSONL).withDefault(S3FormatParquet)),
 		key(keyCompression, str("parquet: zstd (default), snappy, gzip or none; jsonl: none (default), gzip or zstd, of the whole object.").withEnum("zstd", "snappy", "gzip", "none").computedDefault("zstd for parquet, none for jsonl")),
 		key(keyPartitionBy, list("The partition path's parts in order, Hive style: date (dt=2026-12-07) and hour (hr=10) of the dataset's timestamp, or a field's name (country=DE; int, str, bool or date fields).", str("date, hour or a field name."))),
-		key(keyMaxBytes, integer("An object holds rows of at most about this many bytes (in memory); a larger write makes several objects.", DefaultS3MaxBytes, 1, unbounded)),
-		key(keyMaxInterval, duration("How long rows may wait for their object. Every write is stored before it is acknowledged today, so none waits; this takes effect with deferred durability.", DefaultS3MaxInterval)),
+		key(keyMaxBytes, integer("A chain's buffer (one shard's rows of one partition) becomes an object when it holds about this many bytes (in memory).", DefaultS3MaxBytes, 1, unbounded)),
+		key(keyMaxInterval, duration("How long a row may wait in its buffer before its object is written; the shard's checkpoint waits as long, so a crash replays at most this much (the lake drops what it holds).", DefaultS3MaxInterval)),
+		key(keyBufferBytes, integer("The rows this sink holds not yet written, by their size in memory, in one worker; past it the largest buffers are written early.", DefaultS3BufferBytes, 1, unbounded)),
 		key(keyForcePathStyle, boolean("Address the bucket in the path (http://host/bucket/key), for servers without virtual-hosted buckets (versitygw, MinIO, LocalStack). The endpoint comes from the SDK's standard configuration (AWS_ENDPOINT_URL_S3).", false)),
 		key(keyRoleARN, str("An IAM role to assume (STS AssumeRole) for every S3 call, e.g. for a bucket in another account.").computedDefault("the worker's own credentials")),
 		key(keySSEKMSKeyID, str("Encrypt every object with this KMS key (SSE-KMS); the role needs kms:GenerateDataKey on it.").computedDefault("the bucket's default encryption")),
@@ -222,6 +227,7 @@ func (p printer) s3Sink(s *S3Sink) *yaml.Node {
 		keyPartitionBy, p.strs(s.PartitionBy),
 		keyMaxBytes, p.int(s.MaxBytes),
 		keyMaxInterval, p.dur(s.MaxInterval),
+		keyBufferBytes, p.int(s.BufferBytes),
 		keyForcePathStyle, p.bool(s.ForcePathStyle),
 		keyRoleARN, p.roleARN(s.RoleARN),
 		keySSEKMSKeyID, p.optStr(s.SSEKMSKeyID),

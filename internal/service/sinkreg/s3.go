@@ -121,6 +121,8 @@ func s3Config(c *config.S3Sink, ds config.Dataset) s3.Config {
 		Compression: c.Compression,
 		PartitionBy: c.PartitionBy,
 		MaxBytes:    c.MaxBytes,
+		MaxInterval: c.MaxInterval,
+		BufferBytes: c.BufferBytes,
 		SSEKMSKeyID: c.SSEKMSKeyID,
 	}
 }

@@ -26,6 +26,11 @@ import (
 type leaseTable struct {
 	t     *leases.Table
 	hooks Hooks
+	// releasing, when set, runs before a shard's lease is released (every
+	// exit of its consumer, which the KCL reports to nobody else): batches
+	// delivered and not yet durable are made so and checkpointed while the
+	// lease is still this worker's.
+	releasing func(shardID string)
 }
 
 var _ checkpoint.Checkpointer = (*leaseTable)(nil)
@@ -76,6 +81,9 @@ func (l *leaseTable) RemoveLeaseInfo(shardID string) error {
 }
 
 func (l *leaseTable) RemoveLeaseOwner(shardID string) error {
+	if l.releasing != nil {
+		l.releasing(shardID)
+	}
 	err := l.t.RemoveLeaseOwner(shardID)
 	l.observe(opRemoveOwner, err)
 	return err

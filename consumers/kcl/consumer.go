@@ -86,6 +86,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -197,6 +198,25 @@ type Consumer struct {
 	inflight *inflight
 	stopping chan struct{} // closed when Run's ctx ends: reads waiting for the budget give up
 	started  time.Time     // idle marks older than this are a previous run's (current)
+	// procs holds the processor of each shard running here that has
+	// batches waiting to be durable (shard ID to *processor).
+	procs sync.Map
+}
+
+// settleShard makes the batches of shard delivered and not yet durable
+// durable and checkpointed, before the KCL releases its lease: a claim, a
+// lost lease or an error ended its consumer without telling the
+// processor. Bounded by the lease duration: a claimer waits no longer.
+func (c *Consumer) settleShard(shardID string) {
+	v, ok := c.procs.Load(shardID)
+	if !ok {
+		return
+	}
+	p := v.(*processor)
+	ctx, cancel := context.WithTimeout(p.ctx, c.cfg.LeaseDuration)
+	defer cancel()
+	p.settleWithin(ctx, "released")
+	c.procs.CompareAndDelete(shardID, p)
 }
 
 // New validates cfg.
@@ -323,7 +343,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		defer close(passesDone)
 		coord.run(passCtx)
 	}()
-	w := worker.NewWorker(factory, kc).WithKinesis(kin).WithCheckpointer(&leaseTable{t: c.table, hooks: c.cfg.Hooks})
+	w := worker.NewWorker(factory, kc).WithKinesis(kin).WithCheckpointer(&leaseTable{t: c.table, hooks: c.cfg.Hooks, releasing: c.settleShard})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start consumer of stream %q with lease table %q: %w", c.cfg.StreamName, c.cfg.Application, err)
 	}
@@ -614,6 +634,7 @@ func (p *processor) deliverDeferred(recs []record.Record, last string, cp kcl.IR
 func (p *processor) queue(cm *commit) bool {
 	if p.commits == nil {
 		p.commits = newCommits(p)
+		p.c.procs.Store(p.shardID, p)
 	}
 	if !p.commits.push(p.ctx, cm, p.deferred.Flush) {
 		p.stopped.Store(true)
@@ -626,14 +647,16 @@ func (p *processor) queue(cm *commit) bool {
 // checkpointed, before the shard is handed over, ended or released: the
 // sinks flush, then the commits goroutine catches up. p.ctx bounds it (a
 // graceful stop's drain timeout); past it, the next owner reads them again.
-func (p *processor) settle(why string) bool {
+func (p *processor) settle(why string) bool { return p.settleWithin(p.ctx, why) }
+
+func (p *processor) settleWithin(ctx context.Context, why string) bool {
 	if p.commits == nil || p.commits.empty() {
 		return true
 	}
-	if err := p.deferred.Flush(p.ctx); err != nil {
+	if err := p.deferred.Flush(ctx); err != nil {
 		p.log.Warn("flush of the sinks failed before the shard is "+why+"; batches not durable are read again by the next owner", "err", err)
 	}
-	if !p.commits.wait(p.ctx) {
+	if !p.commits.wait(ctx) {
 		p.log.Warn("batches not durable before the shard is " + why + " (drain timeout); the next owner reads them again")
 		return false
 	}

@@ -202,12 +202,12 @@ func TestLakeReplayAfterReset(t *testing.T) {
 	}
 }
 
-// TestLakeS3Outage: the S3 server goes away for 15 s while records keep
+// TestLakeS3Outage: the S3 server goes away for 20 s while records keep
 // arriving, and comes back with its data: the worker retries, and every
 // record ends in exactly one row.
 func TestLakeS3Outage(t *testing.T) {
 	t.Parallel()
-	const n, outage = 3000, 15 * time.Second
+	const n, outage = 3000, 20 * time.Second
 	e := newLakeEnv(t, 2)
 	bad := map[string]string{}
 	last := e.putOrders(0, n/3, bad)

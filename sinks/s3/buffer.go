@@ -132,6 +132,7 @@ func (s *RowSink) accept(ctx context.Context, rows []record.Row, durable func(er
 	}
 	t.arm()
 	s.afterAccept(chains)
+	s.waitBelowBudget(ctx)
 	if refused != nil {
 		return chains, &sinks.RejectedError{Index: refused, Err: refusal}
 	}
@@ -258,6 +259,43 @@ func (s *RowSink) afterAccept(touched []*chain) {
 	}
 }
 
+// waitBelowBudget holds the Accept (and so its shard) while the sink's
+// buffers exceed BufferBytes, until flushes bring them under it: memory
+// stays bounded by BufferBytes plus one Accept per shard, whatever the
+// number of chains. A ctx that ends returns at once: the rows are taken
+// already.
+func (s *RowSink) waitBelowBudget(ctx context.Context) {
+	for s.buffered.Load() > s.cfg.BufferBytes {
+		s.mu.Lock()
+		freed := s.freed
+		s.mu.Unlock()
+		if s.buffered.Load() <= s.cfg.BufferBytes {
+			return
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return
+		case <-s.bgCtx.Done():
+			return
+		}
+	}
+}
+
+// release takes n stored or dropped bytes off the buffers' total and wakes
+// the Accepts waiting for room.
+func (s *RowSink) release(n int64) {
+	if n == 0 {
+		return
+	}
+	s.buffered.Add(-n)
+	s.cfg.Observer.Buffered(s.cfg.Dataset, -n)
+	s.mu.Lock()
+	close(s.freed)
+	s.freed = make(chan struct{})
+	s.mu.Unlock()
+}
+
 // flushLater flushes c in the background, retrying until it is stored or
 // the sink closes; a chain already queued is not queued twice.
 func (s *RowSink) flushLater(c *chain, reason string) {
@@ -318,10 +356,7 @@ func (s *RowSink) flushChain(ctx context.Context, c *chain, reason string) error
 		}
 		c.mu.Unlock()
 	}
-	if gone := n - back; gone != 0 {
-		s.buffered.Add(-gone)
-		s.cfg.Observer.Buffered(s.cfg.Dataset, -gone)
-	}
+	s.release(n - back)
 	return err
 }
 

@@ -169,8 +169,10 @@ type RowSink struct {
 	// unaborted: multipart uploads whose abort failed (upload.go).
 	unaborted unaborted
 
-	// buffered is the size of the rows held in chains' buffers.
+	// buffered is the size of the rows held in chains' buffers; freed
+	// (guarded by mu) is closed and replaced whenever it shrinks.
 	buffered atomic.Int64
+	freed    chan struct{}
 	// bgCtx ends the background flushes at Close; bg counts them and the
 	// age loop; uploads bounds the background uploads at once.
 	bgCtx    context.Context
@@ -290,6 +292,7 @@ func New(cfg Config, log *slog.Logger) (*RowSink, error) {
 	s.log = log.With("sink_kind", "s3", "bucket", cfg.Bucket, "prefix", cfg.Prefix)
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.uploads = make(chan struct{}, maxUploads)
+	s.freed = make(chan struct{})
 	s.bg.Add(1)
 	go s.ages()
 	return s, nil

@@ -581,4 +581,3 @@ func cloneValue(v any) any {
 	}
 	return v
 }
-

@@ -51,6 +51,8 @@ import (
 //	*/file          the file row sink (JSON Lines, fsync per batch)
 //	*/postgres      the same with the PostgreSQL row sink (when the server
 //	                binaries are installed, see internal/testenv/pgtest)
+//	json/parquet,   the lake: see hotpath_lake_bench_test.go
+//	parquet-alone
 
 // hotBatch is the records per Deliver: a busy shard's GetRecords batch.
 const hotBatch = 500
@@ -92,14 +94,14 @@ var hotNotes = []string{"gift wrap please, and ring twice at the back door: the 
 var hotCountries = []string{"DE", "FR", "NL", "AT"}
 var hotChannels = []string{"web", "app", "store"}
 
-// hotRecords returns hotBatch records of one shard in JSON and in Avro.
-func hotRecords(b *testing.B) (jsonRecs, avroRecs []record.Record) {
+// hotRecords returns n records of one shard in JSON and in Avro.
+func hotRecords(b *testing.B, n int) (jsonRecs, avroRecs []record.Record) {
 	codec, err := goavro.NewCodec(hotAvroSchema)
 	if err != nil {
 		b.Fatal(err)
 	}
 	base := time.Date(2024, 5, 1, 10, 0, 0, 123456000, time.UTC)
-	for i := range hotBatch {
+	for i := range n {
 		o := hotOrder{
 			ID: 1_000_000 + int64(i), Amount: float64(i%9000) + 0.25, TS: base.Add(time.Duration(i) * time.Second),
 			Country: hotCountries[i%4], SKU: fmt.Sprintf("SKU-%06d-%s", i*7919%1_000_000, []string{"BLUE-XL", "RED-M", "GREEN-S"}[i%3]), Qty: int64(1 + i%5), Channel: hotChannels[i%3],
@@ -128,7 +130,7 @@ func hotRecords(b *testing.B) (jsonRecs, avroRecs []record.Record) {
 }
 
 func BenchmarkHotPath(b *testing.B) {
-	jsonRecs, avroRecs := hotRecords(b)
+	jsonRecs, avroRecs := hotRecords(b, hotBatch)
 	var bytes int
 	for _, r := range jsonRecs {
 		bytes += len(r.Data)
@@ -289,6 +291,7 @@ func BenchmarkHotPath(b *testing.B) {
 			})
 		}
 	}
+	benchLake(b, sch)
 }
 
 // cpuTime is the process's user+system CPU time so far.

@@ -73,10 +73,12 @@ fuzz:
 
 # The benchmarks, each printed as a Markdown table:
 #  1. the hot path on one core (pipeline.BenchmarkHotPath: decode, validate,
-#     route, file sink; PostgreSQL too when its server binaries are installed)
+#     route, file sink; PostgreSQL too when its server binaries are installed;
+#     the lake's Parquet encoding without the upload, beside parquet-go alone)
 #     with encoding/json-into-a-struct as the baseline in the same run;
 #  2. end to end on the local emulators (internal/tools/bench/e2e): kinesis-ingest
-#     run against a bare KCL consumer on the same 20,000 records;
+#     run against a bare KCL consumer on the same 20,000 records, and again
+#     writing the lake (the s3 sink's Parquet on versitygw, hence its build);
 #  3. coordination (consumers/kcl.BenchmarkCoordination): lease-table read units,
 #     scans, GetItems, ListShards and writes per second of idle workers, counted
 #     by proxies, beside the formula's prediction and its projection;
@@ -88,7 +90,7 @@ fuzz:
 BENCH_OUT   ?= bench-out
 BENCH_COUNT ?= 3
 E2E_ROUNDS  ?= 3
-bench: deps
+bench: deps $(TOOLS_BIN)/versitygw
 	mkdir -p $(BENCH_OUT)
 	$(GO) test -run '^$$' -bench '^BenchmarkHotPath$$' -benchmem -cpu 1 -count $(BENCH_COUNT) ./pipeline \
 		| tee $(BENCH_OUT)/hotpath.txt | $(GO) run ./internal/tools/bench/table | tee $(BENCH_OUT)/hotpath.md

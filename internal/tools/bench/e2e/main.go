@@ -10,7 +10,13 @@
 //   - kinesis-ingest: the real binary (go build ./cmd/kinesis-ingest), `run`
 //     with an 8-field dataset and the file sink;
 //   - bare KCL: internal/tools/bench/barekcl, vmware-go-kcl-v2 with its default
-//     DynamoDB checkpointer, counting records and checkpointing each batch.
+//     DynamoDB checkpointer, counting records and checkpointing each batch;
+//   - with -efo (default), kinesis-ingest again reading through enhanced
+//     fan-out;
+//   - with -lake (default), kinesis-ingest again with the s3 sink instead of
+//     the file sink: Parquet objects (zstd, partitioned by date and hour) on
+//     versitygw (internal/testenv/s3test, built by `make test-deps`), a row
+//     counted when its object is stored (lake.go).
 //
 // With -rounds N each consumer does N throughput runs (alternating which goes
 // first) and the table shows the medians. Both get the same consumer settings:
@@ -96,6 +102,7 @@ type options struct {
 	keep        bool
 	skipLatency bool
 	efo         bool
+	lake        bool
 	rounds      int
 	shardSync   time.Duration
 	maxRecords  int
@@ -113,6 +120,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, configs, rows, logs)")
 	flag.BoolVar(&o.skipLatency, "skip-latency", false, "skip the latency runs")
 	flag.BoolVar(&o.efo, "efo", true, "also run kinesis-ingest in enhanced fan-out mode (through internal/testenv/efoproxy) and print its table against polling")
+	flag.BoolVar(&o.lake, "lake", true, "also run kinesis-ingest with the s3 sink (Parquet) on versitygw (internal/testenv/s3test; `make test-deps` builds it) and print its table against the file sink and the bare KCL")
 	flag.IntVar(&o.rounds, "rounds", 1, "throughput runs per consumer (the table shows medians)")
 	flag.DurationVar(&o.shardSync, "shard-sync-interval", 250*time.Millisecond, "both consumers' shard sync interval: each takes one lease per sync")
 	flag.StringVar(&o.bin, "bin", "", "run this kinesis-ingest binary instead of building ./cmd/kinesis-ingest (to compare two builds against the same bare consumer)")
@@ -191,7 +199,7 @@ func run(ctx context.Context, o options) error {
 		"AWS_ENDPOINT_URL_KINESIS=" + kin.Endpoint,
 		"AWS_ENDPOINT_URL_DYNAMODB=" + ddb.Endpoint,
 		"AWS_ACCESS_KEY_ID=" + testaws.Account,
-		"AWS_SECRET_ACCESS_KEY=bench",
+		"AWS_SECRET_ACCESS_KEY=" + benchSecret,
 		"AWS_REGION=" + testaws.Region,
 	}
 	b := &bench{o: o, work: work, bins: bins, env: env, kc: kc, db: db, streams: streams}
@@ -205,6 +213,16 @@ func run(ctx context.Context, o options) error {
 		defer proxy.Close()
 		b.efoEnv = append(slices.Clone(env), "AWS_ENDPOINT_URL_KINESIS="+proxy.URL)
 	}
+	if o.lake {
+		logf("starting versitygw")
+		srv, err := startLake(ctx)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		b.lakeEnv = append(slices.Clone(env), "AWS_ENDPOINT_URL_S3="+srv.Endpoint)
+		b.lakeRoot = srv.BucketDir(lakeBucket)
+	}
 	// Rounds alternate which consumer goes first.
 	results := map[string][]*result{}
 	for round := range o.rounds {
@@ -214,6 +232,9 @@ func run(ctx context.Context, o options) error {
 		}
 		if o.efo {
 			order = append(order, efoConsumer)
+		}
+		if o.lake {
+			order = append(order, lakeConsumer)
 		}
 		for _, c := range order {
 			r, err := b.throughput(ctx, c)
@@ -235,8 +256,14 @@ func run(ctx context.Context, o options) error {
 	if o.efo {
 		printEFOTable(os.Stdout, o, results["kinesis-ingest"], results[efoConsumer])
 	}
+	if o.lake {
+		printLakeTable(os.Stdout, o, results[lakeConsumer], results["kinesis-ingest"], results["bare KCL"])
+	}
 	return nil
 }
+
+// benchSecret is the secret key every consumer (and versitygw) is given.
+const benchSecret = "bench"
 
 // efoConsumer is kinesis-ingest reading through enhanced fan-out.
 const efoConsumer = "kinesis-ingest EFO"
@@ -360,6 +387,11 @@ type bench struct {
 	db      *dynamodb.Client
 	streams map[string]string
 	runs    int
+
+	// lakeEnv is env with S3 on versitygw, whose bucket directory is
+	// lakeRoot.
+	lakeEnv  []string
+	lakeRoot string
 }
 
 // result is what one consumer's runs measured.
@@ -376,6 +408,7 @@ type result struct {
 	latRecords, latPut    int
 	latRSS                int64
 	rows, deadLetters     int
+	objects               int // the lake's objects
 	latencyCPUPer100k     time.Duration
 	latencyWindowDuration time.Duration
 }
@@ -403,6 +436,7 @@ type child struct {
 	waitErr            error
 
 	rows *file.Tail // kinesis-ingest: what was read of rowsDir
+	lake *lakeTail  // kinesis-ingest lake: the objects counted
 }
 
 // startConsumer starts consumer c on stream, its own lease table, work dir.
@@ -420,7 +454,7 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 	ch := &child{name: c, exited: make(chan struct{})}
 	var cmd *exec.Cmd
 	switch c {
-	case "kinesis-ingest", efoConsumer:
+	case "kinesis-ingest", efoConsumer, lakeConsumer:
 		ch.rowsDir, ch.dlDir = filepath.Join(dir, "rows"), filepath.Join(dir, "dead-letters")
 		ch.rows = &file.Tail{Reader: file.Reader{Dir: ch.rowsDir}}
 		if ch.metrics, err = procstat.FreeAddr(); err != nil {
@@ -430,6 +464,14 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 		body := fmt.Sprintf(configTemplate, b.streams[stream], ch.rowsDir, ch.dlDir, app, ch.metrics, b.o.shardSync, b.o.maxRecords)
 		if c == efoConsumer {
 			body = strings.Replace(body, "      format: json\n", "      format: json\n      efo: {consumer_name: "+app+"}\n", 1)
+		}
+		if c == lakeConsumer {
+			// The rows go to the lake, under a prefix of this run's.
+			if body, err = lakeSink(body, ch.rowsDir, app); err != nil {
+				return nil, err
+			}
+			ch.lake = &lakeTail{dir: filepath.Join(b.lakeRoot, app)}
+			ch.rowsDir, ch.rows = "", nil
 		}
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			return nil, err
@@ -451,8 +493,11 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 		go ch.readBare(out)
 	}
 	cmd.Env = append(os.Environ(), b.env...)
-	if c == efoConsumer {
+	switch c {
+	case efoConsumer:
 		cmd.Env = append(os.Environ(), b.efoEnv...)
+	case lakeConsumer:
+		cmd.Env = append(os.Environ(), b.lakeEnv...)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	ch.cmd = cmd
@@ -529,6 +574,21 @@ func (ch *child) pollRows(latency bool) error {
 	return nil
 }
 
+// pollLake counts the rows of the lake's objects stored since the last poll.
+func (ch *child) pollLake() error {
+	n, err := ch.lake.poll()
+	if err != nil {
+		return err
+	}
+	ch.mu.Lock()
+	if ch.count == 0 && n > 0 {
+		ch.first, ch.cpuFirst = time.Now(), procCPU(ch.cmd.Process.Pid)
+	}
+	ch.count += n
+	ch.mu.Unlock()
+	return nil
+}
+
 // waitFor polls until the consumer has seen want records; it returns when the
 // last one was seen and the CPU used by then.
 func (ch *child) waitFor(ctx context.Context, want int, timeout time.Duration, poll time.Duration, latency bool) (time.Time, time.Duration, error) {
@@ -543,6 +603,11 @@ func (ch *child) waitFor(ctx context.Context, want int, timeout time.Duration, p
 		}
 		if ch.rowsDir != "" {
 			if err := ch.pollRows(latency); err != nil {
+				return time.Time{}, 0, err
+			}
+		}
+		if ch.lake != nil {
+			if err := ch.pollLake(); err != nil {
 				return time.Time{}, 0, err
 			}
 		}
@@ -625,14 +690,24 @@ func (b *bench) throughput(ctx context.Context, c string) (*result, error) {
 	ch.mu.Lock()
 	r.peakAnon, r.peakFile = ch.peakAnon, ch.peakFile
 	ch.mu.Unlock()
-	if c == "kinesis-ingest" || c == efoConsumer {
+	switch c {
+	case lakeConsumer:
+		if err := ch.pollLake(); err != nil {
+			return nil, err
+		}
+		r.rows, r.objects = ch.count, len(ch.lake.seen)
+		r.deadLetters = countLines(ch.dlDir)
+		if r.rows != b.o.records || r.deadLetters != 0 {
+			return nil, fmt.Errorf("kinesis-ingest wrote %d rows to the lake and %d dead letters, want %d and 0", r.rows, r.deadLetters, b.o.records)
+		}
+	case "kinesis-ingest", efoConsumer:
 		_ = ch.pollRows(false)
 		r.rows = ch.count
 		r.deadLetters = countLines(ch.dlDir)
 		if r.rows != b.o.records || r.deadLetters != 0 {
 			return nil, fmt.Errorf("kinesis-ingest wrote %d rows and %d dead letters, want %d and 0", r.rows, r.deadLetters, b.o.records)
 		}
-	} else {
+	default:
 		r.rows = ch.count
 	}
 	logf("%s: %d records in %s (first after %s), CPU %s, max RSS %d MiB", c, r.rows, last.Sub(ch.start).Round(time.Millisecond),

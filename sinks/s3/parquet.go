@@ -53,9 +53,6 @@ type column struct {
 	null bool        // OPTIONAL in the file
 }
 
-// Origin columns, after the dataset's.
-const originColumns = 5
-
 // parquetEncoder turns rows into one Parquet file per object: the
 // dataset's columns in declaration order, then the origin columns (and
 // _op for a changelog), typed as the dataset declares them. list, map and
@@ -72,18 +69,21 @@ const originColumns = 5
 // check may run concurrently; encode may not (the writer and the buffers
 // are reused): the sink serialises it.
 type parquetEncoder struct {
-	cols      []column
-	schema    *parquet.Schema
-	changelog bool
-	w         *parquet.Writer
-	vals      []parquet.Value // one column's values of a chunk
-	scratch   []byte          // the bytes of the values built here (decimal, JSON)
+	cols    []column
+	schema  *parquet.Schema
+	w       *parquet.Writer
+	vals    []parquet.Value // one column's values of a chunk
+	scratch []byte          // the bytes of the values built here (decimal, JSON)
 }
 
-// chunkRows is how many rows' values of one column encode hands the column
-// writer at once: the writer cuts pages only between its calls, so a chunk
-// bounds how far a page overshoots its target size.
-const chunkRows = 1024
+// A column's values go to its writer in chunks of chunkRows rows, or of
+// about chunkValues values for an embedding: the writer cuts pages only
+// between its calls, so a chunk bounds how far a page overshoots its
+// target size, and it bounds the values held at once (24 bytes each).
+const (
+	chunkRows   = 1024
+	chunkValues = 16384
+)
 
 func newParquetEncoder(cols []schema.Column, changelog bool, compression string) (*parquetEncoder, error) {
 	codec, ok := parquetCodecs[compression]
@@ -94,7 +94,7 @@ func newParquetEncoder(cols []schema.Column, changelog bool, compression string)
 }
 
 func newParquetEncoderCodec(cols []schema.Column, changelog bool, codec compress.Codec) (*parquetEncoder, error) {
-	e := &parquetEncoder{changelog: changelog}
+	e := &parquetEncoder{}
 	var root orderedGroup
 	for _, c := range cols {
 		t, null := c.Type, false
@@ -228,15 +228,19 @@ func fieldValue(r *record.Row, i int, name string) any {
 }
 
 // encode writes rows (each passed check) as one Parquet file of one row
-// group into buf.
+// group into buf, one column after the other: each column's writer keeps
+// its own pages until the row group is written.
 func (e *parquetEncoder) encode(buf *bytes.Buffer, rows []*record.Row) error {
 	e.w.Reset(buf)
-	cws := e.w.ColumnWriters()
 	n := len(e.cols)
-	for len(rows) > 0 {
-		chunk := rows[:min(chunkRows, len(rows))]
-		rows = rows[len(chunk):]
-		for i := range cws {
+	for i, cw := range e.w.ColumnWriters() {
+		per := chunkRows
+		if i < n && e.cols[i].typ.Kind == schema.KindEmbedding {
+			per = max(1, chunkValues/max(1, e.cols[i].typ.Dim))
+		}
+		for rest := rows; len(rest) > 0; {
+			chunk := rest[:min(per, len(rest))]
+			rest = rest[len(chunk):]
 			var err error
 			e.vals, e.scratch = e.vals[:0], e.scratch[:0]
 			if i < n {
@@ -247,12 +251,12 @@ func (e *parquetEncoder) encode(buf *bytes.Buffer, rows []*record.Row) error {
 			if err != nil {
 				return err
 			}
-			if _, err := cws[i].WriteRowValues(e.vals); err != nil {
+			if _, err := cw.WriteRowValues(e.vals); err != nil {
 				return fmt.Errorf("s3 sink: encode parquet column %d: %w", i, err)
 			}
 		}
 	}
-	clear(e.vals) // drop the references to the rows' strings and bytes
+	clear(e.vals[:cap(e.vals)]) // drop the references to the rows' strings and bytes
 	if err := e.w.Close(); err != nil {
 		return fmt.Errorf("s3 sink: finish parquet: %w", err)
 	}

@@ -61,3 +61,37 @@ func TestParquetLargeObject(t *testing.T) {
 		}
 	}
 }
+
+// A keyed dataset's objects say of each row whether it is an upsert or a
+// delete (_op), and a delete carries its key with the other fields null.
+func TestParquetChangelog(t *testing.T) {
+	s := server(t)
+	bucket := s.CreateBucket(t)
+	cols := []schema.Column{{Name: "id", Type: typ("int"), Key: true}, {Name: "note", Type: typ("str")}}
+	at := time.Unix(1_700_000_000, 0)
+	rows := []record.Row{
+		{Dataset: "keyed", Fields: []record.Field{{Name: "id", Value: int64(1)}, {Name: "note", Value: "first"}},
+			Origin: record.Origin{Source: "src", ShardID: "shardId-000000000000", SequenceNumber: seq(1), ArrivalTime: at}},
+		{Dataset: "keyed", Delete: true, Fields: []record.Field{{Name: "id", Value: int64(1)}, {Name: "note", Value: nil}},
+			Origin: record.Origin{Source: "src", ShardID: "shardId-000000000000", SequenceNumber: seq(2), ArrivalTime: at}},
+		{Dataset: "keyed", Fields: []record.Field{{Name: "id", Value: int64(2)}, {Name: "note", Value: "second"}},
+			Origin: record.Origin{Source: "src", ShardID: "shardId-000000000000", SequenceNumber: seq(3), ArrivalTime: at}},
+	}
+	rs, err := s3sink.New(s3sink.Config{Client: s.Client(), Bucket: bucket, Prefix: "lake", Dataset: "keyed", Columns: cols, Changelog: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.Close() })
+	write(t, rs, rows, len(rows))
+
+	got := duckread.Query(t, `SELECT id, note, _op FROM read_parquet(`+duckread.Quote(s.BucketDir(bucket)+"/lake/**/*.parquet")+`) ORDER BY _sequence_number`)
+	want := []string{"1 first upsert", "1 <nil> delete", "2 second upsert"}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d: %v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		if g := fmt.Sprint(got[i]["id"], " ", got[i]["note"], " ", got[i]["_op"]); g != w {
+			t.Errorf("row %d: %s, want %s", i, g, w)
+		}
+	}
+}

@@ -38,21 +38,21 @@ import (
 const lakeBatch = 1000
 
 // hotParquetRow is the floor's row: the dataset's fields and the origin
-// columns the sink adds, typed as the sink types them.
+// columns the sink adds, typed and encoded as the sink writes them.
 type hotParquetRow struct {
-	ID             int64     `parquet:"id"`
+	ID             int64     `parquet:"id,delta"`
 	Amount         float64   `parquet:"amount"`
-	TS             time.Time `parquet:"ts,timestamp(microsecond)"`
+	TS             time.Time `parquet:"ts,timestamp(microsecond),delta"`
 	Note           *string   `parquet:"note,optional"`
 	Country        string    `parquet:"country"`
 	SKU            string    `parquet:"sku"`
-	Qty            int64     `parquet:"qty"`
+	Qty            int64     `parquet:"qty,delta"`
 	Channel        string    `parquet:"channel"`
 	Source         string    `parquet:"_source"`
 	ShardID        string    `parquet:"_shard_id"`
 	SequenceNumber string    `parquet:"_sequence_number"`
-	SubSequence    int32     `parquet:"_subsequence"`
-	ArrivalTime    time.Time `parquet:"_arrival_time,timestamp(microsecond)"`
+	SubSequence    int32     `parquet:"_subsequence,delta"`
+	ArrivalTime    time.Time `parquet:"_arrival_time,timestamp(microsecond),delta"`
 }
 
 func benchLake(b *testing.B, sch *schema.Schema) {

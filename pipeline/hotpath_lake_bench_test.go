@@ -65,6 +65,8 @@ func benchLake(b *testing.B, sch *schema.Schema) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Closed after the pipeline stops (cleanups run last first).
+		b.Cleanup(func() { _ = sink.Close() })
 		h := newHarness(b, func(cfg *pipeline.Config) {
 			cfg.Sources[0].Routes[0].Schema = sch
 			cfg.Sources[0].Routes[0].Sink = sink

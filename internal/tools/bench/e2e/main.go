@@ -107,6 +107,8 @@ type options struct {
 	shardSync   time.Duration
 	maxRecords  int
 	bin         string
+
+	lakeMaxInterval time.Duration // the lake sink's max_interval
 }
 
 func main() {
@@ -121,6 +123,7 @@ func main() {
 	flag.BoolVar(&o.skipLatency, "skip-latency", false, "skip the latency runs")
 	flag.BoolVar(&o.efo, "efo", true, "also run kinesis-ingest in enhanced fan-out mode (through internal/testenv/efoproxy) and print its table against polling")
 	flag.BoolVar(&o.lake, "lake", true, "also run kinesis-ingest with the s3 sink (Parquet) on versitygw (internal/testenv/s3test; `make test-deps` builds it) and print its table against the file sink and the bare KCL")
+	flag.DurationVar(&o.lakeMaxInterval, "lake-max-interval", time.Second, "the lake sink's max_interval: how long rows wait in its buffers for their object")
 	flag.IntVar(&o.rounds, "rounds", 1, "throughput runs per consumer (the table shows medians)")
 	flag.DurationVar(&o.shardSync, "shard-sync-interval", 250*time.Millisecond, "both consumers' shard sync interval: each takes one lease per sync")
 	flag.StringVar(&o.bin, "bin", "", "run this kinesis-ingest binary instead of building ./cmd/kinesis-ingest (to compare two builds against the same bare consumer)")
@@ -467,7 +470,7 @@ func (b *bench) startConsumer(ctx context.Context, c, stream string, latency boo
 		}
 		if c == lakeConsumer {
 			// The rows go to the lake, under a prefix of this run's.
-			if body, err = lakeSink(body, ch.rowsDir, app); err != nil {
+			if body, err = lakeSink(body, ch.rowsDir, app, b.o.lakeMaxInterval); err != nil {
 				return nil, err
 			}
 			ch.lake = &lakeTail{dir: filepath.Join(b.lakeRoot, app)}

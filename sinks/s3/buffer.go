@@ -191,10 +191,9 @@ func (s *RowSink) buffer(c *chain, items []item, t *ticket) {
 		s.cfg.Observer.Duplicates(s.cfg.Dataset, skip)
 	}
 	var added int64
-	for _, it := range items[skip:] {
-		cp := cloneRow(it.row)
-		n := rowSize(cp)
-		c.buf = append(c.buf, item{row: cp, pos: it.pos})
+	for _, it := range copyItems(items[skip:]) {
+		n := rowSize(it.row)
+		c.buf = append(c.buf, it)
 		c.bufBytes += n
 		added += n
 	}
@@ -524,20 +523,7 @@ func (s *RowSink) ages() {
 // size in memory).
 func (s *RowSink) Buffered() int64 { return s.buffered.Load() }
 
-// cloneRow copies r deep: the pipeline reuses a row's memory, strings and
-// boxed values included, once Accept returns.
-func cloneRow(r *record.Row) *record.Row {
-	c := &record.Row{Dataset: r.Dataset, Origin: r.Origin, Delete: r.Delete}
-	o := &c.Origin
-	o.Source, o.StreamARN, o.ShardID = strings.Clone(o.Source), strings.Clone(o.StreamARN), strings.Clone(o.ShardID)
-	o.SequenceNumber, o.PartitionKey = strings.Clone(o.SequenceNumber), strings.Clone(o.PartitionKey)
-	c.Fields = make([]record.Field, len(r.Fields))
-	for i, f := range r.Fields {
-		c.Fields[i] = record.Field{Name: f.Name, Value: cloneValue(f.Value)}
-	}
-	return c
-}
-
+// cloneValue copies v deep, value by value.
 func cloneValue(v any) any {
 	switch x := v.(type) {
 	case nil:

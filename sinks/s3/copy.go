@@ -128,6 +128,9 @@ func (a *arena) value(v any) any {
 		a.strs = append(a.strs, a.str(x))
 		return boxedAt(strWord, unsafe.Pointer(&a.strs[len(a.strs)-1]))
 	case []byte:
+		if x == nil { // a null, as the encoders read it
+			return x
+		}
 		n := len(a.bytes)
 		a.bytes = append(a.bytes, x...)
 		a.slices = append(a.slices, a.bytes[n:len(a.bytes):len(a.bytes)])

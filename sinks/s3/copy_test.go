@@ -23,7 +23,7 @@ func TestCopyItemsOwnsItsMemory(t *testing.T) {
 			Fields: []record.Field{
 				{Name: "id", Value: int64(123456)}, {Name: "small", Value: int64(7)}, {Name: "amount", Value: 9.5},
 				{Name: "country", Value: alias(76, 2)}, {Name: "raw", Value: text[78:85]}, {Name: "ts", Value: ts},
-				{Name: "ok", Value: true}, {Name: "none", Value: nil}, {Name: "price", Value: record.Decimal("12.50")},
+				{Name: "ok", Value: true}, {Name: "none", Value: nil}, {Name: "nullbytes", Value: []byte(nil)}, {Name: "price", Value: record.Decimal("12.50")},
 				{Name: "tags", Value: []any{alias(76, 2), int64(1000)}}, {Name: "attrs", Value: map[string]any{"k": alias(78, 7)}},
 			},
 		}}
@@ -34,8 +34,8 @@ func TestCopyItemsOwnsItsMemory(t *testing.T) {
 	want[0].Origin.SequenceNumber = string([]byte(want[0].Origin.SequenceNumber))
 	want[0].Fields[3].Value = "DE"
 	want[0].Fields[4].Value = []byte("payload")
-	want[0].Fields[9].Value = []any{"DE", int64(1000)}
-	want[0].Fields[10].Value = map[string]any{"k": "payload"}
+	want[0].Fields[10].Value = []any{"DE", int64(1000)}
+	want[0].Fields[11].Value = map[string]any{"k": "payload"}
 
 	rows := mk()
 	p, err := posOf(&rows[0].Origin)

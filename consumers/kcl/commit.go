@@ -3,6 +3,8 @@ package kcl
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	kcl "github.com/vmware/vmware-go-kcl-v2/clientlibrary/interfaces"
 )
@@ -20,12 +22,22 @@ import (
 // reads many small batches.
 const maxPendingBatches = 512
 
-// commit is one delivered batch waiting to be durable.
+// commit is one delivered batch waiting to be durable (or, with a
+// checkpoint interval, to be checkpointed).
 type commit struct {
-	last  string // the batch's last sequence number
-	state []byte // the handler's state after the batch, staged with the checkpoint
-	cp    kcl.IRecordProcessorCheckpointer
-	done  chan error // the handler's durable answer; buffered
+	last     string // the batch's last sequence number
+	state    []byte // the handler's state after the batch, staged with the checkpoint
+	stateful bool   // state is a StateHandler's: stage it
+	cp       kcl.IRecordProcessorCheckpointer
+	done     chan error // the handler's durable answer; buffered
+}
+
+// durableCommit is a commit for a batch durable already, checkpointed later
+// because of the checkpoint interval.
+func durableCommit(last string, state []byte, stateful bool, cp kcl.IRecordProcessorCheckpointer) *commit {
+	cm := &commit{last: last, state: state, stateful: stateful, cp: cp, done: make(chan error, 1)}
+	cm.done <- nil
+	return cm
 }
 
 // commits is a shard's queue of commits and the goroutine that checkpoints
@@ -39,12 +51,25 @@ type commits struct {
 	running bool
 	wake    chan struct{} // cap 1: a commit was queued
 	idle    chan struct{} // closed when the queue is empty and nothing is being handled
+	// hurry ends the wait for the checkpoint interval: the shard is being
+	// settled (handed over, ended, released), urgent from then on.
+	hurry  chan struct{}
+	urgent atomic.Bool
 }
 
 func newCommits(p *processor) *commits {
 	idle := make(chan struct{})
 	close(idle)
-	return &commits{p: p, slots: make(chan struct{}, maxPendingBatches), wake: make(chan struct{}, 1), idle: idle}
+	return &commits{p: p, slots: make(chan struct{}, maxPendingBatches), wake: make(chan struct{}, 1), idle: idle, hurry: make(chan struct{}, 1)}
+}
+
+// rush makes the commits checkpoint without waiting for the interval.
+func (c *commits) rush() {
+	c.urgent.Store(true)
+	select {
+	case c.hurry <- struct{}{}:
+	default:
+	}
 }
 
 // empty reports whether no commit is queued or being handled.
@@ -66,8 +91,10 @@ func (c *commits) push(ctx context.Context, cm *commit, flush func(context.Conte
 	case c.slots <- struct{}{}:
 	default:
 		c.p.log.Info("shard has the most batches allowed waiting to be durable; flushing the sinks", "batches", maxPendingBatches)
-		if err := flush(ctx); err != nil {
-			c.p.log.Warn("flush of the sinks failed; waiting for their own flush", "err", err)
+		if flush != nil {
+			if err := flush(ctx); err != nil {
+				c.p.log.Warn("flush of the sinks failed; waiting for their own flush", "err", err)
+			}
 		}
 		select {
 		case c.slots <- struct{}{}:
@@ -131,6 +158,9 @@ func (c *commits) run(ctx context.Context) {
 		batch := []*commit{head}
 		if err == nil {
 			batch = c.durableBehind(batch)
+			if c.holdForInterval(ctx) {
+				batch = c.durableBehind(batch)
+			}
 		}
 		c.handle(batch, err)
 		c.mu.Lock()
@@ -140,6 +170,28 @@ func (c *commits) run(ctx context.Context) {
 			<-c.slots
 		}
 	}
+}
+
+// holdForInterval holds a checkpoint until the shard's checkpoint interval
+// has passed since its last one (or the shard is settled); true if it
+// waited.
+func (c *commits) holdForInterval(ctx context.Context) bool {
+	every := c.p.c.cfg.CheckpointInterval
+	if every <= 0 || c.urgent.Load() {
+		return false
+	}
+	d := time.Until(c.p.lastCheckpoint.Add(every))
+	if d <= 0 {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.hurry:
+	case <-ctx.Done():
+	}
+	return true
 }
 
 // durableBehind appends to batch the commits queued after it that are
@@ -184,7 +236,9 @@ func (c *commits) handle(batch []*commit, err error) {
 		return
 	}
 	last := batch[len(batch)-1]
-	p.c.table.StageState(p.shardID, last.last, last.state)
+	if last.stateful {
+		p.c.table.StageState(p.shardID, last.last, last.state)
+	}
 	seq := last.last
 	p.checkpoint(last.cp, &seq)
 }

@@ -129,6 +129,11 @@ type Config struct {
 	MaxLeases         int           // 0: no limit
 	MaxLeasesPerPass  int           // 0: the lease table's default
 	DrainTimeout      time.Duration // how long in-flight deliveries may finish after Run's ctx ends
+	// CheckpointInterval, when positive, is the least time between two
+	// checkpoints of a shard: batches durable meanwhile are checkpointed
+	// together, at the interval's end (or when the shard is handed over,
+	// ended or released). A crash re-reads at most this much more.
+	CheckpointInterval time.Duration
 	// Idleness, when positive, makes the source bounded: each shard's owner
 	// marks in the lease table when the shard is read to its tip with
 	// nothing new (leases.Table.MarkIdle), and Finished tells when every
@@ -441,6 +446,10 @@ type processor struct {
 	// commits checkpoints those (nil until the first).
 	deferred consumers.DeferredHandler
 	commits  *commits
+	// lastCheckpoint is when the shard was last checkpointed (the
+	// interval's start). Written by whichever goroutine checkpoints, never
+	// two at once (the shard's goroutine only while commits is idle).
+	lastCheckpoint time.Time
 	// For a bounded source: when the shard last delivered a record (or
 	// since when its row says it is idle), and whether the row says so.
 	lastNew time.Time
@@ -588,6 +597,12 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 		return
 	}
 	p.lastArrival = recs[len(recs)-1].Origin.ArrivalTime
+	if cm == nil && p.coalesce() {
+		// Durable now, checkpointed at the interval's end with the batches
+		// after it.
+		_, stateful := p.c.cfg.Handler.(consumers.StateHandler)
+		cm = durableCommit(last, p.state, stateful, in.Checkpointer)
+	}
 	if cm != nil {
 		if !p.queue(cm) {
 			return
@@ -629,6 +644,19 @@ func (p *processor) deliverDeferred(recs []record.Record, last string, cp kcl.IR
 	return cm, nil
 }
 
+// coalesce reports whether a batch durable now waits for the checkpoint
+// interval: one is set, and either the shard was checkpointed less than it
+// ago or earlier batches wait already (order).
+func (p *processor) coalesce() bool {
+	if p.c.cfg.CheckpointInterval <= 0 {
+		return false
+	}
+	if p.commits != nil && !p.commits.empty() {
+		return true
+	}
+	return time.Since(p.lastCheckpoint) < p.c.cfg.CheckpointInterval
+}
+
 // queue hands a commit to the shard's commits goroutine; false when the
 // delivery was cancelled first (its bytes are then released by the caller).
 func (p *processor) queue(cm *commit) bool {
@@ -636,7 +664,11 @@ func (p *processor) queue(cm *commit) bool {
 		p.commits = newCommits(p)
 		p.c.procs.Store(p.shardID, p)
 	}
-	if !p.commits.push(p.ctx, cm, p.deferred.Flush) {
+	var flush func(context.Context) error
+	if p.deferred != nil {
+		flush = p.deferred.Flush
+	}
+	if !p.commits.push(p.ctx, cm, flush) {
 		p.stopped.Store(true)
 		return false
 	}
@@ -653,8 +685,11 @@ func (p *processor) settleWithin(ctx context.Context, why string) bool {
 	if p.commits == nil || p.commits.empty() {
 		return true
 	}
-	if err := p.deferred.Flush(ctx); err != nil {
-		p.log.Warn("flush of the sinks failed before the shard is "+why+"; batches not durable are read again by the next owner", "err", err)
+	p.commits.rush()
+	if p.deferred != nil {
+		if err := p.deferred.Flush(ctx); err != nil {
+			p.log.Warn("flush of the sinks failed before the shard is "+why+"; batches not durable are read again by the next owner", "err", err)
+		}
 	}
 	if !p.commits.wait(ctx) {
 		p.log.Warn("batches not durable before the shard is " + why + " (drain timeout); the next owner reads them again")
@@ -755,6 +790,7 @@ func (p *processor) checkpoint(cp kcl.IRecordProcessorCheckpointer, seq *string)
 	end := seq == nil
 	switch {
 	case err == nil:
+		p.lastCheckpoint = time.Now()
 		p.c.cfg.Hooks.Checkpointed(p.shardID, CheckpointOK, end)
 	case errors.Is(err, leases.ErrLeaseLost):
 		p.c.cfg.Hooks.Checkpointed(p.shardID, CheckpointLeaseLost, end)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kinesis-ingest/kinesis-ingest/consumers"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/kcl"
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
@@ -109,9 +110,38 @@ type deferredEnv struct {
 	run    func(ctx context.Context) error
 }
 
+// instant is a plain consumers.Handler: every batch durable when Deliver
+// returns.
+type instant struct {
+	mu    sync.Mutex
+	lasts []string
+	n     int
+}
+
+func (h *instant) Deliver(_ context.Context, _ string, recs []record.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lasts = append(h.lasts, recs[len(recs)-1].Origin.SequenceNumber)
+	h.n += len(recs)
+	return nil
+}
+
+func (h *instant) delivered() (int, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n, append([]string(nil), h.lasts...)
+}
+
 // newDeferredEnv puts 50 records into a one-shard stream and returns a
 // consumer of it (10 records per read) delivering to a holding handler.
 func newDeferredEnv(t *testing.T) *deferredEnv {
+	t.Helper()
+	return newConsumerEnv(t, nil, 0)
+}
+
+// newConsumerEnv is newDeferredEnv with handler (nil: a holding one) and a
+// checkpoint interval.
+func newConsumerEnv(t *testing.T, handler consumers.Handler, every time.Duration) *deferredEnv {
 	t.Helper()
 	kin, ddb := envtest.Kinesis(t), envtest.Dynamo(t)
 	kc := testaws.Kinesis(kin.Endpoint)
@@ -130,6 +160,9 @@ func newDeferredEnv(t *testing.T) *deferredEnv {
 	if e.budget, err = kcl.NewBudget(kcl.MaxReadBytes*4, nil); err != nil {
 		t.Fatal(err)
 	}
+	if handler == nil {
+		handler = e.h
+	}
 	dyn := testaws.Dynamo(ddb.Endpoint)
 	if e.table, err = leases.New(leases.Config{Client: dyn, Table: "deferred", WorkerID: "reader", LeaseDuration: 4 * time.Second}); err != nil {
 		t.Fatal(err)
@@ -140,8 +173,8 @@ func newDeferredEnv(t *testing.T) *deferredEnv {
 		Application: "deferred", WorkerID: "w1",
 		ShardSyncInterval: 500 * time.Millisecond, LeaseDuration: 4 * time.Second, LeaseRefresh: time.Second,
 		IdleBetweenReads: 50 * time.Millisecond, MaxRecords: 10, DrainTimeout: 10 * time.Second,
-		Budget:  e.budget,
-		Kinesis: kc, Dynamo: dyn, Handler: e.h, Hooks: e.hooks,
+		Budget: e.budget, CheckpointInterval: every,
+		Kinesis: kc, Dynamo: dyn, Handler: handler, Hooks: e.hooks,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -234,5 +267,36 @@ func TestDeferredGracefulStop(t *testing.T) {
 	}
 	if cp := e.checkpoint(t); cp != e.last {
 		t.Errorf("after the stop the checkpoint is %q, want the last record's %s", cp, e.last)
+	}
+}
+
+// TestCheckpointInterval: with a checkpoint interval of an hour, a shard
+// whose batches are all durable at once is checkpointed after its first
+// batch and then not again until it is settled: a graceful stop checkpoints
+// its last record.
+func TestCheckpointInterval(t *testing.T) {
+	h := &instant{}
+	e := newConsumerEnv(t, h, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.run(ctx) }()
+	waitUntil(t, "every record delivered", func() bool { n, _ := h.delivered(); return n >= 50 })
+	_, lasts := h.delivered()
+	waitUntil(t, "the first batch checkpointed", func() bool { return e.checkpoint(t) != "" })
+	if cp := e.checkpoint(t); cp != lasts[0] {
+		t.Errorf("checkpoint %s within the interval, want the first batch's end %s and no later one", cp, lasts[0])
+	}
+	if n := e.hooks.n(kcl.CheckpointOK); n != 1 {
+		t.Errorf("%d checkpoints within the interval, want 1", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if cp := e.checkpoint(t); cp != e.last {
+		t.Errorf("after the stop the checkpoint is %q, want the last record's %s", cp, e.last)
+	}
+	if n := e.hooks.n(kcl.CheckpointOK); n != 2 {
+		t.Errorf("%d checkpoints in all, want 2 (the first batch, then the rest at the stop)", n)
 	}
 }

@@ -88,7 +88,10 @@ const (
 	DefaultShardSyncInterval = 5 * time.Second
 	DefaultLeaseDuration     = 10 * time.Second
 	DefaultLeaseRefresh      = 2 * time.Second
-	DefaultMaxLeasesPerPass  = 50
+	// DefaultCheckpointInterval is 0 (every batch checkpointed) until the
+	// busy coordination benchmark shows the coalesced cost.
+	DefaultCheckpointInterval = 0
+	DefaultMaxLeasesPerPass   = 50
 	// DefaultMaxRecords: 1,000 records per GetRecords, not the API's 10,000.
 	// Measured end to end (README "Performance"): the same records/s or more
 	// (a shard takes at most 1,000 records/s, and 5 reads/s of 1,000 catch up
@@ -349,11 +352,14 @@ type Consumer struct {
 	ShardSyncInterval time.Duration // shard_sync_interval, default 5s
 	LeaseDuration     time.Duration // lease_duration, default 10s
 	LeaseRefresh      time.Duration // lease_refresh, default 2s; < LeaseDuration/2
-	MaxRecords        int           // max_records per GetRecords, 1..10000, default 1000
-	IdleBetweenReads  time.Duration // idle_between_reads, default 500ms
-	LeaseStealing     bool          // lease_stealing, default true
-	MaxLeases         int           // max_leases per worker, 0 = unlimited (default)
-	MaxLeasesPerPass  int           // max_leases_per_pass, default 50
+	// CheckpointInterval (checkpoint_interval) is the least time between
+	// two checkpoints of a shard; 0 checkpoints every batch.
+	CheckpointInterval time.Duration
+	MaxRecords         int           // max_records per GetRecords, 1..10000, default 1000
+	IdleBetweenReads   time.Duration // idle_between_reads, default 500ms
+	LeaseStealing      bool          // lease_stealing, default true
+	MaxLeases          int           // max_leases per worker, 0 = unlimited (default)
+	MaxLeasesPerPass   int           // max_leases_per_pass, default 50
 	// ShutdownTimeout (shutdown_timeout) bounds the drain on SIGTERM; batches
 	// not durable by then are abandoned without a checkpoint and read again
 	// by the next owner. Default 30s.

@@ -101,19 +101,20 @@ const (
 
 // consumer.
 const (
-	keyApplication       = "application"
-	keyWorkerID          = "worker_id"
-	keyShardSyncInterval = "shard_sync_interval"
-	keyLeaseDuration     = "lease_duration"
-	keyLeaseRefresh      = "lease_refresh"
-	keyMaxRecords        = "max_records"
-	keyIdleBetweenReads  = "idle_between_reads"
-	keyLeaseStealing     = "lease_stealing"
-	keyMaxLeases         = "max_leases"
-	keyMaxLeasesPerPass  = "max_leases_per_pass"
-	keyShutdownTimeout   = "shutdown_timeout"
-	keyCallTimeout       = "call_timeout"
-	keyMaxInflightBytes  = "max_inflight_bytes"
+	keyApplication        = "application"
+	keyWorkerID           = "worker_id"
+	keyShardSyncInterval  = "shard_sync_interval"
+	keyLeaseDuration      = "lease_duration"
+	keyLeaseRefresh       = "lease_refresh"
+	keyCheckpointInterval = "checkpoint_interval"
+	keyMaxRecords         = "max_records"
+	keyIdleBetweenReads   = "idle_between_reads"
+	keyLeaseStealing      = "lease_stealing"
+	keyMaxLeases          = "max_leases"
+	keyMaxLeasesPerPass   = "max_leases_per_pass"
+	keyShutdownTimeout    = "shutdown_timeout"
+	keyCallTimeout        = "call_timeout"
+	keyMaxInflightBytes   = "max_inflight_bytes"
 )
 
 // metrics and log.

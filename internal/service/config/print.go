@@ -320,6 +320,7 @@ func (p printer) consumer(c Consumer) *yaml.Node {
 		keyShardSyncInterval, p.dur(c.ShardSyncInterval),
 		keyLeaseDuration, p.dur(c.LeaseDuration),
 		keyLeaseRefresh, p.dur(c.LeaseRefresh),
+		keyCheckpointInterval, p.dur(c.CheckpointInterval),
 		keyMaxRecords, p.int(int64(c.MaxRecords)),
 		keyIdleBetweenReads, p.dur(c.IdleBetweenReads),
 		keyLeaseStealing, p.bool(c.LeaseStealing),

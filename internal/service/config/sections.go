@@ -76,7 +76,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer],
 		keyApplication, keyWorkerID, keyRoleARN, keyShardSyncInterval, keyLeaseDuration, keyLeaseRefresh,
 		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyMaxLeasesPerPass, keyShutdownTimeout, keyCallTimeout,
-		keyMaxInflightBytes))
+		keyMaxInflightBytes, keyCheckpointInterval))
 	mm := l.mapping(keyMetrics, top.vals[keyMetrics], keyListen)
 	if _, ok := mm.vals[keyListen]; ok {
 		cfg.Metrics.Listen = l.str(mm, keyListen)
@@ -446,6 +446,7 @@ func (l *loader) consumer(c *Consumer, m *mapNode) {
 	c.ShardSyncInterval = l.duration(m, keyShardSyncInterval, c.ShardSyncInterval)
 	c.LeaseDuration = l.duration(m, keyLeaseDuration, c.LeaseDuration)
 	c.LeaseRefresh = l.duration(m, keyLeaseRefresh, c.LeaseRefresh)
+	c.CheckpointInterval = l.durationMin(m, keyCheckpointInterval, c.CheckpointInterval, true)
 	c.MaxRecords = int(l.integer(m, keyMaxRecords, int64(c.MaxRecords), 1, 10000))
 	c.IdleBetweenReads = l.duration(m, keyIdleBetweenReads, c.IdleBetweenReads)
 	c.LeaseStealing = l.boolean(m, keyLeaseStealing, c.LeaseStealing)

@@ -254,6 +254,7 @@ var configSpec = sync.OnceValue(func() *spec {
 			key(keyShardSyncInterval, duration("How often a worker runs a lease pass: lists the shards, reads the lease table once, takes its due leases in bulk.", DefaultShardSyncInterval)),
 			key(keyLeaseDuration, duration("A crashed worker's shards are taken over after about this plus shard_sync_interval.", DefaultLeaseDuration)),
 			key(keyLeaseRefresh, duration("Lease renewal period; under half of lease_duration.", DefaultLeaseRefresh)),
+			key(keyCheckpointInterval, &spec{kind: kDuration, doc: "The least time between two checkpoints of a shard: batches made durable meanwhile are checkpointed together at its end (and when the shard is handed over, ends or the worker stops). 0s: every batch at once. A crash re-reads at most this much more.", def: time.Duration(DefaultCheckpointInterval).String(), zeroOK: true}),
 			key(keyMaxRecords, integer("Records per GetRecords call (one batch, one checkpoint).", DefaultMaxRecords, 1, 10000)),
 			key(keyIdleBetweenReads, duration("The pause after an empty read.", DefaultIdleBetweenReads)),
 			key(keyLeaseStealing, boolean("Claim shards from busier workers, so added workers take a fair share.", DefaultLeaseStealing)),

@@ -5,10 +5,12 @@
 // The bound is what a hostile record can cost: output is read through a
 // limit of bound+1 bytes into a reused scratch buffer, so a record over the
 // bound stops there, as a decode error naming the bound, having allocated
-// nothing of its own; a zstd record whose frame header declares a size (or
-// window) over the bound is refused before any inflating. A record within the
-// bound gets one allocation of exactly its decompressed size (the wrapped
-// decoder's values may share that memory, so it cannot be reused).
+// nothing of its own (but, for zstd, the frame's window, at most the bound,
+// which the decoder allocates once and reuses up to 8 MiB); a zstd record
+// whose frame header declares a size (or window) over the bound is refused
+// before any inflating. A record within the bound gets one allocation of
+// exactly its decompressed size (the wrapped decoder's values may share that
+// memory, so it cannot be reused).
 //
 // The pipeline's fast paths stay on: the wrapper has ScanJSON when the
 // wrapped decoder has it (jsondec), and DecodeNamed when it has that

@@ -15,8 +15,6 @@ type state struct {
 	src bytes.Reader
 	gz  gzip.Reader // its zero value is ready for Reset
 	zs  *zstd.Decoder
-	// zsBound is the bound zs was made for (its window limit).
-	zsBound int64
 	// buf is the scratch output is read into before it is copied out at its
 	// exact size, and what a record over scratchMax is counted through.
 	buf []byte
@@ -97,7 +95,7 @@ func (d *Decoder) open(st *state, c Codec, data []byte) (io.Reader, error) {
 		}
 		return &st.gz, nil
 	}
-	if st.zs == nil || st.zsBound != d.max {
+	if st.zs == nil {
 		zs, err := zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(1), // synchronous: no goroutines to leak from a dropped state
 			zstd.WithDecoderLowmem(true),
@@ -106,7 +104,7 @@ func (d *Decoder) open(st *state, c Codec, data []byte) (io.Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		st.zs, st.zsBound = zs, d.max
+		st.zs = zs
 	}
 	if err := st.zs.Reset(&st.src); err != nil {
 		return nil, err

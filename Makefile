@@ -61,12 +61,13 @@ test: test-deps
 # The race detector over the packages that share state between goroutines
 # (shards deliver concurrently; the lease table is used by the KCL's goroutines).
 race:
-	$(GO) test -race -count=1 -timeout 10m ./pipeline/... ./sinks/... ./consumers/... ./internal/service/health
+	$(GO) test -race -count=1 -timeout 10m ./pipeline/... ./sinks/... ./consumers/... ./internal/service/health ./decoders/decompress
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/jsondec
 	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./schema
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./decoders/avrodec
+	$(GO) test -run '^$$' -fuzz '^FuzzDecompress$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./decoders/decompress
 	$(GO) test -run '^$$' -fuzz '^FuzzDatetime$$' -fuzztime $(FUZZTIME) ./schema
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendFloat$$' -fuzztime $(FUZZTIME) ./sinks/jsonenc
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./consumers/getrecords

@@ -13,7 +13,9 @@ import (
 
 	"github.com/linkedin/goavro/v2"
 
+	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 	"github.com/kinesis-ingest/kinesis-ingest/pipeline"
@@ -47,6 +49,8 @@ import (
 //	json-where      the same with a where every record passes (the where
 //	                reads the same scan)
 //	avro            the same data as Avro binary: avrodec then Convert
+//	json-gzip       "json" with each record gzipped (a source with
+//	                compression: gzip): inflate, then the same fast path
 //	*-convert       the decode+validate stage alone, without the pipeline
 //	*/file          the file row sink (JSON Lines, fsync per batch)
 //	*/postgres      the same with the PostgreSQL row sink (when the server
@@ -143,6 +147,14 @@ func BenchmarkHotPath(b *testing.B) {
 	avroDec, err := avrodec.New(avrodec.Config{Schema: hotAvroSchema})
 	if err != nil {
 		b.Fatal(err)
+	}
+	gzipDec, err := decompress.New(jsondec.New(), decompress.Config{Codec: decompress.Gzip})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gzipRecs := append([]record.Record(nil), jsonRecs...)
+	for i := range gzipRecs {
+		gzipRecs[i].Data = gzipped(b, gzipRecs[i].Data)
 	}
 
 	b.Run("stdlib-struct", func(b *testing.B) {
@@ -241,19 +253,20 @@ func BenchmarkHotPath(b *testing.B) {
 			name   string
 			conv   pipeline.Converter
 			where  pipeline.Filter
-			avro   bool
+			dec    decoders.Decoder // nil: jsondec
 			source []record.Record
 			window *pipeline.Window
 		}{
-			{"json-general", generalOnly{sch}, nil, false, jsonRecs, nil},
-			{"json", sch, nil, false, jsonRecs, nil},
-			{"json-where", sch, filter, false, jsonRecs, nil},
+			{"json-general", generalOnly{sch}, nil, nil, jsonRecs, nil},
+			{"json", sch, nil, nil, jsonRecs, nil},
+			{"json-where", sch, filter, nil, jsonRecs, nil},
 			// since/until and a sample that keep every row: what the checks
 			// and the hash cost per record, against "json".
-			{"json-window", sch, nil, false, jsonRecs, keepAllWindow(sch)},
-			{"avro", sch, nil, true, avroRecs, nil},
+			{"json-window", sch, nil, nil, jsonRecs, keepAllWindow(sch)},
+			{"avro", sch, nil, avroDec, avroRecs, nil},
+			{"json-gzip", sch, nil, gzipDec, gzipRecs, nil},
 		} {
-			if c.where != nil && sc.name != "file" {
+			if (c.where != nil || c.name == "json-gzip") && sc.name != "file" {
 				continue
 			}
 			name := c.name + "/" + sc.name
@@ -265,8 +278,8 @@ func BenchmarkHotPath(b *testing.B) {
 					if c.where != nil {
 						src.Routes[0].Where = c.where
 					}
-					if c.avro {
-						src.Decoder = avroDec
+					if c.dec != nil {
+						src.Decoder = c.dec
 					}
 					if sc.sink != nil {
 						src.Routes[0].Sink = sc.sink(b)

@@ -25,6 +25,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/health"
@@ -333,13 +334,31 @@ func LeaseTable(cfg *config.Config, source string) string {
 	return cfg.Consumer.Application + "-" + source
 }
 
-// decoderFor builds a source's decoder. Avro with schema_file takes raw binary
-// and single-object encoded payloads (avrodec.FramingAuto); Avro with registry
-// takes Confluent wire format and single-object encoded payloads.
-// decoderFor builds a source's decoder. A schema registry that is down makes
-// Decode return decoders.ErrTransient; the pipeline retries and counts that in
-// kinesis_ingest_decode_retries_total{source}.
+// decoderFor builds a source's decoder: its format's, wrapped to decompress
+// records when the source has a compression.
 func decoderFor(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
+	dec, err := formatDecoder(src, log)
+	if err != nil {
+		return nil, err
+	}
+	k := src.Kinesis
+	if k.Compression == "" || k.Compression == config.CompressionNone {
+		return dec, nil
+	}
+	dec, err = decompress.New(dec, decompress.Config{Codec: decompress.Codec(k.Compression), MaxBytes: k.MaxDecompressedBytes})
+	if err != nil {
+		return nil, fmt.Errorf("source %q: compression: %w", src.Name, err)
+	}
+	return dec, nil
+}
+
+// formatDecoder builds the decoder of a source's format. Avro with
+// schema_file takes raw binary and single-object encoded payloads
+// (avrodec.FramingAuto); Avro with registry takes Confluent wire format and
+// single-object encoded payloads. A schema registry that is down makes Decode
+// return decoders.ErrTransient; the pipeline retries and counts that in
+// kinesis_ingest_decode_retries_total{source}.
+func formatDecoder(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
 	f := src.Kinesis.Format
 	switch {
 	case f.Kind == config.FormatJSON:

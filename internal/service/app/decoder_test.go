@@ -1,6 +1,9 @@
 package app
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -75,5 +78,56 @@ func TestDecoderFor(t *testing.T) {
 	_, err = decoderFor(src(config.Format{Kind: "xml"}), slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), `format "xml" is not supported`) {
 		t.Fatalf("xml: %v", err)
+	}
+}
+
+// TestDecoderForCompression: a source with a compression gets a decoder that
+// takes its compressed records within its bound, and keeps the JSON fast
+// path (a jsondec.Record scan of the decompressed bytes).
+func TestDecoderForCompression(t *testing.T) {
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte(`{"id":42}`))
+	w.Close()
+	src := func(compression string, max int64) config.Source {
+		return config.Source{Name: "orders", Kinesis: config.Kinesis{Format: config.Format{Kind: config.FormatJSON}, Compression: compression, MaxDecompressedBytes: max}}
+	}
+	for _, c := range []struct {
+		name        string
+		src         config.Source
+		errContains string // of decoding the gzip record
+	}{
+		{"none", src(config.CompressionNone, 0), "invalid JSON"},
+		{"gzip", src(config.CompressionGzip, config.DefaultMaxDecompressedBytes), ""},
+		{"auto", src(config.CompressionAuto, config.DefaultMaxDecompressedBytes), ""},
+		{"zstd", src(config.CompressionZstd, config.DefaultMaxDecompressedBytes), "zstd payload does not decompress"},
+		{"gzip over its bound", src(config.CompressionGzip, 8), "more than the bound of 8 bytes (max_decompressed_bytes)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dec, err := decoderFor(c.src, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := dec.Decode(gz.Bytes())
+			if c.errContains == "" {
+				if err != nil || v.(map[string]any)["id"] != json.Number("42") {
+					t.Fatalf("Decode = %v, %v", v, err)
+				}
+				var r jsondec.Record
+				if !dec.(interface {
+					ScanJSON(*jsondec.Record, []byte) bool
+				}).ScanJSON(&r, gz.Bytes()) || string(r.Bytes()) != `{"id":42}` {
+					t.Fatalf("ScanJSON scanned %q", r.Bytes())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.errContains) {
+				t.Fatalf("Decode error = %v, want one containing %q", err, c.errContains)
+			}
+		})
+	}
+	_, err := decoderFor(src("lz4", 0), slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), `source "orders": compression: decompress: "lz4" is not a compression`) {
+		t.Fatalf("lz4: %v", err)
 	}
 }

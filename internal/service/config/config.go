@@ -19,6 +19,8 @@
 //     at the newest record is the only choice that never replays history by
 //     surprise)
 //   - sources[].kinesis.format: json (Fennel's "most common value")
+//   - sources[].kinesis.compression: none; max_decompressed_bytes (with a
+//     compression only): 10 MiB, decompress.DefaultMaxBytes
 //   - sinks[].file.max_bytes: 64 MiB
 //   - sinks[].file.mode and dead_letter.file.mode: 0600 (directories 0700)
 //   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
@@ -75,6 +77,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 	"gopkg.in/yaml.v3"
@@ -142,6 +145,19 @@ const (
 	FormatAvro = "avro"
 )
 
+// Compressions of a source's records (decompress's codecs).
+const (
+	CompressionNone = string(decompress.None)
+	CompressionGzip = string(decompress.Gzip)
+	CompressionZstd = string(decompress.Zstd)
+	CompressionAuto = string(decompress.Auto)
+)
+
+// DefaultMaxDecompressedBytes is the bound on a compressed record's
+// decompressed size: 10 MiB, the largest plain record Kinesis takes (see
+// decompress.DefaultMaxBytes).
+const DefaultMaxDecompressedBytes = decompress.DefaultMaxBytes
+
 // Config is a loaded, validated configuration.
 type Config struct {
 	Sources    []Source
@@ -184,6 +200,12 @@ type Kinesis struct {
 	// InitPosition (init_position) is where shards without a checkpoint start.
 	InitPosition InitPosition
 	Format       Format // format, default json
+	// Compression (compression) is how records are compressed: none (the
+	// default), gzip, zstd or auto (each record by its magic number).
+	Compression string
+	// MaxDecompressedBytes (max_decompressed_bytes) bounds a record's
+	// decompressed size when Compression is not none; 0 otherwise.
+	MaxDecompressedBytes int64
 	// EFO (efo), when set, reads the stream through enhanced fan-out
 	// (SubscribeToShard) instead of polling GetRecords.
 	EFO *EFO

@@ -33,6 +33,8 @@ const (
 	keyRegistry     = "registry"
 	keyFraming      = "framing"
 	keyEFO          = "efo"
+	// keyCompression (compression) is shared with the s3 sinks.
+	keyMaxDecompressedBytes = "max_decompressed_bytes"
 )
 
 // sources[i].kinesis.efo.

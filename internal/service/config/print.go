@@ -102,6 +102,14 @@ func (p printer) int(v int64) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v, 10)}
 }
 
+// optInt is int, or nil (key left out) for 0.
+func (p printer) optInt(v int64) *yaml.Node {
+	if v == 0 {
+		return nil
+	}
+	return p.int(v)
+}
+
 func (p printer) bool(v bool) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
 }
@@ -130,6 +138,8 @@ func (p printer) source(s Source) *yaml.Node {
 			keyExternalID, p.secret(k.ExternalID),
 			keyInitPosition, p.str(k.InitPosition.String()),
 			keyFormat, p.format(k.Format),
+			keyCompression, p.str(k.Compression),
+			keyMaxDecompressedBytes, p.optInt(k.MaxDecompressedBytes),
 			keyEFO, p.efo(k.EFO),
 		),
 		keyEnv, p.strs(s.Env),

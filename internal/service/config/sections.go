@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/kit/redact"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
@@ -140,7 +141,7 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 		l.errorf(join(path, keyKinesis), m.keys[keyKinesis], "required; add kinesis: {stream_arn: arn:aws:kinesis:<region>:<account>:stream/<name>}")
 		return s
 	}
-	km := l.mapping(join(path, keyKinesis), m.vals[keyKinesis], keyStreamARN, keyRoleARN, keyExternalID, keyInitPosition, keyFormat, keyEFO)
+	km := l.mapping(join(path, keyKinesis), m.vals[keyKinesis], keyStreamARN, keyRoleARN, keyExternalID, keyInitPosition, keyFormat, keyCompression, keyMaxDecompressedBytes, keyEFO)
 	k := &s.Kinesis
 	if l.required(km, keyStreamARN, "give the ARN of the stream, "+streamARNForm) {
 		arn, err := ParseStreamARN(l.str(km, keyStreamARN))
@@ -178,10 +179,31 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 		}
 	}
 	k.Format = l.format(join(km.path, keyFormat), km.vals[keyFormat])
+	l.compression(km, k)
 	if km.has(keyEFO) {
 		k.EFO = l.efo(join(km.path, keyEFO), km.vals[keyEFO], k.StreamARN)
 	}
 	return s
+}
+
+// compression reads a source's compression and, with one, the bound on a
+// record's decompressed size.
+func (l *loader) compression(km *mapNode, k *Kinesis) {
+	k.Compression = CompressionNone
+	if km.has(keyCompression) {
+		switch v := l.str(km, keyCompression); v {
+		case CompressionNone, CompressionGzip, CompressionZstd, CompressionAuto:
+			k.Compression = v
+		default:
+			l.errorf(join(km.path, keyCompression), km.vals[keyCompression], "%q is not a compression; use none, gzip, zstd or auto (gzip or zstd, each record by its first bytes, plain records passed through)", v)
+			return
+		}
+	}
+	if k.Compression != CompressionNone {
+		k.MaxDecompressedBytes = l.integer(km, keyMaxDecompressedBytes, DefaultMaxDecompressedBytes, 1, decompress.MaxBound)
+	} else if km.has(keyMaxDecompressedBytes) {
+		l.errorf(join(km.path, keyMaxDecompressedBytes), km.vals[keyMaxDecompressedBytes], "applies to compressed records only; add compression: gzip, zstd or auto, or remove it")
+	}
 }
 
 // efo decodes a source's enhanced fan-out consumer: consumer_name (1 to 128

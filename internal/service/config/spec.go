@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
 
@@ -207,6 +208,9 @@ var configSpec = sync.OnceValue(func() *spec {
 						}()),
 					),
 				).withDefault(FormatJSON)),
+				key(keyCompression, str("How records are compressed: none; gzip or zstd (every record); auto (gzip or zstd by each record's first bytes, others passed through as plain).").withEnum(CompressionNone, CompressionGzip, CompressionZstd, CompressionAuto).withDefault(CompressionNone)),
+				key(keyMaxDecompressedBytes, (&spec{kind: kInteger, min: ptr(int64(1)), max: ptr(int64(decompress.MaxBound)),
+					doc: "With compression: the most bytes a record may decompress to; a record over it is a decode_error dead letter naming it, and costs no more than inflating this much."}).computedDefault(fmt.Sprintf("%d (10 MiB, the largest plain Kinesis record) with compression", DefaultMaxDecompressedBytes))),
 				key(keyEFO, func() *spec {
 					s := object("Read through enhanced fan-out (SubscribeToShard) instead of polling GetRecords: exactly one of consumer_name or consumer_arn.",
 						key(keyConsumerName, str("A consumer the first worker registers on the stream if missing (never deregistered).").withPattern(streamNameRE.String())),

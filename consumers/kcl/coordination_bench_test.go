@@ -115,6 +115,37 @@ func itemBytes(it map[string]types.AttributeValue) int {
 	return n
 }
 
+// waitConverged waits until workers hold shards leases between them, each
+// worker some (and, if checkpointed, each lease with a checkpoint).
+func waitConverged(ctx context.Context, b *testing.B, endpoint, table string, shards, workers int, checkpointed bool) {
+	b.Helper()
+	reader, err := leases.New(leases.Config{Client: testaws.Dynamo(endpoint), Table: table, WorkerID: "reader", LeaseDuration: lease})
+	if err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		rows, err := reader.Checkpoints(ctx)
+		held := map[string]int{}
+		for _, r := range rows {
+			if r.Owner != "" && (!checkpointed || r.Checkpoint != "") {
+				held[r.Owner]++
+			}
+		}
+		n := 0
+		for _, h := range held {
+			n += h
+		}
+		if err == nil && n == shards && len(held) == workers {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("not converged after 3 minutes: %v", held)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 type discard struct{}
 
 func (discard) Deliver(context.Context, string, []record.Record) error { return nil }
@@ -199,31 +230,7 @@ func BenchmarkCoordination(b *testing.B) {
 					}
 				})
 			}
-			reader, err := leases.New(leases.Config{Client: testaws.Dynamo(ddb.Endpoint), Table: app, WorkerID: "reader", LeaseDuration: lease})
-			if err != nil {
-				b.Fatal(err)
-			}
-			deadline := time.Now().Add(3 * time.Minute)
-			for {
-				rows, err := reader.Checkpoints(ctx)
-				held := map[string]int{}
-				for _, r := range rows {
-					if r.Owner != "" {
-						held[r.Owner]++
-					}
-				}
-				n := 0
-				for _, h := range held {
-					n += h
-				}
-				if err == nil && n == shards && len(held) == workers {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatalf("not converged after 3 minutes: %v", held)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+			waitConverged(ctx, b, ddb.Endpoint, app, shards, workers, false)
 			time.Sleep(2 * pass) // past the last takes and the shards' first reads
 
 			// One scan's units: the formula's U, as measured.

@@ -227,18 +227,19 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("dead letter = %+v", dl)
 	}
 	wantC := Consumer{
-		Application:       "orders",
-		WorkerID:          "testhost-" + strconv.Itoa(os.Getpid()),
-		ShardSyncInterval: 5 * time.Second,
-		LeaseDuration:     10 * time.Second,
-		LeaseRefresh:      2 * time.Second,
-		MaxRecords:        1000,
-		IdleBetweenReads:  500 * time.Millisecond,
-		LeaseStealing:     true,
-		ShutdownTimeout:   30 * time.Second,
-		CallTimeout:       10 * time.Second,
-		MaxInflightBytes:  192 << 20,
-		MaxLeasesPerPass:  50,
+		Application:        "orders",
+		WorkerID:           "testhost-" + strconv.Itoa(os.Getpid()),
+		ShardSyncInterval:  5 * time.Second,
+		LeaseDuration:      10 * time.Second,
+		LeaseRefresh:       2 * time.Second,
+		CheckpointInterval: 5 * time.Second,
+		MaxRecords:         1000,
+		IdleBetweenReads:   500 * time.Millisecond,
+		LeaseStealing:      true,
+		ShutdownTimeout:    30 * time.Second,
+		CallTimeout:        10 * time.Second,
+		MaxInflightBytes:   192 << 20,
+		MaxLeasesPerPass:   50,
 	}
 	if cfg.Consumer != wantC {
 		t.Errorf("consumer = %+v\nwant       %+v", cfg.Consumer, wantC)

@@ -159,7 +159,13 @@ func (s *suite[T]) testRoundTrip(t *testing.T) {
 	h := s.open(t, false)
 	want := s.roundTrip()
 	h.mustWrite(t, want)
-	got := s.read(t)
+	s.checkSame(t, s.read(t), want)
+}
+
+// checkSame fails the test unless got holds want once each, every value as
+// written.
+func (s *suite[T]) checkSame(t *testing.T, got, want []T) {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("Read returned %d %ss, wrote %d once", len(got), s.what, len(want))
 	}
@@ -259,6 +265,13 @@ func (s *suite[T]) testOrderPerShard(t *testing.T) {
 	}
 	got := s.read(t)
 	s.checkPresent(t, got, all, false)
+	s.checkOrder(t, got)
+}
+
+// checkOrder fails the test unless got keeps each shard's items in stream
+// order.
+func (s *suite[T]) checkOrder(t *testing.T, got []T) {
+	t.Helper()
 	last := map[string]key{}
 	for i, g := range got {
 		k := s.key(g)

@@ -470,8 +470,13 @@ func (s *RowSink) flushAll(ctx context.Context, reason string, policy retry.Poli
 	errs := make([]error, len(all))
 	sem := make(chan struct{}, maxUploads)
 	for i, c := range all {
+		// Waiters without a buffer: a background flush holds the rows
+		// (flushChain took them out of buf). flushChain waits for it on
+		// c.io and then stores whatever it put back, so that Flush and
+		// Close return only once those rows are stored too, and Close
+		// does not cancel their upload with bgCtx after it.
 		c.mu.Lock()
-		has := len(c.buf) > 0
+		has := len(c.buf) > 0 || len(c.waiters) > 0
 		c.mu.Unlock()
 		if !has {
 			continue

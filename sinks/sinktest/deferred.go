@@ -200,6 +200,18 @@ func checkDurable(t *testing.T, as ...*accepted) {
 	}
 }
 
+// flushAndCheck flushes, then fails the test unless every one of as is
+// told nil once and storage holds want, and nothing else, in each shard's
+// order.
+func (d *deferred) flushAndCheck(t *testing.T, ds sinks.DeferredRowSink, want []record.Row, as ...*accepted) {
+	t.Helper()
+	mustFlush(t, ds)
+	checkDurable(t, as...)
+	got := d.s.read(t)
+	d.s.checkPresent(t, got, want, false)
+	d.s.checkOrder(t, got)
+}
+
 // rowsOf returns the rows of as, in order.
 func rowsOf(as ...*accepted) []record.Row {
 	var out []record.Row
@@ -256,11 +268,7 @@ func (d *deferred) testAcceptThenFlush(t *testing.T) {
 			all = append(all, a)
 		}
 	}
-	mustFlush(t, ds)
-	checkDurable(t, all...)
-	got := d.s.read(t)
-	d.s.checkPresent(t, got, rowsOf(all...), false)
-	d.s.checkOrder(t, got)
+	d.flushAndCheck(t, ds, rowsOf(all...), all...)
 }
 
 // durable(nil) means stored: at the moment it is called, the Accept's rows
@@ -318,9 +326,12 @@ func (d *deferred) testDurableMeansStored(t *testing.T) {
 			return nil
 		}()
 	}()
+	// Told once every durable has returned (its check done, if nil).
 	told := func() bool {
 		for _, a := range all {
-			if called, _ := a.result(); !called {
+			select {
+			case <-a.told:
+			default:
 				return false
 			}
 		}
@@ -462,11 +473,7 @@ func (d *deferred) testAcceptOrderPerShard(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	mustFlush(t, ds)
-	checkDurable(t, all...)
-	got := d.s.read(t)
-	d.s.checkPresent(t, got, rowsOf(all...), false)
-	d.s.checkOrder(t, got)
+	d.flushAndCheck(t, ds, rowsOf(all...), all...)
 }
 
 // Write among Accepts of one shard keeps its own contract (its rows are
@@ -484,11 +491,7 @@ func (d *deferred) testWriteAmongAccepts(t *testing.T) {
 	}
 	c := as.add(shard, 21, 10)
 	d.mustAccept(t, ds, c)
-	mustFlush(t, ds)
-	checkDurable(t, a, c)
-	got := d.s.read(t)
-	d.s.checkPresent(t, got, d.s.batch(shard, 1, 30), false)
-	d.s.checkOrder(t, got)
+	d.flushAndCheck(t, ds, d.s.batch(shard, 1, 30), a, c)
 }
 
 // Rows the sink refuses come back in a *sinks.RejectedError; the others are
@@ -546,13 +549,7 @@ func (d *deferred) testOutageWhileBuffered(t *testing.T) {
 	a := as.add(shard, 1, 20)
 	d.mustAccept(t, ds, a)
 
-	d.s.brk(t)
-	healed := false
-	t.Cleanup(func() {
-		if !healed {
-			d.s.heal(t)
-		}
-	})
+	heal := d.s.breakStorage(t)
 	for attempt := 1; attempt <= 2; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), outageTimeout)
 		start := time.Now()
@@ -600,8 +597,7 @@ func (d *deferred) testOutageWhileBuffered(t *testing.T) {
 		taken = append(taken, x)
 	}
 
-	d.s.heal(t)
-	healed = true
+	heal()
 	deadline := time.Now().Add(writeTimeout)
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
@@ -661,13 +657,7 @@ func (d *deferred) testCloseDuringOutage(t *testing.T) {
 	const shard = "shardId-000000000022"
 	a := as.add(shard, 1, 20)
 	d.mustAccept(t, ds, a)
-	d.s.brk(t)
-	healed := false
-	t.Cleanup(func() {
-		if !healed {
-			d.s.heal(t)
-		}
-	})
+	heal := d.s.breakStorage(t)
 	cerr := h.close(t)
 	t.Logf("Close during the outage: %v", cerr)
 	if !a.wait(time.Now().Add(writeTimeout)) {
@@ -677,8 +667,7 @@ func (d *deferred) testCloseDuringOutage(t *testing.T) {
 	if derr != nil && cerr == nil {
 		t.Errorf("Close returned nil, yet durable of %s was told %v", a.what, derr)
 	}
-	d.s.heal(t)
-	healed = true
+	heal()
 
 	_, again := d.open(t, true)
 	got := d.s.read(t)

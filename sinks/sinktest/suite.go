@@ -291,13 +291,7 @@ func (s *suite[T]) testOutage(t *testing.T) {
 	a := s.batch(shard, 1, 20)
 	h.mustWrite(t, a)
 
-	s.brk(t)
-	healed := false
-	t.Cleanup(func() {
-		if !healed {
-			s.heal(t)
-		}
-	})
+	heal := s.breakStorage(t)
 	b := s.batch(shard, 21, 20)
 	for attempt := 1; attempt <= 3; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), outageTimeout)
@@ -317,8 +311,7 @@ func (s *suite[T]) testOutage(t *testing.T) {
 		t.Logf("attempt %d during outage: %v (after %v)", attempt, err, took)
 	}
 
-	s.heal(t)
-	healed = true
+	heal()
 	// The caller retries the same batch; allow a sink a little time to
 	// reconnect, but no restart.
 	deadline := time.Now().Add(writeTimeout)
@@ -343,6 +336,22 @@ func (s *suite[T]) testOutage(t *testing.T) {
 	// record: Read fails on those.
 	all := append(append(a[:len(a):len(a)], b...), c...)
 	s.checkPresent(t, s.read(t), all, false)
+}
+
+// breakStorage breaks the storage until the heal it returns is called, or
+// the test ends.
+func (s *suite[T]) breakStorage(t *testing.T) (heal func()) {
+	s.brk(t)
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			s.heal(t)
+		}
+	})
+	return func() {
+		healed = true
+		s.heal(t)
+	}
 }
 
 func (s *suite[T]) testCloseFlushes(t *testing.T) {

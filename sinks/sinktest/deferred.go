@@ -373,9 +373,17 @@ func (d *deferred) testAcceptCopies(t *testing.T) {
 	as := d.track(t)
 	_, ds := d.open(t, false)
 	const shard = "shardId-000000000014"
-	// The round-trip rows are of another shard: two Accepts.
+	// The round-trip rows are of another shard: two Accepts. The second's
+	// last row holds typed nils, which are null (record.IsNull) and must
+	// not become empty values in the copy.
 	first := as.addRows("the round-trip rows", d.s.roundTrip)
-	second := as.add(shard, 1, 10)
+	second := as.addRows(shard+" 1-10", func() []record.Row {
+		rows := d.s.batch(shard, 1, 10)
+		rows[9].Fields = append(rows[9].Fields, record.Field{Name: "nil_bytes", Value: []byte(nil)},
+			record.Field{Name: "nil_embedding", Value: []float64(nil)}, record.Field{Name: "nil_list", Value: []any(nil)},
+			record.Field{Name: "nil_map", Value: map[string]any(nil)}, record.Field{Name: "nil_struct", Value: []record.Field(nil)})
+		return rows
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	for _, a := range []*accepted{first, second} {

@@ -552,18 +552,27 @@ func cloneValue(v any) any {
 	case []float64:
 		return slices.Clone(x)
 	case []any:
+		if x == nil {
+			return x // null, not an empty value
+		}
 		out := make([]any, len(x))
 		for i, e := range x {
 			out[i] = cloneValue(e)
 		}
 		return out
 	case map[string]any:
+		if x == nil {
+			return x // null, not an empty value
+		}
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			out[strings.Clone(k)] = cloneValue(e)
 		}
 		return out
 	case []record.Field:
+		if x == nil {
+			return x // null, not an empty value
+		}
 		out := make([]record.Field, len(x))
 		for i, f := range x {
 			out[i] = record.Field{Name: f.Name, Value: cloneValue(f.Value)}

@@ -470,8 +470,13 @@ func (s *RowSink) flushAll(ctx context.Context, reason string, policy retry.Poli
 	errs := make([]error, len(all))
 	sem := make(chan struct{}, maxUploads)
 	for i, c := range all {
+		// Waiters without a buffer: a background flush holds the rows
+		// (flushChain took them out of buf). flushChain waits for it on
+		// c.io and then stores whatever it put back, so that Flush and
+		// Close return only once those rows are stored too, and Close
+		// does not cancel their upload with bgCtx after it.
 		c.mu.Lock()
-		has := len(c.buf) > 0
+		has := len(c.buf) > 0 || len(c.waiters) > 0
 		c.mu.Unlock()
 		if !has {
 			continue
@@ -547,18 +552,27 @@ func cloneValue(v any) any {
 	case []float64:
 		return slices.Clone(x)
 	case []any:
+		if x == nil {
+			return x // null, not an empty value
+		}
 		out := make([]any, len(x))
 		for i, e := range x {
 			out[i] = cloneValue(e)
 		}
 		return out
 	case map[string]any:
+		if x == nil {
+			return x // null, not an empty value
+		}
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			out[strings.Clone(k)] = cloneValue(e)
 		}
 		return out
 	case []record.Field:
+		if x == nil {
+			return x // null, not an empty value
+		}
 		out := make([]record.Field, len(x))
 		for i, f := range x {
 			out[i] = record.Field{Name: f.Name, Value: cloneValue(f.Value)}

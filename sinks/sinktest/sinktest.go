@@ -8,6 +8,12 @@
 // The subtests are: RoundTrip (every value type), EmptyBatch, DurableBeforeAck,
 // ReplayIdempotence, OrderPerShard, OutageAndRecovery (when the harness can
 // cause a real outage), CloseFlushes, WriteAfterClose and CancelledContext.
+// A row sink that is a sinks.DeferredRowSink runs the deferred subtests too
+// (deferred.go): EmptyAccept, AcceptThenFlush, DurableMeansStored,
+// AcceptCopies, ReplayWhileBuffered, AcceptOrderPerShard, WriteAmongAccepts,
+// RefusedRows (when the harness can make a row the sink refuses),
+// OutageWhileBuffered and CloseDuringOutage (when it can cause an outage),
+// CloseFlushesBuffered, AcceptAfterClose and AcceptCancelledContext.
 // Subtests run one after the other, each on fresh storage from New. The suite
 // closes every sink it gets from New or Reopen.
 package sinktest
@@ -42,8 +48,12 @@ type RowHarness struct {
 	// once however often it is written.
 	Dedupes bool
 	// Break causes a real outage of the storage and Heal ends it; nil (both)
-	// skips OutageAndRecovery.
+	// skips OutageAndRecovery, OutageWhileBuffered and CloseDuringOutage.
 	Break, Heal func(t *testing.T)
+	// Refuse returns r changed (keeping its Origin) so that the sink refuses
+	// it for itself, with a *sinks.RejectedError: a value its format cannot
+	// hold. nil skips RefusedRows, which only a sinks.DeferredRowSink runs.
+	Refuse func(r record.Row) record.Row
 }
 
 // DeadLetterHarness is RowHarness for a DeadLetterSink. Read must fill every
@@ -55,7 +65,10 @@ type DeadLetterHarness struct {
 	Break, Heal func(t *testing.T)
 }
 
-// RunRowSink runs the conformance suite against a RowSink.
+// RunRowSink runs the conformance suite against a RowSink, and the deferred
+// subtests when it is a sinks.DeferredRowSink: to know which, it calls New
+// once with t itself and closes what it returns, so that a -run filter
+// naming a deferred subtest finds it.
 func RunRowSink(t *testing.T, h RowHarness) {
 	t.Helper()
 	if h.New == nil || h.Reopen == nil || h.Read == nil {
@@ -64,7 +77,15 @@ func RunRowSink(t *testing.T, h RowHarness) {
 	if (h.Break == nil) != (h.Heal == nil) {
 		t.Fatal("sinktest: RowHarness needs both Break and Heal, or neither")
 	}
-	run(t, suite[record.Row]{
+	probe := h.New(t)
+	if probe == nil {
+		t.Fatal("sinktest: harness returned a nil sink")
+	}
+	_, isDeferred := probe.(sinks.DeferredRowSink)
+	if err := probe.Close(); err != nil {
+		t.Fatalf("Close of a sink that took nothing: %v", err)
+	}
+	s := &suite[record.Row]{
 		what:      "row",
 		new:       func(t *testing.T) writer[record.Row] { return h.New(t) },
 		reopen:    func(t *testing.T) writer[record.Row] { return h.Reopen(t) },
@@ -76,7 +97,11 @@ func RunRowSink(t *testing.T, h RowHarness) {
 		make:      makeRow,
 		compare:   compareRow,
 		roundTrip: roundTripRows,
-	})
+	}
+	run(t, *s)
+	if isDeferred {
+		runDeferred(t, &deferred{s: s, refuse: h.Refuse})
+	}
 }
 
 // RunDeadLetterSink runs the conformance suite against a DeadLetterSink.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +49,11 @@ func (s *memSink[T]) Write(ctx context.Context, items []T) error {
 	if closed {
 		return errors.New("closed")
 	}
-	st := s.st
+	return s.st.put(items)
+}
+
+// put stores items, all or (broken) none.
+func (st *memStore[T]) put(items []T) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.broken {
@@ -88,6 +95,234 @@ func (st *memStore[T]) setBroken(b bool) {
 	st.broken = b
 }
 
+// memDeferred is the reference sinks.DeferredRowSink: Accept keeps a deep
+// copy of the rows, Flush and Close store them in a memStore and then tell
+// each Accept's durable. It refuses rows holding a NaN. fault makes it
+// faulty for the negative self-test (see deferredFaults).
+type memDeferred struct {
+	st    *memStore[record.Row]
+	fault string
+	// flushMu makes flushes one at a time, which keeps each shard's rows
+	// in the order they were accepted.
+	flushMu sync.Mutex
+	mu      sync.Mutex
+	closed  bool
+	pending []pendingAccept
+}
+
+type pendingAccept struct {
+	rows    []record.Row
+	durable func(error)
+}
+
+var _ sinks.DeferredRowSink = (*memDeferred)(nil)
+
+func (s *memDeferred) Accept(ctx context.Context, rows []record.Row, durable func(error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return errors.New("memDeferred: Accept after Close")
+	}
+	p := pendingAccept{durable: durable}
+	var refused []int
+	for i := range rows {
+		if slices.ContainsFunc(rows[i].Fields, func(f record.Field) bool { v, ok := f.Value.(float64); return ok && math.IsNaN(v) }) {
+			refused = append(refused, i)
+			continue
+		}
+		p.rows = append(p.rows, s.keep(rows[i]))
+	}
+	if s.fault == "early" {
+		durable(nil)
+		p.durable = func(error) {}
+	}
+	s.mu.Lock()
+	s.pending = append(s.pending, p)
+	s.mu.Unlock()
+	if refused != nil {
+		return &sinks.RejectedError{Index: refused, Err: errors.New("NaN is no value memDeferred holds")}
+	}
+	return nil
+}
+
+// keep copies r as Accept must, unless fault says otherwise.
+func (s *memDeferred) keep(r record.Row) record.Row {
+	switch s.fault {
+	case "keeps-rows":
+		return r
+	case "keeps-values":
+		r.Fields = slices.Clone(r.Fields)
+		return r
+	}
+	r.Fields = copyFields(r.Fields, s.fault == "keeps-bytes")
+	return r
+}
+
+func copyFields(fs []record.Field, keepBytes bool) []record.Field {
+	if fs == nil {
+		return nil
+	}
+	out := make([]record.Field, len(fs))
+	for i, f := range fs {
+		out[i] = record.Field{Name: f.Name, Value: copyValue(f.Value, keepBytes)}
+	}
+	return out
+}
+
+// copyValue copies v deep; a scalar is boxed anew, since the caller's box
+// may be reused. keepBytes is a fault: []byte values are kept.
+func copyValue(v any, keepBytes bool) any {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case int64:
+		return x
+	case float64:
+		return x
+	case string:
+		return x
+	case time.Time:
+		return x
+	case record.Date:
+		return x
+	case record.Decimal:
+		return x
+	case []byte:
+		if keepBytes {
+			return x
+		}
+		return slices.Clone(x)
+	case []float64:
+		return slices.Clone(x)
+	case []any:
+		if x == nil {
+			return x
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = copyValue(e, keepBytes)
+		}
+		return out
+	case map[string]any:
+		if x == nil {
+			return x
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = copyValue(e, keepBytes)
+		}
+		return out
+	case []record.Field:
+		return copyFields(x, keepBytes)
+	}
+	return v
+}
+
+func (s *memDeferred) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	todo := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	var rows []record.Row
+	for _, p := range todo {
+		rows = append(rows, p.rows...)
+	}
+	if err := s.st.put(rows); err != nil {
+		s.mu.Lock()
+		s.pending = append(todo, s.pending...)
+		s.mu.Unlock()
+		return err
+	}
+	for _, p := range todo {
+		p.durable(nil)
+		if s.fault == "twice" {
+			p.durable(nil)
+		}
+	}
+	return nil
+}
+
+// Write is Accept, Flush and the wait for durable.
+func (s *memDeferred) Write(ctx context.Context, rows []record.Row) error {
+	told := make(chan error, 2) // "twice" tells twice
+	err := s.Accept(ctx, rows, func(err error) { told <- err })
+	if _, refused := sinks.IsRejected(err); err != nil && !refused {
+		return err
+	}
+	if ferr := s.Flush(ctx); ferr != nil {
+		return ferr
+	}
+	if derr := <-told; derr != nil {
+		return derr
+	}
+	return err
+}
+
+// Close flushes; what it cannot store is told so.
+func (s *memDeferred) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	var err error
+	if s.fault == "close-drops" {
+		// As a sink that cancels its uploads at Close: what is buffered is
+		// told an error, and Close says nothing of it.
+		s.mu.Lock()
+		todo := s.pending
+		s.pending = nil
+		s.mu.Unlock()
+		for _, p := range todo {
+			p.durable(errors.New("memDeferred closed before these rows were stored"))
+		}
+		return nil
+	}
+	err = s.Flush(context.Background())
+	if err != nil {
+		s.mu.Lock()
+		todo := s.pending
+		s.pending = nil
+		s.mu.Unlock()
+		for _, p := range todo {
+			p.durable(fmt.Errorf("memDeferred closed before these rows were stored: %w", err))
+		}
+	}
+	return err
+}
+
+// deferredHarness runs the suite on a memDeferred with fault.
+func deferredHarness(fault string) RowHarness {
+	var st *memStore[record.Row]
+	return RowHarness{
+		New: func(t *testing.T) sinks.RowSink {
+			st = &memStore[record.Row]{seen: map[key]bool{}, key: func(r record.Row) key { return keyOf(r.Origin) }}
+			return &memDeferred{st: st, fault: fault}
+		},
+		Reopen:  func(t *testing.T) sinks.RowSink { return &memDeferred{st: st, fault: fault} },
+		Read:    func(t *testing.T) []record.Row { return st.read() },
+		Dedupes: true,
+		Break:   func(t *testing.T) { st.setBroken(true) },
+		Heal:    func(t *testing.T) { st.setBroken(false) },
+		Refuse: func(r record.Row) record.Row {
+			r.Fields = slices.Clone(r.Fields)
+			r.Fields[0].Value = math.NaN()
+			return r
+		},
+	}
+}
+
 func TestSuiteOnReferenceSinks(t *testing.T) {
 	t.Run("rows", func(t *testing.T) {
 		var st *memStore[record.Row]
@@ -103,6 +338,9 @@ func TestSuiteOnReferenceSinks(t *testing.T) {
 			Heal:    func(t *testing.T) { st.setBroken(false) },
 		})
 	})
+	t.Run("deferred rows", func(t *testing.T) {
+		RunRowSink(t, deferredHarness(""))
+	})
 	t.Run("dead letters", func(t *testing.T) {
 		var st *memStore[record.DeadLetter]
 		RunDeadLetterSink(t, DeadLetterHarness{
@@ -117,11 +355,33 @@ func TestSuiteOnReferenceSinks(t *testing.T) {
 	})
 }
 
-// The suite fails a sink that drops or duplicates rows: run, in a child
+// deferredFaults are the faults of memDeferred, and the subtest each fails.
+var deferredFaults = map[string]string{
+	// durable(nil) at Accept, before the rows are stored.
+	"early": "--- FAIL: TestSuiteFailsAFaultySink/DurableMeansStored",
+	// Keeps the caller's Fields slices.
+	"keeps-rows": "--- FAIL: TestSuiteFailsAFaultySink/AcceptCopies",
+	// Copies Fields but keeps their values: the caller's []byte, boxes.
+	"keeps-values": "--- FAIL: TestSuiteFailsAFaultySink/AcceptCopies",
+	// Copies all but the []byte values.
+	"keeps-bytes": "--- FAIL: TestSuiteFailsAFaultySink/AcceptCopies",
+	// Close stores nothing, tells each buffered Accept an error and
+	// returns nil.
+	"close-drops": "--- FAIL: TestSuiteFailsAFaultySink/CloseFlushesBuffered",
+	// Tells each Accept's durable twice.
+	"twice": "--- FAIL: TestSuiteFailsAFaultySink/AcceptThenFlush",
+}
+
+// The suite fails a sink that drops or duplicates rows, or, deferred, tells
+// durable early or twice or keeps the caller's memory: run, in a child
 // process of this test binary, on a reference sink with that fault; the
-// child must fail, and in the subtests that check it.
+// child must fail, and in the subtests that check it. A synchronous sink
+// runs no deferred subtest.
 func TestSuiteFailsAFaultySink(t *testing.T) {
-	if fault := os.Getenv("SINKTEST_FAULT"); fault != "" {
+	if fault := os.Getenv("SINKTEST_FAULT"); deferredFaults[fault] != "" {
+		RunRowSink(t, deferredHarness(fault))
+		return
+	} else if fault != "" {
 		var st *memStore[record.Row]
 		RunRowSink(t, RowHarness{
 			New: func(t *testing.T) sinks.RowSink {
@@ -134,15 +394,21 @@ func TestSuiteFailsAFaultySink(t *testing.T) {
 		})
 		return
 	}
-	for fault, failing := range map[string]string{
+	faults := map[string]string{
 		"drop": "--- FAIL: TestSuiteFailsAFaultySink/DurableBeforeAck",
 		"dup":  "--- FAIL: TestSuiteFailsAFaultySink/ReplayIdempotence",
-	} {
+	}
+	maps.Copy(faults, deferredFaults)
+	for fault, failing := range faults {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSuiteFailsAFaultySink$", "-test.v")
 		cmd.Env = append(os.Environ(), "SINKTEST_FAULT="+fault)
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), failing) {
-			t.Errorf("a sink that %ss rows: the suite exited with %v; want a failure with %q in:\n%s", fault, err, failing, out)
+			t.Errorf("a sink with fault %q: the suite exited with %v; want a failure with %q in:\n%s", fault, err, failing, out)
+		}
+		_, isDeferred := deferredFaults[fault]
+		if ran := strings.Contains(string(out), "/AcceptThenFlush"); ran != isDeferred {
+			t.Errorf("a sink with fault %q (deferred: %v) ran the deferred subtests: %v", fault, isDeferred, ran)
 		}
 	}
 }

@@ -159,7 +159,13 @@ func (s *suite[T]) testRoundTrip(t *testing.T) {
 	h := s.open(t, false)
 	want := s.roundTrip()
 	h.mustWrite(t, want)
-	got := s.read(t)
+	s.checkSame(t, s.read(t), want)
+}
+
+// checkSame fails the test unless got holds want once each, every value as
+// written.
+func (s *suite[T]) checkSame(t *testing.T, got, want []T) {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("Read returned %d %ss, wrote %d once", len(got), s.what, len(want))
 	}
@@ -259,6 +265,13 @@ func (s *suite[T]) testOrderPerShard(t *testing.T) {
 	}
 	got := s.read(t)
 	s.checkPresent(t, got, all, false)
+	s.checkOrder(t, got)
+}
+
+// checkOrder fails the test unless got keeps each shard's items in stream
+// order.
+func (s *suite[T]) checkOrder(t *testing.T, got []T) {
+	t.Helper()
 	last := map[string]key{}
 	for i, g := range got {
 		k := s.key(g)
@@ -278,13 +291,7 @@ func (s *suite[T]) testOutage(t *testing.T) {
 	a := s.batch(shard, 1, 20)
 	h.mustWrite(t, a)
 
-	s.brk(t)
-	healed := false
-	t.Cleanup(func() {
-		if !healed {
-			s.heal(t)
-		}
-	})
+	heal := s.breakStorage(t)
 	b := s.batch(shard, 21, 20)
 	for attempt := 1; attempt <= 3; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), outageTimeout)
@@ -304,8 +311,7 @@ func (s *suite[T]) testOutage(t *testing.T) {
 		t.Logf("attempt %d during outage: %v (after %v)", attempt, err, took)
 	}
 
-	s.heal(t)
-	healed = true
+	heal()
 	// The caller retries the same batch; allow a sink a little time to
 	// reconnect, but no restart.
 	deadline := time.Now().Add(writeTimeout)
@@ -330,6 +336,22 @@ func (s *suite[T]) testOutage(t *testing.T) {
 	// record: Read fails on those.
 	all := append(append(a[:len(a):len(a)], b...), c...)
 	s.checkPresent(t, s.read(t), all, false)
+}
+
+// breakStorage breaks the storage until the heal it returns is called, or
+// the test ends.
+func (s *suite[T]) breakStorage(t *testing.T) (heal func()) {
+	s.brk(t)
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			s.heal(t)
+		}
+	})
+	return func() {
+		healed = true
+		s.heal(t)
+	}
 }
 
 func (s *suite[T]) testCloseFlushes(t *testing.T) {

@@ -80,9 +80,10 @@ fuzz:
 #  2. end to end on the local emulators (internal/tools/bench/e2e): kinesis-ingest
 #     run against a bare KCL consumer on the same 20,000 records, and again
 #     writing the lake (the s3 sink's Parquet on versitygw, hence its build);
-#  3. coordination (consumers/kcl.BenchmarkCoordination): lease-table read units,
-#     scans, GetItems, ListShards and writes per second of idle workers, counted
-#     by proxies, beside the formula's prediction and its projection;
+#  3. coordination (consumers/kcl.BenchmarkCoordination, ...Busy): lease-table read
+#     units, scans, GetItems, ListShards and writes per second of idle workers, and
+#     the checkpoint writes of busy ones, counted by proxies, beside the formula's
+#     prediction and its projection;
 #  4. per-shard cost (internal/tools/bench/pershard): an idle worker's memory,
 #     goroutines, metric series, GetRecords calls and CPU at 8 and 64 shards,
 #     as a fixed part plus a part per shard.
@@ -96,7 +97,7 @@ bench: deps $(TOOLS_BIN)/versitygw
 	$(GO) test -run '^$$' -bench '^BenchmarkHotPath$$' -benchmem -cpu 1 -count $(BENCH_COUNT) ./pipeline \
 		| tee $(BENCH_OUT)/hotpath.txt | $(GO) run ./internal/tools/bench/table | tee $(BENCH_OUT)/hotpath.md
 	$(GO) run ./internal/tools/bench/e2e -rounds $(E2E_ROUNDS) | tee $(BENCH_OUT)/e2e.md
-	$(GO) test -run '^$$' -bench '^BenchmarkCoordination$$' -benchtime 1x ./consumers/kcl \
+	$(GO) test -run '^$$' -bench '^BenchmarkCoordination(Busy)?$$' -benchtime 1x ./consumers/kcl \
 		| tee $(BENCH_OUT)/coordination.txt | grep -v '^\(goos\|goarch\|pkg\|cpu\|Benchmark\|PASS\|ok\)' | tee $(BENCH_OUT)/coordination.md
 	$(GO) run ./internal/tools/bench/pershard | tee $(BENCH_OUT)/pershard.md
 

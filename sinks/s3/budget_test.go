@@ -11,14 +11,14 @@ import (
 )
 
 // TestBufferBudget: 64 shards accept rows at once into 6 partitions each
-// (384 chains) while no flush is due by size or age: the sink's buffers stay
+// (384 chains, a 64 KiB buffer_bytes) while no flush is due by size or age: the sink's buffers stay
 // within buffer_bytes plus one Accept per shard, flushing the largest chains
 // early, and every row is stored once.
 func TestBufferBudget(t *testing.T) {
 	s := server(t)
 	bucket := s.CreateBucket(t)
 	const shards, perShard, batch = 64, 60, 10
-	const budget = 16 << 10
+	const budget = 64 << 10
 	rs := newLake(t, s.Client(), bucket, func(c *s3sink.Config) { c.BufferBytes = budget })
 	var peak, acceptMax atomic.Int64
 	var wg sync.WaitGroup

@@ -606,18 +606,9 @@ func (d *deferred) testOutageWhileBuffered(t *testing.T) {
 	}
 
 	heal()
-	deadline := time.Now().Add(writeTimeout)
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err := ds.Flush(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Flush after Heal still fails after %d attempts: %v", attempt, err)
-		}
-		time.Sleep(100 * time.Millisecond) // the caller's backoff
+	attempts := 0
+	if err := callerRetry(func(ctx context.Context) error { attempts++; return ds.Flush(ctx) }); err != nil {
+		t.Fatalf("Flush after Heal still fails after %d attempts: %v", attempts, err)
 	}
 	checkDurable(t, append([]*accepted{a}, taken...)...)
 	for _, x := range failed {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
@@ -314,21 +315,16 @@ func (s *suite[T]) testOutage(t *testing.T) {
 	heal()
 	// The caller retries the same batch; allow a sink a little time to
 	// reconnect, but no restart.
-	deadline := time.Now().Add(writeTimeout)
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err := h.w.Write(ctx, b)
-		cancel()
-		if err == nil {
-			if attempt > 1 {
-				t.Logf("Write after Heal succeeded at attempt %d", attempt)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Write after Heal still fails after %d attempts: %v", attempt, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	attempts := 0
+	err := callerRetry(func(ctx context.Context) error {
+		attempts++
+		return h.w.Write(ctx, b)
+	})
+	if err != nil {
+		t.Fatalf("Write after Heal still fails after %d attempts: %v", attempts, err)
+	}
+	if attempts > 1 {
+		t.Logf("Write after Heal succeeded at attempt %d", attempts)
 	}
 	c := s.batch(shard, 41, 20)
 	h.mustWrite(t, c)
@@ -397,4 +393,12 @@ func (s *suite[T]) testCancelled(t *testing.T) {
 	// The sink still works afterwards.
 	h.mustWrite(t, b)
 	s.checkPresent(t, s.read(t), b, false)
+}
+
+// callerRetry retries f as a caller (the pipeline) would after an outage:
+// each attempt within writeTimeout, all of them within writeTimeout too.
+func callerRetry(f func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return retry.Policy{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond}.Do(ctx, retry.Options{}, f)
 }

@@ -288,6 +288,10 @@ func (q Query) view() FilterView {
 	return v
 }
 
+// EntryOf is d as the view shows one dead letter: its field, its error and
+// a preview of its data (dry runs and redrive show their examples so).
+func EntryOf(d *record.DeadLetter) Entry { return entryOf(LetterOf(d)) }
+
 func entryOf(d *Letter) Entry {
 	return Entry{
 		Source:         d.Source,

@@ -84,6 +84,10 @@ func (e *errWriter) Write(p []byte) (int, error) {
 
 func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, args...) }
 
+// Safe is s with control characters replaced, on one line: what came from
+// a record, printed for a terminal.
+func Safe(s string) string { return safe(s) }
+
 // safe replaces control characters (terminal escapes, newlines) with their
 // Go escapes, on one line.
 func safe(s string) string {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/app"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/dryrun"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/validate"
 )
 
@@ -32,7 +34,16 @@ unavailable, limit_exceeded.
 "run" performs the same checks first. It refuses to start if one fails for a reason
 that needs a fix (config, permissions, a missing resource); if every failure is an
 outage (unreachable, unavailable, throttled) it starts unready and begins reading
-once they pass ("run --require-healthy" refuses to start then too).`
+once they pass ("run --require-healthy" refuses to start then too).
+
+--sample N then runs the config on records already in the streams, writing nothing:
+up to N records of every shard from --sample-from (no lease, no checkpoint; ListShards,
+GetShardIterator and GetRecords only), through decode, where, the fields and the
+window as run would, and prints per dataset the rows they would make and the dead
+letters by reason and field with an example of each, and per source the records no
+dataset takes. --max-dead-ratio R exits 1 when more than R of the records read would
+become dead letters (for CI on config changes). A row a sink would refuse for itself
+cannot be told without writing it.`
 
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flags("validate", validateHelp, stderr)
@@ -40,11 +51,19 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	offline := fs.Bool("offline", false, "check the file only, do not connect")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up on the checks after this long")
 	env := fs.String("env", "", envHelp)
+	sample := fs.Int("sample", 0, "also read up to this many records of every shard and show what the config makes of them, writing nothing (0: no sample)")
+	sampleFrom := fs.String("sample-from", "1h", "where --sample reads each shard from: a duration back from now (90m, 1h, 7d), an RFC 3339 time, or trim_horizon (the oldest record kept)")
+	maxDead := fs.Float64("max-dead-ratio", -1, "with --sample: exit 1 when more than this share (0..1) of the records read would become dead letters")
 	if ok, code := parseFlags(fs, args); !ok {
 		return code
 	}
 	if *path == "" {
 		fmt.Fprintln(stderr, "--config is required")
+		return 2
+	}
+	from, err := sampleOptions(*sample, *sampleFrom, *maxDead, *offline, time.Now())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	cfg, err := config.Load(*path)
@@ -79,12 +98,69 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	for _, c := range rep.Checks {
 		fmt.Fprintln(stdout, c.String())
 	}
+	code := 0
 	if failed := rep.Failed(); len(failed) > 0 {
 		fmt.Fprintf(stdout, "%d of %d checks failed\n", len(failed), len(rep.Checks)+1)
-		return 1
+		code = 1
+	} else {
+		fmt.Fprintf(stdout, "all %d checks passed\n", len(rep.Checks)+1)
 	}
-	fmt.Fprintf(stdout, "all %d checks passed\n", len(rep.Checks)+1)
-	return 0
+	if *sample > 0 {
+		sctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		if !runSample(sctx, cfg, dryrun.Options{PerShard: *sample, From: from}, *maxDead, stdout) {
+			code = 1
+		}
+	}
+	return code
+}
+
+// sampleOptions checks validate's sample flags and returns the time to
+// read from (zero: trim_horizon).
+func sampleOptions(sample int, from string, maxDead float64, offline bool, now time.Time) (time.Time, error) {
+	var errs []error
+	switch {
+	case sample < 0:
+		errs = append(errs, fmt.Errorf("--sample %d: give a number of records per shard above 0", sample))
+	case sample > 0 && offline:
+		errs = append(errs, errors.New("--sample reads the streams; it cannot go with --offline"))
+	case sample == 0 && maxDead >= 0:
+		errs = append(errs, errors.New("--max-dead-ratio applies to --sample: give both"))
+	}
+	if maxDead > 1 {
+		errs = append(errs, fmt.Errorf("--max-dead-ratio %g: give a share between 0 and 1", maxDead))
+	}
+	var t time.Time
+	if from != "trim_horizon" {
+		var err error
+		if t, err = errview.ParseTime(from, now); err != nil || t.IsZero() {
+			errs = append(errs, fmt.Errorf("--sample-from: %q is not trim_horizon, a duration back from now (90m, 1h, 7d) or an RFC 3339 time", from))
+		} else if t.After(now) {
+			errs = append(errs, fmt.Errorf("--sample-from: %s is in the future", t.UTC().Format(time.RFC3339)))
+		}
+	}
+	return t, errors.Join(errs...)
+}
+
+// runSample prints the sample's report and its verdict line, and reports
+// whether it passed (read, and at most maxDead of it dead letters when
+// maxDead >= 0).
+func runSample(ctx context.Context, cfg *config.Config, o dryrun.Options, maxDead float64, stdout io.Writer) bool {
+	rep, err := dryrun.Sample(ctx, cfg, o)
+	if err != nil {
+		fmt.Fprintf(stdout, "FAIL  sample: %s\n", validate.OneLine(err.Error()))
+		return false
+	}
+	if err := dryrun.WriteText(stdout, rep); err != nil {
+		return false
+	}
+	if maxDead >= 0 && rep.DeadRatio() > maxDead {
+		fmt.Fprintf(stdout, "FAIL  sample: %d of %d records would become dead letters (%.1f%%), above --max-dead-ratio %g\n",
+			rep.Dead, rep.Records, 100*rep.DeadRatio(), maxDead)
+		return false
+	}
+	fmt.Fprintf(stdout, "ok    sample: %d of %d records would become dead letters (%.1f%%)\n", rep.Dead, rep.Records, 100*rep.DeadRatio())
+	return true
 }
 
 // preflight runs the validate checks before run starts the worker: passing

@@ -106,16 +106,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	// One row sink per dataset, of its sink's kind (internal/service/sinkreg).
 	rowSinks := map[string]sinks.RowSink{} // by dataset
 	for _, ds := range cfg.Datasets {
-		s := cfg.Sink(ds.Sink)
-		if s == nil {
-			return nil, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
-		}
-		kind, err := sinkreg.Lookup(s.Kind())
-		if err != nil {
-			return nil, fmt.Errorf("sink %q: %w", s.Name, err)
-		}
-		sinkName := s.Name
-		rs, err := kind.Rows(ctx, *s, ds, sinkreg.Env{WorkerID: workerID, Log: log,
+		sinkName := ds.Sink
+		rs, err := openRowSink(ctx, cfg, ds, sinkreg.Env{WorkerID: workerID, Log: log,
 			OnDuplicates: func(n int) { a.metrics.SinkDuplicates.WithLabelValues(sinkName).Add(float64(n)) },
 			OnChanges: func(upserted, deleted, older int) {
 				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeUpserted).Add(float64(upserted))
@@ -127,10 +119,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if err != nil {
 			return nil, err
 		}
-		rowSinks[ds.Name] = a.metrics.WrapRowSink(s.Name, rs.Sink)
+		rowSinks[ds.Name] = a.metrics.WrapRowSink(sinkName, rs.Sink)
 		a.closers = append(a.closers, rs.Sink.Close)
 		if rs.Ready != nil {
-			a.ready["sink:"+s.Name] = rs.Ready
+			a.ready["sink:"+sinkName] = rs.Ready
 		}
 	}
 	kind, err := sinkreg.Lookup(cfg.DeadLetter.Kind())
@@ -149,34 +141,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		a.ready["sink:dead_letter"] = d.Ready
 	}
 
-	var sources []pipeline.Source
-	for _, src := range cfg.Sources {
-		dec, err := decoderFor(src, log)
-		if err != nil {
-			return nil, err
-		}
-		ps := pipeline.Source{
-			Name:               src.Name,
-			StreamARN:          src.Kinesis.StreamARN.String(),
-			Decoder:            dec,
-			DeadLetterUnrouted: cfg.DeadLetter.Unrouted,
-		}
-		for _, ds := range cfg.Datasets {
-			if ds.Source != src.Name {
-				continue
-			}
-			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: rowSinks[ds.Name]}
-			r.Window, r.Timestamp = window(ds)
-			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
-				r.Where = ds.Filter
-			}
-			if ds.CDC == config.CDCDebezium {
-				r.Changes = cdc.Debezium{}
-			}
-			r.Disorder, r.TimestampIndex = ds.Disorder, ds.Schema.TimestampIndex()
-			ps.Routes = append(ps.Routes, r)
-		}
-		sources = append(sources, ps)
+	sources, err := pipelineSources(cfg, log, func(ds config.Dataset) sinks.RowSink { return rowSinks[ds.Name] })
+	if err != nil {
+		return nil, err
 	}
 	// Metrics decorate the stages (the consumers report through hooks): the
 	// sinks (rows, dead letters, latency, batch sizes, errors) and the pipeline
@@ -273,6 +240,54 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 	}
 	return a, nil
+}
+
+// openRowSink opens the row sink of dataset ds, as its sink's kind does.
+func openRowSink(ctx context.Context, cfg *config.Config, ds config.Dataset, env sinkreg.Env) (sinkreg.Opened[sinks.RowSink], error) {
+	s := cfg.Sink(ds.Sink)
+	if s == nil {
+		return sinkreg.Opened[sinks.RowSink]{}, fmt.Errorf("dataset %q: sink %q is not defined", ds.Name, ds.Sink)
+	}
+	kind, err := sinkreg.Lookup(s.Kind())
+	if err != nil {
+		return sinkreg.Opened[sinks.RowSink]{}, fmt.Errorf("sink %q: %w", s.Name, err)
+	}
+	return kind.Rows(ctx, *s, ds, env)
+}
+
+// pipelineSources is cfg's sources as the pipeline takes them: each with
+// its decoder and a route per dataset, to the row sink sinkOf gives it.
+func pipelineSources(cfg *config.Config, log *slog.Logger, sinkOf func(config.Dataset) sinks.RowSink) ([]pipeline.Source, error) {
+	var sources []pipeline.Source
+	for _, src := range cfg.Sources {
+		dec, err := decoderFor(src, log)
+		if err != nil {
+			return nil, err
+		}
+		ps := pipeline.Source{
+			Name:               src.Name,
+			StreamARN:          src.Kinesis.StreamARN.String(),
+			Decoder:            dec,
+			DeadLetterUnrouted: cfg.DeadLetter.Unrouted,
+		}
+		for _, ds := range cfg.Datasets {
+			if ds.Source != src.Name {
+				continue
+			}
+			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: sinkOf(ds)}
+			r.Window, r.Timestamp = window(ds)
+			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
+				r.Where = ds.Filter
+			}
+			if ds.CDC == config.CDCDebezium {
+				r.Changes = cdc.Debezium{}
+			}
+			r.Disorder, r.TimestampIndex = ds.Disorder, ds.Schema.TimestampIndex()
+			ps.Routes = append(ps.Routes, r)
+		}
+		sources = append(sources, ps)
+	}
+	return sources, nil
 }
 
 // pastWindow is, for a bounded source whose every dataset has an until, the

@@ -3,6 +3,7 @@
 //	kinesis-ingest run --config F        consume until SIGINT/SIGTERM
 //	kinesis-ingest validate --config F   check the config and connectivity
 //	kinesis-ingest errors --config F     the dead letters
+//	kinesis-ingest redrive --config F    the dead letters again, through the current config
 //	kinesis-ingest config schema|print   the config's JSON Schema, the effective config
 //	kinesis-ingest version               the build
 //
@@ -31,9 +32,15 @@ Usage:
   kinesis-ingest run --config FILE       consume until SIGINT or SIGTERM, then drain,
                                          checkpoint, release leases and exit 0
   kinesis-ingest validate --config FILE  check the config whole, then that every stream
-                                         and the lease table are reachable
+                                         and the lease table are reachable; with
+                                         --sample N, what the config makes of N records
+                                         of each shard, writing nothing
   kinesis-ingest errors --config FILE    summarize the dead letters: counts by reason and
                                          field, the latest ones with a preview of their data
+  kinesis-ingest redrive --config FILE [--dry-run]
+                                         run the dead letters (filtered by reason, dataset,
+                                         shard or time) again through the current config
+                                         into the row sinks, with their original origin
   kinesis-ingest leases --config FILE    where each shard stands: state, owner, lease,
                                          checkpoint, parents, how far behind (read-only)
   kinesis-ingest reset --config FILE --to latest|trim_horizon|TIMESTAMP [--shard ID] [--yes]
@@ -70,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(ctx, args[1:], stdout, stderr)
 	case "errors":
 		return cmdErrors(ctx, args[1:], stdout, stderr)
+	case "redrive":
+		return cmdRedrive(ctx, args[1:], stdout, stderr)
 	case "leases":
 		return cmdLeases(ctx, args[1:], stdout, stderr)
 	case "reset":

@@ -11,6 +11,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/health"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/redrive"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/file"
 )
@@ -50,6 +51,12 @@ func init() {
 		Errors: func(dl config.DeadLetter) errview.Source {
 			return errview.FileSource{Dir: dl.File.Path, Prefix: DeadLetterPrefix}
 		},
+		Letters: func(dl config.DeadLetter) redrive.Source {
+			return redrive.FileSource{Dir: dl.File.Path, Prefix: DeadLetterPrefix}
+		},
+		// Lines are appended whatever they hold: a row redriven twice is
+		// in the files twice, as a record read again after a crash is.
+		OlderRows: true,
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/redrive"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
@@ -53,6 +54,12 @@ func init() {
 		Errors: func(dl config.DeadLetter) errview.Source {
 			return errview.PostgresSource{Reader: postgres.Reader{DSN: dl.Postgres.DSN, Table: dl.Postgres.Table}}
 		},
+		Letters: func(dl config.DeadLetter) redrive.Source {
+			return redrive.PostgresSource{Reader: postgres.Reader{DSN: dl.Postgres.DSN, Table: dl.Postgres.Table}}
+		},
+		// The origin is the key: a row already stored is skipped and
+		// counted, wherever it stands in its shard.
+		OlderRows: true,
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/redrive"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/s3"
 )
@@ -69,6 +70,17 @@ func init() {
 			}
 			return errview.S3Source{Reader: s3.LetterReader{Client: client, Bucket: dl.S3.Bucket, Prefix: dl.S3.Prefix}}
 		},
+		Letters: func(dl config.DeadLetter) redrive.Source {
+			client, err := s3Client(context.Background(), dl.S3, "redrive")
+			if err != nil {
+				return brokenLetters{fmt.Errorf("dead_letter: %w", err)}
+			}
+			return redrive.S3Source{Reader: s3.LetterReader{Client: client, Bucket: dl.S3.Bucket, Prefix: dl.S3.Prefix}}
+		},
+		// OlderRows is false: a row at or below its chain's newest object
+		// is dropped as stored (the chain's head is all the sink knows of
+		// what a chain holds), so a redriven row older than the rows
+		// written after its letter would be dropped, not stored.
 	})
 }
 

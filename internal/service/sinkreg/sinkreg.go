@@ -23,6 +23,8 @@ import (
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/errview"
+	"github.com/kinesis-ingest/kinesis-ingest/internal/service/redrive"
+	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/s3"
 )
@@ -44,6 +46,13 @@ type Kind struct {
 	DeadLetterProbes func(dl config.DeadLetter) []Probe
 	// Errors is where the errors view reads the dead letters of dl back.
 	Errors func(dl config.DeadLetter) errview.Source
+	// Letters is where redrive reads the dead letters of dl back whole.
+	Letters func(dl config.DeadLetter) redrive.Source
+	// OlderRows says that the kind's row sinks store a row older (in its
+	// shard) than rows they hold, as a redrive of dead letters makes: a
+	// kind that drops such rows as already stored leaves it false, and
+	// redrive writes none of its datasets.
+	OlderRows bool
 }
 
 // Env is what the worker gives every sink it opens.
@@ -99,7 +108,7 @@ var (
 // Register adds k; it panics on a kind registered twice or missing a part,
 // which is a programming error found by the first test.
 func Register(k *Kind) {
-	if k.Name == "" || k.Rows == nil || k.DeadLetters == nil || k.Probes == nil || k.DeadLetterProbes == nil || k.Errors == nil {
+	if k.Name == "" || k.Rows == nil || k.DeadLetters == nil || k.Probes == nil || k.DeadLetterProbes == nil || k.Errors == nil || k.Letters == nil {
 		panic(fmt.Sprintf("sinkreg: kind %q registered without every part", k.Name))
 	}
 	mu.Lock()
@@ -143,6 +152,23 @@ func Errors(cfg *config.Config) errview.Source {
 		return errview.Unsupported{Kind: cfg.DeadLetter.Kind()}
 	}
 	return k.Errors(cfg.DeadLetter)
+}
+
+// Letters is where redrive reads the dead letters of cfg back.
+func Letters(cfg *config.Config) redrive.Source {
+	k, err := Lookup(cfg.DeadLetter.Kind())
+	if err != nil {
+		return brokenLetters{fmt.Errorf("dead_letter: %w", err)}
+	}
+	return k.Letters(cfg.DeadLetter)
+}
+
+// brokenLetters is the letters of a sink that cannot be read back: every
+// read says why.
+type brokenLetters struct{ err error }
+
+func (b brokenLetters) Letters(context.Context, redrive.Filter, func(*record.DeadLetter) error) (redrive.Stats, error) {
+	return redrive.Stats{}, b.err
 }
 
 // Probes lists the commit-time checks of every sink of cfg, in the order of

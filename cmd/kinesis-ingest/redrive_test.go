@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -221,5 +222,50 @@ func alterTable(t *testing.T, dsn, sql string) {
 	defer c.Close(ctx)
 	if _, err := c.Exec(ctx, sql); err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// TestRedriveUsage covers redrive's flags without a stream: filters refused
+// with the flag named, and a dead-letter sink with nothing in it.
+func TestRedriveUsage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	body := strings.Replace(configTemplate, "worker_id: ${WORKER_ID}", "worker_id: w1", 1)
+	if err := os.WriteFile(cfg, []byte(
+		fmt.Sprintf(body, "arn:aws:kinesis:us-east-1:000000000000:stream/orders", "latest", filepath.Join(dir, "rows"), filepath.Join(dir, "dl"), "orders-ingest")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		args        []string
+		code        int
+		outContains string
+		errContains string
+	}{
+		{name: "no dead letters", args: []string{"--config", cfg}, code: 0, outContains: "redrive: 0 dead letters selected, 0 records"},
+		{name: "dry run", args: []string{"--config", cfg, "--dry-run", "--reason", "schema_error,late", "--since", "1h"}, code: 0, outContains: "redrive (dry run: nothing written)"},
+		{name: "json", args: []string{"--config", cfg, "--json"}, code: 0, outContains: `"letters": 0`},
+		{name: "no config", args: nil, code: 2, errContains: "--config is required"},
+		{name: "bad reason", args: []string{"--config", cfg, "--reason", "typo"}, code: 2, errContains: `--reason: unknown reason "typo"`},
+		{name: "unknown dataset", args: []string{"--config", cfg, "--dataset", "nope"}, code: 2, errContains: `--dataset "nope": the config has no such dataset`},
+		{name: "since after until", args: []string{"--config", cfg, "--since", "1h", "--until", "2h"}, code: 2, errContains: "is not before --until"},
+		{name: "stray argument", args: []string{"--config", cfg, "schema_error"}, code: 2, errContains: "unexpected arguments"},
+		{name: "help", args: []string{"--help"}, code: 0, errContains: "stays the letter it is"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"redrive"}, tt.args...), &stdout, &stderr)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stdout %s; stderr %s", code, tt.code, &stdout, &stderr)
+			}
+			if !strings.Contains(stdout.String(), tt.outContains) {
+				t.Errorf("stdout lacks %q:\n%s", tt.outContains, &stdout)
+			}
+			if !strings.Contains(stderr.String(), tt.errContains) {
+				t.Errorf("stderr lacks %q:\n%s", tt.errContains, &stderr)
+			}
+		})
 	}
 }

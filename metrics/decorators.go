@@ -372,5 +372,15 @@ func (p *Pipeline) CDCSkipped(dataset, event string, n int) {
 	p.m.CDCSkipped.WithLabelValues(dataset, event).Add(float64(n))
 }
 
+// Expired counts n records of source older than its max_record_age.
+func (p *Pipeline) Expired(source, result string, n int) {
+	p.m.RecordsExpired.WithLabelValues(source, result).Add(float64(n))
+}
+
+// SinkGaveUp counts a batch whose write to sink spent its retry budget.
+func (p *Pipeline) SinkGaveUp(sink string) {
+	p.m.SinkBudgetSpent.WithLabelValues(sink).Inc()
+}
+
 // InstrumentRouter adds Watermill's router metrics (see Metrics.InstrumentRouter).
 func (p *Pipeline) InstrumentRouter(r *message.Router) { p.m.InstrumentRouter(r) }

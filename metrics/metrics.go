@@ -82,6 +82,10 @@ type Metrics struct {
 	InflightWait         *prometheus.CounterVec   // seconds reads waited for the budget
 	CDCSkipped           *prometheus.CounterVec   // dataset, event (truncate, message, heartbeat, tombstone)
 	SinkChanges          *prometheus.CounterVec   // sink, result (upserted, deleted, older)
+	RecordsExpired       *prometheus.CounterVec   // source, result (dead_letter, skip): older than max_record_age
+	SinkBudgetSpent      *prometheus.CounterVec   // sink: batches given up after max_retry_duration
+	KinesisThrottled     *prometheus.CounterVec   // source, op, shard: throttled Kinesis calls
+	LeaseTableThrottled  *prometheus.CounterVec   // source, op: throttled lease table calls
 
 	efo efo          // enhanced fan-out, made on first use (NewFanOut)
 	s3  s3Collectors // the s3 sinks' (S3)
@@ -201,6 +205,14 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.s3 = newS3Collectors(m.reg)
 	m.SinkChanges = counter("sink_changes_total",
 		"Changes of keyed datasets committed by a sink, by result: upserted, deleted (a tombstone), older (the key's row was as new or newer, so nothing changed: replays, disorder).", "sink", "result")
+	m.RecordsExpired = counter("records_expired_total",
+		"Records older than their source's max_record_age when read, by result: dead_letter (an expired dead letter, also in dead_letters_total) or skip (neither row nor dead letter).", "source", "result")
+	m.SinkBudgetSpent = counter("sink_retry_budget_spent_total",
+		"Batches whose write to a sink kept failing for its max_retry_duration: their rows for the sink became sink_failed dead letters and the shard moved on.", "sink")
+	m.KinesisThrottled = counter("kinesis_throttled_total",
+		"Kinesis calls answered ProvisionedThroughputExceededException or LimitExceededException, per attempt, by API (op) and shard (\"\" for calls on the stream); each is retried with backoff.", "source", "op", "shard")
+	m.LeaseTableThrottled = counter("lease_table_throttled_total",
+		"Lease table (DynamoDB) calls answered with a throttling error, per attempt, by operation; each is retried.", "source", "op")
 	return m
 }
 

@@ -28,6 +28,10 @@ type Outcome struct {
 	// Skipped counts, per dataset, the change events that change no row
 	// (a cdc: debezium dataset).
 	Skipped map[string]int
+	// ExpiredSkipped counts the records older than the source's
+	// max_record_age that it skips (expired: skip); with expired:
+	// dead_letter they are expired dead letters among Letters.
+	ExpiredSkipped int
 }
 
 // Classify runs records of source through decode → where → convert →
@@ -57,6 +61,9 @@ func (p *Pipeline) Classify(ctx context.Context, source string, records []record
 		sb.release()
 	}
 	out.Letters, out.Unrouted = c.letters, c.unrouted
+	if c.expired.skipped {
+		out.ExpiredSkipped = c.expired.n
+	}
 	for k, n := range c.filtered {
 		if out.Filtered == nil {
 			out.Filtered = map[string]int{}

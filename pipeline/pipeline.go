@@ -102,6 +102,11 @@ type Route struct {
 	// which the consumer stores with the shard's checkpoint.
 	Disorder       time.Duration
 	TimestampIndex int
+	// MaxRetryDuration (the sink's max_retry_duration) > 0 bounds how long
+	// a batch's write to Sink is retried after its first failure: then the
+	// batch's rows for that sink become sink_failed dead letters and the
+	// shard moves on (see limits.go). Routes sharing a sink share its value.
+	MaxRetryDuration time.Duration
 }
 
 // Source is one Kinesis source and the datasets it feeds.
@@ -113,6 +118,12 @@ type Source struct {
 	// DeadLetterUnrouted makes a record that no dataset takes a no_route dead
 	// letter; otherwise it is only counted.
 	DeadLetterUnrouted bool
+	// MaxRecordAge (max_record_age) > 0 makes a record that arrived in
+	// Kinesis longer ago than this when its batch is classified an expired
+	// dead letter, or, with SkipExpired, a record skipped and only counted
+	// (see limits.go).
+	MaxRecordAge time.Duration
+	SkipExpired  bool
 }
 
 // Backoff bounds the retry of transient failures.
@@ -142,6 +153,12 @@ type Metrics interface {
 	// CDCSkipped counts n Debezium events of dataset that change no row, by
 	// event (cdc.SkipTruncate, ...).
 	CDCSkipped(dataset, event string, n int)
+	// Expired counts n records of source older than its max_record_age, by
+	// what became of them (result ExpiredDeadLetter or ExpiredSkip).
+	Expired(source, result string, n int)
+	// SinkGaveUp counts a batch whose write to sink failed for longer than
+	// its max_retry_duration: its rows became sink_failed dead letters.
+	SinkGaveUp(sink string)
 	// InstrumentRouter decorates the pipeline's Watermill router before it runs.
 	InstrumentRouter(*message.Router)
 }
@@ -465,6 +482,8 @@ type sinkBatch struct {
 	sink   sinks.RowSink
 	rows   []record.Row
 	recIdx []int
+	// budget is the sink's max_retry_duration (0: retry until ctx ends).
+	budget time.Duration
 }
 
 // reserve sizes an empty sinkBatch for a whole batch of n records: most
@@ -551,6 +570,7 @@ type classified struct {
 	unrouted int
 	// pending, for a deferred delivery, waits for the deferred sinks.
 	pending  *pending
+	expired  expiredCount
 	filtered map[filteredKey]int
 	skipped  map[[2]string]int // Debezium events that change no row, by dataset and event
 }
@@ -600,7 +620,7 @@ func (p *Pipeline) classify(ctx context.Context, b *batch) (*classified, error) 
 			}
 		}
 		if c.bySink[i] == nil {
-			c.bySink[i] = &sinkBatch{name: r.SinkName, sink: r.Sink}
+			c.bySink[i] = &sinkBatch{name: r.SinkName, sink: r.Sink, budget: r.MaxRetryDuration}
 			c.sinks = append(c.sinks, c.bySink[i])
 		}
 	}
@@ -614,8 +634,12 @@ func (p *Pipeline) classify(ctx context.Context, b *batch) (*classified, error) 
 		c.namedDec, _ = src.Decoder.(NamedDecoder)
 		c.scanner, _ = src.Decoder.(JSONScanner)
 	}
+	expiredBefore := expiryBound(src)
 	for i := range b.records {
 		rec := &b.records[i]
+		if p.expire(c, rec, expiredBefore) {
+			continue
+		}
 		if rec.Invalid != nil {
 			p.deadLetter(c, rec, "", record.ReasonDecode, rec.Invalid)
 			continue
@@ -725,6 +749,7 @@ func (p *Pipeline) report(c *classified) {
 	for k, n := range c.skipped {
 		p.cfg.Metrics.CDCSkipped(k[0], k[1], n)
 	}
+	p.reportExpired(c)
 }
 
 // persist makes a classified batch durable: each sink's rows (the rows a
@@ -736,6 +761,11 @@ func (p *Pipeline) persist(ctx context.Context, c *classified) error {
 			continue
 		}
 		rejected, err := p.writeRows(ctx, sb, c.pending)
+		var spent *budgetSpentError
+		if errors.As(err, &spent) {
+			p.giveUp(c, sb, spent)
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -751,7 +781,9 @@ func (p *Pipeline) persist(ctx context.Context, c *classified) error {
 		}
 	}
 	if len(c.letters) > 0 {
-		err := p.write(ctx, "dead_letter", func(ctx context.Context) error {
+		// The dead-letter sink has no retry budget: it is where everything
+		// else ends, so a dead-letter sink down holds the shard.
+		err := p.write(ctx, "dead_letter", 0, func(ctx context.Context) error {
 			return p.cfg.DeadLetters.Write(ctx, c.letters)
 		})
 		if err != nil {
@@ -913,7 +945,7 @@ func isTransient(err error) bool { return errors.Is(err, decoders.ErrTransient) 
 func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch, pend *pending) (sinks.RejectedError, error) {
 	var rejected sinks.RejectedError
 	d, deferred := sb.sink.(sinks.DeferredRowSink)
-	err := p.write(ctx, sb.name, func(ctx context.Context) error {
+	err := p.write(ctx, sb.name, sb.budget, func(ctx context.Context) error {
 		var err error
 		if deferred && pend != nil {
 			err = pend.accept(func(durable func(error)) error { return d.Accept(ctx, sb.rows, durable) })
@@ -929,17 +961,25 @@ func (p *Pipeline) writeRows(ctx context.Context, sb *sinkBatch, pend *pending) 
 	return rejected, err
 }
 
-// write runs a sink's write f until it succeeds or ctx is done. Every
-// failure is an outage here: bad data never reaches this point as an error.
-func (p *Pipeline) write(ctx context.Context, sink string, f func(context.Context) error) error {
+// write runs a sink's write f until it succeeds or ctx is done, or, with a
+// budget, until budget has passed since its first failure: then it returns
+// a *budgetSpentError carrying f's last failure. Every failure is an outage
+// here: bad data never reaches this point as an error.
+func (p *Pipeline) write(ctx context.Context, sink string, budget time.Duration, f func(context.Context) error) error {
 	retried := 0
-	err := p.retry.Do(ctx, retry.Options{OnRetry: func(a retry.Attempt) {
+	b := newRetryBudget(ctx, budget)
+	defer b.stop()
+	err := p.retry.Do(b.ctx, retry.Options{OnRetry: func(a retry.Attempt) {
 		retried = a.N
+		b.start()
 		p.cfg.Metrics.SinkRetried(sink)
 		p.log.Warn("sink write failed; retrying, checkpoint held", "sink", sink, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
-	}}, f)
+	}}, b.track(f))
 	if err == nil && retried > 0 {
 		p.log.Info("sink recovered", "sink", sink, "attempts", retried+1)
+	}
+	if err != nil && b.spent() {
+		return &budgetSpentError{sink: sink, budget: budget, attempts: b.calls, last: b.last}
 	}
 	return err
 }

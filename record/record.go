@@ -97,7 +97,18 @@ const (
 	// watermark (the newest timestamp seen in the shard minus the dataset's
 	// disorder).
 	ReasonLate Reason = "late"
+	// ReasonExpired: the record arrived in Kinesis longer ago than its
+	// source's max_record_age when it was read (a stale backlog).
+	ReasonExpired Reason = "expired"
+	// ReasonSinkFailed: the row sink kept failing (an outage, not a refusal)
+	// for longer than its max_retry_duration; the shard moved on without it.
+	ReasonSinkFailed Reason = "sink_failed"
 )
+
+// Reasons lists every Reason, in the order documentation names them.
+func Reasons() []Reason {
+	return []Reason{ReasonDecode, ReasonSchema, ReasonNoRoute, ReasonSinkRejected, ReasonLate, ReasonExpired, ReasonSinkFailed}
+}
 
 // DeadLetter is a record that could not become a row, with the reason.
 type DeadLetter struct {

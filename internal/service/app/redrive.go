@@ -226,6 +226,8 @@ func (c *counts) DecodeRetried(string)             {}
 func (c *counts) SinkRetried(string)               {}
 func (c *counts) DeliveryRetried(string)           {}
 func (c *counts) CDCSkipped(string, string, int)   {}
+func (c *counts) Expired(string, string, int)      {}
+func (c *counts) SinkGaveUp(string)                {}
 func (c *counts) InstrumentRouter(*message.Router) {}
 
 // collected is the dead-letter sink of a redrive: the letters of the

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -459,13 +460,14 @@ func ParseReasons(values ...string) ([]string, error) {
 			if r == "" {
 				continue
 			}
-			switch record.Reason(r) {
-			case record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected, record.ReasonLate:
-				out = append(out, r)
-			default:
-				return nil, fmt.Errorf("unknown reason %q: use %s, %s, %s, %s or %s", r,
-					record.ReasonDecode, record.ReasonSchema, record.ReasonNoRoute, record.ReasonSinkRejected, record.ReasonLate)
+			if !slices.Contains(record.Reasons(), record.Reason(r)) {
+				known := make([]string, 0, len(record.Reasons()))
+				for _, k := range record.Reasons() {
+					known = append(known, string(k))
+				}
+				return nil, fmt.Errorf("unknown reason %q: use one of %s", r, strings.Join(known, ", "))
 			}
+			out = append(out, r)
 		}
 	}
 	return out, nil

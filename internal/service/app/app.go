@@ -269,12 +269,14 @@ func pipelineSources(cfg *config.Config, log *slog.Logger, sinkOf func(config.Da
 			StreamARN:          src.Kinesis.StreamARN.String(),
 			Decoder:            dec,
 			DeadLetterUnrouted: cfg.DeadLetter.Unrouted,
+			MaxRecordAge:       src.MaxRecordAge,
+			SkipExpired:        src.Expired == config.ExpiredSkip,
 		}
 		for _, ds := range cfg.Datasets {
 			if ds.Source != src.Name {
 				continue
 			}
-			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: sinkOf(ds)}
+			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: sinkOf(ds), MaxRetryDuration: cfg.Sink(ds.Sink).MaxRetryDuration}
 			r.Window, r.Timestamp = window(ds)
 			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
 				r.Where = ds.Filter

@@ -92,6 +92,10 @@ func NewRedriver(ctx context.Context, cfg *config.Config, log *slog.Logger, dryR
 			}
 			one := s
 			one.Name, one.Routes, one.DeadLetterUnrouted = s.Name+"/"+route.Dataset, []pipeline.Route{route}, false
+			// A letter's arrival time is its record's: max_record_age judged
+			// the stream as it was read, and a redrive the user asks for
+			// would otherwise expire every old letter again.
+			one.MaxRecordAge = 0
 			sources = append(sources, one)
 		}
 	}

@@ -190,6 +190,13 @@ type Source struct {
 	// read. Both are set or neither, as in Fennel.
 	Bounded  bool
 	Idleness time.Duration
+	// MaxRecordAge (max_record_age), when positive, expires a record that
+	// arrived in Kinesis longer ago than this when it is read: Expired
+	// (expired) says whether it becomes an expired dead letter
+	// (ExpiredDeadLetter, the default) or is skipped and only counted
+	// (ExpiredSkip). Zero (the default): no record expires.
+	MaxRecordAge time.Duration
+	Expired      string
 }
 
 // Kinesis holds a source's stream parameters (sources[].kinesis).
@@ -330,6 +337,11 @@ func (d *Dataset) Keyed() bool { return d.CDC == CDCUpsert || d.CDC == CDCDebezi
 // kind set.
 type Sink struct {
 	Name string // unique across sources and sinks
+	// MaxRetryDuration (max_retry_duration), when positive, bounds how long
+	// a batch's failing write to this sink is retried: then its rows become
+	// sink_failed dead letters and the shard moves on. Zero (the default):
+	// retried until the sink is back, holding the shard.
+	MaxRetryDuration time.Duration
 	Store
 }
 
@@ -401,6 +413,15 @@ type Consumer struct {
 	// batch is durable: a shard waits before reading while it is spent. At
 	// least MinInflightBytes (one GetRecords answer may be that big).
 	MaxInflightBytes int64
+	// MinReadInterval (min_read_interval) is the least time between two
+	// GetRecords calls of one shard: a read-rate cap per shard, for a shard
+	// whose 5 reads a second other consumers share. 0 (the default): none
+	// but the library's 5 a second.
+	MinReadInterval time.Duration
+	// MaxReadsPerSecond (max_reads_per_second) caps the GetRecords calls of
+	// the whole worker, across its shards and sources, handed out in turn
+	// so that every shard waiting gets its share. 0 (the default): none.
+	MaxReadsPerSecond int
 }
 
 // Metrics configures the Prometheus endpoint.

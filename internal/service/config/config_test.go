@@ -671,7 +671,7 @@ func TestSchemaErrorsPrefixed(t *testing.T) {
 func TestNoFollowUpErrors(t *testing.T) {
 	in := strings.Replace(minimal, "sources:\n  - name: orders\n    kinesis:", "sources:\n  - orders\n  - name: orders\n    kinesis:", 1)
 	_, err := Parse([]byte(in))
-	want := []string{`sources[0]: expected a mapping with keys name, kinesis, env, bounded, idleness, got scalar "orders"`}
+	want := []string{`sources[0]: expected a mapping with keys name, kinesis, env, bounded, idleness, max_record_age, expired, got scalar "orders"`}
 	if err == nil {
 		t.Fatal("no error")
 	}

@@ -79,6 +79,20 @@ const (
 	keyIdleness = "idleness"
 )
 
+// sources[i]: records older than max_record_age are expired (issue 31's
+// limits); sinks[i]: a sink's retry budget.
+const (
+	keyMaxRecordAge     = "max_record_age"
+	keyExpired          = "expired"
+	keyMaxRetryDuration = "max_retry_duration"
+)
+
+// Values of sources[i].expired.
+const (
+	ExpiredDeadLetter = "dead_letter"
+	ExpiredSkip       = "skip"
+)
+
 // Shared by sources and datasets: the deployments that use them.
 const keyEnv = "env"
 
@@ -117,6 +131,8 @@ const (
 	keyShutdownTimeout    = "shutdown_timeout"
 	keyCallTimeout        = "call_timeout"
 	keyMaxInflightBytes   = "max_inflight_bytes"
+	keyMinReadInterval    = "min_read_interval"
+	keyMaxReadsPerSecond  = "max_reads_per_second"
 )
 
 // metrics and log.

@@ -145,6 +145,8 @@ func (p printer) source(s Source) *yaml.Node {
 		keyEnv, p.strs(s.Env),
 		keyBounded, p.bool(s.Bounded),
 		keyIdleness, p.optDur(s.Idleness),
+		keyMaxRecordAge, p.optDur(s.MaxRecordAge),
+		keyExpired, p.optStr(s.Expired),
 	)
 }
 
@@ -286,7 +288,7 @@ func (p printer) fields(fs []schema.FieldSpec) *yaml.Node {
 }
 
 func (p printer) sink(s Sink) *yaml.Node {
-	return p.mapping(append([]any{keyName, p.str(s.Name)}, p.printStore(s.Store, true)...)...)
+	return p.mapping(append([]any{keyName, p.str(s.Name), keyMaxRetryDuration, p.optDur(s.MaxRetryDuration)}, p.printStore(s.Store, true)...)...)
 }
 
 func (p printer) deadLetter(d DeadLetter) *yaml.Node {
@@ -339,6 +341,8 @@ func (p printer) consumer(c Consumer) *yaml.Node {
 		keyShutdownTimeout, p.dur(c.ShutdownTimeout),
 		keyCallTimeout, p.dur(c.CallTimeout),
 		keyMaxInflightBytes, p.int(c.MaxInflightBytes),
+		keyMinReadInterval, p.dur(c.MinReadInterval),
+		keyMaxReadsPerSecond, p.int(int64(c.MaxReadsPerSecond)),
 	)
 }
 

@@ -75,7 +75,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 	} else {
 		l.errorf(keyDeadLetter, top.keys[keyDeadLetter], "required; add dead_letter: {file: {path: ...}}, dead_letter: {postgres: {dsn: ..., table: ...}} or dead_letter: {s3: {bucket: ...}} to keep records that cannot be ingested")
 	}
-	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer],
+	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer], keyMinReadInterval, keyMaxReadsPerSecond,
 		keyApplication, keyWorkerID, keyRoleARN, keyShardSyncInterval, keyLeaseDuration, keyLeaseRefresh,
 		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyMaxLeasesPerPass, keyShutdownTimeout, keyCallTimeout,
 		keyMaxInflightBytes, keyCheckpointInterval))
@@ -126,8 +126,9 @@ func (l *loader) checkListen(path string, n *yaml.Node, s string) {
 }
 
 func (l *loader) source(path string, n *yaml.Node) Source {
-	m := l.mapping(path, n, keyName, keyKinesis, keyEnv, keyBounded, keyIdleness)
+	m := l.mapping(path, n, keyName, keyKinesis, keyEnv, keyBounded, keyIdleness, keyMaxRecordAge, keyExpired)
 	s := Source{Name: l.name(m, "source"), Env: l.envList(m, keyEnv)}
+	l.expiry(&s, m)
 	s.Bounded = l.boolean(m, keyBounded, false)
 	if m.has(keyIdleness) {
 		s.Idleness = l.durationMin(m, keyIdleness, 10*time.Minute, false)
@@ -403,8 +404,11 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 }
 
 func (l *loader) sink(path string, n *yaml.Node) Sink {
-	m := l.mapping(path, n, sinkKindKeys(keyName)...)
+	m := l.mapping(path, n, sinkKindKeys(keyName, keyMaxRetryDuration)...)
 	s := Sink{Name: l.name(m, "sink")}
+	if m.has(keyMaxRetryDuration) {
+		s.MaxRetryDuration = l.durationMin(m, keyMaxRetryDuration, time.Minute, false)
+	}
 	s.Store = l.store(path, n, m, true, "a sink writes to exactly one, so split it into two sinks")
 	return s
 }
@@ -478,6 +482,29 @@ func (l *loader) consumer(c *Consumer, m *mapNode) {
 	c.ShutdownTimeout = l.duration(m, keyShutdownTimeout, c.ShutdownTimeout)
 	c.CallTimeout = l.duration(m, keyCallTimeout, c.CallTimeout)
 	c.MaxInflightBytes = l.integer(m, keyMaxInflightBytes, c.MaxInflightBytes, MinInflightBytes, 1<<62)
+	c.MinReadInterval = l.durationMin(m, keyMinReadInterval, c.MinReadInterval, true)
+	c.MaxReadsPerSecond = int(l.integer(m, keyMaxReadsPerSecond, 0, 0, 1<<31-1))
+}
+
+// expiry reads a source's max_record_age and what becomes of a record older
+// than it (expired: dead_letter or skip), which needs max_record_age.
+func (l *loader) expiry(s *Source, m *mapNode) {
+	if m.has(keyMaxRecordAge) {
+		s.MaxRecordAge = l.durationMin(m, keyMaxRecordAge, 24*time.Hour, false)
+		s.Expired = ExpiredDeadLetter
+	}
+	if !m.has(keyExpired) {
+		return
+	}
+	p := join(m.path, keyExpired)
+	switch v := l.str(m, keyExpired); {
+	case v != ExpiredDeadLetter && v != ExpiredSkip:
+		l.errorf(p, m.vals[keyExpired], "%q is not what becomes of an expired record; use dead_letter (an expired dead letter, the default) or skip (counted in records_expired_total only)", v)
+	case !m.has(keyMaxRecordAge):
+		l.errorf(p, m.vals[keyExpired], "applies with max_record_age only; add max_record_age (e.g. 24h) or remove expired")
+	default:
+		s.Expired = v
+	}
 }
 
 const instantForms = `a YAML timestamp, seconds since the epoch as an int or float, or an ISO-8601 string like "2024-05-01T10:00:00Z"`

@@ -196,6 +196,8 @@ sources:
     env: [prod, staging]
     bounded: true
     idleness: 5m
+    max_record_age: 24h
+    expired: skip
   - name: clicks
     kinesis:
       stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/clicks
@@ -219,7 +221,7 @@ datasets:
     env: prod
   - {name: clicks, source: clicks, fields: [{name: ts, type: datetime}], sink: pg2}
 sinks:
-  - {name: pg, postgres: {dsn: "host=db", table: t}}
+  - {name: pg, max_retry_duration: 1h, postgres: {dsn: "host=db", table: t}}
   - {name: pg2, postgres: {dsn: "host=db", table: t2}}
 dead_letter:
   postgres: {dsn: "host=db", table: dl}

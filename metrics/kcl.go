@@ -132,6 +132,14 @@ func (c *Consumer) ParentExpired() {
 	c.m.ShardsExpired.WithLabelValues(c.source).Inc()
 }
 
+func (c *Consumer) Throttled(op, shard string) {
+	c.m.KinesisThrottled.WithLabelValues(c.source, op, shard).Inc()
+}
+
+func (c *Consumer) LeaseTableThrottled(op string) {
+	c.m.LeaseTableThrottled.WithLabelValues(c.source, op).Inc()
+}
+
 // Budget reports the worker's in-flight budget (consumers/kcl.BudgetHooks).
 type Budget struct {
 	held  interface{ Set(float64) }

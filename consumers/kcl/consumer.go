@@ -150,6 +150,10 @@ type Config struct {
 	// Budget bounds the record bytes in flight; share one among the
 	// consumers of a worker. Nil: a budget of DefaultBudget of its own.
 	Budget *Budget
+	// Reads spaces the GetRecords calls (readrate.go); share one among the
+	// consumers of a worker. Nil: one of its own with no cap, which backs
+	// throttled shards off all the same.
+	Reads *ReadLimiter
 
 	Kinesis *kinesis.Client
 	Dynamo  *dynamodb.Client
@@ -242,16 +246,22 @@ func New(cfg Config) (*Consumer, error) {
 		}
 		cfg.Budget = b
 	}
+	if cfg.Reads == nil {
+		cfg.Reads, _ = NewReadLimiter(0, 0) // no cap: no error
+	}
+	cfg.Kinesis, cfg.Dynamo = countThrottles(cfg.Kinesis, cfg.Dynamo, cfg.Hooks)
 	log := cfg.Logger.With("source", cfg.Source, "worker_id", cfg.WorkerID)
 	c := &Consumer{cfg: cfg, log: log, stopping: make(chan struct{}), started: time.Now()}
 	c.inflight = newInflight(cfg.Budget, c.stopping)
+	reads := newReadGate(cfg.Reads, cfg.StreamARN, c.stopping, log.With("subsystem", "reads"))
 	// The library takes a *kinesis.Client only, so what the project puts
 	// between it and Kinesis goes on a copy of the caller's client: the KPL
 	// guard, then the budget outside it (Initialize middlewares added later
 	// run outside earlier ones, so the budget sees the records as the KCL
-	// will), and the fan-out guard on its HTTP client. Run adds the lease
-	// pass gate and the start positions (readClient).
-	opts := []func(*kinesis.Options){GuardAggregates, c.inflight.middleware}
+	// will), the read-rate gate outside that (a read waits for its slot
+	// before it reserves bytes), and the fan-out guard on its HTTP client.
+	// Run adds the lease pass gate and the start positions (readClient).
+	opts := []func(*kinesis.Options){GuardAggregates, c.inflight.middleware, reads.middleware}
 	if cfg.EFO != nil {
 		opts = append(opts, WithFanOutGuard(cfg.EFO.Hooks, log.With("subsystem", "efo")))
 	}

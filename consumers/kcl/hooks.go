@@ -37,6 +37,13 @@ type Hooks interface {
 	LeasePass(ok bool, share, free, expired, claimed int)
 	// ParentExpired: a parent shard was lost to retention before its end.
 	ParentExpired()
+	// Throttled: an attempt of the Kinesis call op (GetRecords, ListShards,
+	// ...) on shard ("" for a call on the stream) was answered
+	// ProvisionedThroughputExceededException or LimitExceededException.
+	// LeaseTableThrottled: the lease table's DynamoDB call op was
+	// throttled. Both are retried.
+	Throttled(op, shard string)
+	LeaseTableThrottled(op string)
 }
 
 // Results of a checkpoint, for Hooks.Checkpointed.

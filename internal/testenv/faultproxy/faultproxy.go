@@ -24,7 +24,8 @@ import (
 	"testing"
 )
 
-// Rule throttles every Every-th call of one operation.
+// Rule throttles every Every-th call of one operation (of one shard, with
+// Shard).
 type Rule struct {
 	// Operation is the X-Amz-Target operation, e.g. "GetRecords", "UpdateItem".
 	Operation string
@@ -35,6 +36,9 @@ type Rule struct {
 	// body contains it (e.g. a DynamoDB UpdateExpression): DynamoDB uses one
 	// operation for writes a worker treats differently.
 	BodyContains string
+	// Shard, if set, narrows a GetRecords or GetShardIterator rule to calls
+	// on that shard, and Every counts that shard's calls alone.
+	Shard string
 }
 
 // Proxy forwards to an emulator, throttling by its rules.
@@ -45,6 +49,9 @@ type Proxy struct {
 	mu        sync.Mutex
 	calls     map[string]int
 	throttled map[string]int
+	// onShard counts GetRecords and GetShardIterator calls (and throttled
+	// ones) per operation and shard.
+	onShard, throttledOn map[[2]string]int
 	// shardOf maps every shard iterator the emulator handed out (by
 	// GetShardIterator, or as a GetRecords' NextShardIterator) to its shard:
 	// a GetRecords request names only its iterator.
@@ -62,6 +69,7 @@ func New(t testing.TB, target string, rules ...Rule) *Proxy {
 		t.Fatalf("faultproxy: target %q: %v", target, err)
 	}
 	p := &Proxy{rules: rules, calls: map[string]int{}, throttled: map[string]int{},
+		onShard: map[[2]string]int{}, throttledOn: map[[2]string]int{},
 		shardOf: map[string]string{}, hang: map[string]bool{}, hung: map[string]int{}, closed: make(chan struct{})}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ModifyResponse = p.learnIterators
@@ -74,7 +82,9 @@ func New(t testing.TB, target string, rules ...Rule) *Proxy {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		shard := ""
 		if op == "GetRecords" || op == "GetShardIterator" {
+			shard = p.shardFor(body)
 			r = r.WithContext(context.WithValue(r.Context(), requestBody{}, body))
 			if shard, ok := p.hangs(op, body); ok {
 				// Unanswered until the caller gives up (or the test ends):
@@ -89,7 +99,7 @@ func New(t testing.TB, target string, rules ...Rule) *Proxy {
 				return
 			}
 		}
-		if rule, ok := p.hit(op, body); ok {
+		if rule, ok := p.hit(op, shard, body); ok {
 			// The JSON protocols' error shape: the type in a header and in
 			// __type (DynamoDB prefixes it with its namespace; both forms are
 			// accepted by the SDK's decoder).
@@ -146,6 +156,21 @@ func (p *Proxy) hangs(op string, body []byte) (string, bool) {
 	return shard, ok && p.hang[shard]
 }
 
+// shardFor names the shard of a GetShardIterator or GetRecords request
+// ("" for an iterator the proxy never saw handed out).
+func (p *Proxy) shardFor(body []byte) string {
+	var req struct{ ShardId, ShardIterator string }
+	if json.Unmarshal(body, &req) != nil {
+		return ""
+	}
+	if req.ShardId != "" {
+		return req.ShardId
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.shardOf[req.ShardIterator]
+}
+
 // learnIterators maps the iterators in GetShardIterator and GetRecords answers
 // to their shards.
 func (p *Proxy) learnIterators(resp *http.Response) error {
@@ -187,20 +212,49 @@ func (p *Proxy) SetRules(rules ...Rule) {
 	p.rules = rules
 }
 
-func (p *Proxy) hit(op string, body []byte) (Rule, bool) {
+func (p *Proxy) hit(op, shard string, body []byte) (Rule, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[op]++
+	on := [2]string{op, shard}
+	if shard != "" {
+		p.onShard[on]++
+	}
 	for _, r := range p.rules {
 		if r.BodyContains != "" && !bytes.Contains(body, []byte(r.BodyContains)) {
 			continue
 		}
-		if r.Operation == op && r.Every > 0 && p.calls[op]%r.Every == 0 {
+		n := p.calls[op]
+		if r.Shard != "" {
+			if r.Shard != shard {
+				continue
+			}
+			n = p.onShard[on]
+		}
+		if r.Operation == op && r.Every > 0 && n%r.Every == 0 {
 			p.throttled[op]++
+			if shard != "" {
+				p.throttledOn[on]++
+			}
 			return r, true
 		}
 	}
 	return Rule{}, false
+}
+
+// CallsOn reports how many GetRecords or GetShardIterator calls (op) on
+// shard the proxy received, throttled ones included.
+func (p *Proxy) CallsOn(op, shard string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.onShard[[2]string{op, shard}]
+}
+
+// ThrottledOn reports how many calls of op on shard were throttled.
+func (p *Proxy) ThrottledOn(op, shard string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.throttledOn[[2]string{op, shard}]
 }
 
 // Calls reports how many calls of op the proxy received (throttled ones

@@ -168,6 +168,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("consumer.max_inflight_bytes: %w", err)
 	}
+	// One read limiter too: max_reads_per_second is the worker's.
+	reads, err := kcl.NewReadLimiter(cfg.Consumer.MinReadInterval, cfg.Consumer.MaxReadsPerSecond)
+	if err != nil {
+		return nil, fmt.Errorf("consumer.min_read_interval, max_reads_per_second: %w", err)
+	}
 	// Rows a deferred sink buffers hold their records' bytes in the budget
 	// until durable: a full budget flushes them, or reads would wait for
 	// the sinks' age limit.
@@ -213,6 +218,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			DrainTimeout:       cfg.Consumer.ShutdownTimeout,
 			Idleness:           src.Idleness,
 			Budget:             budget,
+			Reads:              reads,
 			PastWindow:         pastWindow(cfg, src),
 			EFO:                efo,
 			Kinesis:            kinesis.NewFromConfig(kcfg),

@@ -304,6 +304,8 @@ func TestDashboardAndAlertsUseOurMetrics(t *testing.T) {
 		"kinesis_ingest_records_received_total", "kinesis_ingest_rows_written_total", "kinesis_ingest_dead_letters_total",
 		"kinesis_ingest_millis_behind_latest", "kinesis_ingest_last_checkpoint_timestamp_seconds", "kinesis_ingest_leases_held",
 		"kinesis_ingest_sink_write_seconds", "kinesis_ingest_end_to_end_latency_seconds",
+		// Issue 31: throttling, and the limits' outcomes.
+		"kinesis_ingest_kinesis_throttled_total", "kinesis_ingest_records_expired_total", "kinesis_ingest_sink_retry_budget_spent_total",
 	} {
 		if !used[want] {
 			t.Errorf("no panel or alert uses %s", want)

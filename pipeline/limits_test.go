@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +60,7 @@ func TestMaxRecordAge(t *testing.T) {
 			for _, r := range readJSONL(t, h.rowsDir) {
 				ids = append(ids, r["id"].(float64))
 			}
-			if !equal(ids, tc.wantRows) {
+			if !slices.Equal(ids, tc.wantRows) {
 				t.Errorf("rows %v, want ids %v", ids, tc.wantRows)
 			}
 			got := map[string]string{}
@@ -98,18 +99,6 @@ func TestMaxRecordAge(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equal(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // outage is a row sink (or a deferred one, with accept) that fails its

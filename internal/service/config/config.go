@@ -29,6 +29,11 @@
 //   - datasets[].since, until: unbounded; sample: none (sample.using: the keys
 //     of a keyed dataset, else every field but the timestamp); env: none (used in every deployment)
 //   - sources[].bounded: false (bounded needs idleness, and idleness bounded)
+//   - sources[].max_record_age: none (no record expires); expired: dead_letter
+//     (with max_record_age only); sinks[].max_retry_duration: none (a sink
+//     outage is retried until it ends)
+//   - consumer.min_read_interval: 0s, consumer.max_reads_per_second: 0 (no
+//     read-rate cap but the library's 5 GetRecords a second per shard)
 //   - dead_letter.unrouted: false
 //   - consumer: see the Default* constants; application defaults to the first
 //     source's name, worker_id to "<hostname>-<pid>"

@@ -80,6 +80,21 @@ type Row struct {
 	Delete bool
 }
 
+// FieldValue is the value of the field named name, nil when r has none;
+// i is where a row of the dataset's declared fields has it (Fields are in
+// declaration order), tried first.
+func (r *Row) FieldValue(i int, name string) any {
+	if i >= 0 && i < len(r.Fields) && r.Fields[i].Name == name {
+		return r.Fields[i].Value
+	}
+	for _, f := range r.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return nil
+}
+
 // Reason is why a record became a dead letter. The set is small and fixed so that
 // it can be a metric label.
 type Reason string

@@ -363,7 +363,7 @@ func (s *RowSink) partition(r *record.Row) (string, error) {
 		b.WriteString(p.name)
 		b.WriteByte('=')
 		if p.field < 0 {
-			t, ok := fieldValue(r, s.ts, s.cfg.Timestamp).(time.Time)
+			t, ok := r.FieldValue(s.ts, s.cfg.Timestamp).(time.Time)
 			if !ok {
 				return "", fmt.Errorf("timestamp field %q is not a datetime", s.cfg.Timestamp)
 			}
@@ -376,7 +376,7 @@ func (s *RowSink) partition(r *record.Row) (string, error) {
 			continue
 		}
 		var v string
-		switch x := fieldValue(r, p.field, p.name).(type) {
+		switch x := r.FieldValue(p.field, p.name).(type) {
 		case nil:
 			// Hive's name for a null partition value.
 			v = "__HIVE_DEFAULT_PARTITION__"

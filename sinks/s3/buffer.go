@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -527,57 +526,3 @@ func (s *RowSink) ages() {
 // Buffered returns the bytes the sink holds not yet stored (by the rows'
 // size in memory).
 func (s *RowSink) Buffered() int64 { return s.buffered.Load() }
-
-// cloneValue copies v deep, value by value.
-func cloneValue(v any) any {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case bool:
-		return x
-	case int64:
-		return x
-	case float64:
-		return x
-	case string:
-		return strings.Clone(x)
-	case []byte:
-		return slices.Clone(x)
-	case time.Time:
-		return x
-	case record.Date:
-		return x
-	case record.Decimal:
-		return record.Decimal(strings.Clone(string(x)))
-	case []float64:
-		return slices.Clone(x)
-	case []any:
-		if x == nil {
-			return x // null, not an empty value
-		}
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = cloneValue(e)
-		}
-		return out
-	case map[string]any:
-		if x == nil {
-			return x // null, not an empty value
-		}
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[strings.Clone(k)] = cloneValue(e)
-		}
-		return out
-	case []record.Field:
-		if x == nil {
-			return x // null, not an empty value
-		}
-		out := make([]record.Field, len(x))
-		for i, f := range x {
-			out[i] = record.Field{Name: f.Name, Value: cloneValue(f.Value)}
-		}
-		return out
-	}
-	return v
-}

@@ -2,159 +2,27 @@ package s3
 
 import (
 	"strings"
-	"time"
-	"unsafe"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/rowcopy"
 )
 
-// copyItems copies items' rows into memory of the sink's own, in a handful
-// of allocations for the whole call instead of about 17 per row: the
-// pipeline reuses a batch's rows, their Fields, their strings and boxed
-// values once Accept returns. Strings and byte values go into one byte
-// arena, scalars into one slab per type that the copies' interfaces point
-// into (as schema's boxes do; a slab is written once, before any interface
-// points at it, and never reused, so the garbage collector keeps it as long
-// as a row does). Lists, maps and structs, rare in rows, are copied value by
-// value.
+// copyItems copies items' rows into memory of the sink's own (package
+// rowcopy), with their positions.
 func copyItems(items []item) []item {
-	var nFields, nBytes, nInts, nFloats, nTimes, nStrs int
+	src := make([]*record.Row, len(items))
 	for i := range items {
-		r := items[i].row
-		nFields += len(r.Fields)
-		o := &r.Origin
-		nBytes += len(o.Source) + len(o.StreamARN) + len(o.ShardID) + len(o.SequenceNumber) + len(o.PartitionKey)
-		for _, f := range r.Fields {
-			switch v := f.Value.(type) {
-			case string:
-				nBytes += len(v)
-				nStrs++
-			case []byte:
-				nBytes += len(v)
-				nStrs++
-			case record.Decimal:
-				nBytes += len(v)
-			case int64:
-				nInts++
-			case float64:
-				nFloats++
-			case time.Time:
-				nTimes++
-			}
-		}
+		src[i] = items[i].row
 	}
-	a := arena{
-		bytes:  make([]byte, 0, nBytes),
-		ints:   make([]int64, 0, nInts),
-		floats: make([]float64, 0, nFloats),
-		times:  make([]time.Time, 0, nTimes),
-		strs:   make([]string, 0, nStrs),
-		slices: make([][]byte, 0, nStrs),
-	}
-	rows := make([]record.Row, len(items))
-	fields := make([]record.Field, nFields)
+	rows := rowcopy.Rows(src)
 	out := make([]item, len(items))
-	var prev *record.Origin
-	for i := range items {
-		r, c := items[i].row, &rows[i]
-		c.Dataset, c.Delete = r.Dataset, r.Delete
-		o, co := &r.Origin, &c.Origin
-		*co = *o
-		// A batch's rows share their source, stream and shard.
-		if prev != nil && o.Source == prev.Source && o.StreamARN == prev.StreamARN && o.ShardID == prev.ShardID {
-			co.Source, co.StreamARN, co.ShardID = rows[i-1].Origin.Source, rows[i-1].Origin.StreamARN, rows[i-1].Origin.ShardID
-		} else {
-			co.Source, co.StreamARN, co.ShardID = a.str(o.Source), a.str(o.StreamARN), a.str(o.ShardID)
-		}
-		prev = o
-		co.SequenceNumber, co.PartitionKey = a.str(o.SequenceNumber), a.str(o.PartitionKey)
-		c.Fields, fields = fields[:len(r.Fields):len(r.Fields)], fields[len(r.Fields):]
-		for j, f := range r.Fields {
-			c.Fields[j] = record.Field{Name: f.Name, Value: a.value(f.Value)}
-		}
+	for i := range rows {
 		p := items[i].pos
-		p.seq = strings.TrimLeft(co.SequenceNumber, "0")
+		p.seq = strings.TrimLeft(rows[i].Origin.SequenceNumber, "0")
 		if p.seq == "" {
 			p.seq = "0"
 		}
-		out[i] = item{row: c, pos: p}
+		out[i] = item{row: &rows[i], pos: p}
 	}
 	return out
-}
-
-// arena is one copy's memory. Its slices are sized for the copy up front;
-// should one grow anyway, what points into the old array stays valid (the
-// array is never written again).
-type arena struct {
-	bytes  []byte
-	ints   []int64
-	floats []float64
-	times  []time.Time
-	// strs and slices hold the headers of string and []byte values: an
-	// interface holds a pointer to one, not the header itself.
-	strs   []string
-	slices [][]byte
-}
-
-func (a *arena) str(s string) string {
-	if s == "" {
-		return ""
-	}
-	n := len(a.bytes)
-	a.bytes = append(a.bytes, s...)
-	return unsafe.String(&a.bytes[n], len(s))
-}
-
-func (a *arena) value(v any) any {
-	switch x := v.(type) {
-	case nil, bool:
-		return x
-	case int64:
-		if x >= 0 && x < 256 { // the runtime boxes these without allocating
-			return x
-		}
-		a.ints = append(a.ints, x)
-		return boxedAt(intWord, unsafe.Pointer(&a.ints[len(a.ints)-1]))
-	case float64:
-		a.floats = append(a.floats, x)
-		return boxedAt(floatWord, unsafe.Pointer(&a.floats[len(a.floats)-1]))
-	case time.Time:
-		a.times = append(a.times, x)
-		return boxedAt(timeWord, unsafe.Pointer(&a.times[len(a.times)-1]))
-	case string:
-		if x == "" {
-			return x
-		}
-		a.strs = append(a.strs, a.str(x))
-		return boxedAt(strWord, unsafe.Pointer(&a.strs[len(a.strs)-1]))
-	case []byte:
-		if x == nil { // a null, as the encoders read it
-			return x
-		}
-		n := len(a.bytes)
-		a.bytes = append(a.bytes, x...)
-		a.slices = append(a.slices, a.bytes[n:len(a.bytes):len(a.bytes)])
-		return boxedAt(bytesWord, unsafe.Pointer(&a.slices[len(a.slices)-1]))
-	case record.Decimal:
-		return record.Decimal(a.str(string(x)))
-	}
-	return cloneValue(v)
-}
-
-type eface struct{ typ, data unsafe.Pointer }
-
-func typeWordOf(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
-
-var (
-	intWord   = typeWordOf(int64(0))
-	floatWord = typeWordOf(float64(0))
-	timeWord  = typeWordOf(time.Time{})
-	strWord   = typeWordOf("")
-	bytesWord = typeWordOf([]byte(nil))
-)
-
-// boxedAt is an interface of the type typ whose value is at p.
-func boxedAt(typ, p unsafe.Pointer) (v any) {
-	*(*eface)(unsafe.Pointer(&v)) = eface{typ, p}
-	return v
 }

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/rowcopy"
 )
 
 // TestCopyItemsOwnsItsMemory: the copies keep every value of the rows as
@@ -85,7 +86,7 @@ func BenchmarkCopyItems(b *testing.B) {
 				c := &record.Row{Dataset: items[i].row.Dataset, Origin: items[i].row.Origin}
 				c.Fields = make([]record.Field, len(items[i].row.Fields))
 				for j, f := range items[i].row.Fields {
-					c.Fields[j] = record.Field{Name: f.Name, Value: cloneValue(f.Value)}
+					c.Fields[j] = record.Field{Name: f.Name, Value: rowcopy.Clone(f.Value)}
 				}
 			}
 		}

@@ -206,3 +206,44 @@ func Clone(v any) any {
 	}
 	return v
 }
+
+// Size estimates a row's bytes: its values' sizes plus its origin.
+func Size(r *record.Row) int64 {
+	n := int64(len(r.Origin.Source) + len(r.Origin.ShardID) + len(r.Origin.SequenceNumber) + 16)
+	for _, f := range r.Fields {
+		n += valueSize(f.Value)
+	}
+	return n
+}
+
+func valueSize(v any) int64 {
+	switch v := v.(type) {
+	case string:
+		return int64(len(v))
+	case []byte:
+		return int64(len(v))
+	case record.Decimal:
+		return int64(len(v))
+	case []float64:
+		return int64(8 * len(v))
+	case []any:
+		var n int64
+		for _, e := range v {
+			n += valueSize(e)
+		}
+		return n
+	case map[string]any:
+		var n int64
+		for k, e := range v {
+			n += int64(len(k)) + valueSize(e)
+		}
+		return n
+	case []record.Field:
+		var n int64
+		for _, f := range v {
+			n += int64(len(f.Name)) + valueSize(f.Value)
+		}
+		return n
+	}
+	return 8
+}

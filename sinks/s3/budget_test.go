@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/rowcopy"
 	s3sink "github.com/kinesis-ingest/kinesis-ingest/sinks/s3"
 )
 
@@ -32,7 +33,7 @@ func TestBufferBudget(t *testing.T) {
 				b := rows[i:min(i+batch, len(rows))]
 				var size int64
 				for j := range b {
-					size += s3sink.RowSize(&b[j])
+					size += rowcopy.Size(&b[j])
 				}
 				if size > acceptMax.Load() {
 					acceptMax.Store(size)

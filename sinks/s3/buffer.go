@@ -11,6 +11,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/rowcopy"
 )
 
 // Deferred durability (sinks.DeferredRowSink). Accept copies rows into their
@@ -191,7 +192,7 @@ func (s *RowSink) buffer(c *chain, items []item, t *ticket) {
 	}
 	var added int64
 	for _, it := range copyItems(items[skip:]) {
-		n := rowSize(it.row)
+		n := rowcopy.Size(it.row)
 		c.buf = append(c.buf, it)
 		c.bufBytes += n
 		added += n
@@ -343,7 +344,7 @@ func (s *RowSink) flushChain(ctx context.Context, c *chain, reason string) error
 	rest, err := s.store(ctx, c, items)
 	var back int64
 	for _, it := range rest {
-		back += rowSize(it.row)
+		back += rowcopy.Size(it.row)
 	}
 	if len(rest) > 0 {
 		c.mu.Lock()

@@ -51,6 +51,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/retry"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/rowcopy"
 )
 
 // API is the part of the S3 client the sink calls; *s3.Client has it.
@@ -433,7 +434,7 @@ func (s *RowSink) dir(partition string) string {
 func (s *RowSink) fit(items []item) int {
 	var size int64
 	for i, it := range items {
-		size += rowSize(it.row)
+		size += rowcopy.Size(it.row)
 		if size > s.cfg.MaxBytes && i > 0 {
 			return i
 		}
@@ -441,46 +442,6 @@ func (s *RowSink) fit(items []item) int {
 	return len(items)
 }
 
-// rowSize estimates a row's bytes: its values' sizes plus its origin.
-func rowSize(r *record.Row) int64 {
-	n := int64(len(r.Origin.Source) + len(r.Origin.ShardID) + len(r.Origin.SequenceNumber) + 16)
-	for _, f := range r.Fields {
-		n += valueSize(f.Value)
-	}
-	return n
-}
-
-func valueSize(v any) int64 {
-	switch v := v.(type) {
-	case string:
-		return int64(len(v))
-	case []byte:
-		return int64(len(v))
-	case record.Decimal:
-		return int64(len(v))
-	case []float64:
-		return int64(8 * len(v))
-	case []any:
-		var n int64
-		for _, e := range v {
-			n += valueSize(e)
-		}
-		return n
-	case map[string]any:
-		var n int64
-		for k, e := range v {
-			n += int64(len(k)) + valueSize(e)
-		}
-		return n
-	case []record.Field:
-		var n int64
-		for _, f := range v {
-			n += int64(len(f.Name)) + valueSize(f.Value)
-		}
-		return n
-	}
-	return 8
-}
 
 // learn finds the chain's newest object and the position of its last row.
 func (s *RowSink) learn(ctx context.Context, dir, shard string, c *chain) error {

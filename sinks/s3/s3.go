@@ -442,7 +442,6 @@ func (s *RowSink) fit(items []item) int {
 	return len(items)
 }
 
-
 // learn finds the chain's newest object and the position of its last row.
 func (s *RowSink) learn(ctx context.Context, dir, shard string, c *chain) error {
 	last, newest, err := learnHead(ctx, s.cfg.Client, s.cfg.Bucket, dir+shard+"-", shard, s.enc.ext())

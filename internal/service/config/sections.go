@@ -460,7 +460,7 @@ func (l *loader) postgresSink(path string, n *yaml.Node) *PostgresSink {
 }
 
 func (l *loader) deadLetter(path string, n *yaml.Node) DeadLetter {
-	m := l.mapping(path, n, sinkKindKeys(keyUnrouted)...)
+	m := l.mapping(path, n, append([]string{keyUnrouted}, letterKinds()...)...)
 	d := DeadLetter{Unrouted: l.boolean(m, keyUnrouted, false)}
 	d.Store = l.store(path, n, m, false, "keep exactly one")
 	return d

@@ -10,6 +10,7 @@ import (
 // settings are set (validation refuses none or several).
 type Store struct {
 	File     *FileSink
+	Iceberg  *IcebergSink
 	Postgres *PostgresSink
 	S3       *S3Sink
 }
@@ -55,6 +56,8 @@ type sinkKind struct {
 	lettersSpec  func(doc string) *spec
 	loadLetters  func(l *loader, path string, n *yaml.Node, s *Store)
 	printLetters func(p printer, s Store) *yaml.Node
+	// rowsOnly kinds hold no dead letters.
+	rowsOnly bool
 }
 
 // sinkKinds are the kinds, in key order.
@@ -67,6 +70,16 @@ var sinkKinds = []sinkKind{
 		set:   func(s Store) bool { return s.File != nil },
 		print: func(p printer, s Store) *yaml.Node { return p.fileSink(s.File) },
 		lint:  (*loader).checkFilePaths,
+	},
+	{
+		key: keyIceberg, example: "iceberg: {catalog: ..., warehouse: ..., namespace: ...}",
+		rowsDoc:  "An Apache Iceberg table: Parquet data files on S3, committed with each shard's position in one catalog swap (exactly once).",
+		spec:     icebergSinkSpec,
+		load:     func(l *loader, path string, n *yaml.Node, s *Store) { s.Iceberg = l.icebergSink(path, n) },
+		set:      func(s Store) bool { return s.Iceberg != nil },
+		print:    func(p printer, s Store) *yaml.Node { return p.icebergSink(s.Iceberg) },
+		lint:     (*loader).checkIceberg,
+		rowsOnly: true,
 	},
 	{
 		key: keyPostgres, example: "postgres: {dsn: ..., table: ...}",
@@ -120,9 +133,11 @@ func (l *loader) store(path string, n *yaml.Node, m *mapNode, rows bool, bothHin
 		}
 		load(l, join(path, k.key), m.vals[k.key], &s)
 	case 0:
-		examples := make([]string, len(kinds))
-		for i, k := range kinds {
-			examples[i] = k.example
+		var examples []string
+		for _, k := range kinds {
+			if rows || !k.rowsOnly {
+				examples = append(examples, k.example)
+			}
 		}
 		l.softErrorf(path, n, "needs exactly one of %s", strings.Join(examples, " or "))
 	default:
@@ -138,8 +153,11 @@ func (l *loader) store(path string, n *yaml.Node, m *mapNode, rows bool, bothHin
 // storeSpecs are the kinds' keys of a sink (rows) or of the dead-letter
 // section.
 func storeSpecs(rows bool) []keySpec {
-	out := make([]keySpec, len(sinkKinds))
-	for i, k := range sinkKinds {
+	var out []keySpec
+	for _, k := range sinkKinds {
+		if !rows && k.rowsOnly {
+			continue
+		}
 		doc, sp := k.rowsDoc, k.spec
 		if !rows {
 			doc = k.lettersDoc
@@ -147,7 +165,18 @@ func storeSpecs(rows bool) []keySpec {
 				sp = k.lettersSpec
 			}
 		}
-		out[i] = key(k.key, sp(doc))
+		out = append(out, key(k.key, sp(doc)))
+	}
+	return out
+}
+
+// letterKinds are the kinds that hold dead letters.
+func letterKinds() []string {
+	var out []string
+	for _, k := range sinkKinds {
+		if !k.rowsOnly {
+			out = append(out, k.key)
+		}
 	}
 	return out
 }
@@ -156,6 +185,9 @@ func storeSpecs(rows bool) []keySpec {
 func (p printer) printStore(s Store, rows bool) []any {
 	var kv []any
 	for _, k := range sinkKinds {
+		if !rows && k.rowsOnly {
+			continue
+		}
 		print := k.print
 		if !rows && k.printLetters != nil {
 			print = k.printLetters

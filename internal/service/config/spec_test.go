@@ -257,6 +257,19 @@ sinks:
 dead_letter:
   s3: {bucket: my-lake, prefix: errors/orders, compression: zstd, force_path_style: true,
        role_arn: "arn:aws:iam::123456789012:role/lake", sse_kms_key_id: "arn:aws:kms:us-east-1:123456789012:key/abc"}
+`, `
+sources:
+  - {name: orders, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/orders"}}
+datasets:
+  - {name: orders, source: orders, sink: ice, fields: [{name: ts, type: datetime}, {name: id, type: int}]}
+sinks:
+  - name: ice
+    iceberg: {catalog: {type: sql, uri: "host=db", name: lake}, warehouse: "s3://my-lake/warehouse", namespace: analytics.raw,
+              table: orders_v1, create_table: true, partition_by: ["day(ts)", "bucket(16, id)"], commit_interval: 30s,
+              buffer_bytes: 1000000, compression: snappy, force_path_style: true, role_arn: "arn:aws:iam::123456789012:role/lake",
+              sse_kms_key_id: "arn:aws:kms:us-east-1:123456789012:key/abc"}
+dead_letter:
+  file: {path: out/errors}
 `}
 
 // TestSpecMatchesLoader ties the spec (and so the JSON Schema) to the

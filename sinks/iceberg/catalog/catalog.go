@@ -548,8 +548,8 @@ func IsTransient(err error) bool {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"),  // insufficient resources (too many connections, disk full)
-			strings.HasPrefix(pe.Code, "57P"), // admin/crash shutdown, cannot connect now (starting up)
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources (too many connections, disk full)
+			strings.HasPrefix(pe.Code, "57P"),      // admin/crash shutdown, cannot connect now (starting up)
 			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
 			pe.Code == "55P03", pe.Code == "57014": // lock not available, statement timeout
 			return true

@@ -106,14 +106,14 @@ type Snapshot struct {
 
 // Manifest is one entry of a manifest list.
 type Manifest struct {
-	Path                                     string
-	Length                                   int64
-	SpecID                                   int
-	Content                                  int // 0 data, 1 deletes
-	SequenceNumber, MinSequenceNumber        int64
-	AddedSnapshotID                          int64
-	AddedFiles, ExistingFiles, DeletedFiles  int64
-	AddedRows, ExistingRows, DeletedRows     int64
+	Path                                    string
+	Length                                  int64
+	SpecID                                  int
+	Content                                 int // 0 data, 1 deletes
+	SequenceNumber, MinSequenceNumber       int64
+	AddedSnapshotID                         int64
+	AddedFiles, ExistingFiles, DeletedFiles int64
+	AddedRows, ExistingRows, DeletedRows    int64
 	// Meta is the manifest's own Avro header (schema, partition-spec,
 	// format-version, content...).
 	Meta map[string]string

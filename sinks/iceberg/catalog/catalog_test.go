@@ -103,6 +103,17 @@ func deref(p *string) string {
 
 var ns = []string{"lake", "events"}
 
+// newTable creates table in ns (and ns) at its first metadata location.
+func newTable(t *testing.T, c *SQL, table, loc string) {
+	t.Helper()
+	if err := c.CreateNamespace(t.Context(), ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(t.Context(), ns, table, loc); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCreateLoadSwap(t *testing.T) {
 	dsn := database(t)
 	c := open(t, SQLConfig{DSN: dsn, Init: true})
@@ -150,12 +161,7 @@ func TestAnswers(t *testing.T) {
 	dsn := database(t)
 	c := open(t, SQLConfig{DSN: dsn, Init: true})
 	ctx := t.Context()
-	if err := c.CreateNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, ns, "t", "s3://b/v1.json"); err != nil {
-		t.Fatal(err)
-	}
+	newTable(t, c, "t", "s3://b/v1.json")
 	tests := []struct {
 		name string
 		do   func() error
@@ -191,12 +197,7 @@ func TestAnswers(t *testing.T) {
 func TestSwapRetriedAfterItApplied(t *testing.T) {
 	c := open(t, SQLConfig{DSN: database(t), Init: true})
 	ctx := t.Context()
-	if err := c.CreateNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, ns, "t", "s3://b/v1.json"); err != nil {
-		t.Fatal(err)
-	}
+	newTable(t, c, "t", "s3://b/v1.json")
 	if err := c.Swap(ctx, ns, "t", "s3://b/v1.json", "s3://b/v2.json"); err != nil {
 		t.Fatal(err)
 	}
@@ -420,12 +421,7 @@ CREATE TABLE iceberg_namespace_properties (catalog_name VARCHAR(255) NOT NULL, n
   property_key VARCHAR(255) NOT NULL, property_value VARCHAR(1000) NOT NULL, PRIMARY KEY (catalog_name, namespace, property_key))`)
 		c := open(t, SQLConfig{DSN: dsn, Name: "spark", Init: true})
 		ctx := t.Context()
-		if err := c.CreateNamespace(ctx, ns); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Create(ctx, ns, "t", "s3://b/v1.json"); err != nil {
-			t.Fatal(err)
-		}
+		newTable(t, c, "t", "s3://b/v1.json")
 		if err := c.Swap(ctx, ns, "t", "s3://b/v1.json", "s3://b/v2.json"); err != nil {
 			t.Fatal(err)
 		}
@@ -466,12 +462,7 @@ func TestOutageIsTransient(t *testing.T) {
 	dsn := s.CreateDatabase(t)
 	c := open(t, SQLConfig{DSN: dsn, Init: true})
 	ctx := t.Context()
-	if err := c.CreateNamespace(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, ns, "t", "s3://b/v1.json"); err != nil {
-		t.Fatal(err)
-	}
+	newTable(t, c, "t", "s3://b/v1.json")
 
 	s.Stop(t)
 	calls := []struct {

@@ -87,8 +87,9 @@ type Metrics struct {
 	KinesisThrottled     *prometheus.CounterVec   // source, op, shard: throttled Kinesis calls
 	LeaseTableThrottled  *prometheus.CounterVec   // source, op: throttled lease table calls
 
-	efo efo          // enhanced fan-out, made on first use (NewFanOut)
-	s3  s3Collectors // the s3 sinks' (S3)
+	efo     efo               // enhanced fan-out, made on first use (NewFanOut)
+	s3      s3Collectors      // the s3 sinks' (S3)
+	iceberg icebergCollectors // the iceberg sinks' (Iceberg)
 }
 
 // Results of a keyed sink's changes, the values of SinkChanges' result label.
@@ -203,6 +204,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.CDCSkipped = counter("cdc_events_skipped_total",
 		"Debezium events of a cdc: debezium dataset that change no row: truncate, message, heartbeat, tombstone.", "dataset", "event")
 	m.s3 = newS3Collectors(m.reg)
+	m.iceberg = newIcebergCollectors(m.reg)
 	m.SinkChanges = counter("sink_changes_total",
 		"Changes of keyed datasets committed by a sink, by result: upserted, deleted (a tombstone), older (the key's row was as new or newer, so nothing changed: replays, disorder).", "sink", "result")
 	m.RecordsExpired = counter("records_expired_total",

@@ -114,7 +114,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeDeleted).Add(float64(deleted))
 				a.metrics.SinkChanges.WithLabelValues(sinkName, metrics.ChangeOlder).Add(float64(older))
 			},
-			S3: a.metrics.S3(sinkName),
+			S3:          a.metrics.S3(sinkName),
+			Iceberg:     a.metrics.Iceberg(sinkName),
+			Application: cfg.Consumer.Application,
 		})
 		if err != nil {
 			return nil, err

@@ -26,6 +26,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/redrive"
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
+	"github.com/kinesis-ingest/kinesis-ingest/sinks/iceberg"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/s3"
 )
 
@@ -53,6 +54,9 @@ type Kind struct {
 	// kind that drops such rows as already stored leaves it false, and
 	// redrive writes none of its datasets.
 	OlderRows bool
+	// RowsOnly kinds hold no dead letters (the config refuses them under
+	// dead_letter): DeadLetters, DeadLetterProbes, Errors and Letters are nil.
+	RowsOnly bool
 }
 
 // Env is what the worker gives every sink it opens.
@@ -68,6 +72,11 @@ type Env struct {
 	// S3, when set, is told what an s3 sink does (uploads, conflicts,
 	// duplicates, flushes) instead of OnDuplicates.
 	S3 s3.Observer
+	// Iceberg, when set, is told of an iceberg sink's commits.
+	Iceberg iceberg.Observer
+	// Application names the consumer (consumer.application): the iceberg
+	// sink keeps each shard's position under it.
+	Application string
 }
 
 // Opened is a sink opened by a Kind.
@@ -108,7 +117,8 @@ var (
 // Register adds k; it panics on a kind registered twice or missing a part,
 // which is a programming error found by the first test.
 func Register(k *Kind) {
-	if k.Name == "" || k.Rows == nil || k.DeadLetters == nil || k.Probes == nil || k.DeadLetterProbes == nil || k.Errors == nil || k.Letters == nil {
+	letters := k.DeadLetters != nil && k.DeadLetterProbes != nil && k.Errors != nil && k.Letters != nil
+	if k.Name == "" || k.Rows == nil || k.Probes == nil || (!letters && !k.RowsOnly) {
 		panic(fmt.Sprintf("sinkreg: kind %q registered without every part", k.Name))
 	}
 	mu.Lock()

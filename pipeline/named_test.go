@@ -23,8 +23,8 @@ type countingNamed struct {
 	took, declined *atomic.Int64
 }
 
-func (c countingNamed) AppendNamed(dst []record.Field, names []string, vals []any) ([]record.Field, bool) {
-	f, ok := c.Schema.AppendNamed(dst, names, vals)
+func (c countingNamed) AppendNamed(dst []record.Field, names []string, vals []any, from *record.Record) ([]record.Field, bool) {
+	f, ok := c.Schema.AppendNamed(dst, names, vals, from)
 	if ok {
 		c.took.Add(1)
 	} else {

@@ -15,8 +15,9 @@ import (
 // the decoded value tree that decode and Convert go through, appending the
 // fields to dst (the batch's rows share one slice).
 //
-// ok true promises exactly the fields Convert returns for the record as
-// decoders/jsondec decodes it. ok false means only "take the general path":
+// ok true promises exactly the fields ConvertFrom returns for the record as
+// decoders/jsondec decodes it and rec.From, the stream record it was
+// scanned from (the pipeline sets it with each scan). ok false means only "take the general path":
 // the pipeline then decodes the record and converts it as usual, which gives
 // the row or the dead letter, with its reason (decode_error for invalid JSON,
 // schema_error for valid JSON of the wrong shape) and message. So the fast
@@ -94,8 +95,9 @@ type NamedDecoder interface {
 }
 
 // NamedConverter is the same for a Route's Schema (*schema.Schema has it): ok
-// true promises exactly the fields Convert returns for the map of names to
-// vals, appended to dst; ok false means "take the general path", which gives
+// true promises exactly the fields ConvertFrom returns for the map of names
+// to vals and from, the stream record they were decoded from, appended to
+// dst; ok false means "take the general path", which gives
 // the row or the dead letter with its message.
 //
 // The pipeline uses the pair for a source whose Decoder is a NamedDecoder and
@@ -105,7 +107,7 @@ type NamedDecoder interface {
 // about a third of an Avro record's CPU). A record that the decoder or any
 // route declines takes the general path for every route.
 type NamedConverter interface {
-	AppendNamed(dst []record.Field, names []string, vals []any) (fields []record.Field, ok bool)
+	AppendNamed(dst []record.Field, names []string, vals []any, from *record.Record) (fields []record.Field, ok bool)
 }
 
 // namedPaths returns, per source that qualifies for the named fast path,
@@ -169,6 +171,7 @@ func (js *jsonBatch) release() {
 	js.rec.Reset()
 	// The next batch may be another shard's, and this one's memory reused.
 	js.rec.Forget()
+	js.rec.From = nil
 	jsonBatches.Put(js)
 }
 
@@ -185,6 +188,7 @@ func (p *Pipeline) rowsFromJSON(c *classified, fast []jsonRoute, rec *record.Rec
 	if !c.scanner.ScanJSON(&js.rec.Record, rec.Data) {
 		return false, false
 	}
+	js.rec.From = rec
 	js.widths(len(fast))
 	var buf [4]routeRow
 	rows := buf[:0]
@@ -306,7 +310,7 @@ func (p *Pipeline) convertNamed(c NamedConverter, dst []record.Field, names []st
 			fields, ok = nil, false
 		}
 	}()
-	return c.AppendNamed(dst, names, vals)
+	return c.AppendNamed(dst, names, vals, rec)
 }
 
 func (p *Pipeline) matchJSON(m JSONMatcher, js *schema.JSONRecord, rec *record.Record) (match, ok bool) {

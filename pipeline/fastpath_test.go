@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -113,6 +114,20 @@ var fastPathBodies = []string{
 	`{"id":15,"amount":1,"ts":0,}`,
 }
 
+// metadataFields read every kind of the stream record's metadata, and a
+// payload key starting with $.
+var metadataFields = []schema.FieldSpec{
+	{Name: "arrived", Type: "datetime", Ref: "$arrival_time"},
+	{Name: "pk", Type: "str", Ref: "$partition_key"},
+	{Name: "shard", Type: "str", Ref: "$shard_id"},
+	{Name: "seq", Type: "str", Ref: "$sequence_number"},
+	{Name: "stream", Type: "str", Ref: "$stream"},
+	{Name: "source", Type: "str", Ref: "$source"},
+	{Name: "raw", Type: "bytes", Ref: "$data"},
+	{Name: "text", Type: "str", Ref: "$data"},
+	{Name: "odd", Type: "optional[str]", Ref: `["$odd"]`},
+}
+
 // generalWhere hides a filter's MatchScanned.
 type generalWhere struct{ pipeline.Filter }
 
@@ -121,22 +136,33 @@ type generalWhere struct{ pipeline.Filter }
 // two routes, and compares every row and dead letter byte for byte: without
 // where, and with a where on each route (some records taken by one route,
 // some by both, some by none and dead-lettered as no_route, some whose where
-// fails).
+// fails). With metadata, the second route's fields, timestamp and where read
+// the stream record's metadata too, which the fast path fills in itself.
 func TestJSONFastPathSameOutput(t *testing.T) {
-	for _, withWhere := range []bool{false, true} {
-		t.Run(fmt.Sprintf("where=%v", withWhere), func(t *testing.T) {
-			var took, declined atomic.Int64
+	for _, v := range []struct{ where, meta bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		withWhere, withMeta := v.where, v.meta
+		name := fmt.Sprintf("where=%v", withWhere)
+		if withMeta {
+			name += ",metadata"
+		}
+		t.Run(name, func(t *testing.T) {
+			var took, declined, bigTook atomic.Int64
 			seen := &scans{byID: map[string][]*schema.JSONRecord{}}
 			outputs := map[bool][2][]string{}
 			for _, fast := range []bool{true, false} {
 				var bigDir string
 				h := newHarness(t, func(c *pipeline.Config) {
 					r := &c.Sources[0].Routes[0]
-					big, err := schema.Compile("ts", []schema.FieldSpec{
+					bigFields, bigTS := []schema.FieldSpec{
 						{Name: "id", Type: "int", Between: &schema.Between{Min: 3}},
 						{Name: "ts", Type: "datetime"},
 						{Name: "n", Type: "optional[str]", Ref: "note"},
-					})
+					}, "ts"
+					if withMeta {
+						bigFields = append(bigFields, metadataFields...)
+						bigTS = "arrived"
+					}
+					big, err := schema.Compile(bigTS, bigFields)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -153,7 +179,12 @@ func TestJSONFastPathSameOutput(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						w2, err := where.Compile(`(n ?? "") != "" || id > 10`, []schema.FieldSpec{{Name: "id", Type: "int"}, {Name: "n", Type: "optional[str]", Ref: "note"}})
+						w2src, w2fields := `(n ?? "") != "" || id > 10`, []schema.FieldSpec{{Name: "id", Type: "int"}, {Name: "n", Type: "optional[str]", Ref: "note"}}
+						if withMeta {
+							w2src += ` || pk == "pk13" || arrived > date("2023-11-14") && seq endsWith "7"`
+							w2fields = append(w2fields, metadataFields...)
+						}
+						w2, err := where.Compile(w2src, w2fields)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -164,14 +195,19 @@ func TestJSONFastPathSameOutput(t *testing.T) {
 					}
 					if fast {
 						r.Schema = countingSchema{r.Schema.(*schema.Schema), &took, &declined, seen}
-						second.Schema = countingSchema{big, &atomic.Int64{}, &atomic.Int64{}, seen}
+						second.Schema = countingSchema{big, &bigTook, &atomic.Int64{}, seen}
 					} else {
 						r.Schema = generalOnly{r.Schema}
 						second.Schema = generalOnly{big}
 					}
 					c.Sources[0].Routes = append(c.Sources[0].Routes, second)
 				})
-				if err := h.p.Deliver(t.Context(), "orders", records("shardId-0", fastPathBodies...)); err != nil {
+				recs := records("shardId-0", fastPathBodies...)
+				for i := range recs {
+					recs[i].Origin.StreamARN = "arn:aws:kinesis:us-east-1:000000000000:stream/orders"
+					recs[i].Origin.ArrivalTime = time.UnixMilli(1699999999000 + int64(i)*86400_000 + 123).UTC()
+				}
+				if err := h.p.Deliver(t.Context(), "orders", recs); err != nil {
 					t.Fatal(err)
 				}
 				rows := append(lines(t, h.rowsDir), lines(t, bigDir)...)
@@ -193,6 +229,12 @@ func TestJSONFastPathSameOutput(t *testing.T) {
 			}
 			if took.Load() == 0 || declined.Load() == 0 && !withWhere {
 				t.Errorf("fast path took %d and declined %d records", took.Load(), declined.Load())
+			}
+			if withMeta && bigTook.Load() == 0 {
+				t.Errorf("the fast path took no record of the dataset reading metadata: it declined instead of filling it")
+			}
+			if withMeta && !strings.Contains(strings.Join(outputs[true][0], ""), `"pk":"pk3","shard":"shardId-0","seq":"1003","stream":"orders","source":"orders"`) {
+				t.Errorf("no row carries record 3's metadata:\n%s", strings.Join(outputs[true][0], ""))
 			}
 			// A where route scans a record once: its where and its
 			// conversion, and the other route's, are handed the record

@@ -23,8 +23,8 @@ type countingNamed struct {
 	took, declined *atomic.Int64
 }
 
-func (c countingNamed) AppendNamed(dst []record.Field, names []string, vals []any) ([]record.Field, bool) {
-	f, ok := c.Schema.AppendNamed(dst, names, vals)
+func (c countingNamed) AppendNamed(dst []record.Field, names []string, vals []any, from *record.Record) ([]record.Field, bool) {
+	f, ok := c.Schema.AppendNamed(dst, names, vals, from)
 	if ok {
 		c.took.Add(1)
 	} else {
@@ -37,7 +37,9 @@ func (c countingNamed) AppendNamed(dst []record.Field, names []string, vals []an
 // pipeline on the named path (DecodeNamed, AppendNamed) and through one
 // forced onto the general path (Decode's map, then Convert), with two routes,
 // and compares every row and dead letter byte for byte: good records, records
-// one route or both refuse, and bytes that are no record of the schema.
+// one route or both refuse, and bytes that are no record of the schema. The
+// second route also reads the stream record's metadata, which the named path
+// fills in itself.
 func TestNamedFastPathSameOutput(t *testing.T) {
 	const avsc = `{"type":"record","name":"Order","fields":[
 		{"name":"id","type":"long"},
@@ -71,7 +73,7 @@ func TestNamedFastPathSameOutput(t *testing.T) {
 		}
 	}
 	outputs := map[bool][2][]string{}
-	var took, declined atomic.Int64
+	var took, declined, secondTook atomic.Int64
 	for _, fast := range []bool{true, false} {
 		var secondDir string
 		h := newHarness(t, func(c *pipeline.Config) {
@@ -84,10 +86,10 @@ func TestNamedFastPathSameOutput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			second, err := schema.Compile("ts", []schema.FieldSpec{
+			second, err := schema.Compile("ts", append([]schema.FieldSpec{
 				{Name: "ts", Type: "datetime"}, {Name: "qty", Type: "int", Between: &schema.Between{Min: 1, Max: 5}},
 				{Name: "text", Type: "str", Ref: "note"}, {Name: "kind", Type: "str", Const: "order", HasConst: true},
-			})
+			}, metadataFields[:len(metadataFields)-2]...)) // not $data as str (Avro is binary), nor the payload's $odd
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +101,7 @@ func TestNamedFastPathSameOutput(t *testing.T) {
 			t.Cleanup(func() { s2.Close() })
 			r1, r2 := &src.Routes[0], pipeline.Route{Dataset: "second", SinkName: "second", Sink: s2}
 			if fast {
-				r1.Schema, r2.Schema = countingNamed{first, &took, &declined}, countingNamed{second, &atomic.Int64{}, &atomic.Int64{}}
+				r1.Schema, r2.Schema = countingNamed{first, &took, &declined}, countingNamed{second, &secondTook, &atomic.Int64{}}
 			} else {
 				r1.Schema, r2.Schema = generalOnly{first}, generalOnly{second}
 			}
@@ -121,5 +123,8 @@ func TestNamedFastPathSameOutput(t *testing.T) {
 	}
 	if took.Load() == 0 || declined.Load() == 0 {
 		t.Errorf("the named path took %d and declined %d records", took.Load(), declined.Load())
+	}
+	if secondTook.Load() == 0 || !strings.Contains(rows, `"pk":"pk4","shard":"shardId-0","seq":"1004"`) {
+		t.Errorf("the named path took %d records reading metadata; want rows with it:\n%s", secondTook.Load(), rows)
 	}
 }

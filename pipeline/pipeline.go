@@ -50,21 +50,25 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/sinks"
 )
 
-// Converter validates a decoded record against a dataset and returns its typed
-// fields, or an error naming the field and the problem.
+// Converter validates a record decoded from the stream record from against
+// a dataset and returns its typed fields, or an error naming the field and
+// the problem. Fields may read from's metadata ($partition_key, ...); from
+// is only read, and not kept past the call but for $data's bytes, which a
+// row may share until its sink's Write returns.
 type Converter interface {
-	Convert(rec any) ([]record.Field, error)
+	ConvertFrom(rec any, from *record.Record) ([]record.Field, error)
 }
 
-// Filter decides whether a dataset takes a decoded record (Fennel's `where`).
+// Filter decides whether a dataset takes a record decoded from the stream
+// record from (Fennel's `where`).
 type Filter interface {
-	Match(rec any) (bool, error)
+	MatchFrom(rec any, from *record.Record) (bool, error)
 }
 
 // KeyConverter converts only a record's key fields and timestamp, for a
 // delete (*schema.Schema has it).
 type KeyConverter interface {
-	ConvertKeys(rec any) ([]record.Field, error)
+	ConvertKeysFrom(rec any, from *record.Record) ([]record.Field, error)
 }
 
 // ChangeReader reads a decoded record as a change event (cdc.Debezium).
@@ -701,7 +705,7 @@ func (p *Pipeline) route(c *classified, v any, rec *record.Record, i int) (taken
 			rv, del = ch.Image, ch.Op == cdc.Delete
 		}
 		if r.Where != nil && !del {
-			ok, err := match(r.Where, rv)
+			ok, err := match(r.Where, rv, rec)
 			if err != nil {
 				p.deadLetter(c, rec, r.Dataset, record.ReasonSchema, fmt.Errorf("where: %w", err))
 				taken = true
@@ -715,12 +719,12 @@ func (p *Pipeline) route(c *classified, v any, rec *record.Record, i int) (taken
 		var fields []record.Field
 		var err error
 		if del {
-			fields, err = convertKeys(r.Schema.(KeyConverter), rv)
+			fields, err = convertKeys(r.Schema.(KeyConverter), rv, rec)
 		} else {
-			fields, err = convert(r.Schema, rv)
+			fields, err = convert(r.Schema, rv, rec)
 		}
 		if err != nil {
-			if reason := outsideWindow(r, v); reason != "" {
+			if reason := outsideWindow(r, v, rec); reason != "" {
 				c.drop(ri, reason)
 				continue
 			}
@@ -837,11 +841,11 @@ type filteredKey struct{ dataset, reason string }
 
 // outsideWindow tells, for a record that does not convert whole, whether its
 // timestamp alone puts it outside the route's time window.
-func outsideWindow(r *Route, v any) string {
+func outsideWindow(r *Route, v any, rec *record.Record) string {
 	if r.Timestamp == nil || !r.Window.Active() {
 		return ""
 	}
-	ts, err := convert(r.Timestamp, v)
+	ts, err := convert(r.Timestamp, v, rec)
 	if err != nil || len(ts) == 0 {
 		return ""
 	}
@@ -873,22 +877,22 @@ func stagePanic(stage string, r any) error {
 	return &panicError{stage: stage, value: r, stack: debug.Stack()}
 }
 
-func convert(c Converter, v any) (fields []record.Field, err error) {
+func convert(c Converter, v any, from *record.Record) (fields []record.Field, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			fields, err = nil, stagePanic("schema validation", r)
 		}
 	}()
-	return c.Convert(v)
+	return c.ConvertFrom(v, from)
 }
 
-func convertKeys(c KeyConverter, v any) (fields []record.Field, err error) {
+func convertKeys(c KeyConverter, v any, from *record.Record) (fields []record.Field, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			fields, err = nil, stagePanic("schema validation", r)
 		}
 	}()
-	return c.ConvertKeys(v)
+	return c.ConvertKeysFrom(v, from)
 }
 
 func readChange(c ChangeReader, v any) (ch cdc.Change, err error) {
@@ -900,13 +904,13 @@ func readChange(c ChangeReader, v any) (ch cdc.Change, err error) {
 	return c.Read(v)
 }
 
-func match(f Filter, v any) (ok bool, err error) {
+func match(f Filter, v any, from *record.Record) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			ok, err = false, stagePanic("where", r)
 		}
 	}()
-	return f.Match(v)
+	return f.MatchFrom(v, from)
 }
 
 func decodeOnce(d decoders.Decoder, data []byte) (v any, err error) {

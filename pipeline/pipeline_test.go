@@ -305,11 +305,11 @@ type panicOnce struct {
 	calls atomic.Int32
 }
 
-func (p *panicOnce) Convert(rec any) ([]record.Field, error) {
+func (p *panicOnce) ConvertFrom(rec any, from *record.Record) ([]record.Field, error) {
 	if p.calls.Add(1) == 1 {
 		panic("bug in a stage")
 	}
-	return p.Converter.Convert(rec)
+	return p.Converter.ConvertFrom(rec, from)
 }
 
 func TestPanicInStageDeadLettersTheRecordAndMovesOn(t *testing.T) {

@@ -8,6 +8,7 @@ package record
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,16 @@ type Origin struct {
 	SubSequence  int       `json:"subsequence"`
 	PartitionKey string    `json:"partition_key"`
 	ArrivalTime  time.Time `json:"arrival_time"`
+}
+
+// Stream is the stream's name, from StreamARN
+// (arn:aws:kinesis:region:account:stream/NAME); the ARN itself when it has
+// no such part.
+func (o *Origin) Stream() string {
+	if i := strings.LastIndex(o.StreamARN, ":stream/"); i >= 0 {
+		return o.StreamARN[i+len(":stream/"):]
+	}
+	return o.StreamARN
 }
 
 // Field is one named, typed value of a row. Value holds one of: nil, bool,

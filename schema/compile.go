@@ -66,6 +66,7 @@ type field struct {
 	ref      string // the ref as written, for messages
 	isConst  bool
 	constVal any
+	meta     meta // the record metadata it reads, metaNone for the payload
 	node     *node
 }
 
@@ -291,6 +292,15 @@ func (c *compiler) fields(at string, specs []FieldSpec) ([]field, []Column) {
 		ref := sp.Ref
 		if ref == "" {
 			f.key = sp.Name
+			continue
+		}
+		if m := lookupMeta(ref); m != metaNone {
+			f.ref, f.meta = ref, m
+			if at != "fields" {
+				c.errf(p+".ref", "%s is the stream record's metadata, which only a dataset's own fields and inputs may read, not a struct's; a payload key that starts with $ is written [%q]", ref, ref)
+			} else if n != nil {
+				c.checkMeta(p, sp, m, tt)
+			}
 			continue
 		}
 		path, err := parseRef(ref)

@@ -15,13 +15,21 @@ import (
 // Convert validates one decoded record (a decoders.Decoder value tree) and
 // returns its fields in declaration order, typed as documented on record.Field.
 // A record that does not fit returns a *FieldError and no fields. The record is
-// not modified; []byte values and const values are shared, not copied.
-func (s *Schema) Convert(rec any) ([]record.Field, error) {
+// not modified; []byte values and const values are shared, not copied. A
+// field reading record metadata ($partition_key, ...) has none to read here:
+// use ConvertFrom.
+func (s *Schema) Convert(rec any) ([]record.Field, error) { return s.ConvertFrom(rec, nil) }
+
+// ConvertFrom is Convert for rec decoded from the stream record from: the
+// fields whose ref is a metadata name ($partition_key, $arrival_time, ...,
+// see MetadataNames) read from's metadata, the others rec. from is only
+// read; $data as bytes shares from.Data.
+func (s *Schema) ConvertFrom(rec any, from *record.Record) ([]record.Field, error) {
 	obj, ok := rec.(map[string]any)
 	if !ok {
 		return nil, &FieldError{Path: "$", Msg: "want object, got " + describe(rec)}
 	}
-	out, fe := convertFields(s.fields, obj)
+	out, fe := convertFields(s.fields, obj, from)
 	if fe != nil {
 		return nil, fe
 	}
@@ -75,7 +83,11 @@ func exprValue(v any) any {
 // ConvertKeys is Convert for a delete: only the key fields and the timestamp
 // are read (a deleted row's image may hold nothing else, as Debezium's before
 // image of a table without REPLICA IDENTITY FULL); the other fields are nil.
-func (s *Schema) ConvertKeys(rec any) ([]record.Field, error) {
+func (s *Schema) ConvertKeys(rec any) ([]record.Field, error) { return s.ConvertKeysFrom(rec, nil) }
+
+// ConvertKeysFrom is ConvertKeys for rec decoded from the stream record
+// from, as ConvertFrom is Convert's.
+func (s *Schema) ConvertKeysFrom(rec any, from *record.Record) ([]record.Field, error) {
 	obj, ok := rec.(map[string]any)
 	if !ok {
 		return nil, &FieldError{Path: "$", Msg: "want object, got " + describe(rec)}
@@ -91,6 +103,14 @@ func (s *Schema) ConvertKeys(rec any) ([]record.Field, error) {
 			out[i].Value = f.constVal
 			continue
 		}
+		if f.meta != metaNone {
+			v, fe := f.convertMeta(from)
+			if fe != nil {
+				return nil, fe.prefix(f.name)
+			}
+			out[i].Value = v
+			continue
+		}
 		raw, found, fe := f.lookup(obj)
 		if fe == nil {
 			out[i].Value, fe = f.convertValue(raw, found)
@@ -102,14 +122,22 @@ func (s *Schema) ConvertKeys(rec any) ([]record.Field, error) {
 	return out, nil
 }
 
-func convertFields(fs []field, obj map[string]any) ([]record.Field, *FieldError) {
+// convertFields converts fs from obj; fields reading metadata read from's
+// (only a dataset's own fields do: from is nil for a struct's).
+func convertFields(fs []field, obj map[string]any, from *record.Record) ([]record.Field, *FieldError) {
 	out := make([]record.Field, len(fs))
 	for i := range fs {
 		f := &fs[i]
 		var v any
-		if f.isConst {
+		switch {
+		case f.isConst:
 			v = f.constVal
-		} else {
+		case f.meta != metaNone:
+			var fe *FieldError
+			if v, fe = f.convertMeta(from); fe != nil {
+				return nil, fe.prefix(f.name)
+			}
+		default:
 			raw, found, fe := f.lookup(obj)
 			if fe == nil {
 				v, fe = f.convertValue(raw, found)
@@ -312,7 +340,7 @@ func (n *node) convert(v any) (any, *FieldError) {
 		if !ok {
 			return nil, wantGot("struct (object)", v)
 		}
-		fs, fe := convertFields(n.fields, m)
+		fs, fe := convertFields(n.fields, m, nil)
 		if fe != nil {
 			return nil, fe.prefix(".")
 		}

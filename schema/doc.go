@@ -41,6 +41,28 @@
 // must be a top-level, non-optional datetime; with timestamp "" Compile picks the
 // only datetime field.
 //
+// # Record metadata
+//
+// A dataset's own field (not a struct's) whose ref is exactly one of these
+// names reads the stream record it was decoded from instead of the payload
+// (ConvertFrom, ConvertKeysFrom, JSONRecord.From, AppendNamed's from; see
+// MetadataNames):
+//
+//	$partition_key    str       the producer's partition key
+//	$shard_id         str       the shard it was read from
+//	$sequence_number  str       the sequence number Kinesis assigned
+//	$arrival_time     datetime  when Kinesis accepted it (ms precision)
+//	$stream           str       the stream's name, from its ARN
+//	$source           str       the config's source name
+//	$data             bytes|str the payload as received (str: must be UTF-8)
+//
+// The type is checked at Compile ("declare type: datetime"). Such a field
+// is read like any other by where, computed fields, the timestamp and the
+// sample. Any other ref reads the payload, $-prefixed ones included, and a
+// quoted key always does: ["$partition_key"] is the payload's member of that
+// name. Converted without its stream record (Convert, ConvertJSON), such a
+// field is an error.
+//
 // # Types and accepted values
 //
 // Fennel does not coerce across types: a string "42" is not an int and a JSON

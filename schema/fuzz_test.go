@@ -115,8 +115,8 @@ func FuzzConvert(f *testing.F) {
 		// AppendNamed, given the decoded object's members, agrees with
 		// Convert too (fuzzSpecs has ref paths, which it leaves to Convert:
 		// flatSpecs are its own).
-		checkNamed(t, s, rec, fields, err)
-		checkNamed(t, flat, rec, nil, nil)
+		checkNamed(t, s, rec, nil, fields, err)
+		checkNamed(t, flat, rec, nil, nil, nil)
 		switch {
 		case err != nil && fastOK:
 			t.Fatalf("ConvertJSON gave a row %v where Convert says %v", fast, err)
@@ -143,17 +143,18 @@ func FuzzConvert(f *testing.F) {
 	})
 }
 
-// checkNamed holds s.AppendNamed, given rec's members, to Convert's answer
-// (computed here when want and wantErr are both nil): the same fields after
-// the row already in dst, or a decline where Convert fails.
-func checkNamed(t *testing.T, s *Schema, rec any, want []record.Field, wantErr error) {
+// checkNamed holds s.AppendNamed, given rec's members (decoded from the
+// stream record from), to ConvertFrom's answer (computed here when want and
+// wantErr are both nil): the same fields after the row already in dst, or a
+// decline where ConvertFrom fails.
+func checkNamed(t *testing.T, s *Schema, rec any, from *record.Record, want []record.Field, wantErr error) {
 	t.Helper()
 	obj, ok := rec.(map[string]any)
 	if !ok {
 		return
 	}
 	if want == nil && wantErr == nil {
-		want, wantErr = s.Convert(rec)
+		want, wantErr = s.ConvertFrom(rec, from)
 	}
 	var names []string
 	var vals []any
@@ -161,7 +162,7 @@ func checkNamed(t *testing.T, s *Schema, rec any, want []record.Field, wantErr e
 		names, vals = append(names, k), append(vals, v)
 	}
 	prev := []record.Field{{Name: "prev", Value: int64(1)}}
-	got, ok := s.AppendNamed(prev, names, vals)
+	got, ok := s.AppendNamed(prev, names, vals, from)
 	hasPath := false
 	for i := range s.fields {
 		hasPath = hasPath || s.fields[i].path != nil
@@ -223,6 +224,96 @@ func FuzzDatetime(f *testing.F) {
 		if n, ok := parseDec(s); ok {
 			_, _ = decToInt64(&n)
 			_, _ = formatDecimal(&n, 28)
+		}
+	})
+}
+
+// fuzzMetaSpecs reads every kind of record metadata, beside payload members
+// (one of them a literal key starting with $).
+var fuzzMetaSpecs = []FieldSpec{
+	{Name: "arrived", Type: "datetime", Ref: "$arrival_time"},
+	{Name: "pk", Type: "str", Ref: "$partition_key", Regex: `[^x]*`},
+	{Name: "shard", Type: "str", Ref: "$shard_id"},
+	{Name: "seq", Type: "str", Ref: "$sequence_number"},
+	{Name: "stream", Type: "str", Ref: "$stream"},
+	{Name: "source", Type: "str", Ref: "$source"},
+	{Name: "raw", Type: "bytes", Ref: "$data"},
+	{Name: "text", Type: "str", Ref: "$data"},
+	{Name: "id", Type: "optional[int]"},
+	{Name: "odd", Type: "optional[str]", Ref: `["$odd"]`},
+	{Name: "city", Type: "optional[str]", Ref: "user.address[0].city"},
+}
+
+// FuzzConvertMeta holds the fast paths to ConvertFrom for a dataset whose
+// fields read the stream record's metadata: AppendJSON with the record in
+// JSONRecord.From, and AppendNamed given it, give ConvertFrom's row or
+// decline where it fails; without the record, ConvertJSON declines.
+func FuzzConvertMeta(f *testing.F) {
+	s, err := Compile("arrived", fuzzMetaSpecs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []struct {
+		data, pk string
+		ms       int64
+	}{
+		{`{"id":1,"$odd":"o"}`, "user-1", 1700000000123},
+		{`{"id":1.5}`, "x", 0},
+		{`{"user":{"address":[{"city":"X"}]}}`, "", -62135596800000},
+		{"\xff", "k", 1},
+		{`{}`, "\xff", 253402300799999},
+		{`[1]`, "k", 253402300800000},
+	} {
+		f.Add([]byte(seed.data), seed.pk, seed.ms)
+	}
+	dec := jsondec.New()
+	f.Fuzz(func(t *testing.T, data []byte, pk string, ms int64) {
+		from := &record.Record{Data: data, Origin: record.Origin{
+			Source: "clicks", StreamARN: "arn:aws:kinesis:us-east-1:123456789012:stream/clicks-stream",
+			ShardID: "shardId-000000000003", SequenceNumber: "49590338271490256608559692538361571095921575989136588850",
+			PartitionKey: pk, ArrivalTime: time.UnixMilli(ms),
+		}}
+		if fields, ok := s.ConvertJSON(data); ok {
+			t.Fatalf("ConvertJSON, without the stream record, gave %v", fields)
+		}
+		var r JSONRecord
+		scanned := r.Scan(data)
+		r.From = from
+		fast, fastOK := s.AppendJSON(nil, &r)
+		if !scanned && fastOK {
+			t.Fatalf("AppendJSON gave %v for a record that did not scan", fast)
+		}
+		rec, err := dec.Decode(data)
+		if err != nil {
+			if fastOK {
+				t.Fatalf("AppendJSON gave a row %v for invalid JSON (%v)", fast, err)
+			}
+			return
+		}
+		fields, err := s.ConvertFrom(rec, from)
+		checkNamed(t, s, rec, from, fields, err)
+		switch {
+		case err != nil && fastOK:
+			t.Fatalf("AppendJSON gave a row %v where ConvertFrom says %v", fast, err)
+		case err == nil && !fastOK && depth(string(data)) < maxScanDepth:
+			t.Fatalf("AppendJSON declined where ConvertFrom gives %v", fields)
+		case err == nil && fastOK && !reflect.DeepEqual(fast, fields):
+			t.Fatalf("AppendJSON gave\n%#v\nConvertFrom\n%#v", fast, fields)
+		}
+		if err != nil {
+			return
+		}
+		for _, fl := range fields {
+			checkValue(t, fl.Name, fl.Value)
+		}
+		if got := fields[2].Value; got != from.Origin.ShardID {
+			t.Fatalf("$shard_id gave %v", got)
+		}
+		if got := fields[4].Value; got != "clicks-stream" {
+			t.Fatalf("$stream gave %v, want the stream's name", got)
+		}
+		if got := fields[0].Value.(time.Time); !got.Equal(from.Origin.ArrivalTime) {
+			t.Fatalf("$arrival_time gave %v, want %v", got, from.Origin.ArrivalTime)
 		}
 	})
 }

@@ -43,7 +43,7 @@ func (s *Schema) ConvertJSON(data []byte) (fields []record.Field, ok bool) {
 	if !r.Scan(slices.Clone(data)) { // the row keeps the text, not data
 		return nil, false
 	}
-	return s.appendJSON(make([]record.Field, 0, len(s.fields)), r, nil)
+	return s.appendJSON(make([]record.Field, 0, len(s.fields)), r, nil, nil)
 }
 
 // scanned holds ConvertJSON's scans between calls: a scan's index of
@@ -60,6 +60,10 @@ type JSONRecord struct {
 	// boxes hold the values converted from the records scanned, kept across
 	// Scans: one JSONRecord per batch makes the batch's boxes a few slabs.
 	boxes boxes
+	// From is the stream record last scanned, whose metadata the fields
+	// reading it ($partition_key, ...) take; nil: none, and a schema with
+	// such a field declines. The caller sets it with each Scan.
+	From *record.Record
 }
 
 // Reset makes r forget the values of every field converted from it so far
@@ -71,17 +75,18 @@ type JSONRecord struct {
 func (r *JSONRecord) Reset() { r.boxes.reset() }
 
 // AppendJSON appends the fields of the scanned record r to dst, with what
-// ConvertJSON promises (ok false: nothing usable was appended; dst's spare
-// capacity may have been written). Appending the rows of a batch to one slice
+// ConvertJSON promises, the fields reading metadata taking r.From's: exactly
+// ConvertFrom's fields for the decoded record and r.From (ok false: nothing
+// usable was appended; dst's spare capacity may have been written). Appending the rows of a batch to one slice
 // is one allocation per batch instead of one per row.
 func (s *Schema) AppendJSON(dst []record.Field, r *JSONRecord) (fields []record.Field, ok bool) {
 	if s.plan == nil || !r.Valid() {
 		return dst, false
 	}
-	return s.appendJSON(dst, &r.Record, &r.boxes)
+	return s.appendJSON(dst, &r.Record, &r.boxes, r.From)
 }
 
-func (s *Schema) appendJSON(dst []record.Field, r *jsondec.Record, bx *boxes) ([]record.Field, bool) {
+func (s *Schema) appendJSON(dst []record.Field, r *jsondec.Record, bx *boxes, from *record.Record) ([]record.Field, bool) {
 	var local [16]string
 	vals := local[:0]
 	if len(s.plan.keys) <= len(local) {
@@ -96,7 +101,7 @@ func (s *Schema) appendJSON(dst []record.Field, r *jsondec.Record, bx *boxes) ([
 		guess = at + 1
 	}
 	start := len(dst)
-	out, ok := s.plan.fill(dst, s.fields, vals, bx)
+	out, ok := s.plan.fill(dst, s.fields, vals, bx, from)
 	if ok && len(s.computed) > 0 && s.compute(out[start:]) != nil {
 		return dst, false // Convert gives the error
 	}
@@ -123,7 +128,7 @@ func newObjPlan(fs []field) *objPlan {
 	for i := range fs {
 		f := &fs[i]
 		p.slot[i] = -1
-		if f.isConst {
+		if f.isConst || f.meta != metaNone {
 			continue
 		}
 		key := f.key
@@ -183,18 +188,24 @@ func objectJSON(p *objPlan, fs []field, val string) ([]record.Field, bool) {
 	if !ok {
 		return nil, false
 	}
-	return p.fill(make([]record.Field, 0, len(fs)), fs, vals, nil)
+	return p.fill(make([]record.Field, 0, len(fs)), fs, vals, nil, nil)
 }
 
 // fill appends fs converted from the values of p's keys (vals[j] is the
-// text of keys[j]'s value, "" when absent).
-func (p *objPlan) fill(dst []record.Field, fs []field, vals []string, bx *boxes) ([]record.Field, bool) {
+// text of keys[j]'s value, "" when absent) and, for those reading metadata,
+// from from.
+func (p *objPlan) fill(dst []record.Field, fs []field, vals []string, bx *boxes, from *record.Record) ([]record.Field, bool) {
 	dst = slices.Grow(dst, len(fs))
 	for i := range fs {
 		f := &fs[i]
 		var v any
 		if f.isConst {
 			v = f.constVal
+		} else if f.meta != metaNone {
+			var fe *FieldError
+			if v, fe = f.convertMeta(from); fe != nil {
+				return dst, false
+			}
 		} else {
 			sl := p.slot[i]
 			if sl < 0 {

@@ -8,13 +8,14 @@ import (
 
 // AppendNamed converts a record given as its top-level members, names[i]
 // holding vals[i] (names distinct; decoders/avrodec's DecodeNamed gives
-// them), and appends the fields to dst. ok true promises exactly the fields
-// Convert returns for the map of those members; ok false means Convert would
+// them), decoded from the stream record from, and appends the fields to dst.
+// ok true promises exactly the fields ConvertFrom returns for the map of
+// those members and from; ok false means Convert would
 // fail, or the schema refers into nested values (a ref path), which is left
 // to Convert: the caller then takes Convert's path, for the row or the error.
 // dst's spare capacity may have been written either way. A batch's rows
 // appended to one slice are one allocation per batch instead of one per row.
-func (s *Schema) AppendNamed(dst []record.Field, names []string, vals []any) (fields []record.Field, ok bool) {
+func (s *Schema) AppendNamed(dst []record.Field, names []string, vals []any, from *record.Record) (fields []record.Field, ok bool) {
 	start := len(dst)
 	dst = slices.Grow(dst, len(s.fields))
 	guess := 0
@@ -23,6 +24,11 @@ func (s *Schema) AppendNamed(dst []record.Field, names []string, vals []any) (fi
 		var v any
 		if f.isConst {
 			v = f.constVal
+		} else if f.meta != metaNone {
+			var fe *FieldError
+			if v, fe = f.convertMeta(from); fe != nil {
+				return dst[:start], false
+			}
 		} else {
 			if f.path != nil {
 				return dst[:start], false

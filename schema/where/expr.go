@@ -52,7 +52,7 @@ func CompileExpr(src string, i int, specs []schema.FieldSpec, want schema.Type) 
 	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.Timezone("UTC"))
 	if err != nil {
-		msg := exprMessage(err)
+		msg := metadataHint(exprMessage(err))
 		if specs[i].Name != "" {
 			for j := range specs {
 				if j != i && specs[j].Expr != "" && specs[j].Name != "" && isUnknown(msg, specs[j].Name) {

@@ -75,7 +75,12 @@
 // discount): use ?? for a default (`(discount ?? 0) > 0`).
 //
 // The record's fields are also reachable through $env (`$env["order-id"]`) for
-// names that are not identifiers. A field named like a builtin function (date,
+// names that are not identifiers.
+//
+// The stream record's metadata ($partition_key, $arrival_time, ...) is
+// read through a field or input whose ref names it (package schema), e.g.
+// `{name: pk, type: str, ref: $partition_key}` and `pk startsWith "eu-"`;
+// an expression naming $partition_key itself is told so at Compile. A field named like a builtin function (date,
 // len, now, ...) hides that builtin in its dataset's where.
 //
 // A Filter is immutable and safe for concurrent use.
@@ -153,7 +158,7 @@ func Compile(src string, fields []schema.FieldSpec) (*Filter, error) {
 	}
 	prog, err := expr.Compile(src, expr.Env(env), expr.AsBool(), expr.Timezone("UTC"))
 	if err != nil {
-		return nil, errors.New(exprMessage(err))
+		return nil, errors.New(metadataHint(exprMessage(err)))
 	}
 
 	// The fields the expression names, in declaration order.
@@ -193,15 +198,20 @@ func (f *Filter) String() string {
 }
 
 // Match reports whether the dataset takes the decoded record. An error means
-// the where cannot be decided for this record (see the package doc).
-func (f *Filter) Match(rec any) (bool, error) {
+// the where cannot be decided for this record (see the package doc). A
+// field it names that reads record metadata has none here: use MatchFrom.
+func (f *Filter) Match(rec any) (bool, error) { return f.MatchFrom(rec, nil) }
+
+// MatchFrom is Match for rec decoded from the stream record from, whose
+// metadata the fields reading it ($partition_key, ...) take.
+func (f *Filter) MatchFrom(rec any, from *record.Record) (bool, error) {
 	if f == nil {
 		return true, nil
 	}
 	var row []record.Field
 	if f.sub != nil {
 		var err error
-		if row, err = f.sub.Convert(rec); err != nil {
+		if row, err = f.sub.ConvertFrom(rec, from); err != nil {
 			return false, err
 		}
 	}
@@ -224,7 +234,7 @@ func (f *Filter) MatchJSON(data []byte) (match, ok bool) {
 
 // MatchScanned is MatchJSON on a record already scanned (and so known to be
 // valid JSON): a source with several datasets scans each record once for all
-// their where expressions and rows.
+// their where expressions and rows. Fields reading metadata take r.From's.
 func (f *Filter) MatchScanned(r *schema.JSONRecord) (match, ok bool) {
 	if f == nil {
 		return false, false
@@ -270,6 +280,22 @@ func (f *Filter) evalIn(st *state, row []record.Field) (bool, error) {
 		return false, fmt.Errorf("the expression gave %v, not a bool", out)
 	}
 	return b, nil
+}
+
+// metadataHint adds, to an unknown name that is record metadata, how to
+// read it: through a field or input, as a payload member is.
+func metadataHint(msg string) string {
+	rest, ok := strings.CutPrefix(msg, "unknown name $")
+	if !ok {
+		return msg
+	}
+	name, _, _ := strings.Cut(rest, " ")
+	for _, m := range schema.MetadataNames() {
+		if m.Name == "$"+name {
+			return fmt.Sprintf("%s; the record's metadata is read through a field, as the payload is: add an input {name: %s, type: %s, ref: %s} (or a field) and name %s", msg, name, m.Types[0], m.Name, name)
+		}
+	}
+	return msg
 }
 
 // exprMessage is an expr error on one line: its message and position, without

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/sinks/postgres"
 )
 
@@ -125,13 +126,32 @@ func instantSpec(doc string) *spec {
 	).computedDefault("unbounded")
 }
 
+// metadataDoc lists the record metadata a ref may read, with their types.
+func metadataDoc() string {
+	s := ""
+	for i, m := range schema.MetadataNames() {
+		if i > 0 {
+			s += "; "
+		}
+		s += m.Name + " ("
+		for j, k := range m.Types {
+			if j > 0 {
+				s += " or "
+			}
+			s += k.String()
+		}
+		s += ", " + m.Doc + ")"
+	}
+	return s
+}
+
 // fieldSpec is one field of a dataset (or of a struct field); lists of
 // fields refer to it through the "field" definition.
 var fieldSpec = sync.OnceValue(func() *spec {
 	return reflectedObject("A typed field of the dataset (see the schema package doc for the types and their values).",
 		required("name", str("The field's name in the row; the record key read when ref is unset.")),
 		required("type", str("A Fennel type: int, float, bool, str, bytes, datetime, date, decimal[p], optional[T], list[T], map[T], struct, embedding[n].")),
-		key("ref", str("The path of the value in the record (user.address[0].city, [\"key.with.dots\"].x).").computedDefault("the field's name")),
+		key("ref", str("The path of the value in the record (user.address[0].city, [\"key.with.dots\"].x), or, for a dataset's own field or input, one of the stream record's metadata: "+metadataDoc()+". A payload key starting with $ is written quoted ([\"$odd\"]); in a cdc: debezium dataset other $ names are the envelope's members ($ts_ms, $source.lsn).").computedDefault("the field's name")),
 		key("const", &spec{kind: kAny, doc: "A constant used for every record instead of reading it (null is a constant too)."}),
 		key("expr", str("Computes the field from the dataset's other fields with an expression in the where language, on the row (top-level fields only, without ref or const).")),
 		key(keyFields, &spec{kind: kArray, doc: "The fields of a struct type (struct, list[struct], optional[struct], ...).", ref: "field"}),
@@ -229,23 +249,23 @@ var configSpec = sync.OnceValue(func() *spec {
 		required(keyDatasets, &spec{kind: kArray, minItems: 1, doc: "The datasets: each turns one source's records into typed rows for one sink.", items: object("One dataset.",
 			required(keyName, str("The dataset's name, unique among datasets.").withPattern(nameRE.String())),
 			required(keySource, str("The name of the source it reads.")),
-			key(keyTimestamp, str("The datetime field holding the row time.").computedDefault("the only datetime field")),
-			key(keyWhere, str("An expr expression over the dataset's fields deciding which records it takes.").computedDefault("every record")),
+			key(keyTimestamp, str("The datetime field holding the row time; a field with ref: $arrival_time makes Kinesis arrival the event time.").computedDefault("the only datetime field")),
+			key(keyWhere, str("An expr expression over the dataset's fields (and inputs) deciding which records it takes (fields and inputs with ref: $partition_key, ... read the record's metadata).").computedDefault("every record")),
 			key(keyCDC, str("How records change the dataset (Fennel's cdc): append, a new row each (keyless datasets only); upsert, the new version of its key's row; debezium, Debezium change events (keyed datasets only). The newest version of a key wins by the timestamp field.").withEnum(CDCAppend, CDCUpsert, CDCDebezium).withDefault(CDCAppend)),
 			key(keyDisorder, str("Fennel's disorder, in its duration syntax (14d, \"1h 30m\"; units y, w, d, h, m, s): a record whose timestamp is older than the newest one seen in its shard minus this is a late dead letter.").withPattern(`^\s*([0-9]+(\.[0-9]+)?\s*[ywdhms]\s*)+$`).computedDefault("none: no record is late")),
 			required(keyFields, &spec{kind: kArray, doc: "The dataset's fields.", ref: "field"}),
 			required(keySink, str("The name of the sink it writes to.")),
-			key(keySince, instantSpec("Keeps rows whose timestamp field is at or after this datetime (the payload's time, not Kinesis arrival); others are counted in records_filtered_total.")),
+			key(keySince, instantSpec("Keeps rows whose timestamp field is at or after this datetime (the payload's time, or Kinesis arrival when the timestamp field has ref: $arrival_time); others are counted in records_filtered_total.")),
 			key(keyUntil, instantSpec("Keeps rows whose timestamp field is before this datetime.")),
 			key(keySample, oneOf("Keeps a deterministic fraction of the rows (the same on every run and worker).",
 				&spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."},
 				object("The fraction and the columns hashed.",
 					required(keyRate, &spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."}),
-					key(keyUsing, list("The columns hashed to decide; only keys for a keyed dataset.", str("A field name.")).computedDefault("the keys of a keyed dataset, else every field but the timestamp")),
+					key(keyUsing, list("The columns hashed to decide; only keys for a keyed dataset. A field with ref: $partition_key samples by partition key.", str("A field name.")).computedDefault("the keys of a keyed dataset, else every field but the timestamp")),
 				),
 			).computedDefault("every row")),
 			key(keyEnv, envSpec("dataset")),
-			key(keyInputs, &spec{kind: kArray, doc: "Fields read from the record for computed fields (expr) and where, but not written as columns.", ref: "field"}),
+			key(keyInputs, &spec{kind: kArray, doc: "Fields read from the record (or its metadata: ref: $partition_key, ...) for computed fields (expr) and where, but not written as columns.", ref: "field"}),
 		)}),
 		required(keySinks, list("Where rows go.", storeOf(object("One sink: exactly one of file, postgres or s3.",
 			append([]keySpec{

@@ -263,8 +263,38 @@ func (l *loader) validateConsumer(cfg *Config) {
 	}
 }
 
+// checkMetadataRefs refuses a top-level ref that starts with $ but names
+// no record metadata ($partiton_key): in a dataset that is not Debezium's,
+// whose envelope members are $ts_ms, $source.lsn, ..., it is a typo or a
+// payload key, which is written quoted.
+func (l *loader) checkMetadataRefs(path string, d *Dataset) {
+	if d.CDC == CDCDebezium {
+		return
+	}
+	var known []string
+	for _, m := range schema.MetadataNames() {
+		known = append(known, m.Name)
+	}
+	for i, sp := range d.Fields {
+		if !strings.HasPrefix(sp.Ref, "$") || schema.IsMetadataRef(sp.Ref) {
+			continue
+		}
+		p := path + "." + inputPath(index(keyFields, i), len(d.Fields)-d.Inputs) + ".ref"
+		name := sp.Ref
+		if j := strings.IndexAny(name, ".["); j > 0 {
+			name = name[:j]
+		}
+		if schema.IsMetadataRef(name) {
+			l.errorf(p, nil, "%q: %s is the stream record's metadata, which has no members; a payload key that starts with $ is written quoted: [%q]%s", sp.Ref, name, name, sp.Ref[len(name):])
+			continue
+		}
+		l.errorf(p, nil, "%q: %s is no record metadata (known: %s); a payload key that starts with $ is written quoted: [%q]%s", sp.Ref, name, strings.Join(known, ", "), name, sp.Ref[len(name):])
+	}
+}
+
 // compile runs schema.Compile and files its problems under path.
 func (l *loader) compile(path string, d *Dataset) {
+	l.checkMetadataRefs(path, d)
 	s, err := compileSchema(d.Timestamp, d.Fields)
 	if err == nil {
 		d.Schema, d.Timestamp = s, s.Timestamp()

@@ -388,6 +388,10 @@ func (s *Sink) next(ctx context.Context, p *tablePlan, loc string, w *written, p
 		summary["total-data-files"] = strconv.Itoa(len(w.files))
 		summary["total-files-size"] = strconv.FormatInt(sizeOf(w.files), 10)
 	}
+	prev, merged, err := s.merge(ctx, p, prev)
+	if err != nil {
+		return "", nil, err
+	}
 	mf := w.manifest
 	mf.SequenceNumber, mf.MinSequenceNumber, mf.AddedSnapshotID = seq, seq, id
 	list := append([]table.ManifestFile{mf}, prev...)
@@ -397,21 +401,101 @@ func (s *Sink) next(ctx context.Context, p *tablePlan, loc string, w *written, p
 	}
 	listURI := location + "/metadata/snap-" + strconv.FormatInt(id, 10) + "-1-" + uuid.NewString() + ".avro"
 	if err := s.cfg.Files.Put(ctx, listURI, buf.Bytes()); err != nil {
-		return "", nil, fmt.Errorf("iceberg sink: table %s: write manifest list: %w", s.name, err)
+		return "", merged, fmt.Errorf("iceberg sink: table %s: write manifest list: %w", s.name, err)
 	}
+	made := append(merged, listURI)
 	nm, err := base.Append(table.Append{SnapshotID: id, ManifestList: listURI, Summary: summary, Properties: props, PreviousLocation: loc, Now: time.Now()})
 	if err != nil {
-		return "", []string{listURI}, fmt.Errorf("iceberg sink: table %s: %w", s.name, err)
+		return "", made, fmt.Errorf("iceberg sink: table %s: %w", s.name, err)
 	}
 	b, err := nm.Marshal()
 	if err != nil {
-		return "", []string{listURI}, fmt.Errorf("iceberg sink: table %s: %w", s.name, err)
+		return "", made, fmt.Errorf("iceberg sink: table %s: %w", s.name, err)
 	}
 	metaURI := fmt.Sprintf("%s/metadata/%05d-%s.metadata.json", location, version(loc)+1, uuid.NewString())
 	if err := s.cfg.Files.Put(ctx, metaURI, b); err != nil {
-		return "", []string{listURI}, fmt.Errorf("iceberg sink: table %s: write metadata: %w", s.name, err)
+		return "", made, fmt.Errorf("iceberg sink: table %s: write metadata: %w", s.name, err)
 	}
-	return metaURI, []string{listURI, metaURI}, nil
+	return metaURI, append(made, metaURI), nil
+}
+
+// DefaultMergeManifestsAt is when the carried manifests are merged (Java's
+// commit.manifest.min-count-to-merge default): a snapshot would list more.
+const DefaultMergeManifestsAt = 100
+
+// merge turns the carried data manifests of the table's spec into one when
+// the snapshot would list more than the merge count of them (the table
+// property commit.manifest.min-count-to-merge, else Config.MergeManifestsAt,
+// else DefaultMergeManifestsAt; commit.manifest-merge.enabled=false turns it
+// off), as Java's appends do: without it every commit adds a manifest, and
+// every reader plans over all of them. Each file keeps its snapshot and
+// sequence numbers (EXISTING entries); deleted entries are dropped. It
+// returns the new list of carried manifests and the merged file's URI.
+func (s *Sink) merge(ctx context.Context, p *tablePlan, prev []table.ManifestFile) ([]table.ManifestFile, []string, error) {
+	props := p.base.Properties
+	if props["commit.manifest-merge.enabled"] == "false" {
+		return prev, nil, nil
+	}
+	at := DefaultMergeManifestsAt
+	if s.cfg.MergeManifestsAt > 0 {
+		at = s.cfg.MergeManifestsAt
+	}
+	if v, err := strconv.Atoi(props["commit.manifest.min-count-to-merge"]); err == nil && v > 0 {
+		at = v
+	}
+	if len(prev)+1 <= at {
+		return prev, nil, nil
+	}
+	var keep, old []table.ManifestFile
+	for _, m := range prev {
+		if m.Content == 0 && m.SpecID == p.spec.ID {
+			old = append(old, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	if len(old) < 2 {
+		return prev, nil, nil
+	}
+	var entries []table.Entry
+	for _, m := range old {
+		b, err := s.cfg.Files.Get(ctx, m.Path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("iceberg sink: table %s: read manifest to merge: %w", s.name, err)
+		}
+		es, err := table.ReadManifest(bytes.NewReader(b))
+		if err != nil {
+			return nil, nil, fmt.Errorf("iceberg sink: table %s: manifest %s: %w", s.name, m.Path, err)
+		}
+		for _, e := range es {
+			if e.Status == table.StatusDeleted {
+				continue
+			}
+			// An entry without them inherits the manifest's.
+			snap, seq, fseq := m.AddedSnapshotID, m.SequenceNumber, e.FileSequenceNumber
+			if e.SnapshotID != nil {
+				snap = *e.SnapshotID
+			}
+			if e.SequenceNumber != nil {
+				seq = *e.SequenceNumber
+			}
+			if fseq == nil && e.Status == table.StatusAdded {
+				fseq = &m.SequenceNumber
+			}
+			entries = append(entries, table.Entry{Status: table.StatusExisting, SnapshotID: &snap, SequenceNumber: &seq, FileSequenceNumber: fseq, File: e.File})
+		}
+	}
+	var buf bytes.Buffer
+	mf, err := table.WriteManifestEntries(&buf, p.base.CurrentSchema(), p.spec, entries)
+	if err != nil {
+		return nil, nil, fmt.Errorf("iceberg sink: table %s: merge manifests: %w", s.name, err)
+	}
+	uri := strings.TrimSuffix(p.base.Location, "/") + "/metadata/" + uuid.NewString() + "-m1.avro"
+	if err := s.cfg.Files.Put(ctx, uri, buf.Bytes()); err != nil {
+		return nil, nil, fmt.Errorf("iceberg sink: table %s: merge manifests: %w", s.name, err)
+	}
+	mf.Path = uri
+	return append([]table.ManifestFile{mf}, keep...), []string{uri}, nil
 }
 
 // manifestList reads a snapshot's manifests, the last one read from memory.

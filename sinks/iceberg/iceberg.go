@@ -92,6 +92,10 @@ type Config struct {
 	Changelog   bool
 	Compression string // of the Parquet files: zstd (default), snappy, gzip, none
 	Observer    Observer
+	// MergeManifestsAt is how many manifests a snapshot may list before
+	// the carried ones are merged into one (DefaultMergeManifestsAt when
+	// 0); the table property commit.manifest.min-count-to-merge overrides it.
+	MergeManifestsAt int
 }
 
 // Sink is an Iceberg table's sink.

@@ -365,3 +365,26 @@ func TestChangelog(t *testing.T) {
 		t.Fatalf("current state %v, want only id 2", got)
 	}
 }
+
+// Every commit adds a manifest; past the merge count the carried ones
+// become one, each file keeping its snapshot and sequence numbers, so a
+// reader plans over a bounded list and still finds every row once.
+func TestManifestsMerge(t *testing.T) {
+	l := newLake(t)
+	s := open(t, l.config(t, func(c *iceberg.Config) { c.MergeManifestsAt = 4 }))
+	for b := range 10 {
+		write(t, s, rows("shardId-000000000000", b*10, b*10+10))
+	}
+	tbl := l.read(t)
+	exactlyOnce(t, tbl, 100)
+	if len(tbl.Manifests) > 4 {
+		t.Errorf("the current snapshot lists %d manifests, want at most 4", len(tbl.Manifests))
+	}
+	seqs := map[int64]bool{}
+	for _, f := range tbl.Files {
+		seqs[f.SequenceNumber] = true
+	}
+	if len(seqs) != 10 {
+		t.Errorf("data files carry %d distinct sequence numbers, want 10 (one per commit, kept by merges): %v", len(seqs), seqs)
+	}
+}

@@ -103,6 +103,20 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // written); Path is the caller's, and the sequence numbers and
 // AddedSnapshotID are left for WriteManifestList to assign.
 func WriteManifest(w io.Writer, schema Schema, spec Spec, files []DataFile) (ManifestFile, error) {
+	entries := make([]Entry, len(files))
+	for i, f := range files {
+		entries[i] = Entry{Status: StatusAdded, File: f}
+	}
+	return WriteManifestEntries(w, schema, spec, entries)
+}
+
+// WriteManifestEntries writes a data manifest of entries as given: ADDED
+// ones without snapshot id and sequence numbers inherit them (as
+// WriteManifest's), EXISTING ones carry theirs (a merge of older manifests
+// keeps each file's snapshot and sequence numbers). The result is
+// WriteManifest's; MinSequenceNumber is the least of the EXISTING entries'
+// when any carry one.
+func WriteManifestEntries(w io.Writer, schema Schema, spec Spec, es []Entry) (ManifestFile, error) {
 	part, err := spec.PartitionType(schema)
 	if err != nil {
 		return ManifestFile{}, fmt.Errorf("write manifest: %w", err)
@@ -121,8 +135,21 @@ func WriteManifest(w io.Writer, schema Schema, spec Spec, files []DataFile) (Man
 	}
 	mf := ManifestFile{SpecID: spec.ID, SequenceNumber: UnassignedSequenceNumber, MinSequenceNumber: UnassignedSequenceNumber}
 	sums := newSummaries(part)
-	entries := make([]any, 0, len(files))
-	for _, f := range files {
+	entries := make([]any, 0, len(es))
+	long := func(p *int64) any {
+		if p == nil {
+			return nil
+		}
+		return map[string]any{"long": *p}
+	}
+	for _, e := range es {
+		f := e.File
+		if e.Status != StatusAdded && e.Status != StatusExisting {
+			return ManifestFile{}, fmt.Errorf("write manifest: data file %s: status %d is not added or existing", f.Path, e.Status)
+		}
+		if e.Status == StatusExisting && (e.SnapshotID == nil || e.SequenceNumber == nil) {
+			return ManifestFile{}, fmt.Errorf("write manifest: existing data file %s needs its snapshot id and sequence number", f.Path)
+		}
 		df, err := dataFileNative(part, f)
 		if err != nil {
 			return ManifestFile{}, fmt.Errorf("write manifest: data file %s: %w", f.Path, err)
@@ -131,11 +158,19 @@ func WriteManifest(w io.Writer, schema Schema, spec Spec, files []DataFile) (Man
 			return ManifestFile{}, fmt.Errorf("write manifest: data file %s: %w", f.Path, err)
 		}
 		entries = append(entries, map[string]any{
-			"status": int32(StatusAdded), "snapshot_id": nil, "sequence_number": nil, "file_sequence_number": nil,
-			"data_file": df,
+			"status": int32(e.Status), "snapshot_id": long(e.SnapshotID), "sequence_number": long(e.SequenceNumber),
+			"file_sequence_number": long(e.FileSequenceNumber), "data_file": df,
 		})
-		mf.AddedFiles++
-		mf.AddedRows += f.RecordCount
+		if e.Status == StatusAdded {
+			mf.AddedFiles++
+			mf.AddedRows += f.RecordCount
+			continue
+		}
+		mf.ExistingFiles++
+		mf.ExistingRows += f.RecordCount
+		if mf.MinSequenceNumber == UnassignedSequenceNumber || *e.SequenceNumber < mf.MinSequenceNumber {
+			mf.MinSequenceNumber = *e.SequenceNumber
+		}
 	}
 	if mf.Partitions, err = sums.result(); err != nil {
 		return ManifestFile{}, fmt.Errorf("write manifest: %w", err)

@@ -53,7 +53,7 @@ type lake struct {
 	dsn    string
 }
 
-func newLake(t *testing.T) *lake {
+func newLake(t testing.TB) *lake {
 	t.Helper()
 	if pgtest.BinDir() == "" {
 		pgtest.Start(t) // skips, or fails under CI
@@ -119,7 +119,7 @@ func (c *counter) Committed(_ string, _, _ int, conflicts int, _ time.Duration) 
 func (c *counter) CommitFailed(string)        {}
 func (c *counter) Skipped(_ string, rows int) { c.skipped.Add(int64(rows)) }
 
-func (l *lake) config(t *testing.T, mod ...func(*iceberg.Config)) iceberg.Config {
+func (l *lake) config(t testing.TB, mod ...func(*iceberg.Config)) iceberg.Config {
 	t.Helper()
 	cat, err := catalog.OpenSQL(t.Context(), catalog.SQLConfig{DSN: l.dsn, Name: "test", Init: true})
 	if err != nil {
@@ -135,7 +135,7 @@ func (l *lake) config(t *testing.T, mod ...func(*iceberg.Config)) iceberg.Config
 	return cfg
 }
 
-func open(t *testing.T, cfg iceberg.Config) *iceberg.Sink {
+func open(t testing.TB, cfg iceberg.Config) *iceberg.Sink {
 	t.Helper()
 	s, err := iceberg.New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -3,6 +3,7 @@ package iceberg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
@@ -35,6 +36,9 @@ type row struct {
 
 // Accept checks rows, copies those that fit and buffers them.
 func (s *Sink) Accept(ctx context.Context, rows []record.Row, durable func(error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var rejected []int
 	var rerr error
 	var scratch []byte
@@ -177,7 +181,7 @@ func (s *Sink) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.done
-	return nil
+	return s.closeErr
 }
 
 // run is the committer.
@@ -203,7 +207,7 @@ func (s *Sink) run() {
 		case <-timer.C:
 		case <-s.kick:
 		case <-s.stop:
-			s.finish()
+			s.closeErr = s.finish()
 			return
 		}
 		batches := s.take()
@@ -219,7 +223,7 @@ func (s *Sink) run() {
 		if err != nil && ctx.Err() != nil {
 			// Stopping: the last commit gets its own time.
 			s.putBack(batches)
-			s.finish()
+			s.closeErr = s.finish()
 			return
 		}
 		s.settle(batches, err)
@@ -257,10 +261,10 @@ func (s *Sink) settle(batches []*batch, err error) {
 }
 
 // finish commits what is left at Close, once, within closeTimeout.
-func (s *Sink) finish() {
+func (s *Sink) finish() error {
 	batches := s.take()
 	if len(batches) == 0 {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
@@ -270,4 +274,8 @@ func (s *Sink) finish() {
 		err = errClosedUncommitted
 	}
 	s.settle(batches, err)
+	if err != nil {
+		return fmt.Errorf("iceberg sink: table %s: %w", s.name, err)
+	}
+	return nil
 }

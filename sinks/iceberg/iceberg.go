@@ -114,6 +114,7 @@ type Sink struct {
 	committed uint64 // Accept calls whose rows are durable (or failed)
 	changed   chan struct{}
 	closed    bool
+	closeErr  error // set by the committer before done closes
 
 	kick chan struct{}
 	stop chan struct{}

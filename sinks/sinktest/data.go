@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
 const (
@@ -52,6 +53,25 @@ func origin(shard string, seq, sub int) record.Origin {
 		PartitionKey:   fmt.Sprintf("pk-%d", seq%7),
 		ArrivalTime:    baseTime.Add(time.Duration(seq) * time.Millisecond),
 	}
+}
+
+// Columns are the fields of the rows the subtests write, for a sink typed
+// by a dataset's columns (RowHarness.Typed): optional but for id, so that a
+// harness's RoundTrip rows can hold nulls.
+func Columns() []schema.Column {
+	typ := func(s string) schema.Type {
+		t, err := schema.ParseType(s)
+		if err != nil {
+			panic(err)
+		}
+		return t
+	}
+	return []schema.Column{{Name: "id", Type: typ("int")}, {Name: "shard", Type: typ("optional[str]")},
+		{Name: "payload", Type: typ("optional[str]")}, {Name: "at", Type: typ("optional[datetime]")},
+		// AcceptCopies' last row adds nulls of these kinds.
+		{Name: "nil_bytes", Type: typ("optional[bytes]")}, {Name: "nil_embedding", Type: typ("optional[embedding[2]]")},
+		{Name: "nil_list", Type: typ("optional[list[int]]")}, {Name: "nil_map", Type: typ("optional[map[int]]")},
+		{Name: "nil_struct", Type: typ("optional[struct]")}}
 }
 
 // makeRow is the plain row used by every subtest but RoundTrip.

@@ -54,6 +54,15 @@ type RowHarness struct {
 	// it for itself, with a *sinks.RejectedError: a value its format cannot
 	// hold. nil skips RefusedRows, which only a sinks.DeferredRowSink runs.
 	Refuse func(r record.Row) record.Row
+	// RoundTrip, when set, replaces the RoundTrip subtest's rows: a sink
+	// typed by a dataset's columns (Iceberg) holds only rows of them, so it
+	// gives rows of every type its columns take, nulls included. Every
+	// other subtest writes rows of Columns.
+	RoundTrip func() []record.Row
+	// Typed says the storage has a column per field of Columns: Read
+	// returns every column of a row, null where the row had no such field,
+	// and such nulls are not extra fields.
+	Typed bool
 }
 
 // DeadLetterHarness is RowHarness for a DeadLetterSink. Read must fill every
@@ -97,6 +106,12 @@ func RunRowSink(t *testing.T, h RowHarness) {
 		make:      makeRow,
 		compare:   compareRow,
 		roundTrip: roundTripRows,
+	}
+	if h.RoundTrip != nil {
+		s.roundTrip = h.RoundTrip
+	}
+	if h.Typed {
+		s.compare = compareTypedRow
 	}
 	run(t, *s)
 	if isDeferred {

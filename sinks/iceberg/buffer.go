@@ -86,15 +86,24 @@ func (s *Sink) Accept(ctx context.Context, rows []record.Row, durable func(error
 	}
 	s.accepted++
 	b.gen = s.accepted
-	if len(s.pending) == 0 {
+	first := len(s.pending) == 0
+	if first {
 		s.oldest = time.Now()
 	}
 	s.pending = append(s.pending, b)
 	s.held += b.bytes
 	early := s.held >= s.cfg.BufferBytes/2
 	s.mu.Unlock()
-	if early {
+	switch {
+	case early:
 		s.poke()
+	case first:
+		// The committer waits for nothing while the buffer is empty: it
+		// must now wait for this batch's commit_interval.
+		select {
+		case s.arm <- struct{}{}:
+		default:
+		}
 	}
 	return rejErr
 }
@@ -206,6 +215,8 @@ func (s *Sink) run() {
 		select {
 		case <-timer.C:
 		case <-s.kick:
+		case <-s.arm:
+			continue // the buffer's first batch: wait for its interval
 		case <-s.stop:
 			s.closeErr = s.finish()
 			return

@@ -30,6 +30,11 @@ type committerState struct {
 	enc       *parquetenc.Encoder
 	encSchema int
 	encIDs    map[string]int
+	// carried are the files of the last attempt at the batches carriedFor
+	// that failed before its swap (S3 or the catalog down): the retry of
+	// the same batches reuses them instead of writing another set.
+	carried    *written
+	carriedFor *batch
 }
 
 // load reads the table's current metadata, creating the table when it is
@@ -199,14 +204,22 @@ func (s *Sink) commit(ctx context.Context, batches []*batch) error {
 		}
 	}
 	var w *written
+	st := &s.state
+	if st.carriedFor == batches[0] {
+		w = st.carried
+	}
+	st.carried, st.carriedFor = nil, nil
+	keepFiles := func() { st.carried, st.carriedFor = w, batches[0] }
 	conflicts := 0
 	for {
 		m, loc, err := s.load(ctx)
 		if err != nil {
+			keepFiles()
 			return err
 		}
 		p, err := s.plan(m)
 		if err != nil {
+			keepFiles()
 			return err
 		}
 		keep, props, err := fresh(m.Properties, rows)
@@ -217,6 +230,9 @@ func (s *Sink) commit(ctx context.Context, batches []*batch) error {
 			s.cfg.Observer.Skipped(s.cfg.Dataset, skipped)
 		}
 		if len(keep) == 0 {
+			if w != nil {
+				s.remove(ctx, w.uris) // another writer committed every row: no snapshot names these
+			}
 			return nil
 		}
 		if w != nil && (w.rows != len(keep) || w.schemaID != p.base.CurrentSchema().ID) {
@@ -232,6 +248,8 @@ func (s *Sink) commit(ctx context.Context, batches []*batch) error {
 		}
 		next, metaURIs, err := s.next(ctx, p, loc, w, props)
 		if err != nil {
+			s.remove(ctx, metaURIs)
+			keepFiles()
 			return err
 		}
 		err = s.cfg.Catalog.Swap(ctx, s.cfg.Namespace, s.cfg.Table, loc, next)
@@ -373,6 +391,9 @@ func (s *Sink) next(ctx context.Context, p *tablePlan, loc string, w *written, p
 		"added-records":          strconv.Itoa(w.rows),
 		"added-files-size":       strconv.FormatInt(sizeOf(w.files), 10),
 		"kinesis-ingest.dataset": s.cfg.Dataset,
+	}
+	if s.cfg.Worker != "" {
+		summary["kinesis-ingest.worker"] = s.cfg.Worker
 	}
 	if cur := base.CurrentSnapshot(); cur != nil {
 		parent = &cur.ID

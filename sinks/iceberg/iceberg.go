@@ -86,7 +86,10 @@ type Config struct {
 	// properties: two applications reading one stream into one table keep
 	// their own.
 	Application string
-	Dataset     string
+	// Worker names the committing worker in each snapshot's summary
+	// (kinesis-ingest.worker), for operators reading the table's history.
+	Worker  string
+	Dataset string
 	Columns     []schema.Column
 	// Changelog (a keyed dataset) adds _op: upsert or delete.
 	Changelog   bool
@@ -116,7 +119,8 @@ type Sink struct {
 	closed    bool
 	closeErr  error // set by the committer before done closes
 
-	kick chan struct{}
+	kick chan struct{} // commit now
+	arm  chan struct{} // the buffer is no longer empty: wait for its commit_interval
 	stop chan struct{}
 	done chan struct{}
 
@@ -160,7 +164,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 		return nil, fmt.Errorf("iceberg sink: %w", err)
 	}
 	s := &Sink{cfg: cfg, log: log, name: strings.Join(cfg.Namespace, ".") + "." + cfg.Table, parts: parts, check: chk,
-		changed: make(chan struct{}), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		changed: make(chan struct{}), kick: make(chan struct{}, 1), arm: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.open(ctx); err != nil {
 		return nil, err
 	}

@@ -388,3 +388,32 @@ func TestManifestsMerge(t *testing.T) {
 		t.Errorf("data files carry %d distinct sequence numbers, want 10 (one per commit, kept by merges): %v", len(seqs), seqs)
 	}
 }
+
+// Rows only accepted (as the pipeline gives them, with no Write or Flush)
+// are committed once the oldest has waited commit_interval, and each
+// snapshot names the worker that committed it.
+func TestCommitsOnItsOwn(t *testing.T) {
+	l := newLake(t)
+	s := open(t, l.config(t, func(c *iceberg.Config) { c.CommitInterval, c.Worker = 100*time.Millisecond, "w7" }))
+	done := make(chan error, 2)
+	for b := range 2 {
+		if err := s.Accept(t.Context(), rows("shardId-000000000000", b*5, b*5+5), func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("accepted rows not committed within 30 s at commit_interval 100ms")
+		}
+	}
+	tbl := l.read(t)
+	exactlyOnce(t, tbl, 10)
+	if w := tbl.Snapshot.Summary["kinesis-ingest.worker"]; w != "w7" {
+		t.Errorf("snapshot summary names worker %q, want w7", w)
+	}
+}

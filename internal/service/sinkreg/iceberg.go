@@ -31,7 +31,9 @@ func init() {
 			if env.Iceberg != nil {
 				obs = env.Iceberg
 			}
-			rs, err := iceberg.New(ctx, icebergConfig(c, ds, env.Application, cat, iceberg.S3Files{Client: client, SSEKMSKeyID: c.SSEKMSKeyID}, obs),
+			cfg := icebergConfig(c, ds, env.Application, cat, iceberg.S3Files{Client: client, SSEKMSKeyID: c.SSEKMSKeyID}, obs)
+			cfg.Worker = env.WorkerID
+			rs, err := iceberg.New(ctx, cfg,
 				env.Log.With("sink", s.Name, "dataset", ds.Name))
 			if err != nil {
 				cat.Close()

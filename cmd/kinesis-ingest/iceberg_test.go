@@ -1,13 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/duckread"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/icebergread"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/pgtest"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/s3fault"
@@ -22,6 +25,8 @@ type icebergEnv struct {
 	*lakeEnv
 	pg  *pgtest.Server
 	dsn string // the catalog database's, as the test reads it
+	// name is the table in namespace lake: orders, the harness's dataset.
+	name string
 }
 
 // The table the tests write: namespace lake, table orders.
@@ -34,7 +39,7 @@ func newIcebergEnv(t *testing.T, shards int) *icebergEnv {
 	t.Helper()
 	le := newLakeEnv(t, shards)
 	pg := pgtest.Start(t)
-	e := &icebergEnv{lakeEnv: le, pg: pg, dsn: pg.CreateDatabase(t)}
+	e := &icebergEnv{lakeEnv: le, pg: pg, dsn: pg.CreateDatabase(t), name: icebergTable}
 	// The worker's DSN has a password (trust authentication ignores it),
 	// which must never reach its log.
 	e.extra = append(e.extra, "ICEBERG_CATALOG_DSN="+strings.Replace(e.dsn, "postgres@", "postgres:"+pgPassword+"@", 1))
@@ -52,7 +57,7 @@ func (e *icebergEnv) icebergConfig() string {
 }
 
 func (e *icebergEnv) source() icebergread.Source {
-	return icebergread.Source{DSN: e.dsn, Namespace: []string{icebergNamespace}, Table: icebergTable, Locate: icebergread.S3Files(e.s3.BucketDir)}
+	return icebergread.Source{DSN: e.dsn, Namespace: []string{icebergNamespace}, Table: e.name, Locate: icebergread.S3Files(e.s3.BucketDir)}
 }
 
 // read reads the table's current state; it fails the test if it cannot.
@@ -104,7 +109,7 @@ func (e *icebergEnv) unlisted(tbl icebergread.Table, objs []s3fault.Object) []st
 	}
 	var out []string
 	for _, o := range objs {
-		if !strings.Contains(o.Key, "/"+icebergTable+"/data/") || !strings.HasSuffix(o.Key, ".parquet") {
+		if !strings.Contains(o.Key, "/"+e.name+"/data/") || !strings.HasSuffix(o.Key, ".parquet") {
 			continue
 		}
 		local := filepath.Join(e.s3.BucketDir(o.Bucket), filepath.FromSlash(o.Key))
@@ -297,4 +302,135 @@ func TestIcebergReplayAfterReset(t *testing.T) {
 		t.Errorf("the replay reported %v rows already in the table, want %d (every good record)", got, good)
 	}
 	w2.stop(30 * time.Second)
+}
+
+// changelogConfig is a worker config with one keyed dataset of Debezium
+// change events, users, written to the Iceberg table lake.users.
+const changelogConfig = `
+sources:
+  - name: users
+    kinesis: {stream_arn: %s, init_position: trim_horizon, format: json}
+datasets:
+  - name: users
+    source: users
+    cdc: debezium
+    timestamp: ts
+    fields:
+      - {name: id, type: int, key: true}
+      - {name: version, type: "optional[int]"}
+      - {name: ts, type: datetime, ref: $ts_ns}
+    sink: lake
+sinks:
+  - name: lake
+    iceberg: {catalog: {type: sql, uri: "${ICEBERG_CATALOG_DSN}"}, warehouse: "s3://%s/warehouse", namespace: lake, create_table: true, partition_by: ["day(ts)"], commit_interval: 1s, force_path_style: true}
+dead_letter:
+  file: {path: %s}
+consumer:
+  application: %s
+  worker_id: ${WORKER_ID}
+  shard_sync_interval: 500ms
+  lease_duration: 4s
+  lease_refresh: 1s
+  idle_between_reads: 100ms
+  max_records: 100
+metrics:
+  listen: 127.0.0.1:0
+errors:
+  listen: 127.0.0.1:0
+log:
+  level: info
+`
+
+// TestIcebergKeyedChangelog: a keyed dataset's table is a changelog, one
+// row per change with _op upsert or delete; the documented query (the
+// newest event time wins) gives each key's current state. 300 keys, four
+// changes each at shuffled times, a quarter of them deletes, spread over
+// two shards: every change is exactly one row, and the query's state is
+// the newest change of each key, computed here from what was put.
+func TestIcebergKeyedChangelog(t *testing.T) {
+	t.Parallel()
+	const keys, perKey = 300, 4
+	e := newIcebergEnv(t, 2)
+	e.name = "users"
+	rng := rand.New(rand.NewPCG(29, 4))
+	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	type change struct {
+		id, version int
+		ts          time.Time
+		deleted     bool
+	}
+	var changes []change
+	newest := map[int]change{}
+	for k := range keys {
+		for v, slot := range rng.Perm(perKey) {
+			c := change{id: k, version: v, ts: base.Add(time.Duration(slot)*time.Minute + time.Duration(k)*time.Millisecond), deleted: rng.IntN(4) == 0}
+			changes = append(changes, c)
+			if c.ts.After(newest[k].ts) {
+				newest[k] = c
+			}
+		}
+	}
+	rng.Shuffle(len(changes), func(i, j int) { changes[i], changes[j] = changes[j], changes[i] })
+	data, pkeys := make([][]byte, len(changes)), make([]string, len(changes))
+	for i, c := range changes {
+		if c.deleted {
+			data[i] = fmt.Appendf(nil, `{"op":"d","before":{"id":%d},"after":null,"ts_ns":%d,"source":{"connector":"postgresql"}}`, c.id, c.ts.UnixNano())
+		} else {
+			data[i] = fmt.Appendf(nil, `{"op":"u","before":null,"after":{"id":%d,"version":%d},"ts_ns":%d,"source":{"connector":"postgresql"}}`, c.id, c.version, c.ts.UnixNano())
+		}
+		pkeys[i] = fmt.Sprintf("p-%d", rng.IntN(1<<20)) // a key's changes go to both shards
+	}
+	cfg := filepath.Join(e.dir, "users.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, changelogConfig, e.arn, e.bucket, e.lettersDir(), e.table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	last := e.put(data, pkeys)
+	e.start(cfg, "w1")
+	e.waitCheckpointed(90*time.Second, last)
+
+	tbl := e.read()
+	perChange := map[string]int{}
+	for _, r := range icebergread.Rows(t, tbl, "CAST(id AS VARCHAR) || '/' || CAST(epoch_us(ts) AS VARCHAR) || '/' || _op AS c", "") {
+		perChange[r["c"].(string)]++
+	}
+	wrong := 0
+	for _, c := range changes {
+		op := "upsert"
+		if c.deleted {
+			op = "delete"
+		}
+		if key := fmt.Sprintf("%d/%d/%s", c.id, c.ts.UnixMicro(), op); perChange[key] != 1 {
+			if wrong++; wrong <= 10 {
+				t.Errorf("change %s: %d rows, want 1", key, perChange[key])
+			}
+		}
+	}
+	if len(perChange) != len(changes) {
+		t.Errorf("%d distinct changes in the table, want the %d put", len(perChange), len(changes))
+	}
+
+	state := map[int]int{}
+	for _, r := range duckread.Query(t, `SELECT CAST(id AS INTEGER) AS id, CAST(version AS INTEGER) AS version FROM (
+  SELECT *, row_number() OVER (PARTITION BY id ORDER BY ts DESC, _sequence_number DESC) AS rn
+  FROM `+tbl.ReadParquet(t)+`)
+WHERE rn = 1 AND _op = 'upsert'`) {
+		id, _ := r["id"].(json.Number).Int64()
+		v, _ := r["version"].(json.Number).Int64()
+		state[int(id)] = int(v)
+	}
+	live := 0
+	for k, c := range newest {
+		v, ok := state[k]
+		switch {
+		case c.deleted && ok:
+			t.Errorf("key %d: the current state has version %d, want it deleted (its newest change)", k, v)
+		case !c.deleted && (!ok || v != c.version):
+			t.Errorf("key %d: the current state has version %d (present %v), want %d", k, v, ok, c.version)
+		case !c.deleted:
+			live++
+		}
+	}
+	if len(state) != live {
+		t.Errorf("the current state has %d keys, want %d", len(state), live)
+	}
 }

@@ -20,6 +20,9 @@ type lakeEnv struct {
 	*env
 	s3     *s3test.Server
 	bucket string
+	// counts counts the lake's rows by id: lakeCounts, or for an Iceberg
+	// table the rows of its current snapshot (icebergEnv).
+	counts func() map[string]int
 }
 
 func newLakeEnv(t *testing.T, shards int) *lakeEnv {
@@ -31,26 +34,34 @@ func newLakeEnv(t *testing.T, shards int) *lakeEnv {
 	// The worker calls Kinesis, DynamoDB and S3 with one set of credentials.
 	srv := s3test.StartWith(t, testaws.Account, "secret-must-not-leak")
 	le := &lakeEnv{env: e, s3: srv, bucket: srv.CreateBucket(t)}
+	le.counts = le.lakeCounts
 	e.extra = append(e.extra, "AWS_ENDPOINT_URL_S3="+srv.Endpoint)
 	return le
 }
 
 // lakeConfig is the harness config (configTemplate) with its rows going to
-// the bucket, partitioned by the dataset timestamp's date and hour.
-// lakeConfig is the lake's config; s3 adds keys to the sink's s3 mapping
-// (by default max_interval: 1s, so that rows wait for their objects about a
-// second, not the default minute).
+// the bucket, partitioned by the dataset timestamp's date and hour; s3 adds
+// keys to the sink's s3 mapping (by default max_interval: 1s, so that rows
+// wait for their objects about a second, not the default minute).
 func (e *lakeEnv) lakeConfig(s3 ...string) string {
 	e.t.Helper()
 	if len(s3) == 0 {
 		s3 = []string{"max_interval: 1s"}
 	}
+	return e.lakeSinkConfig(fmt.Sprintf("s3: {bucket: %s, prefix: lake, force_path_style: true, partition_by: [date, hour], %s}", e.bucket, strings.Join(s3, ", ")))
+}
+
+// lakeSinkConfig writes the harness config (configTemplate) with the
+// dataset's rows going to sink "lake" of one kind (sink: its one-line YAML
+// mapping entry, e.g. "s3: {...}"), dead letters to files, and info logs.
+func (e *lakeEnv) lakeSinkConfig(sink string) string {
+	e.t.Helper()
 	body := fmt.Sprintf(configTemplate, e.arn, "trim_horizon", "", e.lettersDir(), e.table)
 	i, j := strings.Index(body, "sinks:\n"), strings.Index(body, "dead_letter:\n")
 	if i < 0 || j < i {
 		e.t.Fatal("configTemplate has no sinks: ... dead_letter: section")
 	}
-	body = body[:i] + fmt.Sprintf("sinks:\n  - name: lake\n    s3: {bucket: %s, prefix: lake, force_path_style: true, partition_by: [date, hour], %s}\n", e.bucket, strings.Join(s3, ", ")) + body[j:]
+	body = body[:i] + "sinks:\n  - name: lake\n    " + sink + "\n" + body[j:]
 	body = strings.Replace(body, "    sink: orders_file\n", "    sink: lake\n", 1)
 	body = strings.Replace(body, "level: debug", "level: info", 1)
 	path := filepath.Join(e.dir, "lake.yaml")
@@ -131,7 +142,7 @@ func (e *lakeEnv) exactlyOnce(n int, bad map[string]string) {
 // row of the lake and no bad one is.
 func (e *lakeEnv) rowsOnce(n int, bad map[string]string) {
 	e.t.Helper()
-	counts := e.lakeCounts()
+	counts := e.counts()
 	wrong := 0
 	for i := range n {
 		want := 1

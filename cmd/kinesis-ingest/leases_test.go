@@ -29,6 +29,7 @@ func (e *env) cli(args ...string) (stdout, stderr string, code int) {
 		"AWS_SECRET_ACCESS_KEY=secret-must-not-leak",
 		"AWS_REGION=us-east-1",
 	)
+	cmd.Env = append(cmd.Env, e.extra...) // what the config refers to (${ICEBERG_CATALOG_DSN}...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -80,6 +80,9 @@ type Table struct {
 	// Snapshot is the current snapshot; nil for a table without one.
 	Snapshot  *Snapshot
 	Snapshots int // how many the metadata lists
+	// History is every snapshot the metadata lists, in its order (the
+	// current one included): commits' times and summaries.
+	History []Snapshot
 	// Manifests are the current snapshot's manifest list's entries.
 	Manifests []Manifest
 	// Files are the live data files (status ADDED or EXISTING) of the
@@ -148,6 +151,13 @@ func Read(t testing.TB, src Source) Table {
 	return tbl
 }
 
+// Load is Read for a table that may not be there yet (or a catalog that may
+// be down): the error says what could not be read.
+func Load(t testing.TB, src Source) (Table, error) {
+	t.Helper()
+	return read(t, src)
+}
+
 func read(t testing.TB, src Source) (Table, error) {
 	if src.Locate == nil {
 		return Table{}, errors.New("Source.Locate is nil: say where the table's files are on disk (S3Files)")
@@ -182,6 +192,10 @@ func read(t testing.TB, src Source) (Table, error) {
 	tbl.Properties = strMap(tbl.Metadata["properties"])
 	snaps, _ := tbl.Metadata["snapshots"].([]any)
 	tbl.Snapshots = len(snaps)
+	for _, s := range snaps {
+		m, _ := s.(map[string]any)
+		tbl.History = append(tbl.History, *snapshot(m))
+	}
 	cur, hasCur := tbl.Metadata["current-snapshot-id"].(json.Number)
 	if !hasCur || cur == "-1" {
 		return tbl, nil

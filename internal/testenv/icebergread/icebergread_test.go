@@ -274,6 +274,9 @@ func TestReadFollowsTheCurrentSnapshot(t *testing.T) {
 	if tbl.Snapshots != 2 {
 		t.Errorf("Snapshots = %d, want 2", tbl.Snapshots)
 	}
+	if h := tbl.History; len(h) != 2 || h[0].ID != parentID || h[0].ParentID != nil || h[1].ID != currentID || h[1].SequenceNumber != 2 {
+		t.Errorf("History = %+v, want the parent %d then the current %d", h, parentID, currentID)
+	}
 	s := tbl.Snapshot
 	if s == nil || s.ID != currentID || s.SequenceNumber != 2 || s.ParentID == nil || *s.ParentID != parentID ||
 		s.Summary["operation"] != "overwrite" || s.Summary["added-records"] != "5" {
@@ -356,9 +359,9 @@ func TestReadEmptyAndMissing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := read(t, tt.src)
+			_, err := Load(t, tt.src)
 			if err == nil || !strings.Contains(err.Error(), tt.errContains) {
-				t.Fatalf("read = %v, want an error containing %q", err, tt.errContains)
+				t.Fatalf("Load = %v, want an error containing %q", err, tt.errContains)
 			}
 		})
 	}

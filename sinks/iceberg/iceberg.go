@@ -90,7 +90,7 @@ type Config struct {
 	// (kinesis-ingest.worker), for operators reading the table's history.
 	Worker  string
 	Dataset string
-	Columns     []schema.Column
+	Columns []schema.Column
 	// Changelog (a keyed dataset) adds _op: upsert or delete.
 	Changelog   bool
 	Compression string // of the Parquet files: zstd (default), snappy, gzip, none

@@ -24,6 +24,10 @@ import (
 // record, which a dataset's fields read as $awsRegion, $dynamodb.Keys, ...
 var DynamoDBMembers = []string{"awsRegion", "eventID", "eventName", "userIdentity", "recordFormat", "tableName", "dynamodb", "eventSource"}
 
+// DynamoDBChangeMembers are the members of a record's dynamodb ($dynamodb.Keys,
+// ...).
+var DynamoDBChangeMembers = []string{"ApproximateCreationDateTime", "ApproximateCreationDateTimePrecision", "Keys", "NewImage", "OldImage", "SizeBytes"}
+
 // ErrDynamoDB is wrapped by every error about a record that is not a
 // Kinesis Data Streams for DynamoDB change record, or whose images are not
 // DynamoDB's typed JSON (a schema_error of the record).

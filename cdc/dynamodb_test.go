@@ -290,3 +290,63 @@ func TestDynamoDBImageIntoFields(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDynamoDBRead: any JSON value read as a DynamoDB record either is an
+// ErrDynamoDB or a change whose image holds only what a decoder gives
+// (decoders.Decoder's value tree, the event time a time.Time), so the
+// schema converts it as it converts any record; Read never panics.
+func FuzzDynamoDBRead(f *testing.F) {
+	for _, s := range []string{
+		ddbRecord(`"INSERT"`, `{"ApproximateCreationDateTime":1571877153316,"ApproximateCreationDateTimePrecision":"MILLISECOND","Keys":{"id":{"N":"1"}},"NewImage":{"id":{"N":"1"},"b":{"B":"AAE="},"m":{"M":{"l":{"L":[{"SS":["a"]},{"NS":["1"]},{"BS":["AQ=="]},{"NULL":true},{"BOOL":true}]}}}}}`),
+		ddbRecord(`"MODIFY"`, `{"ApproximateCreationDateTime":1571877153316427,"NewImage":{"id":{"N":"-1.5e3"}},"OldImage":{"id":{"N":"0"}}}`),
+		ddbRecord(`"REMOVE"`, `{"ApproximateCreationDateTime":1.5E9,"Keys":{"id":{"S":"x"}}}`),
+		ddbRecord(`"REMOVE"`, `{"ApproximateCreationDateTime":-9e18,"ApproximateCreationDateTimePrecision":"MICROSECOND","Keys":{"id":{"N":"1"}}}`),
+		`{"eventName":"INSERT","dynamodb":{"NewImage":{"a":{"N":"01"}}}}`,
+		`[]`, `null`, `{"eventName":null}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := (&jsondec.Decoder{}).Decode([]byte(s))
+		if err != nil {
+			return
+		}
+		c, err := DynamoDB{}.Read(v)
+		if err != nil {
+			if !errors.Is(err, ErrDynamoDB) {
+				t.Fatalf("Read(%s): %v is not an ErrDynamoDB", s, err)
+			}
+			return
+		}
+		if c.Op != Upsert && c.Op != Delete {
+			t.Fatalf("Read(%s): op %v", s, c.Op)
+		}
+		var check func(path string, v any)
+		check = func(path string, v any) {
+			switch x := v.(type) {
+			case nil, bool, string, []byte:
+			case json.Number:
+				if !json.Valid([]byte(x)) {
+					t.Fatalf("Read(%s): %q at %s is no JSON number", s, x, path)
+				}
+			case time.Time:
+				if path != "$dynamodb.ApproximateCreationDateTime" {
+					t.Fatalf("Read(%s): a time at %s", s, path)
+				}
+			case []any:
+				for _, e := range x {
+					check(path+"[]", e)
+				}
+			case map[string]any:
+				for k, e := range x {
+					check(path+"."+k, e)
+				}
+			default:
+				t.Fatalf("Read(%s): %T at %s is not a decoded value", s, v, path)
+			}
+		}
+		for k, x := range c.Image {
+			check(k, x)
+		}
+	})
+}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kinesis-ingest/kinesis-ingest/schema"
 )
 
 // The record Kinesis Data Streams for DynamoDB writes
@@ -187,7 +189,7 @@ func untypeItem(path string, v any) (map[string]any, error) {
 	}
 	out := make(map[string]any, len(m))
 	for k, x := range m {
-		u, err := untype(path+member(k), x)
+		u, err := untype(path+schema.PathStep(k), x)
 		if err != nil {
 			return nil, err
 		}
@@ -326,21 +328,6 @@ func isJSONNumber(s string) bool {
 		}
 	}
 	return i == len(s)
-}
-
-// member renders an attribute name as a path step, as a field's ref writes
-// it.
-func member(k string) string {
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return "[" + strconv.Quote(k) + "]"
-		}
-	}
-	if k == "" {
-		return `[""]`
-	}
-	return "." + k
 }
 
 // kind names a decoded value's JSON kind for an error.

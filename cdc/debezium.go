@@ -1,4 +1,10 @@
-// Package cdc reads change events into the changes of a keyed dataset.
+// Package cdc reads change events into the changes of a keyed dataset:
+// Debezium's (Debezium) and those of Kinesis Data Streams for DynamoDB
+// (DynamoDB, see dynamodb.go). Both give a Change, whose image the
+// dataset's fields read with the event's envelope beside it under $ names;
+// the keyed dataset's event-time rule, not the reader, orders a key's
+// changes.
+//
 // Debezium's envelope is read from the decoded value tree any decoder gives
 // (decoders.Decoder), so JSON events, with or without the schema/payload
 // wrapper of Kafka Connect's JsonConverter, and Avro envelopes read the same.

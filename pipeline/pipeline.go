@@ -71,7 +71,8 @@ type KeyConverter interface {
 	ConvertKeysFrom(rec any, from *record.Record) ([]record.Field, error)
 }
 
-// ChangeReader reads a decoded record as a change event (cdc.Debezium).
+// ChangeReader reads a decoded record as a change event (cdc.Debezium,
+// cdc.DynamoDB).
 type ChangeReader interface {
 	Read(rec any) (cdc.Change, error)
 }
@@ -91,8 +92,9 @@ type Route struct {
 	Timestamp Converter
 	SinkName  string
 	Sink      sinks.RowSink
-	// Changes, set for a cdc: debezium dataset, reads every record as a
-	// change event: the dataset's fields (and Where) see its row image; a
+	// Changes, set for a cdc: debezium or dynamodb dataset, reads every
+	// record as a change event: the dataset's fields (and Where) see its row
+	// image; a
 	// delete becomes a Row with Delete set, converted by Schema's
 	// ConvertKeys (Schema must be a KeyConverter) and not filtered by Where,
 	// so that a key that was taken is always deleted; an event that changes

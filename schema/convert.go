@@ -224,6 +224,10 @@ func (f *field) convertValue(v any, found bool) (any, *FieldError) {
 	return f.node.convert(v)
 }
 
+// PathStep renders member k of an object as a step of a ref path, as a
+// FieldError's Path writes it: .name, or ["odd name"] when k needs quoting.
+func PathStep(k string) string { return keyPath(k) }
+
 // keyPath renders a map key or struct field as a path step.
 func keyPath(k string) string {
 	for i := 0; i < len(k); i++ {

@@ -289,8 +289,11 @@ func pipelineSources(cfg *config.Config, log *slog.Logger, sinkOf func(config.Da
 			if ds.Filter != nil { // a nil *where.Filter in the interface would not read as "no filter"
 				r.Where = ds.Filter
 			}
-			if ds.CDC == config.CDCDebezium {
+			switch ds.CDC {
+			case config.CDCDebezium:
 				r.Changes = cdc.Debezium{}
+			case config.CDCDynamoDB:
+				r.Changes = cdc.DynamoDB{}
 			}
 			r.Disorder, r.TimestampIndex = ds.Disorder, ds.Schema.TimestampIndex()
 			ps.Routes = append(ps.Routes, r)

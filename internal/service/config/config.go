@@ -280,7 +280,8 @@ type Dataset struct {
 	// Where is an optional filter expression (see package where), as written.
 	Where string
 	// CDC (cdc) is how records change the dataset: CDCAppend (the default,
-	// keyless datasets only), CDCUpsert or CDCDebezium (keyed datasets only).
+	// keyless datasets only), CDCUpsert, CDCDebezium or CDCDynamoDB (keyed
+	// datasets only).
 	CDC string
 	// Disorder (disorder, Fennel's duration syntax such as 14d or "1h 30m")
 	// is how far behind the newest timestamp seen in its shard a record may
@@ -333,10 +334,15 @@ const (
 	// CDCDebezium: records are Debezium change events (creates, updates,
 	// deletes) of a keyed dataset.
 	CDCDebezium = "debezium"
+	// CDCDynamoDB: records are the change records of Kinesis Data Streams
+	// for DynamoDB (INSERT, MODIFY, REMOVE) of a keyed dataset.
+	CDCDynamoDB = "dynamodb"
 )
 
 // Keyed reports whether the dataset holds one current row per key.
-func (d *Dataset) Keyed() bool { return d.CDC == CDCUpsert || d.CDC == CDCDebezium }
+func (d *Dataset) Keyed() bool {
+	return d.CDC == CDCUpsert || d.CDC == CDCDebezium || d.CDC == CDCDynamoDB
+}
 
 // Sink is a named destination for rows (sinks[]); its Store has exactly one
 // kind set.

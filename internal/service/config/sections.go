@@ -355,10 +355,10 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 	d.Where = l.str(m, keyWhere)
 	if m.has(keyCDC) {
 		switch v := l.str(m, keyCDC); v {
-		case CDCAppend, CDCUpsert, CDCDebezium:
+		case CDCAppend, CDCUpsert, CDCDebezium, CDCDynamoDB:
 			d.CDC = v
 		default:
-			l.errorf(join(path, keyCDC), m.vals[keyCDC], "%q is not a cdc mode; use append (keyless datasets), upsert or debezium (keyed datasets)", v)
+			l.errorf(join(path, keyCDC), m.vals[keyCDC], "%q is not a cdc mode; use append (keyless datasets), upsert, debezium or dynamodb (keyed datasets)", v)
 		}
 	}
 	if n := l.scalar(m, keyDisorder, "a duration"); n != nil {

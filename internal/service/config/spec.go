@@ -151,7 +151,7 @@ var fieldSpec = sync.OnceValue(func() *spec {
 	return reflectedObject("A typed field of the dataset (see the schema package doc for the types and their values).",
 		required("name", str("The field's name in the row; the record key read when ref is unset.")),
 		required("type", str("A Fennel type: int, float, bool, str, bytes, datetime, date, decimal[p], optional[T], list[T], map[T], struct, embedding[n].")),
-		key("ref", str("The path of the value in the record (user.address[0].city, [\"key.with.dots\"].x), or, for a dataset's own field or input, one of the stream record's metadata: "+metadataDoc()+". A payload key starting with $ is written quoted ([\"$odd\"]); in a cdc: debezium dataset other $ names are the envelope's members ($ts_ms, $source.lsn).").computedDefault("the field's name")),
+		key("ref", str("The path of the value in the record (user.address[0].city, [\"key.with.dots\"].x), or, for a dataset's own field or input, one of the stream record's metadata: "+metadataDoc()+". A payload key starting with $ is written quoted ([\"$odd\"]); in a cdc: debezium dataset other $ names are the envelope's members ($ts_ms, $source.lsn), in a cdc: dynamodb dataset the record's ($eventName, $tableName, $dynamodb.ApproximateCreationDateTime, the event time at either precision).").computedDefault("the field's name")),
 		key("const", &spec{kind: kAny, doc: "A constant used for every record instead of reading it (null is a constant too)."}),
 		key("expr", str("Computes the field from the dataset's other fields with an expression in the where language, on the row (top-level fields only, without ref or const).")),
 		key(keyFields, &spec{kind: kArray, doc: "The fields of a struct type (struct, list[struct], optional[struct], ...).", ref: "field"}),
@@ -163,7 +163,7 @@ var fieldSpec = sync.OnceValue(func() *spec {
 			key("strict_max", boolean("The upper bound is excluded.", false)),
 		)),
 		key("regex", str("Restricts a str field to values this RE2 pattern matches in full.")),
-		key("key", boolean("Part of the dataset's key (top-level int, str, bool, date, datetime or decimal, not optional): the dataset holds one current row per key; needs cdc: upsert or debezium.", false)),
+		key("key", boolean("Part of the dataset's key (top-level int, str, bool, date, datetime or decimal, not optional): the dataset holds one current row per key; needs cdc: upsert, debezium or dynamodb.", false)),
 	)
 })
 
@@ -251,7 +251,7 @@ var configSpec = sync.OnceValue(func() *spec {
 			required(keySource, str("The name of the source it reads.")),
 			key(keyTimestamp, str("The datetime field holding the row time; a field with ref: $arrival_time makes Kinesis arrival the event time.").computedDefault("the only datetime field")),
 			key(keyWhere, str("An expr expression over the dataset's fields (and inputs) deciding which records it takes (fields and inputs with ref: $partition_key, ... read the record's metadata).").computedDefault("every record")),
-			key(keyCDC, str("How records change the dataset (Fennel's cdc): append, a new row each (keyless datasets only); upsert, the new version of its key's row; debezium, Debezium change events (keyed datasets only). The newest version of a key wins by the timestamp field.").withEnum(CDCAppend, CDCUpsert, CDCDebezium).withDefault(CDCAppend)),
+			key(keyCDC, str("How records change the dataset (Fennel's cdc): append, a new row each (keyless datasets only); upsert, the new version of its key's row; debezium, Debezium change events, and dynamodb, the records of Kinesis Data Streams for DynamoDB, whose typed items fill the fields (keyed datasets only). The newest version of a key wins by the timestamp field.").withEnum(CDCAppend, CDCUpsert, CDCDebezium, CDCDynamoDB).withDefault(CDCAppend)),
 			key(keyDisorder, str("Fennel's disorder, in its duration syntax (14d, \"1h 30m\"; units y, w, d, h, m, s): a record whose timestamp is older than the newest one seen in its shard minus this is a late dead letter.").withPattern(`^\s*([0-9]+(\.[0-9]+)?\s*[ywdhms]\s*)+$`).computedDefault("none: no record is late")),
 			required(keyFields, &spec{kind: kArray, doc: "The dataset's fields.", ref: "field"}),
 			required(keySink, str("The name of the sink it writes to.")),

@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/kinesis-ingest/kinesis-ingest/cdc"
 	"github.com/kinesis-ingest/kinesis-ingest/schema"
 	"github.com/kinesis-ingest/kinesis-ingest/schema/where"
 )
@@ -69,6 +71,8 @@ func (l *loader) validate(cfg *Config) {
 			usedSources[d.Source] = true
 			if !sources[d.Source] {
 				l.errorf(join(p, keySource), nil, "%q is not a source%s; use one of: %s", d.Source, isA(d.Source, sinks, "sink"), names(cfg.Sources, func(s Source) string { return s.Name }))
+			} else if f := cfg.Source(d.Source).Kinesis.Format.Kind; d.CDC == CDCDynamoDB && f != FormatJSON {
+				l.errorf(join(p, keyCDC), nil, "dynamodb reads the JSON records of Kinesis Data Streams for DynamoDB, and source %q has format %s; set its format: json", d.Source, f)
 			}
 		}
 		if d.Sink != "" {
@@ -266,7 +270,8 @@ func (l *loader) validateConsumer(cfg *Config) {
 // checkMetadataRefs refuses a top-level ref that starts with $ but names
 // no record metadata ($partiton_key): in a dataset that is not Debezium's,
 // whose envelope members are $ts_ms, $source.lsn, ..., it is a typo or a
-// payload key, which is written quoted.
+// payload key, which is written quoted. A DynamoDB record's members are
+// known, so a dynamodb dataset's $ refs are checked against them too.
 func (l *loader) checkMetadataRefs(path string, d *Dataset) {
 	if d.CDC == CDCDebezium {
 		return
@@ -274,6 +279,14 @@ func (l *loader) checkMetadataRefs(path string, d *Dataset) {
 	var known []string
 	for _, m := range schema.MetadataNames() {
 		known = append(known, m.Name)
+	}
+	envelope, what := map[string]bool{}, "record metadata"
+	if d.CDC == CDCDynamoDB {
+		for _, m := range cdc.DynamoDBMembers {
+			envelope["$"+m] = true
+			known = append(known, "$"+m)
+		}
+		what = "record metadata nor a member of the DynamoDB record"
 	}
 	for i, sp := range d.Fields {
 		if !strings.HasPrefix(sp.Ref, "$") || schema.IsMetadataRef(sp.Ref) {
@@ -284,11 +297,35 @@ func (l *loader) checkMetadataRefs(path string, d *Dataset) {
 		if j := strings.IndexAny(name, ".["); j > 0 {
 			name = name[:j]
 		}
+		if envelope[name] {
+			l.checkDynamoDBChangeRef(p, sp.Ref, name)
+			continue
+		}
 		if schema.IsMetadataRef(name) {
 			l.errorf(p, nil, "%q: %s is the stream record's metadata, which has no members; a payload key that starts with $ is written quoted: [%q]%s", sp.Ref, name, name, sp.Ref[len(name):])
 			continue
 		}
-		l.errorf(p, nil, "%q: %s is no record metadata (known: %s); a payload key that starts with $ is written quoted: [%q]%s", sp.Ref, name, strings.Join(known, ", "), name, sp.Ref[len(name):])
+		neither := "no"
+		if d.CDC == CDCDynamoDB {
+			neither = "neither"
+		}
+		l.errorf(p, nil, "%q: %s is %s %s (known: %s); a payload key that starts with $ is written quoted: [%q]%s", sp.Ref, name, neither, what, strings.Join(known, ", "), name, sp.Ref[len(name):])
+	}
+}
+
+// checkDynamoDBChangeRef refuses a ref into $dynamodb that names none of
+// its members ($dynamodb.ApproximateCreationDatetime): every record would
+// miss it.
+func (l *loader) checkDynamoDBChangeRef(p, ref, name string) {
+	rest, ok := strings.CutPrefix(ref, "$dynamodb.")
+	if name != "$dynamodb" || !ok {
+		return
+	}
+	if j := strings.IndexAny(rest, ".["); j >= 0 {
+		rest = rest[:j]
+	}
+	if !slices.Contains(cdc.DynamoDBChangeMembers, rest) {
+		l.errorf(p, nil, "%q: %s is not a member of a DynamoDB record's dynamodb (known: %s)", ref, rest, strings.Join(cdc.DynamoDBChangeMembers, ", "))
 	}
 }
 
@@ -331,15 +368,16 @@ func (l *loader) checkCDC(path string, d *Dataset) {
 			if !written {
 				how = "the default cdc: append"
 			}
-			l.errorf(fmt.Sprintf("%s.fields[%d].key", path, k), nil, "keys need cdc: upsert or cdc: debezium, and the dataset has %s, which takes keyless datasets only; set cdc or drop key: true", how)
+			l.errorf(fmt.Sprintf("%s.fields[%d].key", path, k), nil, "keys need cdc: upsert, debezium or dynamodb, and the dataset has %s, which takes keyless datasets only; set cdc or drop key: true", how)
 		}
 		return
 	}
 	if len(keys) == 0 {
 		l.errorf(join(path, keyCDC), nil, "%s needs a keyed dataset: mark the fields that identify a row with key: true", d.CDC)
 	}
-	if ts := d.Schema.TimestampIndex(); d.CDC == CDCDebezium && ts >= 0 && ts < len(d.Fields) && d.Fields[ts].Expr != "" {
-		l.errorf(fmt.Sprintf("%s.fields[%d].expr", path, ts), nil, "the timestamp of a debezium dataset cannot be computed: a delete carries only its keys and timestamp; ref the envelope's $ts_ms instead")
+	envelopeTime := map[string]string{CDCDebezium: "$ts_ms", CDCDynamoDB: "$dynamodb.ApproximateCreationDateTime"}[d.CDC]
+	if ts := d.Schema.TimestampIndex(); envelopeTime != "" && ts >= 0 && ts < len(d.Fields) && d.Fields[ts].Expr != "" {
+		l.errorf(fmt.Sprintf("%s.fields[%d].expr", path, ts), nil, "the timestamp of a %s dataset cannot be computed: a delete carries only its keys and timestamp; ref the envelope's %s instead", d.CDC, envelopeTime)
 	}
 	for _, k := range keys {
 		if k == d.Schema.TimestampIndex() {

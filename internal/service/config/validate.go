@@ -95,6 +95,8 @@ func (l *loader) validate(cfg *Config) {
 
 	l.validateConsumer(cfg)
 
+	l.noteLogEventSources(cfg)
+	l.checkLogEventRefs(cfg)
 	for i := range cfg.Datasets {
 		l.compile(index(keyDatasets, i), &cfg.Datasets[i])
 		l.compileWhere(index(keyDatasets, i), &cfg.Datasets[i])
@@ -271,10 +273,7 @@ func (l *loader) checkMetadataRefs(path string, d *Dataset) {
 	if d.CDC == CDCDebezium {
 		return
 	}
-	var known []string
-	for _, m := range schema.MetadataNames() {
-		known = append(known, m.Name)
-	}
+	known := l.knownMetadata(d.Source)
 	for i, sp := range d.Fields {
 		if !strings.HasPrefix(sp.Ref, "$") || schema.IsMetadataRef(sp.Ref) {
 			continue

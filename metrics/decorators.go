@@ -377,6 +377,11 @@ func (p *Pipeline) Expired(source, result string, n int) {
 	p.m.RecordsExpired.WithLabelValues(source, result).Add(float64(n))
 }
 
+// Skipped counts n records of source that carry no data by design.
+func (p *Pipeline) Skipped(source, reason string, n int) {
+	p.m.RecordsSkipped.WithLabelValues(source, reason).Add(float64(n))
+}
+
 // SinkGaveUp counts a batch whose write to sink spent its retry budget.
 func (p *Pipeline) SinkGaveUp(sink string) {
 	p.m.SinkBudgetSpent.WithLabelValues(sink).Inc()

@@ -83,6 +83,7 @@ type Metrics struct {
 	CDCSkipped           *prometheus.CounterVec   // dataset, event (truncate, message, heartbeat, tombstone)
 	SinkChanges          *prometheus.CounterVec   // sink, result (upserted, deleted, older)
 	RecordsExpired       *prometheus.CounterVec   // source, result (dead_letter, skip): older than max_record_age
+	RecordsSkipped       *prometheus.CounterVec   // source, reason: records that carry no data by design
 	SinkBudgetSpent      *prometheus.CounterVec   // sink: batches given up after max_retry_duration
 	KinesisThrottled     *prometheus.CounterVec   // source, op, shard: throttled Kinesis calls
 	LeaseTableThrottled  *prometheus.CounterVec   // source, op: throttled lease table calls
@@ -209,6 +210,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		"Changes of keyed datasets committed by a sink, by result: upserted, deleted (a tombstone), older (the key's row was as new or newer, so nothing changed: replays, disorder).", "sink", "result")
 	m.RecordsExpired = counter("records_expired_total",
 		"Records older than their source's max_record_age when read, by result: dead_letter (an expired dead letter, also in dead_letters_total) or skip (neither row nor dead letter).", "source", "result")
+	m.RecordsSkipped = counter("records_skipped_total",
+		"Records that carry no data by design, by reason: cloudwatch_logs_control (a CloudWatch Logs subscription's control message, sent when it checks the stream). Neither rows nor dead letters.", "source", "reason")
 	m.SinkBudgetSpent = counter("sink_retry_budget_spent_total",
 		"Batches whose write to a sink kept failing for its max_retry_duration: their rows for the sink became sink_failed dead letters and the shard moved on.", "sink")
 	m.KinesisThrottled = counter("kinesis_throttled_total",

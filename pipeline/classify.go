@@ -28,6 +28,10 @@ type Outcome struct {
 	// Skipped counts, per dataset, the change events that change no row
 	// (a cdc: debezium dataset).
 	Skipped map[string]int
+	// SplitSkipped counts, per reason, the records that carry no data by
+	// design (a CloudWatch Logs control message; see Splitter): neither
+	// rows nor dead letters.
+	SplitSkipped map[string]int
 	// ExpiredSkipped counts the records older than the source's
 	// max_record_age that it skips (expired: skip); with expired:
 	// dead_letter they are expired dead letters among Letters.
@@ -61,6 +65,9 @@ func (p *Pipeline) Classify(ctx context.Context, source string, records []record
 		sb.release()
 	}
 	out.Letters, out.Unrouted = c.letters, c.unrouted
+	if len(c.splitSkipped) > 0 {
+		out.SplitSkipped = c.splitSkipped
+	}
 	if c.expired.skipped {
 		out.ExpiredSkipped = c.expired.n
 	}

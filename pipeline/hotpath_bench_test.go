@@ -57,6 +57,8 @@ import (
 //	                binaries are installed, see internal/testenv/pgtest)
 //	json/parquet,   the lake: see hotpath_lake_bench_test.go
 //	parquet-alone
+//	stdlib-cwlogs,  CloudWatch Logs, per log event: see
+//	cwlogs/file     hotpath_cwlogs_bench_test.go
 
 // hotBatch is the records per Deliver: a busy shard's GetRecords batch.
 const hotBatch = 500
@@ -219,6 +221,7 @@ func BenchmarkHotPath(b *testing.B) {
 	// server, whose background work after their inserts would share the
 	// cores with whatever runs next.
 	benchLake(b, sch)
+	benchCloudWatchLogs(b, jsonRecs)
 
 	type sinkCase struct {
 		name string

@@ -162,6 +162,10 @@ type Metrics interface {
 	// Expired counts n records of source older than its max_record_age, by
 	// what became of them (result ExpiredDeadLetter or ExpiredSkip).
 	Expired(source, result string, n int)
+	// Skipped counts n records of source that carry no data by design,
+	// by the Splitter's reason (a CloudWatch Logs control message): they
+	// are neither rows nor dead letters.
+	Skipped(source, reason string, n int)
 	// SinkGaveUp counts a batch whose write to sink failed for longer than
 	// its max_retry_duration: its rows became sink_failed dead letters.
 	SinkGaveUp(sink string)
@@ -579,6 +583,12 @@ type classified struct {
 	expired  expiredCount
 	filtered map[filteredKey]int
 	skipped  map[[2]string]int // Debezium events that change no row, by dataset and event
+	// splitter is the source's Splitter, when it has one: records is then
+	// the records the batch's carry (split true), and splitSkipped counts
+	// the ones that carry none, by reason.
+	splitter     Splitter
+	split        bool
+	splitSkipped map[string]int
 }
 
 // deadLetter makes rec a dead letter. A stage's panic is logged here, with
@@ -591,7 +601,7 @@ func (p *Pipeline) deadLetter(c *classified, rec *record.Record, dataset string,
 			"stage", pe.stage, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
 	}
 	c.letters = append(c.letters, record.DeadLetter{
-		Origin: rec.Origin, Dataset: dataset, Reason: reason, Error: err.Error(), Data: rec.Data,
+		Origin: rec.Origin, Dataset: dataset, Reason: reason, Error: err.Error(), Data: c.letterData(rec),
 	})
 }
 
@@ -641,8 +651,11 @@ func (p *Pipeline) classify(ctx context.Context, b *batch) (*classified, error) 
 		c.scanner, _ = src.Decoder.(JSONScanner)
 	}
 	expiredBefore := expiryBound(src)
-	for i := range b.records {
-		rec := &b.records[i]
+	if sp, ok := src.Decoder.(Splitter); ok {
+		p.split(c, sp, expiredBefore)
+	}
+	for i := range c.records {
+		rec := &c.records[i]
 		if p.expire(c, rec, expiredBefore) {
 			continue
 		}
@@ -755,6 +768,9 @@ func (p *Pipeline) report(c *classified) {
 	for k, n := range c.skipped {
 		p.cfg.Metrics.CDCSkipped(k[0], k[1], n)
 	}
+	for reason, n := range c.splitSkipped {
+		p.cfg.Metrics.Skipped(c.src.Name, reason, n)
+	}
 	p.reportExpired(c)
 }
 
@@ -816,6 +832,7 @@ func (p *Pipeline) persist(ctx context.Context, c *classified) error {
 	if c.js != nil {
 		c.js.release()
 	}
+	c.releaseSplit()
 	return nil
 }
 

@@ -153,4 +153,22 @@ type Record struct {
 	// from the stream as sent (a malformed KPL aggregate): the handler
 	// dead-letters it as decode_error with this reason, without decoding Data.
 	Invalid error
+	// Event is set on a record the pipeline split out of a CloudWatch Logs
+	// subscription's envelope: one log event, Data its message, Origin its
+	// envelope's but for SubSequence. Nil for every other record.
+	Event *LogEvent
+}
+
+// LogEvent is one CloudWatch Logs log event and what its envelope says of
+// it; fields read it as $log_group, $log_stream, $owner, $event_id and
+// $event_timestamp.
+type LogEvent struct {
+	Owner     string // the AWS account id of the log data
+	LogGroup  string
+	LogStream string
+	// SubscriptionFilters are the envelope's filter names (shared by its
+	// events: read only).
+	SubscriptionFilters []string
+	ID                  string // the event's id: a decimal string, unique in the log group
+	Timestamp           int64  // the event's time, in milliseconds since the epoch
 }

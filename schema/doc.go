@@ -56,6 +56,15 @@
 //	$source           str       the config's source name
 //	$data             bytes|str the payload as received (str: must be UTF-8)
 //
+// and, for a log event split from a CloudWatch Logs envelope
+// (record.Record.Event; other records have none, and converting fails):
+//
+//	$log_group        str       the envelope's log group
+//	$log_stream       str       the envelope's log stream
+//	$owner            str       the envelope's owner (an AWS account id)
+//	$event_id         str       the event's id
+//	$event_timestamp  datetime  the event's timestamp (ms precision)
+//
 // The type is checked at Compile ("declare type: datetime"). Such a field
 // is read like any other by where, computed fields, the timestamp and the
 // sample. Any other ref reads the payload, $-prefixed ones included, and a

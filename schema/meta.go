@@ -2,6 +2,7 @@ package schema
 
 import (
 	"strings"
+	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/record"
 )
@@ -19,6 +20,11 @@ const (
 	metaStream
 	metaSource
 	metaData
+	metaLogGroup
+	metaLogStream
+	metaOwner
+	metaEventID
+	metaEventTimestamp
 )
 
 // metas are the metadata names, in documentation order, with the types a
@@ -28,14 +34,20 @@ var metas = [...]struct {
 	m     meta
 	kinds []Kind
 	doc   string
+	event bool // read from the record's LogEvent
 }{
-	{"$partition_key", metaPartitionKey, []Kind{KindStr}, "the partition key the producer gave"},
-	{"$shard_id", metaShardID, []Kind{KindStr}, "the shard the record was read from"},
-	{"$sequence_number", metaSequenceNumber, []Kind{KindStr}, "the sequence number Kinesis assigned (a decimal string of up to 128 bits; a KPL sub-record shares its parent's)"},
-	{"$arrival_time", metaArrivalTime, []Kind{KindDatetime}, "when Kinesis accepted the record (ApproximateArrivalTimestamp, millisecond precision)"},
-	{"$stream", metaStream, []Kind{KindStr}, "the stream's name (from the source's stream_arn)"},
-	{"$source", metaSource, []Kind{KindStr}, "the name of the config's source that read the record"},
-	{"$data", metaData, []Kind{KindBytes, KindStr}, "the record's payload as received (after decompression and KPL de-aggregation): bytes, or str when it is UTF-8"},
+	{"$partition_key", metaPartitionKey, []Kind{KindStr}, "the partition key the producer gave", false},
+	{"$shard_id", metaShardID, []Kind{KindStr}, "the shard the record was read from", false},
+	{"$sequence_number", metaSequenceNumber, []Kind{KindStr}, "the sequence number Kinesis assigned (a decimal string of up to 128 bits; a KPL sub-record shares its parent's)", false},
+	{"$arrival_time", metaArrivalTime, []Kind{KindDatetime}, "when Kinesis accepted the record (ApproximateArrivalTimestamp, millisecond precision)", false},
+	{"$stream", metaStream, []Kind{KindStr}, "the stream's name (from the source's stream_arn)", false},
+	{"$source", metaSource, []Kind{KindStr}, "the name of the config's source that read the record", false},
+	{"$data", metaData, []Kind{KindBytes, KindStr}, "the record's payload as received (after decompression and KPL de-aggregation; a CloudWatch Logs event's message): bytes, or str when it is UTF-8", false},
+	{"$log_group", metaLogGroup, []Kind{KindStr}, "format cloudwatch_logs: the log group of the event's envelope", true},
+	{"$log_stream", metaLogStream, []Kind{KindStr}, "format cloudwatch_logs: the log stream of the event's envelope", true},
+	{"$owner", metaOwner, []Kind{KindStr}, "format cloudwatch_logs: the AWS account id that owns the log data", true},
+	{"$event_id", metaEventID, []Kind{KindStr}, "format cloudwatch_logs: the log event's id (a decimal string)", true},
+	{"$event_timestamp", metaEventTimestamp, []Kind{KindDatetime}, "format cloudwatch_logs: the log event's timestamp (millisecond precision)", true},
 }
 
 // Metadata describes one name a field's ref may use to read the stream
@@ -44,6 +56,10 @@ type Metadata struct {
 	Name  string // $partition_key, ...
 	Types []Kind // the types a field reading it may declare
 	Doc   string
+	// LogEvent marks the names only a log event has (a record split from a
+	// CloudWatch Logs envelope, record.Record.Event): a source of another
+	// format has no value for them.
+	LogEvent bool
 }
 
 // MetadataNames returns the record metadata a ref may read, in
@@ -51,7 +67,7 @@ type Metadata struct {
 func MetadataNames() []Metadata {
 	out := make([]Metadata, len(metas))
 	for i, m := range metas {
-		out[i] = Metadata{Name: m.name, Types: m.kinds, Doc: m.doc}
+		out[i] = Metadata{Name: m.name, Types: m.kinds, Doc: m.doc, LogEvent: m.event}
 	}
 	return out
 }
@@ -136,13 +152,32 @@ func metaValue(m meta, k Kind, r *record.Record) (v any, found bool) {
 		}
 		return r.Data, true
 	}
+	e := r.Event
+	if e == nil {
+		return nil, false
+	}
+	switch m {
+	case metaLogGroup:
+		return e.LogGroup, true
+	case metaLogStream:
+		return e.LogStream, true
+	case metaOwner:
+		return e.Owner, true
+	case metaEventID:
+		return e.ID, true
+	case metaEventTimestamp:
+		return time.UnixMilli(e.Timestamp).UTC(), true
+	}
 	return nil, false
 }
 
 // convertMeta converts metadata field f of r.
 func (f *field) convertMeta(r *record.Record) (any, *FieldError) {
 	v, found := metaValue(f.meta, f.node.kind, r)
-	if !found {
+	switch {
+	case !found && r != nil:
+		return nil, ferr("the record is no CloudWatch Logs event, so it has no " + f.ref + " (read it from a source with format: cloudwatch_logs)")
+	case !found:
 		return nil, ferr("no stream record to read " + f.ref + " from (convert with the record: ConvertFrom)")
 	}
 	return f.node.convert(v)

@@ -25,6 +25,7 @@ import (
 	"github.com/kinesis-ingest/kinesis-ingest/consumers/leases"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
+	"github.com/kinesis-ingest/kinesis-ingest/decoders/cwlogs"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/jsondec"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/service/config"
@@ -391,6 +392,14 @@ func formatDecoder(src config.Source, log *slog.Logger) (decoders.Decoder, error
 	switch {
 	case f.Kind == config.FormatJSON:
 		return jsondec.New(), nil
+	case f.Kind == config.FormatCloudWatchLogs && f.CloudWatchLogs != nil:
+		// The format reads the subscription's gzip itself, within the
+		// source's bound (compression is none: config refuses another).
+		dec, err := cwlogs.New(cwlogs.Config{Message: cwlogs.Message(f.CloudWatchLogs.Message), MaxBytes: src.Kinesis.MaxDecompressedBytes})
+		if err != nil {
+			return nil, fmt.Errorf("source %q: format: %w", src.Name, err)
+		}
+		return dec, nil
 	case f.Kind == config.FormatAvro && f.Avro != nil:
 		cfg := avrodec.Config{
 			SchemaFile: f.Avro.SchemaFile,

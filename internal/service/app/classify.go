@@ -70,5 +70,6 @@ func (nopMetrics) SinkRetried(string)               {}
 func (nopMetrics) DeliveryRetried(string)           {}
 func (nopMetrics) CDCSkipped(string, string, int)   {}
 func (nopMetrics) Expired(string, string, int)      {}
+func (nopMetrics) Skipped(string, string, int)      {}
 func (nopMetrics) SinkGaveUp(string)                {}
 func (nopMetrics) InstrumentRouter(*message.Router) {}

@@ -231,6 +231,7 @@ func (c *counts) SinkRetried(string)               {}
 func (c *counts) DeliveryRetried(string)           {}
 func (c *counts) CDCSkipped(string, string, int)   {}
 func (c *counts) Expired(string, string, int)      {}
+func (c *counts) Skipped(string, string, int)      {}
 func (c *counts) SinkGaveUp(string)                {}
 func (c *counts) InstrumentRouter(*message.Router) {}
 

@@ -20,7 +20,9 @@
 //     surprise)
 //   - sources[].kinesis.format: json (Fennel's "most common value")
 //   - sources[].kinesis.compression: none; max_decompressed_bytes (with a
-//     compression only): 10 MiB, decompress.DefaultMaxBytes
+//     compression or format cloudwatch_logs only): 10 MiB,
+//     decompress.DefaultMaxBytes
+//   - sources[].kinesis.format.cloudwatch_logs.message: str
 //   - sinks[].file.max_bytes: 64 MiB
 //   - sinks[].file.mode and dead_letter.file.mode: 0600 (directories 0700)
 //   - postgres batch_rows 500, batch_bytes 1 MiB, batch_interval 0 (no wait: writes queued while a transaction runs share the next one; a window of a few ms pays only with many shards writing small batches), create_table false
@@ -237,11 +239,14 @@ type EFO struct {
 	ConsumerARN string
 }
 
-// Format is the encoding of record payloads: `json`, `{avro: {schema_file: f}}`
-// or `{avro: {registry: {...}}}`.
+// Format is the encoding of record payloads: `json`, `{avro: {schema_file: f}}`,
+// `{avro: {registry: {...}}}` or `cloudwatch_logs` (`{cloudwatch_logs:
+// {message: json|str}}`).
 type Format struct {
-	Kind string // FormatJSON or FormatAvro
+	Kind string // FormatJSON, FormatAvro or FormatCloudWatchLogs
 	Avro *Avro  // set when Kind is FormatAvro
+	// CloudWatchLogs is set when Kind is FormatCloudWatchLogs.
+	CloudWatchLogs *CloudWatchLogs
 }
 
 // Avro says where the Avro writer schema comes from; exactly one field is set.

@@ -183,6 +183,9 @@ func (p printer) efo(e *EFO) *yaml.Node {
 }
 
 func (p printer) format(f Format) *yaml.Node {
+	if f.Kind == FormatCloudWatchLogs && f.CloudWatchLogs != nil {
+		return p.mapping(keyCloudWatchLogs, p.mapping(keyMessage, p.str(f.CloudWatchLogs.Message)))
+	}
 	if f.Kind != FormatAvro || f.Avro == nil {
 		return p.str(FormatJSON)
 	}

@@ -201,6 +201,10 @@ func (l *loader) compression(km *mapNode, k *Kinesis) {
 			return
 		}
 	}
+	if k.Format.Kind == FormatCloudWatchLogs {
+		l.cloudWatchLogsCompression(km, k)
+		return
+	}
 	if k.Compression != CompressionNone {
 		k.MaxDecompressedBytes = l.integer(km, keyMaxDecompressedBytes, DefaultMaxDecompressedBytes, 1, decompress.MaxBound)
 	} else if km.has(keyMaxDecompressedBytes) {
@@ -240,14 +244,19 @@ func (l *loader) format(path string, n *yaml.Node) Format {
 		switch strings.ToLower(n.Value) {
 		case FormatJSON:
 			return Format{Kind: FormatJSON}
+		case FormatCloudWatchLogs:
+			return Format{Kind: FormatCloudWatchLogs, CloudWatchLogs: &CloudWatchLogs{Message: CloudWatchLogsStr}}
 		case FormatAvro:
 			l.errorf(path, n, "avro needs a schema; write format: {avro: {schema_file: <file.avsc>}} or format: {avro: {registry: {url: ...}}}")
 		default:
-			l.errorf(path, n, "%q is not a format; use json, {avro: {schema_file: ...}} or {avro: {registry: {...}}}", n.Value)
+			l.errorf(path, n, "%q is not a format; use json, {avro: {schema_file: ...}}, {avro: {registry: {...}}} or cloudwatch_logs", n.Value)
 		}
 		return Format{Kind: FormatJSON}
 	}
-	m := l.mapping(path, n, keyAvro)
+	m := l.mapping(path, n, keyAvro, keyCloudWatchLogs)
+	if _, ok := m.vals[keyCloudWatchLogs]; ok { // null too: the defaults
+		return l.cloudWatchLogs(m)
+	}
 	if !m.has(keyAvro) {
 		if len(m.vals) == 0 && !l.bad[path] {
 			l.errorf(path, n, "empty format; use json or {avro: {...}}")

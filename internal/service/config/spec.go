@@ -210,27 +210,35 @@ var configSpec = sync.OnceValue(func() *spec {
 				).withDefault("latest")),
 				key(keyFormat, oneOf("How record payloads are encoded.",
 					str("JSON records.").withEnum(FormatJSON),
-					object("Avro records.",
-						required(keyAvro, func() *spec {
-							s := object("Where the writer schema comes from: schema_file or registry.",
-								key(keySchemaFile, str("The path of an .avsc file (relative to the config file's directory).")),
-								key(keyRegistry, object("A Confluent-compatible schema registry; authenticate with username and password, or token, or not at all.",
-									required(keyURL, str("The registry's http or https URL.")),
-									key(keyUsername, str("Basic auth user.")),
-									key(keyPassword, str("Basic auth password, usually \"${REGISTRY_PASSWORD}\"; `config print` masks it.").masked()),
-									key(keyToken, str("A bearer token, usually \"${REGISTRY_TOKEN}\"; `config print` masks it.").masked()),
-									key(keyCAFile, str("A PEM bundle to trust for https (relative to the config file's directory).")),
-								)),
-								key(keyFraming, str("schema_file only: auto reads records starting with C3 01 and the schema's fingerprint as single-object encoded, others as raw binary Avro.").withEnum(AvroFramingAuto, AvroFramingBinary, AvroFramingSingleObject).withDefault(AvroFramingAuto)),
-							)
-							s.exactlyOne = []string{keySchemaFile, keyRegistry}
-							return s
-						}()),
-					),
+					str("CloudWatch Logs subscription records, messages kept as str: {cloudwatch_logs: {message: str}}.").withEnum(FormatCloudWatchLogs),
+					func() *spec {
+						s := object("Avro records, or CloudWatch Logs subscription records: exactly one of avro or cloudwatch_logs.",
+							key(keyAvro, func() *spec {
+								s := object("Where the writer schema comes from: schema_file or registry.",
+									key(keySchemaFile, str("The path of an .avsc file (relative to the config file's directory).")),
+									key(keyRegistry, object("A Confluent-compatible schema registry; authenticate with username and password, or token, or not at all.",
+										required(keyURL, str("The registry's http or https URL.")),
+										key(keyUsername, str("Basic auth user.")),
+										key(keyPassword, str("Basic auth password, usually \"${REGISTRY_PASSWORD}\"; `config print` masks it.").masked()),
+										key(keyToken, str("A bearer token, usually \"${REGISTRY_TOKEN}\"; `config print` masks it.").masked()),
+										key(keyCAFile, str("A PEM bundle to trust for https (relative to the config file's directory).")),
+									)),
+									key(keyFraming, str("schema_file only: auto reads records starting with C3 01 and the schema's fingerprint as single-object encoded, others as raw binary Avro.").withEnum(AvroFramingAuto, AvroFramingBinary, AvroFramingSingleObject).withDefault(AvroFramingAuto)),
+								)
+								s.exactlyOne = []string{keySchemaFile, keyRegistry}
+								return s
+							}()),
+							key(keyCloudWatchLogs, object("CloudWatch Logs subscription records (gzip envelopes of log events): one row per log event; a control message is counted in records_skipped_total, neither row nor dead letter. Fields read $log_group, $log_stream, $owner, $event_id and $event_timestamp.",
+								key(keyMessage, str("json: the message's JSON members are the fields (a message that is no JSON is a decode_error dead letter of that event alone); str: the message is the one field, message.").withEnum(CloudWatchLogsJSON, CloudWatchLogsStr).withDefault(CloudWatchLogsStr)),
+							)),
+						)
+						s.exactlyOne = []string{keyAvro, keyCloudWatchLogs}
+						return s
+					}(),
 				).withDefault(FormatJSON)),
 				key(keyCompression, str("How records are compressed: none; gzip or zstd (every record); auto (gzip or zstd by each record's first bytes, others passed through as plain).").withEnum(CompressionNone, CompressionGzip, CompressionZstd, CompressionAuto).withDefault(CompressionNone)),
 				key(keyMaxDecompressedBytes, (&spec{kind: kInteger, min: ptr(int64(1)), max: ptr(int64(decompress.MaxBound)),
-					doc: "With compression: the most bytes a record may decompress to; a record over it is a decode_error dead letter naming it, and costs no more than inflating this much."}).computedDefault(fmt.Sprintf("%d (10 MiB, the largest plain Kinesis record) with compression", DefaultMaxDecompressedBytes))),
+					doc: "With compression or format cloudwatch_logs: the most bytes a record may decompress to; a record over it is a decode_error dead letter naming it, and costs no more than inflating this much."}).computedDefault(fmt.Sprintf("%d (10 MiB, the largest plain Kinesis record) with compression or format cloudwatch_logs", DefaultMaxDecompressedBytes))),
 				key(keyEFO, func() *spec {
 					s := object("Read through enhanced fan-out (SubscribeToShard) instead of polling GetRecords: exactly one of consumer_name or consumer_arn.",
 						key(keyConsumerName, str("A consumer the first worker registers on the stream if missing (never deregistered).").withPattern(streamNameRE.String())),

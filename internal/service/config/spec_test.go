@@ -202,6 +202,11 @@ sources:
     kinesis:
       stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/clicks
       format: {avro: {schema_file: testdata/clicks.avsc, framing: binary}}
+  - name: logs
+    kinesis:
+      stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/logs
+      format: {cloudwatch_logs: {message: json}}
+      max_decompressed_bytes: 1048576
 datasets:
   - name: orders
     source: orders

@@ -99,6 +99,8 @@ func (l *loader) validate(cfg *Config) {
 
 	l.validateConsumer(cfg)
 
+	l.noteLogEventSources(cfg)
+	l.checkLogEventRefs(cfg)
 	for i := range cfg.Datasets {
 		l.compile(index(keyDatasets, i), &cfg.Datasets[i])
 		l.compileWhere(index(keyDatasets, i), &cfg.Datasets[i])
@@ -276,10 +278,7 @@ func (l *loader) checkMetadataRefs(path string, d *Dataset) {
 	if d.CDC == CDCDebezium {
 		return
 	}
-	var known []string
-	for _, m := range schema.MetadataNames() {
-		known = append(known, m.Name)
-	}
+	known := l.knownMetadata(d.Source)
 	envelope, what := map[string]bool{}, "record metadata"
 	if d.CDC == CDCDynamoDB {
 		for _, m := range cdc.DynamoDBMembers {

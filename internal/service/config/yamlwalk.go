@@ -34,6 +34,9 @@ type loader struct {
 	// each time: a few hundred bytes of anchors can stand for 2^n nodes.
 	visited   int
 	exhausted bool // visited passed MaxNodes: the walk stopped
+	// logEventSources are the sources of format cloudwatch_logs (set by
+	// validate before datasets compile).
+	logEventSources map[string]bool
 }
 
 // recording is what the loader accepts, learnt while it decodes: the keys

@@ -146,6 +146,9 @@ func add(r *outcome.Report, source string, out *pipeline.Outcome) int {
 		r.Of(source, ds).CDCSkipped += n
 	}
 	r.Of(source, "").Unrouted += out.Unrouted
+	for _, n := range out.SplitSkipped {
+		r.Of(source, "").Skipped += n
+	}
 	return len(dead)
 }
 

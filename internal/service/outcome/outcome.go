@@ -38,6 +38,9 @@ type Dataset struct {
 	// CDCSkipped are the change events that change no row (a cdc:
 	// debezium dataset), printed when there are some.
 	CDCSkipped int `json:"cdc_skipped,omitempty"`
+	// Skipped are the records that carry no data by design (CloudWatch
+	// Logs control messages; Dataset ""), printed when there are some.
+	Skipped int `json:"skipped,omitempty"`
 	// Unrouted are the records no dataset took (Dataset ""), or, in a
 	// redrive into one dataset, that its where no longer takes.
 	Unrouted int `json:"unrouted,omitempty"`
@@ -105,6 +108,7 @@ func (r *Report) Totals() Dataset {
 		t.Filtered += d.Filtered
 		t.Unrouted += d.Unrouted
 		t.CDCSkipped += d.CDCSkipped
+		t.Skipped += d.Skipped
 	}
 	return t
 }
@@ -175,6 +179,9 @@ func WriteText(w io.Writer, datasets []*Dataset, wanted Columns) error {
 		}
 		if d.CDCSkipped > 0 {
 			ew.printf(", cdc events changing no row %d", d.CDCSkipped)
+		}
+		if d.Skipped > 0 {
+			ew.printf(", skipped (control messages) %d", d.Skipped)
 		}
 		ew.printf("\n")
 		for _, k := range d.Kinds {

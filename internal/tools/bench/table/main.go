@@ -33,6 +33,8 @@ var known = []struct{ name, what string }{
 	{"avro/postgres", "pipeline, Avro, PostgreSQL sink"},
 	{"json/parquet", "lake: pipeline, JSON fast path, s3 sink's Parquet (zstd) objects of 1,000 rows, no upload"},
 	{"parquet-alone", "lake floor: parquet-go alone writing the same typed rows from Go structs, 1,000 per object"},
+	{"stdlib-cwlogs", "CloudWatch Logs baseline, per log event: compress/gzip + encoding/json of the envelope and of each message into structs"},
+	{"cwlogs/file", "CloudWatch Logs, per log event: pipeline, cloudwatch_logs (20 events a gzip record, message json), JSON fast path, file sink"},
 }
 
 func main() {
@@ -132,6 +134,9 @@ func print(w io.Writer, results map[string]metrics, order []string) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.0f | %.0f | %.1f | %.0f | %s |\n",
 			n, what[n], cpu, perCore, median(m["ns/op"]), median(m["records/s"]), median(m["allocs/op"]), median(m["B/op"]), ratio)
+	}
+	if cwl, base := median(results["cwlogs/file"]["cpu-ns/record"]), median(results["stdlib-cwlogs"]["cpu-ns/record"]); cwl > 0 && base > 0 {
+		fmt.Fprintf(w, "\nCloudWatch Logs: cwlogs/file takes %.2f× the CPU per log event of its own baseline, stdlib-cwlogs (gzip and encoding/json into structs, no validation, no sink).\n", cwl/base)
 	}
 	fmt.Fprintln(w, "\nCPU ns/record: user+system CPU of the whole benchmark process (all goroutines, GC, the sink's committer, syscalls) per record; records/s per core is its inverse. Wall time also holds the waits for fsync (file) or the server (PostgreSQL, whose own CPU is not counted).")
 }

@@ -70,6 +70,15 @@ func startProxy(target string, capacity bool) (*proxy, error) {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 0}
 	rp.ModifyResponse = p.response
+	// A call the proxy could not complete (its caller gone: the killed
+	// worker's calls) counts as refused, and is not logged.
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		target := r.Header.Get("X-Amz-Target")
+		p.mu.Lock()
+		p.c.refused[target[strings.LastIndexByte(target, '.')+1:]]++
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusBadGateway)
+	}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target") // e.g. DynamoDB_20120810.UpdateItem
 		op := target[strings.LastIndexByte(target, '.')+1:]

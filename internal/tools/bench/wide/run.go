@@ -31,6 +31,7 @@ type workerSample struct {
 	cpu                              float64 // CPU-seconds per second
 	anon, file                       int64   // bytes at the window's end
 	getRecords, batches, checkpoints float64 // per second
+	getRecordsSecs                   float64 // seconds spent in GetRecords per second
 }
 
 // result is what the run measured; zero fields were not reached.
@@ -384,9 +385,10 @@ func (r *result) measure(ctx context.Context, ws []*worker, dp, kp *proxy, prod 
 		r.samples = append(r.samples, workerSample{
 			id: w.id, leases: int(after[i]["kinesis_ingest_leases_held"+src]),
 			cpu: rate("process_cpu_seconds_total"), anon: anon, file: file,
-			getRecords:  rate("kinesis_ingest_get_records_seconds_count" + src),
-			batches:     rate("kinesis_ingest_batch_seconds_count" + src),
-			checkpoints: rate(`kinesis_ingest_checkpoints_total{result="ok",source="` + app + `"}`),
+			getRecords:     rate("kinesis_ingest_get_records_seconds_count" + src),
+			getRecordsSecs: rate("kinesis_ingest_get_records_seconds_sum" + src),
+			batches:        rate("kinesis_ingest_batch_seconds_count" + src),
+			checkpoints:    rate(`kinesis_ingest_checkpoints_total{result="ok",source="` + app + `"}`),
 		})
 	}
 	r.windowDone = true

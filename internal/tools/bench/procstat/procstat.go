@@ -137,14 +137,3 @@ func Scrape(addr string) (map[string]float64, int, error) {
 	}
 	return out, len(b), sc.Err()
 }
-
-// Sum adds the samples of one metric, every label set.
-func Sum(m map[string]float64, name string) float64 {
-	s := 0.0
-	for k, v := range m {
-		if k == name || strings.HasPrefix(k, name+"{") {
-			s += v
-		}
-	}
-	return s
-}

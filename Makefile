@@ -4,7 +4,7 @@ GO       ?= go
 EMU_DIR  := internal/testenv/emulators
 FUZZTIME ?= 10s
 
-.PHONY: all build deps test-deps demo test race fuzz bench
+.PHONY: all build deps test-deps demo test race fuzz bench bench-wide
 
 all: build
 
@@ -101,6 +101,16 @@ bench: deps $(TOOLS_BIN)/versitygw
 	$(GO) test -run '^$$' -bench '^BenchmarkCoordination(Busy)?$$' -benchtime 1x ./consumers/kcl \
 		| tee $(BENCH_OUT)/coordination.txt | grep -v '^\(goos\|goarch\|pkg\|cpu\|Benchmark\|PASS\|ok\)' | tee $(BENCH_OUT)/coordination.md
 	$(GO) run ./internal/tools/bench/pershard | tee $(BENCH_OUT)/pershard.md
+
+# The wide run (internal/tools/bench/wide): W real workers on S busy shards,
+# time to lease, CPU and RSS per worker, a kill -9 taken over and counted by id,
+# the lease table's calls beside the formulas. Not in `bench`: it runs for
+# minutes at full width, and on 2 cores the emulators give out first (step
+# down with WIDE_FLAGS="-shards 64 -workers 4").
+WIDE_FLAGS ?= -shards 256 -workers 8
+bench-wide: deps
+	mkdir -p $(BENCH_OUT)
+	$(GO) run ./internal/tools/bench/wide $(WIDE_FLAGS) | tee $(BENCH_OUT)/wide.md
 
 # The end-to-end suite (cmd/kinesis-ingest) against endpoints someone else
 # runs instead of the emulators it starts itself: LocalStack from

@@ -527,7 +527,7 @@ func (ch *child) readBare(r io.Reader) {
 			n, _ := strconv.Atoi(f[1])
 			ch.mu.Lock()
 			if ch.count == 0 && n > 0 {
-				ch.first, ch.cpuFirst = time.Now(), procCPU(ch.cmd.Process.Pid)
+				ch.first, ch.cpuFirst = time.Now(), procstat.CPU(ch.cmd.Process.Pid)
 			}
 			ch.count = n
 			ch.mu.Unlock()
@@ -569,7 +569,7 @@ func (ch *child) pollRows(latency bool) error {
 	}
 	ch.mu.Lock()
 	if ch.count == 0 && n > 0 {
-		ch.first, ch.cpuFirst = now, procCPU(ch.cmd.Process.Pid)
+		ch.first, ch.cpuFirst = now, procstat.CPU(ch.cmd.Process.Pid)
 	}
 	ch.count += n
 	ch.latencies = append(ch.latencies, lats...)
@@ -585,7 +585,7 @@ func (ch *child) pollLake() error {
 	}
 	ch.mu.Lock()
 	if ch.count == 0 && n > 0 {
-		ch.first, ch.cpuFirst = time.Now(), procCPU(ch.cmd.Process.Pid)
+		ch.first, ch.cpuFirst = time.Now(), procstat.CPU(ch.cmd.Process.Pid)
 	}
 	ch.count += n
 	ch.mu.Unlock()
@@ -618,7 +618,7 @@ func (ch *child) waitFor(ctx context.Context, want int, timeout time.Duration, p
 		n := ch.count
 		ch.mu.Unlock()
 		if n >= want {
-			return time.Now(), procCPU(ch.cmd.Process.Pid), nil
+			return time.Now(), procstat.CPU(ch.cmd.Process.Pid), nil
 		}
 		select {
 		case <-ch.exited:
@@ -652,25 +652,6 @@ func (ch *child) stop() (*syscall.Rusage, error) {
 
 func rusageCPU(ru *syscall.Rusage) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-var clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-
-// procCPU is a running process's user+system time so far.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command (which is in parentheses and may hold spaces).
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * clockTick
 }
 
 func (b *bench) throughput(ctx context.Context, c string) (*result, error) {
@@ -752,7 +733,7 @@ func (b *bench) latency(ctx context.Context, c string, r *result) error {
 	const tick = 100 * time.Millisecond
 	per := max(1, b.o.latRate/int(time.Second/tick))
 	t := time.NewTicker(tick)
-	cpu0 := procCPU(ch.cmd.Process.Pid)
+	cpu0 := procstat.CPU(ch.cmd.Process.Pid)
 	t0 := time.Now()
 	var putErr error
 	done := make(chan struct{})

@@ -25,13 +25,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,7 +197,7 @@ func measure(ctx context.Context, bin string, env []string, dir, arn, app string
 	logf("%d shards: waiting for the worker to hold every lease", shards)
 	t0 := time.Now()
 	for {
-		m, _, err := scrape(addr)
+		m, _, err := procstat.Scrape(addr)
 		if err == nil && m[`kinesis_ingest_leases_held{source="idle"}`] == float64(shards) {
 			break
 		}
@@ -214,13 +212,13 @@ func measure(ctx context.Context, bin string, env []string, dir, arn, app string
 	}
 	logf("%d shards: every lease held after %s; settling %s, then measuring %s", shards, time.Since(t0).Round(time.Millisecond), settle, window)
 	time.Sleep(settle)
-	before, _, err := scrape(addr)
+	before, _, err := procstat.Scrape(addr)
 	if err != nil {
 		return sample{}, err
 	}
 	start := time.Now()
 	time.Sleep(window)
-	after, size, err := scrape(addr)
+	after, size, err := procstat.Scrape(addr)
 	if err != nil {
 		return sample{}, err
 	}
@@ -242,39 +240,6 @@ func measure(ctx context.Context, bin string, env []string, dir, arn, app string
 		return sample{}, errors.New("no GetRecords counted in the window: the metric's name changed, or the worker reads nothing")
 	}
 	return sm, nil
-}
-
-// scrape reads /metrics: every sample line by its name and labels as written,
-// and the body's size.
-func scrape(addr string) (map[string]float64, int, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	return out, len(b), sc.Err()
 }
 
 func printTable(w io.Writer, s []sample, window time.Duration) {

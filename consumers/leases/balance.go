@@ -162,7 +162,9 @@ func (r row) throughputFresh() bool {
 	return r.hasThroughput && r.rawThroughputAt != "" && r.rawThroughputAt == r.rawTimeout
 }
 
-func num(n int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)} }
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
 
 // numAttr reads a number attribute; ok is false when it is absent or not a
 // number.

@@ -66,7 +66,7 @@ func TestPlanByThroughput(t *testing.T) {
 		how     balanceOutcome
 	}{
 		{
-			name: "the busiest gives the shard that narrows the spread most to the idlest (ties by id): one move per worker",
+			name:    "the busiest gives the shard that narrows the spread most to the idlest (ties by id): one move per worker",
 			workers: four, shards: twoHot,
 			want: []string{"s0>b"}, how: byThroughput,
 		},

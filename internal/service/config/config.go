@@ -412,9 +412,9 @@ type Consumer struct {
 	// Balance (balance) is how lease passes share the shards: BalanceCount
 	// (the default) or BalanceThroughput (by measured bytes/s; needs
 	// lease_stealing).
-	Balance string
-	MaxLeases          int           // max_leases per worker, 0 = unlimited (default)
-	MaxLeasesPerPass   int           // max_leases_per_pass, default 50
+	Balance          string
+	MaxLeases        int // max_leases per worker, 0 = unlimited (default)
+	MaxLeasesPerPass int // max_leases_per_pass, default 50
 	// ShutdownTimeout (shutdown_timeout) bounds the drain on SIGTERM; batches
 	// not durable by then are abandoned without a checkpoint and read again
 	// by the next owner. Default 30s.

@@ -134,6 +134,10 @@ type Config struct {
 	// together, at the interval's end (or when the shard is handed over,
 	// ended or released). A crash re-reads at most this much more.
 	CheckpointInterval time.Duration
+	// Balance is how lease passes share the shards among workers: by count
+	// (the default) or by measured throughput (leases.BalanceThroughput,
+	// which needs LeaseStealing).
+	Balance leases.Balance
 	// Idleness, when positive, makes the source bounded: each shard's owner
 	// marks in the lease table when the shard is read to its tip with
 	// nothing new (leases.Table.MarkIdle), and Finished tells when every
@@ -277,6 +281,7 @@ func New(cfg Config) (*Consumer, error) {
 		MaxLeases:        cfg.MaxLeases,
 		DisableStealing:  !cfg.LeaseStealing,
 		AnnounceWait:     min(cfg.ShardSyncInterval, 2*time.Second),
+		Balance:          cfg.Balance,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease table %q: %w", cfg.Application, err)
@@ -562,7 +567,9 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 	defer p.c.table.EndBatch(p.shardID)
 	p.busy()
 	recs := make([]record.Record, len(in.Records))
+	size := 0
 	for i, r := range in.Records {
+		size += len(r.Data)
 		seq := aws.ToString(r.SequenceNumber)
 		sub := 0
 		// KPL sub-records share their aggregate's sequence number.
@@ -585,6 +592,7 @@ func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
 			recs[i].Data, recs[i].Invalid = orig, errors.New(reason)
 		}
 	}
+	p.c.table.RecordBytes(p.shardID, size)
 	p.c.cfg.Hooks.Delivering(p.shardID, recs[len(recs)-1].Origin.ArrivalTime)
 	last := recs[len(recs)-1].Origin.SequenceNumber
 	stopRenewing := p.renewDuringDelivery()

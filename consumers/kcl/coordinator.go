@@ -106,7 +106,7 @@ func (c *coordinator) report(rep leases.PassReport) {
 		level = slog.LevelInfo
 	}
 	c.log.Log(context.Background(), level, "lease pass", "pass", rep.Pass, "workers", rep.Workers, "leasable", rep.Leasable,
-		"share", rep.Target, "held", rep.Held, "taken", len(rep.Taken), "expired", rep.Expired, "claimed", len(rep.Claimed), "refused", rep.Refused)
+		"share", rep.Target, "held", rep.Held, "taken", len(rep.Taken), "expired", rep.Expired, "claimed", len(rep.Claimed), "refused", rep.Refused, "balance", rep.Balance)
 }
 
 // list reads the stream's whole shard listing (every page).

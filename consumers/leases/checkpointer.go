@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -32,6 +33,10 @@ var names = map[string]string{
 	"#st":  colState,
 	"#fo":  colFailedOn,
 	"#fa":  colFailedAt,
+	"#tp":  colThroughput,
+	"#tpa": colThroughputAt,
+	"#rn":  colRenewals,
+	"#bal": colBalance,
 }
 
 // update builds an UpdateItem input, with only the #names the expressions use
@@ -205,6 +210,9 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus) error {
 	deadline := shard.GetLeaseTimeout()
 	var out *dynamodb.UpdateItemOutput
 	var newTimeout time.Time
+	// Sampled once, before the retries: a retried write carries the same
+	// figure.
+	expr, extra := t.renewExpr(id)
 	// The waits end with the lease (on this worker's clock); a call under
 	// way then may still land, and its condition decides.
 	waits, cancel := context.WithTimeout(ctx, deadline.Sub(t.now()))
@@ -216,10 +224,12 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus) error {
 		},
 	}, func(context.Context) error {
 		newTimeout = t.now().Add(t.leaseDur)
-		in := t.update(id, "SET #lt = :lt", "#o = :me", map[string]types.AttributeValue{
+		values := map[string]types.AttributeValue{
 			":lt": s(fmtTime(newTimeout)),
 			":me": s(t.me),
-		})
+		}
+		maps.Copy(values, extra)
+		in := t.update(id, expr, "#o = :me", values)
 		in.ReturnValues = types.ReturnValueAllNew
 		var err error
 		out, err = t.db.UpdateItem(ctx, in)
@@ -305,7 +315,9 @@ func (t *Table) acquireWrite(ctx context.Context, r row, parent, adjacent string
 		set += ", #ap = :ap"
 		values[":ap"] = s(adjacent)
 	}
-	updateExpr := set + " REMOVE #c, #ct"
+	remove := " REMOVE #c, #ct"
+	set, remove = t.takeThroughput(r, set, remove, values)
+	updateExpr := set + remove
 
 	var conds []string
 	switch {

@@ -193,6 +193,10 @@ type Config struct {
 	// worker and reading the table (default 2s), so that workers started
 	// together share the shards at once instead of by claims.
 	AnnounceWait time.Duration
+	// Balance is how passes share the shards: by count (the default) or by
+	// measured throughput (balance.go). Every worker of the table should
+	// balance alike; while one balances by count, all do.
+	Balance Balance
 }
 
 // Lease is one row of the lease table.
@@ -264,6 +268,7 @@ type Table struct {
 	maxLeases    int
 	stealing     bool
 	announceWait time.Duration
+	balance      Balance
 	passes       int
 	// pending are the leases passes took that the KCL has not started.
 	pending map[string]*pendingLease
@@ -289,6 +294,8 @@ type localLease struct {
 	// handed over to the claimer; refused once BeginBatch refused a batch
 	// for it (the consumer then delivers nothing more).
 	inFlight, claimed, yield, refused bool
+	// meter measures its throughput (throughput balance only).
+	meter meter
 }
 
 // New validates cfg and returns a Table. It does not touch DynamoDB; the KCL
@@ -312,6 +319,14 @@ func New(cfg Config) (*Table, error) {
 	}
 	if cfg.ClaimTimeout < cfg.LeaseDuration {
 		errs = append(errs, fmt.Errorf("ClaimTimeout %v is shorter than LeaseDuration %v: a claim would expire before the lease it waits for", cfg.ClaimTimeout, cfg.LeaseDuration))
+	}
+	switch cfg.Balance {
+	case "", BalanceCount, BalanceThroughput:
+	default:
+		errs = append(errs, fmt.Errorf("Balance %q: want %q or %q", cfg.Balance, BalanceCount, BalanceThroughput))
+	}
+	if cfg.Balance == BalanceThroughput && cfg.DisableStealing {
+		errs = append(errs, errors.New("the throughput balance moves shards by steal claims: it needs stealing (DisableStealing false)"))
 	}
 	if cfg.MaxLeasesPerPass < 0 || cfg.MaxLeases < 0 || cfg.AnnounceWait < 0 {
 		errs = append(errs, fmt.Errorf("MaxLeasesPerPass %d, MaxLeases %d and AnnounceWait %v must not be negative", cfg.MaxLeasesPerPass, cfg.MaxLeases, cfg.AnnounceWait))
@@ -346,6 +361,7 @@ func New(cfg Config) (*Table, error) {
 		maxLeases:    cfg.MaxLeases,
 		stealing:     !cfg.DisableStealing,
 		announceWait: cmp.Or(cfg.AnnounceWait, defaultAnnounceWait),
+		balance:      cmp.Or(cfg.Balance, BalanceCount),
 		pending:      map[string]*pendingLease{},
 	}, nil
 }

@@ -65,6 +65,10 @@ type PassReport struct {
 	// Expired counts the leases taken over from an owner whose lease
 	// expired.
 	Expired int
+	// Balance is how the pass planned its moves: "count", "throughput", or
+	// "waiting" (throughput balance, a shard not yet measured by its new
+	// owner, or free shards taken first: no move).
+	Balance string
 }
 
 // pendingLease is a lease a pass took whose consumer the KCL has not
@@ -73,6 +77,9 @@ type pendingLease struct {
 	taken   time.Time
 	timeout time.Time
 	parent  string
+	// seed is the shard's fresh throughput as the take carried it over
+	// (throughput balance), or -1.
+	seed float64
 }
 
 // errNotPlanned refuses a shard the passes did not
@@ -135,6 +142,7 @@ func (t *Table) Pass(ctx context.Context, shards []ShardInfo) (PassReport, error
 	rep.Workers, rep.Leasable = len(in.workers), len(in.shards)
 	p := makePlan(in)
 	rep.Target, rep.Held = p.target, p.held
+	rep.Balance = [...]string{byCount: "count", byThroughput: "throughput", waiting: "waiting"}[p.balance]
 
 	t.expirePending(ctx, now)
 	t.sweepWorkers(ctx, workers)
@@ -160,15 +168,18 @@ func (t *Table) planInput(shards []ShardInfo, byID map[string]row, listed map[st
 	draining := t.draining
 	t.mu.Unlock()
 
-	in := planInput{me: t.me, maxTake: t.maxPerPass, stealing: t.stealing}
+	in := planInput{me: t.me, maxTake: t.maxPerPass, stealing: t.stealing, balance: t.balance}
 	live := map[string]int{}
+	byThroughput := map[string]bool{}
 	if !draining {
 		live[t.me] = t.maxLeases
+		byThroughput[t.me] = t.balance == BalanceThroughput
 	}
 	for _, w := range workers {
 		id := strings.TrimPrefix(w.ShardID, workerKeyPrefix)
 		if w.Owner == id && id != t.me && t.live(w.Lease) {
 			live[id] = w.maxLeases
+			byThroughput[id] = w.balance == BalanceThroughput
 		}
 	}
 	orphans := map[string][]row{}
@@ -207,6 +218,12 @@ func (t *Table) planInput(shards []ShardInfo, byID map[string]row, listed map[st
 		if ok && r.FailedOn != "" && now.Before(r.FailedAt.Add(t.failureMemory())) {
 			ps.avoid = r.FailedOn
 		}
+		ps.rate = -1
+		if ok && r.throughputFresh() {
+			ps.rate = r.throughput
+		}
+		ps.measuring = ps.rate < 0 && ok && r.hasRenewals && r.renewals == 0
+		ps.settled = ok && r.renewals >= balanceCooldown
 		if ps.owner != "" && ps.owner != t.me {
 			if _, known := live[ps.owner]; !known {
 				live[ps.owner] = 0
@@ -215,7 +232,7 @@ func (t *Table) planInput(shards []ShardInfo, byID map[string]row, listed map[st
 		in.shards = append(in.shards, ps)
 	}
 	for id, c := range live {
-		in.workers = append(in.workers, planWorker{id: id, cap: c})
+		in.workers = append(in.workers, planWorker{id: id, cap: c, throughput: byThroughput[id]})
 	}
 	return in, orphans
 }
@@ -308,7 +325,11 @@ func (t *Table) take(ctx context.Context, r row, s ShardInfo) error {
 		t.release(ctx, r.ShardID)
 		return t.notAcquired(nil, "shard %q in table %q: this worker began stopping during the pass", r.ShardID, t.table)
 	}
-	t.pending[r.ShardID] = &pendingLease{taken: t.now(), timeout: newTimeout, parent: parent}
+	seed := -1.0
+	if t.balance == BalanceThroughput && r.throughputFresh() {
+		seed = r.throughput
+	}
+	t.pending[r.ShardID] = &pendingLease{taken: t.now(), timeout: newTimeout, parent: parent, seed: seed}
 	t.mu.Unlock()
 	t.log.Info("lease taken", "shard", r.ShardID, "previous_owner", r.Owner, "previous_lease_timeout", r.LeaseTimeout,
 		"claimed", r.ClaimRequest == t.me, "checkpoint", r.Checkpoint, "parent", parent, "adjacent_parent", adjacent, "lease_timeout", newTimeout)
@@ -345,7 +366,12 @@ func (t *Table) startPending(shard *par.ShardStatus) error {
 		return errNotPlanned
 	}
 	delete(t.pending, shard.ID)
-	t.running[shard.ID] = &localLease{status: shard}
+	l := &localLease{status: shard}
+	l.meter.last = t.now()
+	if p.seed >= 0 {
+		l.meter.rate, l.meter.seeded = p.seed, true
+	}
+	t.running[shard.ID] = l
 	t.mu.Unlock()
 	shard.Mux.Lock()
 	shard.AssignedTo = t.me
@@ -416,6 +442,10 @@ func (t *Table) announce(ctx context.Context) error {
 	if t.maxLeases > 0 {
 		set += ", " + colMaxLeases + " = :ml"
 		values[":ml"] = &types.AttributeValueMemberN{Value: strconv.Itoa(t.maxLeases)}
+	}
+	if t.balance == BalanceThroughput {
+		set += ", #bal = :bal"
+		values[":bal"] = s(string(t.balance))
 	}
 	_, err := t.db.UpdateItem(ctx, t.update(workerKeyPrefix+t.me, set, "", values))
 	if err != nil {

@@ -31,6 +31,12 @@ type planShard struct {
 	// avoid is a worker whose consumer of the shard recently ended in
 	// failure: the shard goes to another worker if there is one.
 	avoid string
+	// For the throughput balance (balance.go): rate is the shard's fresh
+	// bytes/s (-1: missing or stale); measuring says it was just taken and
+	// its new owner has not renewed it yet; settled that its owner renewed
+	// it balanceCooldown times since taking it.
+	rate               float64
+	measuring, settled bool
 }
 
 // planWorker is a live worker: one holding a live lease, or whose worker row
@@ -39,6 +45,8 @@ type planWorker struct {
 	id string
 	// cap is its max_leases (0: none), from its worker row.
 	cap int
+	// throughput says it announced the throughput balance.
+	throughput bool
 }
 
 // planInput is what one pass plans from.
@@ -48,6 +56,7 @@ type planInput struct {
 	workers  []planWorker
 	maxTake  int  // takes plus claims per pass, > 0
 	stealing bool // claims allowed
+	balance  Balance
 }
 
 // plan is this worker's part of the assignment.
@@ -57,6 +66,9 @@ type plan struct {
 	// target is this worker's share; held what it counts as held (leases
 	// plus live claims).
 	target, held int
+	// balance is how the claims were planned (byCount without the
+	// throughput balance).
+	balance balanceOutcome
 }
 
 // holder is who a shard counts for: the claimer of a claimed shard (the
@@ -158,8 +170,19 @@ func makePlan(in planInput) plan {
 		}
 	}
 
-	if in.stealing && deficit[in.me] > 0 {
-		p.claim = claims(in, ids, live, count, target, deficit, avoid)
+	if in.stealing {
+		p.balance = byCount
+		if in.balance == BalanceThroughput {
+			p.claim, p.balance = throughputClaims(in, ids, live, count, caps, avoid)
+			if p.balance == byThroughput && len(free) > 0 {
+				// Takes first: the moves are planned at the next pass, on
+				// the loads with these shards.
+				p.claim, p.balance = nil, waiting
+			}
+		}
+		if p.balance == byCount && deficit[in.me] > 0 {
+			p.claim = claims(in, ids, live, count, target, deficit, avoid)
+		}
 	}
 	room := max(in.maxTake, 1)
 	if len(p.take) > room {

@@ -127,6 +127,14 @@ type row struct {
 	rawClaimTime string
 	// maxLeases is a worker row's cap (0: none).
 	maxLeases int
+	// The throughput balance's columns (balance.go); on a worker row,
+	// balance is what it announced.
+	throughput      float64
+	hasThroughput   bool
+	rawThroughputAt string
+	renewals        int
+	hasRenewals     bool
+	balance         Balance
 }
 
 // get reads the row of shardID with a consistent read.
@@ -190,6 +198,7 @@ func (t *Table) scanRows(ctx context.Context, consistent bool) (rows, workers []
 				if n, ok := item[colMaxLeases].(*types.AttributeValueMemberN); ok {
 					r.maxLeases, _ = strconv.Atoi(n.Value)
 				}
+				r.balance = Balance(str(item, colBalance))
 				workers = append(workers, r)
 				continue
 			}
@@ -218,6 +227,11 @@ func (t *Table) parse(item map[string]types.AttributeValue) (row, error) {
 	r.rawTimeout = str(item, colLeaseTimeout)
 	r.rawClaimTime = str(item, colClaimTime)
 	r.State = binaryAttr(item, colState)
+	r.throughput, r.hasThroughput = numAttr(item, colThroughput)
+	r.rawThroughputAt = str(item, colThroughputAt)
+	var rn float64
+	rn, r.hasRenewals = numAttr(item, colRenewals)
+	r.renewals = int(rn)
 	var err error
 	if r.LeaseTimeout, err = parseTime(r.rawTimeout); err != nil {
 		return row{}, fmt.Errorf("leases: shard %q in table %q has a malformed %s %q: %w (fix or delete the row)", r.ShardID, t.table, colLeaseTimeout, r.rawTimeout, err)

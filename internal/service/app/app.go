@@ -216,6 +216,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			IdleBetweenReads:   cfg.Consumer.IdleBetweenReads,
 			MaxRecords:         cfg.Consumer.MaxRecords,
 			LeaseStealing:      cfg.Consumer.LeaseStealing,
+			Balance:            leases.Balance(cfg.Consumer.Balance),
 			MaxLeases:          cfg.Consumer.MaxLeases,
 			MaxLeasesPerPass:   cfg.Consumer.MaxLeasesPerPass,
 			DrainTimeout:       cfg.Consumer.ShutdownTimeout,

@@ -117,6 +117,9 @@ const (
 	// them unchecked: a stop never hangs, and nothing is lost.
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultLeaseStealing   = true // so added workers take a fair share
+	// The values of consumer.balance.
+	BalanceCount      = "count"
+	BalanceThroughput = "throughput"
 	// DefaultCallTimeout is a third of KCL-Java's 30 s Kinesis request
 	// timeout: with the SDK's 3 attempts a hung read gives its shard up in
 	// about 30 s, and one GetRecords (at most 10 MiB) takes well under a
@@ -411,8 +414,12 @@ type Consumer struct {
 	MaxRecords         int           // max_records per GetRecords, 1..10000, default 1000
 	IdleBetweenReads   time.Duration // idle_between_reads, default 500ms
 	LeaseStealing      bool          // lease_stealing, default true
-	MaxLeases          int           // max_leases per worker, 0 = unlimited (default)
-	MaxLeasesPerPass   int           // max_leases_per_pass, default 50
+	// Balance (balance) is how lease passes share the shards: BalanceCount
+	// (the default) or BalanceThroughput (by measured bytes/s; needs
+	// lease_stealing).
+	Balance          string
+	MaxLeases        int // max_leases per worker, 0 = unlimited (default)
+	MaxLeasesPerPass int // max_leases_per_pass, default 50
 	// ShutdownTimeout (shutdown_timeout) bounds the drain on SIGTERM; batches
 	// not durable by then are abandoned without a checkpoint and read again
 	// by the next owner. Default 30s.

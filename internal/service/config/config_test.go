@@ -236,6 +236,7 @@ func TestDefaults(t *testing.T) {
 		MaxRecords:         1000,
 		IdleBetweenReads:   500 * time.Millisecond,
 		LeaseStealing:      true,
+		Balance:            "count",
 		ShutdownTimeout:    30 * time.Second,
 		CallTimeout:        10 * time.Second,
 		MaxInflightBytes:   192 << 20,

@@ -126,6 +126,7 @@ const (
 	keyMaxRecords         = "max_records"
 	keyIdleBetweenReads   = "idle_between_reads"
 	keyLeaseStealing      = "lease_stealing"
+	keyBalance            = "balance"
 	keyMaxLeases          = "max_leases"
 	keyMaxLeasesPerPass   = "max_leases_per_pass"
 	keyShutdownTimeout    = "shutdown_timeout"

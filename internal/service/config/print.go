@@ -339,6 +339,7 @@ func (p printer) consumer(c Consumer) *yaml.Node {
 		keyMaxRecords, p.int(int64(c.MaxRecords)),
 		keyIdleBetweenReads, p.dur(c.IdleBetweenReads),
 		keyLeaseStealing, p.bool(c.LeaseStealing),
+		keyBalance, p.str(c.Balance),
 		keyMaxLeases, p.int(int64(c.MaxLeases)),
 		keyMaxLeasesPerPass, p.int(int64(c.MaxLeasesPerPass)),
 		keyShutdownTimeout, p.dur(c.ShutdownTimeout),

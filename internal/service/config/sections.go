@@ -51,6 +51,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 			MaxRecords:         DefaultMaxRecords,
 			IdleBetweenReads:   DefaultIdleBetweenReads,
 			LeaseStealing:      DefaultLeaseStealing,
+			Balance:            BalanceCount,
 			ShutdownTimeout:    DefaultShutdownTimeout,
 			CallTimeout:        DefaultCallTimeout,
 			MaxInflightBytes:   DefaultMaxInflightBytes,
@@ -78,7 +79,7 @@ func (l *loader) decode(n *yaml.Node) *Config {
 	l.consumer(&cfg.Consumer, l.mapping(keyConsumer, top.vals[keyConsumer], keyMinReadInterval, keyMaxReadsPerSecond,
 		keyApplication, keyWorkerID, keyRoleARN, keyShardSyncInterval, keyLeaseDuration, keyLeaseRefresh,
 		keyMaxRecords, keyIdleBetweenReads, keyLeaseStealing, keyMaxLeases, keyMaxLeasesPerPass, keyShutdownTimeout, keyCallTimeout,
-		keyMaxInflightBytes, keyCheckpointInterval))
+		keyMaxInflightBytes, keyCheckpointInterval, keyBalance))
 	mm := l.mapping(keyMetrics, top.vals[keyMetrics], keyListen)
 	if _, ok := mm.vals[keyListen]; ok {
 		cfg.Metrics.Listen = l.str(mm, keyListen)
@@ -486,6 +487,17 @@ func (l *loader) consumer(c *Consumer, m *mapNode) {
 	c.MaxRecords = int(l.integer(m, keyMaxRecords, int64(c.MaxRecords), 1, 10000))
 	c.IdleBetweenReads = l.duration(m, keyIdleBetweenReads, c.IdleBetweenReads)
 	c.LeaseStealing = l.boolean(m, keyLeaseStealing, c.LeaseStealing)
+	if m.has(keyBalance) {
+		switch v := l.str(m, keyBalance); v {
+		case BalanceCount, BalanceThroughput:
+			c.Balance = v
+		default:
+			l.errorf(join(m.path, keyBalance), m.vals[keyBalance], "%q is not a balance; use count (the same number of shards per worker) or throughput (by measured bytes/s)", v)
+		}
+	}
+	if c.Balance == BalanceThroughput && !c.LeaseStealing && !l.bad[join(m.path, keyLeaseStealing)] {
+		l.errorf(join(m.path, keyBalance), m.vals[keyBalance], "throughput moves shards between workers by steal claims, which lease_stealing: false turns off; set lease_stealing: true or balance: count")
+	}
 	c.MaxLeases = int(l.integer(m, keyMaxLeases, 0, 0, 1<<31-1))
 	c.MaxLeasesPerPass = int(l.integer(m, keyMaxLeasesPerPass, DefaultMaxLeasesPerPass, 1, 10000))
 	c.ShutdownTimeout = l.duration(m, keyShutdownTimeout, c.ShutdownTimeout)

@@ -295,6 +295,7 @@ var configSpec = sync.OnceValue(func() *spec {
 			key(keyMaxRecords, integer("Records per GetRecords call (one batch, one checkpoint).", DefaultMaxRecords, 1, 10000)),
 			key(keyIdleBetweenReads, duration("The pause after an empty read.", DefaultIdleBetweenReads)),
 			key(keyLeaseStealing, boolean("Claim shards from busier workers, so added workers take a fair share.", DefaultLeaseStealing)),
+			key(keyBalance, str("How lease passes share the shards among workers: count (the same number each) or throughput (by each shard's measured bytes/s, written with its lease renewals: every worker's load within 20% of the mean where moving one shard can get it there). Set it alike on every worker; needs lease_stealing.").withEnum(BalanceCount, BalanceThroughput).withDefault(BalanceCount)),
 			key(keyMaxLeases, integer("Leases per worker at most; 0: no cap.", 0, 0, 1<<31-1)),
 			key(keyMaxLeasesPerPass, integer("Leases a worker takes plus claims it places in one lease pass (one pass per shard_sync_interval).", DefaultMaxLeasesPerPass, 1, 10000)),
 			key(keyShutdownTimeout, duration("On SIGTERM, how long batches in flight may take to become durable; keep it under the platform's stop grace period.", DefaultShutdownTimeout)),

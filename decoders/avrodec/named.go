@@ -48,8 +48,8 @@ func (d *Decoder) entryFor(data []byte) (e *schemaEntry, off int, ok bool) {
 		switch {
 		case len(data) >= confluentHeaderLen && data[0] == 0:
 			id := int64(data[1])<<24 | int64(data[2])<<16 | int64(data[3])<<8 | int64(data[4])
-			c, ok := (*d.reg.ids.Load())[id]
-			return c.cachedEntry(), confluentHeaderLen, ok && c.cachedEntry() != nil
+			e := d.reg.ids.peek(id)
+			return e, confluentHeaderLen, e != nil
 		case len(data) > 1 && data[0] == 0xC3 && data[1] == 0x01:
 			fp, ok := soeFingerprint(data)
 			if !ok {
@@ -72,12 +72,4 @@ func (d *Decoder) entryFor(data []byte) (e *schemaEntry, off int, ok bool) {
 		return e, soeHeaderLen, true
 	}
 	return e, 0, true
-}
-
-// cachedEntry is c's schema, nil for none (c nil, or a cached failure).
-func (c *cached) cachedEntry() *schemaEntry {
-	if c == nil || c.err != "" {
-		return nil
-	}
-	return c.entry
 }

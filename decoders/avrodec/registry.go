@@ -81,37 +81,16 @@ type registry struct {
 	// Retry-After: until then a fetch fails without asking.
 	quietUntil atomic.Int64
 
-	// Copy-on-write maps: lookups are lock-free, writes hold mu.
-	ids atomic.Pointer[map[int64]*cached]
+	ids *schemaCache[int64]
+	// fps is copy-on-write: lookups are lock-free, writes hold mu.
 	fps atomic.Pointer[map[uint64]*schemaEntry]
 
 	mu         sync.Mutex
-	missingID  map[int64]missing
 	missingFP  map[uint64]time.Time
-	idCalls    map[int64]*call
 	listCall   *call
 	listedAt   time.Time // the last successful GET /schemas
 	noListing  bool      // the registry has no GET /schemas
 	listWarned bool
-}
-
-// cached is a fetched schema id: its compiled schema, or why it is unusable
-// (not Avro, references, invalid), which does not change for an id.
-type cached struct {
-	entry *schemaEntry
-	err   string
-}
-
-type missing struct {
-	until time.Time
-	msg   string
-}
-
-// call is a fetch in flight that concurrent Decodes wait for.
-type call struct {
-	done  chan struct{}
-	entry *schemaEntry
-	err   error
 }
 
 func newRegistry(cfg *Registry, onError func(), log *slog.Logger) (*registry, error) {
@@ -133,13 +112,12 @@ func newRegistry(cfg *Registry, onError func(), log *slog.Logger) (*registry, er
 		log:      log,
 		now:      time.Now,
 
-		missingID: map[int64]missing{},
 		missingFP: map[uint64]time.Time{},
-		idCalls:   map[int64]*call{},
 	}
 	if r.ttl <= 0 {
 		r.ttl = defaultNotFoundTTL
 	}
+	r.ids = newSchemaCache[int64](r.ttl, func() time.Time { return r.now() })
 	r.client = cfg.HTTPClient
 	if r.client == nil {
 		timeout := cfg.Timeout
@@ -160,59 +138,31 @@ func newRegistry(cfg *Registry, onError func(), log *slog.Logger) (*registry, er
 		}
 		r.client = &http.Client{Transport: tr, Timeout: timeout}
 	}
-	ids := map[int64]*cached{}
 	fps := map[uint64]*schemaEntry{}
+	r.fps.Store(&fps)
+	ids := map[int64]*cached{}
 	for id, text := range cfg.Preload {
 		e, err := compileSchema(text)
 		if err != nil {
 			return nil, fmt.Errorf("avrodec: registry preload id %d: %w", id, err)
 		}
 		ids[int64(id)] = &cached{entry: e}
-		fps[e.fp], fps[e.goavroFP] = e, e
 	}
-	r.ids.Store(&ids)
-	r.fps.Store(&fps)
+	r.store(ids)
 	return r, nil
 }
 
 // byID returns the schema with a Confluent id, fetching it once.
 func (r *registry) byID(id int64) (*schemaEntry, error) {
-	if c, ok := (*r.ids.Load())[id]; ok {
-		return c.get(id)
+	c, err := r.ids.get(id, r.fetchID)
+	var me *missingError
+	if errors.As(err, &me) {
+		return nil, notFound(id, me.msg)
 	}
-	r.mu.Lock()
-	if c, ok := (*r.ids.Load())[id]; ok {
-		r.mu.Unlock()
-		return c.get(id)
+	if err != nil {
+		return nil, err
 	}
-	if m, ok := r.missingID[id]; ok && r.now().Before(m.until) {
-		r.mu.Unlock()
-		return nil, notFound(id, m.msg)
-	}
-	cl, inFlight := r.idCalls[id]
-	if inFlight {
-		r.mu.Unlock()
-		<-cl.done
-		return cl.entry, cl.err
-	}
-	cl = &call{done: make(chan struct{})}
-	r.idCalls[id] = cl
-	r.mu.Unlock()
-
-	cl.entry, cl.err = r.fetchID(id)
-
-	r.mu.Lock()
-	delete(r.idCalls, id)
-	r.mu.Unlock()
-	close(cl.done)
-	return cl.entry, cl.err
-}
-
-func (c *cached) get(id int64) (*schemaEntry, error) {
-	if c.err != "" {
-		return nil, &Error{Offset: 1, Msg: fmt.Sprintf("schema id %d %s", id, c.err)}
-	}
-	return c.entry, nil
+	return c.use(1, fmt.Sprintf("schema id %d", id))
 }
 
 func notFound(id int64, msg string) error {
@@ -231,7 +181,7 @@ type schemaAnswer struct {
 	References []json.RawMessage `json:"references"`
 }
 
-func (r *registry) fetchID(id int64) (*schemaEntry, error) {
+func (r *registry) fetchID(id int64) (*cached, error) {
 	path := "/schemas/ids/" + strconv.FormatInt(id, 10)
 	body, status, err := r.get(path)
 	if err != nil {
@@ -245,21 +195,15 @@ func (r *registry) fetchID(id int64) (*schemaEntry, error) {
 			r.log.Warn("schema registry answered 404 without a registry error; records with this schema id are decode errors; if every id is missing, check format.avro.registry.url",
 				"url", r.shown+path)
 		}
-		r.mu.Lock()
-		r.pruneMissing()
-		r.missingID[id] = missing{until: r.now().Add(r.ttl), msg: msg}
-		r.mu.Unlock()
-		return nil, notFound(id, msg)
+		return nil, &missingError{msg: msg}
 	}
 	var a schemaAnswer
 	if err := json.Unmarshal(body, &a); err != nil || a.Schema == "" {
 		return nil, r.garbled(path, err)
 	}
 	c := compileAnswer(a)
-	r.mu.Lock()
-	r.store(map[int64]*cached{id: c})
-	r.mu.Unlock()
-	return c.get(id)
+	r.addFingerprints(c)
+	return c, nil
 }
 
 // garbled handles a 200 answer that is not the registry's JSON: a proxy or a
@@ -288,41 +232,40 @@ func compileAnswer(a schemaAnswer) *cached {
 	return &cached{entry: e}
 }
 
-// store adds fetched ids (and their fingerprints); r.mu must be held.
+// store caches fetched ids and their fingerprints.
 func (r *registry) store(add map[int64]*cached) {
-	old := *r.ids.Load()
-	ids := make(map[int64]*cached, len(old)+len(add))
-	for k, v := range old {
-		ids[k] = v
+	for _, c := range add {
+		r.addFingerprints(c)
 	}
-	oldFP := *r.fps.Load()
-	fps := make(map[uint64]*schemaEntry, len(oldFP)+len(add))
-	for k, v := range oldFP {
+	r.ids.store(add)
+}
+
+// addFingerprints makes c's schema found by its single-object fingerprints.
+func (r *registry) addFingerprints(c *cached) {
+	e := c.cachedEntry()
+	if e == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.fps.Load()
+	fps := make(map[uint64]*schemaEntry, len(old)+2)
+	for k, v := range old {
 		fps[k] = v
 	}
-	for id, c := range add {
-		ids[id] = c
-		delete(r.missingID, id)
-		if e := c.entry; e != nil {
-			fps[e.fp], fps[e.goavroFP] = e, e
-			delete(r.missingFP, e.fp)
-			delete(r.missingFP, e.goavroFP)
-		}
-	}
-	r.ids.Store(&ids)
+	fps[e.fp], fps[e.goavroFP] = e, e
+	delete(r.missingFP, e.fp)
+	delete(r.missingFP, e.goavroFP)
 	r.fps.Store(&fps)
 }
 
-func (r *registry) pruneMissing() {
-	if len(r.missingID)+len(r.missingFP) < maxMissing {
+// pruneMissingFP drops expired unknown fingerprints once there are many;
+// r.mu must be held.
+func (r *registry) pruneMissingFP() {
+	if len(r.missingFP) < maxMissing {
 		return
 	}
 	now := r.now()
-	for k, m := range r.missingID {
-		if !now.Before(m.until) {
-			delete(r.missingID, k)
-		}
-	}
 	for k, until := range r.missingFP {
 		if !now.Before(until) {
 			delete(r.missingFP, k)
@@ -370,7 +313,7 @@ func (r *registry) byFingerprint(fp uint64) (*schemaEntry, error) {
 		return e, nil
 	}
 	r.mu.Lock()
-	r.pruneMissing()
+	r.pruneMissingFP()
 	r.missingFP[fp] = r.now().Add(r.ttl)
 	r.mu.Unlock()
 	return nil, unknown
@@ -399,18 +342,17 @@ func (r *registry) list() error {
 	if err := json.Unmarshal(body, &all); err != nil {
 		return r.garbled("/schemas", err)
 	}
-	known := *r.ids.Load()
 	add := map[int64]*cached{}
 	for _, a := range all {
-		if _, ok := known[a.ID]; ok || a.Schema == "" {
+		if r.ids.has(a.ID) || a.Schema == "" {
 			continue
 		}
 		if _, ok := add[a.ID]; !ok {
 			add[a.ID] = compileAnswer(a)
 		}
 	}
-	r.mu.Lock()
 	r.store(add)
+	r.mu.Lock()
 	r.listedAt = r.now()
 	r.mu.Unlock()
 	return nil

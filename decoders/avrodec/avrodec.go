@@ -12,6 +12,10 @@
 //     Schemas are fetched once by id (GET /schemas/ids/{id}) and cached;
 //     single-object fingerprints are looked up among the schemas fetched so
 //     far and, on a miss, among all the registry's schemas (GET /schemas).
+//   - an AWS Glue Schema Registry: each payload is in Glue's wire format
+//     (header version 3, a compression byte, the 16-byte schema version id,
+//     the record, zlib-compressed or not; see Glue). Schemas are fetched
+//     once by version id (GetSchemaVersion) and cached.
 //
 // There is no reader schema: a record decodes with the schema it was written
 // with, to a map keyed by field name, and the dataset picks its fields by
@@ -46,12 +50,13 @@
 // Bad bytes are an *Error (the record becomes a decode_error dead letter):
 // a payload that does not decode with its schema, bytes left over after the
 // record, a wrong magic byte, an unknown schema id (the registry answered
-// 404) or fingerprint, an int or long encoded in more bytes than it may take,
+// 404, Glue EntityNotFoundException) or fingerprint, a Glue header cut
+// short, a zlib body that does not inflate or inflates past its bound, an int or long encoded in more bytes than it may take,
 // a string that is not UTF-8, nesting deeper than 10000, or a block count
 // promising more items than the payload has bytes for.
 //
-// A registry that cannot be reached, answers 5xx, 429 or refuses the
-// credentials is not bad bytes: Decode returns an error wrapping
+// A registry that cannot be reached, answers 5xx, 429, throttles or refuses
+// the credentials (Glue's AccessDeniedException too) is not bad bytes: Decode returns an error wrapping
 // decoders.ErrTransient at once, and the pipeline retries the record with
 // its backoff, without checkpointing (the one layer that retries it: Decode
 // has no context to end a wait with). Config.OnRegistryError counts every
@@ -99,8 +104,8 @@ func (f Framing) String() string {
 	return fmt.Sprintf("Framing(%d)", int(f))
 }
 
-// Config configures a Decoder. Set exactly one of Schema, SchemaFile and
-// Registry.
+// Config configures a Decoder. Set exactly one of Schema, SchemaFile,
+// Registry and Glue.
 type Config struct {
 	// Schema is the writer schema, the JSON text of an .avsc file.
 	Schema string
@@ -113,9 +118,12 @@ type Config struct {
 
 	// Registry is a Confluent-compatible schema registry.
 	Registry *Registry
+	// Glue is an AWS Glue Schema Registry.
+	Glue *Glue
 	// OnRegistryError, if set, is called once for every failed registry
-	// request: no answer, a 5xx, 429 or other unexpected status. A 404 for
-	// an unknown schema is not a failure of the registry and is not counted.
+	// request: no answer, a 5xx, 429 or other unexpected status, a Glue call
+	// that failed. A 404 (Glue's EntityNotFoundException) for an unknown
+	// schema is not a failure of the registry and is not counted.
 	// It must be safe for concurrent use (a Prometheus counter's Inc is).
 	OnRegistryError func()
 
@@ -128,6 +136,7 @@ type Decoder struct {
 	framing Framing
 	local   *schemaEntry // Schema or SchemaFile
 	reg     *registry
+	glue    *glueRegistry
 }
 
 var _ decoders.Decoder = (*Decoder)(nil)
@@ -146,13 +155,13 @@ func (e *Error) Error() string { return fmt.Sprintf("invalid Avro at byte %d: %s
 // returns a Decoder. It does not contact the registry.
 func New(cfg Config) (*Decoder, error) {
 	set := 0
-	for _, b := range []bool{cfg.Schema != "", cfg.SchemaFile != "", cfg.Registry != nil} {
+	for _, b := range []bool{cfg.Schema != "", cfg.SchemaFile != "", cfg.Registry != nil, cfg.Glue != nil} {
 		if b {
 			set++
 		}
 	}
 	if set != 1 {
-		return nil, errors.New("avrodec: set exactly one of Schema, SchemaFile and Registry")
+		return nil, errors.New("avrodec: set exactly one of Schema, SchemaFile, Registry and Glue")
 	}
 	if cfg.Framing < FramingAuto || cfg.Framing > FramingSingleObject {
 		return nil, fmt.Errorf("avrodec: unknown framing %d", int(cfg.Framing))
@@ -162,10 +171,18 @@ func New(cfg Config) (*Decoder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Decoder{framing: cfg.Framing}
-	if cfg.Registry != nil {
-		if cfg.Framing != FramingAuto {
-			return nil, errors.New("avrodec: Framing applies to Schema and SchemaFile; registry payloads carry their framing in their first byte")
+	if (cfg.Registry != nil || cfg.Glue != nil) && cfg.Framing != FramingAuto {
+		return nil, errors.New("avrodec: Framing applies to Schema and SchemaFile; registry payloads carry their framing in their first byte")
+	}
+	if cfg.Glue != nil {
+		g, err := newGlueRegistry(cfg.Glue, cfg.OnRegistryError, log)
+		if err != nil {
+			return nil, err
 		}
+		d.glue = g
+		return d, nil
+	}
+	if cfg.Registry != nil {
 		r, err := newRegistry(cfg.Registry, cfg.OnRegistryError, log)
 		if err != nil {
 			return nil, err
@@ -215,8 +232,11 @@ func (d *Decoder) Decode(data []byte) (v any, err error) {
 // decode is Decode, with goavro for every value when direct is false (the
 // tests' reference).
 func (d *Decoder) decode(data []byte, direct bool) (v any, err error) {
-	if d.reg != nil {
+	switch {
+	case d.reg != nil:
 		return d.decodeRegistry(data, direct)
+	case d.glue != nil:
+		return d.decodeGlue(data, direct)
 	}
 	e := d.local
 	switch d.framing {

@@ -18,15 +18,15 @@ func (d *Decoder) DecodeNamed(data []byte, vals []any) (names []string, out []an
 			names, out, ok = nil, vals, false
 		}
 	}()
-	e, off, ok := d.entryFor(data)
+	e, buf, off, ok := d.entryFor(data)
 	if !ok || e.root.kind != kRecord || e.root.noDirect {
 		return nil, vals, false
 	}
-	c := checker{buf: data}
-	if end, err := c.value(e.root, off, 0); err != nil || end != len(data) {
+	c := checker{buf: buf}
+	if end, err := c.value(e.root, off, 0); err != nil || end != len(buf) {
 		return nil, vals, false
 	}
-	r := directReader{buf: data, pos: off}
+	r := directReader{buf: buf, pos: off}
 	start := len(vals)
 	for _, f := range e.root.fields {
 		v, ok := r.value(f.node)
@@ -38,38 +38,43 @@ func (d *Decoder) DecodeNamed(data []byte, vals []any) (names []string, out []an
 	return e.names, vals, true
 }
 
-// entryFor finds the writer schema of data and where its record starts, as
-// decode does; ok false wherever decode would fail or fall back. Registry
+// entryFor finds the writer schema of data, the buffer its record is in (data,
+// or what a zlib-compressed Glue record inflates to) and where the record
+// starts in it, as decode does; ok false wherever decode would fail or fall
+// back. Registry
 // schemas come from the cache only: a fetch (and its retries, during an
 // outage) is left to Decode, which caches what it fetched for the next
 // records, so that no record waits for the registry twice.
-func (d *Decoder) entryFor(data []byte) (e *schemaEntry, off int, ok bool) {
+func (d *Decoder) entryFor(data []byte) (e *schemaEntry, buf []byte, off int, ok bool) {
+	if d.glue != nil {
+		return d.glueEntry(data)
+	}
 	if d.reg != nil {
 		switch {
 		case len(data) >= confluentHeaderLen && data[0] == 0:
 			id := int64(data[1])<<24 | int64(data[2])<<16 | int64(data[3])<<8 | int64(data[4])
 			e := d.reg.ids.peek(id)
-			return e, confluentHeaderLen, e != nil
+			return e, data, confluentHeaderLen, e != nil
 		case len(data) > 1 && data[0] == 0xC3 && data[1] == 0x01:
 			fp, ok := soeFingerprint(data)
 			if !ok {
-				return nil, 0, false
+				return nil, nil, 0, false
 			}
 			e := (*d.reg.fps.Load())[fp]
-			return e, soeHeaderLen, e != nil
+			return e, data, soeHeaderLen, e != nil
 		}
-		return nil, 0, false
+		return nil, nil, 0, false
 	}
 	e = d.local
 	switch d.framing {
 	case FramingBinary:
-		return e, 0, true
+		return e, data, 0, true
 	case FramingSingleObject:
 		fp, ok := soeFingerprint(data)
-		return e, soeHeaderLen, ok && e.hasFingerprint(fp)
+		return e, data, soeHeaderLen, ok && e.hasFingerprint(fp)
 	}
 	if fp, soe := soeFingerprint(data); soe && e.hasFingerprint(fp) {
-		return e, soeHeaderLen, true
+		return e, data, soeHeaderLen, true
 	}
-	return e, 0, true
+	return e, data, 0, true
 }

@@ -439,7 +439,7 @@ func TestNew(t *testing.T) {
 		cfg         Config
 		errContains string
 	}{
-		{"nothing", Config{}, "set exactly one of Schema, SchemaFile and Registry"},
+		{"nothing", Config{}, "set exactly one of Schema, SchemaFile, Registry and Glue"},
 		{"two sources", Config{Schema: `"int"`, Registry: &Registry{URL: "http://x"}}, "set exactly one"},
 		{"missing file", Config{SchemaFile: filepath.Join(dir, "nope.avsc")}, "read schema file"},
 		{"bad schema file", Config{SchemaFile: bad}, `schema file "` + bad + `": not a valid Avro schema`},

@@ -86,7 +86,9 @@ func newGlueHarness(t *testing.T, mutate func(*Glue)) *glueHarness {
 }
 
 func (h *glueHarness) register(t *testing.T) map[string]string {
-	schema := func(name string) string { return string(readFile(t, filepath.Join("testdata", "schemas", name+".avsc"))) }
+	schema := func(name string) string {
+		return string(readFile(t, filepath.Join("testdata", "schemas", name+".avsc")))
+	}
 	return map[string]string{
 		"order_v1":  h.moto.RegisterAvro(t, "shop", "orders", schema("order_v1")),
 		"order_v2":  h.moto.RegisterAvro(t, "shop", "orders", schema("order_v2")),

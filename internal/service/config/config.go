@@ -268,14 +268,32 @@ const (
 	AvroFramingSingleObject = "single_object"
 )
 
-// Registry is a schema registry connection (format.avro.registry).
-// Authenticate with Username and Password, or with Token, or not at all.
+// Registry is a schema registry connection (format.avro.registry): a
+// Confluent-compatible one at URL, or an AWS Glue Schema Registry (Glue); one
+// of the two is set. Authenticate with Username and Password, or with Token,
+// or not at all.
 type Registry struct {
 	URL      string // http or https
 	Username string
 	Password string
 	Token    string
 	CAFile   string // ca_file: PEM bundle to trust for https
+	// Glue (glue) is an AWS Glue Schema Registry, for records framed by
+	// Glue's serializers.
+	Glue *GlueRegistry
+}
+
+// GlueRegistry is an AWS Glue Schema Registry (format.avro.registry.glue).
+type GlueRegistry struct {
+	RegistryName string // registry_name
+	// Region (region) is the registry's; Load sets the source stream's
+	// when the YAML has none.
+	Region string
+	// RoleARN (role_arn) is assumed for the Glue calls, with ExternalID
+	// (external_id); nil uses the credentials the source reads its stream
+	// with (its own role_arn and external_id, if set).
+	RoleARN    *RoleARN
+	ExternalID string
 }
 
 // Dataset turns one source's records into typed rows for one sink (datasets[]).

@@ -50,6 +50,14 @@ const (
 	keyPassword = "password"
 	keyToken    = "token"
 	keyCAFile   = "ca_file"
+	keyGlue     = "glue"
+)
+
+// sources[i].kinesis.format.avro.registry.glue (role_arn and external_id as
+// the source's).
+const (
+	keyRegistryName = "registry_name"
+	keyRegion       = "region"
 )
 
 // datasets[i].

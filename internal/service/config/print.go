@@ -190,6 +190,15 @@ func (p printer) format(f Format) *yaml.Node {
 		return p.str(FormatJSON)
 	}
 	a := f.Avro
+	if a.Registry != nil && a.Registry.Glue != nil {
+		g := a.Registry.Glue
+		return p.mapping(keyAvro, p.mapping(keyRegistry, p.mapping(keyGlue, p.mapping(
+			keyRegistryName, p.str(g.RegistryName),
+			keyRegion, p.optStr(g.Region),
+			keyRoleARN, p.roleARN(g.RoleARN),
+			keyExternalID, p.secret(g.ExternalID),
+		))))
+	}
 	if a.Registry != nil {
 		r := a.Registry
 		return p.mapping(keyAvro, p.mapping(keyRegistry, p.mapping(

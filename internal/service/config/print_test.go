@@ -194,15 +194,21 @@ sources:
     kinesis:
       stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/clicks"
       format: {avro: {registry: {url: "https://r.example.com/?api_key=secret-query-10&region=eu", token: secret-token-4}}}
+  - name: events
+    kinesis:
+      stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/events"
+      format: {avro: {registry: {glue: {registry_name: shop, role_arn: "arn:aws:iam::000000000000:role/glue", external_id: secret-external-12}}}}
 datasets:
   - {name: orders, source: orders, sink: url, fields: [{name: ts, type: datetime}]}
   - {name: clicks, source: clicks, sink: kv, fields: [{name: ts, type: datetime}]}
   - {name: q, source: clicks, sink: query, fields: [{name: ts, type: datetime}]}
   - {name: lakehouse, source: clicks, sink: ice, fields: [{name: ts, type: datetime}]}
+  - {name: events, source: events, sink: glue, fields: [{name: ts, type: datetime}]}
 sinks:
   - {name: url, postgres: {dsn: "postgres://ingest:secret-dsn-5@db:5432/x?sslmode=require", table: a}}
   - {name: kv, postgres: {dsn: "host=db user=ingest password='secret dsn 6' sslpassword=secret-dsn-7 dbname=x", table: b}}
   - {name: query, postgres: {dsn: "postgresql://db/x?user=ingest&password=secret-dsn-8", table: c}}
+  - {name: glue, postgres: {dsn: "host=db", table: e}}
   - {name: ice, iceberg: {catalog: {uri: "postgres://cat:secret-dsn-11@db/catalog"}, warehouse: "s3://lake/wh", namespace: raw}}
 dead_letter:
   postgres: {dsn: "host=db password=secret-dsn-9", table: dl}
@@ -216,7 +222,7 @@ dead_letter:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"secret-external-1", "secret-url-2", "secret-env-3", "secret-token-4", "secret-dsn-5", "secret dsn 6", "secret-dsn-7", "secret-dsn-8", "secret-dsn-9", "secret-query-10", "secret-dsn-11", "secret"} {
+	for _, s := range []string{"secret-external-1", "secret-url-2", "secret-env-3", "secret-token-4", "secret-dsn-5", "secret dsn 6", "secret-dsn-7", "secret-dsn-8", "secret-dsn-9", "secret-query-10", "secret-dsn-11", "secret-external-12", "secret"} {
 		if strings.Contains(string(out), s) {
 			t.Errorf("printed config shows %q:\n%s", s, out)
 		}

@@ -154,16 +154,7 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 		k.StreamARN = arn
 	}
 	k.RoleARN = l.roleARN(km, keyRoleARN)
-	k.ExternalID = l.str(km, keyExternalID)
-	if k.ExternalID != "" {
-		p := join(km.path, keyExternalID)
-		switch {
-		case len(k.ExternalID) < 2 || len(k.ExternalID) > 1224 || !externalIDRE.MatchString(k.ExternalID):
-			l.errorf(p, km.vals[keyExternalID], "must be 2 to 1224 characters of letters, digits and +=,.@:/_-")
-		case !km.has(keyRoleARN):
-			l.errorf(p, km.vals[keyExternalID], "is only used when assuming a role; set role_arn too or remove external_id")
-		}
-	}
+	k.ExternalID = l.externalID(km)
 	if km.has(keyInitPosition) {
 		p := join(km.path, keyInitPosition)
 		pos, err := parseInitPosition(deref(km.vals[keyInitPosition]))
@@ -182,6 +173,9 @@ func (l *loader) source(path string, n *yaml.Node) Source {
 		}
 	}
 	k.Format = l.format(join(km.path, keyFormat), km.vals[keyFormat])
+	if a := k.Format.Avro; a != nil && a.Registry != nil && a.Registry.Glue != nil && a.Registry.Glue.Region == "" {
+		a.Registry.Glue.Region = k.StreamARN.Region
+	}
 	l.compression(km, k)
 	if km.has(keyEFO) {
 		k.EFO = l.efo(join(km.path, keyEFO), km.vals[keyEFO], k.StreamARN)
@@ -315,8 +309,23 @@ func unwrapPathErr(err error) error {
 	return err
 }
 
+// externalID decodes m's external_id, which goes with its role_arn.
+func (l *loader) externalID(m *mapNode) string {
+	id := l.str(m, keyExternalID)
+	if id != "" {
+		p := join(m.path, keyExternalID)
+		switch {
+		case len(id) < 2 || len(id) > 1224 || !externalIDRE.MatchString(id):
+			l.errorf(p, m.vals[keyExternalID], "must be 2 to 1224 characters of letters, digits and +=,.@:/_-")
+		case !m.has(keyRoleARN):
+			l.errorf(p, m.vals[keyExternalID], "is only used when assuming a role; set role_arn too or remove external_id")
+		}
+	}
+	return id
+}
+
 func (l *loader) registry(path string, n *yaml.Node) *Registry {
-	m := l.mapping(path, n, keyURL, keyUsername, keyPassword, keyToken, keyCAFile)
+	m := l.mapping(path, n, keyURL, keyUsername, keyPassword, keyToken, keyCAFile, keyGlue)
 	r := &Registry{
 		URL:      l.str(m, keyURL),
 		Username: l.str(m, keyUsername),
@@ -324,7 +333,20 @@ func (l *loader) registry(path string, n *yaml.Node) *Registry {
 		Token:    l.str(m, keyToken),
 		CAFile:   l.filePath(l.str(m, keyCAFile)),
 	}
-	if l.required(m, keyURL, "give the schema registry's URL, e.g. https://registry.example.com") {
+	if m.has(keyGlue) {
+		if m.has(keyURL) {
+			l.softErrorf(path, nil, "has both url and glue; keep url for a Confluent-compatible registry or glue for an AWS Glue Schema Registry")
+			return r
+		}
+		for _, k := range []string{keyUsername, keyPassword, keyToken, keyCAFile} {
+			if m.has(k) {
+				l.errorf(join(path, k), m.keys[k], "applies to a registry url only; an AWS Glue Schema Registry is called with AWS credentials (glue.role_arn, or the source's)")
+			}
+		}
+		r.Glue = l.glueRegistry(join(path, keyGlue), m.vals[keyGlue])
+		return r
+	}
+	if l.required(m, keyURL, "give the schema registry's URL, e.g. https://registry.example.com, or glue: {registry_name: NAME} for an AWS Glue Schema Registry") {
 		u, err := url.Parse(r.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			// Redacted: a URL that does not parse may well hold a password.
@@ -345,6 +367,21 @@ func (l *loader) registry(path string, n *yaml.Node) *Registry {
 		}
 	}
 	return r
+}
+
+// glueRegistryNameRE is what Glue accepts as a registry name.
+var glueRegistryNameRE = regexp.MustCompile(`^[a-zA-Z0-9\-_$#.]{1,255}$`)
+
+func (l *loader) glueRegistry(path string, n *yaml.Node) *GlueRegistry {
+	m := l.mapping(path, n, keyRegistryName, keyRegion, keyRoleARN, keyExternalID)
+	g := &GlueRegistry{RegistryName: l.str(m, keyRegistryName), Region: l.str(m, keyRegion), RoleARN: l.roleARN(m, keyRoleARN), ExternalID: l.externalID(m)}
+	if l.required(m, keyRegistryName, "name the AWS Glue schema registry, e.g. registry_name: default-registry") && !glueRegistryNameRE.MatchString(g.RegistryName) {
+		l.errorf(join(path, keyRegistryName), m.vals[keyRegistryName], "%q is not a Glue registry name; use 1 to 255 letters, digits and -_$#.", g.RegistryName)
+	}
+	if m.has(keyRegion) && !regionRE.MatchString(g.Region) {
+		l.errorf(join(path, keyRegion), m.vals[keyRegion], "%q is not an AWS region; write e.g. us-east-1, or leave it out for the stream's region", g.Region)
+	}
+	return g
 }
 
 func (l *loader) dataset(path string, n *yaml.Node) Dataset {

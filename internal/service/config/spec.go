@@ -216,13 +216,23 @@ var configSpec = sync.OnceValue(func() *spec {
 							key(keyAvro, func() *spec {
 								s := object("Where the writer schema comes from: schema_file or registry.",
 									key(keySchemaFile, str("The path of an .avsc file (relative to the config file's directory).")),
-									key(keyRegistry, object("A Confluent-compatible schema registry; authenticate with username and password, or token, or not at all.",
-										required(keyURL, str("The registry's http or https URL.")),
-										key(keyUsername, str("Basic auth user.")),
-										key(keyPassword, str("Basic auth password, usually \"${REGISTRY_PASSWORD}\"; `config print` masks it.").masked()),
-										key(keyToken, str("A bearer token, usually \"${REGISTRY_TOKEN}\"; `config print` masks it.").masked()),
-										key(keyCAFile, str("A PEM bundle to trust for https (relative to the config file's directory).")),
-									)),
+									key(keyRegistry, func() *spec {
+										s := object("A schema registry: a Confluent-compatible one at url (authenticate with username and password, or token, or not at all), or an AWS Glue Schema Registry (glue).",
+											key(keyURL, str("A Confluent-compatible registry's http or https URL.")),
+											key(keyUsername, str("url only: basic auth user.")),
+											key(keyPassword, str("url only: basic auth password, usually \"${REGISTRY_PASSWORD}\"; `config print` masks it.").masked()),
+											key(keyToken, str("url only: a bearer token, usually \"${REGISTRY_TOKEN}\"; `config print` masks it.").masked()),
+											key(keyCAFile, str("url only: a PEM bundle to trust for https (relative to the config file's directory).")),
+											key(keyGlue, object("An AWS Glue Schema Registry, for records framed by Glue's serializers (header version 3, compression none or zlib, the 16-byte schema version id); schemas are fetched with glue:GetSchemaVersion and cached.",
+												required(keyRegistryName, str("The registry's name; validate checks it with glue:GetRegistry.").withPattern(glueRegistryNameRE.String())),
+												key(keyRegion, str("The registry's region.").withPattern(regionRE.String()).computedDefault("the stream's region")),
+												key(keyRoleARN, str("An IAM role to assume (STS AssumeRole) for the Glue calls.").computedDefault("the credentials the source reads its stream with")),
+												key(keyExternalID, str("The external id passed to AssumeRole with role_arn; `config print` masks it.").withPattern(externalIDRE.String()).withLength(2, 1224).masked()),
+											)),
+										)
+										s.exactlyOne = []string{keyURL, keyGlue}
+										return s
+									}()),
 									key(keyFraming, str("schema_file only: auto reads records starting with C3 01 and the schema's fingerprint as single-object encoded, others as raw binary Avro.").withEnum(AvroFramingAuto, AvroFramingBinary, AvroFramingSingleObject).withDefault(AvroFramingAuto)),
 								)
 								s.exactlyOne = []string{keySchemaFile, keyRegistry}

@@ -207,6 +207,10 @@ sources:
       stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/logs
       format: {cloudwatch_logs: {message: json}}
       max_decompressed_bytes: 1048576
+  - name: events
+    kinesis:
+      stream_arn: arn:aws:kinesis:us-east-1:000000000000:stream/events
+      format: {avro: {registry: {glue: {registry_name: shop, region: eu-west-1, role_arn: "arn:aws:iam::000000000000:role/glue", external_id: ext-1}}}}
 datasets:
   - name: orders
     source: orders
@@ -225,9 +229,11 @@ datasets:
     sample: {rate: 0.5, using: [n]}
     env: prod
   - {name: clicks, source: clicks, fields: [{name: ts, type: datetime}], sink: pg2}
+  - {name: events, source: events, fields: [{name: ts, type: datetime}], sink: pg3}
 sinks:
   - {name: pg, max_retry_duration: 1h, postgres: {dsn: "host=db", table: t}}
   - {name: pg2, postgres: {dsn: "host=db", table: t2}}
+  - {name: pg3, postgres: {dsn: "host=db", table: t3}}
 dead_letter:
   postgres: {dsn: "host=db", table: dl}
 errors: {listen: "127.0.0.1:0"}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kinesis-ingest/kinesis-ingest/cdc"
@@ -270,7 +271,7 @@ func openRowSink(ctx context.Context, cfg *config.Config, ds config.Dataset, env
 func pipelineSources(cfg *config.Config, log *slog.Logger, sinkOf func(config.Dataset) sinks.RowSink) ([]pipeline.Source, error) {
 	var sources []pipeline.Source
 	for _, src := range cfg.Sources {
-		dec, err := decoderFor(src, log)
+		dec, err := decoderFor(src, cfg.Consumer, log)
 		if err != nil {
 			return nil, err
 		}
@@ -365,9 +366,10 @@ func LeaseTable(cfg *config.Config, source string) string {
 }
 
 // decoderFor builds a source's decoder: its format's, wrapped to decompress
-// records when the source has a compression.
-func decoderFor(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
-	dec, err := formatDecoder(src, log)
+// records when the source has a compression. consumer gives the AWS calls
+// of a Glue registry their session name and call timeout.
+func decoderFor(src config.Source, consumer config.Consumer, log *slog.Logger) (decoders.Decoder, error) {
+	dec, err := formatDecoder(src, consumer, log)
 	if err != nil {
 		return nil, err
 	}
@@ -385,10 +387,11 @@ func decoderFor(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
 // formatDecoder builds the decoder of a source's format. Avro with
 // schema_file takes raw binary and single-object encoded payloads
 // (avrodec.FramingAuto); Avro with registry takes Confluent wire format and
-// single-object encoded payloads. A schema registry that is down makes Decode
-// return decoders.ErrTransient; the pipeline retries and counts that in
+// single-object encoded payloads, or Glue's wire format with a Glue registry.
+// A schema registry that is down makes Decode return decoders.ErrTransient;
+// the pipeline retries and counts that in
 // kinesis_ingest_decode_retries_total{source}.
-func formatDecoder(src config.Source, log *slog.Logger) (decoders.Decoder, error) {
+func formatDecoder(src config.Source, consumer config.Consumer, log *slog.Logger) (decoders.Decoder, error) {
 	f := src.Kinesis.Format
 	switch {
 	case f.Kind == config.FormatJSON:
@@ -407,7 +410,14 @@ func formatDecoder(src config.Source, log *slog.Logger) (decoders.Decoder, error
 			Framing:    avroFraming(f.Avro.Framing),
 			Logger:     log.With("source", src.Name, "component", "avrodec"),
 		}
-		if r := f.Avro.Registry; r != nil {
+		switch r := f.Avro.Registry; {
+		case r != nil && r.Glue != nil:
+			g, err := glueRegistry(src, consumer)
+			if err != nil {
+				return nil, fmt.Errorf("source %q: format: %w", src.Name, err)
+			}
+			cfg.Glue = g
+		case r != nil:
 			cfg.Registry = &avrodec.Registry{URL: r.URL, Username: r.Username, Password: r.Password, Token: r.Token, CAFile: r.CAFile}
 		}
 		dec, err := avrodec.New(cfg)
@@ -418,6 +428,25 @@ func formatDecoder(src config.Source, log *slog.Logger) (decoders.Decoder, error
 	default:
 		return nil, fmt.Errorf("source %q: format %q is not supported by this build", src.Name, f.Kind)
 	}
+}
+
+// glueRegistry is the avrodec side of a source's Glue registry: a Glue
+// client in the registry's region, with its role_arn or else the source's
+// credentials. The client makes one attempt per call: avrodec turns its
+// retries off, since the pipeline's retry of the record is the only layer.
+func glueRegistry(src config.Source, consumer config.Consumer) (*avrodec.Glue, error) {
+	g := src.Kinesis.Format.Avro.Registry.Glue
+	role, ext := src.Kinesis.RoleARN, src.Kinesis.ExternalID
+	if g.RoleARN != nil {
+		role, ext = g.RoleARN, g.ExternalID
+	}
+	// Loading reads the environment and profiles only: no call is made
+	// until a record needs a schema.
+	acfg, err := AWSConfig(context.Background(), g.Region, role, ext, SessionName(consumer.WorkerID), consumer.CallTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("glue registry %q: %w", g.RegistryName, err)
+	}
+	return &avrodec.Glue{Client: glue.NewFromConfig(acfg), RegistryName: g.RegistryName}, nil
 }
 
 func avroFraming(s string) avrodec.Framing {

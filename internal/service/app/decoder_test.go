@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders"
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/avrodec"
@@ -32,12 +33,12 @@ func TestDecoderFor(t *testing.T) {
 	}
 	avro := func(a config.Avro) config.Format { return config.Format{Kind: config.FormatAvro, Avro: &a} }
 
-	dec, err := decoderFor(src(config.Format{Kind: config.FormatJSON}), slog.New(slog.DiscardHandler))
+	dec, err := decoderFor(src(config.Format{Kind: config.FormatJSON}), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if _, ok := dec.(*jsondec.Decoder); !ok || err != nil {
 		t.Fatalf("json: %T, %v", dec, err)
 	}
 
-	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc})), slog.New(slog.DiscardHandler))
+	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc})), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if _, ok := dec.(*avrodec.Decoder); !ok || err != nil {
 		t.Fatalf("schema_file: %T, %v", dec, err)
 	}
@@ -46,14 +47,14 @@ func TestDecoderFor(t *testing.T) {
 	}
 
 	// framing: single_object refuses raw binary; binary takes it.
-	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc, Framing: config.AvroFramingSingleObject})), slog.New(slog.DiscardHandler))
+	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc, Framing: config.AvroFramingSingleObject})), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dec.Decode([]byte{84}); err == nil {
 		t.Fatalf("framing single_object decoded a raw binary record")
 	}
-	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc, Framing: config.AvroFramingBinary})), slog.New(slog.DiscardHandler))
+	dec, err = decoderFor(src(avro(config.Avro{SchemaFile: avsc, Framing: config.AvroFramingBinary})), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestDecoderFor(t *testing.T) {
 
 	// No registry on this address: the decoder is built without contacting
 	// it, and a record needing it is transient, not a dead letter.
-	dec, err = decoderFor(src(avro(config.Avro{Registry: &config.Registry{URL: "http://127.0.0.1:1", Username: "u", Password: "p"}})), slog.New(slog.DiscardHandler))
+	dec, err = decoderFor(src(avro(config.Avro{Registry: &config.Registry{URL: "http://127.0.0.1:1", Username: "u", Password: "p"}})), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +72,11 @@ func TestDecoderFor(t *testing.T) {
 		t.Fatalf("registry down: %v, want ErrTransient", err)
 	}
 
-	_, err = decoderFor(src(avro(config.Avro{SchemaFile: bad})), slog.New(slog.DiscardHandler))
+	_, err = decoderFor(src(avro(config.Avro{SchemaFile: bad})), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), `source "orders": format: avrodec: schema file`) {
 		t.Fatalf("bad schema: %v", err)
 	}
-	_, err = decoderFor(src(config.Format{Kind: "xml"}), slog.New(slog.DiscardHandler))
+	_, err = decoderFor(src(config.Format{Kind: "xml"}), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), `format "xml" is not supported`) {
 		t.Fatalf("xml: %v", err)
 	}
@@ -104,7 +105,7 @@ func TestDecoderForCompression(t *testing.T) {
 		{"gzip over its bound", src(config.CompressionGzip, 8), "more than the bound of 8 bytes (max_decompressed_bytes)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dec, err := decoderFor(c.src, slog.New(slog.DiscardHandler))
+			dec, err := decoderFor(c.src, config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +127,7 @@ func TestDecoderForCompression(t *testing.T) {
 			}
 		})
 	}
-	_, err := decoderFor(src("lz4", 0), slog.New(slog.DiscardHandler))
+	_, err := decoderFor(src("lz4", 0), config.Consumer{CallTimeout: time.Second}, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), `source "orders": compression: decompress: "lz4" is not a compression`) {
 		t.Fatalf("lz4: %v", err)
 	}

@@ -23,6 +23,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/glue"
+	gluetypes "github.com/aws/aws-sdk-go-v2/service/glue/types"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -143,7 +145,9 @@ var CheckTimeout = 10 * time.Second
 //   - per source: credentials (role assumable, when role_arn is set); the
 //     stream exists in the credentials' account, is stream_arn, and is ACTIVE
 //     or UPDATING (DescribeStreamSummary); shards listable (ListShards);
-//     shards readable (GetShardIterator on one);
+//     shards readable (GetShardIterator on one); its AWS Glue schema
+//     registry, if it has one, readable (GetRegistry, with the credentials
+//     the decoder will use);
 //   - the consumer's role assumable, when consumer.role_arn is set; each lease
 //     table reachable, or created if missing (as run would), with the right key;
 //   - every sink and the dead-letter sink, as its kind probes it: a file
@@ -169,6 +173,7 @@ func Run(ctx context.Context, cfg *config.Config, opts ...Option) *Report {
 	}
 	for i, src := range cfg.Sources {
 		v.source(ctx, i, src)
+		v.glueRegistry(ctx, src)
 	}
 	v.leaseTables(ctx)
 	// Every sink, by its kind (internal/service/sinkreg): a file sink's directory
@@ -329,6 +334,46 @@ func (v *validator) source(ctx context.Context, i int, src config.Source) {
 	if k.EFO != nil {
 		v.add(efoCheck(ctx, prefix+"enhanced fan-out consumer", kc, arn, k.EFO))
 	}
+}
+
+// glueRegistry checks the AWS Glue Schema Registry of a source's format, if
+// it has one: GetRegistry with the decoder's credentials (the registry's
+// role_arn, else the source's), in the registry's region. It cannot check
+// glue:GetSchemaVersion without a version id, so its hint names both.
+func (v *validator) glueRegistry(ctx context.Context, src config.Source) {
+	f := src.Kinesis.Format
+	if f.Avro == nil || f.Avro.Registry == nil || f.Avro.Registry.Glue == nil {
+		return
+	}
+	g := f.Avro.Registry.Glue
+	name := "source " + src.Name + ": glue schema registry readable"
+	role, ext := src.Kinesis.RoleARN, src.Kinesis.ExternalID
+	if g.RoleARN != nil {
+		role, ext = g.RoleARN, g.ExternalID
+	}
+	acfg, _, err := v.checkAWSConfig(ctx, g.Region, role, ext)
+	if err != nil {
+		v.add(fail(name, ClassCredentials, err, "fix the AWS configuration (AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"))
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	out, err := glue.NewFromConfig(acfg).GetRegistry(cctx, &glue.GetRegistryInput{RegistryId: &gluetypes.RegistryId{RegistryName: aws.String(g.RegistryName)}})
+	cancel()
+	if err == nil {
+		v.add(pass(name, fmt.Sprintf("%s %s", aws.ToString(out.RegistryArn), out.Status)))
+		return
+	}
+	class := classify(err)
+	var nf *gluetypes.EntityNotFoundException
+	if errors.As(err, &nf) {
+		class = ClassNotFound
+	}
+	hint := hintFor(class, "glue", fmt.Sprintf("grant the credentials%s glue:GetRegistry on registry %s and glue:GetSchemaVersion on its schemas (arn:aws:glue:%s:<account>:registry/%s and arn:aws:glue:%s:<account>:schema/%s/*)",
+		roleText(role), g.RegistryName, g.Region, g.RegistryName, g.Region, g.RegistryName))
+	if class == ClassNotFound {
+		hint = fmt.Sprintf("check format.avro.registry.glue: registry_name %q in region %s, in the account of the credentials%s", g.RegistryName, g.Region, roleText(role))
+	}
+	v.add(fail(name, class, fmt.Errorf("get glue schema registry %q: %w", g.RegistryName, err), hint))
 }
 
 // maxStreamConsumers is Kinesis's limit of enhanced fan-out consumers
@@ -649,6 +694,17 @@ func classify(err error) Class {
 	}
 	if errors.Is(err, fs.ErrPermission) {
 		return ClassAccessDenied
+	}
+	// An answer the SDK could not read as the service's error (a proxy's, or
+	// an emulator's XML refusal to a JSON protocol) still has its status.
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		switch code := re.HTTPStatusCode(); {
+		case code == 403:
+			return ClassAccessDenied
+		case code >= 500:
+			return ClassUnavailable
+		}
 	}
 	var (
 		se  *smithyhttp.RequestSendError

@@ -131,6 +131,13 @@ func (s *Server) Start(t testing.TB) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(s.bin, "-H", "127.0.0.1", "-p", strconv.Itoa(s.Port))
+	// moto runs botocore inside: the test's AWS settings (an empty
+	// AWS_PROFILE, endpoints of other emulators) are not its.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group (Stop reaches what the pyenv shim starts), and
 	// killed with the test process.
@@ -329,7 +336,7 @@ func (s *Server) Register(t testing.TB, registry, schema string, format gluetype
 	if _, err := c.GetRegistry(ctx, &glue.GetRegistryInput{RegistryId: &gluetypes.RegistryId{RegistryName: aws.String(registry)}}); err != nil {
 		var nf *gluetypes.EntityNotFoundException
 		if !errors.As(err, &nf) {
-			t.Fatalf("motoserver: get registry %s: %v", registry, err)
+			t.Fatalf("motoserver: get registry %s: %v; log:\n%s", registry, err, s.tail())
 		}
 		if _, err := c.CreateRegistry(ctx, &glue.CreateRegistryInput{RegistryName: aws.String(registry)}); err != nil {
 			t.Fatalf("motoserver: create registry %s: %v", registry, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -68,23 +67,11 @@ const (
 	defaultMaxInflated = 10 << 20
 )
 
-// GlueVersionID is a schema version id as Glue's wire format carries it.
-type GlueVersionID [16]byte
+// glueVersionID is a schema version id as Glue's wire format carries it.
+type glueVersionID [16]byte
 
 // String is the id in UUID form, as Glue's API and console show it.
-func (id GlueVersionID) String() string {
-	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], id[10:16])
-	return string(b[:])
-}
+func (id glueVersionID) String() string { return formatUUID(id[:]) }
 
 type glueRegistry struct {
 	client   GlueClient
@@ -95,7 +82,7 @@ type glueRegistry struct {
 	log      *slog.Logger
 	now      func() time.Time
 	down     atomic.Bool
-	versions *schemaCache[GlueVersionID]
+	versions *schemaCache[glueVersionID]
 	zr       sync.Pool // zlib readers, reset per record
 }
 
@@ -115,13 +102,13 @@ func newGlueRegistry(cfg *Glue, onError func(), log *slog.Logger) (*glueRegistry
 	if ttl <= 0 {
 		ttl = defaultNotFoundTTL
 	}
-	g.versions = newSchemaCache[GlueVersionID](ttl, func() time.Time { return g.now() })
+	g.versions = newSchemaCache[glueVersionID](ttl, func() time.Time { return g.now() })
 	return g, nil
 }
 
 // glueFrame is a record's Glue header, read.
 type glueFrame struct {
-	id   GlueVersionID
+	id   glueVersionID
 	zlib bool
 }
 
@@ -148,7 +135,7 @@ func readGlueFrame(data []byte) (glueFrame, error) {
 }
 
 // schema returns the writer schema of version id, fetching it once.
-func (g *glueRegistry) schema(id GlueVersionID) (*schemaEntry, error) {
+func (g *glueRegistry) schema(id glueVersionID) (*schemaEntry, error) {
 	c, err := g.versions.get(id, g.fetch)
 	var me *missingError
 	if errors.As(err, &me) {
@@ -164,7 +151,7 @@ func (g *glueRegistry) schema(id GlueVersionID) (*schemaEntry, error) {
 // the record is the only layer.
 func oneAttempt(o *glue.Options) { o.Retryer = aws.NopRetryer{} }
 
-func (g *glueRegistry) fetch(id GlueVersionID) (*cached, error) {
+func (g *glueRegistry) fetch(id glueVersionID) (*cached, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
 	defer cancel()
 	out, err := g.client.GetSchemaVersion(ctx, &glue.GetSchemaVersionInput{SchemaVersionId: aws.String(id.String())}, oneAttempt)

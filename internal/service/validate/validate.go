@@ -681,14 +681,8 @@ func classify(err error) Class {
 				return ClassInvalidARN
 			}
 		}
-		var re *smithyhttp.ResponseError
-		if errors.As(err, &re) {
-			switch code := re.HTTPStatusCode(); {
-			case code == 403:
-				return ClassAccessDenied
-			case code >= 500:
-				return ClassUnavailable
-			}
+		if c, ok := statusClass(err); ok {
+			return c
 		}
 		return ClassOther
 	}
@@ -697,14 +691,8 @@ func classify(err error) Class {
 	}
 	// An answer the SDK could not read as the service's error (a proxy's, or
 	// an emulator's XML refusal to a JSON protocol) still has its status.
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		switch code := re.HTTPStatusCode(); {
-		case code == 403:
-			return ClassAccessDenied
-		case code >= 500:
-			return ClassUnavailable
-		}
+	if c, ok := statusClass(err); ok {
+		return c
 	}
 	var (
 		se  *smithyhttp.RequestSendError
@@ -717,6 +705,21 @@ func classify(err error) Class {
 		return ClassUnreachable
 	}
 	return ClassOther
+}
+
+// statusClass sorts an error by the HTTP status of the answer it carries:
+// 403 is access_denied, 5xx unavailable.
+func statusClass(err error) (Class, bool) {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		switch code := re.HTTPStatusCode(); {
+		case code == 403:
+			return ClassAccessDenied, true
+		case code >= 500:
+			return ClassUnavailable, true
+		}
+	}
+	return "", false
 }
 
 // hintFor is what to do about a failure of class against service; denied is

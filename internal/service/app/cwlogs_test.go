@@ -35,7 +35,7 @@ func TestDecoderForCloudWatchLogs(t *testing.T) {
 		{"over its bound", src(config.CloudWatchLogsJSON, 16), nil, "more than the bound of 16 bytes (max_decompressed_bytes)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dec, err := decoderFor(c.src, slog.New(slog.DiscardHandler))
+			dec, err := decoderFor(c.src, config.Consumer{}, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}

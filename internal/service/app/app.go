@@ -284,7 +284,7 @@ func pipelineSources(cfg *config.Config, log *slog.Logger, sinkOf func(config.Da
 			SkipExpired:        src.Expired == config.ExpiredSkip,
 		}
 		for _, ds := range cfg.Datasets {
-			if ds.Source != src.Name {
+			if !ds.Reads(src.Name) {
 				continue
 			}
 			r := pipeline.Route{Dataset: ds.Name, Schema: ds.Schema, SinkName: ds.Sink, Sink: sinkOf(ds), MaxRetryDuration: cfg.Sink(ds.Sink).MaxRetryDuration}
@@ -316,7 +316,7 @@ func pastWindow(cfg *config.Config, src config.Source) time.Time {
 	}
 	var last time.Time
 	for _, ds := range cfg.Datasets {
-		if ds.Source != src.Name {
+		if !ds.Reads(src.Name) {
 			continue
 		}
 		if ds.Until.IsZero() {

@@ -58,13 +58,17 @@ func NewRedriver(ctx context.Context, cfg *config.Config, log *slog.Logger, dryR
 			return nil, fmt.Errorf("sink %q: %w", ds.Sink, err)
 		}
 		if !kind.OlderRows {
-			if r.not[ds.Source] == nil {
-				r.not[ds.Source] = map[string]string{}
+			for _, src := range ds.Sources {
+				if r.not[src] == nil {
+					r.not[src] = map[string]string{}
+				}
+				r.not[src][ds.Name] = fmt.Sprintf("its sink %s (%s) cannot store rows older than those it holds", ds.Sink, kind.Name)
 			}
-			r.not[ds.Source][ds.Name] = fmt.Sprintf("its sink %s (%s) cannot store rows older than those it holds", ds.Sink, kind.Name)
 			continue
 		}
-		r.into[ds.Source] = append(r.into[ds.Source], ds.Name)
+		for _, src := range ds.Sources {
+			r.into[src] = append(r.into[src], ds.Name)
+		}
 		if dryRun {
 			rowSinks[ds.Name] = noRows{}
 			continue

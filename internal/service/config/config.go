@@ -82,6 +82,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/kinesis-ingest/kinesis-ingest/decoders/decompress"
@@ -298,8 +299,12 @@ type GlueRegistry struct {
 
 // Dataset turns one source's records into typed rows for one sink (datasets[]).
 type Dataset struct {
-	Name   string // unique among datasets
-	Source string // name of a Source
+	Name string // unique among datasets
+	// Sources (source: one name or a list) names the Sources whose records
+	// feed the dataset, as Fennel stacks @source decorators on one dataset:
+	// every listed source that is active (after SelectEnv) feeds it. Never
+	// empty after Load.
+	Sources []string
 	// Timestamp names the datetime field holding the row time; when the YAML
 	// omits it, the only datetime field is used.
 	Timestamp string
@@ -364,6 +369,9 @@ const (
 	// for DynamoDB (INSERT, MODIFY, REMOVE) of a keyed dataset.
 	CDCDynamoDB = "dynamodb"
 )
+
+// Reads reports whether source feeds the dataset.
+func (d *Dataset) Reads(source string) bool { return slices.Contains(d.Sources, source) }
 
 // Keyed reports whether the dataset holds one current row per key.
 func (d *Dataset) Keyed() bool {

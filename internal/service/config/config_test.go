@@ -175,7 +175,7 @@ func TestFull(t *testing.T) {
 		t.Errorf("registry = %+v", reg)
 	}
 	d := cfg.Datasets[0]
-	if d.Name != "orders" || d.Source != "orders" || d.Timestamp != "ts" || d.Where != "amount > 0" || d.Sink != "orders_file" || len(d.Fields) != 4 {
+	if d.Name != "orders" || !slices.Equal(d.Sources, []string{"orders"}) || d.Timestamp != "ts" || d.Where != "amount > 0" || d.Sink != "orders_file" || len(d.Fields) != 4 {
 		t.Errorf("dataset = %+v", d)
 	}
 	if d.Fields[3].Name != "note" || d.Fields[3].Type != "optional[str]" {

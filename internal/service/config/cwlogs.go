@@ -65,7 +65,14 @@ func (l *loader) cloudWatchLogsCompression(km *mapNode, k *Kinesis) {
 // other.
 func (l *loader) checkLogEventRefs(cfg *Config) {
 	for i, d := range cfg.Datasets {
-		src := cfg.Source(d.Source)
+		// Sources of one dataset share their format (or fail for it), so
+		// the first that exists speaks for all.
+		var src *Source
+		for _, name := range d.Sources {
+			if src = cfg.Source(name); src != nil {
+				break
+			}
+		}
 		if src == nil || d.CDC == CDCDebezium {
 			continue
 		}
@@ -118,12 +125,17 @@ func refHead(ref string) string {
 	return ref
 }
 
-// knownMetadata lists, for an error, the metadata a dataset of source src
-// may read.
-func (l *loader) knownMetadata(src string) []string {
+// knownMetadata lists, for an error, the metadata dataset d may read.
+func (l *loader) knownMetadata(d *Dataset) []string {
+	// A log event's metadata is known only when every source of the
+	// dataset reads log events: the others' records have none.
+	logEvents := len(d.Sources) > 0
+	for _, src := range d.Sources {
+		logEvents = logEvents && l.logEventSources[src]
+	}
 	var known []string
 	for _, m := range schema.MetadataNames() {
-		if !m.LogEvent || l.logEventSources[src] {
+		if !m.LogEvent || logEvents {
 			known = append(known, m.Name)
 		}
 	}

@@ -31,9 +31,10 @@ func (c *Config) Envs() []string {
 // only that the config lists no env (a config that does must be run with one:
 // running every binding of every env at once is never what was meant).
 //
-// A dataset without env goes wherever its source goes. It is an error to
-// name an env that nothing lists (a typo would otherwise select only the
-// env-less parts), to list env in a dataset whose source does not, and to
+// A dataset reads those of its sources that are selected, and one without
+// env goes wherever one of its sources goes. It is an error to name an env
+// that nothing lists (a typo would otherwise select only the env-less
+// parts), to list env in a dataset none of whose sources does, and to
 // select no dataset. Sources no selected dataset reads, and
 // sinks none writes to, are dropped. Lease table names do not change (Consumer.TablePerSource is kept).
 func (c *Config) SelectEnv(env string) error {
@@ -64,15 +65,31 @@ func (c *Config) SelectEnv(env string) error {
 		if !in(d.Env) {
 			continue
 		}
-		if !slices.ContainsFunc(sources, func(s Source) bool { return s.Name == d.Source }) {
-			if len(d.Env) == 0 {
-				continue // everywhere its source is
+		// Like Fennel's stacked @source decorators with env, the dataset
+		// reads those of its sources that env selects; the rest are dropped
+		// from it, so that nothing downstream looks up a source not run.
+		var active []string
+		for _, name := range d.Sources {
+			if slices.ContainsFunc(sources, func(s Source) bool { return s.Name == name }) {
+				active = append(active, name)
 			}
-			errs = append(errs, fmt.Sprintf("dataset %q is in env %s but its source %q is not (its env is %s); add %s to the source's env or take it out of the dataset's", d.Name, env, d.Source, strings.Join(c.Source(d.Source).Env, ", "), env))
+		}
+		if len(active) == 0 {
+			if len(d.Env) == 0 {
+				continue // everywhere its sources are
+			}
+			if len(d.Sources) == 1 {
+				errs = append(errs, fmt.Sprintf("dataset %q is in env %s but its source %q is not (its env is %s); add %s to the source's env or take it out of the dataset's", d.Name, env, d.Sources[0], strings.Join(c.Source(d.Sources[0]).Env, ", "), env))
+			} else {
+				errs = append(errs, fmt.Sprintf("dataset %q is in env %s but none of its sources is (%s); add %s to a source's env or take it out of the dataset's", d.Name, env, c.sourceEnvs(d.Sources), env))
+			}
 			continue
 		}
+		d.Sources = active
 		datasets = append(datasets, d)
-		read[d.Source] = true
+		for _, name := range active {
+			read[name] = true
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("--env %s: %s", env, strings.Join(errs, "; "))
@@ -88,4 +105,17 @@ func (c *Config) SelectEnv(env string) error {
 		return !slices.ContainsFunc(datasets, func(d Dataset) bool { return d.Sink == s.Name })
 	})
 	return nil
+}
+
+// sourceEnvs says, for an error, which envs each of the named sources is in.
+func (c *Config) sourceEnvs(names []string) string {
+	var parts []string
+	for _, name := range names {
+		envs := "every env"
+		if s := c.Source(name); s != nil && len(s.Env) > 0 {
+			envs = strings.Join(s.Env, ", ")
+		}
+		parts = append(parts, fmt.Sprintf("source %q is in %s", name, envs))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -89,4 +90,74 @@ func names2[T any](xs []T, name func(T) string) []string {
 		out = append(out, name(x))
 	}
 	return out
+}
+
+// severalSources is Fennel's stacked @source decorators with env: one
+// dataset fed by a prod stream, a staging stream and a backfill stream read
+// everywhere.
+const severalSources = `
+sources:
+  - {name: orders_prod, env: prod, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/prod"}}
+  - {name: orders_staging, env: staging, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/staging", compression: gzip}}
+  - {name: backfill, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/backfill"}}
+  - {name: clicks_qa, env: qa, kinesis: {stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/clicks"}}
+datasets:
+  - {name: orders, source: [orders_prod, orders_staging, backfill], fields: [{name: ts, type: datetime}], sink: main}
+  - {name: live_orders, source: [orders_prod, orders_staging], fields: [{name: ts, type: datetime}], sink: live}
+  - {name: clicks, env: [qa, dev], source: [clicks_qa, orders_staging], fields: [{name: ts, type: datetime}], sink: main}
+sinks:
+  - {name: main, file: {path: out/main}}
+  - {name: live, file: {path: out/live}}
+dead_letter:
+  file: {path: out/errors}
+`
+
+func TestSelectEnvSeveralSources(t *testing.T) {
+	for _, tc := range []struct {
+		env      string
+		sources  []string
+		datasets map[string][]string // dataset: the sources it reads after selection
+		err      string
+	}{
+		{env: "prod", sources: []string{"orders_prod", "backfill"},
+			datasets: map[string][]string{"orders": {"orders_prod", "backfill"}, "live_orders": {"orders_prod"}}},
+		{env: "staging", sources: []string{"orders_staging", "backfill"},
+			datasets: map[string][]string{"orders": {"orders_staging", "backfill"}, "live_orders": {"orders_staging"}}},
+		// live_orders (no env) has no source in qa, so it is not in qa, as a
+		// single-source dataset whose source is elsewhere.
+		{env: "qa", sources: []string{"backfill", "clicks_qa"},
+			datasets: map[string][]string{"orders": {"backfill"}, "clicks": {"clicks_qa"}}},
+		{env: "dev", err: `--env dev: dataset "clicks" is in env dev but none of its sources is (source "clicks_qa" is in qa; source "orders_staging" is in staging)`},
+	} {
+		cfg, err := Parse([]byte(severalSources))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cfg.SelectEnv(tc.env)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("env %q: error %v, want %q", tc.env, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("env %q: %v", tc.env, err)
+			continue
+		}
+		if got := names2(cfg.Sources, func(s Source) string { return s.Name }); !slices.Equal(got, tc.sources) {
+			t.Errorf("env %q: sources %v, want %v", tc.env, got, tc.sources)
+		}
+		got := map[string][]string{}
+		for _, d := range cfg.Datasets {
+			got[d.Name] = d.Sources
+			for _, s := range d.Sources {
+				if cfg.Source(s) == nil {
+					t.Errorf("env %q: dataset %s reads %s, which the selection dropped", tc.env, d.Name, s)
+				}
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.datasets) {
+			t.Errorf("env %q: datasets read %v, want %v", tc.env, got, tc.datasets)
+		}
+	}
 }

@@ -150,6 +150,15 @@ func (p printer) source(s Source) *yaml.Node {
 	)
 }
 
+// sources is a dataset's source: its one name as written before lists
+// were allowed, else the list.
+func (p printer) sources(v []string) *yaml.Node {
+	if len(v) == 1 {
+		return p.str(v[0])
+	}
+	return p.strs(v)
+}
+
 // strs is a list of strings, or nil (key left out) for none.
 func (p printer) strs(v []string) *yaml.Node {
 	if len(v) == 0 {
@@ -223,7 +232,7 @@ func (p printer) dataset(d Dataset) *yaml.Node {
 	}
 	return p.mapping(
 		keyName, p.str(d.Name),
-		keySource, p.str(d.Source),
+		keySource, p.sources(d.Sources),
 		keyTimestamp, p.optStr(d.Timestamp),
 		keyWhere, p.optStr(d.Where),
 		keyCDC, p.str(d.CDC),

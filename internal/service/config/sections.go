@@ -395,8 +395,8 @@ func (l *loader) dataset(path string, n *yaml.Node) Dataset {
 	}
 	d.Sample = l.sample(join(path, keySample), m.vals[keySample])
 	d.Env = l.envList(m, keyEnv)
-	if l.required(m, keySource, "name the source this dataset reads") {
-		d.Source = l.str(m, keySource)
+	if l.required(m, keySource, "name the source this dataset reads (or list them: [orders_prod, orders_staging])") {
+		d.Sources = l.sourceList(m)
 	}
 	d.Timestamp = l.str(m, keyTimestamp) // optional when exactly one field is a datetime
 	d.Where = l.str(m, keyWhere)
@@ -630,6 +630,37 @@ func (l *loader) sample(path string, n *yaml.Node) *Sample {
 }
 
 // envList reads an optional `env: [prod, staging]` (or a single name).
+// sourceList reads a dataset's source: one name, or a list of names (Fennel's
+// stacked @source decorators), each listed once.
+func (l *loader) sourceList(m *mapNode) []string {
+	n := deref(m.vals[keySource])
+	if n.Kind != yaml.SequenceNode {
+		if v := l.str(m, keySource); v != "" {
+			return []string{v}
+		}
+		return nil
+	}
+	p := join(m.path, keySource)
+	var out []string
+	items := l.seq(m, keySource)
+	for i, sn := range items {
+		switch {
+		case sn.Kind != yaml.ScalarNode:
+			l.errorf(index(p, i), sn, "expected a source's name, got a %s", kindName(sn))
+		case sn.Value == "":
+			l.errorf(index(p, i), sn, "is empty; name a source")
+		case slices.Contains(out, sn.Value):
+			l.errorf(index(p, i), sn, "%q is listed twice; list each source once", sn.Value)
+		default:
+			out = append(out, sn.Value)
+		}
+	}
+	if len(items) == 0 && !l.bad[p] && !badAncestor(l.broken, p) {
+		l.errorf(p, n, "is empty; name the source this dataset reads, or list several: [orders_prod, orders_staging]")
+	}
+	return out
+}
+
 func (l *loader) envList(m *mapNode, key string) []string {
 	if !m.has(key) {
 		return nil

@@ -229,7 +229,7 @@ datasets:
     sample: {rate: 0.5, using: [n]}
     env: prod
   - {name: clicks, source: clicks, fields: [{name: ts, type: datetime}], sink: pg2}
-  - {name: events, source: events, fields: [{name: ts, type: datetime}], sink: pg3}
+  - {name: events, source: [events, orders], fields: [{name: ts, type: datetime}], sink: pg3}
 sinks:
   - {name: pg, max_retry_duration: 1h, postgres: {dsn: "host=db", table: t}}
   - {name: pg2, postgres: {dsn: "host=db", table: t2}}

@@ -67,12 +67,25 @@ func (l *loader) validate(cfg *Config) {
 				datasets[d.Name] = p
 			}
 		}
-		if d.Source != "" {
-			usedSources[d.Source] = true
-			if !sources[d.Source] {
-				l.errorf(join(p, keySource), nil, "%q is not a source%s; use one of: %s", d.Source, isA(d.Source, sinks, "sink"), names(cfg.Sources, func(s Source) string { return s.Name }))
-			} else if f := cfg.Source(d.Source).Kinesis.Format.Kind; d.CDC == CDCDynamoDB && f != FormatJSON {
-				l.errorf(join(p, keyCDC), nil, "dynamodb reads the JSON records of Kinesis Data Streams for DynamoDB, and source %q has format %s; set its format: json", d.Source, f)
+		var first *Source // the first listed source that exists, whose format the others must share
+		for j, name := range d.Sources {
+			sp := join(p, keySource)
+			if len(d.Sources) > 1 {
+				sp = index(sp, j)
+			}
+			usedSources[name] = true
+			src := cfg.Source(name)
+			switch {
+			case src == nil:
+				l.errorf(sp, nil, "%q is not a source%s; use one of: %s", name, isA(name, sinks, "sink"), names(cfg.Sources, func(s Source) string { return s.Name }))
+			case d.CDC == CDCDynamoDB && src.Kinesis.Format.Kind != FormatJSON:
+				l.errorf(join(p, keyCDC), nil, "dynamodb reads the JSON records of Kinesis Data Streams for DynamoDB, and source %q has format %s; set its format: json", name, src.Kinesis.Format.Kind)
+			case first == nil:
+				first = src
+			default:
+				if a, b := formatShape(first.Kinesis.Format), formatShape(src.Kinesis.Format); a != b {
+					l.errorf(sp, nil, "source %q has format %s and source %q has format %s: the sources of one dataset must give it records of one shape; give them the same format, or a dataset each", first.Name, a, name, b)
+				}
 			}
 		}
 		if d.Sink != "" {
@@ -217,6 +230,24 @@ func (l *loader) compileWhere(path string, d *Dataset) {
 	}
 }
 
+// formatShape says what a format tells of the records' shape, for comparing
+// the sources of one dataset: the kind, the Avro schema file (a registry's
+// writer schemas come with the records, so the config cannot compare them,
+// and the dataset reads its fields by name from whichever arrives) and how
+// CloudWatch Logs messages are read. Compression and framing only wrap the
+// same payload, so they may differ.
+func formatShape(f Format) string {
+	switch {
+	case f.Kind == FormatAvro && f.Avro != nil && f.Avro.SchemaFile != "":
+		return fmt.Sprintf("avro (schema_file %s)", filepath.Clean(f.Avro.SchemaFile))
+	case f.Kind == FormatAvro && f.Avro != nil && f.Avro.Registry != nil:
+		return "avro (registry)"
+	case f.Kind == FormatCloudWatchLogs && f.CloudWatchLogs != nil:
+		return fmt.Sprintf("cloudwatch_logs (message: %s)", f.CloudWatchLogs.Message)
+	}
+	return f.Kind
+}
+
 func isA(name string, set map[string]bool, what string) string {
 	if set[name] {
 		return fmt.Sprintf(" (it is a %s)", what)
@@ -278,7 +309,7 @@ func (l *loader) checkMetadataRefs(path string, d *Dataset) {
 	if d.CDC == CDCDebezium {
 		return
 	}
-	known := l.knownMetadata(d.Source)
+	known := l.knownMetadata(d)
 	envelope, what := map[string]bool{}, "record metadata"
 	if d.CDC == CDCDynamoDB {
 		for _, m := range cdc.DynamoDBMembers {

@@ -104,7 +104,7 @@ func Sample(ctx context.Context, cfg *config.Config, o Options) (*Report, error)
 		// Every dataset of the source is in the report, also one the
 		// sample gave nothing, and so are the records of none.
 		for _, ds := range cfg.Datasets {
-			if ds.Source == src.Name {
+			if ds.Reads(src.Name) {
 				counts.Of(src.Name, ds.Name)
 			}
 		}

@@ -349,8 +349,11 @@ type Dataset struct {
 // the same records are kept on every run and by every worker.
 type Sample struct {
 	Rate float64 // in (0, 1]
-	// Using names the columns hashed; after Load it is never empty (the
-	// default is every field but the timestamp).
+	// Using names the columns hashed; after Load it is never empty. The
+	// default, as Fennel's, is the keys of a keyed dataset, else every field
+	// but the timestamp, either way leaving out fields with ref, const or
+	// expr. Named or not, a field with const, expr or a ref to a payload
+	// path is never hashed (a ref to record metadata may be named).
 	Using []string
 }
 

@@ -280,7 +280,7 @@ var configSpec = sync.OnceValue(func() *spec {
 				&spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."},
 				object("The fraction and the columns hashed.",
 					required(keyRate, &spec{kind: kNumber, doc: "The fraction kept, greater than 0 and at most 1."}),
-					key(keyUsing, list("The columns hashed to decide; only keys for a keyed dataset. A field with ref: $partition_key samples by partition key.", str("A field name.")).computedDefault("the keys of a keyed dataset, else every field but the timestamp")),
+					key(keyUsing, list("The columns hashed to decide; only keys for a keyed dataset. As in Fennel, not a field with const, expr or a ref to a payload path; a field with ref: $partition_key (record metadata) samples by partition key.", str("A field name.")).computedDefault("the keys of a keyed dataset, else every field but the timestamp; either way without fields that have ref, const or expr")),
 				),
 			).computedDefault("every row")),
 			key(keyEnv, envSpec("dataset")),

@@ -139,17 +139,30 @@ func (l *loader) compileWindow(path string, d *Dataset) {
 	if d.Sample == nil {
 		return
 	}
+	specs := map[string]schema.FieldSpec{}
+	for _, sp := range d.Fields[:len(d.Fields)-d.Inputs] {
+		specs[sp.Name] = sp
+	}
 	if len(d.Sample.Using) == 0 {
 		for _, c := range d.Schema.Columns() {
 			// A keyed dataset samples by key, as Fennel does: every change of a
 			// key, its deletes included (which carry only the key), is kept or
-			// dropped together.
-			if c.Name != d.Timestamp && (!d.Keyed() || c.Key) {
+			// dropped together. As in Fennel, the default leaves out what is
+			// not the record's own member under the field's name (Fennel's
+			// preproc columns): a constant hashes alike everywhere, a computed
+			// value only repeats what it is computed from, and metadata
+			// ($sequence_number, $arrival_time) would tell apart records that
+			// are the same.
+			if c.Name != d.Timestamp && (!d.Keyed() || c.Key) && sampleRefusal(specs[c.Name], true) == "" {
 				d.Sample.Using = append(d.Sample.Using, c.Name)
 			}
 		}
 		if len(d.Sample.Using) == 0 {
-			l.errorf(join(path, keySample), nil, "the dataset has no field but its timestamp to hash; add using: [...] naming the fields that identify a record")
+			what := "field but its timestamp"
+			if d.Keyed() {
+				what = "key"
+			}
+			l.errorf(join(path, keySample), nil, "the dataset has no %s read from the record under its own name to hash (fields with ref, const or expr are left out, as Fennel leaves out preproc columns); add using: [...] naming the fields that identify a record", what)
 		}
 		return
 	}
@@ -159,13 +172,40 @@ func (l *loader) compileWindow(path string, d *Dataset) {
 		cols[c.Name], keys[c.Name] = true, c.Key
 	}
 	for i, u := range d.Sample.Using {
+		p := index(join(path, keySample+"."+keyUsing), i)
 		switch {
 		case !cols[u]:
-			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a field of dataset %q; name fields of the dataset", u, d.Name)
+			l.errorf(p, nil, "%q is not a field of dataset %q; name fields of the dataset", u, d.Name)
 		case d.Keyed() && !keys[u]:
-			l.errorf(index(join(path, keySample+"."+keyUsing), i), nil, "%q is not a key of the keyed dataset %q: a keyed dataset is sampled by its keys, so that all the changes of a key, deletes included, are kept or dropped together", u, d.Name)
+			l.errorf(p, nil, "%q is not a key of the keyed dataset %q: a keyed dataset is sampled by its keys, so that all the changes of a key, deletes included, are kept or dropped together", u, d.Name)
+		default:
+			if why := sampleRefusal(specs[u], false); why != "" {
+				l.errorf(p, nil, "%q %s, and a sample hashes only fields read from the record (Fennel refuses its preproc columns too); name fields read under their own name, or record metadata such as a field with ref: $partition_key", u, why)
+			}
 		}
 	}
+}
+
+// sampleRefusal says why field sp may not be hashed by a sample, or "" if it
+// may: Fennel refuses sample columns that its preproc sets (ref, a constant,
+// eval). A ref to record metadata ($partition_key, ...), which Fennel does
+// not have, may be named in using (it is how a stream is sampled by
+// partition key) but is no default.
+func sampleRefusal(sp schema.FieldSpec, byDefault bool) string {
+	switch {
+	case sp.HasConst:
+		return "is a constant (const)"
+	case sp.Expr != "":
+		return "is computed (expr)"
+	case sp.Ref == "" || sp.Ref == sp.Name:
+		return ""
+	case schema.IsMetadataRef(sp.Ref):
+		if byDefault {
+			return "is record metadata"
+		}
+		return ""
+	}
+	return fmt.Sprintf("is read through ref: %s", sp.Ref)
 }
 
 // checkFilePaths refuses two file sinks writing the same path: they would

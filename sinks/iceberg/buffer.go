@@ -111,9 +111,15 @@ func (s *Sink) Accept(ctx context.Context, rows []record.Row, durable func(error
 // waitRoom waits while the sink holds more than BufferBytes: the shards
 // stop reading until a commit makes room.
 func (s *Sink) waitRoom(ctx context.Context) error {
+	return s.waitUntil(ctx, func() bool { return s.held <= s.cfg.BufferBytes || s.closed })
+}
+
+// waitUntil asks the committer to commit and waits until cond (called
+// under s.mu) holds after a commit, or ctx ends.
+func (s *Sink) waitUntil(ctx context.Context, cond func() bool) error {
 	for {
 		s.mu.Lock()
-		if s.held <= s.cfg.BufferBytes || s.closed {
+		if cond() {
 			s.mu.Unlock()
 			return nil
 		}
@@ -161,21 +167,7 @@ func (s *Sink) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	target := s.accepted
 	s.mu.Unlock()
-	for {
-		s.mu.Lock()
-		if s.committed >= target {
-			s.mu.Unlock()
-			return nil
-		}
-		ch := s.changed
-		s.mu.Unlock()
-		s.poke()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return s.waitUntil(ctx, func() bool { return s.committed >= target })
 }
 
 // Close commits what is buffered (within closeTimeout) and stops.

@@ -2,7 +2,7 @@
 # `make test` installs what the tests need and runs every test.
 GO       ?= go
 EMU_DIR  := internal/testenv/emulators
-FUZZTIME ?= 6s
+FUZZTIME ?= 3s
 
 .PHONY: all build deps test-deps demo test race fuzz bench bench-wide
 

@@ -71,9 +71,15 @@ func (s *Sink) Accept(ctx context.Context, rows []record.Row, durable func(error
 	}
 	copies := rowcopy.Rows(keep)
 	b := &batch{rows: make([]row, len(copies)), durable: durable}
+	var key, source, shard string
 	for i := range copies {
 		r := &copies[i]
-		b.rows[i] = row{r: *r, pos: posOf(&r.Origin), key: propertyKey(s.cfg.Application, r.Origin.Source, r.Origin.ShardID)}
+		// An Accept's rows are one shard's: one key for all of them.
+		if i == 0 || r.Origin.Source != source || r.Origin.ShardID != shard {
+			source, shard = r.Origin.Source, r.Origin.ShardID
+			key = propertyKey(s.cfg.Application, source, shard)
+		}
+		b.rows[i] = row{r: *r, pos: posOf(&r.Origin), key: key}
 		b.bytes += rowcopy.Size(r)
 	}
 	if err := s.waitRoom(ctx); err != nil {

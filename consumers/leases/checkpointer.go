@@ -141,6 +141,12 @@ func (t *Table) GetLease(shard *par.ShardStatus, worker string) error {
 		return t.notAcquired(nil, "shard %q in table %q: this worker is stopping and takes no new lease", shard.ID, t.table)
 	case local == nil:
 		return t.startPending(shard)
+	case shard.GetLeaseOwner() != t.me:
+		// A consumer of the shard runs here, yet the KCL does not see this
+		// worker as its owner: the call is its loop's (which would start a
+		// second consumer on success), or a renewal racing the consumer's
+		// end (releaseLease already marked it).
+		return t.notAcquired(nil, "shard %q in table %q: a consumer of it runs here or is ending; no second one starts", shard.ID, t.table)
 	}
 	ctx, cancel := t.callCtx()
 	defer cancel()
@@ -243,7 +249,10 @@ func (t *Table) renew(ctx context.Context, shard *par.ShardStatus) error {
 		return fmt.Errorf("leases: renew lease on shard %q in table %q (lease until %s): %w (DynamoDB unreachable or throttled; the KCL ends this consumer and the shard is leased again)", id, t.table, fmtTime(deadline), err)
 	}
 	shard.Mux.Lock()
-	shard.AssignedTo = t.me
+	// The owner the KCL sees is left alone: it marks a consumer's end with
+	// "" (releaseLease, before RemoveLeaseOwner) while a renewal of that
+	// consumer may still be in flight, and writing this worker back over
+	// that mark would make its loop skip the shard for good.
 	shard.LeaseTimeout = newTimeout
 	shard.Mux.Unlock()
 	t.log.Debug("lease renewed", "shard", id, "lease_timeout", newTimeout)
@@ -650,6 +659,9 @@ func (t *Table) failureMemory() time.Duration { return 2 * t.leaseDur }
 // Kinesis no longer lists. The deleted row is logged, so a checkpoint deleted
 // by mistake can be restored.
 func (t *Table) RemoveLeaseInfo(shardID string) error {
+	t.mu.Lock()
+	delete(t.started, shardID)
+	t.mu.Unlock()
 	ctx, cancel := t.callCtx()
 	defer cancel()
 	out, err := t.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{

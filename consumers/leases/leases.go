@@ -275,6 +275,9 @@ type Table struct {
 	// passRows is the last pass's scan by shard ID: it answers the KCL
 	// loop's probes.
 	passRows map[string]row
+	// started is the KCL loop's ShardStatus of every shard started here
+	// (startPending), kept to repair its view if a lease is not started.
+	started map[string]*par.ShardStatus
 }
 
 // sighting is a lease as this worker saw it.
@@ -363,6 +366,7 @@ func New(cfg Config) (*Table, error) {
 		announceWait: cmp.Or(cfg.AnnounceWait, defaultAnnounceWait),
 		balance:      cmp.Or(cfg.Balance, BalanceCount),
 		pending:      map[string]*pendingLease{},
+		started:      map[string]*par.ShardStatus{},
 	}, nil
 }
 

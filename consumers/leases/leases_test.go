@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/vmware/vmware-go-kcl-v2/clientlibrary/checkpoint"
 	par "github.com/vmware/vmware-go-kcl-v2/clientlibrary/partition"
@@ -752,5 +753,44 @@ func TestRefusedBatchEndsTheConsumerEvenIfTheClaimExpired(t *testing.T) {
 	time.Sleep(lease + 50*time.Millisecond) // the claim expires; the claimer never came
 	if err := owner.GetLease(own, "owner"); !errors.Is(err, leases.ErrClaimed) {
 		t.Fatalf("renewal after a refused batch: %v, want ErrClaimed (the consumer must end)", err)
+	}
+}
+
+// A renewal whose write is still in flight when the KCL ends the shard's
+// consumer (its releaseLease marks the in-memory owner "" before it calls
+// RemoveLeaseOwner) must not mark the shard as running here again once the
+// write lands: the KCL's loop skips every shard it believes this worker
+// owns, so the shard would never be started here again while every pass
+// gave it back to this worker (seen after a Kinesis outage ended every
+// consumer at once: one shard unread for minutes).
+func TestRenewalLandingAfterTheReleaseLeavesTheShardFree(t *testing.T) {
+	e := newEnv(t)
+	st := status("shard-1", "")
+	var during atomic.Bool
+	client := dynamodb.New(db.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("release-during-renewal",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					out, md, err := next.HandleFinalize(ctx, in)
+					if during.Load() {
+						// The write has landed; its answer is not back yet.
+						st.SetLeaseOwner("")
+					}
+					return out, md, err
+				}), middleware.After)
+		})
+	})
+	w := e.newTable(leases.Config{WorkerID: "w1", LeaseDuration: 2 * time.Second, Client: client})
+	mustLease(t, w, st, "w1")
+	during.Store(true)
+	if err := w.GetLease(st, "w1"); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	during.Store(false)
+	if owner := st.GetLeaseOwner(); owner != "" {
+		t.Fatalf("after a renewal that landed during the consumer's release, the KCL sees the shard owned by %q: its loop never starts it again; want it free", owner)
+	}
+	if err := w.RemoveLeaseOwner(st.ID); err != nil {
+		t.Fatal(err)
 	}
 }

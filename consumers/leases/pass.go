@@ -372,6 +372,7 @@ func (t *Table) startPending(shard *par.ShardStatus) error {
 		l.meter.rate, l.meter.seeded = p.seed, true
 	}
 	t.running[shard.ID] = l
+	t.started[shard.ID] = shard
 	t.mu.Unlock()
 	shard.Mux.Lock()
 	shard.AssignedTo = t.me
@@ -401,16 +402,27 @@ func (t *Table) startPending(shard *par.ShardStatus) error {
 func (t *Table) expirePending(ctx context.Context, now time.Time) {
 	t.mu.Lock()
 	var stale []string
+	stuck := map[string]*par.ShardStatus{}
 	for id, p := range t.pending {
 		if now.Sub(p.taken) > t.leaseDur/2 {
 			stale = append(stale, id)
 			delete(t.pending, id)
+			if st := t.started[id]; st != nil && t.running[id] == nil {
+				stuck[id] = st
+			}
 		}
 	}
 	t.mu.Unlock()
 	for _, id := range stale {
 		t.log.Warn("lease taken by a pass was not started by the KCL in time; released", "shard", id)
 		t.release(ctx, id)
+		// The KCL's loop skips a shard it believes runs here: if its view
+		// says so while no consumer of it runs, no pass could ever get it
+		// started again. Corrected, and said loudly: it is a bug.
+		if st := stuck[id]; st != nil && st.GetLeaseOwner() == t.me {
+			st.SetLeaseOwner("")
+			t.log.Error("the KCL saw a shard as running here while no consumer of it ran; its view is corrected and the next pass starts it", "shard", id)
+		}
 	}
 }
 

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestSecretsNeverEchoed feeds every credential-bearing setting (the schema
@@ -82,7 +87,12 @@ errors: {listen: ""}
 				t.Fatal(err)
 			}
 			for _, cmd := range []string{"validate", "errors", "run"} {
-				r := runCmd(t, env, cmd, "--config", cfg)
+				var r result
+				if cmd == "run" {
+					r = runUntilRetrying(t, env, "--config", cfg)
+				} else {
+					r = runCmd(t, env, cmd, "--config", cfg)
+				}
 				if r.code == 0 && cmd != "errors" { // errors reads only the dead letters
 					t.Errorf("%s exited 0 on a config that cannot work:\n%s", cmd, r.out)
 				}
@@ -95,4 +105,48 @@ errors: {listen: ""}
 			}
 		})
 	}
+}
+
+// runUntilRetrying runs `run`, which, with a dependency down at start, waits
+// for it (unready) and never exits by itself: it is stopped once it has
+// logged its second wait, so that its output holds the start-up checks and
+// the waiting worker's retries, the lines that would carry a secret.
+func runUntilRetrying(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"run"}, args...)...)
+	cmd.Env = env
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := lockedWriter{mu: &mu, b: &out}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	snapshot := func() string { mu.Lock(); defer mu.Unlock(); return out.String() }
+	waitFor(t, time.Minute, "run to exit or to wait for its dependencies twice", func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return strings.Count(snapshot(), "retrying") >= 2
+		}
+	})
+	cmd.Process.Kill()
+	<-exited
+	return result{out: snapshot(), code: cmd.ProcessState.ExitCode()}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }

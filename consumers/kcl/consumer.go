@@ -209,8 +209,10 @@ type Consumer struct {
 	table    *leases.Table
 	kinesis  *kinesis.Client // cfg.Kinesis with the in-flight budget on GetRecords
 	inflight *inflight
-	stopping chan struct{} // closed when Run's ctx ends: reads waiting for the budget give up
-	started  time.Time     // idle marks older than this are a previous run's (current)
+	// iterators renews shard iterators that expired before their read.
+	iterators *iteratorRenewal
+	stopping  chan struct{} // closed when Run's ctx ends: reads waiting for the budget give up
+	started   time.Time     // idle marks older than this are a previous run's (current)
 	// procs holds the processor of each shard running here that has
 	// batches waiting to be durable (shard ID to *processor).
 	procs sync.Map
@@ -265,7 +267,9 @@ func New(cfg Config) (*Consumer, error) {
 	// will), the read-rate gate outside that (a read waits for its slot
 	// before it reserves bytes), and the fan-out guard on its HTTP client.
 	// Run adds the lease pass gate and the start positions (readClient).
-	opts := []func(*kinesis.Options){GuardAggregates, c.inflight.middleware, reads.middleware}
+	// The iterator renewal goes first, innermost (iterators.go).
+	c.iterators = newIteratorRenewal(cfg.Kinesis, log.With("subsystem", "kcl"), nil)
+	opts := []func(*kinesis.Options){c.iterators.middleware, GuardAggregates, c.inflight.middleware, reads.middleware}
 	if cfg.EFO != nil {
 		opts = append(opts, WithFanOutGuard(cfg.EFO.Hooks, log.With("subsystem", "efo")))
 	}

@@ -267,9 +267,11 @@ func New(cfg Config) (*Consumer, error) {
 	// will), the read-rate gate outside that (a read waits for its slot
 	// before it reserves bytes), and the fan-out guard on its HTTP client.
 	// Run adds the lease pass gate and the start positions (readClient).
-	// The iterator renewal goes first, innermost (iterators.go).
+	// Innermost, first: transient read failures retried in place
+	// (readretry.go), then expired iterators renewed (iterators.go).
 	c.iterators = newIteratorRenewal(cfg.Kinesis, log.With("subsystem", "kcl"), nil)
-	opts := []func(*kinesis.Options){c.iterators.middleware, GuardAggregates, c.inflight.middleware, reads.middleware}
+	retries := newReadRetry(c.stopping, log.With("subsystem", "kcl"))
+	opts := []func(*kinesis.Options){retries.middleware, c.iterators.middleware, GuardAggregates, c.inflight.middleware, reads.middleware}
 	if cfg.EFO != nil {
 		opts = append(opts, WithFanOutGuard(cfg.EFO.Hooks, log.With("subsystem", "efo")))
 	}

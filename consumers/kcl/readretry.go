@@ -1,0 +1,103 @@
+package kcl
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/kinesis-ingest/kinesis-ingest/retry"
+)
+
+// The KCL's polling consumer ends on any failed GetShardIterator or
+// GetRecords but a throttle; the SDK's own retries (3 attempts) draw on a
+// client-wide retry quota that a burst of timeouts across a worker's shards
+// empties, after which every failing call fails at once. At 256 shards on
+// one saturated kinesis-mock that ended hundreds of consumers a minute, each
+// releasing its lease to the passes (leases churned while every renewal
+// succeeded). readRetry retries such a call in place while it is transient
+// (no answer, a timeout, a 5xx, the quota), for up to readRetryFor, so that a
+// slow or briefly absent Kinesis slows the shard down instead of moving it.
+// Past that, or on an error Kinesis meant (an unknown stream, access denied,
+// an expired iterator: iterators.go), the call fails as before and the
+// consumer ends. Throttles are left to the KCL and the read-rate gate, which
+// count them and back the shard off.
+type readRetry struct {
+	stop <-chan struct{}
+	log  *slog.Logger
+}
+
+// readRetryFor bounds the retries of one call: a shard whose reads keep
+// failing for that long on this worker is released, so that another worker,
+// on another path, can try.
+const readRetryFor = 30 * time.Second
+
+var readRetryPolicy = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+func newReadRetry(stop <-chan struct{}, log *slog.Logger) *readRetry {
+	return &readRetry{stop: stop, log: log}
+}
+
+func (r *readRetry) middleware(o *kinesis.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("kinesis-ingest/read-retry",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				var shard string
+				switch x := in.Parameters.(type) {
+				case *kinesis.GetRecordsInput:
+				case *kinesis.GetShardIteratorInput:
+					shard = aws.ToString(x.ShardId)
+				default:
+					return next.HandleInitialize(ctx, in)
+				}
+				if s := shardOf(ctx); s != "" {
+					shard = s
+				}
+				ctx, cancel := context.WithTimeout(ctx, readRetryFor)
+				defer cancel()
+				go func() {
+					select {
+					case <-r.stop:
+						cancel()
+					case <-ctx.Done():
+					}
+				}()
+				var out middleware.InitializeOutput
+				var md middleware.Metadata
+				err := readRetryPolicy.Do(ctx, retry.Options{
+					Retryable: transientRead,
+					OnRetry: func(a retry.Attempt) {
+						r.log.Warn("Kinesis read failed; retrying in place (the shard keeps its lease)", "shard_id", shard, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
+					},
+				}, func(ctx context.Context) error {
+					var err error
+					out, md, err = next.HandleInitialize(ctx, in)
+					return err
+				})
+				return out, md, err
+			}), middleware.Before)
+	})
+}
+
+// transientRead says whether a failed read may succeed if made again: no
+// answer at all (a refused connection, a timeout, the SDK's retry quota) or
+// a server error. An error Kinesis answered with on purpose is final here.
+func transientRead(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return true
+	}
+	if api.ErrorFault() == smithy.FaultServer {
+		return true
+	}
+	switch api.ErrorCode() {
+	case "InternalFailure", "InternalFailureException", "ServiceUnavailable", "ServiceUnavailableException":
+		return true
+	}
+	return false
+}

@@ -228,7 +228,9 @@ func withConsumerSettings(t *testing.T, path string, lines ...string) {
 // TestHungGetRecordsMovesTheShard leaves one shard's GetRecords unanswered on
 // w1's path to Kinesis (a proxy that keeps the connection open and silent),
 // while w2 reaches Kinesis directly. w1's read must give up after
-// call_timeout and its attempts, end the shard's consumer and release the
+// call_timeout and its attempts, retried in place for 30 s (a slow Kinesis
+// must not move shards; consumers/kcl/readretry.go), end the shard's
+// consumer and release the
 // lease (the library renews it from another goroutine, so a read that never
 // returns would keep the shard leased and unread forever), and w2 must take the
 // shard and read every record of it.
@@ -259,8 +261,8 @@ func TestHungGetRecordsMovesTheShard(t *testing.T) {
 	hungAt := time.Now()
 	data, keys, _ = orders(100, 200, false)
 	e.put(data, keys)
-	// Bound: 3 attempts of call_timeout with the SDK's backoff, then a lease
-	// pass of w2: about 5 s. On a loaded machine w2 may miss a renewal and
+	// Bound: 30 s of in-place retries of 3 attempts of call_timeout each,
+	// then a lease pass of w2: about 35 s. On a loaded machine w2 may miss a renewal and
 	// w1 take the shard back (and give it up again 3 s later), so the wait is
 	// 120 s: far above the bound and far below "never".
 	waitFor(t, 120*time.Second, "w2 holding w1's hung shard "+shard, func() bool {

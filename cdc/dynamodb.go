@@ -191,11 +191,28 @@ func untypeItem(path string, v any) (map[string]any, error) {
 	for k, x := range m {
 		u, err := untype(path+schema.PathStep(k), x)
 		if err != nil {
-			return nil, err
+			return nil, firstBad(path, m)
 		}
 		out[k] = u
 	}
 	return out, nil
+}
+
+// firstBad is the error of m's first bad attribute in name order: a record
+// with several always gets the same reason, whichever worker reads it.
+// Only failures pay for the sort.
+func firstBad(path string, m map[string]any) error {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, err := untype(path+schema.PathStep(k), m[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // untype removes DynamoDB's type from one attribute value at path

@@ -152,6 +152,8 @@ func TestDynamoDBRead(t *testing.T) {
 		{name: "REMOVE without keys", record: ddbRecord(`"REMOVE"`, `{"NewImage":null}`), errContains: "dynamodb.Keys: not a DynamoDB change record: REMOVE needs the item's key"},
 		{name: "image not an item", record: ddbRecord(`"INSERT"`, `{"NewImage":[1]}`), errContains: "dynamodb.NewImage: not a DynamoDB change record: want an item"},
 		{name: "untyped image", record: ddbRecord(`"INSERT"`, `{"NewImage":{"id":1}}`), errContains: "dynamodb.NewImage.id: not a DynamoDB change record: want a typed value"},
+		// The same reason every time it is read: the first bad one by name.
+		{name: "several untyped attributes", record: ddbRecord(`"INSERT"`, `{"NewImage":{"z":1,"q":2,"m":3,"b":4,"x":5,"a":6,"k":7,"c":{"S":"ok"}}}`), errContains: "dynamodb.NewImage.a: not a DynamoDB change record: want a typed value"},
 		{name: "bad old image", record: ddbRecord(`"MODIFY"`, `{"NewImage":{"id":{"N":"1"}},"OldImage":{"id":{"N":"one"}}}`), errContains: `dynamodb.OldImage.id: not a DynamoDB change record: N "one" is not a number`},
 		{name: "unknown precision", record: ddbRecord(`"INSERT"`, `{"ApproximateCreationDateTime":1571877153,"ApproximateCreationDateTimePrecision":"SECOND","NewImage":{}}`),
 			errContains: "dynamodb.ApproximateCreationDateTimePrecision: not a DynamoDB change record: SECOND is not a precision"},

@@ -22,8 +22,15 @@ var _ kcllog.Logger = slogAdapter{}
 // sleep) at Info, and the normal "not every shard is leased yet" state of a
 // rebalance at Warn; our own code logs the events an operator needs (lease
 // taken, released, lost) at Info, so the library's are one level lower.
-func (a slogAdapter) Debugf(f string, args ...any) { a.log(slog.LevelDebug, f, args) }
-func (a slogAdapter) Infof(f string, args ...any)  { a.log(slog.LevelDebug, f, args) }
+func (a slogAdapter) Debugf(f string, args ...any) {
+	// Its event loop's tick, every loopTick under the coordinator: at debug
+	// level it was nine log lines in ten and a test worker's busiest work.
+	if strings.HasPrefix(f, "Waited %d ms to sync shards") {
+		return
+	}
+	a.log(slog.LevelDebug, f, args)
+}
+func (a slogAdapter) Infof(f string, args ...any) { a.log(slog.LevelDebug, f, args) }
 func (a slogAdapter) Warnf(f string, args ...any) {
 	if strings.HasPrefix(f, "Error in rebalance") {
 		a.log(slog.LevelDebug, f, args)

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kinesis-ingest/kinesis-ingest/retry"
 )
@@ -32,8 +33,8 @@ type readRetry struct {
 	log  *slog.Logger
 }
 
-// readRetryFor bounds the retries of one call: a shard whose reads keep
-// failing for that long on this worker is released, so that another worker,
+// readRetryFor bounds the retries of one call (no attempt starts after it):
+// a shard whose reads keep failing for that long on this worker is released, so that another worker,
 // on another path, can try.
 const readRetryFor = 30 * time.Second
 
@@ -58,7 +59,11 @@ func (r *readRetry) middleware(o *kinesis.Options) {
 				if s := shardOf(ctx); s != "" {
 					shard = s
 				}
-				ctx, cancel := context.WithTimeout(ctx, readRetryFor)
+				// The window bounds when a new attempt may start, never an
+				// attempt under way: each has the SDK's attempts of
+				// call_timeout, which may by themselves outlast it.
+				first := time.Now()
+				ctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				go func() {
 					select {
@@ -70,7 +75,7 @@ func (r *readRetry) middleware(o *kinesis.Options) {
 				var out middleware.InitializeOutput
 				var md middleware.Metadata
 				err := readRetryPolicy.Do(ctx, retry.Options{
-					Retryable: transientRead,
+					Retryable: func(err error) bool { return transientRead(err) && time.Since(first) < readRetryFor },
 					OnRetry: func(a retry.Attempt) {
 						r.log.Warn("Kinesis read failed; retrying in place (the shard keeps its lease)", "shard_id", shard, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
 					},
@@ -86,8 +91,14 @@ func (r *readRetry) middleware(o *kinesis.Options) {
 
 // transientRead says whether a failed read may succeed if made again: no
 // answer at all (a refused connection, a timeout, the SDK's retry quota) or
-// a server error. An error Kinesis answered with on purpose is final here.
+// a server error (any 5xx: a load balancer's or proxy's 502 carries no
+// error code). An error Kinesis answered with on purpose is final here.
 func transientRead(err error) bool {
+	var resp *smithyhttp.ResponseError
+	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 500 {
+		// Whatever the body said (a proxy's 502 has no error code).
+		return true
+	}
 	var api smithy.APIError
 	if !errors.As(err, &api) {
 		return true

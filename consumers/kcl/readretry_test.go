@@ -1,7 +1,9 @@
 package kcl
 
 import (
+	"errors"
 	"io"
+	"net/http"
 	"log/slog"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/faultproxy"
@@ -97,5 +101,30 @@ func waitForCond(t *testing.T, timeout time.Duration, what string, cond func() b
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The errors a read can end with, sorted into worth another attempt or not.
+func TestTransientRead(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no answer", &smithyhttp.RequestSendError{Err: errors.New("connection refused")}, true},
+		{"a proxy's 502 without a code", &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 502}}, Err: &smithy.GenericAPIError{Code: "UnknownError"}}, true},
+		{"InternalFailure", &smithy.GenericAPIError{Code: "InternalFailure"}, true},
+		{"server fault", &smithy.GenericAPIError{Code: "Whatever", Fault: smithy.FaultServer}, true},
+		{"throttled: the KCL's", &types.ProvisionedThroughputExceededException{}, false},
+		{"expired iterator: renewed, not retried", &types.ExpiredIteratorException{}, false},
+		{"no such stream", &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 400}}, Err: &types.ResourceNotFoundException{}}, false},
+		{"access denied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := transientRead(tc.err); got != tc.want {
+				t.Errorf("transientRead(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
 	}
 }

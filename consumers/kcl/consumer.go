@@ -270,7 +270,8 @@ func New(cfg Config) (*Consumer, error) {
 	// Innermost, first: transient read failures retried in place
 	// (readretry.go), then expired iterators renewed (iterators.go).
 	c.iterators = newIteratorRenewal(cfg.Kinesis, log.With("subsystem", "kcl"), nil)
-	retries := newReadRetry(c.stopping, log.With("subsystem", "kcl"))
+	// The lease table is made below; the retries renew through it.
+	retries := newReadRetry(c.stopping, log.With("subsystem", "kcl"), func(shard string) error { return c.table.RenewHeld(shard) })
 	opts := []func(*kinesis.Options){retries.middleware, c.iterators.middleware, GuardAggregates, c.inflight.middleware, reads.middleware}
 	if cfg.EFO != nil {
 		opts = append(opts, WithFanOutGuard(cfg.EFO.Hooks, log.With("subsystem", "efo")))

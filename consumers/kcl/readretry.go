@@ -31,6 +31,11 @@ import (
 type readRetry struct {
 	stop <-chan struct{}
 	log  *slog.Logger
+	// renew renews this worker's lease on a shard. The KCL renews a shard's
+	// lease only once its GetShardIterator succeeded, so the retries of
+	// that call renew it themselves, or the lease would expire under them
+	// and another worker take the shard.
+	renew func(shard string) error
 }
 
 // readRetryFor bounds the retries of one call (no attempt starts after it):
@@ -40,8 +45,8 @@ const readRetryFor = 30 * time.Second
 
 var readRetryPolicy = retry.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
-func newReadRetry(stop <-chan struct{}, log *slog.Logger) *readRetry {
-	return &readRetry{stop: stop, log: log}
+func newReadRetry(stop <-chan struct{}, log *slog.Logger, renew func(shard string) error) *readRetry {
+	return &readRetry{stop: stop, log: log, renew: renew}
 }
 
 func (r *readRetry) middleware(o *kinesis.Options) {
@@ -49,10 +54,11 @@ func (r *readRetry) middleware(o *kinesis.Options) {
 		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("kinesis-ingest/read-retry",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 				var shard string
+				starting := false
 				switch x := in.Parameters.(type) {
 				case *kinesis.GetRecordsInput:
 				case *kinesis.GetShardIteratorInput:
-					shard = aws.ToString(x.ShardId)
+					shard, starting = aws.ToString(x.ShardId), true
 				default:
 					return next.HandleInitialize(ctx, in)
 				}
@@ -75,7 +81,18 @@ func (r *readRetry) middleware(o *kinesis.Options) {
 				var out middleware.InitializeOutput
 				var md middleware.Metadata
 				err := readRetryPolicy.Do(ctx, retry.Options{
-					Retryable: func(err error) bool { return transientRead(err) && time.Since(first) < readRetryFor },
+					Retryable: func(err error) bool {
+						if !transientRead(err) || time.Since(first) >= readRetryFor {
+							return false
+						}
+						if starting && r.renew != nil {
+							if rerr := r.renew(shard); rerr != nil {
+								r.log.Warn("Kinesis read failed, and the shard's lease could not be renewed: not retried", "shard_id", shard, "err", err, "renew_err", rerr)
+								return false
+							}
+						}
+						return true
+					},
 					OnRetry: func(a retry.Attempt) {
 						r.log.Warn("Kinesis read failed; retrying in place (the shard keeps its lease)", "shard_id", shard, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
 					},

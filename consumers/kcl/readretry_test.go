@@ -3,8 +3,9 @@ package kcl
 import (
 	"errors"
 	"io"
-	"net/http"
 	"log/slog"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func TestReadsRetryInPlaceWhileKinesisFails(t *testing.T) {
 	}
 	proxy := faultproxy.New(t, kin.Endpoint)
 	stop := make(chan struct{})
-	kc := kinesis.New(testaws.Kinesis(proxy.URL).Options(), newReadRetry(stop, slog.New(slog.NewTextHandler(io.Discard, nil))).middleware)
+	kc := kinesis.New(testaws.Kinesis(proxy.URL).Options(), newReadRetry(stop, slog.New(slog.NewTextHandler(io.Discard, nil)), nil).middleware)
 	it, err := kc.GetShardIterator(t.Context(), &kinesis.GetShardIteratorInput{StreamName: aws.String("retry"), ShardId: shards.Shards[0].ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
 	if err != nil {
 		t.Fatal(err)
@@ -126,5 +127,52 @@ func TestTransientRead(t *testing.T) {
 				t.Errorf("transientRead(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// The KCL renews a shard's lease only once its GetShardIterator answered:
+// while that call is retried in place, the retries renew it, and a lease
+// that cannot be renewed (lost) ends them.
+func TestShardIteratorRetriesRenewTheLease(t *testing.T) {
+	kin := envtest.Kinesis(t)
+	direct := testaws.Kinesis(kin.Endpoint)
+	envtest.CreateStream(t, direct, "renew", 1)
+	shards, err := direct.ListShards(t.Context(), &kinesis.ListShardsInput{StreamName: aws.String("renew")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := shards.Shards[0].ShardId
+	proxy := faultproxy.New(t, kin.Endpoint, faultproxy.Rule{Operation: "GetShardIterator", Every: 1, Code: "InternalFailure"})
+	var renewals atomic.Int64
+	var lost atomic.Bool
+	renew := func(s string) error {
+		if s != aws.ToString(shard) {
+			t.Errorf("renewed %q, want %q", s, aws.ToString(shard))
+		}
+		renewals.Add(1)
+		if lost.Load() {
+			return errors.New("lease lost")
+		}
+		return nil
+	}
+	kc := kinesis.New(testaws.Kinesis(proxy.URL).Options(), newReadRetry(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), renew).middleware)
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String("renew"), ShardId: shard, ShardIteratorType: types.ShardIteratorTypeTrimHorizon}
+
+	done := make(chan error, 1)
+	go func() { _, err := kc.GetShardIterator(t.Context(), in); done <- err }()
+	waitForCond(t, 20*time.Second, "two renewals while GetShardIterator is retried", func() bool { return renewals.Load() >= 2 })
+	proxy.SetRules()
+	if err := <-done; err != nil {
+		t.Fatalf("GetShardIterator failed though Kinesis came back: %v", err)
+	}
+
+	proxy.SetRules(faultproxy.Rule{Operation: "GetShardIterator", Every: 1, Code: "InternalFailure"})
+	lost.Store(true)
+	before := renewals.Load()
+	if _, err := kc.GetShardIterator(t.Context(), in); err == nil {
+		t.Fatal("GetShardIterator succeeded with every call failing")
+	}
+	if n := renewals.Load() - before; n != 1 {
+		t.Errorf("%d renewals after the lease was lost, want 1 (then no more retries)", n)
 	}
 }

@@ -53,57 +53,74 @@ func (r *readRetry) middleware(o *kinesis.Options) {
 	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
 		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("kinesis-ingest/read-retry",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				var shard string
 				starting := false
-				switch x := in.Parameters.(type) {
+				switch in.Parameters.(type) {
 				case *kinesis.GetRecordsInput:
 				case *kinesis.GetShardIteratorInput:
-					shard, starting = aws.ToString(x.ShardId), true
+					starting = true
 				default:
 					return next.HandleInitialize(ctx, in)
 				}
-				if s := shardOf(ctx); s != "" {
-					shard = s
-				}
-				// The window bounds when a new attempt may start, never an
-				// attempt under way: each has the SDK's attempts of
-				// call_timeout, which may by themselves outlast it.
+				// The first attempt as if the middleware were not there: a
+				// read that succeeds (nearly all) pays nothing for it.
 				first := time.Now()
-				ctx, cancel := context.WithCancel(ctx)
-				defer cancel()
-				go func() {
-					select {
-					case <-r.stop:
-						cancel()
-					case <-ctx.Done():
-					}
-				}()
-				var out middleware.InitializeOutput
-				var md middleware.Metadata
-				err := readRetryPolicy.Do(ctx, retry.Options{
-					Retryable: func(err error) bool {
-						if !transientRead(err) || time.Since(first) >= readRetryFor {
-							return false
-						}
-						if starting && r.renew != nil {
-							if rerr := r.renew(shard); rerr != nil {
-								r.log.Warn("Kinesis read failed, and the shard's lease could not be renewed: not retried", "shard_id", shard, "err", err, "renew_err", rerr)
-								return false
-							}
-						}
-						return true
-					},
-					OnRetry: func(a retry.Attempt) {
-						r.log.Warn("Kinesis read failed; retrying in place (the shard keeps its lease)", "shard_id", shard, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
-					},
-				}, func(ctx context.Context) error {
-					var err error
-					out, md, err = next.HandleInitialize(ctx, in)
-					return err
-				})
-				return out, md, err
+				out, md, err := next.HandleInitialize(ctx, in)
+				if err == nil || !transientRead(err) {
+					return out, md, err
+				}
+				return r.retry(ctx, in, next, starting, first, err)
 			}), middleware.Before)
 	})
+}
+
+// retry makes a read that failed transiently (failed: its error) again
+// until it succeeds, fails otherwise, readRetryFor has passed since its first
+// attempt (the window bounds when an attempt may start, never one under way:
+// each has the SDK's attempts of call_timeout, which may by themselves
+// outlast it), its lease cannot be renewed, or the worker stops.
+func (r *readRetry) retry(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler, starting bool, first time.Time, failed error) (middleware.InitializeOutput, middleware.Metadata, error) {
+	shard := shardOf(ctx)
+	if x, ok := in.Parameters.(*kinesis.GetShardIteratorInput); ok {
+		shard = aws.ToString(x.ShardId)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var out middleware.InitializeOutput
+	var md middleware.Metadata
+	attempts := 0
+	err := readRetryPolicy.Do(ctx, retry.Options{
+		Retryable: func(err error) bool {
+			if !transientRead(err) || time.Since(first) >= readRetryFor {
+				return false
+			}
+			if starting && r.renew != nil {
+				if rerr := r.renew(shard); rerr != nil {
+					r.log.Warn("Kinesis read failed, and the shard's lease could not be renewed: not retried", "shard_id", shard, "err", err, "renew_err", rerr)
+					return false
+				}
+			}
+			return true
+		},
+		OnRetry: func(a retry.Attempt) {
+			r.log.Warn("Kinesis read failed; retrying in place (the shard keeps its lease)", "shard_id", shard, "attempt", a.N, "retry_in", a.Wait, "err", a.Err)
+		},
+	}, func(ctx context.Context) error {
+		attempts++
+		if attempts == 1 {
+			return failed // made already, by the caller
+		}
+		var err error
+		out, md, err = next.HandleInitialize(ctx, in)
+		return err
+	})
+	return out, md, err
 }
 
 // transientRead says whether a failed read may succeed if made again: no

@@ -269,7 +269,7 @@ func New(cfg Config) (*Consumer, error) {
 	// Run adds the lease pass gate and the start positions (readClient).
 	// Innermost, first: transient read failures retried in place
 	// (readretry.go), then expired iterators renewed (iterators.go).
-	c.iterators = newIteratorRenewal(cfg.Kinesis, log.With("subsystem", "kcl"), nil)
+	c.iterators = newIteratorRenewal(cfg.Kinesis, log.With("subsystem", "kcl"))
 	// The lease table is made below; the retries renew through it.
 	retries := newReadRetry(c.stopping, log.With("subsystem", "kcl"), func(shard string) error { return c.table.RenewHeld(shard) })
 	opts := []func(*kinesis.Options){retries.middleware, c.iterators.middleware, GuardAggregates, c.inflight.middleware, reads.middleware}

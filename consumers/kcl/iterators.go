@@ -29,59 +29,49 @@ import (
 // LATEST with nothing read since is left to fail: a new LATEST would skip
 // what arrived meanwhile.
 type iteratorRenewal struct {
-	plain   *kinesis.Client // without the read path's middlewares: its answer is not another read
-	log     *slog.Logger
-	onRenew func()
+	plain *kinesis.Client // without the read path's middlewares: its answer is not another read
+	log   *slog.Logger
 
-	mu     sync.Mutex
-	where  map[string]iteratorStart // iterator → how to get one at the same position
-	pruned int                      // len(where) after the last prune
+	mu sync.Mutex
+	// newest is each shard's newest iterator and how to get one at its
+	// position: the library reads a shard with the newest it was given (as
+	// the read-rate gate assumes), so one per shard is kept, no more.
+	newest map[string]iteratorStart
 }
 
 type iteratorStart struct {
-	in     kinesis.GetShardIteratorInput
-	issued time.Time
+	iterator string
+	in       kinesis.GetShardIteratorInput
+	issued   time.Time
 }
 
-// forgetAfter is how long an iterator is remembered: past Kinesis's five
-// minutes a little, so that the expired ones the renewal is for are known.
-const forgetAfter = 15 * time.Minute
-
-func newIteratorRenewal(plain *kinesis.Client, log *slog.Logger, onRenew func()) *iteratorRenewal {
-	return &iteratorRenewal{plain: plain, log: log, onRenew: onRenew, where: map[string]iteratorStart{}}
+func newIteratorRenewal(plain *kinesis.Client, log *slog.Logger) *iteratorRenewal {
+	return &iteratorRenewal{plain: plain, log: log, newest: map[string]iteratorStart{}}
 }
 
-func (r *iteratorRenewal) remember(iterator string, in kinesis.GetShardIteratorInput, now time.Time) {
-	if iterator == "" {
+func (r *iteratorRenewal) remember(shard string, s iteratorStart) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.iterator == "" {
+		delete(r.newest, shard) // the shard's end
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.where[iterator] = iteratorStart{in: in, issued: now}
-	// Iterators a consumer that ended left behind are never read: dropped
-	// once old, each time the map has doubled (amortised O(1) per read).
-	if len(r.where) > 2*r.pruned+64 {
-		for it, s := range r.where {
-			if now.Sub(s.issued) > forgetAfter {
-				delete(r.where, it)
-			}
-		}
-		r.pruned = len(r.where)
-	}
+	r.newest[shard] = s
 }
 
-func (r *iteratorRenewal) take(iterator string) (iteratorStart, bool) {
+// of returns how to renew iterator, the one shard is read with.
+func (r *iteratorRenewal) of(shard, iterator string) (iteratorStart, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s, ok := r.where[iterator]
-	delete(r.where, iterator)
-	return s, ok
+	s, ok := r.newest[shard]
+	return s, ok && s.iterator == iterator
 }
 
 // middleware is a kinesis.Options function; it must come first in the list
 // so that it runs inside every other: a read renewed here does not wait
 // for the budget or the read-rate gate again, and they see the read as the
-// KCL made it.
+// KCL made it. It learns a read's shard from the read-rate gate, outside
+// it (withShard).
 func (r *iteratorRenewal) middleware(o *kinesis.Options) {
 	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
 		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("kinesis-ingest/iterator-renewal",
@@ -90,11 +80,12 @@ func (r *iteratorRenewal) middleware(o *kinesis.Options) {
 				case *kinesis.GetShardIteratorInput:
 					out, md, err := next.HandleInitialize(ctx, in)
 					if res, ok := out.Result.(*kinesis.GetShardIteratorOutput); err == nil && ok {
-						r.remember(aws.ToString(res.ShardIterator), *x, time.Now())
+						r.remember(aws.ToString(x.ShardId), iteratorStart{iterator: aws.ToString(res.ShardIterator), in: *x, issued: time.Now()})
 					}
 					return out, md, err
 				case *kinesis.GetRecordsInput:
-					start, known := r.take(aws.ToString(x.ShardIterator))
+					shard := shardOf(ctx)
+					start, known := r.of(shard, aws.ToString(x.ShardIterator))
 					out, md, err := next.HandleInitialize(ctx, in)
 					var expired *types.ExpiredIteratorException
 					if err != nil && errors.As(err, &expired) && known && start.in.ShardIteratorType != types.ShardIteratorTypeLatest {
@@ -103,38 +94,26 @@ func (r *iteratorRenewal) middleware(o *kinesis.Options) {
 							return out, md, fmt.Errorf("%w (renewing the expired iterator failed too: %w)", err, ferr)
 						}
 						r.log.Info("shard iterator expired before its read (the read waited over 5 minutes): renewed at the same position",
-							"shard_id", aws.ToString(start.in.ShardId), "iterator_age", time.Since(start.issued).Round(time.Second),
+							"shard_id", shard, "iterator_age", time.Since(start.issued).Round(time.Second),
 							"position", string(start.in.ShardIteratorType)+" "+aws.ToString(start.in.StartingSequenceNumber))
-						if r.onRenew != nil {
-							r.onRenew()
-						}
 						again := *x
 						again.ShardIterator = fresh.ShardIterator
 						in.Parameters = &again
-						start.issued = time.Now()
 						out, md, err = next.HandleInitialize(ctx, in)
 					}
 					res, ok := out.Result.(*kinesis.GetRecordsOutput)
-					if err != nil || !ok || res.NextShardIterator == nil {
-						if err != nil && known {
-							// Not read: the KCL ends this consumer, or (a
-							// throttle) reads with the same iterator again.
-							r.remember(aws.ToString(x.ShardIterator), start.in, start.issued)
-						}
+					if err != nil || !ok || !known {
+						// Not read (the shard's entry stays as it was), or a
+						// chain begun elsewhere.
 						return out, md, err
 					}
-					if !known {
-						// A chain this client did not begin: nothing names
-						// its shard.
-						return out, md, err
-					}
-					after := start.in
+					after := iteratorStart{iterator: aws.ToString(res.NextShardIterator), in: start.in, issued: time.Now()}
 					if n := len(res.Records); n > 0 {
-						after.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
-						after.StartingSequenceNumber = res.Records[n-1].SequenceNumber
-						after.Timestamp = nil
+						after.in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
+						after.in.StartingSequenceNumber = res.Records[n-1].SequenceNumber
+						after.in.Timestamp = nil
 					}
-					r.remember(aws.ToString(res.NextShardIterator), after, time.Now())
+					r.remember(shard, after)
 					return out, md, err
 				}
 				return next.HandleInitialize(ctx, in)

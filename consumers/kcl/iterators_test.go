@@ -1,6 +1,7 @@
 package kcl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/envtest"
 	"github.com/kinesis-ingest/kinesis-ingest/internal/testenv/faultproxy"
@@ -56,8 +58,7 @@ func TestExpiredIteratorsAreRenewedInPlace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			proxy := faultproxy.New(t, kin.Endpoint, faultproxy.Rule{Operation: "GetRecords", Every: tc.every, Code: "ExpiredIteratorException"})
 			var renewed atomic.Int64
-			r := newIteratorRenewal(direct, slog.New(slog.NewTextHandler(io.Discard, nil)), func() { renewed.Add(1) })
-			kc := kinesis.New(testaws.Kinesis(proxy.URL).Options(), r.middleware)
+			kc := renewingClient(t, direct, proxy.URL, &renewed)
 			it, err := kc.GetShardIterator(t.Context(), &kinesis.GetShardIteratorInput{StreamName: aws.String("expiry"), ShardId: shard, ShardIteratorType: tc.start})
 			if err != nil {
 				t.Fatal(err)
@@ -101,16 +102,42 @@ func TestExpiredIteratorsAreRenewedInPlace(t *testing.T) {
 
 	t.Run("LATEST with nothing read is not renewed", func(t *testing.T) {
 		proxy := faultproxy.New(t, kin.Endpoint, faultproxy.Rule{Operation: "GetRecords", Every: 1, Code: "ExpiredIteratorException"})
-		r := newIteratorRenewal(direct, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-		kc := kinesis.New(testaws.Kinesis(proxy.URL).Options(), r.middleware)
+		var renewed atomic.Int64
+		kc := renewingClient(t, direct, proxy.URL, &renewed)
 		it, err := kc.GetShardIterator(t.Context(), &kinesis.GetShardIteratorInput{StreamName: aws.String("expiry"), ShardId: shard, ShardIteratorType: types.ShardIteratorTypeLatest})
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = kc.GetRecords(t.Context(), &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
 		var expired *types.ExpiredIteratorException
-		if !errors.As(err, &expired) {
-			t.Fatalf("GetRecords on an expired LATEST iterator = %v, want ExpiredIteratorException", err)
+		if !errors.As(err, &expired) || renewed.Load() != 0 {
+			t.Fatalf("GetRecords on an expired LATEST iterator = %v after %d renewals, want ExpiredIteratorException and none", err, renewed.Load())
 		}
 	})
+}
+
+// renewingClient reads through url as the worker's read client does: the
+// iterator renewal inside the read-rate gate, which names each read's
+// shard. renewed counts the renewals, GetShardIterator calls of the plain
+// client.
+func renewingClient(t *testing.T, plain *kinesis.Client, url string, renewed *atomic.Int64) *kinesis.Client {
+	t.Helper()
+	counted := kinesis.New(plain.Options(), func(o *kinesis.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			return st.Initialize.Add(middleware.InitializeMiddlewareFunc("count-renewals",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					if _, ok := in.Parameters.(*kinesis.GetShardIteratorInput); ok {
+						renewed.Add(1)
+					}
+					return next.HandleInitialize(ctx, in)
+				}), middleware.Before)
+		})
+	})
+	limiter, err := NewReadLimiter(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	gate := newReadGate(limiter, "expiry", nil, log)
+	return kinesis.New(testaws.Kinesis(url).Options(), newIteratorRenewal(counted, log).middleware, gate.middleware)
 }

@@ -2,7 +2,7 @@
 # `make test` installs what the tests need and runs every test.
 GO       ?= go
 EMU_DIR  := internal/testenv/emulators
-FUZZTIME ?= 3s
+FUZZTIME ?= 2s
 
 .PHONY: all build deps test-deps demo test race fuzz bench bench-wide
 

@@ -17,7 +17,7 @@ import (
 )
 
 // hotProducer puts orders (ids from 0 upwards) to chosen shards through
-// their hash keys: per round, hotPerRound records to each hot shard and one
+// their hash keys: per round, hotPerRound records to each hot shard and coldPerRound
 // to each other shard.
 type hotProducer struct {
 	e      *env
@@ -30,9 +30,11 @@ type hotProducer struct {
 	done   chan struct{}
 }
 
-// hotPerRound makes two hot shards of eight carry 80% of the records (and
-// bytes): 2×12 of 2×12 + 6.
-const hotPerRound = 12
+// hotPerRound and coldPerRound make two hot shards of eight carry 80% of the
+// records (and bytes): 2×24 of 2×24 + 6×2. Some 6 KB a round keeps the
+// stream well over the balance's idle threshold (1 KiB/s per worker) even
+// when a loaded emulator slows the puts down.
+const hotPerRound, coldPerRound = 24, 2
 
 func (e *env) produceHot(shards []types.Shard, hot map[string]bool, every time.Duration) *hotProducer {
 	p := &hotProducer{e: e, shards: shards, hot: hot, stop: make(chan struct{}), done: make(chan struct{})}
@@ -56,7 +58,7 @@ func (p *hotProducer) round() {
 	p.mu.Unlock()
 	var entries []types.PutRecordsRequestEntry
 	for _, s := range p.shards {
-		n := 1
+		n := coldPerRound
 		if p.hot[aws.ToString(s.ShardId)] {
 			n = hotPerRound
 		}

@@ -74,7 +74,7 @@ const (
 	// taking it before the shard may move again.
 	balanceCooldown = 5
 	// minBalancedRate is the mean bytes/s per worker under which the
-	// passes balance by count: an idle stream has nothing to balance.
+	// passes move nothing: an idle stream has nothing to balance.
 	minBalancedRate = 1024.0
 )
 
@@ -187,7 +187,7 @@ const (
 	// byThroughput: the claims returned are this worker's moves.
 	byThroughput
 	// waiting: a shard was just taken and not yet measured by its new
-	// owner: no move this pass.
+	// owner, or the stream is idle: no move this pass.
 	waiting
 )
 
@@ -231,7 +231,11 @@ func throughputClaims(in planInput, ids []string, live map[string]bool, count, c
 	}
 	mean := total / float64(len(in.workers))
 	if mean < minBalancedRate {
-		return nil, byCount
+		// Nothing to balance, and no reason to balance by count instead:
+		// a stream whose rate hovers about the threshold (a slow producer,
+		// a loaded emulator) flipped every worker to count and back, each
+		// flip moving shards the other undid.
+		return nil, waiting
 	}
 	heavy := slices.Clone(ids)
 	slices.SortFunc(heavy, func(a, b string) int { return cmp.Or(cmp.Compare(load[b], load[a]), cmp.Compare(a, b)) })
